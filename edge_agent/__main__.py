@@ -1,0 +1,5 @@
+"""Run the edge agent CLI with ``python -m edge_agent``."""
+
+from edge_agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""The orchestrator: builds the agent's components, starts them in order, stops them in reverse."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Protocol
+
+from edge_agent.config import EdgeConfig
+from edge_agent.credentials import CredentialStore
+from edge_agent.recording.index import SegmentIndex
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """A long-running part of the agent. `stop()` returns within a few seconds."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start its threads; return at once."""
+
+    def stop(self) -> None:
+        """Stop its threads and wait for them."""
+
+
+class EdgeAgent:
+    """All components of one agent, wired through their constructors."""
+
+    def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
+        from edge_agent.recording.recorder import CameraRecorder
+        from edge_agent.retention.cleaner import RetentionCleaner
+
+        self.config = config
+        self.credentials = credentials or CredentialStore(config.credentials_file)
+        config.storage.path.mkdir(parents=True, exist_ok=True)
+        self.index = SegmentIndex(config.state_dir / "index.db")
+        self.recorders = [
+            CameraRecorder(cam, config, self.index, self.credentials)
+            for cam in config.cameras
+            if cam.enabled and cam.record
+        ]
+        self.cleaner = RetentionCleaner(config, self.index)
+        self.components: list[Component] = [*self.recorders, self.cleaner]
+        self._started: list[Component] = []
+
+    def start(self) -> None:
+        """Repair the index from disk, then start every component in order."""
+        from edge_agent.recording.repair import scan_and_repair
+
+        report = scan_and_repair(self.index, self.config.storage.path)
+        if report.changed:
+            log.warning("storage repaired at start-up: %s", report.summary())
+        for component in self.components:
+            log.info("starting %s", component.name)
+            component.start()
+            self._started.append(component)
+
+    def stop(self) -> None:
+        """Stop the started components in reverse order, then close the index."""
+        while self._started:
+            component = self._started.pop()
+            log.info("stopping %s", component.name)
+            try:
+                component.stop()
+            except Exception:  # noqa: BLE001 - one broken stop must not leave the rest running
+                log.exception("%s did not stop cleanly", component.name)
+        self.index.close()
+
+
+def run(config: EdgeConfig, ready: Callable[[EdgeAgent], None] | None = None) -> int:
+    """Run the agent until SIGTERM or SIGINT; returns the process exit code."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    agent = EdgeAgent(config)
+    try:
+        agent.start()
+        if ready is not None:
+            ready(agent)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        agent.stop()
+    return 0

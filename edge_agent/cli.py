@@ -1,0 +1,110 @@
+"""The `edge-agent` command: run, check-config, discover, probe, storage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from edge_agent import __version__
+from edge_agent.config import EdgeConfig, load_config
+from edge_agent.errors import ConfigError, EdgeAgentError
+
+DEFAULT_CONFIG = "/etc/edge-agent/edge.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="Food-safety video edge agent: records key-station cameras with legal "
+        "retention, detects violations and reports to central.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the agent until SIGTERM/SIGINT")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+
+    p = sub.add_parser("check-config", help="validate a configuration file and list every error")
+    p.add_argument("config", help="YAML configuration file")
+
+    p = sub.add_parser("discover", help="find ONVIF cameras on the local network (WS-Discovery)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
+    p.add_argument(
+        "--interface",
+        default=None,
+        help="IPv4 address of the interface to send the multicast probe from",
+    )
+
+    p = sub.add_parser("probe", help="read an ONVIF camera's profiles and print a camera block")
+    p.add_argument("--host", required=True, help="camera address")
+    p.add_argument("--port", type=int, default=80, help="ONVIF HTTP port")
+    p.add_argument("--user", default="admin", help="ONVIF user name")
+    p.add_argument(
+        "--password-env",
+        default="ONVIF_PASSWORD",
+        help="environment variable holding the password (never on the command line)",
+    )
+    p.add_argument("--id", dest="camera_id", default=None, help="camera id for the block")
+    p.add_argument("--station", default="entry_inspection", help="station for the block")
+
+    p = sub.add_parser("storage", help="per-camera days held, days forecast, bytes and gaps")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `edge-agent`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except EdgeAgentError as e:
+        print(f"edge-agent: {e}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check-config":
+        config = load_config(args.config)
+        print(f"{args.config}: OK ({len(config.cameras)} cameras, site {config.site_id})")
+        return 0
+    if args.command == "run":
+        config = load_config(args.config)
+        _setup_logging(config)
+        from edge_agent.app import run
+
+        return run(config)
+    if args.command == "storage":
+        from edge_agent.retention.report import print_storage_report
+
+        return print_storage_report(load_config(args.config), as_json=args.json)
+    if args.command == "discover":
+        from edge_agent.onvif.discovery import print_discovered
+
+        return print_discovered(timeout=args.timeout, interface=args.interface)
+    if args.command == "probe":
+        from edge_agent.onvif.probe import print_probe
+
+        return print_probe(
+            host=args.host,
+            port=args.port,
+            user=args.user,
+            password_env=args.password_env,
+            camera_id=args.camera_id,
+            station=args.station,
+        )
+    raise AssertionError(args.command)
+
+
+def _setup_logging(config: EdgeConfig) -> None:
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s",
+    )
+    logging.Formatter.converter = time.gmtime

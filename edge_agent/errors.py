@@ -1,0 +1,35 @@
+"""Named errors raised by the edge agent's components."""
+
+
+class EdgeAgentError(Exception):
+    """Base class of every error the edge agent raises on purpose."""
+
+
+class ConfigError(EdgeAgentError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration {path}:\n{lines}")
+
+
+class CredentialError(EdgeAgentError):
+    """A camera credential named in the configuration cannot be resolved."""
+
+
+class StreamError(EdgeAgentError):
+    """A camera stream cannot be opened or carries video the recorder cannot handle."""
+
+
+class UnsupportedStreamError(StreamError):
+    """The stream has no video track or a codec the recorder cannot store."""
+
+
+class SegmentIndexError(EdgeAgentError):
+    """The segment index is inconsistent with the files on disk."""
+
+
+class OnvifError(EdgeAgentError):
+    """An ONVIF device did not answer or answered with an error."""

@@ -1,0 +1,1 @@
+"""Recording: camera readers, segment files, their index, and repair after a crash."""
