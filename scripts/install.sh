@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on Debian 12 (run as root, or with sudo available):
+# Debian packages (ffmpeg, mosquitto, GStreamer RTSP server, Chromium, ...) and a Python
+# virtual environment in .venv with the project and its test tools. Safe to run again:
+# each step is skipped when it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  ffmpeg                      # ffprobe/ffmpeg: footage, checks, the recording benchmark
+  mosquitto mosquitto-clients # the MQTT broker and mosquitto_passwd
+  opencv-doc                  # real sample footage (vtest.avi)
+  fonts-dejavu-core           # font for burning frame counters into sample footage
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-libav          # sample RTSP cameras (GStreamer RTSP server)
+  libgl1 libglib2.0-0         # runtime libraries of opencv-python
+  iproute2                    # network namespaces for the ONVIF emulator test
+  python3-venv
+  chromium                    # headless browser for page tests
+  nodejs npm                  # playwright-core drives Chromium in page tests
+)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+# Reinstall Python packages only when the dependency list changed.
+stamp=.venv/.install-stamp
+want=$(cat setup.cfg scripts/install.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$want" >"$stamp"
+fi
+echo "==> install done"
