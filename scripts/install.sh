@@ -18,8 +18,10 @@ APT_PACKAGES=(
   iproute2                    # network namespaces for the ONVIF emulator test
   python3-venv
   chromium                    # headless browser for page tests
-  nodejs npm                  # playwright-core drives Chromium in page tests
 )
+# playwright-core (npm) drives Chromium in page tests; keep a Node.js that is already there
+# (it may come from another repository that bundles npm).
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
