@@ -33,3 +33,15 @@ class SegmentIndexError(EdgeAgentError):
 
 class OnvifError(EdgeAgentError):
     """An ONVIF device did not answer or answered with an error."""
+
+
+class OutboxError(EdgeAgentError):
+    """A message or media file cannot be put in the outbox (wrong site, too large, unreadable)."""
+
+
+class UploadError(EdgeAgentError):
+    """A media file could not be uploaded to central; `retry` says whether trying again may help."""
+
+    def __init__(self, message: str, retry: bool = True) -> None:
+        self.retry = retry
+        super().__init__(message)
