@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge_agent.errors import ConfigError
+from edge_agent.mqtt.settings import MqttConfig
 
 IDENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENT, description="lower-case letters, digits, '_' and '-'")]
@@ -100,6 +101,12 @@ class EdgeConfig(_Model):
         None, description="folder for the agent's databases; default: <storage.path>/.agent"
     )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    mqtt: MqttConfig | None = Field(None, description="central's broker; none: record only")
+    central_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="central's base URL, for media uploads (https:// outside a test)",
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @field_validator("timezone")
