@@ -1,0 +1,111 @@
+"""Password hashing with scrypt (memory-hard), random tokens, and the login throttle."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+# scrypt cost: n=2**15, r=8 needs 32 MiB per hash; about 50-100 ms on a server core, which
+# makes offline guessing of a stolen database expensive while a login stays quick.
+SCRYPT_N = 1 << 15
+SCRYPT_R = 8
+SCRYPT_P = 1
+_MAXMEM = 64 << 20
+MIN_PASSWORD_LENGTH = 10
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+    """A self-describing hash ``scrypt$n$r$p$salt$key`` of `password` with a fresh salt."""
+    salt = secrets.token_bytes(16)
+    key = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=_MAXMEM, dklen=32
+    )
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """True if `password` matches `encoded`; False for any malformed hash."""
+    try:
+        scheme, n, r, p, salt, key = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(key)
+        got = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=_MAXMEM,
+            dklen=len(expected),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def check_password_strength(password: str) -> None:
+    """Raise ValueError if a new password is too weak to accept."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if password.isdigit() or password.isalpha():
+        raise ValueError("a password needs letters and digits or symbols")
+
+
+def new_token() -> str:
+    """A random URL-safe token of 256 bits (session ids, API tokens, public links)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the database keeps of a token: its SHA-256, so a leaked table grants nothing."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class LoginThrottle:
+    """Decides whether another login attempt may be tried now.
+
+    Failures are counted per key (the user name, and separately the client address) over a
+    sliding window; past `max_failures` the key waits until the oldest failure leaves the
+    window. A success clears the user-name key only, so one valid account does not unlock an
+    address that is guessing others.
+    """
+
+    max_failures: int = 5
+    window_s: float = 300.0
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, keys: list[str], now: float) -> float:
+        """Seconds to wait before any of `keys` may try again (0: allowed now)."""
+        wait = 0.0
+        for key in keys:
+            times = self._prune(key, now)
+            if len(times) >= self.max_failures:
+                wait = max(wait, times[0] + self.window_s - now)
+        return wait
+
+    def failed(self, keys: list[str], now: float) -> None:
+        """Record a failed attempt for each key."""
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of `key`."""
+        self._failures.pop(key, None)
+
+    def _prune(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times

@@ -1,0 +1,73 @@
+"""Roles and what each may do; the scope (which subtree) is decided separately in scope.py."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """The kinds of user central knows."""
+
+    ADMIN = "admin"
+    CITY_MONITOR = "city_monitor"
+    COUNTY_INSPECTOR = "county_inspector"
+    ENTERPRISE_STAFF = "enterprise_staff"
+
+
+class Permission(StrEnum):
+    """Actions a handler asks about before it acts."""
+
+    VIEW = "view"
+    MANAGE_ORGS = "manage_orgs"
+    MANAGE_USERS = "manage_users"
+    ACKNOWLEDGE = "acknowledge"
+    REQUEST_RECTIFICATION = "request_rectification"
+    SUBMIT_RECTIFICATION = "submit_rectification"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    VIEW_REPORTS = "view_reports"
+    VIEW_AUDIT = "view_audit"
+    MANAGE_PUBLIC = "manage_public"
+    MANAGE_WEBHOOKS = "manage_webhooks"
+    WATCH_VIDEO = "watch_video"
+
+
+_REGULATOR = frozenset(
+    {
+        Permission.VIEW,
+        Permission.ACKNOWLEDGE,
+        Permission.REQUEST_RECTIFICATION,
+        Permission.CLOSE,
+        Permission.REOPEN,
+        Permission.VIEW_REPORTS,
+        Permission.MANAGE_PUBLIC,
+        Permission.WATCH_VIDEO,
+    }
+)
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.CITY_MONITOR: _REGULATOR | {Permission.MANAGE_WEBHOOKS},
+    Role.COUNTY_INSPECTOR: _REGULATOR,
+    Role.ENTERPRISE_STAFF: frozenset(
+        {
+            Permission.VIEW,
+            Permission.SUBMIT_RECTIFICATION,
+            Permission.MANAGE_PUBLIC,
+            Permission.WATCH_VIDEO,
+        }
+    ),
+}
+
+# The organisation level a user of each role is attached to (None: any level).
+ROLE_LEVEL: dict[Role, str | None] = {
+    Role.ADMIN: None,
+    Role.CITY_MONITOR: "city",
+    Role.COUNTY_INSPECTOR: "county",
+    Role.ENTERPRISE_STAFF: "enterprise",
+}
+
+
+def can(role: Role, permission: Permission) -> bool:
+    """True if users of `role` may perform `permission` (within their scope)."""
+    return permission in GRANTS[role]

@@ -1,0 +1,42 @@
+"""The rectification state machine, step by step."""
+
+import pytest
+
+from central.errors import WorkflowError
+from central.workflow import Action, State, decide, is_overdue
+
+
+def test_happy_path_to_closed_and_reopen() -> None:
+    s = decide(State.NEW, Action.ACKNOWLEDGE, note="", deadline=None).after
+    assert s is State.ACKNOWLEDGED
+    s = decide(s, Action.REQUEST_RECTIFICATION, note="wear hats", deadline=100.0).after
+    s = decide(s, Action.SUBMIT_RECTIFICATION, note="done, see photo", deadline=None).after
+    assert s is State.RECTIFICATION_SUBMITTED
+    step = decide(s, Action.CLOSE, note="", deadline=None)
+    assert step.closes and not step.opens
+    step = decide(step.after, Action.REOPEN, note="seen again", deadline=None)
+    assert step.after is State.REOPENED and step.opens
+
+
+def test_refused_steps_say_why() -> None:
+    with pytest.raises(WorkflowError, match="cannot submit_rectification an alert that is new"):
+        decide(State.NEW, Action.SUBMIT_RECTIFICATION, note="x", deadline=None)
+    with pytest.raises(WorkflowError, match="needs a deadline"):
+        decide(State.NEW, Action.REQUEST_RECTIFICATION, note="fix", deadline=None)
+    with pytest.raises(WorkflowError, match="needs a note"):
+        decide(State.NEW, Action.REQUEST_RECTIFICATION, note=" ", deadline=5.0)
+    with pytest.raises(WorkflowError):
+        decide(State.CLOSED, Action.CLOSE, note="", deadline=None)
+
+
+def test_rejecting_a_submission_requests_again() -> None:
+    step = decide(
+        State.RECTIFICATION_SUBMITTED, Action.REQUEST_RECTIFICATION, note="blurry", deadline=9.0
+    )
+    assert step.after is State.RECTIFICATION_REQUESTED
+
+
+def test_overdue_only_while_requested() -> None:
+    assert is_overdue(State.RECTIFICATION_REQUESTED, 10.0, now=11.0)
+    assert not is_overdue(State.RECTIFICATION_REQUESTED, 10.0, now=9.0)
+    assert not is_overdue(State.RECTIFICATION_SUBMITTED, 10.0, now=11.0)
