@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--id", dest="camera_id", default=None, help="camera id for the block")
     p.add_argument("--station", default="entry_inspection", help="station for the block")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the camera")
 
     p = sub.add_parser("storage", help="per-camera days held, days forecast, bytes and gaps")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
@@ -98,6 +99,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             password_env=args.password_env,
             camera_id=args.camera_id,
             station=args.station,
+            timeout=args.timeout,
         )
     raise AssertionError(args.command)
 

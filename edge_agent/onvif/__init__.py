@@ -1,0 +1,1 @@
+"""ONVIF camera discovery (WS-Discovery) and probing (device info, profiles, stream URIs)."""
