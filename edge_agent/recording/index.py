@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,12 @@ class SegmentIndex:
     def close(self) -> None:
         """Close the database."""
         self._ldb.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        """The database under the index lock, for read-only queries of other modules."""
+        with self._ldb.lock:
+            yield self.db
 
     # --- segments -------------------------------------------------------------------------
 
