@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge_agent.detection.settings import CameraDetectionConfig, DetectionConfig
 from edge_agent.errors import ConfigError
 from edge_agent.mqtt.settings import MqttConfig
 
@@ -81,6 +82,9 @@ class CameraConfig(_Model):
     retention_days: int = Field(90, ge=1, le=3650, description="legal retention duty in days")
     record: bool = True
     enabled: bool = True
+    detection: CameraDetectionConfig | None = Field(
+        None, description="rule overrides, masks and model of this camera"
+    )
 
     _url_check = field_validator("main_url", "sub_url")(
         lambda v: None if v is None else _check_rtsp_url(v)
@@ -107,6 +111,7 @@ class EdgeConfig(_Model):
         pattern=r"^https?://[^/\s]+(/\S*)?$",
         description="central's base URL, for media uploads (https:// outside a test)",
     )
+    detection: DetectionConfig = DetectionConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @field_validator("timezone")

@@ -35,6 +35,18 @@ class OnvifError(EdgeAgentError):
     """An ONVIF device did not answer or answered with an error."""
 
 
+class DetectionError(EdgeAgentError):
+    """Violation detection failed for a camera (model, frames, rules or evidence)."""
+
+
+class ModelError(DetectionError):
+    """A detection model file is missing, corrupt or has an unexpected input/output shape."""
+
+
+class ClipError(DetectionError):
+    """An evidence clip cannot be cut from the recorded segments."""
+
+
 class OutboxError(EdgeAgentError):
     """A message or media file cannot be put in the outbox (wrong site, too large, unreadable)."""
 

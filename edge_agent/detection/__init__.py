@@ -1,0 +1,1 @@
+"""Violation detection: frames, motion gate, detector, tracker, station rules, evidence."""
