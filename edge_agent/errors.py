@@ -47,6 +47,10 @@ class ClipError(DetectionError):
     """An evidence clip cannot be cut from the recorded segments."""
 
 
+class StorageReportError(EdgeAgentError):
+    """The storage report cannot read the segment index or the storage folder."""
+
+
 class OutboxError(EdgeAgentError):
     """A message or media file cannot be put in the outbox (wrong site, too large, unreadable)."""
 
