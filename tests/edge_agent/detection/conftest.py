@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,6 +20,8 @@ from edge_agent.detection.detector import (
     load_class_map,
     load_detector,
 )
+from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.paths import segment_relpath
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
@@ -77,3 +82,51 @@ def make_onnx(
         entry.key, entry.value = "names", names
     onnx.save(model, str(path))
     return path
+
+
+@dataclass(frozen=True)
+class RecordedClip:
+    """vtest.avi cut into 2 s fragmented-MP4 segments (as the recorder writes them)."""
+
+    files: list[Path]
+    seconds_each: float
+
+
+@pytest.fixture(scope="session")
+def segment_files(tmp_path_factory: pytest.TempPathFactory) -> RecordedClip:
+    """Ten seconds of vtest.avi, H.264 640x360 at 25 fps with a 2 s GOP, in 2 s segments."""
+    if not VTEST.is_file():
+        pytest.fail(f"{VTEST} is missing: install Debian's opencv-doc (scripts/install.sh)")
+    out = tmp_path_factory.mktemp("segments")
+    subprocess.run(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-t", "10",
+            "-i", str(VTEST), "-vf", "scale=640:360,fps=25", "-c:v", "libx264",
+            "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+            "-bf", "0", "-f", "segment", "-segment_time", "2", "-reset_timestamps", "1",
+            "-segment_format", "mp4",
+            "-segment_format_options", "movflags=frag_keyframe+empty_moov+default_base_moof",
+            str(out / "seg%03d.mp4"),
+        ],
+        check=True,
+    )  # fmt: skip
+    return RecordedClip(sorted(out.glob("seg*.mp4")), 2.0)
+
+
+def index_segments(
+    clip: RecordedClip, storage: Path, index: SegmentIndex, camera: str, start: float
+) -> list[Segment]:
+    """Copy the segments into `storage` under their recorder paths and index them."""
+    indexed = []
+    for i, src in enumerate(clip.files):
+        seg_start = start + i * clip.seconds_each
+        rel = segment_relpath(camera, seg_start)
+        dst = storage / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        info = SegmentInfo(
+            camera, rel, seg_start, seg_start + clip.seconds_each, dst.stat().st_size,
+            "h264", 640, 360, None, file_sha256(dst),
+        )  # fmt: skip
+        indexed.append(index.add_segment(info))
+    return indexed

@@ -1,0 +1,82 @@
+"""The motion gate: a running-average background on small grey frames decides if the
+detector runs at all, so a static scene costs almost nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_agent.detection.settings import MotionConfig
+from edge_agent.detection.zones import Point, mask_image
+
+
+class MotionGate:
+    """Says, frame by frame, whether the detector must run.
+
+    It runs when enough pixels (outside the masks) differ from the background, for
+    `hold_s` after motion stops (a person who stands still is still there), and at least
+    every `refresh_s` (lighting changes, objects that arrived while gated out).
+    """
+
+    def __init__(self, config: MotionConfig, masks: Sequence[Sequence[Point]] = ()) -> None:
+        self.config = config
+        self.masks = [list(m) for m in masks]
+        self._background: NDArray[np.float32] | None = None
+        self._keep: NDArray[np.uint8] | None = None
+        self._last_motion = float("-inf")
+        self._last_run = float("-inf")
+        self.frames = 0
+        self.skipped = 0
+        self.last_fraction = 0.0
+
+    def should_detect(self, image: NDArray[np.uint8], now: float) -> bool:
+        """Feed one BGR frame taken at `now`; True if the detector should look at it."""
+        self.frames += 1
+        moving = self._moving(image) if self.config.enabled else True
+        if moving:
+            self._last_motion = now
+        run = (
+            moving
+            or now - self._last_motion <= self.config.hold_s
+            or now - self._last_run >= self.config.refresh_s
+            or now < self._last_run  # the clock went back: do not trust the gate
+        )
+        if run:
+            self._last_run = now
+        else:
+            self.skipped += 1
+        return run
+
+    def _moving(self, image: NDArray[np.uint8]) -> bool:
+        grey = self._small_grey(image)
+        if self._background is None or self._background.shape != grey.shape:
+            self._background = grey.astype(np.float32)
+            height, width = grey.shape
+            self._keep = mask_image(self.masks, width, height)
+            return True  # first frame: nothing to compare with, look once
+        diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
+        _, changed = cv2.threshold(diff, self.config.pixel_threshold, 255, cv2.THRESH_BINARY)
+        if self._keep is not None:
+            changed = cv2.bitwise_and(changed, self._keep)
+            area = max(1, int(np.count_nonzero(self._keep)))
+        else:
+            area = changed.size
+        self.last_fraction = float(np.count_nonzero(changed)) / area
+        cv2.accumulateWeighted(grey, self._background, self.config.learning_rate)
+        return self.last_fraction >= self.config.min_area
+
+    def _small_grey(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        height, width = image.shape[:2]
+        small_w = min(self.config.width, width)
+        small_h = max(2, round(height * small_w / width))
+        small = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        return np.asarray(cv2.GaussianBlur(grey, (5, 5), 0), dtype=np.uint8)
+
+    @property
+    def skip_fraction(self) -> float:
+        """Share of frames the detector did not have to look at."""
+        return self.skipped / self.frames if self.frames else 0.0
