@@ -1,10 +1,21 @@
-"""The `central-server` command."""
+"""The `central-server` command: run, check-config, add-site, init-broker, status."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
 
 from central import __version__
+from central.cli_regulator import COMMANDS as REGULATOR_COMMANDS
+from central.cli_regulator import add_parsers as add_regulator_parsers
+from central.config import CentralConfig, load_config
+from central.errors import CentralError, ConfigError
+
+DEFAULT_CONFIG = "/etc/central/central.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,11 +25,146 @@ def build_parser() -> argparse.ArgumentParser:
         description="Food-safety video central server: ingest, organisation tree, video relay.",
     )
     parser.add_argument("--version", action="version", version=f"central-server {__version__}")
-    parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the server (MQTT ingest and HTTP API) until SIGTERM")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+
+    p = sub.add_parser("check-config", help="validate a configuration file and list every error")
+    p.add_argument("config", help="YAML configuration file")
+
+    p = sub.add_parser(
+        "add-site",
+        help="issue (or reset) a site's broker credentials and print the edge enrolment",
+    )
+    p.add_argument("site", help="site id (lower-case letters, digits, '_' and '-')")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+
+    p = sub.add_parser(
+        "init-broker",
+        help="write the broker ACL and give central's own account a password "
+        "(stored in mqtt.password_file)",
+    )
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+
+    p = sub.add_parser("status", help="agents online, cameras, last heartbeats, ingest counters")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_regulator_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `central-server`; returns the exit code."""
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "add-site": cmd_add_site,
+        "init-broker": cmd_init_broker,
+        "status": cmd_status,
+        **REGULATOR_COMMANDS,
+    }
+    try:
+        return commands[args.command](args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except CentralError as e:
+        print(f"central-server: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    from aiohttp import web
+
+    from central.app import create_app
+
+    config = load_config(args.config)
+    _setup_logging(config)
+    web.run_app(
+        create_app(config),
+        host=config.http.host,
+        port=config.http.port,
+        print=None,
+        handle_signals=True,
+    )
     return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a file; exit 2 with every problem listed if it is invalid."""
+    config = load_config(args.config)
+    broker = "configured" if config.broker else "not configured (add-site unavailable)"
+    print(f"{args.config}: OK (data in {config.data_dir}, broker admin {broker})")
+    return 0
+
+
+def cmd_add_site(args: argparse.Namespace) -> int:
+    """Issue a site's credentials and print them with the edge's enrolment snippet."""
+    from central.accounts import enrolment, issue_site_credentials
+
+    config = load_config(args.config)
+    if config.broker is None:
+        raise ConfigError(f"{args.config}: add-site needs the `broker` section")
+    creds = issue_site_credentials(config.broker, args.site, config.mqtt.username)
+    print(f"site {creds.site}: broker user {creds.site}, password {creds.password}")
+    print("(shown once; run add-site again to reset it)\n")
+    print(enrolment(config.broker, creds))
+    return 0
+
+
+def cmd_init_broker(args: argparse.Namespace) -> int:
+    """Write the ACL and create central's own broker account (password to a private file)."""
+    import secrets
+
+    from central.accounts import reload_broker, set_password, write_acl, write_private_file
+
+    config = load_config(args.config)
+    if config.broker is None or config.mqtt.password_file is None:
+        raise ConfigError(f"{args.config}: init-broker needs `broker` and `mqtt.password_file`")
+    password = secrets.token_urlsafe(24)
+    set_password(config.broker, config.mqtt.username, password)
+    write_private_file(config.mqtt.password_file, password + "\n")
+    write_acl(config.broker, config.mqtt.username)
+    reloaded = reload_broker(config.broker)
+    where = config.mqtt.password_file
+    print(f"central account {config.mqtt.username!r} ready; password in {where}")
+    print(f"ACL written to {config.broker.acl_file}" + (", broker reloaded" if reloaded else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print what ingest knows: agents, cameras, ingest counters."""
+    from central.db import CentralDatabase
+    from central.store import IngestStore
+
+    config = load_config(args.config)
+    database = CentralDatabase(config.database_path)
+    try:
+        store = IngestStore(database)
+        stats, agents, cameras = store.stats(), store.agents(), store.cameras()
+    finally:
+        database.close()
+    if args.json:
+        report = {"ingest": stats, "agents": agents, "cameras": cameras}
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print("ingest: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    now = time.time()
+    for agent in agents:
+        beat = agent["last_heartbeat_at"]
+        age = f"{now - beat:.0f} s ago" if beat else "never"
+        print(f"site {agent['site']}: {agent['state'] or 'unknown'}, last heartbeat {age}")
+    for cam in cameras:
+        print(f"  {cam['site']}/{cam['camera']}: {cam['state']} ({cam['reason'] or '-'})")
+    return 0
+
+
+def _setup_logging(config: CentralConfig) -> None:
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s",
+    )
+    logging.Formatter.converter = time.gmtime

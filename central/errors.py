@@ -43,3 +43,7 @@ class WorkflowError(ConflictError):
 
 class PushError(CentralError):
     """A push message could not be delivered."""
+
+
+class BrokerAdminError(CentralError):
+    """A broker account or ACL cannot be written, or the broker cannot be reloaded."""

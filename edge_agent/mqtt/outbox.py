@@ -12,7 +12,6 @@ Policy when the outbox is over its bounds (central unreachable for a long time):
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -48,21 +47,21 @@ _DROP_ORDER = (
 @migrations()
 def m001_outbox(db: sqlite_utils.Database) -> None:
     """Pending messages and the media upload queue."""
-    db.table("outbox").create(
-        {
-            "id": int,
-            "topic": str,
-            "payload": bytes,
-            "qos": int,
-            "retain": int,
-            "kind": str,
-            "camera": str,
-            "severity": str,
-            "superseded": int,
-            "created_at": float,
-        },
-        pk="id",
-        not_null={"topic", "payload", "qos", "retain", "kind", "created_at"},
+    # AUTOINCREMENT: ids never go back after the table empties, so the publisher's cursor
+    # ("everything above the last id sent") never skips a new row.
+    db.execute(
+        """create table outbox (
+            id integer primary key autoincrement,
+            topic text not null,
+            payload blob not null,
+            qos integer not null,
+            retain integer not null,
+            kind text not null,
+            camera text,
+            severity text,
+            superseded integer not null default 0,
+            created_at float not null
+        )"""
     )
     db.table("outbox").create_index(["kind", "camera"])
     db.table("outbox").create_index(["created_at"])
@@ -134,7 +133,7 @@ class Outbox:
             self._ldb.db.execute("PRAGMA synchronous=FULL")
             migrations.apply(self._ldb.db)
         self._count = self._count_rows()
-        self._new = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
         self.media = MediaQueue(self._ldb, clock)
 
     def close(self) -> None:
@@ -221,19 +220,14 @@ class Outbox:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     def _notify(self) -> None:
-        with self._new:
-            self._new.notify_all()
+        for listener in self._listeners:
+            listener()
 
     # --- publisher side --------------------------------------------------------------------
 
-    def wait_for_new(self, timeout: float) -> None:
-        """Block until something is put (in this process) or `timeout` passes."""
-        with self._new:
-            self._new.wait(timeout)
-
-    def wake(self) -> None:
-        """Wake whoever waits in `wait_for_new` (used on shutdown and reconnect)."""
-        self._notify()
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (it must not block) whenever something is put in this process."""
+        self._listeners.append(callback)
 
     def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Up to `limit` messages with an id above `after_id`, oldest first."""

@@ -1,0 +1,153 @@
+"""Per-site broker accounts: the mosquitto password file, the ACL, and the edge's enrolment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from central.config import BrokerAdminConfig
+from central.errors import BrokerAdminError
+from fsv_contract import topics
+from fsv_contract.errors import InvalidTopic
+
+ACL_TEMPLATE = """\
+# Managed by `central-server add-site`; edits are overwritten.
+# Every site logs in with its site id as user name (%u): it may publish only under
+# fsv/v1/<its id>/ and read only its own commands.
+pattern write fsv/v1/%u/agent/state
+pattern write fsv/v1/%u/agent/heartbeat
+pattern write fsv/v1/%u/agent/event
+pattern write fsv/v1/%u/camera/+/state
+pattern write fsv/v1/%u/camera/+/event
+pattern write fsv/v1/%u/reply/+
+pattern read fsv/v1/%u/cmd/+
+
+# Central reads what every site publishes and sends the commands.
+user {central}
+topic read fsv/v1/+/agent/+
+topic read fsv/v1/+/camera/+/+
+topic read fsv/v1/+/reply/+
+topic write fsv/v1/+/cmd/+
+"""
+
+
+@dataclass(frozen=True)
+class SiteCredentials:
+    """A site's broker login (the user name is the site id)."""
+
+    site: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"SiteCredentials(site={self.site!r}, password='***')"
+
+
+def render_acl(central_username: str) -> str:
+    """The ACL file's text."""
+    return ACL_TEMPLATE.format(central=central_username)
+
+
+def write_acl(broker: BrokerAdminConfig, central_username: str) -> None:
+    """Write the ACL file atomically (readable by the broker only)."""
+    write_private_file(broker.acl_file, render_acl(central_username))
+
+
+def issue_site_credentials(
+    broker: BrokerAdminConfig, site: str, central_username: str
+) -> SiteCredentials:
+    """Create or reset a site's login with a fresh random password; rewrite the ACL."""
+    try:
+        topics.check_level(site, "site id")
+    except InvalidTopic as e:
+        raise BrokerAdminError(str(e)) from e
+    if site == central_username:
+        raise BrokerAdminError(f"{site!r} is central's own account, not a site")
+    password = secrets.token_urlsafe(24)
+    set_password(broker, site, password)
+    write_acl(broker, central_username)
+    reload_broker(broker)
+    return SiteCredentials(site, password)
+
+
+def set_password(broker: BrokerAdminConfig, username: str, password: str) -> None:
+    """Create or change one account's password in the broker's password file."""
+    if not broker.password_file.exists():
+        write_private_file(broker.password_file, "")
+    # The password goes through stdin (twice, as the tool asks), never the command line.
+    try:
+        done = subprocess.run(
+            [broker.mosquitto_passwd, str(broker.password_file), username],
+            input=f"{password}\n{password}\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BrokerAdminError(f"cannot run {broker.mosquitto_passwd}: {e}") from e
+    if done.returncode != 0:
+        raise BrokerAdminError(f"mosquitto_passwd failed: {done.stderr.strip() or done.stdout}")
+
+
+def reload_broker(broker: BrokerAdminConfig) -> bool:
+    """Run the configured reload command (mosquitto re-reads passwords and ACL on SIGHUP)."""
+    if not broker.reload_command:
+        return False
+    try:
+        done = subprocess.run(
+            broker.reload_command, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BrokerAdminError(f"cannot reload the broker: {e}") from e
+    if done.returncode != 0:
+        raise BrokerAdminError(f"broker reload failed: {done.stderr.strip() or done.stdout}")
+    return True
+
+
+def enrolment(broker: BrokerAdminConfig, creds: SiteCredentials) -> str:
+    """What to paste on the edge: the config section and the credentials file entry."""
+    mqtt: dict[str, object] = {"host": broker.public_host, "port": broker.public_port}
+    mqtt["tls"] = {"ca_file": str(broker.ca_file)} if broker.ca_file else {}
+    mqtt["credential"] = "mqtt"
+    config = yaml.safe_dump({"mqtt": mqtt, "central_url": broker.central_url}, sort_keys=False)
+    secret = yaml.safe_dump(
+        {"mqtt": {"username": creds.site, "password": creds.password}}, sort_keys=False
+    )
+    return (
+        f"# add to the edge config (site_id: {creds.site}):\n{config}\n"
+        "# add to the edge's credentials file (e.g. /etc/edge-agent/camera-credentials.yaml),"
+        " or set EDGE_CRED_MQTT_USER / EDGE_CRED_MQTT_PASSWORD:\n"
+        f"{secret}"
+    )
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace a file atomically with `text`; keeps an existing file's owner and mode.
+
+    A new file gets mode 0640, so the broker's group can read what root writes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st = path.stat()
+        mode, owner = st.st_mode & 0o777, (st.st_uid, st.st_gid)
+    except FileNotFoundError:
+        mode, owner = 0o640, None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

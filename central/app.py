@@ -1,0 +1,81 @@
+"""The central application factory: every resource lives in a cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from central.commands import Commands
+from central.config import CentralConfig, mqtt_password
+from central.db import CentralDatabase
+from central.ingest import Ingest, running_ingest
+from central.ingest_routes import add_routes
+from central.keys import (
+    BROKER,
+    COMMANDS,
+    CONFIG,
+    DATABASE,
+    INGEST,
+    INGEST_HOOKS,
+    INGEST_STORE,
+    MEDIA,
+    SITE_PASSWORDS,
+)
+from central.media import MediaStore
+from central.regulator import add_regulator, regulator_ctx
+from central.site_auth import SitePasswords
+from central.store import IngestStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: CentralConfig) -> web.Application:
+    """Central's aiohttp application: database, MQTT ingest, media uploads, ingest stats.
+
+    Contexts run in order at start-up and in reverse at shutdown. A part that needs the
+    database and must be in place before ingest starts (e.g. the regulator hooks, set as
+    `app[INGEST_HOOKS]`) adds its context between `database_ctx` and `ingest_ctx`.
+    """
+    app = web.Application()
+    app[CONFIG] = config
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(regulator_ctx)
+    app.cleanup_ctx.append(ingest_ctx)
+    add_routes(app)
+    add_regulator(app)
+    return app
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open central.db (migrations applied) and the stores that read it."""
+    config = app[CONFIG]
+    database = await asyncio.to_thread(CentralDatabase, config.database_path)
+    app[DATABASE] = database
+    app[INGEST_STORE] = IngestStore(database)
+    app[MEDIA] = MediaStore(database, config.media_dir, config.media.max_bytes)
+    password_file = config.broker.password_file if config.broker else None
+    if password_file is None:
+        log.warning("no broker.password_file configured: media uploads are refused")
+    app[SITE_PASSWORDS] = SitePasswords(
+        password_file or config.data_dir / "no-site-passwords",
+        excluded=frozenset({config.mqtt.username}),
+    )
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(database.close)
+
+
+async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Subscribe to every site and write what arrives; commands go out on the same client."""
+    config = app[CONFIG]
+    password = await asyncio.to_thread(mqtt_password, config.mqtt)
+    ingest = Ingest(app[INGEST_STORE], config.ingest.batch_max, app.get(INGEST_HOOKS))
+    app[INGEST] = ingest
+    async with running_ingest(config, ingest, password) as client:
+        app[BROKER] = client
+        app[COMMANDS] = Commands(app[DATABASE], client)
+        yield

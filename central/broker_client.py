@@ -1,0 +1,155 @@
+"""Central's MQTT connection (paho 2.x, MQTT 5): persistent session, manual acks, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from central.config import MqttConfig
+from fsv_contract import topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as paho delivered it; `mid`/`qos` are what `ack()` needs."""
+
+    topic: str
+    payload: bytes
+    received_at: float
+    mid: int = 0
+    qos: int = 0
+    retain: bool = False
+
+
+class BrokerClient:
+    """Subscribes to every site with QoS 1 and hands messages to the event loop.
+
+    Messages are acknowledged with `ack()` only after they are committed to the database
+    (paho's manual ack), so a crash between delivery and commit makes the broker deliver
+    them again: together with the dedupe by event id, nothing is lost and nothing doubled.
+    The subscription is made in `on_connect`, so every reconnect restores it.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        password: str,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[RawMessage], None],
+    ) -> None:
+        self.config = config
+        self.connected = threading.Event()
+        self._loop = loop
+        self._deliver = deliver
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self._client.username_pw_set(config.username, password)
+        if config.tls is not None:
+            self._client.tls_set(
+                ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
+                certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
+                keyfile=str(config.tls.key_file) if config.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        self._client.reconnect_delay_set(1, int(config.reconnect_max_s))
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect in the background (a broker that is down is retried) and start paho."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        self._client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's thread; unacked messages are redelivered next time."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a delivered message (thread-safe: paho queues the packet)."""
+        if qos > 0:
+            self._client.ack(mid, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
+        """Publish a command (paho queues it while disconnected)."""
+        return self._client.publish(topic, payload, qos=qos, retain=False)
+
+    # --- paho callbacks (paho's thread: never block) ----------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused central's connection: %s", reason_code)
+            return
+        log.info(
+            "connected to %s:%d (session kept: %s)",
+            self.config.host,
+            self.config.port,
+            flags.session_present,
+        )
+        client.subscribe([(f, 1) for f in topics.CENTRAL_FILTERS])
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from the broker: %s", reason_code)
+        self.connected.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "<topic is not UTF-8>"  # rejected and counted like any bad message
+        raw = RawMessage(
+            topic=topic,
+            payload=bytes(msg.payload),
+            received_at=time.time(),
+            mid=msg.mid,
+            qos=msg.qos,
+            retain=bool(msg.retain),
+        )
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, raw)
+        except RuntimeError:
+            # The loop is closing: the message stays unacked and the broker redelivers it.
+            log.debug("event loop closed; %s left for redelivery", msg.topic)

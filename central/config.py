@@ -1,0 +1,188 @@
+"""Central configuration: pydantic sections, YAML loading and errors located by file and line.
+
+Secrets never live in the YAML: central's MQTT password comes from the environment
+(`CENTRAL_MQTT_PASSWORD`) or a file named here (e.g. a systemd credential).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from central.errors import ConfigError
+from central.settings import PushConfig, WebConfig
+
+PASSWORD_ENV = "CENTRAL_MQTT_PASSWORD"
+SYSTEMD_PASSWORD = "mqtt-password"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Section):
+    """Where central's HTTP API listens (put a TLS reverse proxy in front of it)."""
+
+    host: str = Field("127.0.0.1", description="listen address")
+    port: int = Field(8080, ge=0, le=65535, description="listen port (0: any free port)")
+
+
+class MqttTlsConfig(_Section):
+    """TLS towards the broker; its certificate is always verified."""
+
+    ca_file: Path | None = Field(None, description="CA of the broker; default: system CAs")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class MqttConfig(_Section):
+    """Central's own connection to the broker (reads every site, sends commands)."""
+
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    tls: MqttTlsConfig | None = Field(None, description="null: plain TCP on the loopback")
+    username: str = Field("central", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    password_file: Path | None = Field(
+        None, description=f"file holding the password; default ${PASSWORD_ENV}"
+    )
+    client_id: str = Field("central", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        30 * 86400, ge=60, le=0xFFFFFFFF, description="how long the broker queues for us"
+    )
+    reconnect_max_s: float = Field(30.0, ge=1, le=600)
+
+
+class BrokerAdminConfig(_Section):
+    """The broker files `central-server add-site` maintains, and what edges are told."""
+
+    password_file: Path = Field(description="mosquitto password_file")
+    acl_file: Path = Field(description="mosquitto acl_file (rewritten from the template)")
+    mosquitto_passwd: str = Field("mosquitto_passwd", description="the tool that hashes")
+    reload_command: list[str] | None = Field(
+        None, description="run after a change, e.g. [systemctl, reload, mosquitto]"
+    )
+    public_host: str = Field("central.example.org", description="broker host edges dial")
+    public_port: int = Field(8883, ge=1, le=65535)
+    ca_file: Path | None = Field(None, description="CA edges verify the broker with")
+    central_url: str = Field(
+        "https://central.example.org", pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="base URL edges upload media to",
+    )  # fmt: skip
+
+
+class IngestConfig(_Section):
+    """Batching of MQTT messages into the database."""
+
+    batch_max: int = Field(2000, ge=1, le=100_000, description="messages per transaction")
+
+
+class MediaConfig(_Section):
+    """Snapshots and clips uploaded by edges."""
+
+    dir: Path | None = Field(None, description="default: <data_dir>/media")
+    max_bytes: int = Field(512 << 20, ge=1, description="larger uploads are refused (413)")
+
+
+class CentralConfig(_Section):
+    """The whole central configuration file."""
+
+    data_dir: Path = Field(description="folder of central.db and media")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    http: HttpConfig = HttpConfig()
+    mqtt: MqttConfig = MqttConfig()
+    broker: BrokerAdminConfig | None = Field(None, description="needed by add-site only")
+    ingest: IngestConfig = IngestConfig()
+    media: MediaConfig = MediaConfig()
+    web: WebConfig = WebConfig()
+    push: PushConfig = PushConfig()
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file."""
+        return self.data_dir / "central.db"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where uploaded media files live."""
+        return self.media.dir if self.media.dir is not None else self.data_dir / "media"
+
+
+def mqtt_password(config: MqttConfig, environ: dict[str, str] | None = None) -> str:
+    """Central's MQTT password: the named file, the systemd credential, or the environment."""
+    env = os.environ if environ is None else environ
+    path = config.password_file
+    if path is None and env.get("CREDENTIALS_DIRECTORY"):
+        candidate = Path(env["CREDENTIALS_DIRECTORY"]) / SYSTEMD_PASSWORD
+        path = candidate if candidate.exists() else None
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read the MQTT password file {path}: {e.strerror}") from e
+    if PASSWORD_ENV in env:
+        return env[PASSWORD_ENV]
+    raise ConfigError(f"no MQTT password: set {PASSWORD_ENV} or mqtt.password_file")
+
+
+def load_config(path: str | Path) -> CentralConfig:
+    """Read and validate a YAML file; ConfigError lists every problem with file:line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read file: {e.strerror or e}") from e
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> CentralConfig:
+    """Validate YAML text; ConfigError with `file:line: field.path: message` lines."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of settings")
+    try:
+        return CentralConfig.model_validate(data)
+    except ValidationError as e:
+        lines = "\n".join(f"  - {p}" for p in _locate(e, node, source))
+        raise ConfigError(f"invalid configuration {source}:\n{lines}") from e
+
+
+def _locate(error: ValidationError, root: yaml.Node | None, source: str) -> list[str]:
+    problems = []
+    for err in error.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
+        line = _line_of(root, loc)
+        message = {
+            "extra_forbidden": "unknown field (see configs/central.example.yaml)",
+            "missing": "required field is missing",
+        }.get(err["type"], err["msg"])
+        prefix = f"{source}:{line}" if line is not None else source
+        problems.append(f"{prefix}: {where or '(top level)'}: {message}")
+    return problems
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node that `loc` reaches."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,155 @@
+"""Central's SQLite database: one file, WAL, one lock, and the ingest tables' migrations.
+
+Other parts of central (the regulator tables) keep their own migration set in the same
+file; each set is applied at start-up by the component that owns it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+migrations = sqlite_utils.Migrations("central.ingest")
+
+
+class CentralDatabase:
+    """A sqlite-utils Database shared between worker threads, one statement group at a time.
+
+    `synchronous=FULL`: ingest acknowledges a message to the broker only after its batch is
+    committed, so a commit must survive a power cut.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            migrations.apply(self.db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Hold the lock and run the block in one transaction."""
+        with self.lock, self.db.atomic():
+            yield self.db
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.db.close()
+
+
+@migrations()
+def m001_ingest(db: sqlite_utils.Database) -> None:
+    """Events, agent and camera status, command log, ingest counters and rejects, media."""
+    # AUTOINCREMENT keeps `id` in arrival order for good: per-camera order is read from it.
+    db.execute(
+        """create table events (
+            id integer primary key autoincrement,
+            event_id text not null unique,
+            site text not null,
+            camera text not null,
+            kind text not null,
+            station text not null,
+            rule text not null,
+            severity text not null,
+            phase text not null,
+            start float not null,
+            "end" float,
+            score float not null,
+            boxes text not null,
+            snapshot text,
+            clip text,
+            details text not null,
+            created_at float,
+            received_at float not null,
+            ingested_at float not null,
+            updated_at float not null
+        )"""
+    )
+    db.table("events").create_index(["site", "camera", "id"])
+    db.table("events").create_index(["site", "start"])
+    db.table("agent_status").create(
+        {
+            "site": str,
+            "state": str,
+            "version": str,
+            "started_at": float,
+            "state_since": float,
+            "state_received_at": float,
+            "last_heartbeat_at": float,
+            "heartbeat": str,
+        },
+        pk="site",
+    )
+    db.table("camera_status").create(
+        {
+            "site": str,
+            "camera": str,
+            "state": str,
+            "since": float,
+            "reason": str,
+            "updated_at": float,
+        },
+        pk=("site", "camera"),
+        not_null={"state", "since"},
+    )
+    db.table("camera_state_log").create(
+        {
+            "id": int,
+            "site": str,
+            "camera": str,
+            "state": str,
+            "since": float,
+            "reason": str,
+            "received_at": float,
+        },
+        pk="id",
+        not_null={"site", "camera", "state", "since"},
+    )
+    db.table("camera_state_log").create_index(["site", "camera", "since", "state"], unique=True)
+    db.table("commands").create(
+        {
+            "request_id": str,
+            "site": str,
+            "verb": str,
+            "args": str,
+            "issued_at": float,
+            "expires_at": float,
+            "ok": int,
+            "result": str,
+            "error": str,
+            "replied_at": float,
+        },
+        pk="request_id",
+        not_null={"site", "verb", "args", "issued_at"},
+    )
+    db.table("ingest_counters").create({"name": str, "value": int}, pk="name")
+    db.table("ingest_rejects").create(
+        {"id": int, "received_at": float, "topic": str, "reason": str, "bytes": int},
+        pk="id",
+        not_null={"received_at", "topic", "reason"},
+    )
+    db.table("media").create(
+        {
+            "event_id": str,
+            "name": str,
+            "site": str,
+            "sha256": str,
+            "bytes": int,
+            "content_type": str,
+            "path": str,
+            "stored_at": float,
+        },
+        pk=("event_id", "name"),
+        not_null={"site", "sha256", "bytes", "path", "stored_at"},
+    )

@@ -1,0 +1,152 @@
+"""Ingest: MQTT messages → contract validation → one database transaction per drained batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from central.broker_client import BrokerClient, RawMessage
+from central.config import CentralConfig
+from central.store import BatchResult, IngestStore, Received, Rejection
+from fsv_contract.codec import decode
+from fsv_contract.errors import ContractError
+from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
+
+log = logging.getLogger(__name__)
+
+
+class IngestHooks(Protocol):
+    """What the regulator side does with stored messages (alerts, camera list, history).
+
+    Called on the ingest worker thread after the batch is committed and before it is
+    acknowledged, so a crash in between replays them (as duplicates) after a restart.
+    They must be quick and must not raise.
+    """
+
+    def on_event(self, event: EventPayload) -> None:
+        """An event message was stored (new, ended, or a duplicate)."""
+
+    def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
+        """A camera state message was stored."""
+
+    def on_heartbeat(self, site: str, payload: HeartbeatPayload) -> None:
+        """A heartbeat was stored."""
+
+
+def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Rejection]]:
+    """Split raw messages into valid ones and rejections with a reason (never raises)."""
+    accepted: list[Received] = []
+    rejected: list[Rejection] = []
+    for raw in batch:
+        try:
+            accepted.append(Received(decode(raw.topic, raw.payload), raw.received_at))
+        except ContractError as e:
+            rejected.append(Rejection(raw.topic, str(e), len(raw.payload), raw.received_at))
+        except Exception as e:  # noqa: BLE001 - one hostile payload must not stop ingest
+            reason = f"unexpected {type(e).__name__}: {e}"
+            rejected.append(Rejection(raw.topic, reason, len(raw.payload), raw.received_at))
+    return accepted, rejected
+
+
+class Ingest:
+    """Drains delivered messages in arrival order, one batch (≤ batch_max) at a time.
+
+    Decoding and the database transaction run in a worker thread; the broker acks are
+    sent after the commit and after `hooks` saw every stored message.
+    """
+
+    def __init__(
+        self, store: IngestStore, batch_max: int = 2000, hooks: IngestHooks | None = None
+    ) -> None:
+        self.store = store
+        self.batch_max = batch_max
+        self.hooks = hooks
+        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
+        self._acker: Callable[[int, int], None] | None = None
+
+    def deliver(self, raw: RawMessage) -> None:
+        """Called on the event loop (via call_soon_threadsafe) for each delivered message."""
+        self._queue.put_nowait(raw)
+
+    @property
+    def backlog(self) -> int:
+        """Messages delivered but not yet written."""
+        return self._queue.qsize()
+
+    def set_acker(self, acker: Callable[[int, int], None]) -> None:
+        """Who acknowledges a written message to the broker (mid, qos)."""
+        self._acker = acker
+
+    async def run(self) -> None:
+        """Drain forever (until cancelled); a failing batch is retried, never dropped."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write_until_done(batch)
+
+    async def _write_until_done(self, batch: list[RawMessage]) -> BatchResult:
+        delay = 0.5
+        while True:
+            work = asyncio.ensure_future(asyncio.to_thread(self.process, batch))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Shutting down: let the thread finish its transaction before the DB closes.
+                await asyncio.wait([work])
+                raise
+            except Exception:  # noqa: BLE001 - e.g. disk full: keep the batch, unacked, and retry
+                log.exception("writing a batch of %d messages failed; retrying", len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def process(self, batch: Sequence[RawMessage]) -> BatchResult:
+        """Decode, write and acknowledge one batch (worker thread)."""
+        accepted, rejected = decode_batch(batch)
+        for r in rejected:
+            log.warning("rejected message on %s: %s", r.topic[:200], r.reason[:300])
+        result = self.store.write_batch(accepted, rejected)
+        if self.hooks is not None:
+            self._call_hooks(self.hooks, accepted)
+        if self._acker is not None:
+            for raw in batch:
+                self._acker(raw.mid, raw.qos)
+        return result
+
+    @staticmethod
+    def _call_hooks(hooks: IngestHooks, accepted: Sequence[Received]) -> None:
+        for item in accepted:
+            payload, site = item.message.payload, item.message.topic.site
+            try:
+                if isinstance(payload, EventPayload):
+                    hooks.on_event(payload)
+                elif isinstance(payload, CameraStatePayload):
+                    hooks.on_camera_state(site, payload)
+                elif isinstance(payload, HeartbeatPayload):
+                    hooks.on_heartbeat(site, payload)
+            except Exception:  # noqa: BLE001 - the message is stored; a hook must not stop ingest
+                log.exception("ingest hook failed for %s", item.message.topic.kind)
+
+
+@asynccontextmanager
+async def running_ingest(
+    config: CentralConfig, ingest: Ingest, password: str
+) -> AsyncIterator[BrokerClient]:
+    """Connect to the broker and drain into the database until the block exits."""
+    loop = asyncio.get_running_loop()
+    client = BrokerClient(config.mqtt, password, loop, ingest.deliver)
+    ingest.set_acker(client.ack)
+    task = asyncio.create_task(ingest.run(), name="ingest-drain")
+    await asyncio.to_thread(client.start)
+    try:
+        yield client
+    finally:
+        await asyncio.to_thread(client.stop)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

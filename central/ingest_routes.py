@@ -1,0 +1,114 @@
+"""HTTP handlers of the ingest side: media uploads from edges, ingest statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.keys import INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
+from central.media import Announced
+from fsv_contract.payloads import MEDIA_NAME_PATTERN
+
+SHA256_HEADER = "X-Content-SHA256"
+CHUNK = 256 * 1024
+_NAME = re.compile(MEDIA_NAME_PATTERN)
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the ingest routes."""
+    app.router.add_put("/api/v1/media/{event_id}/{name}", put_media)
+    app.router.add_get("/api/v1/ingest/stats", get_stats)
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    """Ingest counters (received, accepted, duplicates, rejected, per topic kind) and backlog."""
+    stats = await asyncio.to_thread(request.app[INGEST_STORE].stats)
+    return web.json_response({**stats, "backlog": request.app[INGEST].backlog})
+
+
+async def put_media(request: web.Request) -> web.Response:
+    """Store one media file of an event (site login: HTTP Basic, the site's MQTT account)."""
+    site = await _site_of(request)
+    event_id, name, sha = _parse_target(request)
+    store = request.app[MEDIA]
+    if request.content_length is not None and request.content_length > store.max_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=store.max_bytes, actual_size=request.content_length
+        )
+    try:
+        ann = await asyncio.to_thread(store.announced, site, event_id, name)
+    except NotFoundError as e:
+        raise web.HTTPNotFound(text=str(e)) from e
+    except ConflictError as e:
+        raise web.HTTPConflict(text=str(e)) from e
+    if ann.sha256 != sha:
+        raise web.HTTPUnprocessableEntity(text="SHA-256 differs from the one the event announced")
+    if await asyncio.to_thread(store.stored_sha, event_id, name) == sha:
+        return web.Response(status=200, text="already stored\n")
+    temp = await asyncio.to_thread(store.temp_path, site, event_id, name)
+    try:
+        await _receive(request, temp, ann, store.max_bytes)
+        await asyncio.to_thread(store.commit, site, event_id, name, temp, ann)
+    finally:
+        await asyncio.to_thread(temp.unlink, missing_ok=True)
+    return web.Response(status=201, text="stored\n")
+
+
+async def _receive(request: web.Request, temp: Path, ann: Announced, limit: int) -> None:
+    """Stream the body to `temp`, hashing it; refuse it if too big or not what was announced."""
+    digest = hashlib.sha256()
+    size = 0
+    f = await asyncio.to_thread(temp.open, "wb")
+    try:
+        while chunk := await request.content.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            digest.update(chunk)
+            await asyncio.to_thread(f.write, chunk)
+    finally:
+        await asyncio.to_thread(f.close)
+    if size != ann.bytes or digest.hexdigest() != ann.sha256:
+        raise web.HTTPUnprocessableEntity(
+            text=f"received {size} bytes with another SHA-256 than announced; send it again"
+        )
+
+
+def _parse_target(request: web.Request) -> tuple[str, str, str]:
+    try:
+        event_id = str(uuid.UUID(request.match_info["event_id"]))
+        name = request.match_info["name"]
+        if not _NAME.match(name):
+            raise InvalidInputError(f"media name must match {MEDIA_NAME_PATTERN}")
+        sha = request.headers.get(SHA256_HEADER, "").lower()
+        if not _SHA.match(sha):
+            raise InvalidInputError(f"header {SHA256_HEADER} must hold the file's hex SHA-256")
+    except (ValueError, InvalidInputError) as e:
+        raise web.HTTPBadRequest(text=str(e)) from e
+    return event_id, name, sha
+
+
+async def _site_of(request: web.Request) -> str:
+    """The site whose credential the request carries; 401 otherwise."""
+    challenge = {"WWW-Authenticate": 'Basic realm="fsv-media"'}
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise web.HTTPUnauthorized(headers=challenge, text="site credentials required")
+    try:
+        username, sep, password = base64.b64decode(value).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise web.HTTPUnauthorized(headers=challenge, text="malformed credentials") from e
+    passwords = request.app[SITE_PASSWORDS]
+    if not sep or not await asyncio.to_thread(passwords.verify, username, password):
+        raise web.HTTPUnauthorized(headers=challenge, text="wrong site credentials")
+    return username

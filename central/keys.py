@@ -1,0 +1,24 @@
+"""Typed keys of everything central keeps on its aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from central.broker_client import BrokerClient
+from central.commands import Commands
+from central.config import CentralConfig
+from central.db import CentralDatabase
+from central.ingest import Ingest, IngestHooks
+from central.media import MediaStore
+from central.site_auth import SitePasswords
+from central.store import IngestStore
+
+CONFIG = web.AppKey("config", CentralConfig)
+DATABASE = web.AppKey("database", CentralDatabase)
+INGEST_STORE = web.AppKey("ingest_store", IngestStore)
+INGEST = web.AppKey("ingest", Ingest)
+BROKER = web.AppKey("broker", BrokerClient)
+MEDIA = web.AppKey("media", MediaStore)
+SITE_PASSWORDS = web.AppKey("site_passwords", SitePasswords)
+INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
+COMMANDS = web.AppKey("commands", Commands)

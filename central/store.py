@@ -1,0 +1,296 @@
+"""Writes decoded MQTT messages into central's database, one transaction per batch, deduped."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from central.db import CentralDatabase
+from fsv_contract.codec import Message
+from fsv_contract.payloads import (
+    AgentStatePayload,
+    CameraStatePayload,
+    EventPayload,
+    HeartbeatPayload,
+    ReplyPayload,
+)
+
+MAX_REJECTS_KEPT = 1000
+
+_EVENT_COLUMNS = (
+    "event_id", "site", "camera", "kind", "station", "rule", "severity", "phase", "start",
+    "end", "score", "boxes", "snapshot", "clip", "details", "created_at", "received_at",
+    "ingested_at", "updated_at",
+)  # fmt: skip
+_INSERT_EVENT = (
+    f"insert or ignore into events ({', '.join(f'[{c}]' for c in _EVENT_COLUMNS)}) "
+    f"values ({', '.join('?' * len(_EVENT_COLUMNS))})"
+)
+_END_EVENT = (
+    "update events set phase = 'end', \"end\" = ?, score = ?, boxes = ?, snapshot = ?, "
+    "clip = ?, details = ?, updated_at = ? where event_id = ? and phase = 'start'"
+)
+_CAMERA_STATE = (
+    "insert into camera_status (site, camera, state, since, reason, updated_at) "
+    "values (?, ?, ?, ?, ?, ?) on conflict (site, camera) do update set "
+    "state = excluded.state, since = excluded.since, reason = excluded.reason, "
+    "updated_at = excluded.updated_at where excluded.since >= camera_status.since"
+)
+_CAMERA_LOG = (
+    "insert or ignore into camera_state_log (site, camera, state, since, reason, received_at) "
+    "values (?, ?, ?, ?, ?, ?)"
+)
+_AGENT_STATE = (
+    "insert into agent_status (site, state, version, started_at, state_since, "
+    "state_received_at) values (?, ?, ?, ?, ?, ?) on conflict (site) do update set "
+    "state = excluded.state, version = excluded.version, started_at = excluded.started_at, "
+    "state_since = excluded.state_since, state_received_at = excluded.state_received_at"
+)
+_HEARTBEAT = (
+    "insert into agent_status (site, last_heartbeat_at, heartbeat) values (?, ?, ?) "
+    "on conflict (site) do update set last_heartbeat_at = excluded.last_heartbeat_at, "
+    "heartbeat = excluded.heartbeat "
+    "where excluded.last_heartbeat_at >= coalesce(agent_status.last_heartbeat_at, 0)"
+)
+_REPLY = (
+    "update commands set ok = ?, result = ?, error = ?, replied_at = ? "
+    "where request_id = ? and site = ? and replied_at is null"
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded message and when central's MQTT thread received it."""
+
+    message: Message
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A message that failed the contract, and why."""
+
+    topic: str
+    reason: str
+    size: int
+    received_at: float
+
+
+@dataclass
+class BatchResult:
+    """What one batch changed; `new_events`/`ended_events` feed alerting."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    new_events: list[EventPayload] = field(default_factory=list)
+    ended_events: list[EventPayload] = field(default_factory=list)
+
+
+def _ts(value: Any) -> float | None:
+    return None if value is None else float(value.timestamp())
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+class IngestStore:
+    """The ingest tables: written by the ingest worker, read by the API and the CLI."""
+
+    def __init__(self, database: CentralDatabase, clock: Any = time.time) -> None:
+        self.database = database
+        self._clock = clock
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write_batch(self, items: Sequence[Received], rejects: Sequence[Rejection]) -> BatchResult:
+        """Apply a batch in one transaction (arrival order kept); returns what changed."""
+        result = BatchResult(rejected=len(rejects))
+        now = self._clock()
+        with self.database.transaction() as db:
+            self._write_events(db, items, now, result)
+            self._write_states(db, items, now)
+            result.accepted += sum(
+                1 for it in items if not isinstance(it.message.payload, EventPayload)
+            )
+            self._write_rejects(db, rejects)
+            self._count(db, result, items)
+        return result
+
+    def _write_events(
+        self, db: sqlite_utils.Database, items: Sequence[Received], now: float,
+        result: BatchResult,
+    ) -> None:  # fmt: skip
+        events = [
+            (it, it.message.payload) for it in items if isinstance(it.message.payload, EventPayload)
+        ]
+        if not events:
+            return
+        phase = self._known_phases(db, [str(p.event_id) for _, p in events])
+        inserts: list[tuple[Any, ...]] = []
+        ends: list[tuple[Any, ...]] = []
+        for it, p in events:
+            eid = str(p.event_id)
+            known = phase.get(eid)
+            if known is None:
+                inserts.append(self._event_row(p, it.received_at, now))
+                result.new_events.append(p)
+            elif known == "start" and p.phase == "end":
+                ends.append(self._end_row(p, now))
+                result.ended_events.append(p)
+            else:
+                result.duplicates += 1
+                continue
+            phase[eid] = p.phase
+            result.accepted += 1
+        db.conn.executemany(_INSERT_EVENT, inserts)
+        db.conn.executemany(_END_EVENT, ends)
+
+    @staticmethod
+    def _known_phases(db: sqlite_utils.Database, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"select event_id, phase from events where event_id in ({marks})", chunk
+            )
+            found.update({r[0]: r[1] for r in rows})
+        return found
+
+    @staticmethod
+    def _event_row(p: EventPayload, received_at: float, now: float) -> tuple[Any, ...]:
+        data = p.model_dump(mode="json", include={"boxes", "snapshot", "clip", "details"})
+        return (
+            str(p.event_id), p.site, p.camera, p.kind, p.station, p.rule, p.severity, p.phase,
+            _ts(p.start), _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
+            _json(data["clip"]), _json(data["details"]), _ts(p.created_at), received_at, now,
+            now,
+        )  # fmt: skip
+
+    @staticmethod
+    def _end_row(p: EventPayload, now: float) -> tuple[Any, ...]:
+        data = p.model_dump(mode="json", include={"boxes", "snapshot", "clip", "details"})
+        return (
+            _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
+            _json(data["clip"]), _json(data["details"]), now, str(p.event_id),
+        )  # fmt: skip
+
+    @staticmethod
+    def _write_states(db: sqlite_utils.Database, items: Sequence[Received], now: float) -> None:
+        for it in items:
+            p, site = it.message.payload, it.message.topic.site
+            if isinstance(p, CameraStatePayload):
+                row = (site, p.camera, p.state, _ts(p.since), p.reason)
+                db.execute(_CAMERA_STATE, [*row, now])
+                db.execute(_CAMERA_LOG, [*row, it.received_at])
+            elif isinstance(p, AgentStatePayload):
+                db.execute(
+                    _AGENT_STATE,
+                    [site, p.state, p.version, _ts(p.started_at), _ts(p.since), it.received_at],
+                )
+            elif isinstance(p, HeartbeatPayload):
+                db.execute(_HEARTBEAT, [site, _ts(p.ts), p.model_dump_json()])
+            elif isinstance(p, ReplyPayload):
+                db.execute(
+                    _REPLY,
+                    [int(p.ok), _json(p.result), p.error, _ts(p.finished_at),
+                     str(p.request_id), site],
+                )  # fmt: skip
+
+    @staticmethod
+    def _write_rejects(db: sqlite_utils.Database, rejects: Sequence[Rejection]) -> None:
+        if not rejects:
+            return
+        db.conn.executemany(
+            "insert into ingest_rejects (received_at, topic, reason, bytes) values (?, ?, ?, ?)",
+            [(r.received_at, r.topic[:500], r.reason[:1000], r.size) for r in rejects],
+        )
+        db.execute(
+            "delete from ingest_rejects where id <= (select max(id) from ingest_rejects) - ?",
+            [MAX_REJECTS_KEPT],
+        )
+
+    @staticmethod
+    def _count(db: sqlite_utils.Database, result: BatchResult, items: Sequence[Received]) -> None:
+        counts: Counter[str] = Counter(
+            {
+                "received": len(items) + result.rejected,
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": result.rejected,
+            }
+        )
+        for it in items:
+            counts[f"kind:{it.message.topic.kind.value}"] += 1
+        db.conn.executemany(
+            "insert into ingest_counters (name, value) values (?, ?) "
+            "on conflict (name) do update set value = value + excluded.value",
+            [(k, v) for k, v in counts.items() if v],
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Ingest counters: received, accepted, duplicates, rejected, kind:<topic kind>."""
+        with self.database.lock:
+            rows = self.database.db.execute("select name, value from ingest_counters").fetchall()
+        stats = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+        stats.update({r[0]: int(r[1]) for r in rows})
+        return stats
+
+    def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest rejected messages with topic and reason, newest first."""
+        return self._rows("select * from ingest_rejects order by id desc limit ?", [limit])
+
+    def agents(self) -> list[dict[str, Any]]:
+        """Every agent's online state and last heartbeat (decoded), by site."""
+        rows = self._rows("select * from agent_status order by site", [])
+        for row in rows:
+            row["heartbeat"] = json.loads(row["heartbeat"]) if row["heartbeat"] else None
+        return rows
+
+    def cameras(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Cameras' online state, by site and camera."""
+        if site is None:
+            return self._rows("select * from camera_status order by site, camera", [])
+        return self._rows("select * from camera_status where site = ? order by camera", [site])
+
+    def events(
+        self, site: str | None = None, camera: str | None = None, after_id: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Events in arrival order after `after_id`, JSON columns decoded."""
+        where: list[str] = ["id > ?"]
+        args: list[Any] = [after_id]
+        for column, value in (("site", site), ("camera", camera)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = self._rows(
+            f"select * from events where {' and '.join(where)} order by id limit ?",
+            [*args, limit],
+        )
+        for row in rows:
+            for column in ("boxes", "snapshot", "clip", "details"):
+                row[column] = json.loads(row[column]) if row[column] else None
+        return rows
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """One event row (JSON columns as text), None if unknown."""
+        rows = self._rows("select * from events where event_id = ?", [event_id])
+        return rows[0] if rows else None
+
+    def _rows(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        with self.database.lock:
+            cur = self.database.db.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
