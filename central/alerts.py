@@ -1,0 +1,344 @@
+"""Alerts: one per edge event, moved through the rectification workflow, with evidence holds.
+
+While an alert is open the edge is asked (MQTT command `hold`) to keep the clip's time range
+as evidence, whatever its retention cleaner would otherwise delete; closing the alert sends
+`release`, reopening it sends `hold` again. The command goes out after the database commit,
+so a failed publish never loses a transition (the edge re-holds on the next `hold`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from central.errors import ForbiddenError, InvalidInputError, NotFoundError
+from central.roles import can
+from central.schema import LockedDb
+from central.scope import Scope, in_scope, scope_filter
+from central.users import User
+from central.workflow import Action, State, decide, is_overdue, permission_for
+from fsv_contract import EventPayload
+from fsv_contract.commands import HOLD, RELEASE, HoldArgs, ReleaseArgs
+
+log = logging.getLogger(__name__)
+
+UNASSIGNED = "/"
+# How much video around an event is held: the lead-up matters as much as the act.
+HOLD_BEFORE_S = 60.0
+HOLD_AFTER_S = 120.0
+# An event still running has no end yet; hold this much past its start until it ends.
+OPEN_EVENT_HOLD_S = 1800.0
+MAX_PAGE = 500
+
+# (site, verb, args) -> request id; publishes a command to the edge.
+CommandSender = Callable[[str, str, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """Filters of an alert listing; every field optional."""
+
+    org_path: str | None = None
+    site_id: str | None = None
+    camera_id: str | None = None
+    station: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    states: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    overdue: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def hold_args(alert: dict[str, Any]) -> dict[str, Any]:
+    """Arguments of the `hold` command for an alert's evidence range (contract HoldArgs)."""
+    start = float(alert["start"])
+    end = float(alert["end"]) if alert.get("end") else start + OPEN_EVENT_HOLD_S
+    args = HoldArgs(
+        ref=f"alert:{alert['id']}",
+        camera=alert["camera_id"],
+        start=datetime.fromtimestamp(start - HOLD_BEFORE_S, UTC),
+        end=datetime.fromtimestamp(end + HOLD_AFTER_S, UTC),
+        reason=f"alert {alert['kind']}"[:200],
+    )
+    return args.model_dump(mode="json")
+
+
+def release_args(alert_id: str) -> dict[str, Any]:
+    """Arguments of the `release` command of an alert's hold (contract ReleaseArgs)."""
+    return ReleaseArgs(ref=f"alert:{alert_id}").model_dump(mode="json")
+
+
+def public_alert(row: dict[str, Any], now: float) -> dict[str, Any]:
+    """An alert row as the API returns it, with the overdue flag computed."""
+    out = dict(row)
+    for key in ("snapshot", "clip"):
+        out[key] = json.loads(row[key]) if row.get(key) else None
+    out["overdue"] = is_overdue(State(row["state"]), row.get("deadline"), now)
+    return out
+
+
+class AlertStore:
+    """Alerts in central's database; every read and write checks the caller's scope."""
+
+    def __init__(
+        self,
+        ldb: LockedDb,
+        send_command: CommandSender | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ldb = ldb
+        self._send = send_command
+        self._clock = clock
+
+    # --- from ingest ------------------------------------------------------------------------
+
+    def record_event(self, event: EventPayload) -> dict[str, Any] | None:
+        """Create the alert of a new event (returned), or apply an end update (None)."""
+        now = self._clock()
+        alert_id = str(event.event_id)
+        with self._ldb.transaction() as db:
+            site = list(db.query("select org_path from sites where id = ?", [event.site]))
+            org_path = site[0]["org_path"] if site else UNASSIGNED
+            existing = list(db.query("select * from alerts where id = ?", [alert_id]))
+            end = event.end.timestamp() if event.end else None
+            media = {
+                "snapshot": event.snapshot.model_dump_json() if event.snapshot else None,
+                "clip": event.clip.model_dump_json() if event.clip else None,
+            }
+            if existing:
+                changes: dict[str, Any] = {
+                    k: v for k, v in media.items() if v and not existing[0][k]
+                }
+                if end is not None and existing[0]["end"] is None:
+                    changes["end"] = end
+                if changes:
+                    db.table("alerts").update(alert_id, {**changes, "updated_at": now})
+                created = None
+            else:
+                created = {
+                    "id": alert_id,
+                    "site_id": event.site,
+                    "camera_id": event.camera,
+                    "org_path": org_path,
+                    "kind": event.kind,
+                    "station": event.station,
+                    "rule": event.rule,
+                    "severity": event.severity,
+                    "start": event.start.timestamp(),
+                    "end": end,
+                    "score": event.score,
+                    **media,
+                    "state": State.NEW.value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                db.table("alerts").insert(created)
+        row = self._row(alert_id)
+        if row["state"] != State.CLOSED and row["camera_id"] and (created or end is not None):
+            self._command(row, HOLD, hold_args(row))
+        return public_alert(row, now) if created else None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _row(self, alert_id: str) -> dict[str, Any]:
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from alerts where id = ?", [alert_id]))
+        if not rows:
+            raise NotFoundError(f"alert {alert_id} not found")
+        return dict(rows[0])
+
+    def get(self, scope: Scope, alert_id: str) -> dict[str, Any]:
+        """One alert with its transitions and evidence; NotFoundError outside `scope`."""
+        try:
+            row = self._row(alert_id)
+        except NotFoundError:
+            raise
+        if not in_scope(scope, row["org_path"]):
+            raise NotFoundError(f"alert {alert_id} not found")
+        out = public_alert(row, self._clock())
+        with self._ldb.lock:
+            db = self._ldb.db
+            out["transitions"] = [
+                dict(r)
+                for r in db.query(
+                    "select * from alert_transitions where alert_id = ? order by id", [alert_id]
+                )
+            ]
+            out["evidence"] = [
+                {k: v for k, v in dict(r).items() if k != "path"}
+                for r in db.query(
+                    "select * from evidence where alert_id = ? order by id", [alert_id]
+                )
+            ]
+        return out
+
+    def list_alerts(self, scope: Scope, query: AlertQuery) -> dict[str, Any]:
+        """A page of alerts in scope matching `query`, newest first, with the total count."""
+        where, args = self._where(scope, query)
+        limit = max(1, min(query.limit, MAX_PAGE))
+        with self._ldb.lock:
+            db = self._ldb.db
+            total = next(iter(db.query(f"select count(*) as n from alerts where {where}", args)))
+            rows = db.query(
+                f"select * from alerts where {where} order by created_at desc, id limit ? offset ?",
+                [*args, limit, max(0, query.offset)],
+            )
+            now = self._clock()
+            items = [public_alert(dict(r), now) for r in rows]
+        return {"items": items, "total": total["n"], "limit": limit, "offset": query.offset}
+
+    def _where(self, scope: Scope, q: AlertQuery) -> tuple[str, list[Any]]:
+        clause, params = scope_filter(scope)
+        clauses, args = [clause], list[Any](params)
+        if q.org_path is not None:
+            sub, sub_args = scope_filter(Scope(q.org_path))
+            clauses.append(sub)
+            args += sub_args
+        for column, value in (
+            ("site_id", q.site_id),
+            ("camera_id", q.camera_id),
+            ("station", q.station),
+            ("kind", q.kind),
+            ("severity", q.severity),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if q.states:
+            clauses.append(f"state in ({', '.join('?' for _ in q.states)})")
+            args += list(q.states)
+        if q.since is not None:
+            clauses.append("start >= ?")
+            args.append(q.since)
+        if q.until is not None:
+            clauses.append("start < ?")
+            args.append(q.until)
+        if q.overdue is not None:
+            test = "(state = ? and deadline is not null and deadline < ?)"
+            clauses.append(test if q.overdue else f"not {test}")
+            args += [State.RECTIFICATION_REQUESTED.value, self._clock()]
+        return " and ".join(clauses), args
+
+    # --- workflow ---------------------------------------------------------------------------
+
+    def transition(
+        self,
+        user: User,
+        alert_id: str,
+        action: Action,
+        *,
+        note: str = "",
+        deadline: float | None = None,
+        ip: str = "",
+        evidence: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Apply one workflow step for `user`; returns the transition row."""
+        if not can(user.role, permission_for(action)):
+            raise ForbiddenError(f"a {user.role.value} may not {action.value}")
+        now = self._clock()
+        if deadline is not None and deadline <= now:
+            raise InvalidInputError("the deadline must lie in the future")
+        if action is Action.SUBMIT_RECTIFICATION and not evidence:
+            raise InvalidInputError("a rectification needs at least one evidence photo")
+        with self._ldb.transaction() as db:
+            rows = list(db.query("select * from alerts where id = ?", [alert_id]))
+            if not rows or not in_scope(user.scope, rows[0]["org_path"]):
+                raise NotFoundError(f"alert {alert_id} not found")
+            alert = dict(rows[0])
+            step = decide(State(alert["state"]), action, note=note, deadline=deadline)
+            row = {
+                "alert_id": alert_id,
+                "ts": now,
+                "user_id": user.id,
+                "username": user.username,
+                "action": action.value,
+                "from_state": step.before.value,
+                "to_state": step.after.value,
+                "note": note,
+                "deadline": deadline,
+                "ip": ip,
+            }
+            tid = db.table("alert_transitions").insert(row).last_pk
+            db.table("alerts").update(
+                alert_id, self._alert_changes(alert, step.after, now, deadline)
+            )
+            for item in evidence or list[dict[str, Any]]():
+                db.table("evidence").insert({**item, "alert_id": alert_id, "transition_id": tid})
+        if step.closes and alert["camera_id"]:
+            self._command(alert, RELEASE, release_args(alert_id))
+        elif step.opens and alert["camera_id"]:
+            self._command(alert, HOLD, hold_args(alert))
+        return {**row, "id": tid}
+
+    @staticmethod
+    def _alert_changes(
+        alert: dict[str, Any], after: State, now: float, deadline: float | None
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {"state": after.value, "updated_at": now}
+        # The first time of each milestone is what the reports measure.
+        first = {
+            State.ACKNOWLEDGED: "acknowledged_at",
+            State.RECTIFICATION_REQUESTED: "requested_at",
+            State.RECTIFICATION_SUBMITTED: "submitted_at",
+        }
+        column = first.get(after)
+        if column and alert[column] is None:
+            changes[column] = now
+        if after is State.RECTIFICATION_REQUESTED:
+            changes["deadline"] = deadline
+            # Requesting a rectification implies the alert was seen.
+            if alert["acknowledged_at"] is None:
+                changes["acknowledged_at"] = now
+        if after is State.CLOSED:
+            changes["closed_at"] = now
+        if after is State.REOPENED:
+            changes["closed_at"] = None
+        return changes
+
+    def evidence_file(self, scope: Scope, alert_id: str, evidence_id: int) -> dict[str, Any]:
+        """The evidence row (with its stored path) of an alert in scope."""
+        self.get(scope, alert_id)
+        with self._ldb.lock:
+            rows = list(
+                self._ldb.db.query(
+                    "select * from evidence where id = ? and alert_id = ?", [evidence_id, alert_id]
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"evidence {evidence_id} not found")
+        return dict(rows[0])
+
+    def media_file(
+        self, scope: Scope, alert_id: str, name: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The alert and the stored media row (snapshot or clip uploaded by the edge)."""
+        alert = self.get(scope, alert_id)
+        with self._ldb.lock:
+            rows = list(
+                self._ldb.db.query(
+                    "select * from media where event_id = ? and name = ?", [alert_id, name]
+                )
+            )
+        if not rows or not Path(rows[0]["path"]).is_file():
+            raise NotFoundError(f"media {name!r} of alert {alert_id} is not uploaded (yet)")
+        return alert, dict(rows[0])
+
+    def _command(self, alert: dict[str, Any], verb: str, args: dict[str, Any]) -> None:
+        if self._send is None:
+            return
+        try:
+            request_id = self._send(alert["site_id"], verb, args)
+        except Exception:  # noqa: BLE001 - a broker hiccup must not undo a committed transition
+            log.exception("could not send %s for alert %s", verb, alert["id"])
+            return
+        with self._ldb.transaction() as db:
+            db.table("alerts").update(alert["id"], {"hold_request_id": request_id})

@@ -1,0 +1,1 @@
+"""The regulator REST API and web pages: thin handlers over the domain stores."""

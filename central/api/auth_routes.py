@@ -1,0 +1,116 @@
+"""Sign in and out, who am I, API tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from central.api.common import (
+    COOKIE,
+    audit,
+    client_ip,
+    current_session,
+    current_user,
+    json_response,
+    read_body,
+    run_db,
+    services,
+)
+from central.api.registry import RouteTable
+from central.errors import AuthError, ThrottledError
+
+routes = RouteTable()
+
+
+class LoginIn(BaseModel):
+    """Credentials; `kind` picks a browser cookie session or a bearer token for the API."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    kind: Literal["cookie", "bearer"] = "cookie"
+
+
+class TokenIn(BaseModel):
+    """A label for a new API token (e.g. the script that will use it)."""
+
+    label: str = Field("", max_length=100)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/auth/login",
+    summary="Sign in; sets the session cookie or returns a bearer token",
+    tag="auth",
+    body=LoginIn,
+    auth=False,
+    statuses=(200, 401, 429),
+)
+async def login(request: web.Request) -> web.Response:
+    """Check credentials under the login throttle and open a session."""
+    svc = services(request)
+    body = await read_body(request, LoginIn)
+    keys = [f"user:{body.username.lower()}", f"ip:{client_ip(request)}"]
+    wait = svc.throttle.retry_after(keys, time.monotonic())
+    if wait > 0:
+        await audit(request, "login_failed", body.username, {"reason": "throttled"})
+        raise ThrottledError(wait)
+    try:
+        user = await run_db(svc.users.authenticate, body.username, body.password)
+    except AuthError:
+        svc.throttle.failed(keys, time.monotonic())
+        await audit(request, "login_failed", body.username, {"reason": "bad credentials"})
+        raise
+    svc.throttle.succeeded(keys[0])
+    token, csrf = await run_db(svc.users.open_session, user, body.kind, "login")
+    await audit(request, "login", user.username, {"kind": body.kind}, user=user)
+    if body.kind == "bearer":
+        return json_response({"user": user.public(), "token": token, "token_type": "bearer"})
+    resp = json_response({"user": user.public(), "csrf_token": csrf})
+    resp.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(svc.web.session_hours * 3600),
+        httponly=True,
+        secure=svc.web.cookie_secure,
+        samesite="Strict",
+        path="/",
+    )
+    return resp
+
+
+@routes.route("POST", "/api/v1/auth/logout", summary="End the current session", tag="auth")
+async def logout(request: web.Request) -> web.Response:
+    """Close the session the request came with."""
+    session = current_session(request)
+    await run_db(services(request).users.close_session, session.token_hash)
+    await audit(request, "logout", session.user.username)
+    resp = json_response({"ok": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+@routes.route("GET", "/api/v1/auth/me", summary="The signed-in user and CSRF token", tag="auth")
+async def me(request: web.Request) -> web.Response:
+    """Who the caller is; pages read the CSRF token they must echo from here."""
+    session = current_session(request)
+    return json_response({"user": session.user.public(), "csrf_token": session.csrf})
+
+
+@routes.route(
+    "POST",
+    "/api/v1/auth/tokens",
+    summary="Create a bearer token for scripts (shown once)",
+    tag="auth",
+    body=TokenIn,
+    statuses=(201,),
+)
+async def create_token(request: web.Request) -> web.Response:
+    """A new long-lived API token of the current user."""
+    user = current_user(request)
+    body = await read_body(request, TokenIn)
+    token, _csrf = await run_db(services(request).users.open_session, user, "bearer", body.label)
+    await audit(request, "token_created", user.username, {"label": body.label})
+    return json_response({"token": token, "token_type": "bearer"}, status=201)

@@ -1,0 +1,223 @@
+"""Shared handler plumbing: JSON errors, who is calling, CSRF, input models, audit entries."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from central.audit import AuditEntry
+from central.errors import (
+    AuthError,
+    CentralError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    ThrottledError,
+)
+from central.roles import Permission, can
+from central.services import Services
+from central.users import Session, User
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("regulator_services", Services)
+SESSION = web.RequestKey("fsv_session", Session)
+COOKIE = "fsv_session"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_JSON_BYTES = 1 << 20
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+M = TypeVar("M", bound=BaseModel)
+
+_STATUS: list[tuple[type[CentralError], int]] = [
+    (NotFoundError, 404),
+    (ForbiddenError, 403),
+    (AuthError, 401),
+    (ThrottledError, 429),
+    (ConflictError, 409),
+    (InvalidInputError, 400),
+]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON response (UTF-8, non-ASCII kept readable)."""
+    return web.json_response(
+        data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str)
+    )
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    """The one shape of every API error: ``{"error": {"status", "message", ...}}``."""
+    return json_response({"error": {"status": status, "message": message, **extra}}, status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn domain errors and HTTP errors under /api/ into JSON error bodies."""
+    try:
+        return await handler(request)
+    except CentralError as e:
+        for cls, status in _STATUS:
+            if isinstance(e, cls):
+                resp = error_response(status, str(e))
+                if isinstance(e, ThrottledError):
+                    resp.headers["Retry-After"] = str(int(e.retry_after) + 1)
+                return resp
+        log.exception("unexpected domain error on %s", request.path)
+        return error_response(500, "internal error")
+    except web.HTTPException as e:
+        if not request.path.startswith("/api/") or e.status < 400:
+            raise
+        return error_response(e.status, e.reason if not e.text else e.text.split(": ", 1)[-1])
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Attach the caller's session (bearer token or cookie) and enforce CSRF on cookie writes.
+
+    Routes decide for themselves whether a session is required (`current_user`); routes of
+    other parts of central (media upload by edges) are left alone when no session is shown.
+    """
+    services = request.app[SERVICES]
+    header = request.headers.get("Authorization", "")
+    session: Session | None = None
+    if header.lower().startswith("bearer ") and request.path.startswith("/api/v1/"):
+        try:
+            session = await run_db(services.users.resolve, header[7:].strip(), "bearer")
+        except AuthError:
+            session = None
+    elif COOKIE in request.cookies:
+        try:
+            session = await run_db(services.users.resolve, request.cookies[COOKIE], "cookie")
+        except AuthError:
+            session = None
+        if session is not None and request.method in _UNSAFE:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                return error_response(403, f"missing or wrong {CSRF_HEADER} header")
+    if session is not None:
+        request[SESSION] = session
+    return await handler(request)
+
+
+def current_session(request: web.Request) -> Session:
+    """The caller's session; 401 if not signed in."""
+    if SESSION not in request:
+        raise AuthError("sign in first (session cookie or Authorization: Bearer token)")
+    return request[SESSION]
+
+
+def current_user(request: web.Request, permission: Permission | None = None) -> User:
+    """The signed-in user, checked for `permission`; 401/403 otherwise."""
+    user = current_session(request).user
+    if permission is not None and not can(user.role, permission):
+        raise ForbiddenError(f"a {user.role.value} may not {permission.value.replace('_', ' ')}")
+    return user
+
+
+def services(request: web.Request) -> Services:
+    """The regulator services of the application."""
+    return request.app[SERVICES]
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON body; 400 with every problem named otherwise."""
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_JSON_BYTES, actual_size=len(raw))
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        raise InvalidInputError(_problems(e)) from e
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """Parse and validate the query string; 400 naming each bad parameter."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as e:
+        raise InvalidInputError(_problems(e)) from e
+
+
+def _problems(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors()[:10]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_time(value: str | None) -> float | None:
+    """A query time: epoch seconds or ISO 8601 with a zone; None when absent."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidInputError(f"not a time: {value!r} (epoch seconds or ISO 8601)") from e
+    if dt.tzinfo is None:
+        raise InvalidInputError(f"time {value!r} needs a zone (e.g. Z or +08:00)")
+    return dt.timestamp()
+
+
+def client_ip(request: web.Request) -> str:
+    """The caller's address (the reverse proxy's X-Forwarded-For is not trusted blindly)."""
+    return request.remote or ""
+
+
+async def audit(
+    request: web.Request,
+    action: str,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    org_path: str | None = None,
+) -> None:
+    """Append an audit entry about the current request."""
+    session = request.get(SESSION)
+    who = user or (session.user if session is not None else None)
+    entry = AuditEntry(
+        action=action,
+        target=target,
+        detail=detail,
+        user_id=who.id if who else None,
+        username=who.username if who else "",
+        ip=client_ip(request),
+        org_path=org_path,
+    )
+    await run_db(services(request).audit.write, entry)
+
+
+T = TypeVar("T")
+
+
+async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous database call in a worker thread (the loop never blocks on SQLite)."""
+    return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """An integer path parameter; 404 when it is not one (no such object)."""
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise NotFoundError(f"{name} {request.match_info[name]!r} not found") from None

@@ -1,0 +1,104 @@
+"""Reports (JSON, CSV, printable HTML) and the audit log."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from central.api.common import (
+    audit,
+    current_user,
+    json_response,
+    parse_time,
+    read_query,
+    run_db,
+    services,
+)
+from central.api.registry import RouteTable
+from central.errors import InvalidInputError
+from central.reports import build_report, report_csv, report_html
+from central.roles import Permission
+from central.scope import Scope
+
+routes = RouteTable()
+MAX_PERIOD_S = 400 * 86400.0
+
+
+class ReportQuery(BaseModel):
+    """Which subtree and period; times are epoch seconds or ISO 8601 with a zone."""
+
+    org_id: int | None = Field(None, description="default: the caller's whole scope")
+    since: str | None = Field(None, alias="from", description="default: 30 days ago")
+    until: str | None = Field(None, alias="to", description="default: now")
+    format: Literal["json", "csv", "html"] = "json"
+
+
+class AuditQuery(BaseModel):
+    """Filters and page of the audit log."""
+
+    action: str | None = None
+    username: str | None = None
+    since: str | None = Field(None, alias="from")
+    until: str | None = Field(None, alias="to")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+@routes.route(
+    "GET",
+    "/api/v1/reports",
+    summary="Report of a subtree and period",
+    tag="reports",
+    query=ReportQuery,
+    produces=("application/json", "text/csv", "text/html"),
+)
+async def get_report(request: web.Request) -> web.StreamResponse:
+    """Alerts by kind/station/enterprise, response times, online, recording, retention."""
+    user = current_user(request, Permission.VIEW_REPORTS)
+    q = read_query(request, ReportQuery)
+    until = parse_time(q.until) or time.time()
+    since = parse_time(q.since) or until - 30 * 86400.0
+    if not 0 < until - since <= MAX_PERIOD_S:
+        raise InvalidInputError("the period must be positive and at most 400 days")
+    svc = services(request)
+    scope, title = user.scope, "监管报表 Supervision report"
+    if q.org_id is not None:
+        org = await run_db(svc.orgs.get_org, user.scope, q.org_id)
+        scope, title = Scope(org["org_path"]), f"{org['name']} — {title}"
+    report = await run_db(build_report, svc.ldb, scope, since, until)
+    await audit(request, "report_view", scope.root or "/", {"format": q.format})
+    if q.format == "csv":
+        return web.Response(
+            text=report_csv(report),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+    if q.format == "html":
+        return web.Response(
+            text=report_html(report, title), content_type="text/html", charset="utf-8"
+        )
+    return json_response(report)
+
+
+@routes.route(
+    "GET", "/api/v1/audit", summary="The audit log (admins)", tag="audit", query=AuditQuery
+)
+async def get_audit(request: web.Request) -> web.Response:
+    """Entries newest first: who, when, what, from where."""
+    user = current_user(request, Permission.VIEW_AUDIT)
+    q = read_query(request, AuditQuery)
+    page = await run_db(
+        services(request).audit.query,
+        user.scope,
+        action=q.action,
+        username=q.username,
+        since=parse_time(q.since),
+        until=parse_time(q.until),
+        limit=q.limit,
+        offset=q.offset,
+    )
+    return json_response(page)

@@ -1,0 +1,117 @@
+"""What the regulator side does with each message ingest stored (ingest's IngestHooks).
+
+Ingest calls these on its worker thread after the batch is committed; they are quick and
+never raise into ingest. Each new or ended event opens or updates its alert (and the
+evidence hold); a new alert is handed to push, which only queues, so a slow receiver never
+slows ingest. Heartbeats are sampled into a history (ingest keeps only the latest) for the
+recording-completeness and retention reports; cameras seen in states are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from central.alerts import AlertStore
+from central.org import OrgStore
+from central.schema import LockedDb
+from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload
+
+log = logging.getLogger(__name__)
+
+# One heartbeat sample per site every SAMPLE_S at most.
+SAMPLE_S = 300.0
+# A sample vouches for at most this long before it (lost heartbeats are not credited).
+MAX_CREDIT_S = 2 * SAMPLE_S
+# A camera is recording at a heartbeat if its last segment ended at most this long before.
+RECORDING_FRESH_S = 300.0
+
+PushSubmit = Callable[[dict[str, Any]], None]
+
+
+def is_recording(last_segment_end: datetime | None, state: str, at: datetime) -> bool:
+    """True if a camera in a heartbeat counts as recording at time `at`."""
+    if last_segment_end is None or state == "offline":
+        return False
+    return (at - last_segment_end).total_seconds() <= RECORDING_FRESH_S
+
+
+class RegulatorHooks:
+    """Alerts from events, the camera list from states, a heartbeat history from heartbeats."""
+
+    def __init__(self, ldb: LockedDb, orgs: OrgStore, alerts: AlertStore) -> None:
+        self._ldb = ldb
+        self._orgs = orgs
+        self._alerts = alerts
+        self.push: PushSubmit | None = None
+        self._last_sample: dict[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def on_event(self, event: EventPayload) -> None:
+        """An event was stored (either phase, maybe a duplicate): open or update its alert."""
+        try:
+            if event.camera:
+                self._orgs.upsert_camera(event.site, event.camera, station=event.station)
+            alert = self._alerts.record_event(event)
+            if alert is None or self.push is None:
+                return
+            self.push({**alert, "enterprise_name": self._enterprise_name(alert)})
+        except Exception:  # noqa: BLE001 - the event is stored; never fail ingest over an alert
+            log.exception("cannot open the alert of event %s", event.event_id)
+
+    def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
+        """A camera state was stored (ingest logs the change): make sure the camera is listed."""
+        try:
+            self._orgs.upsert_camera(site, payload.camera)
+        except Exception:  # noqa: BLE001 - the state itself is stored; listing is best effort
+            log.exception("cannot list camera %s/%s", site, payload.camera)
+
+    def on_heartbeat(self, site: str, payload: HeartbeatPayload) -> None:
+        """A heartbeat was stored: sample it for the recording and retention reports."""
+        try:
+            self._sample(site, payload)
+        except Exception:  # noqa: BLE001 - history is best effort; the heartbeat is stored
+            log.exception("cannot sample the heartbeat of %s", site)
+
+    def _sample(self, site: str, beat: HeartbeatPayload) -> None:
+        ts = beat.ts.timestamp()
+        with self._lock:
+            last = self._last_samples()
+            prev = last.get(site)
+            if prev is not None and ts - prev < SAMPLE_S * 0.9:
+                return
+            last[site] = ts
+        interval = SAMPLE_S if prev is None else min(max(ts - prev, 0.0), MAX_CREDIT_S)
+        for cam in beat.cameras:
+            self._orgs.upsert_camera(site, cam.camera)
+        flags = {c.camera: is_recording(c.last_segment_end, c.state, beat.ts) for c in beat.cameras}
+        with self._ldb.transaction() as db:
+            db.table("heartbeat_samples").insert(
+                {
+                    "site_id": site,
+                    "ts": ts,
+                    "interval_s": interval,
+                    "retention_days": beat.retention_days_available,
+                    "cameras": json.dumps(flags),
+                }
+            )
+
+    def _last_samples(self) -> dict[str, float]:
+        if self._last_sample is None:
+            with self._ldb.lock:
+                rows = self._ldb.db.query(
+                    "select site_id, max(ts) as ts from heartbeat_samples group by site_id"
+                )
+                self._last_sample = {r["site_id"]: r["ts"] for r in rows}
+        return self._last_sample
+
+    def _enterprise_name(self, alert: dict[str, Any]) -> str:
+        with self._ldb.lock:
+            rows = list(
+                self._ldb.db.query("select name from orgs where org_path = ?", [alert["org_path"]])
+            )
+        return str(rows[0]["name"]) if rows else ""

@@ -1,0 +1,247 @@
+"""The organisation tree (province → city → county → enterprise), edge sites and cameras."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from typing import Any
+
+from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.schema import LockedDb
+from central.scope import Scope, in_scope, scope_filter
+
+LEVELS = ("province", "city", "county", "enterprise")
+ENTERPRISE_TYPES = ("slaughterhouse", "canteen")
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CAMERA_SQL = "select * from cameras where site_id = ? and camera_id = ?"
+ORG_FIELDS = ("name", "enterprise_type", "address", "licence_no", "contact", "phone", "public_info")
+
+
+def parent_level(level: str) -> str | None:
+    """The level an organisation of `level` must hang under (None for a province)."""
+    if level not in LEVELS:
+        raise InvalidInputError(f"unknown level {level!r} (one of {', '.join(LEVELS)})")
+    i = LEVELS.index(level)
+    return LEVELS[i - 1] if i else None
+
+
+class OrgStore:
+    """Organisations, sites and cameras in central's database, always read through a scope."""
+
+    def __init__(self, ldb: LockedDb) -> None:
+        self._ldb = ldb
+
+    # --- organisations ----------------------------------------------------------------------
+
+    def create_org(
+        self, scope: Scope, parent_id: int | None, level: str, **info: Any
+    ) -> dict[str, Any]:
+        """Create an organisation under `parent_id` (which must be in `scope`)."""
+        want_parent = parent_level(level)
+        info = {k: v for k, v in info.items() if k in ORG_FIELDS}
+        if not str(info.get("name") or "").strip():
+            raise InvalidInputError("an organisation needs a name")
+        if level == "enterprise" and info.get("enterprise_type") not in ENTERPRISE_TYPES:
+            raise InvalidInputError(f"enterprise_type must be one of {', '.join(ENTERPRISE_TYPES)}")
+        if level != "enterprise":
+            info["enterprise_type"] = None
+        with self._ldb.transaction() as db:
+            if want_parent is None:
+                if parent_id is not None:
+                    raise InvalidInputError("a province has no parent")
+                if scope.root is not None:
+                    raise NotFoundError("only an administrator creates provinces")
+                parent_path = "/"
+            else:
+                if parent_id is None:
+                    raise InvalidInputError(f"a {level} needs a parent {want_parent}")
+                parent = self._get(db, scope, parent_id)
+                if parent["level"] != want_parent:
+                    raise InvalidInputError(
+                        f"a {level} hangs under a {want_parent}, not a {parent['level']}"
+                    )
+                parent_path = parent["org_path"]
+            row = {
+                **info,
+                "parent_id": parent_id,
+                "level": level,
+                "org_path": f"{parent_path}pending-{time.time_ns()}/",
+                "created_at": time.time(),
+            }
+            new_id = db.table("orgs").insert(row).last_pk
+            db.execute(
+                "update orgs set org_path = ? where id = ?", [f"{parent_path}{new_id}/", new_id]
+            )
+            return self._get(db, Scope.everything(), int(str(new_id)))
+
+    def get_org(self, scope: Scope, org_id: int) -> dict[str, Any]:
+        """One organisation; NotFoundError if it does not exist or lies outside `scope`."""
+        with self._ldb.lock:
+            return self._get(self._ldb.db, scope, org_id)
+
+    @staticmethod
+    def _get(db: Any, scope: Scope, org_id: int) -> dict[str, Any]:
+        rows = list(db.query("select * from orgs where id = ?", [org_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"organisation {org_id} not found")
+        return dict(rows[0])
+
+    def list_orgs(
+        self, scope: Scope, *, under: int | None = None, level: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Organisations in scope, optionally only below `under` and of one `level`."""
+        where, params = scope_filter(scope)
+        clauses, args = [where], list[Any](params)
+        if under is not None:
+            base = self.get_org(scope, under)
+            sub, sub_params = scope_filter(Scope(base["org_path"]))
+            clauses.append(sub)
+            args += sub_params
+        if level is not None:
+            clauses.append("level = ?")
+            args.append(level)
+        sql = f"select * from orgs where {' and '.join(clauses)} order by org_path"
+        with self._ldb.lock:
+            return [dict(r) for r in self._ldb.db.query(sql, args)]
+
+    def update_org(self, scope: Scope, org_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change an organisation's descriptive fields (never its place in the tree)."""
+        bad = set(changes) - set(ORG_FIELDS)
+        if bad:
+            raise InvalidInputError(f"cannot change {', '.join(sorted(bad))}")
+        with self._ldb.transaction() as db:
+            org = self._get(db, scope, org_id)
+            if "enterprise_type" in changes and (
+                org["level"] != "enterprise" or changes["enterprise_type"] not in ENTERPRISE_TYPES
+            ):
+                raise InvalidInputError("enterprise_type applies to enterprises only")
+            if changes:
+                db.table("orgs").update(org_id, changes)
+            return self._get(db, scope, org_id)
+
+    def tree(self, scope: Scope) -> list[dict[str, Any]]:
+        """The organisations in scope as nested dicts with a `children` list each."""
+        nodes = {o["id"]: {**o, "children": []} for o in self.list_orgs(scope)}
+        roots: list[dict[str, Any]] = []
+        for node in nodes.values():
+            parent = nodes.get(node["parent_id"])
+            (parent["children"] if parent else roots).append(node)
+        return roots
+
+    # --- sites ------------------------------------------------------------------------------
+
+    def create_site(self, scope: Scope, org_id: int, site_id: str, name: str) -> dict[str, Any]:
+        """Register an edge site (one NVR box) of an enterprise."""
+        if not SITE_ID.match(site_id):
+            raise InvalidInputError(
+                "site id: lower-case letters, digits, '_' and '-', at most 63 characters"
+            )
+        with self._ldb.transaction() as db:
+            org = self._get(db, scope, org_id)
+            if org["level"] != "enterprise":
+                raise InvalidInputError("a site belongs to an enterprise")
+            try:
+                db.table("sites").insert(
+                    {
+                        "id": site_id,
+                        "org_id": org_id,
+                        "org_path": org["org_path"],
+                        "name": name or site_id,
+                        "mqtt_username": site_id,
+                        "created_at": time.time(),
+                    }
+                )
+            except sqlite3.IntegrityError as e:
+                raise ConflictError(f"site {site_id!r} already exists") from e
+        return self.get_site(scope, site_id)
+
+    def get_site(self, scope: Scope, site_id: str) -> dict[str, Any]:
+        """One site; NotFoundError outside `scope`."""
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from sites where id = ?", [site_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"site {site_id!r} not found")
+        return dict(rows[0])
+
+    def list_sites(self, scope: Scope, org_id: int | None = None) -> list[dict[str, Any]]:
+        """Sites in scope, optionally of one organisation subtree."""
+        where, params = scope_filter(scope, "t.org_path")
+        args: list[Any] = list(params)
+        if org_id is not None:
+            root = self.get_org(scope, org_id)["org_path"]
+            sub, sub_params = scope_filter(Scope(root), "t.org_path")
+            where += f" and {sub}"
+            args += sub_params
+        sql = (
+            "select t.*, a.state as agent_state, a.last_heartbeat_at from sites t "
+            f"left join agent_status a on a.site = t.id where {where} order by t.id"
+        )
+        with self._ldb.lock:
+            return [dict(r) for r in self._ldb.db.query(sql, args)]
+
+    def site_org_path(self, site_id: str) -> str | None:
+        """The organisation path of a site, None for a site central does not know."""
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select org_path from sites where id = ?", [site_id]))
+        return str(rows[0]["org_path"]) if rows else None
+
+    # --- cameras ----------------------------------------------------------------------------
+
+    def upsert_camera(
+        self, site_id: str, camera_id: str, *, name: str | None = None, station: str | None = None
+    ) -> None:
+        """Create a camera of a known site, or update its name/station; unknown sites ignored."""
+        org_path = self.site_org_path(site_id)
+        if org_path is None or not camera_id:
+            return
+        with self._ldb.transaction() as db:
+            existing = list(
+                db.query(
+                    "select * from cameras where site_id = ? and camera_id = ?",
+                    [site_id, camera_id],
+                )
+            )
+            if not existing:
+                db.table("cameras").insert(
+                    {
+                        "site_id": site_id,
+                        "camera_id": camera_id,
+                        "org_path": org_path,
+                        "name": name or camera_id,
+                        "station": station or "unknown",
+                        "created_at": time.time(),
+                    }
+                )
+                return
+            changes = {k: v for k, v in (("name", name), ("station", station)) if v}
+            if changes:
+                db.table("cameras").update((site_id, camera_id), changes)
+
+    def list_cameras(self, scope: Scope, site_id: str | None = None) -> list[dict[str, Any]]:
+        """Cameras in scope, optionally of one site."""
+        where, args = scope_filter(scope, "c.org_path")
+        if site_id is not None:
+            self.get_site(scope, site_id)
+            where += " and c.site_id = ?"
+            args = [*args, site_id]
+        sql = (
+            "select c.*, s.state, s.since as state_since, s.reason as state_reason "
+            "from cameras c left join camera_status s on s.site = c.site_id "
+            f"and s.camera = c.camera_id where {where} order by c.site_id, c.camera_id"
+        )
+        with self._ldb.lock:
+            return [dict(r) for r in self._ldb.db.query(sql, args)]
+
+    def get_camera(self, scope: Scope, site_id: str, camera_id: str) -> dict[str, Any]:
+        """One camera; NotFoundError outside `scope`."""
+        with self._ldb.lock:
+            rows = list(
+                self._ldb.db.query(
+                    "select * from cameras where site_id = ? and camera_id = ?",
+                    [site_id, camera_id],
+                )
+            )
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"camera {site_id}/{camera_id} not found")
+        return dict(rows[0])

@@ -1,0 +1,237 @@
+"""Push delivery: Web Push to subscribed phones and webhooks per organisation.
+
+Ingest hands each new alert to :meth:`PushDispatcher.submit`, which only puts it on a bounded
+queue (thread-safe, never waits), so a slow or dead receiver can never hold up ingest. A
+background task finds the receivers whose scope and filters want the alert and delivers to
+each with retries and exponential back-off; every outcome is recorded in `deliveries`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from py_vapid import Vapid
+from pywebpush import WebPusher
+
+from central.errors import InvalidInputError, NotFoundError
+from central.push_rules import (
+    WEBHOOK_FORMATS,
+    OutgoingRequest,
+    PushFilters,
+    wants,
+)
+from central.schema import LockedDb
+from central.scope import Scope, in_scope, scope_filter
+from central.settings import PushConfig
+from central.users import User, user_from_row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One receiver of one alert."""
+
+    kind: str  # "webpush" or "webhook"
+    target_id: int
+    row: dict[str, Any]
+
+
+class PushStore:
+    """Subscriptions, webhooks and delivery records."""
+
+    def __init__(self, ldb: LockedDb) -> None:
+        self._ldb = ldb
+
+    def subscribe(self, user: User, endpoint: str, p256dh: str, auth: str) -> int:
+        """Register (or re-register) a browser push subscription of `user`."""
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise InvalidInputError("endpoint must be an http(s) URL")
+        row = {
+            "user_id": user.id,
+            "endpoint": endpoint,
+            "p256dh": p256dh,
+            "auth": auth,
+            "created_at": time.time(),
+            "failures": 0,
+        }
+        with self._ldb.transaction() as db:
+            db.execute("delete from push_subscriptions where endpoint = ?", [endpoint])
+            return int(str(db.table("push_subscriptions").insert(row).last_pk))
+
+    def unsubscribe(self, user: User, subscription_id: int) -> None:
+        """Remove one of `user`'s subscriptions."""
+        with self._ldb.transaction() as db:
+            cur = db.execute(
+                "delete from push_subscriptions where id = ? and user_id = ?",
+                [subscription_id, user.id],
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"subscription {subscription_id} not found")
+
+    def subscriptions(self, user: User) -> list[dict[str, Any]]:
+        """The subscriptions of `user` (keys left out)."""
+        with self._ldb.lock:
+            rows = self._ldb.db.query(
+                "select id, endpoint, created_at, failures from push_subscriptions "
+                "where user_id = ? order by id",
+                [user.id],
+            )
+            return [dict(r) for r in rows]
+
+    def add_webhook(
+        self, scope: Scope, org_id: int, url: str, fmt: str, secret: str, filters: PushFilters
+    ) -> dict[str, Any]:
+        """Configure a webhook receiving the alerts of an organisation's subtree."""
+        if fmt not in WEBHOOK_FORMATS:
+            raise InvalidInputError(f"format must be one of {', '.join(WEBHOOK_FORMATS)}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise InvalidInputError("url must be an http(s) URL")
+        with self._ldb.transaction() as db:
+            org = list(db.query("select * from orgs where id = ?", [org_id]))
+            if not org or not in_scope(scope, org[0]["org_path"]):
+                raise NotFoundError(f"organisation {org_id} not found")
+            pk = (
+                db.table("webhooks")
+                .insert(
+                    {
+                        "org_id": org_id,
+                        "org_path": org[0]["org_path"],
+                        "url": url,
+                        "format": fmt,
+                        "secret": secret,
+                        "filters": filters.model_dump_json(),
+                        "enabled": 1,
+                        "created_at": time.time(),
+                    }
+                )
+                .last_pk
+            )
+        return self.get_webhook(scope, int(str(pk)))
+
+    def get_webhook(self, scope: Scope, webhook_id: int) -> dict[str, Any]:
+        """One webhook (secret hidden); NotFoundError outside `scope`."""
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from webhooks where id = ?", [webhook_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"webhook {webhook_id} not found")
+        return _public_webhook(dict(rows[0]))
+
+    def list_webhooks(self, scope: Scope) -> list[dict[str, Any]]:
+        """Webhooks in scope (secrets hidden)."""
+        where, args = scope_filter(scope)
+        with self._ldb.lock:
+            rows = self._ldb.db.query(f"select * from webhooks where {where} order by id", args)
+            return [_public_webhook(dict(r)) for r in rows]
+
+    def delete_webhook(self, scope: Scope, webhook_id: int) -> None:
+        """Remove a webhook in scope."""
+        self.get_webhook(scope, webhook_id)
+        with self._ldb.transaction() as db:
+            db.execute("delete from webhooks where id = ?", [webhook_id])
+
+    def targets(self, alert: dict[str, Any], now: float) -> list[Target]:
+        """Every receiver whose scope holds the alert and whose filters want it."""
+        out: list[Target] = []
+        with self._ldb.lock:
+            db = self._ldb.db
+            subs = [
+                dict(r)
+                for r in db.query(
+                    "select s.id as sub_id, s.endpoint, s.p256dh, s.auth, u.* "
+                    "from push_subscriptions s join users u on u.id = s.user_id "
+                    "where u.disabled = 0 order by s.id"
+                )
+            ]
+            hooks = [dict(r) for r in db.query("select * from webhooks where enabled = 1")]
+        for row in subs:
+            user = user_from_row(row)
+            filters = PushFilters.model_validate(user.push_filters)
+            if in_scope(user.scope, alert["org_path"]) and wants(filters, alert, now):
+                out.append(Target("webpush", row["sub_id"], row))
+        for hook in hooks:
+            filters = PushFilters.model_validate_json(hook["filters"] or "{}")
+            if in_scope(Scope(hook["org_path"]), alert["org_path"]) and wants(filters, alert, now):
+                out.append(Target("webhook", hook["id"], hook))
+        return out
+
+    def record(self, alert_id: str, target: Target, status: str, attempts: int, error: str) -> None:
+        """Write the outcome of one delivery; a gone subscription is removed."""
+        now = time.time()
+        with self._ldb.transaction() as db:
+            db.table("deliveries").insert(
+                {
+                    "alert_id": alert_id,
+                    "target": target.kind,
+                    "target_id": target.target_id,
+                    "status": status,
+                    "attempts": attempts,
+                    "last_error": error[:500],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if target.kind == "webpush" and status == "gone":
+                db.execute("delete from push_subscriptions where id = ?", [target.target_id])
+            elif target.kind == "webpush":
+                failures = 0 if status == "ok" else 1
+                db.execute(
+                    "update push_subscriptions set failures = "
+                    "case when ? = 0 then 0 else failures + 1 end where id = ?",
+                    [failures, target.target_id],
+                )
+
+    def deliveries(self, alert_id: str) -> list[dict[str, Any]]:
+        """Delivery outcomes of one alert (the caller checked the alert's scope)."""
+        with self._ldb.lock:
+            rows = self._ldb.db.query(
+                "select * from deliveries where alert_id = ? order by id", [alert_id]
+            )
+            return [dict(r) for r in rows]
+
+
+def _public_webhook(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "secret"}
+    out["filters"] = json.loads(row["filters"] or "{}")
+    out["signed"] = bool(row["secret"])
+    return out
+
+
+def load_vapid(config: PushConfig) -> Vapid | None:
+    """The VAPID key pair of the config, None when Web Push is not configured."""
+    if config.vapid_private_key_file is None:
+        return None
+    return Vapid.from_pem(config.vapid_private_key_file.read_bytes())
+
+
+def build_webpush(
+    sub: dict[str, Any], data: bytes, vapid: Vapid, subject: str, ttl: int
+) -> OutgoingRequest:
+    """An RFC 8291 (aes128gcm) encrypted, RFC 8292 (VAPID) signed Web Push request."""
+    pusher = WebPusher(
+        {"endpoint": sub["endpoint"], "keys": {"p256dh": sub["p256dh"], "auth": sub["auth"]}}
+    )
+    body = pusher.encode(data, "aes128gcm")["body"]
+    parts = urlsplit(sub["endpoint"])
+    claims = {
+        "sub": subject,
+        "aud": f"{parts.scheme}://{parts.netloc}",
+        "exp": int(time.time()) + 12 * 3600,
+    }
+    headers = dict(vapid.sign(claims))
+    headers.update(
+        {
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "TTL": str(ttl),
+            "Urgency": "high",
+        }
+    )
+    return OutgoingRequest(sub["endpoint"], bytes(body), headers)

@@ -1,0 +1,124 @@
+"""Wires the regulator side into central's application: middlewares, routes, pages, resources."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from central.api import (
+    alert_routes,
+    auth_routes,
+    org_routes,
+    public_routes,
+    push_routes,
+    report_routes,
+    user_routes,
+)
+from central.api.common import SERVICES, auth_middleware, error_middleware, json_response
+from central.api.registry import Endpoint
+from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
+from central.openapi import build_openapi
+from central.push import load_vapid
+from central.push_dispatch import PushDispatcher
+from central.sdnotify import watchdog_ctx
+from central.services import build_services
+from central.web import add_pages
+
+log = logging.getLogger(__name__)
+
+ROUTE_TABLES = (
+    auth_routes.routes,
+    org_routes.routes,
+    user_routes.routes,
+    alert_routes.routes,
+    push_routes.routes,
+    report_routes.routes,
+    public_routes.routes,
+)
+SESSION_PURGE_S = 3600.0
+
+
+def endpoints() -> list[Endpoint]:
+    """Every documented regulator endpoint."""
+    return [ep for table in ROUTE_TABLES for ep in table.endpoints]
+
+
+async def openapi_json(_request: web.Request) -> web.Response:
+    """The OpenAPI document of the API."""
+    return json_response(build_openapi(endpoints()))
+
+
+def add_regulator(app: web.Application) -> None:
+    """Register middlewares, API routes, pages and the systemd watchdog (last to start)."""
+    app.middlewares.append(error_middleware)
+    app.middlewares.append(auth_middleware)
+    for table in ROUTE_TABLES:
+        table.add_to(app)
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.router.add_get("/p/{token}", public_routes.public_page)
+    add_pages(app)
+    app.cleanup_ctx.append(watchdog_ctx)
+
+
+async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the regulator services and the push worker; set the ingest hooks.
+
+    Runs after the database context and before ingest, so no event reaches ingest before
+    the hooks are in place. Commands go through ingest's broker client, which exists only
+    once ingest started: the sender looks it up when it is called.
+    """
+    config = app[CONFIG]
+
+    def send_command(site: str, verb: str, args: dict[str, Any]) -> str:
+        commands = app.get(COMMANDS)
+        if commands is None:
+            raise RuntimeError("not connected to the broker yet")
+        return commands.send(site, verb, args)
+
+    svc = await asyncio.to_thread(
+        build_services, app[DATABASE], config.web, config.push, config.data_dir, send_command
+    )
+    vapid = await asyncio.to_thread(load_vapid, config.push)
+    if vapid is not None:
+        svc.vapid_public_key = application_server_key(vapid)
+    session = aiohttp.ClientSession()
+    dispatcher = PushDispatcher(svc.push, config.push, config.web.base_url, session, vapid)
+    svc.dispatcher = dispatcher
+    svc.hooks.push = dispatcher.submit
+    app[SERVICES] = svc
+    app[INGEST_HOOKS] = svc.hooks
+    tasks = [
+        asyncio.create_task(dispatcher.run(), name="push-dispatch"),
+        asyncio.create_task(_purge_sessions(svc.users), name="session-purge"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.close()
+
+
+def application_server_key(vapid: Any) -> str:
+    """The VAPID public key as browsers want it: uncompressed point, base64url, no padding."""
+    raw = vapid.public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def _purge_sessions(users: Any) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(users.purge_expired)
+        except Exception:  # noqa: BLE001 - expired rows just stay another hour
+            log.exception("purging expired sessions failed")
+        await asyncio.sleep(SESSION_PURGE_S)

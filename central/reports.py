@@ -1,0 +1,259 @@
+"""Reports per organisation subtree and period: alerts, response times, online, recording.
+
+Definitions (they are what the numbers mean, so they are written down here):
+- alerts counted are those whose event started in [from, to);
+- time to acknowledge: first acknowledgement (or rectification request) minus alert creation;
+- time to rectify: first rectification submission minus first rectification request;
+- camera online rate: online seconds / period seconds over the cameras, from state changes;
+- recording completeness: hours recorded / hours expected, from sampled heartbeats (a camera
+  is recording at a heartbeat when its last segment ended shortly before it);
+- retention compliance: sites whose latest heartbeat says the disk holds fewer days than the
+  90-day duty are listed as non-compliant.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from central.report_math import (
+    count_by,
+    expected_seconds,
+    mean_delay,
+    online_seconds,
+    ratio,
+    recorded_seconds,
+)
+from central.schema import LockedDb
+from central.scope import Scope, scope_filter
+
+RETENTION_DUTY_DAYS = 90.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_report(ldb: LockedDb, scope: Scope, start: float, end: float) -> dict[str, Any]:
+    """The report of everything in `scope` (already narrowed to the chosen org) for [start, end)."""
+    where, args = scope_filter(scope)
+    with ldb.lock:
+        db = ldb.db
+        alerts = [
+            dict(r)
+            for r in db.query(
+                f"select * from alerts where {where} and start >= ? and start < ?",
+                [*args, start, end],
+            )
+        ]
+        orgs = {r["org_path"]: dict(r) for r in db.query(f"select * from orgs where {where}", args)}
+        cameras = [dict(r) for r in db.query(f"select * from cameras where {where}", args)]
+        sites = [dict(r) for r in db.query(f"select * from sites where {where}", args)]
+        online = _online(db, cameras, start, end)
+        recorded = _recorded(db, cameras, start, end)
+        retention = _retention(db, sites, end)
+    return {
+        "period": {"from": _iso(start), "to": _iso(end)},
+        "scope": scope.root or "/",
+        "alerts": _alert_section(alerts, orgs, end),
+        "cameras": {"count": len(cameras), **online},
+        "recording": recorded,
+        "retention": retention,
+    }
+
+
+def _alert_section(
+    alerts: list[dict[str, Any]], orgs: dict[str, dict[str, Any]], now: float
+) -> dict[str, Any]:
+    by_enterprise = []
+    for path, n in count_by(alerts, "org_path").items():
+        org = orgs.get(path)
+        by_enterprise.append(
+            {"org_id": org["id"] if org else None, "name": org["name"] if org else path, "count": n}
+        )
+    mtta = mean_delay(alerts, "created_at", "acknowledged_at")
+    mttr = mean_delay(alerts, "requested_at", "submitted_at")
+    overdue = sum(
+        1
+        for a in alerts
+        if a["state"] == "rectification_requested" and a["deadline"] and a["deadline"] < now
+    )
+    return {
+        "total": len(alerts),
+        "by_kind": count_by(alerts, "kind"),
+        "by_station": count_by(alerts, "station"),
+        "by_state": count_by(alerts, "state"),
+        "by_enterprise": by_enterprise,
+        "mean_time_to_acknowledge_s": None if mtta is None else round(mtta, 1),
+        "mean_time_to_rectify_s": None if mttr is None else round(mttr, 1),
+        "overdue": overdue,
+    }
+
+
+def _online(db: Any, cameras: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    total_online = total_period = 0.0
+    for cam in cameras:
+        key = [cam["site_id"], cam["camera_id"]]
+        before = list(
+            db.query(
+                "select state from camera_state_log where site = ? and camera = ? "
+                "and since < ? order by since desc, id desc limit 1",
+                [*key, start],
+            )
+        )
+        changes = [
+            (r["since"], r["state"])
+            for r in db.query(
+                "select since, state from camera_state_log where site = ? and camera = ? "
+                "and since >= ? and since < ? order by since, id",
+                [*key, start, end],
+            )
+        ]
+        period = expected_seconds(cam["created_at"], start, end)
+        lo = end - period
+        total_online += online_seconds(changes, lo, end, before[0]["state"] if before else None)
+        total_period += period
+    return {"online_rate": ratio(total_online, total_period)}
+
+
+def _recorded(db: Any, cameras: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    by_site: dict[str, list[str]] = {}
+    expected = 0.0
+    for cam in cameras:
+        by_site.setdefault(cam["site_id"], []).append(cam["camera_id"])
+        expected += expected_seconds(cam["created_at"], start, end)
+    recorded = 0.0
+    for site, cams in by_site.items():
+        samples = [
+            (r["ts"], r["interval_s"], json.loads(r["cameras"]))
+            for r in db.query(
+                "select ts, interval_s, cameras from heartbeat_samples "
+                "where site_id = ? and ts > ? and ts < ? order by ts",
+                [site, start, end + 3600.0],
+            )
+        ]
+        for camera_id in cams:
+            recorded += recorded_seconds(
+                ((ts, iv, bool(flags.get(camera_id))) for ts, iv, flags in samples), start, end
+            )
+    return {
+        "hours_recorded": round(recorded / 3600.0, 2),
+        "hours_expected": round(expected / 3600.0, 2),
+        "completeness": ratio(recorded, expected),
+    }
+
+
+def _retention(db: Any, sites: list[dict[str, Any]], end: float) -> dict[str, Any]:
+    below, unknown = [], []
+    for site in sites:
+        last = list(
+            db.query(
+                "select retention_days from heartbeat_samples where site_id = ? and ts < ? "
+                "order by ts desc limit 1",
+                [site["id"], end],
+            )
+        )
+        days = last[0]["retention_days"] if last else None
+        if days is None:
+            unknown.append(site["id"])
+        elif days < RETENTION_DUTY_DAYS:
+            below.append({"site": site["id"], "name": site["name"], "days": round(days, 1)})
+    known = len(sites) - len(unknown)
+    return {
+        "duty_days": RETENTION_DUTY_DAYS,
+        "sites": len(sites),
+        "sites_below_duty": below,
+        "sites_unknown": unknown,
+        "compliance_rate": ratio(known - len(below), known),
+    }
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The report as CSV rows `section,key,value` (one figure a row, easy to pivot)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["section", "key", "value"])
+    writer.writerow(["period", "from", report["period"]["from"]])
+    writer.writerow(["period", "to", report["period"]["to"]])
+    a = report["alerts"]
+    writer.writerow(["alerts", "total", a["total"]])
+    for section in ("by_kind", "by_station", "by_state"):
+        for key, n in a[section].items():
+            writer.writerow([f"alerts.{section}", key, n])
+    for ent in a["by_enterprise"]:
+        writer.writerow(["alerts.by_enterprise", ent["name"], ent["count"]])
+    for key in ("mean_time_to_acknowledge_s", "mean_time_to_rectify_s", "overdue"):
+        writer.writerow(["alerts", key, "" if a[key] is None else a[key]])
+    writer.writerow(["cameras", "count", report["cameras"]["count"]])
+    writer.writerow(["cameras", "online_rate", _blank(report["cameras"]["online_rate"])])
+    for key, value in report["recording"].items():
+        writer.writerow(["recording", key, _blank(value)])
+    r = report["retention"]
+    writer.writerow(["retention", "sites", r["sites"]])
+    writer.writerow(["retention", "compliance_rate", _blank(r["compliance_rate"])])
+    for site in r["sites_below_duty"]:
+        writer.writerow(["retention.below_duty", site["site"], site["days"]])
+    return out.getvalue()
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def report_html(report: dict[str, Any], title: str) -> str:
+    """A printable HTML page of the report (no script, print styles inline)."""
+    e = html.escape
+    a = report["alerts"]
+
+    def table(rows: dict[str, Any]) -> str:
+        body = "".join(
+            f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in rows.items()
+        )
+        return f"<table>{body}</table>"
+
+    enterprises = {x["name"]: x["count"] for x in a["by_enterprise"]}
+    below = {s["name"]: f"{s['days']} d" for s in report["retention"]["sites_below_duty"]}
+    return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<title>{e(title)}</title><style>
+body{{font:14px sans-serif;margin:2em}} table{{border-collapse:collapse;margin:.5em 0 1.5em}}
+td{{border:1px solid #999;padding:.2em .6em}} h2{{margin-top:1.2em}}
+@media print{{body{{margin:0}} a{{display:none}}}}</style></head><body>
+<h1>{e(title)}</h1>
+<p>{e(report["period"]["from"])} — {e(report["period"]["to"])} (UTC)</p>
+<h2>预警 Alerts: {a["total"]}</h2>
+{
+        table(
+            {
+                "平均确认时间 mean time to acknowledge (s)": a["mean_time_to_acknowledge_s"],
+                "平均整改时间 mean time to rectify (s)": a["mean_time_to_rectify_s"],
+                "逾期 overdue": a["overdue"],
+            }
+        )
+    }
+<h3>按类型 by kind</h3>{table(a["by_kind"])}
+<h3>按岗位 by station</h3>{table(a["by_station"])}
+<h3>按企业 by enterprise</h3>{table(enterprises)}
+<h2>设备 Cameras</h2>
+{
+        table(
+            {
+                "数量 count": report["cameras"]["count"],
+                "在线率 online rate": _pct(report["cameras"]["online_rate"]),
+                "录像完整率 recording completeness": _pct(report["recording"]["completeness"]),
+                "已录小时 hours recorded": report["recording"]["hours_recorded"],
+                "应录小时 hours expected": report["recording"]["hours_expected"],
+            }
+        )
+    }
+<h2>存储合规 Retention (≥ {report["retention"]["duty_days"]:.0f} days)</h2>
+{table({"合规率 compliance": _pct(report["retention"]["compliance_rate"])})}
+{table(below) if below else "<p>全部合规 all sites compliant</p>"}
+</body></html>"""

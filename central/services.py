@@ -1,0 +1,68 @@
+"""The regulator side's services, built once per application and reached through one AppKey."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from central.alerts import AlertStore, CommandSender
+from central.audit import AuditLog
+from central.hooks import RegulatorHooks
+from central.org import OrgStore
+from central.passwords import LoginThrottle
+from central.public import PublicLinks, RateLimiter
+from central.push import PushStore
+from central.push_dispatch import PushDispatcher
+from central.schema import LockedDb, apply_migrations
+from central.settings import PushConfig, WebConfig
+from central.users import UserStore
+
+
+@dataclass
+class Services:
+    """Every store and helper a regulator handler may call."""
+
+    ldb: LockedDb
+    web: WebConfig
+    push_config: PushConfig
+    evidence_dir: Path
+    orgs: OrgStore
+    users: UserStore
+    alerts: AlertStore
+    audit: AuditLog
+    push: PushStore
+    public: PublicLinks
+    hooks: RegulatorHooks
+    throttle: LoginThrottle
+    public_rate: RateLimiter
+    vapid_public_key: str | None = None
+    dispatcher: PushDispatcher | None = field(default=None)
+
+
+def build_services(
+    ldb: LockedDb,
+    web: WebConfig,
+    push_config: PushConfig,
+    data_dir: Path,
+    send_command: CommandSender | None,
+) -> Services:
+    """Apply the regulator migrations and wire the stores (the dispatcher comes later)."""
+    apply_migrations(ldb)
+    orgs = OrgStore(ldb)
+    alerts = AlertStore(ldb, send_command)
+    services = Services(
+        ldb=ldb,
+        web=web,
+        push_config=push_config,
+        evidence_dir=web.evidence_dir or data_dir / "evidence",
+        orgs=orgs,
+        users=UserStore(ldb),
+        alerts=alerts,
+        audit=AuditLog(ldb),
+        push=PushStore(ldb),
+        public=PublicLinks(ldb),
+        hooks=RegulatorHooks(ldb, orgs, alerts),
+        throttle=LoginThrottle(web.login_max_failures, web.login_window_s),
+        public_rate=RateLimiter(web.public_rate_per_min, 60.0),
+    )
+    return services

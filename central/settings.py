@@ -1,0 +1,57 @@
+"""Configuration sections of the regulator side: web sessions, uploads, push, public view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebConfig(_Section):
+    """The web app and its REST API."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8080",
+        pattern=r"^https?://[^/\s]+(/[^\s]*)?$",
+        description="address users reach central at; used in push messages and QR codes",
+    )
+    cookie_secure: bool = Field(
+        True, description="send the session cookie over HTTPS only (off only for local tests)"
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="browser session lifetime")
+    login_max_failures: int = Field(5, ge=1, le=1000, description="failures per window")
+    login_window_s: float = Field(300.0, gt=0, le=86400, description="login throttle window")
+    evidence_max_bytes: int = Field(
+        10 << 20, ge=1024, le=200 << 20, description="largest rectification photo accepted"
+    )
+    evidence_max_files: int = Field(8, ge=1, le=50, description="photos per submission")
+    evidence_dir: Path | None = Field(
+        None, description="folder of rectification photos; default: <data_dir>/evidence"
+    )
+    public_rate_per_min: int = Field(
+        60, ge=1, le=100000, description="requests per minute per address on public pages"
+    )
+
+
+class PushConfig(_Section):
+    """Web Push (VAPID) and webhook delivery."""
+
+    vapid_private_key_file: Path | None = Field(
+        None, description="PEM made by `central-server vapid-keys`; no Web Push without it"
+    )
+    vapid_subject: str = Field(
+        "mailto:ops@example.org",
+        pattern=r"^(mailto:.+@.+|https://.+)$",
+        description="contact the push services may reach (mailto: or https:)",
+    )
+    attempts: int = Field(5, ge=1, le=20, description="tries per message before it is failed")
+    backoff_first_s: float = Field(2.0, gt=0, le=600, description="wait before the 2nd try")
+    backoff_max_s: float = Field(300.0, gt=0, le=3600, description="longest wait between tries")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="per request")
+    queue_size: int = Field(10000, ge=10, description="alerts waiting for push; beyond, dropped")
+    concurrency: int = Field(8, ge=1, le=100, description="deliveries in flight at once")
+    ttl_s: int = Field(86400, ge=0, le=28 * 86400, description="Web Push TTL header")

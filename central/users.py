@@ -1,0 +1,250 @@
+"""Users, their scope, and their sessions (browser cookies and API bearer tokens)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from central.errors import AuthError, ConflictError, InvalidInputError, NotFoundError
+from central.passwords import (
+    check_password_strength,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
+from central.roles import ROLE_LEVEL, Role
+from central.schema import LockedDb
+from central.scope import Scope, in_scope, scope_filter
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
+COOKIE_TTL_S = 12 * 3600.0
+BEARER_TTL_S = 365 * 86400.0
+
+
+# A dummy hash checked when the user name is unknown, so a wrong name costs as much time as
+# a wrong password and the response time does not reveal which names exist.
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("not-a-real-password-0")
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in user as handlers see it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    org_id: int | None
+    org_path: str | None
+    push_filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> Scope:
+        """The subtree this user may see."""
+        if self.role is Role.ADMIN and self.org_path is None:
+            return Scope.everything()
+        return Scope(self.org_path) if self.org_path else Scope.nothing()
+
+    def public(self) -> dict[str, Any]:
+        """The user as the API shows it (no secrets)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role.value,
+            "org_id": self.org_id,
+            "org_path": self.org_path,
+            "push_filters": self.push_filters,
+        }
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session: who, which kind, and the CSRF token cookie writes must echo."""
+
+    user: User
+    kind: str
+    csrf: str
+    token_hash: str
+
+
+def user_from_row(row: dict[str, Any]) -> User:
+    """A User from a `users` row."""
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"] or row["username"],
+        role=Role(row["role"]),
+        org_id=row["org_id"],
+        org_path=row["org_path"],
+        push_filters=json.loads(row["push_filters"] or "{}"),
+    )
+
+
+class UserStore:
+    """Users and sessions in central's database."""
+
+    def __init__(self, ldb: LockedDb) -> None:
+        self._ldb = ldb
+
+    def create_user(
+        self,
+        scope: Scope,
+        *,
+        username: str,
+        password: str,
+        role: str,
+        org_id: int | None,
+        display_name: str = "",
+    ) -> User:
+        """Create a user attached to an organisation within `scope`."""
+        if not USERNAME.match(username):
+            raise InvalidInputError("username: 2-64 letters, digits, '_', '.', '@' or '-'")
+        try:
+            the_role = Role(role)
+            check_password_strength(password)
+        except ValueError as e:
+            raise InvalidInputError(str(e)) from e
+        org_path = self._check_org(scope, the_role, org_id)
+        row = {
+            "username": username,
+            "display_name": display_name or username,
+            "role": the_role.value,
+            "org_id": org_id,
+            "org_path": org_path,
+            "password_hash": hash_password(password),
+            "push_filters": "{}",
+            "disabled": 0,
+            "created_at": time.time(),
+        }
+        with self._ldb.transaction() as db:
+            try:
+                user_id = db.table("users").insert(row).last_pk
+            except sqlite3.IntegrityError as e:
+                raise ConflictError(f"user {username!r} already exists") from e
+        return self.get_user(Scope.everything(), int(str(user_id)))
+
+    def _check_org(self, scope: Scope, role: Role, org_id: int | None) -> str | None:
+        want = ROLE_LEVEL[role]
+        if org_id is None:
+            if role is Role.ADMIN and scope.root is None:
+                return None
+            raise InvalidInputError(f"a {role.value} user needs an org_id")
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from orgs where id = ?", [org_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"organisation {org_id} not found")
+        if want is not None and rows[0]["level"] != want:
+            raise InvalidInputError(f"a {role.value} belongs to a {want}, not a {rows[0]['level']}")
+        return str(rows[0]["org_path"])
+
+    def get_user(self, scope: Scope, user_id: int) -> User:
+        """One user; NotFoundError outside `scope` (admins without an org are seen by admins)."""
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from users where id = ?", [user_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"user {user_id} not found")
+        return user_from_row(dict(rows[0]))
+
+    def list_users(self, scope: Scope) -> list[User]:
+        """Users in scope."""
+        where, args = scope_filter(scope)
+        if scope.root is None:
+            where = "1 = 1"
+        with self._ldb.lock:
+            rows = self._ldb.db.query(f"select * from users where {where} order by id", args)
+            return [user_from_row(dict(r)) for r in rows]
+
+    def set_password(self, scope: Scope, user_id: int, password: str) -> None:
+        """Replace a user's password and end every session of theirs."""
+        try:
+            check_password_strength(password)
+        except ValueError as e:
+            raise InvalidInputError(str(e)) from e
+        self.get_user(scope, user_id)
+        with self._ldb.transaction() as db:
+            db.table("users").update(user_id, {"password_hash": hash_password(password)})
+            db.execute("delete from user_sessions where user_id = ?", [user_id])
+
+    def set_disabled(self, scope: Scope, user_id: int, disabled: bool) -> None:
+        """Disable (and sign out) or re-enable a user."""
+        self.get_user(scope, user_id)
+        with self._ldb.transaction() as db:
+            db.table("users").update(user_id, {"disabled": int(disabled)})
+            if disabled:
+                db.execute("delete from user_sessions where user_id = ?", [user_id])
+
+    def set_push_filters(self, user_id: int, filters: dict[str, Any]) -> None:
+        """Store which alerts a user wants pushed (validated by the caller)."""
+        with self._ldb.transaction() as db:
+            db.table("users").update(user_id, {"push_filters": json.dumps(filters)})
+
+    def authenticate(self, username: str, password: str) -> User:
+        """The user with these credentials; AuthError otherwise (same cost either way)."""
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from users where username = ?", [username]))
+        row = dict(rows[0]) if rows else None
+        ok = verify_password(password, row["password_hash"] if row else _dummy_hash())
+        if row is None or not ok or row["disabled"]:
+            raise AuthError("wrong user name or password")
+        return user_from_row(row)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def open_session(self, user: User, kind: str, label: str = "") -> tuple[str, str]:
+        """Start a `cookie` or `bearer` session; returns (token, csrf token)."""
+        if kind not in ("cookie", "bearer"):
+            raise InvalidInputError(f"unknown session kind {kind!r}")
+        token, csrf, now = new_token(), new_token(), time.time()
+        ttl = COOKIE_TTL_S if kind == "cookie" else BEARER_TTL_S
+        with self._ldb.transaction() as db:
+            db.table("user_sessions").insert(
+                {
+                    "token_hash": token_digest(token),
+                    "user_id": user.id,
+                    "kind": kind,
+                    "label": label,
+                    "csrf": csrf,
+                    "created_at": now,
+                    "expires_at": now + ttl,
+                    "last_used_at": now,
+                }
+            )
+        return token, csrf
+
+    def resolve(self, token: str, kind: str) -> Session:
+        """The live session of `token`; AuthError if unknown, expired or of another kind."""
+        digest, now = token_digest(token), time.time()
+        with self._ldb.lock:
+            rows = list(
+                self._ldb.db.query(
+                    "select s.kind, s.csrf, s.expires_at, u.* from user_sessions s "
+                    "join users u on u.id = s.user_id where s.token_hash = ?",
+                    [digest],
+                )
+            )
+        if not rows or rows[0]["kind"] != kind or rows[0]["expires_at"] < now:
+            raise AuthError("not signed in or session expired")
+        row = dict(rows[0])
+        if row["disabled"]:
+            raise AuthError("account disabled")
+        return Session(user_from_row(row), kind, row["csrf"], digest)
+
+    def close_session(self, token_hash: str) -> None:
+        """End a session (logout, token revocation)."""
+        with self._ldb.transaction() as db:
+            db.execute("delete from user_sessions where token_hash = ?", [token_hash])
+
+    def purge_expired(self) -> int:
+        """Remove expired sessions; returns how many."""
+        with self._ldb.transaction() as db:
+            cur = db.execute("delete from user_sessions where expires_at < ?", [time.time()])
+            return int(cur.rowcount)

@@ -1,0 +1,95 @@
+// The alert inbox: list, detail with history, workflow buttons, evidence upload, push opt-in.
+"use strict";
+let offset = 0;
+let user = null;
+const ACTIONS = {
+  acknowledge: "确认 Acknowledge", request_rectification: "要求整改 Request rectification",
+  close: "关闭 Close", reopen: "重新打开 Reopen",
+};
+
+async function load(reset) {
+  if (reset) { offset = 0; document.querySelector("#alerts tbody").innerHTML = ""; }
+  const q = new URLSearchParams({ limit: 50, offset });
+  const state = document.getElementById("state").value;
+  if (state) q.set("state", state);
+  if (document.getElementById("overdue").checked) q.set("overdue", "true");
+  const page = await fsv.api(`/api/v1/alerts?${q}`);
+  const body = document.querySelector("#alerts tbody");
+  for (const a of page.items) {
+    const tr = document.createElement("tr");
+    if (a.overdue) tr.className = "overdue";
+    tr.innerHTML = `<td>${fsv.time(a.start)}</td><td>${fsv.esc(a.site_id)}</td><td>${fsv.esc(a.station)}</td>` +
+      `<td>${fsv.esc(a.kind)}</td><td><span class="state">${fsv.esc(a.state)}</span></td>`;
+    tr.onclick = () => show(a.id);
+    body.appendChild(tr);
+  }
+  offset += page.items.length;
+  document.getElementById("more").hidden = offset >= page.total;
+}
+
+async function show(id) {
+  const a = await fsv.api(`/api/v1/alerts/${id}`);
+  const box = document.getElementById("detail");
+  box.hidden = false;
+  const media = a.snapshot ? `<img alt="snapshot" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "";
+  const history = a.transitions.map((t) => `<li>${fsv.time(t.ts)} ${fsv.esc(t.username)}: ${fsv.esc(t.action)} → ${fsv.esc(t.to_state)} ${fsv.esc(t.note)}</li>`).join("");
+  const photos = a.evidence.map((e) => `<a target="_blank" href="/api/v1/alerts/${id}/evidence/${e.id}">${fsv.esc(e.filename)}</a>`).join(" ");
+  box.innerHTML = `<h2>${fsv.esc(a.kind)} · ${fsv.esc(a.site_id)}/${fsv.esc(a.camera_id)}</h2>${media}` +
+    `<p>状态 state: <b>${fsv.esc(a.state)}</b>${a.deadline ? ` · 期限 deadline ${fsv.time(a.deadline)}` : ""}${a.overdue ? " · <b>逾期 overdue</b>" : ""}</p>` +
+    `<ol>${history}</ol><p>${photos}</p><div id="act"></div>`;
+  const act = document.getElementById("act");
+  for (const [action, label] of Object.entries(ACTIONS)) {
+    const b = document.createElement("button");
+    b.textContent = label;
+    b.onclick = () => step(id, action);
+    act.appendChild(b);
+  }
+  if (a.state === "rectification_requested") {
+    const form = document.createElement("form");
+    form.innerHTML = `<h3>提交整改 Submit rectification</h3><textarea name="note" required></textarea>` +
+      `<input type="file" name="photos" accept="image/*" capture="environment" multiple required><button>提交 Submit</button>`;
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      await fsv.api(`/api/v1/alerts/${id}/rectification`, { method: "POST", body: new FormData(form) });
+      show(id); load(true);
+    };
+    act.appendChild(form);
+  }
+}
+
+async function step(id, action) {
+  const note = action === "acknowledge" || action === "close" ? "" : prompt("说明 Note") || "";
+  let deadline = null;
+  if (action === "request_rectification") {
+    const days = Number(prompt("期限（天）Deadline in days", "3") || "3");
+    deadline = Date.now() / 1000 + days * 86400;
+  }
+  try {
+    await fsv.api(`/api/v1/alerts/${id}/transitions`, { method: "POST", json: { action, note, deadline } });
+  } catch (e) { alert(e.message); }
+  show(id); load(true);
+}
+
+function b64ToBytes(s) {
+  const raw = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+async function enablePush() {
+  const { public_key } = await fsv.api("/api/v1/push/vapid-public-key");
+  const reg = await navigator.serviceWorker.register("/sw.js");
+  const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(public_key) });
+  await fsv.api("/api/v1/push/subscriptions", { method: "POST", json: sub.toJSON() });
+  document.getElementById("push").textContent = "推送已开启 Push on";
+}
+
+fsv.ready.then((u) => {
+  user = u;
+  document.getElementById("state").onchange = () => load(true);
+  document.getElementById("overdue").onchange = () => load(true);
+  document.getElementById("more").onclick = () => load(false);
+  document.getElementById("push").onclick = () => enablePush().catch((e) => alert(e.message));
+  const m = location.hash.match(/alert=([\w-]+)/);
+  if (m) show(m[1]);
+  return load(true);
+});

@@ -1,0 +1,121 @@
+"""Helpers of the regulator tests: a config on a temp dir and a seeded running app."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from central.api.common import SERVICES
+from central.config import CentralConfig
+from central.services import Services
+from fsv_contract import EventPayload
+from testbed.ports import free_port
+
+
+def make_config(tmp_path: Path, mqtt_port: int | None = None, **sections: Any) -> CentralConfig:
+    """A config on `tmp_path`; MQTT on `mqtt_port` (default: a port where nothing listens)."""
+    password = tmp_path / "mqtt-password"
+    password.write_text("test\n")
+    data: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "mqtt": {
+            "port": mqtt_port or free_port(),
+            "password_file": str(password),
+            "client_id": f"central-{uuid.uuid4().hex[:8]}",
+            "reconnect_max_s": 2,
+        },
+        "web": {"cookie_secure": False, "base_url": "http://127.0.0.1:8080"},
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    return CentralConfig.model_validate(data)
+
+
+class Central:
+    """A running central app with the demo tree, its accounts and helpers."""
+
+    def __init__(self, client: TestClient[Any, Any], seed: dict[str, Any]) -> None:
+        self.client = client
+        self.seed = seed
+        self.passwords = {u.username: u.password for u in seed["users"]}
+        self._tokens: dict[str, str] = {}
+
+    @property
+    def svc(self) -> Services:
+        """The app's regulator services."""
+        return self.client.app[SERVICES]
+
+    async def token(self, username: str) -> dict[str, str]:
+        """Authorization headers of a bearer session of `username`."""
+        if username not in self._tokens:
+            resp = await self.client.post(
+                "/api/v1/auth/login",
+                json={"username": username, "password": self.passwords[username], "kind": "bearer"},
+            )
+            assert resp.status == 200, await resp.text()
+            self._tokens[username] = (await resp.json())["token"]
+        return {"Authorization": f"Bearer {self._tokens[username]}"}
+
+    def forget(self, username: str) -> None:
+        """Drop the cached token of `username` (after a logout)."""
+        self._tokens.pop(username, None)
+
+    async def event(self, site: str, camera: str = "cam1", **fields: Any) -> str:
+        """Feed an event through ingest's hook, as ingest does after storing it."""
+        event_id = uuid.uuid4()
+        payload = EventPayload.model_validate(
+            {
+                "event_id": str(event_id),
+                "site": site,
+                "camera": camera,
+                "phase": "start",
+                "kind": "no_chef_hat",
+                "station": "kitchen_prep",
+                "rule": "hat",
+                "start": datetime.now(UTC).isoformat(),
+                "score": 0.9,
+                **fields,
+            }
+        )
+        await asyncio.to_thread(self.svc.hooks.on_event, payload)
+        return str(event_id)
+
+
+def jpeg_bytes(seed: int = 0) -> bytes:
+    """A real small JPEG photo."""
+    import cv2
+    import numpy as np
+
+    image = np.full((48, 64, 3), (seed * 37) % 256, dtype=np.uint8)
+    cv2.putText(image, str(seed), (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return bytes(data.tobytes())
+
+
+async def submit_rectification(
+    central: Central, username: str, alert_id: str, note: str, photos: list[bytes]
+) -> Any:
+    """POST the multipart rectification as `username`; returns the response."""
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("note", note)
+    for i, data in enumerate(photos):
+        form.add_field("photos", data, filename=f"fix{i}.jpg", content_type="image/jpeg")
+    return await central.client.post(
+        f"/api/v1/alerts/{alert_id}/rectification", data=form, headers=await central.token(username)
+    )
+
+
+async def call(central: Central, username: str, method: str, path: str, **kw: Any) -> Any:
+    """An API call as `username` (bearer); returns (status, body)."""
+    resp = await central.client.request(method, path, headers=await central.token(username), **kw)
+    ctype = resp.headers.get("Content-Type", "")
+    body = await resp.json() if "json" in ctype else await resp.read()
+    return resp.status, body

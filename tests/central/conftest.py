@@ -1,0 +1,26 @@
+"""Fixtures of the regulator tests: the real central app on a temporary database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+from central_support import Central, make_config
+
+from central.api.common import SERVICES
+from central.app import create_app
+from central.seed import seed_demo
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest_asyncio.fixture
+async def central(aiohttp_client: ClientFactory, tmp_path: Path) -> Central:
+    """The real app (broker unreachable: ingest keeps retrying) with the demo tree seeded."""
+    client = await aiohttp_client(create_app(make_config(tmp_path)))
+    seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
+    return Central(client, seed)
