@@ -32,6 +32,7 @@ class EdgeAgent:
     """All components of one agent, wired through their constructors."""
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
+        from edge_agent.detection.pipeline import build_detection
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
 
@@ -45,7 +46,12 @@ class EdgeAgent:
             if cam.enabled and cam.record
         ]
         self.cleaner = RetentionCleaner(config, self.index)
-        self.components: list[Component] = [*self.recorders, self.cleaner]
+        # Detection never feeds back into recording: a bad model or rule only disables it.
+        # sink: the MQTT outbox once the agent builds one; without it events stay local.
+        self.detection = build_detection(
+            config, self.index, self.credentials, sink=None, recorders=self.recorders
+        )
+        self.components: list[Component] = [*self.recorders, self.cleaner, *self.detection]
         self._started: list[Component] = []
 
     def start(self) -> None:

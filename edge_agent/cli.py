@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         config = load_config(args.config)
+        from edge_agent.detection.presets import check_detection
+
+        if rule_problems := check_detection(config):  # station presets + camera overrides
+            raise ConfigError(args.config, rule_problems)
         print(f"{args.config}: OK ({len(config.cameras)} cameras, site {config.site_id})")
         return 0
     if args.command == "run":

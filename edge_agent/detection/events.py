@@ -34,11 +34,11 @@ from edge_agent.detection.store import (
 from edge_agent.detection.tracker import TrackedObject
 from edge_agent.errors import ClipError
 from edge_agent.mqtt.sink import EventSink
-from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.index import Segment, SegmentIndex
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0
+POLL_S = 2.0  # pending clips are checked this often, and whenever a segment is indexed
 PURGE_EVERY_S = 3600.0
 
 
@@ -89,6 +89,7 @@ class EventKeeper:
         self.settings = config.detection
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
         self.clips_cut = 0
@@ -108,9 +109,14 @@ class EventKeeper:
     def stop(self) -> None:
         """Stop the clip thread; pending clips resume at the next start (their holds stay)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(30.0)
         self.store.close()
+
+    def segment_indexed(self, _segment: Segment) -> None:
+        """Recorder listener: a new segment may complete a pending clip, so look now."""
+        self._wake.set()
 
     # --- called by the camera pipelines ------------------------------------------------------
 
@@ -213,7 +219,9 @@ class EventKeeper:
     # --- the clip thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.is_set():
+            self._wake.wait(POLL_S)
+            self._wake.clear()
             now = time.time()
             for stored in self.store.events(state=ENDED):
                 if self._stop.is_set():

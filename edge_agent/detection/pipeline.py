@@ -1,0 +1,281 @@
+"""Per-camera detection: frames -> motion gate -> detector -> tracker -> rules -> events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from edge_agent.config import CameraConfig, EdgeConfig
+from edge_agent.credentials import CredentialStore, with_credential
+from edge_agent.detection.detector import (
+    DEFAULT_CLASS_MAP,
+    PASSTHROUGH,
+    Detection,
+    Detector,
+    default_model_path,
+    load_class_map,
+    load_detector,
+)
+from edge_agent.detection.events import EventKeeper, Sighting
+from edge_agent.detection.frames import DropOldestQueue, Frame, FrameSource
+from edge_agent.detection.motion import MotionGate
+from edge_agent.detection.presets import camera_rules, models_dir
+from edge_agent.detection.rules import RuleEngine, RuleEvent
+from edge_agent.detection.settings import RuleSpec
+from edge_agent.detection.tracker import IouTracker
+from edge_agent.detection.zones import anchor_point, in_any
+from edge_agent.errors import ConfigError, CredentialError, ModelError
+from edge_agent.mqtt.sink import EventSink
+from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.restart_limiter import RestartLimiter
+
+log = logging.getLogger(__name__)
+
+RETRY_SETUP_S = 300.0  # a missing model or bad preset is retried (an operator may fix it)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model a camera uses: backend, file and class map."""
+
+    backend: str
+    model: Path | None
+    class_map: Path | None
+
+
+class ModelCache:
+    """Loads each model once for all cameras that use it; errors name the file."""
+
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._models: dict[ModelChoice, Detector] = {}
+
+    def get(self, choice: ModelChoice) -> Detector:
+        """The loaded detector; ModelError if the model or class map is unusable."""
+        with self._lock:
+            if choice not in self._models:
+                self._models[choice] = self._load(choice)
+            return self._models[choice]
+
+    def _load(self, choice: ModelChoice) -> Detector:
+        settings = self.config.detection
+        folder = models_dir(self.config)
+        model = choice.model or default_model_path()
+        map_path = choice.class_map or (
+            folder / DEFAULT_CLASS_MAP if choice.model is None else None
+        )
+        if map_path is not None and not map_path.is_absolute():
+            map_path = folder / map_path
+        class_map = load_class_map(map_path) if map_path is not None else PASSTHROUGH
+        detector = load_detector(
+            choice.backend, model, class_map, settings.confidence, settings.iou, settings.threads
+        )
+        log.info(
+            "model %s loaded (%s), labels %s",
+            detector.path,
+            choice.backend,
+            sorted(detector.labels()),
+        )
+        return detector
+
+
+class CameraDetection:
+    """The detection component of one camera: a frame reader thread and an analysis thread.
+
+    Setup problems (model, class map, rules) are logged with the file they concern and
+    retried every few minutes; the camera's recorder never depends on this component.
+    """
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        config: EdgeConfig,
+        models: ModelCache,
+        keeper: EventKeeper,
+        credentials: CredentialStore,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.name = f"detect-{camera.id}"
+        self.models = models
+        self.keeper = keeper
+        self.credentials = credentials
+        settings = config.detection
+        own = camera.detection
+        self.fps = (own.fps if own and own.fps else None) or settings.fps
+        self.masks = [list(m) for m in (own.masks if own else [])]
+        self.queue = DropOldestQueue(settings.queue_size)
+        self.gate = MotionGate(settings.motion, self.masks)
+        self.tracker = IouTracker(max_age_s=settings.track_max_age_s)
+        self.engine: RuleEngine | None = None
+        self.detector: Detector | None = None
+        self.source: FrameSource | None = None
+        self.error: str | None = None
+        self.frames = 0
+        self.detector_runs = 0
+        self.events_started = 0
+        self._last: list[Detection] = []
+        self._open: dict[str, str] = {}  # rule id -> event id
+        self._best: dict[str, Sighting] = {}
+        self._last_ts: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because analysis fell behind."""
+        return self.queue.dropped
+
+    def start(self) -> None:
+        """Start the analysis thread (it starts the frame reader once set up)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading, end open events (their clips follow), and join the threads."""
+        self._stop.set()
+        if self.source is not None:
+            self.source.stop()
+        if self._thread is not None:
+            self._thread.join(30.0)
+        if self.engine is not None and self._last_ts is not None:
+            for event in self.engine.close_all(self._last_ts, "detection stopped"):
+                self._handle(event, None)
+
+    def _run(self) -> None:
+        while not self._setup():
+            if self._stop.wait(RETRY_SETUP_S):
+                return
+        assert self.source is not None
+        self.source.start()
+        while not self._stop.is_set():
+            frame = self.queue.get(timeout=1.0)
+            if frame is not None:
+                self.process(frame)
+
+    def _setup(self) -> bool:
+        """Load the model and the rules; False (logged) if either is unusable."""
+        own = self.camera.detection
+        choice = ModelChoice(
+            self.config.detection.backend,
+            (own.model if own else None) or self.config.detection.model,
+            (own.class_map if own else None) or self.config.detection.class_map,
+        )
+        try:
+            rules = camera_rules(self.config, self.camera)
+            self.detector = self.models.get(choice)
+            self.source = self._frame_source()
+        except (ModelError, ConfigError, CredentialError) as e:
+            self.error = str(e)
+            log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
+            return False
+        if not rules:
+            log.warning(
+                "%s: no rules for station %r; detection idle", self.camera.id, self.camera.station
+            )
+        self._warn_unseeable(rules, self.detector)
+        self.engine = RuleEngine(rules, ZoneInfo(self.config.timezone))
+        self.error = None
+        return True
+
+    def _warn_unseeable(self, rules: list[RuleSpec], detector: Detector) -> None:
+        labels = detector.labels()
+        for rule in rules:
+            missing = [c for c in rule.classes if c not in labels]
+            if missing and rule.enabled and rule.type != "required_presence":
+                log.warning(
+                    "%s: rule %r watches %s, which model %s does not produce; it cannot fire",
+                    self.camera.id, rule.id, missing, detector.path,
+                )  # fmt: skip
+
+    def _frame_source(self) -> FrameSource:
+        cred = self.credentials.get(self.camera.credential) if self.camera.credential else None
+        urls = [u for u in (self.camera.sub_url, self.camera.main_url) if u]
+        rec = self.config.recorder
+        return FrameSource(
+            f"frames-{self.camera.id}",
+            [with_credential(u, cred) for u in urls],
+            self.queue,
+            self.fps,
+            self.config.detection.frame_width,
+            RestartLimiter(
+                rec.backoff_initial_s, rec.backoff_max_s, rec.restart_limit, rec.restart_window_s
+            ),
+            {"rtsp_transport": rec.rtsp_transport},
+            (rec.open_timeout_s, rec.read_timeout_s),
+        )
+
+    def process(self, frame: Frame) -> list[RuleEvent]:
+        """Analyse one frame: gate, detect (or reuse), track, apply rules, record events."""
+        assert self.engine is not None and self.detector is not None
+        self.frames += 1
+        if self.gate.should_detect(frame.image, frame.ts):
+            try:
+                self._last = self._unmasked(self.detector.detect(frame.image))
+            except ModelError as e:
+                log.error("%s: %s", self.camera.id, e)
+                self._last = []
+            self.detector_runs += 1
+        # Gated out: the scene did not change, so what was there still is.
+        objects = self.tracker.update(self._last, frame.ts)
+        self._last_ts = frame.ts
+        events = self.engine.update(frame.ts, objects)
+        for event in events:
+            self._handle(event, Sighting(frame.image, event.objects, frame.ts, event.score))
+        return events
+
+    def _unmasked(self, detections: list[Detection]) -> list[Detection]:
+        if not self.masks:
+            return detections
+        return [d for d in detections if not in_any(self.masks, anchor_point(d.box, "bottom"))]
+
+    def _handle(self, event: RuleEvent, sighting: Sighting | None) -> None:
+        rule_id = event.rule.id
+        if event.phase == "start" and sighting is not None:
+            self._open[rule_id] = self.keeper.open_event(self.camera, event, sighting)
+            self.events_started += 1
+            log.info("%s: %s started (rule %s)", self.camera.id, event.rule.event_kind, rule_id)
+        elif event.phase == "update" and sighting is not None:
+            self._best[rule_id] = sighting
+        elif event.phase == "end" and rule_id in self._open:
+            event_id = self._open.pop(rule_id)
+            self.keeper.end_event(event_id, event, self._best.pop(rule_id, None))
+            log.info("%s: %s ended (rule %s)", self.camera.id, event.rule.event_kind, rule_id)
+
+
+class SegmentSource(Protocol):
+    """A recorder, as far as clips are concerned: it announces indexed segments."""
+
+    def add_segment_listener(self, callback: Callable[[Segment], None]) -> None:
+        """Call `callback` with every segment once it is indexed."""
+
+
+def build_detection(
+    config: EdgeConfig,
+    index: SegmentIndex,
+    credentials: CredentialStore,
+    sink: EventSink | None = None,
+    recorders: Sequence[SegmentSource] = (),
+) -> list[EventKeeper | CameraDetection]:
+    """The event keeper and one detection component per enabled camera; [] if detection is
+    off. The keeper comes first so that it starts first and stops last. Without a sink
+    (no MQTT), events are kept locally only."""
+    if not config.detection.enabled:
+        return []
+    cameras = [
+        c for c in config.cameras if c.enabled and (c.detection is None or c.detection.enabled)
+    ]
+    if not cameras:
+        return []
+    keeper = EventKeeper(config, index, sink)
+    for recorder in recorders:
+        recorder.add_segment_listener(keeper.segment_indexed)
+    models = ModelCache(config)
+    return [keeper, *(CameraDetection(c, config, models, keeper, credentials) for c in cameras)]

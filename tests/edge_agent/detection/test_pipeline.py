@@ -1,0 +1,142 @@
+"""End to end on real footage: vtest.avi over RTSP, the recorder, the default model, a rule,
+an event with a real snapshot and a playable clip; a broken model leaves recording alone."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.config import EdgeConfig, parse_config
+from edge_agent.credentials import CredentialStore
+from edge_agent.detection.events import EventKeeper
+from edge_agent.detection.pipeline import CameraDetection, build_detection
+from edge_agent.detection.store import CLIP_DONE, COMPLETE
+from edge_agent.recording.index import SegmentIndex
+from tests.edge_agent.detection.conftest import VTEST
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def vtest_rtsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vtest.avi as a 640x360 H.264 camera (2 s GOP) looped by the testbed RTSP server."""
+    folder = tmp_path_factory.mktemp("rtsp")
+    clip = folder / "vtest.mkv"
+    subprocess.run(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(VTEST),
+            "-vf", "scale=640:360,fps=25", "-c:v", "libx264", "-preset", "ultrafast",
+            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", str(clip),
+        ],
+        check=True,
+    )  # fmt: skip
+    server = subprocess.Popen(
+        ["/usr/bin/python3", str(REPO / "testbed" / "rtsp_server.py"), "--port", "0",
+         "--path", f"cam={clip}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().split()
+        assert line[:1] == ["READY"], f"RTSP server did not start: {line}"
+        yield f"rtsp://127.0.0.1:{line[1]}/cam"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def make_config(root: Path, url: str, bad_model: Path) -> EdgeConfig:
+    rule = (
+        "{id: people, type: forbidden, classes: [person], min_seconds: 1, end_after_s: 1,"
+        " max_event_s: 4, cooldown_s: 3600,"
+        " zone: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]}"
+    )
+    return parse_config(
+        f"""
+site_id: site-1
+storage: {{path: {root / "rec"}, segment_seconds: 5}}
+data_dir: {root / "state"}
+detection: {{fps: 2, threads: 1, pre_roll_s: 2, post_roll_s: 2, clip_wait_s: 30}}
+cameras:
+  - id: good
+    name: Quarantine point
+    station: quarantine
+    main_url: {url}
+    detection: {{use_preset: false, rules: [{rule}]}}
+  - id: broken
+    name: Same camera, bad model
+    station: quarantine
+    main_url: {url}
+    detection: {{model: {bad_model}}}
+"""
+    )
+
+
+def wait_for(check: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.25)
+
+
+def test_people_over_rtsp_make_an_event_with_snapshot_and_clip(
+    tmp_path: Path, vtest_rtsp: str
+) -> None:
+    from edge_agent.recording.recorder import CameraRecorder
+
+    bad = tmp_path / "broken-model.onnx"
+    bad.write_bytes(b"this is not a model" * 100)
+    config = make_config(tmp_path, vtest_rtsp, bad)
+    index = SegmentIndex(config.state_dir / "index.db")
+    credentials = CredentialStore(environ={})
+    recorders = [CameraRecorder(c, config, index, credentials) for c in config.cameras]
+    parts = build_detection(config, index, credentials)
+    keeper = parts[0]
+    assert isinstance(keeper, EventKeeper)
+    good, broken = (p for p in parts if isinstance(p, CameraDetection))
+    for recorder in recorders:
+        recorder.add_segment_listener(keeper.segment_indexed)
+    started = [*recorders, *parts]
+    for part in started:
+        part.start()
+    try:
+        wait_for(lambda: any(e.state == COMPLETE for e in keeper.store.events("good")), 90)
+        wait_for(lambda: len(index.segments("broken")) >= 1, 30)
+    finally:
+        for part in reversed(started):
+            part.stop()
+    assert broken.error is not None and str(bad) in broken.error  # named, and still recorded
+    assert good.detector_runs > 0 and good.source is not None and good.source.frames > 0
+
+    keeper = EventKeeper(config, index)
+    event = next(e for e in keeper.store.events("good") if e.state == COMPLETE)
+    assert event.kind == "person_in_zone" and event.boxes and event.score > 0.35
+    assert {b["label"] for b in event.boxes} == {"person"}
+    assert event.end is not None and event.end - event.start == pytest.approx(4.0, abs=1.0)
+    snapshot = keeper.store.files / event.snapshot.relpath  # type: ignore[union-attr]
+    image = cv2.imread(str(snapshot))
+    assert image is not None and image.shape[:2] == (360, 640)
+
+    assert event.clip_state == CLIP_DONE and event.clip is not None
+    assert event.clip_start is not None and event.clip_end is not None
+    # The clip starts at the keyframe (2 s GOP) at or before start - pre-roll and runs to
+    # end + post-roll, within the recorder's clock mapping.
+    assert event.start - 2 - 2.2 <= event.clip_start <= event.start - 2 + 0.5
+    assert event.clip_end == pytest.approx(event.end + 2, abs=1.0)
+    with av.open(str(keeper.store.files / event.clip.relpath)) as container:
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    seconds = len(frames) / 25
+    assert seconds == pytest.approx(event.clip_end - event.clip_start, abs=0.5)
+    assert float(np.mean([f.std() for f in frames])) > 10  # real pictures, not a grey screen
+    assert index.active_holds("good") == []
+    keeper.store.close()
+    index.close()
