@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 ROW_BATCH = 500
 # The forecast sums the whole index (a table scan): often enough for a daily-scale figure.
 FORECAST_INTERVAL_S = 600.0
-# Segments read per camera and query while looking for the oldest ones to evict.
-WATERMARK_PAGE = 500
+# Segments read per camera and query while looking for the oldest ones to delete.
+PAGE = 500
+# Expired segments deleted per camera and pass at most (a minute's pass normally has one).
+EXPIRY_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -195,15 +197,30 @@ class RetentionCleaner:
         )
 
     def _expiry_plan(self, cameras: Sequence[str], now: float) -> list[Segment]:
-        """Segments past their camera's duty and not held, read camera by camera."""
+        """Segments past their camera's duty and not held, oldest first, camera by camera.
+
+        At most EXPIRY_BATCH per camera and pass: after a long stop or a shortened duty the
+        backlog is worked off over a few passes instead of loaded into memory at once.
+        """
         duties = retention_by_camera(self.config)
         fallback = fallback_retention_days(self.config)
-        candidates: list[Segment] = []
+        holds = self.index.active_holds()
+        plan: list[Segment] = []
         for camera in cameras:
             cutoff = duty_cutoff(duties.get(camera, fallback), now)
-            candidates += self.index.segments(camera, end=cutoff)
-        chosen = set(plan_expiry(candidates, self.index.active_holds(), duties, now, fallback))
-        return [s for s in candidates if s.id in chosen]
+            chosen: list[Segment] = []
+            last = None
+            while len(chosen) < EXPIRY_BATCH:
+                with self.index.reading() as db:
+                    page = queries.oldest_segments(db, camera, last, PAGE)
+                page = [s for s in page if s.start < cutoff]
+                ids = set(plan_expiry(page, holds, duties, now, fallback))
+                chosen += [s for s in page if s.id in ids]
+                if len(page) < PAGE:
+                    break
+                last = page[-1]
+            plan += chosen[:EXPIRY_BATCH]
+        return plan
 
     def _enforce_watermark(self, cameras: Sequence[str], now: float) -> tuple[_Deleted, int]:
         """Evict oldest-first across cameras while free space is under the hard watermark."""
@@ -252,7 +269,7 @@ class RetentionCleaner:
             unheld, last = 0, None
             while unheld < deficit:
                 with self.index.reading() as db:
-                    page = queries.oldest_segments(db, camera, last, WATERMARK_PAGE)
+                    page = queries.oldest_segments(db, camera, last, PAGE)
                 if not page:
                     break
                 found += page

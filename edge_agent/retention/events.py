@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from edge_agent.db import LockedDatabase
+from edge_agent.retention.queries import open_readonly
 
 migrations = sqlite_utils.Migrations("edge_agent.retention.events")
 
@@ -115,12 +115,11 @@ def read_recent_events(path: Path, limit: int = 20) -> list[RetentionEvent]:
     """Newest events from an event database opened read-only; [] if it does not exist yet."""
     if not path.exists():
         return []
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = open_readonly(path)
     try:
-        db = sqlite_utils.Database(conn)
         if not db.table("retention_events").exists():
             return []
         rows = db.table("retention_events").rows_where(order_by="id desc", limit=limit)
         return [_from_row(r) for r in rows]
     finally:
-        conn.close()
+        db.close()

@@ -101,9 +101,13 @@ def planned_bytes(segments: Iterable[Segment], ids: Iterable[int]) -> int:
 
 
 def required_free_bytes(storage: StorageConfig, total_bytes: int) -> int:
-    """Free space the hard watermark demands: the larger of the percent and the byte floor."""
+    """Free space the hard watermark demands: the larger of the percent and the byte floor.
+
+    Never more than half the disk: a byte floor mistyped larger than the disk would
+    otherwise have the cleaner wipe the whole archive in one pass.
+    """
     by_percent = math.ceil(total_bytes * storage.hard_min_free_percent / 100.0)
-    return max(storage.hard_min_free_bytes, by_percent)
+    return min(max(storage.hard_min_free_bytes, by_percent), total_bytes // 2)
 
 
 def watermark_deficit(

@@ -24,10 +24,15 @@ MAX_SEGMENT_S = 6 * 3600.0
 def open_readonly(path: Path | str) -> sqlite_utils.Database:
     """A read-only connection to a database the agent may be writing (WAL lets both run).
 
-    Read-only, so an operator's report run as another user never creates files the agent
-    cannot write afterwards. Usable from another thread than the one that opened it.
+    Usable from another thread than the one that opened it.
     """
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    path = Path(path).resolve()
+    uri = f"{path.as_uri()}?mode=ro"
+    if not path.with_name(path.name + "-wal").exists():
+        # No writer has it open (a writer keeps the -wal file). A plain read-only open would
+        # create -wal and -shm files owned by whoever runs the report, which the agent,
+        # running as another user, could not open afterwards.
+        uri += "&immutable=1"
     conn = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
     return sqlite_utils.Database(conn)
 

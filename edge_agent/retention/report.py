@@ -17,7 +17,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.errors import StorageReportError
 from edge_agent.recording.index import Gap, Hold
 from edge_agent.retention import queries
-from edge_agent.retention.events import read_recent_events
+from edge_agent.retention.events import RetentionEvent, read_recent_events
 from edge_agent.retention.files import DiskUsageProbe
 from edge_agent.retention.forecast import CameraStats, CameraUsage, build_forecast
 
@@ -49,6 +49,14 @@ def read_index(path: Path) -> IndexSnapshot:
     except sqlite3.Error as e:
         raise StorageReportError(f"cannot read the segment index {path}: {e}") from e
     return IndexSnapshot(stats, gaps, holds)
+
+
+def _recent_events(config: EdgeConfig) -> list[RetentionEvent]:
+    path = config.state_dir / "retention.db"
+    try:
+        return read_recent_events(path)
+    except sqlite3.Error as e:
+        raise StorageReportError(f"cannot read the retention events {path}: {e}") from e
 
 
 def _iso(ts: float | None) -> str | None:
@@ -146,9 +154,7 @@ def storage_report(
             "active_holds": len(snap.holds),
         },
         "cameras": [_camera_entry(c, days, snap, now) for c in forecast.cameras],
-        "recent_events": [
-            e.as_dict() for e in read_recent_events(config.state_dir / "retention.db")
-        ],
+        "recent_events": [e.as_dict() for e in _recent_events(config)],
     }
 
 

@@ -109,14 +109,16 @@ def test_held_evidence_is_never_deleted_until_the_hold_is_released(
     b = site.add_run("cam-b", T0, 1)
     hold_id = site.index.add_hold("cam-a", T0 + 70, T0 + 80, "alert", ref="evt-1")
     site.index.add_hold("cam-b", T0 + 10, T0 + 20, "other camera, other hold")
-    cleaner = cleaner_for(site, SimulatedDisk(site.storage, TB), alerts, cleaners)
+    disk = SimulatedDisk(site.storage, TB)
+    cleaner = cleaner_for(site, disk, alerts, cleaners)
 
     result = cleaner.run_once(now=T0 + 100 * DAY)
     assert sorted(result.expired) == [a[0].id, a[2].id, a[3].id]
     assert site.exists(a[1]) and site.exists(b[0])
 
     # Under the watermark too: everything left is held, so nothing goes and it is loud.
-    site.set_storage(hard_min_free_bytes=10 * TB)
+    disk.total = 3 * site.size  # the two held segments and one segment's worth free
+    site.set_storage(hard_min_free_bytes=10 * TB)  # capped at half the disk
     cleaner.config = site.config
     result = cleaner.run_once(now=T0 + 100 * DAY)
     assert result.evicted == () and result.shortfall_bytes > 0

@@ -74,6 +74,7 @@ def test_required_free_is_the_larger_of_percent_and_bytes() -> None:
     storage = StorageConfig(path="/x", hard_min_free_percent=5.0, hard_min_free_bytes=1000)
     assert required_free_bytes(storage, 100_000) == 5000
     assert required_free_bytes(storage, 10_000) == 1000
+    assert required_free_bytes(storage, 1_500) == 750  # a floor beyond the disk is capped
 
 
 def test_watermark_deficit_adds_one_interval_of_writing() -> None:

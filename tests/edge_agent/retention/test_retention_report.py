@@ -122,10 +122,13 @@ def test_storage_report_flags_risk_and_lists_retention_events(make_site: SiteFac
 def test_storage_table_and_missing_index(make_site: SiteFactory, tmp_path: Path) -> None:
     site = make_site({"cam-a": 90})
     site.add("cam-a", time.time() - 120)
+    site.index.close()  # the agent is not running
     table = edge_agent("storage", "-c", str(site.config_path))
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[2].startswith("cam-a") and "retention OK" in table.stdout
+    # Reading left no -wal/-shm behind that the agent's user might not be able to open.
+    assert sorted(p.name for p in site.config.state_dir.iterdir()) == ["index.db"]
 
     (site.config.state_dir / "index.db").rename(tmp_path / "moved.db")
     proc = edge_agent("storage", "-c", str(site.config_path), "--json")
