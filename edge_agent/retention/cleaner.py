@@ -244,11 +244,11 @@ class RetentionCleaner:
             len(plan),
         )
         deleted = self._delete(plan)
-        gone = set(deleted.ids)
-        oldest_kept = {
-            c: min((s.start for s in candidates if s.camera == c and s.id not in gone), default=now)
-            for c in {s.camera for s in deleted.segments}
-        }
+        oldest_kept: dict[str, float] = {}
+        for camera in {s.camera for s in deleted.segments}:
+            with self.index.reading() as db:
+                first = queries.oldest_segments(db, camera, limit=1)
+            oldest_kept[camera] = first[0].start if first else now
         duties = retention_by_camera(self.config)
         fallback = fallback_retention_days(self.config)
         self.alerts.evictions(deleted.segments, oldest_kept, duties, fallback, now)

@@ -95,6 +95,7 @@ def test_watermark_evicts_oldest_first_across_cameras_and_says_so_loudly(
     assert [(e.camera, e.details["segments"]) for e in evictions] == [("cam-a", 2), ("cam-b", 1)]
     assert evictions[0].details["duty_days"] == 90
     assert evictions[0].details["evicted_from"] == T0
+    assert evictions[0].details["days_held"] == pytest.approx((DAY - 120) / DAY, abs=1e-3)
     assert ev.RETENTION_AT_RISK in alerts.kinds()  # a disk this small holds minutes, not days
     kept = cleaner.events.recent()
     assert {e.kind for e in kept} == {ev.EVICTION_BELOW_DUTY, ev.RETENTION_AT_RISK}
