@@ -68,6 +68,8 @@ def annotate(
 
 def _text(image: NDArray[np.uint8], text: str, origin: tuple[int, int]) -> None:
     scale = max(0.4, image.shape[1] / 1400)
+    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    origin = (max(0, min(origin[0], image.shape[1] - width - 2)), origin[1])  # keep it inside
     # Dark outline under light text stays readable on any background.
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(

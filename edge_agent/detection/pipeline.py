@@ -132,6 +132,22 @@ class CameraDetection:
         """Frames dropped because analysis fell behind."""
         return self.queue.dropped
 
+    def status(self) -> dict[str, object]:
+        """Counters for the heartbeat and the logs."""
+        source = self.source
+        return {
+            "camera": self.camera.id,
+            "error": self.error,
+            "frames_decoded": source.frames if source else 0,
+            "frames_analysed": self.frames,
+            "frames_dropped": self.queue.dropped,
+            "detector_runs": self.detector_runs,
+            "motion_skipped": self.gate.skipped,
+            "reconnects": source.reconnects if source else 0,
+            "stream_error": source.last_error if source else None,
+            "events": self.events_started,
+        }
+
     def start(self) -> None:
         """Start the analysis thread (it starts the frame reader once set up)."""
         self._stop.clear()
