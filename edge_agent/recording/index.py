@@ -75,6 +75,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_removed_segments(db: sqlite_utils.Database) -> None:
+    """Tombstones of deleted segments, so the hash chain stays verifiable across deletions."""
+    db.execute(
+        "create table removed_segments as select *, 0.0 as removed_at, '' as reason "
+        "from segments where 0"
+    )
+    db.execute("create unique index idx_removed_segments_id on removed_segments (id)")
+    db.execute("create index idx_removed_segments_camera on removed_segments (camera, id)")
+
+
 @dataclass(frozen=True)
 class SegmentInfo:
     """What the recorder knows of a finished segment file before it is indexed."""
@@ -247,13 +258,23 @@ class SegmentIndex:
         with self._ldb.lock:
             return {r[0] for r in self.db.execute("select path from segments").fetchall()}
 
-    def delete_segments(self, ids: Iterable[int]) -> None:
-        """Forget segments (their files must already be gone)."""
+    def delete_segments(self, ids: Iterable[int], reason: str = "retention") -> None:
+        """Forget segments (their files must already be gone), keeping a tombstone of each.
+
+        The tombstone keeps the chain links, so `verify_chain` can tell a deletion the
+        agent made (retention, repair) from a row removed behind its back.
+        """
         ids = list(ids)
         if not ids:
             return
+        marks = ",".join("?" * len(ids))
         with self._ldb.transaction() as db:
-            db.execute(f"delete from segments where id in ({','.join('?' * len(ids))})", ids)
+            db.execute(
+                f"insert or replace into removed_segments select *, ?, ? from segments "
+                f"where id in ({marks})",
+                [time.time(), reason, *ids],
+            )
+            db.execute(f"delete from segments where id in ({marks})", ids)
 
     def cameras(self) -> list[str]:
         """Cameras that have at least one indexed segment."""
@@ -262,10 +283,14 @@ class SegmentIndex:
             return [r[0] for r in rows.fetchall()]
 
     def verify_chain(self, camera: str, storage: Path | None = None) -> list[str]:
-        """Problems in a camera's chain (and file digests, given the storage root); [] if intact."""
+        """Problems in a camera's chain (and file digests, given the storage root); [] if intact.
+
+        Deleted segments take part through their tombstones: their links must still join,
+        only their files are no longer checked.
+        """
         problems: list[str] = []
         prev: str | None = None
-        for seg in self.segments_by_id(camera):
+        for seg, removed in self._chain_rows(camera):
             info = SegmentInfo(
                 seg.camera,
                 seg.path,
@@ -282,7 +307,7 @@ class SegmentIndex:
                 problems.append(f"{seg.path}: does not link to the previous segment")
             if chain_hash(seg.prev_chain, info) != seg.chain:
                 problems.append(f"{seg.path}: chain hash does not match its facts")
-            if storage is not None:
+            if storage is not None and not removed:
                 file = storage / seg.path
                 if not file.exists():
                     problems.append(f"{seg.path}: file is missing")
@@ -290,6 +315,24 @@ class SegmentIndex:
                     problems.append(f"{seg.path}: file content changed")
             prev = seg.chain
         return problems
+
+    def _chain_rows(self, camera: str) -> list[tuple[Segment, bool]]:
+        """Live segments and tombstones of a camera in chain order, each with `removed`."""
+        with self._ldb.lock:
+            live = self.db.table("segments").rows_where("camera = ?", [camera])
+            rows = [(Segment(**r), False) for r in live]
+            gone = self.db.table("removed_segments").rows_where("camera = ?", [camera])
+            for r in gone:
+                r.pop("removed_at")
+                r.pop("reason")
+                rows.append((Segment(**r), True))
+        return sorted(rows, key=lambda pair: pair[0].id)
+
+    def removed_segments(self, camera: str | None = None) -> list[dict[str, Any]]:
+        """Tombstones of deleted segments (with `removed_at` and `reason`), oldest first."""
+        where, args = ("camera = ?", [camera]) if camera else ("1=1", [])
+        with self._ldb.lock:
+            return list(self.db.table("removed_segments").rows_where(where, args, order_by="id"))
 
     def segments_by_id(self, camera: str) -> list[Segment]:
         """A camera's segments in the order they were chained."""
