@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,10 @@ class PushDispatcher:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
+        # Alerts submitted and not yet turned into deliveries (counted at submit, in any
+        # thread), so `idle()` cannot miss one still on its way to the loop.
+        self._pending = 0
+        self._pending_lock = threading.Lock()
 
     def submit(self, alert: dict[str, Any]) -> None:
         """Queue an alert for push; callable from any thread, never blocks."""
@@ -58,6 +63,8 @@ class PushDispatcher:
         if loop is None or loop.is_closed():
             log.warning("push not running, alert %s not pushed", alert.get("id"))
             return
+        with self._pending_lock:
+            self._pending += 1
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -71,6 +78,7 @@ class PushDispatcher:
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
+            self._settle()
             self.dropped += 1
             log.error("push queue full, alert %s not pushed", alert.get("id"))
 
@@ -83,16 +91,23 @@ class PushDispatcher:
                     targets = await asyncio.to_thread(self._store.targets, alert, time.time())
                 except Exception:  # noqa: BLE001 - one bad alert must not stop all push
                     log.exception("cannot find receivers of alert %s", alert.get("id"))
-                    continue
-                for target in targets:
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._deliver(alert, target))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
+                    targets = []
+                try:
+                    for target in targets:
+                        await self._slots.acquire()
+                        task = asyncio.create_task(self._deliver(alert, target))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._done)
+                finally:
+                    self._settle()
         finally:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _settle(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -102,7 +117,7 @@ class PushDispatcher:
         """Wait until the queue is empty and no delivery is in flight (for tests, shutdown)."""
         deadline = time.monotonic() + wait_s
         # Polling is fine here: a drain helper for tests and shutdown, not a hot path.
-        while (not self._queue.empty() or self._tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while (self._pending or self._tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     async def _build(self, alert: dict[str, Any], target: Target) -> OutgoingRequest:

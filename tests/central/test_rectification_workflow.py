@@ -1,0 +1,124 @@
+"""The whole rectification workflow through the API, with evidence photos, CSRF and audit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from central_support import Central, call, jpeg_bytes, submit_rectification
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_whole_workflow_with_evidence(central: Central) -> None:
+    alert_id = await central.event("demo-canteen-a", "cam1", severity="critical")
+    path = f"/api/v1/alerts/{alert_id}"
+    status, alert = await call(central, "inspector-a", "GET", path)
+    assert status == 200 and alert["state"] == "new"
+
+    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
+                               json={"action": "acknowledge"})  # fmt: skip
+    assert status == 201 and alert["state"] == "acknowledged" and alert["acknowledged_at"]
+    # Staff may not request, regulators may not submit.
+    status, err = await call(central, "staff-canteen-a", "POST", f"{path}/transitions",
+                             json={"action": "close"})  # fmt: skip
+    assert status == 403 and "may not" in err["error"]["message"]
+    status, err = await call(central, "inspector-a", "POST", f"{path}/transitions",
+                             json={"action": "request_rectification", "note": "hats"})  # fmt: skip
+    assert status == 409 and "deadline" in err["error"]["message"]
+    deadline = time.time() + 2 * 86400
+    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
+                               json={"action": "request_rectification", "note": "wear hats",
+                                     "deadline": deadline})  # fmt: skip
+    assert alert["state"] == "rectification_requested" and alert["deadline"] == deadline
+
+    resp = await submit_rectification(central, "staff-canteen-a", alert_id, "hats bought", [])
+    assert resp.status == 400  # a rectification needs a photo
+    resp = await submit_rectification(central, "staff-canteen-a", alert_id, "x", [b"not an image"])
+    assert resp.status == 400
+    photos = [jpeg_bytes(1), jpeg_bytes(2)]
+    resp = await submit_rectification(central, "staff-canteen-a", alert_id, "hats bought", photos)
+    assert resp.status == 201, await resp.text()
+    alert = await resp.json()
+    assert alert["state"] == "rectification_submitted"
+    assert [e["bytes"] for e in alert["evidence"]] == [len(p) for p in photos]
+    assert "path" not in alert["evidence"][0]
+
+    status, photo = await call(central, "inspector-a", "GET",
+                               f"{path}/evidence/{alert['evidence'][1]['id']}")  # fmt: skip
+    assert status == 200 and photo == photos[1]
+
+    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
+                               json={"action": "close", "note": "verified"})  # fmt: skip
+    assert alert["state"] == "closed" and alert["closed_at"]
+    status, alert = await call(central, "city-monitor", "POST", f"{path}/transitions",
+                               json={"action": "reopen", "note": "seen again"})  # fmt: skip
+    assert alert["state"] == "reopened" and alert["closed_at"] is None
+
+    history = [(t["username"], t["action"], t["to_state"]) for t in alert["transitions"]]
+    assert history == [
+        ("inspector-a", "acknowledge", "acknowledged"),
+        ("inspector-a", "request_rectification", "rectification_requested"),
+        ("staff-canteen-a", "submit_rectification", "rectification_submitted"),
+        ("inspector-a", "close", "closed"),
+        ("city-monitor", "reopen", "reopened"),
+    ]
+    assert all(t["ip"] == "127.0.0.1" and t["ts"] > 0 for t in alert["transitions"])
+    status, log = await call(central, "admin", "GET", "/api/v1/audit",
+                             params={"action": "alert_transition"})  # fmt: skip
+    assert log["total"] == 5
+    assert {e["detail"]["action"] for e in log["items"]} >= {"close", "submit_rectification"}
+
+
+async def test_overdue_flag_and_filter(central: Central) -> None:
+    alert_id = await central.event("demo-canteen-a")
+    await call(central, "inspector-a", "POST", f"/api/v1/alerts/{alert_id}/transitions",
+               json={"action": "request_rectification", "note": "fix",
+                     "deadline": time.time() + 0.3})  # fmt: skip
+    other = await central.event("demo-canteen-a")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts",
+                                  params={"overdue": "true"})  # fmt: skip
+        if page["total"]:
+            break
+    assert [a["id"] for a in page["items"]] == [alert_id] and page["items"][0]["overdue"]
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts",
+                              params={"overdue": "false", "state": "new"})  # fmt: skip
+    assert [a["id"] for a in page["items"]] == [other]
+
+
+async def test_cookie_session_needs_csrf_for_writes(central: Central) -> None:
+    client = central.client
+    resp = await client.post("/api/v1/auth/login", json={
+        "username": "inspector-a", "password": central.passwords["inspector-a"]})  # fmt: skip
+    assert resp.status == 200
+    csrf = (await resp.json())["csrf_token"]
+    assert (
+        "HttpOnly" in resp.headers["Set-Cookie"] and "SameSite=Strict" in resp.headers["Set-Cookie"]
+    )
+    alert_id = await central.event("demo-canteen-a")
+    url = f"/api/v1/alerts/{alert_id}/transitions"
+    resp = await client.post(url, json={"action": "acknowledge"})
+    assert resp.status == 403 and "X-CSRF-Token" in (await resp.json())["error"]["message"]
+    resp = await client.post(url, json={"action": "acknowledge"}, headers={"X-CSRF-Token": "no"})
+    assert resp.status == 403
+    resp = await client.get("/api/v1/alerts")  # reads need no token
+    assert resp.status == 200
+    resp = await client.post(url, json={"action": "acknowledge"}, headers={"X-CSRF-Token": csrf})
+    assert resp.status == 201
+    resp = await client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
+    assert resp.status == 200
+    assert (await client.get("/api/v1/alerts")).status == 401
+
+
+async def test_errors_are_json_with_reason(central: Central) -> None:
+    status, err = await call(central, "inspector-a", "GET", "/api/v1/alerts",
+                             params={"limit": "nope"})  # fmt: skip
+    assert status == 400 and "limit" in err["error"]["message"]
+    status, err = await call(central, "admin", "POST", "/api/v1/orgs", data=b"{bad json")
+    assert status == 400 and err["error"]["status"] == 400
+    status, err = await call(central, "inspector-a", "GET", "/api/v1/alerts/nope")
+    assert status == 404 and "not found" in err["error"]["message"]
+    resp = await central.client.get("/api/v1/alerts")
+    assert resp.status == 401 and (await resp.json())["error"]["status"] == 401
