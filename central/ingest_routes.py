@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
-from central.keys import INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
+from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
 from central.media import Announced
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
 
@@ -30,9 +30,13 @@ def add_routes(app: web.Application) -> None:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    """Ingest counters (received, accepted, duplicates, rejected, per topic kind) and backlog."""
+    """Ingest counters (received, accepted, duplicates, rejected, per topic kind), backlog."""
     stats = await asyncio.to_thread(request.app[INGEST_STORE].stats)
-    return web.json_response({**stats, "backlog": request.app[INGEST].backlog})
+    broker = request.app.get(BROKER)
+    connected = broker is not None and broker.connected.is_set()
+    return web.json_response(
+        {**stats, "backlog": request.app[INGEST].backlog, "mqtt_connected": connected}
+    )
 
 
 async def put_media(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ class EdgeAgent:
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
         from edge_agent.detection.pipeline import build_detection
+        from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
 
@@ -46,12 +47,24 @@ class EdgeAgent:
             if cam.enabled and cam.record
         ]
         self.cleaner = RetentionCleaner(config, self.index)
+        # MQTT to central (None without an `mqtt` section): the outbox is the events' sink.
+        self.mqtt = build_mqtt(config, self.credentials, self.recorders, self.cleaner, self.index)
         # Detection never feeds back into recording: a bad model or rule only disables it.
-        # sink: the MQTT outbox once the agent builds one; without it events stay local.
+        # Without an outbox, events stay local.
         self.detection = build_detection(
-            config, self.index, self.credentials, sink=None, recorders=self.recorders
+            config,
+            self.index,
+            self.credentials,
+            sink=self.mqtt.outbox if self.mqtt else None,
+            recorders=self.recorders,
         )
-        self.components: list[Component] = [*self.recorders, self.cleaner, *self.detection]
+        mqtt_parts = self.mqtt.components if self.mqtt else []
+        self.components: list[Component] = [
+            *self.recorders,
+            self.cleaner,
+            *self.detection,
+            *mqtt_parts,
+        ]
         self._started: list[Component] = []
 
     def start(self) -> None:
@@ -75,6 +88,8 @@ class EdgeAgent:
                 component.stop()
             except Exception:  # noqa: BLE001 - one broken stop must not leave the rest running
                 log.exception("%s did not stop cleanly", component.name)
+        if self.mqtt is not None:
+            self.mqtt.close()
         self.index.close()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,13 +144,24 @@ class Outbox:
 
     def put_event(self, payload: EventPayload) -> None:
         """Store an event (stamping `created_at` if unset); durable when this returns."""
+        self.put_events([payload])
+
+    def put_events(self, payloads: Sequence[EventPayload]) -> None:
+        """Store several events in one transaction (one disk sync); all or none."""
+        rows = [self._event_row(p) for p in payloads]
+        with self._ldb.transaction() as db:
+            db.table("outbox").insert_all(rows)
+        self._after_put(len(rows))
+
+    def _event_row(self, payload: EventPayload) -> dict[str, Any]:
         if not isinstance(payload, EventPayload):
             raise OutboxError(f"put_event needs an EventPayload, not {type(payload).__name__}")
         self._check_site(payload.site)
         if payload.created_at is None:
             payload = payload.model_copy(update={"created_at": self._now_utc()})
-        topic = self._topic(lambda: topics.event_topic(self.site, payload.camera))
-        self._put(topic, payload, "event", payload.camera or None, payload.severity)
+        camera = payload.camera
+        topic = self._topic(lambda: topics.event_topic(self.site, camera))
+        return self._row(topic, payload, "event", camera or None, payload.severity)
 
     def put_camera_state(self, payload: CameraStatePayload) -> None:
         """Store a camera online/offline change (retained on the broker)."""
@@ -178,11 +189,30 @@ class Outbox:
         severity: str | None,
         retain: bool = False,
     ) -> None:
+        row = self._row(topic, payload, kind, camera, severity, retain)
+        with self._ldb.transaction() as db:
+            if kind == "camera_state":
+                db.execute(
+                    "update outbox set superseded = 1 where kind = 'camera_state' and camera = ?",
+                    [camera],
+                )
+            db.table("outbox").insert(row)
+        self._after_put(1)
+
+    def _row(
+        self,
+        topic: str,
+        payload: Payload,
+        kind: str,
+        camera: str | None,
+        severity: str | None,
+        retain: bool = False,
+    ) -> dict[str, Any]:
         try:
             data = encode(payload)
         except ContractError as e:
             raise OutboxError(f"{kind} cannot be sent: {e}") from e
-        row = {
+        return {
             "topic": topic,
             "payload": data,
             "qos": 1,
@@ -193,14 +223,9 @@ class Outbox:
             "superseded": 0,
             "created_at": self._clock(),
         }
-        with self._ldb.transaction() as db:
-            if kind == "camera_state":
-                db.execute(
-                    "update outbox set superseded = 1 where kind = 'camera_state' and camera = ?",
-                    [camera],
-                )
-            db.table("outbox").insert(row)
-        self._count += 1
+
+    def _after_put(self, added: int) -> None:
+        self._count += added
         if self._count > self.limits.max_messages:
             self.enforce_limits()
         self._notify()

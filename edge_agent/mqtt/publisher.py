@@ -87,8 +87,17 @@ class OutboxPublisher:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread; unacked rows stay in the outbox for the next start."""
+    def stop(self, flush_s: float = 2.0) -> None:
+        """Stop the thread, after up to `flush_s` to send what waits (if connected).
+
+        Whatever is not acknowledged by then stays in the outbox for the next start.
+        """
+        deadline = self._clock() + flush_s
+        while self.link.connected.is_set() and self._clock() < deadline:
+            if not self._inflight and self.outbox.count() == 0:
+                break
+            self._wake.set()
+            time.sleep(0.05)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

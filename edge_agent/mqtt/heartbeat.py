@@ -1,0 +1,161 @@
+"""The heartbeat: disk, retention outlook, CPU and per-camera rates, at QoS 0 every interval."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import psutil
+
+from fsv_contract import topics
+from fsv_contract.codec import encode
+from fsv_contract.payloads import CameraStats, HeartbeatPayload
+
+log = logging.getLogger(__name__)
+
+
+class CameraFigures(Protocol):
+    """What a recorder's status offers (edge_agent.recording.status.RecorderStatus)."""
+
+    @property
+    def camera(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def bitrate_bps(self) -> float: ...
+    @property
+    def last_segment_end(self) -> float | None: ...
+
+
+class StorageFigures(Protocol):
+    """What the retention cleaner's forecast offers (retention.forecast.StorageForecast)."""
+
+    @property
+    def days_forecast(self) -> float | None: ...
+    @property
+    def at_risk(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    """QoS 0 publishing of the MQTT link."""
+
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        """Publish if connected; False if not."""
+        ...
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def build_heartbeat(
+    now: float,
+    started: float,
+    disk: tuple[int, int],
+    storage: StorageFigures | None,
+    cameras: Sequence[CameraFigures],
+    cpu_percent: float,
+    memory_percent: float | None,
+    pending: tuple[int, int],
+) -> HeartbeatPayload:
+    """The heartbeat payload from plain figures (disk = (total, free); pending = outbox, media)."""
+    stats = [
+        CameraStats(
+            camera=c.camera,
+            state=c.state if c.state in ("online", "offline") else "unknown",
+            fps=max(0.0, c.fps),
+            bitrate_bps=max(0.0, c.bitrate_bps),
+            last_segment_end=_utc(c.last_segment_end),
+        )
+        for c in cameras
+    ]
+    days = storage.days_forecast if storage is not None else None
+    return HeartbeatPayload(
+        ts=datetime.fromtimestamp(now, UTC),
+        uptime_s=max(0.0, now - started),
+        disk_total_bytes=disk[0],
+        disk_free_bytes=disk[1],
+        retention_days_available=None if days is None else max(0.0, days),
+        retention_at_risk=bool(storage.at_risk) if storage is not None else False,
+        cpu_percent=cpu_percent,
+        memory_percent=memory_percent,
+        outbox_pending=pending[0],
+        media_pending=pending[1],
+        cameras=stats,
+    )
+
+
+class HeartbeatPublisher:
+    """Sends a heartbeat every `interval_s` while connected; nothing is queued offline."""
+
+    name = "mqtt-heartbeat"
+
+    def __init__(
+        self,
+        link: Publisher,
+        site: str,
+        storage_path: Path,
+        interval_s: float,
+        cameras: Callable[[], Sequence[CameraFigures]],
+        storage: Callable[[], StorageFigures | None],
+        pending: Callable[[], tuple[int, int]],
+    ) -> None:
+        self.link = link
+        self.topic = topics.heartbeat(site)
+        self.storage_path = storage_path
+        self.interval_s = interval_s
+        self._cameras = cameras
+        self._storage = storage
+        self._pending = pending
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        """Start the heartbeat thread."""
+        self._stop.clear()
+        psutil.cpu_percent(None)  # the first call only sets the reference point
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def beat(self) -> HeartbeatPayload:
+        """Collect the figures now."""
+        usage = shutil.disk_usage(self.storage_path)
+        return build_heartbeat(
+            now=time.time(),
+            started=self._started,
+            disk=(usage.total, usage.free),
+            storage=self._storage(),
+            cameras=self._cameras(),
+            cpu_percent=psutil.cpu_percent(None),
+            memory_percent=psutil.virtual_memory().percent,
+            pending=self._pending(),
+        )
+
+    def _loop(self) -> None:
+        # Until one beat got out (start-up, broker down), try every second: central then
+        # learns the agent's figures right after it connects, not one interval later.
+        delay = min(1.0, self.interval_s)
+        while not self._stop.wait(delay):
+            try:
+                if self.link.publish_now(self.topic, encode(self.beat())):
+                    self.sent += 1
+                    delay = self.interval_s
+            except Exception:  # noqa: BLE001 - a failed beat is replaced by the next one
+                log.exception("heartbeat failed")

@@ -1,0 +1,107 @@
+"""Renders docs/mqtt.md from the contract itself: `python -m fsv_contract.docs > docs/mqtt.md`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+from fsv_contract import commands, topics
+from fsv_contract.codec import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
+from fsv_contract.payloads import (
+    CONTRACT_VERSION,
+    KNOWN_KINDS,
+    AgentStatePayload,
+    CameraStatePayload,
+    CommandPayload,
+    EventPayload,
+    HeartbeatPayload,
+    ReplyPayload,
+)
+
+_ROOT = f"{topics.ROOT}/{{site}}"
+TOPICS: list[tuple[str, str, str, str, type[BaseModel]]] = [
+    (f"{_ROOT}/agent/state", "edge → central", "1, retained; last will `offline`",
+     "the link, on connect", AgentStatePayload),
+    (f"{_ROOT}/agent/heartbeat", "edge → central", "0", "never queued", HeartbeatPayload),
+    (f"{_ROOT}/camera/{{camera}}/state", "edge → central", "1, retained", "outbox",
+     CameraStatePayload),
+    (f"{_ROOT}/camera/{{camera}}/event", "edge → central", "1", "outbox", EventPayload),
+    (f"{_ROOT}/agent/event", "edge → central", "1", 'outbox (camera `""`)', EventPayload),
+    (f"{_ROOT}/cmd/{{verb}}", "central → edge", "1", "central's client", CommandPayload),
+    (f"{_ROOT}/reply/{{request_id}}", "edge → central", "1", "outbox", ReplyPayload),
+]  # fmt: skip
+
+INTRO = f"""\
+# MQTT contract v{CONTRACT_VERSION}
+
+Generated from `fsv_contract` (`python -m fsv_contract.docs > docs/mqtt.md`); a test fails
+when this file and the code disagree. Both programs import the same models, so the edge
+cannot send what central would refuse.
+
+## Rules
+
+- Topic root `{topics.ROOT}/{{site}}/...`; every level (site, camera, verb, request id)
+  matches `{topics.LEVEL.pattern}`. A site's broker user name is its site id, and the
+  broker ACL (configs/mosquitto/acl) lets it publish only under its own root and read only
+  its own commands.
+- Payloads are JSON objects of at most {MAX_PAYLOAD_BYTES} bytes, nested at most
+  {MAX_JSON_DEPTH} levels. Every payload carries `v` (now {CONTRACT_VERSION}). Readers
+  ignore unknown fields and reject missing or mistyped ones; central counts and logs each
+  rejection with topic and reason (`GET /api/v1/ingest/stats`, table `ingest_rejects`).
+- A payload names the same site (and camera, request id) as its topic, or it is rejected.
+- Times are ISO 8601 with a zone, sent in UTC (`...Z`); a time without a zone is rejected.
+- Versioning: adding an optional field keeps `v`; a change old readers would misread bumps
+  `v`; a change old readers must not see at all moves to the root `fsv/v2`.
+- Events: one `event_id` (UUID) per event. It is published at `phase: start` (so the alert
+  is pushed at once) and again at `phase: end` with `end` and the clip. Central keeps one
+  row per event id and applies the end once; a duplicate of either phase changes nothing.
+  Instant events (retention, outbox overflow) are sent once, already at `end`.
+- Delivery: what goes "through the outbox" is written to the edge's SQLite outbox first
+  and deleted only after the broker's PUBACK; central writes a batch to its database and
+  only then acknowledges it (MQTT 5 manual ack, persistent sessions on both sides).
+  At-least-once delivery plus the dedupe by event id is exactly-once for users.
+- Media (snapshots, clips) never travel over MQTT: the edge PUTs them to
+  `{{central_url}}/api/v1/media/{{event_id}}/{{name}}` with HTTP Basic (the site's broker
+  login) and `X-Content-SHA256`; central accepts only the name, size and SHA-256 that the
+  event announced, and a repeated PUT is a no-op.
+
+Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
+`eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,
+`cleanup_failed` (`kind` stays an open string).
+"""
+
+
+def _topic_table() -> str:
+    lines = ["| topic | direction | QoS / retain | sent via | payload |", "|---|---|---|---|---|"]
+    for topic, way, qos, via, model in TOPICS:
+        lines.append(f"| `{topic}` | {way} | {qos} | {via} | `{model.__name__}` |")
+    return "\n".join(lines)
+
+
+def _schema(model: type[BaseModel]) -> str:
+    schema: dict[str, Any] = model.model_json_schema(mode="serialization")
+    return "```json\n" + json.dumps(schema, indent=2, sort_keys=True) + "\n```"
+
+
+def render() -> str:
+    """The whole document."""
+    parts = [INTRO, "## Topics\n", _topic_table(), "\n## Payloads\n"]
+    seen: set[str] = set()
+    for *_, model in TOPICS:
+        if model.__name__ in seen:
+            continue
+        seen.add(model.__name__)
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        parts.append(f"### {model.__name__}\n\n{doc}\n\n{_schema(model)}\n")
+    parts.append("## Command arguments\n")
+    for verb, model in sorted(commands.COMMAND_ARGS.items()):
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        parts.append(f"### `{verb}`: {model.__name__}\n\n{doc}\n\n{_schema(model)}\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -1,0 +1,236 @@
+"""A real broker with the shipped policy, real `central-server` and `edge-agent` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from central.accounts import issue_site_credentials, set_password, write_acl
+from central.config import BrokerAdminConfig
+from testbed.mosquitto import Broker, BrokerOptions
+from testbed.ports import free_port
+
+REPO = Path(__file__).parents[3]
+SHIPPED_CONF = REPO / "configs" / "mosquitto" / "mosquitto.conf"
+CENTRAL_PASSWORD = "central-test-password"
+# Lines the test broker sets itself (listeners, files, persistence place) or that must
+# precede every listener; everything else of the shipped file is used as is.
+_OWN = ("listener", "certfile", "keyfile", "cafile", "tls_version", "password_file",
+        "acl_file", "persistence_location", "persistence", "per_listener_settings")  # fmt: skip
+_FIELDS = {"allow_anonymous", "max_queued_messages", "max_inflight_messages", "autosave_interval"}
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; AssertionError naming `what` if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def shipped_broker_options(admin: BrokerAdminConfig) -> BrokerOptions:
+    """BrokerOptions carrying the policy lines of configs/mosquitto/mosquitto.conf."""
+    fields: dict[str, Any] = {}
+    extra: list[str] = []
+    for line in SHIPPED_CONF.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        if key in _OWN:
+            continue
+        if key in _FIELDS:
+            fields[key] = value == "true" if key == "allow_anonymous" else int(value)
+        else:
+            extra.append(line)
+    return BrokerOptions(
+        password_file=admin.password_file, acl_file=admin.acl_file, extra_config=extra, **fields
+    )
+
+
+class CentralProcess:
+    """`python -m central run` with its own config; stats over HTTP, rows from its database."""
+
+    def __init__(self, workdir: Path, broker_port: int, admin: BrokerAdminConfig) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.data_dir = workdir / "data"
+        self.config_path = workdir / "central.yaml"
+        config = {
+            "data_dir": str(self.data_dir),
+            "log_level": "WARNING",
+            "http": {"host": "127.0.0.1", "port": self.port},
+            "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_max_s": 2},
+            "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
+        }
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> None:
+        """Start the process; wait until it answers and is subscribed."""
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
+        with (self.workdir / "central.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "central", "run", "-c", str(self.config_path)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        if wait:
+            wait_for(lambda: self._connected(), 30, "central to subscribe")
+
+    def _connected(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+        try:
+            return bool(self.stats()["mqtt_connected"])
+        except OSError:
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        """GET /api/v1/ingest/stats."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/ingest/stats"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, Any] = json.load(response)
+        return data
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read central's database (read-only, beside the running process)."""
+        db = sqlite3.connect(f"file:{self.data_dir / 'central.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def event_count(self) -> int:
+        """Rows in central's events table."""
+        try:
+            return int(self.query("select count(*) from events")[0][0])
+        except sqlite3.OperationalError:
+            return 0
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the process with `sig` and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+        self.proc = None
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of its log."""
+        path = self.workdir / "central.log"
+        return path.read_bytes()[-limit:].decode(errors="replace") if path.exists() else ""
+
+
+class EdgeProcess:
+    """`python -m edge_agent run` for one site without cameras: it publishes its outbox."""
+
+    def __init__(self, workdir: Path, site: str, password: str, broker_port: int) -> None:
+        self.workdir = workdir
+        self.site = site
+        self.password = password
+        self.storage = workdir / "storage"
+        self.config_path = workdir / "edge.yaml"
+        config = {
+            "site_id": site,
+            "storage": {"path": str(self.storage)},
+            "data_dir": str(workdir / "state"),
+            "log_level": "WARNING",
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker_port,
+                "tls": None,
+                "reconnect_max_s": 2,
+                "heartbeat_interval_s": 1,
+                "outbox": {"inflight": 20},
+            },
+        }
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def outbox_path(self) -> Path:
+        """The outbox database the agent publishes from (detectors write into it)."""
+        return self.workdir / "state" / "outbox.db"
+
+    def start(self) -> None:
+        """Start the agent process."""
+        env = {**os.environ, "EDGE_CRED_MQTT_USER": self.site,
+               "EDGE_CRED_MQTT_PASSWORD": self.password}  # fmt: skip
+        with (self.workdir / "edge.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent", "run", "-c", str(self.config_path)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the process with `sig` and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+        self.proc = None
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of its log."""
+        path = self.workdir / "edge.log"
+        return path.read_bytes()[-limit:].decode(errors="replace") if path.exists() else ""
+
+
+class MqttWorld:
+    """Broker (shipped policy, per-site accounts, ACL), central and edges in one folder."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.admin = BrokerAdminConfig(
+            password_file=workdir / "auth" / "passwd", acl_file=workdir / "auth" / "acl"
+        )
+        set_password(self.admin, "central", CENTRAL_PASSWORD)
+        write_acl(self.admin, "central")
+        self.passwords: dict[str, str] = {}
+        # The broker keeps its own folder: mosquitto drops root and cannot enter tmp_path.
+        self.broker = Broker(options=shipped_broker_options(self.admin))
+        self.central = CentralProcess(workdir / "central", self.broker.port, self.admin)
+        self.edges: list[EdgeProcess] = []
+
+    def add_site(self, site: str) -> str:
+        """Issue a site's credentials (as `central-server add-site` does); reload the broker."""
+        self.passwords[site] = issue_site_credentials(self.admin, site, "central").password
+        if self.broker.running:
+            self.broker.reload()
+        return self.passwords[site]
+
+    def edge(self, site: str) -> EdgeProcess:
+        """An edge process for an added site (not started)."""
+        edge = EdgeProcess(self.workdir / f"edge-{site}", site, self.passwords[site],
+                           self.broker.port)  # fmt: skip
+        self.edges.append(edge)
+        return edge
+
+    def close(self) -> None:
+        """Kill every process and stop the broker."""
+        for edge in self.edges:
+            edge.kill()
+        self.central.kill()
+        self.broker.close()
