@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from central.errors import InvalidInputError, NotFoundError
+from central.errors import ConfigError, InvalidInputError, NotFoundError
 from central.push_rules import (
     WEBHOOK_FORMATS,
     OutgoingRequest,
@@ -206,9 +206,16 @@ def _public_webhook(row: dict[str, Any]) -> dict[str, Any]:
 
 def load_vapid(config: PushConfig) -> Vapid | None:
     """The VAPID key pair of the config, None when Web Push is not configured."""
-    if config.vapid_private_key_file is None:
+    path = config.vapid_private_key_file
+    if path is None:
         return None
-    return Vapid.from_pem(config.vapid_private_key_file.read_bytes())
+    try:
+        return Vapid.from_pem(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"push.vapid_private_key_file {path}: cannot read a VAPID key ({e}); "
+            "make one with `central-server vapid-keys --out FILE`"
+        ) from e
 
 
 def build_webpush(

@@ -15,16 +15,19 @@ pytestmark = pytest.mark.asyncio
 async def test_brute_force_login_is_throttled(central: Central) -> None:
     client = central.client
     for _ in range(5):
-        resp = await client.post("/api/v1/auth/login",
-                                 json={"username": "admin", "password": "guess-123456"})  # fmt: skip
+        resp = await client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": "guess-123456"}
+        )
         assert resp.status == 401
     resp = await client.post(
         "/api/v1/auth/login", json={"username": "admin", "password": central.passwords["admin"]}
     )
     assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
     # The same address guessing another account is held back too.
-    resp = await client.post("/api/v1/auth/login", json={
-        "username": "inspector-a", "password": central.passwords["inspector-a"]})  # fmt: skip
+    resp = await client.post(
+        "/api/v1/auth/login",
+        json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
+    )
     assert resp.status == 429
     log = central.svc.audit.query(_everything(), action="login_failed")  # type: ignore[arg-type]
     reasons = [e["detail"]["reason"] for e in log["items"]]
@@ -38,8 +41,9 @@ async def test_unknown_user_and_disabled_user(central: Central) -> None:
     assert resp.status == 401
     users = {u.username: u.id for u in central.svc.users.list_users(_everything())}
     headers = await central.token("inspector-a")
-    status, _ = await call(central, "admin", "PATCH", f"/api/v1/users/{users['inspector-a']}",
-                           json={"disabled": True})  # fmt: skip
+    status, _ = await call(
+        central, "admin", "PATCH", f"/api/v1/users/{users['inspector-a']}", json={"disabled": True}
+    )
     assert status == 200
     resp = await central.client.get("/api/v1/auth/me", headers=headers)
     assert resp.status == 401
@@ -58,19 +62,42 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     )
     h = await central.token("admin")
     await call(central, "admin", "POST", "/api/v1/auth/tokens", json={"label": "script"})
-    _, org = await call(central, "admin", "POST", "/api/v1/orgs", json={
-        "parent_id": orgs["county_a"], "level": "enterprise", "name": "新食堂",
-        "enterprise_type": "canteen"})  # fmt: skip
+    _, org = await call(
+        central,
+        "admin",
+        "POST",
+        "/api/v1/orgs",
+        json={
+            "parent_id": orgs["county_a"],
+            "level": "enterprise",
+            "name": "新食堂",
+            "enterprise_type": "canteen",
+        },
+    )
     await call(central, "admin", "PATCH", f"/api/v1/orgs/{org['id']}", json={"phone": "1"})
     await call(
         central, "admin", "POST", "/api/v1/sites", json={"org_id": org["id"], "site_id": "s9"}
     )
     alert_id = await central.event("demo-canteen-a", "cam1")
-    await call(central, "admin", "PATCH", "/api/v1/sites/demo-canteen-a/cameras/cam1",
-               json={"name": "后厨 1"})  # fmt: skip
-    _, user = await call(central, "admin", "POST", "/api/v1/users", json={
-        "username": "new-staff", "password": "new-staff-pw-1", "role": "enterprise_staff",
-        "org_id": org["id"]})  # fmt: skip
+    await call(
+        central,
+        "admin",
+        "PATCH",
+        "/api/v1/sites/demo-canteen-a/cameras/cam1",
+        json={"name": "后厨 1"},
+    )
+    _, user = await call(
+        central,
+        "admin",
+        "POST",
+        "/api/v1/users",
+        json={
+            "username": "new-staff",
+            "password": "new-staff-pw-1",
+            "role": "enterprise_staff",
+            "org_id": org["id"],
+        },
+    )
     await call(central, "admin", "PATCH", f"/api/v1/users/{user['id']}", json={"disabled": True})
     await call(
         central,

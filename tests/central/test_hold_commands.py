@@ -82,9 +82,17 @@ async def test_event_over_mqtt_opens_alert_holds_and_releases(wired: Any) -> Non
     central, edge = wired
     event_id = uuid.uuid4()
     start = datetime.now(UTC)
-    event = EventPayload(event_id=event_id, site="demo-canteen-a", camera="cam1", phase="start",
-                         kind="smoking", station="kitchen_cooking", rule="smoking", start=start,
-                         score=0.8)  # fmt: skip
+    event = EventPayload(
+        event_id=event_id,
+        site="demo-canteen-a",
+        camera="cam1",
+        phase="start",
+        kind="smoking",
+        station="kitchen_cooking",
+        rule="smoking",
+        start=start,
+        score=0.8,
+    )
     # Keep publishing until central's subscription is in place (it connects in the background).
     deadline = time.monotonic() + 15
     alert: dict[str, Any] | None = None
@@ -102,8 +110,13 @@ async def test_event_over_mqtt_opens_alert_holds_and_releases(wired: Any) -> Non
     assert hold.ref == f"alert:{event_id}" and hold.camera == "cam1"
     assert hold.start < start < hold.end
 
-    status, _ = await call(central, "inspector-a", "POST", f"/api/v1/alerts/{event_id}/transitions",
-                           json={"action": "close", "note": "false alarm"})  # fmt: skip
+    status, _ = await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"/api/v1/alerts/{event_id}/transitions",
+        json={"action": "close", "note": "false alarm"},
+    )
     assert status == 201
     while True:
         verb, cmd = await asyncio.to_thread(edge.next_command)

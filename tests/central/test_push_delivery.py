@@ -1,4 +1,4 @@
-"""Push to a local receiver: Web Push (VAPID, aes128gcm) and webhooks, scope and filters, retries."""
+"""Push to a local receiver: Web Push (VAPID, aes128gcm), webhooks, scope, filters, retries."""
 
 from __future__ import annotations
 
@@ -37,9 +37,13 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append(
-            {"path": request.path, "query": dict(request.query),
-             "headers": dict(request.headers), "body": body}
-        )  # fmt: skip
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
         if self.gate is not None:
             await self.gate.wait()
         codes = self.fail_first.get(request.path)
@@ -68,8 +72,9 @@ class Phone:
         self.json = {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(self.auth)}}
 
     def decrypt(self, body: bytes) -> dict[str, Any]:
-        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth,
-                                 version="aes128gcm")  # fmt: skip
+        plain = http_ece.decrypt(
+            body, private_key=self.key, auth_secret=self.auth, version="aes128gcm"
+        )
         return dict(json.loads(plain))
 
 
@@ -85,9 +90,15 @@ async def pushing(aiohttp_client: Any, tmp_path: Path) -> Any:
     port = runner.addresses[0][1]
     key_file = tmp_path / "vapid.pem"
     assert cli_main(["vapid-keys", "--out", str(key_file)]) == 0
-    config = make_config(tmp_path, push={
-        "vapid_private_key_file": str(key_file), "vapid_subject": "mailto:ops@example.org",
-        "attempts": 3, "backoff_first_s": 0.05})  # fmt: skip
+    config = make_config(
+        tmp_path,
+        push={
+            "vapid_private_key_file": str(key_file),
+            "vapid_subject": "mailto:ops@example.org",
+            "attempts": 3,
+            "backoff_first_s": 0.05,
+        },
+    )
     client = await aiohttp_client(create_app(config))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
     yield Central(client, seed), receiver, f"http://127.0.0.1:{port}"
@@ -96,13 +107,16 @@ async def pushing(aiohttp_client: Any, tmp_path: Path) -> Any:
 
 async def test_web_push_and_webhooks_reach_only_their_scope(pushing: Any) -> None:
     central, receiver, base = pushing
-    phones = {u: Phone(f"{base}/push/{u}") for u in ("inspector-a", "inspector-b", "staff-canteen-a",
-                                                      "city-monitor")}  # fmt: skip
+    phones = {
+        u: Phone(f"{base}/push/{u}")
+        for u in ("inspector-a", "inspector-b", "staff-canteen-a", "city-monitor")
+    }
     for user, phone in phones.items():
         status, _ = await call(central, user, "POST", "/api/v1/push/subscriptions", json=phone.json)
         assert status == 201
-    status, _ = await call(central, "staff-canteen-a", "PUT", "/api/v1/me/push-filters",
-                           json={"kinds": ["rodent"]})  # fmt: skip
+    status, _ = await call(
+        central, "staff-canteen-a", "PUT", "/api/v1/me/push-filters", json={"kinds": ["rodent"]}
+    )
     assert status == 200
     orgs = central.seed["orgs"]
     hooks = [
@@ -153,7 +167,11 @@ async def test_web_push_and_webhooks_reach_only_their_scope(pushing: Any) -> Non
     b_alert = await central.event("demo-canteen-b", "cam1", kind="rodent", severity="critical")
     await central.svc.dispatcher.idle()
     assert {r["path"] for r in receiver.requests[-4:]} == {
-        "/push/inspector-b", "/push/city-monitor", "/hook/ding", "/hook/json"}  # fmt: skip
+        "/push/inspector-b",
+        "/push/city-monitor",
+        "/hook/ding",
+        "/hook/json",
+    }
     ding = receiver.to("/hook/ding")[0]
     assert ding["query"]["sign"] and json.loads(ding["body"])["msgtype"] == "markdown"
     status, _ = await call(central, "inspector-a", "GET", f"/api/v1/alerts/{b_alert}/deliveries")
@@ -172,7 +190,7 @@ async def test_gone_subscription_is_dropped_and_push_never_blocks_ingest(pushing
     status, alert = await call(central, "inspector-a", "GET", f"/api/v1/alerts/{alert_id}")
     assert status == 200 and alert["state"] == "new"
     deadline = started + 5
-    while not receiver.requests and time.monotonic() < deadline:
+    while not receiver.requests and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a test receiver
         await asyncio.sleep(0.02)
     assert len(receiver.requests) == 1 and not receiver.gate.is_set()
     receiver.gate.set()

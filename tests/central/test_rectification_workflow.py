@@ -16,20 +16,31 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
     status, alert = await call(central, "inspector-a", "GET", path)
     assert status == 200 and alert["state"] == "new"
 
-    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
-                               json={"action": "acknowledge"})  # fmt: skip
+    status, alert = await call(
+        central, "inspector-a", "POST", f"{path}/transitions", json={"action": "acknowledge"}
+    )
     assert status == 201 and alert["state"] == "acknowledged" and alert["acknowledged_at"]
     # Staff may not request, regulators may not submit.
-    status, err = await call(central, "staff-canteen-a", "POST", f"{path}/transitions",
-                             json={"action": "close"})  # fmt: skip
+    status, err = await call(
+        central, "staff-canteen-a", "POST", f"{path}/transitions", json={"action": "close"}
+    )
     assert status == 403 and "may not" in err["error"]["message"]
-    status, err = await call(central, "inspector-a", "POST", f"{path}/transitions",
-                             json={"action": "request_rectification", "note": "hats"})  # fmt: skip
+    status, err = await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"{path}/transitions",
+        json={"action": "request_rectification", "note": "hats"},
+    )
     assert status == 409 and "deadline" in err["error"]["message"]
     deadline = time.time() + 2 * 86400
-    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
-                               json={"action": "request_rectification", "note": "wear hats",
-                                     "deadline": deadline})  # fmt: skip
+    status, alert = await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"{path}/transitions",
+        json={"action": "request_rectification", "note": "wear hats", "deadline": deadline},
+    )
     assert alert["state"] == "rectification_requested" and alert["deadline"] == deadline
 
     resp = await submit_rectification(central, "staff-canteen-a", alert_id, "hats bought", [])
@@ -44,15 +55,26 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
     assert [e["bytes"] for e in alert["evidence"]] == [len(p) for p in photos]
     assert "path" not in alert["evidence"][0]
 
-    status, photo = await call(central, "inspector-a", "GET",
-                               f"{path}/evidence/{alert['evidence'][1]['id']}")  # fmt: skip
+    status, photo = await call(
+        central, "inspector-a", "GET", f"{path}/evidence/{alert['evidence'][1]['id']}"
+    )
     assert status == 200 and photo == photos[1]
 
-    status, alert = await call(central, "inspector-a", "POST", f"{path}/transitions",
-                               json={"action": "close", "note": "verified"})  # fmt: skip
+    status, alert = await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"{path}/transitions",
+        json={"action": "close", "note": "verified"},
+    )
     assert alert["state"] == "closed" and alert["closed_at"]
-    status, alert = await call(central, "city-monitor", "POST", f"{path}/transitions",
-                               json={"action": "reopen", "note": "seen again"})  # fmt: skip
+    status, alert = await call(
+        central,
+        "city-monitor",
+        "POST",
+        f"{path}/transitions",
+        json={"action": "reopen", "note": "seen again"},
+    )
     assert alert["state"] == "reopened" and alert["closed_at"] is None
 
     history = [(t["username"], t["action"], t["to_state"]) for t in alert["transitions"]]
@@ -64,34 +86,43 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
         ("city-monitor", "reopen", "reopened"),
     ]
     assert all(t["ip"] == "127.0.0.1" and t["ts"] > 0 for t in alert["transitions"])
-    status, log = await call(central, "admin", "GET", "/api/v1/audit",
-                             params={"action": "alert_transition"})  # fmt: skip
+    status, log = await call(
+        central, "admin", "GET", "/api/v1/audit", params={"action": "alert_transition"}
+    )
     assert log["total"] == 5
     assert {e["detail"]["action"] for e in log["items"]} >= {"close", "submit_rectification"}
 
 
 async def test_overdue_flag_and_filter(central: Central) -> None:
     alert_id = await central.event("demo-canteen-a")
-    await call(central, "inspector-a", "POST", f"/api/v1/alerts/{alert_id}/transitions",
-               json={"action": "request_rectification", "note": "fix",
-                     "deadline": time.time() + 0.3})  # fmt: skip
+    await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"/api/v1/alerts/{alert_id}/transitions",
+        json={"action": "request_rectification", "note": "fix", "deadline": time.time() + 0.3},
+    )
     other = await central.event("demo-canteen-a")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts",
-                                  params={"overdue": "true"})  # fmt: skip
+        status, page = await call(
+            central, "inspector-a", "GET", "/api/v1/alerts", params={"overdue": "true"}
+        )
         if page["total"]:
             break
     assert [a["id"] for a in page["items"]] == [alert_id] and page["items"][0]["overdue"]
-    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts",
-                              params={"overdue": "false", "state": "new"})  # fmt: skip
+    status, page = await call(
+        central, "inspector-a", "GET", "/api/v1/alerts", params={"overdue": "false", "state": "new"}
+    )
     assert [a["id"] for a in page["items"]] == [other]
 
 
 async def test_cookie_session_needs_csrf_for_writes(central: Central) -> None:
     client = central.client
-    resp = await client.post("/api/v1/auth/login", json={
-        "username": "inspector-a", "password": central.passwords["inspector-a"]})  # fmt: skip
+    resp = await client.post(
+        "/api/v1/auth/login",
+        json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
+    )
     assert resp.status == 200
     csrf = (await resp.json())["csrf_token"]
     assert (
@@ -113,8 +144,9 @@ async def test_cookie_session_needs_csrf_for_writes(central: Central) -> None:
 
 
 async def test_errors_are_json_with_reason(central: Central) -> None:
-    status, err = await call(central, "inspector-a", "GET", "/api/v1/alerts",
-                             params={"limit": "nope"})  # fmt: skip
+    status, err = await call(
+        central, "inspector-a", "GET", "/api/v1/alerts", params={"limit": "nope"}
+    )
     assert status == 400 and "limit" in err["error"]["message"]
     status, err = await call(central, "admin", "POST", "/api/v1/orgs", data=b"{bad json")
     assert status == 400 and err["error"]["status"] == 400

@@ -19,11 +19,21 @@ H = 3600.0
 
 def _alert(site: str, org_path: str, start: float, **extra: Any) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()), "site_id": site, "camera_id": "cam1", "org_path": org_path,
-        "kind": "no_chef_hat", "station": "kitchen_prep", "rule": "r", "severity": "warning",
-        "start": start, "score": 0.9, "state": "new", "created_at": start, "updated_at": start,
+        "id": str(uuid.uuid4()),
+        "site_id": site,
+        "camera_id": "cam1",
+        "org_path": org_path,
+        "kind": "no_chef_hat",
+        "station": "kitchen_prep",
+        "rule": "r",
+        "severity": "warning",
+        "start": start,
+        "score": 0.9,
+        "state": "new",
+        "created_at": start,
+        "updated_at": start,
         **extra,
-    }  # fmt: skip
+    }
 
 
 def load_known_data(central: Central) -> None:
@@ -34,17 +44,37 @@ def load_known_data(central: Central) -> None:
         svc.orgs.upsert_camera(site, "cam1", name="Kitchen", station="kitchen_prep")
     with svc.ldb.transaction() as db:
         db.execute("update cameras set created_at = ?", [T0 - 1000])
-        db.table("alerts").insert_all([
-            _alert("demo-canteen-a", a, T0 + 1 * H, acknowledged_at=T0 + 1 * H + 60),
-            _alert("demo-canteen-a", a, T0 + 2 * H, acknowledged_at=T0 + 2 * H + 180,
-                   requested_at=T0 + 3 * H, submitted_at=T0 + 4 * H, state="closed"),
-            _alert("demo-canteen-a", a, T0 + 3 * H, kind="rodent", station="storage",
-                   state="rectification_requested", requested_at=T0 + 3 * H, deadline=T0 + 4 * H),
-            _alert("demo-canteen-b", b, T0 + 5 * H),
-            _alert("demo-canteen-a", a, T0 - 5 * H),  # before the period
-        ])  # fmt: skip
-        log = [("demo-canteen-a", "online", T0 - 100), ("demo-canteen-a", "offline", T0 + 2 * H),
-               ("demo-canteen-a", "online", T0 + 4 * H)]  # fmt: skip
+        db.table("alerts").insert_all(
+            [
+                _alert("demo-canteen-a", a, T0 + 1 * H, acknowledged_at=T0 + 1 * H + 60),
+                _alert(
+                    "demo-canteen-a",
+                    a,
+                    T0 + 2 * H,
+                    acknowledged_at=T0 + 2 * H + 180,
+                    requested_at=T0 + 3 * H,
+                    submitted_at=T0 + 4 * H,
+                    state="closed",
+                ),
+                _alert(
+                    "demo-canteen-a",
+                    a,
+                    T0 + 3 * H,
+                    kind="rodent",
+                    station="storage",
+                    state="rectification_requested",
+                    requested_at=T0 + 3 * H,
+                    deadline=T0 + 4 * H,
+                ),
+                _alert("demo-canteen-b", b, T0 + 5 * H),
+                _alert("demo-canteen-a", a, T0 - 5 * H),  # before the period
+            ]
+        )
+        log = [
+            ("demo-canteen-a", "online", T0 - 100),
+            ("demo-canteen-a", "offline", T0 + 2 * H),
+            ("demo-canteen-a", "online", T0 + 4 * H),
+        ]
         for site, state, since in log:
             db.execute(
                 "insert into camera_state_log (site, camera, state, since, reason, received_at) "
@@ -52,11 +82,23 @@ def load_known_data(central: Central) -> None:
                 [site, state, since, since],
             )
         samples = [
-            {"site_id": "demo-canteen-a", "ts": T0 + i * 300.0, "interval_s": 300.0,
-             "retention_days": 120.0, "cameras": json.dumps({"cam1": i * 300.0 <= 5 * H})}
+            {
+                "site_id": "demo-canteen-a",
+                "ts": T0 + i * 300.0,
+                "interval_s": 300.0,
+                "retention_days": 120.0,
+                "cameras": json.dumps({"cam1": i * 300.0 <= 5 * H}),
+            }
             for i in range(1, 121)
-        ] + [{"site_id": "demo-canteen-b", "ts": T0 + H, "interval_s": 300.0,
-              "retention_days": 30.0, "cameras": json.dumps({"cam1": False})}]  # fmt: skip
+        ] + [
+            {
+                "site_id": "demo-canteen-b",
+                "ts": T0 + H,
+                "interval_s": 300.0,
+                "retention_days": 30.0,
+                "cameras": json.dumps({"cam1": False}),
+            }
+        ]
         db.table("heartbeat_samples").insert_all(samples)
 
 
@@ -76,7 +118,9 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
     assert alerts["by_kind"] == {"no_chef_hat": 3, "rodent": 1}
     assert alerts["by_station"] == {"kitchen_prep": 3, "storage": 1}
     assert {e["name"]: e["count"] for e in alerts["by_enterprise"]} == {
-        "中卫市第一小学食堂": 3, "中宁县第二中学食堂": 1}  # fmt: skip
+        "中卫市第一小学食堂": 3,
+        "中宁县第二中学食堂": 1,
+    }
     assert alerts["mean_time_to_acknowledge_s"] == 120.0
     assert alerts["mean_time_to_rectify_s"] == 3600.0
     assert alerts["overdue"] == 1
@@ -96,8 +140,9 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
     assert county["recording"]["completeness"] == 0.5
     assert county["retention"]["sites_below_duty"] == []
 
-    _, text = await call(central, "city-monitor", "GET", "/api/v1/reports",
-                         params={**period, "format": "csv"})  # fmt: skip
+    _, text = await call(
+        central, "city-monitor", "GET", "/api/v1/reports", params={**period, "format": "csv"}
+    )
     rows = list(csv.reader(io.StringIO(text.decode())))
     assert ["alerts", "total", "4"] in rows and ["alerts.by_kind", "rodent", "1"] in rows
     assert ["recording", "completeness", "0.25"] in rows

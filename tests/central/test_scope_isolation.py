@@ -34,9 +34,13 @@ async def build_county_b(central: Central) -> dict[str, Any]:
     """Objects of every kind in county B, made by B's own users and admins."""
     seed = central.seed["orgs"]
     alert_id = await central.event("demo-canteen-b", "cam1")
-    status, _ = await call(central, "inspector-b", "POST", f"/api/v1/alerts/{alert_id}/transitions",
-                           json={"action": "request_rectification", "note": "hats",
-                                 "deadline": time.time() + 3600})  # fmt: skip
+    status, _ = await call(
+        central,
+        "inspector-b",
+        "POST",
+        f"/api/v1/alerts/{alert_id}/transitions",
+        json={"action": "request_rectification", "note": "hats", "deadline": time.time() + 3600},
+    )
     assert status == 201
     resp = await submit_rectification(central, "staff-canteen-b", alert_id, "done", [jpeg_bytes()])
     assert resp.status == 201, await resp.text()
@@ -57,9 +61,16 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         json={"org_id": seed["canteen_b"], "cameras": ["demo-canteen-b/cam1"]},
     )
     assert status == 201, link
-    status, sub = await call(central, "inspector-b", "POST", "/api/v1/push/subscriptions",
-                             json={"endpoint": "http://127.0.0.1:9/push/b",
-                                   "keys": {"p256dh": "B" * 87, "auth": "a" * 22}})  # fmt: skip
+    status, sub = await call(
+        central,
+        "inspector-b",
+        "POST",
+        "/api/v1/push/subscriptions",
+        json={
+            "endpoint": "http://127.0.0.1:9/push/b",
+            "keys": {"p256dh": "B" * 87, "auth": "a" * 22},
+        },
+    )
     assert status == 201
     users = {u.username: u.id for u in central.svc.users.list_users(_everything())}
     return {
@@ -89,24 +100,39 @@ def _everything() -> Any:
 def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """Request bodies aimed at county B for the routes that take one."""
     return {
-        ("POST", "/api/v1/orgs"): {"json": {"parent_id": b["county_b"], "level": "enterprise",
-                                            "name": "x", "enterprise_type": "canteen"}},
+        ("POST", "/api/v1/orgs"): {
+            "json": {
+                "parent_id": b["county_b"],
+                "level": "enterprise",
+                "name": "x",
+                "enterprise_type": "canteen",
+            }
+        },
         ("PATCH", "/api/v1/orgs/{org_id}"): {"json": {"name": "taken over"}},
         ("POST", "/api/v1/sites"): {"json": {"org_id": b["canteen_b"], "site_id": "evil"}},
         ("PATCH", "/api/v1/sites/{site_id}/cameras/{camera_id}"): {"json": {"name": "x"}},
-        ("POST", "/api/v1/users"): {"json": {"username": "mole", "password": "mole-password-1",
-                                             "role": "enterprise_staff", "org_id": b["canteen_b"]}},
+        ("POST", "/api/v1/users"): {
+            "json": {
+                "username": "mole",
+                "password": "mole-password-1",
+                "role": "enterprise_staff",
+                "org_id": b["canteen_b"],
+            }
+        },
         ("PATCH", "/api/v1/users/{user_id}"): {"json": {"disabled": True}},
         ("POST", "/api/v1/alerts/{alert_id}/transitions"): {"json": {"action": "close"}},
-        ("POST", "/api/v1/webhooks"): {"json": {"org_id": b["county_b"], "url": "http://127.0.0.1:9"}},
-        ("POST", "/api/v1/public-links"): {"json": {"org_id": b["canteen_b"],
-                                                    "cameras": ["demo-canteen-b/cam1"]}},
+        ("POST", "/api/v1/webhooks"): {
+            "json": {"org_id": b["county_b"], "url": "http://127.0.0.1:9"}
+        },
+        ("POST", "/api/v1/public-links"): {
+            "json": {"org_id": b["canteen_b"], "cameras": ["demo-canteen-b/cam1"]}
+        },
         ("GET", "/api/v1/alerts"): {"params": {"org_id": b["county_b"]}},
         ("GET", "/api/v1/orgs"): {"params": {"under": b["county_b"]}},
         ("GET", "/api/v1/sites"): {"params": {"org_id": b["county_b"]}},
         ("GET", "/api/v1/cameras"): {"params": {"site_id": "demo-canteen-b"}},
         ("GET", "/api/v1/reports"): {"params": {"org_id": b["county_b"]}},
-    }  # fmt: skip
+    }
 
 
 async def test_inspector_a_reaches_nothing_of_county_b(central: Central) -> None:
