@@ -1,11 +1,11 @@
-"""End to end on real footage: vtest.avi over RTSP, the recorder, the default model, a rule,
-an event with a real snapshot and a playable clip; a broken model leaves recording alone."""
+"""End to end on real footage: vtest.avi over RTSP (testbed), the recorder, the default model,
+a rule, an event with a real snapshot and a playable clip; a broken model leaves recording
+alone."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -19,42 +19,12 @@ from edge_agent.detection.events import EventKeeper
 from edge_agent.detection.pipeline import CameraDetection, build_detection
 from edge_agent.detection.store import CLIP_DONE, COMPLETE
 from edge_agent.recording.index import SegmentIndex
-from tests.edge_agent.detection.conftest import VTEST
+from testbed.rtsp import RtspServer
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="module")
-def vtest_rtsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vtest.avi as a 640x360 H.264 camera (2 s GOP) looped by the testbed RTSP server."""
-    folder = tmp_path_factory.mktemp("rtsp")
-    clip = folder / "vtest.mkv"
-    subprocess.run(
-        [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(VTEST),
-            "-vf", "scale=640:360,fps=25", "-c:v", "libx264", "-preset", "ultrafast",
-            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", str(clip),
-        ],
-        check=True,
-    )  # fmt: skip
-    server = subprocess.Popen(
-        ["/usr/bin/python3", str(REPO / "testbed" / "rtsp_server.py"), "--port", "0",
-         "--path", f"cam={clip}"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline().split()
-        assert line[:1] == ["READY"], f"RTSP server did not start: {line}"
-        yield f"rtsp://127.0.0.1:{line[1]}/cam"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def make_config(root: Path, url: str, bad_model: Path) -> EdgeConfig:
+def make_config(root: Path, server: RtspServer, bad_model: Path) -> EdgeConfig:
     rule = (
         "{id: people, type: forbidden, classes: [person], min_seconds: 1, end_after_s: 1,"
         " max_event_s: 4, cooldown_s: 3600,"
@@ -70,12 +40,14 @@ cameras:
   - id: good
     name: Quarantine point
     station: quarantine
-    main_url: {url}
+    main_url: {server.url("cam1")}
+    sub_url: {server.url("cam1_sub")}
     detection: {{use_preset: false, rules: [{rule}]}}
   - id: broken
-    name: Same camera, bad model
+    name: Another camera, bad model
     station: quarantine
-    main_url: {url}
+    main_url: {server.url("cam2")}
+    sub_url: {server.url("cam2_sub")}
     detection: {{model: {bad_model}}}
 """
     )
@@ -89,13 +61,13 @@ def wait_for(check: Callable[[], bool], seconds: float) -> None:
 
 
 def test_people_over_rtsp_make_an_event_with_snapshot_and_clip(
-    tmp_path: Path, vtest_rtsp: str
+    tmp_path: Path, rtsp_server: RtspServer
 ) -> None:
     from edge_agent.recording.recorder import CameraRecorder
 
     bad = tmp_path / "broken-model.onnx"
     bad.write_bytes(b"this is not a model" * 100)
-    config = make_config(tmp_path, vtest_rtsp, bad)
+    config = make_config(tmp_path, rtsp_server, bad)
     index = SegmentIndex(config.state_dir / "index.db")
     credentials = CredentialStore(environ={})
     recorders = [CameraRecorder(c, config, index, credentials) for c in config.cameras]
@@ -133,10 +105,12 @@ def test_people_over_rtsp_make_an_event_with_snapshot_and_clip(
     assert event.start - 2 - 2.2 <= event.clip_start <= event.start - 2 + 0.5
     assert event.clip_end == pytest.approx(event.end + 2, abs=1.0)
     with av.open(str(keeper.store.files / event.clip.relpath)) as container:
-        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        frames = list(container.decode(video=0))
+    assert (frames[0].width, frames[0].height) == (1920, 1080)  # the recorded main stream
     seconds = len(frames) / 25
     assert seconds == pytest.approx(event.clip_end - event.clip_start, abs=0.5)
-    assert float(np.mean([f.std() for f in frames])) > 10  # real pictures, not a grey screen
+    sample = [f.to_ndarray(format="gray") for f in frames[::25]]
+    assert float(np.mean([g.std() for g in sample])) > 10  # real pictures, not a grey screen
     assert index.active_holds("good") == []
     keeper.store.close()
     index.close()
