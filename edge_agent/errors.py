@@ -61,3 +61,7 @@ class UploadError(EdgeAgentError):
     def __init__(self, message: str, retry: bool = True) -> None:
         self.retry = retry
         super().__init__(message)
+
+
+class UplinkError(EdgeAgentError):
+    """Video cannot be pushed to central (no such camera, no recording, bad stream, link down)."""
