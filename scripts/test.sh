@@ -2,7 +2,7 @@
 # Installs what is needed, then runs the whole test suite: ruff, mypy, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh tests
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
