@@ -80,7 +80,9 @@ async def error_middleware(
     except web.HTTPException as e:
         if not request.path.startswith("/api/") or e.status < 400:
             raise
-        return error_response(e.status, e.reason if not e.text else e.text.split(": ", 1)[-1])
+        # aiohttp's default text is "404: Not Found"; a handler's own text is the message.
+        default = f"{e.status}: {e.reason}"
+        return error_response(e.status, e.reason if e.text in (None, "", default) else e.text)
 
 
 @web.middleware

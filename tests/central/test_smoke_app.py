@@ -11,3 +11,18 @@ async def test_login_and_me(central: Central) -> None:
     resp = await central.client.get("/api/v1/auth/me", headers=headers)
     assert resp.status == 200
     assert (await resp.json())["user"]["role"] == "county_inspector"
+
+
+async def test_pages_share_one_layout(central: Central) -> None:
+    for path in ("/login", "/inbox", "/reports"):
+        resp = await central.client.get(path)
+        page = await resp.text()
+        assert resp.status == 200 and '<nav><a href="/inbox"' in page, path
+        assert 'href="/live"' in page and 'href="/replay"' in page  # slots for the video pages
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    resp = await central.client.get("/sw.js")
+    assert resp.status == 200 and "showNotification" in await resp.text()
+    resp = await central.client.get("/static/inbox.js")
+    assert resp.status == 200 and "/api/v1/alerts" in await resp.text()
+    resp = await central.client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/inbox"
