@@ -154,6 +154,12 @@ class OrgStore:
                 )
             except sqlite3.IntegrityError as e:
                 raise ConflictError(f"site {site_id!r} already exists") from e
+            # Alerts that arrived before the site was registered belonged to nobody (admins
+            # only); they now join the enterprise's inbox.
+            db.execute(
+                "update alerts set org_path = ? where site_id = ? and org_path = ?",
+                [org["org_path"], site_id, "/"],
+            )
         return self.get_site(scope, site_id)
 
     def get_site(self, scope: Scope, site_id: str) -> dict[str, Any]:

@@ -196,3 +196,25 @@ async def test_lists_show_own_county_only(central: Central) -> None:
     assert page["total"] == 1
     status, page = await call(central, "staff-slaughter-a", "GET", "/api/v1/alerts")
     assert page["total"] == 0
+
+
+async def test_alerts_of_an_unregistered_site_join_it_when_registered(central: Central) -> None:
+    early = await central.event("late-site", "cam1")
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts")
+    assert page["total"] == 0
+    status, page = await call(
+        central, "admin", "GET", "/api/v1/alerts", params={"site_id": "late-site"}
+    )
+    assert [a["id"] for a in page["items"]] == [early]
+    status, _ = await call(
+        central,
+        "admin",
+        "POST",
+        "/api/v1/sites",
+        json={"org_id": central.seed["orgs"]["canteen_a"], "site_id": "late-site"},
+    )
+    assert status == 201
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts")
+    assert [a["id"] for a in page["items"]] == [early]
+    status, page = await call(central, "inspector-b", "GET", "/api/v1/alerts")
+    assert page["total"] == 0
