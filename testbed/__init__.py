@@ -1,0 +1,1 @@
+"""Real test and demo fixtures: camera footage, an RTSP server and an MQTT broker."""

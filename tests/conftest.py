@@ -1,0 +1,80 @@
+"""Shared fixtures: real footage, a real RTSP server and a real Mosquitto broker on 127.0.0.1."""
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.footage import Footage, ensure_footage
+from testbed.mosquitto import Broker, BrokerOptions
+from testbed.rtsp import RtspServer, camera_paths
+
+RtspServerFactory = Callable[..., RtspServer]
+BrokerFactory = Callable[..., Broker]
+
+
+@pytest.fixture(scope="session")
+def footage() -> Footage:
+    """The cached test clips (built on first use, about 40 s on 2 cores)."""
+    return ensure_footage()
+
+
+@pytest.fixture(scope="session")
+def rtsp_server(footage: Footage) -> Iterator[RtspServer]:
+    """One shared RTSP server with paths cam1, cam1_sub, cam2, cam2_sub, h265, aac, pcma, short.
+
+    Do not stop it in a test: use `rtsp_server_factory` for outages.
+    """
+    with RtspServer(camera_paths(footage)) as server:
+        yield server
+
+
+@pytest.fixture
+def rtsp_server_factory(footage: Footage) -> Iterator[RtspServerFactory]:
+    """Start private RTSP servers a test may stop and restart; all are stopped afterwards.
+
+    Call it as `factory(paths=None, port=None, udp=False)`; paths default to the standard set.
+    """
+    servers: list[RtspServer] = []
+
+    def start(
+        paths: Mapping[str, Path] | None = None, port: int | None = None, udp: bool = False
+    ) -> RtspServer:
+        server = RtspServer(paths or camera_paths(footage), port, udp=udp)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_broker() -> Iterator[Broker]:
+    """One shared anonymous broker; do not stop it in a test (use `mosquitto_broker_factory`)."""
+    with Broker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def mosquitto_broker_factory() -> Iterator[BrokerFactory]:
+    """Start private brokers a test may stop, restart or configure; all are closed afterwards.
+
+    Call it as `factory(port=None, **BrokerOptions fields)`, e.g.
+    `factory(allow_anonymous=False, password_file=..., acl_file=...)`.
+    """
+    brokers: list[Broker] = []
+
+    def start(port: int | None = None, **options: Any) -> Broker:
+        # Its own folder under /tmp: pytest's tmp_path is not reachable by the `mosquitto`
+        # user the broker drops to when started as root.
+        broker = Broker(port, BrokerOptions(**options))
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in brokers:
+        broker.close()
