@@ -18,6 +18,7 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
+from central.keys import CONFIG
 from central.roles import Permission
 
 routes = RouteTable()
@@ -163,7 +164,10 @@ async def list_sites(request: web.Request) -> web.Response:
     statuses=(201,),
 )
 async def create_site(request: web.Request) -> web.Response:
-    """Register a site under an enterprise."""
+    """Register a site under an enterprise, and issue its MQTT login when a broker is set.
+
+    The password is shown only in this answer, with the edge's enrolment snippet.
+    """
     user = current_user(request, Permission.MANAGE_ORGS)
     body = await read_body(request, SiteIn)
     site = await run_db(
@@ -172,6 +176,18 @@ async def create_site(request: web.Request) -> web.Response:
     await audit(
         request, "site_create", f"site:{body.site_id}", body.model_dump(), org_path=site["org_path"]
     )
+    config = request.app[CONFIG]
+    if config.broker is not None:
+        from central.accounts import enrolment, issue_site_credentials
+
+        creds = await run_db(
+            issue_site_credentials, config.broker, body.site_id, config.mqtt.username
+        )
+        site = {
+            **site,
+            "mqtt": {"username": creds.site, "password": creds.password},
+            "enrolment": enrolment(config.broker, creds),
+        }
     return json_response(site, status=201)
 
 

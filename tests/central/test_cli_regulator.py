@@ -69,3 +69,39 @@ def test_seed_demo_prints_working_credentials(
     finally:
         database.close()
     assert main(["seed-demo", "-c", config_file]) == 1  # not on a populated database
+
+
+def test_site_via_api_issues_mqtt_credentials(tmp_path: Path) -> None:
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from central_support import make_config
+
+    from central.api.common import SERVICES
+    from central.app import create_app
+    from central.seed import seed_demo
+
+    broker = {"password_file": str(tmp_path / "passwd"), "acl_file": str(tmp_path / "acl")}
+    config = make_config(tmp_path, broker=broker)
+
+    async def scenario() -> dict[str, object]:
+        async with TestClient(TestServer(create_app(config))) as client:
+            seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
+            admin = next(u for u in seed["users"] if u.username == "admin")
+            resp = await client.post(
+                "/api/v1/auth/login",
+                json={"username": "admin", "password": admin.password, "kind": "bearer"},
+            )
+            token = (await resp.json())["token"]
+            resp = await client.post(
+                "/api/v1/sites",
+                json={"org_id": seed["orgs"]["canteen_a"], "site_id": "new-box"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert resp.status == 201, await resp.text()
+            return dict(await resp.json())
+
+    site = asyncio.run(scenario())
+    assert site["mqtt"]["username"] == "new-box" and len(site["mqtt"]["password"]) > 20
+    assert "new-box" in site["enrolment"]
+    assert (tmp_path / "passwd").read_text().startswith("new-box:")
