@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,26 +22,8 @@ from central.app import create_app
 from central.seed import seed_demo
 from fsv_contract import CommandPayload, EventPayload, encode, topics
 from fsv_contract.commands import HoldArgs, ReleaseArgs
-from testbed.ports import free_port, port_accepts
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[int]:
-    """An anonymous Mosquitto on a random loopback port, stopped after the test."""
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not port_accepts(port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class Edge:
@@ -51,7 +31,9 @@ class Edge:
 
     def __init__(self, port: int) -> None:
         self.commands: queue.Queue[tuple[str, CommandPayload]] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-test")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-test-{uuid.uuid4().hex[:8]}"
+        )
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(topics.command_filter("demo-canteen-a"), qos=1)
@@ -70,10 +52,11 @@ class Edge:
 
 
 @pytest_asyncio.fixture
-async def wired(aiohttp_client: Any, tmp_path: Path, broker: int) -> Any:
-    client = await aiohttp_client(create_app(make_config(tmp_path, broker)))
+async def wired(aiohttp_client: Any, tmp_path: Path, mosquitto_broker: Any) -> Any:
+    port = mosquitto_broker.port
+    client = await aiohttp_client(create_app(make_config(tmp_path, port)))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
-    edge = Edge(broker)
+    edge = Edge(port)
     yield Central(client, seed), edge
     edge.stop()
 
