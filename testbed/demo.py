@@ -1,0 +1,334 @@
+"""The whole system on one machine: sample cameras, broker, central and an edge agent.
+
+Run with ``python -m testbed.demo`` (``scripts/demo.sh`` installs and starts it). Everything
+listens on 127.0.0.1 only; state lives under ``var/demo`` and is kept between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from central.accounts import issue_site_credentials, set_password, write_acl
+from central.config import BrokerAdminConfig
+from testbed.footage import Footage, ensure_footage
+from testbed.mosquitto import Broker, BrokerOptions
+from testbed.ports import free_port, port_accepts
+from testbed.rtsp import RtspServer
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_BROKER_CONF = REPO / "configs" / "mosquitto" / "mosquitto.conf"
+SITE = "demo-slaughter-01"
+TIMEZONE = "Asia/Shanghai"
+# Lines of the shipped broker config the demo broker sets itself (listeners, files, paths).
+_BROKER_OWN = (
+    "listener",
+    "certfile",
+    "keyfile",
+    "cafile",
+    "tls_version",
+    "password_file",
+    "acl_file",
+    "persistence_location",
+    "persistence",
+    "per_listener_settings",
+)
+_BROKER_FIELDS = {
+    "allow_anonymous",
+    "max_queued_messages",
+    "max_inflight_messages",
+    "autosave_interval",
+}
+
+
+def shipped_broker_options(admin: BrokerAdminConfig) -> BrokerOptions:
+    """BrokerOptions with the policy lines of configs/mosquitto/mosquitto.conf."""
+    fields: dict[str, Any] = {}
+    extra: list[str] = []
+    for raw in SHIPPED_BROKER_CONF.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        if key in _BROKER_OWN:
+            continue
+        if key in _BROKER_FIELDS:
+            fields[key] = value == "true" if key == "allow_anonymous" else int(value)
+        else:
+            extra.append(line)
+    return BrokerOptions(
+        password_file=admin.password_file, acl_file=admin.acl_file, extra_config=extra, **fields
+    )
+
+
+def camera_streams(footage: Footage) -> dict[str, Path]:
+    """RTSP paths of the demo cameras: a main and a sub stream each."""
+    return {
+        "disposal-1": footage.main_h264,
+        "disposal-1_sub": footage.sub_h264,
+        "quarantine-1": footage.main_h264,
+        "quarantine-1_sub": footage.sub_h264,
+    }
+
+
+def _closed_window_now(tz: str) -> dict[str, Any]:
+    """A one-hour permitted window twelve hours away, so 'now' counts as after hours."""
+    start = datetime.now(ZoneInfo(tz)) + timedelta(hours=12)
+    end = start + timedelta(hours=1)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    if end.date() != start.date():
+        start = start.replace(hour=0, minute=0)
+        end = start + timedelta(hours=1)
+    return {"days": days, "start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+
+
+def edge_config(root: Path, rtsp: RtspServer, broker_port: int, central_url: str) -> dict[str, Any]:
+    """The demo edge agent's configuration."""
+    return {
+        "site_id": SITE,
+        "timezone": TIMEZONE,
+        "storage": {"path": str(root / "recordings"), "segment_seconds": 60},
+        "data_dir": str(root / "edge-state"),
+        "log_level": "INFO",
+        "central_url": central_url,
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "tls": None,
+            "heartbeat_interval_s": 10,
+            "reconnect_max_s": 5,
+        },
+        "detection": {"fps": 1, "pre_roll_s": 5, "post_roll_s": 5},
+        "cameras": [
+            {
+                "id": "disposal-1",
+                "name": "Harmless disposal room",
+                "station": "harmless_disposal",
+                "main_url": rtsp.url("disposal-1"),
+                "sub_url": rtsp.url("disposal-1_sub"),
+                # The demo runs "at night": people in the disposal room raise an alert.
+                "detection": {
+                    "rules": [
+                        {
+                            "id": "disposal-after-hours",
+                            "min_seconds": 5,
+                            "cooldown_s": 120,
+                            "permitted": [_closed_window_now(TIMEZONE)],
+                        }
+                    ]
+                },
+            },
+            {
+                "id": "quarantine-1",
+                "name": "Synchronous quarantine inspection",
+                "station": "quarantine",
+                "main_url": rtsp.url("quarantine-1"),
+                "sub_url": rtsp.url("quarantine-1_sub"),
+            },
+        ],
+    }
+
+
+def central_config(
+    root: Path, http_port: int, broker_port: int, admin: BrokerAdminConfig
+) -> dict[str, Any]:
+    """The demo central server's configuration."""
+    return {
+        "data_dir": str(root / "central"),
+        "log_level": "INFO",
+        "http": {"host": "127.0.0.1", "port": http_port},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_max_s": 5},
+        "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
+        "web": {"base_url": f"http://127.0.0.1:{http_port}", "cookie_secure": False},
+    }
+
+
+class Demo:
+    """Starts the parts in order and stops them in reverse."""
+
+    def __init__(self, root: Path, http_port: int) -> None:
+        self.root = root
+        self.http_port = http_port
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.closers: list[Callable[[], None]] = []
+        self.accounts: list[dict[str, str]] = []
+
+    def start(self) -> None:
+        """Footage, cameras, broker, central (seeded), then the edge agent."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        say("building sample footage (cached after the first run)")
+        footage = ensure_footage()
+        rtsp = RtspServer(camera_streams(footage))
+        rtsp.start()
+        self.closers.append(rtsp.close)
+        say(f"sample cameras: {rtsp.url('disposal-1')}, {rtsp.url('quarantine-1')} (+ _sub)")
+
+        admin = BrokerAdminConfig(
+            password_file=self.root / "auth" / "passwd", acl_file=self.root / "auth" / "acl"
+        )
+        central_password = os.urandom(12).hex()
+        set_password(admin, "central", central_password)
+        write_acl(admin, "central")
+        site_password = issue_site_credentials(admin, SITE, "central").password
+        broker = Broker(options=shipped_broker_options(admin))
+        broker.start()
+        self.closers.append(broker.close)
+        say(f"MQTT broker (per-site accounts and ACL): 127.0.0.1:{broker.port}")
+
+        self._start_central(admin, broker.port, central_password)
+        central_url = f"http://127.0.0.1:{self.http_port}"
+        config = edge_config(self.root, rtsp, broker.port, central_url)
+        edge_yaml = self.root / "edge.yaml"
+        edge_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+        env = {**os.environ, "EDGE_CRED_MQTT_USER": SITE, "EDGE_CRED_MQTT_PASSWORD": site_password}
+        self._spawn("edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
+
+    def _start_central(self, admin: BrokerAdminConfig, broker_port: int, password: str) -> None:
+        config_path = self.root / "central.yaml"
+        config_path.write_text(
+            yaml.safe_dump(
+                central_config(self.root, self.http_port, broker_port, admin), sort_keys=False
+            )
+        )
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": password}
+        accounts_file = self.root / "accounts.json"
+        if not accounts_file.exists():
+            seeded = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "central",
+                    "seed-demo",
+                    "--json",
+                    "-c",
+                    str(config_path),
+                    "--site",
+                    f"{SITE}=slaughter_a",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+            accounts_file.write_text(seeded.stdout)
+        self.accounts = json.loads(accounts_file.read_text())["users"]
+        self._spawn("central-server", ["-m", "central", "run", "-c", str(config_path)], env)
+        wait_until(lambda: port_accepts(self.http_port), 30, "central to listen")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.root / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
+        self.procs.append((name, proc))
+
+    def check_alive(self) -> list[str]:
+        """Names of processes that have exited."""
+        return [name for name, proc in self.procs if proc.poll() is not None]
+
+    def stop(self) -> None:
+        """Stop processes in reverse order (SIGTERM, then SIGKILL), then the fixtures."""
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for close in reversed(self.closers):
+            close()
+
+    def banner(self) -> str:
+        """What the user should open and how to stop."""
+        url = f"http://127.0.0.1:{self.http_port}/"
+        lines = [
+            "",
+            "Demo is running.",
+            f"  Open:        {url}",
+            "  Accounts:",
+            *(f"    {a['role']:<17} {a['username']:<18} {a['password']}" for a in self.accounts),
+            f"  Recordings:  {self.root / 'recordings'}  ({{camera}}/{{date}}/{{hour}}/MM.SS.mp4)",
+            f"  Storage:     .venv/bin/edge-agent storage -c {self.root / 'edge.yaml'}",
+            f"  Logs:        {self.root}/edge-agent.log, {self.root}/central-server.log",
+            "  Stop:        Ctrl-C (or kill -TERM this process)",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def say(text: str) -> None:
+    """Progress line on stdout."""
+    print(f"==> {text}", flush=True)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until true; RuntimeError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo until Ctrl-C, SIGTERM or --duration seconds."""
+    parser = argparse.ArgumentParser(prog="python -m testbed.demo", description=__doc__)
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=REPO / "var" / "demo",
+        help="folder for recordings, databases and logs",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="central's HTTP port")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop after this many seconds (0: run until stopped)",
+    )
+    args = parser.parse_args(argv)
+    port = args.port if not port_accepts(args.port) else free_port()
+    demo = Demo(args.root.resolve(), port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        demo.start()
+        print(demo.banner(), flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while not stop.wait(1.0):
+            if dead := demo.check_alive():
+                print(
+                    f"demo: {', '.join(dead)} exited; see its log in {demo.root}", file=sys.stderr
+                )
+                return 1
+            if deadline is not None and time.monotonic() > deadline:
+                break
+    finally:
+        say("stopping")
+        demo.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
