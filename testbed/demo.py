@@ -299,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO / "var" / "demo",
         help="folder for recordings, databases and logs",
     )
-    parser.add_argument("--port", type=int, default=8080, help="central's HTTP port")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="central's HTTP port (0, or busy: any free port)"
+    )
     parser.add_argument(
         "--duration",
         type=float,
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after this many seconds (0: run until stopped)",
     )
     args = parser.parse_args(argv)
-    port = args.port if not port_accepts(args.port) else free_port()
+    port = args.port if args.port and not port_accepts(args.port) else free_port()
     demo = Demo(args.root.resolve(), port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
