@@ -28,6 +28,8 @@ from central.media import MediaStore
 from central.regulator import add_regulator, regulator_ctx
 from central.site_auth import SitePasswords
 from central.store import IngestStore
+from central.video.pages import add_video_pages
+from central.video.services import video_ctx
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,10 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(regulator_ctx)
     app.cleanup_ctx.append(ingest_ctx)
+    app.cleanup_ctx.append(video_ctx)
     add_routes(app)
     add_regulator(app)
+    add_video_pages(app)
     return app
 
 

@@ -14,6 +14,7 @@ from central.cli_regulator import COMMANDS as REGULATOR_COMMANDS
 from central.cli_regulator import add_parsers as add_regulator_parsers
 from central.config import CentralConfig, load_config
 from central.errors import CentralError, ConfigError
+from central.video import verify as video_verify
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_regulator_parsers(sub)
+    video_verify.add_parser(sub)
     return parser
 
 
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "init-broker": cmd_init_broker,
         "status": cmd_status,
         **REGULATOR_COMMANDS,
+        "verify-clip": video_verify.run,
     }
     try:
         return commands[args.command](args)

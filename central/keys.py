@@ -12,6 +12,7 @@ from central.ingest import Ingest, IngestHooks
 from central.media import MediaStore
 from central.site_auth import SitePasswords
 from central.store import IngestStore
+from central.video.services import VideoServices
 
 CONFIG = web.AppKey("config", CentralConfig)
 DATABASE = web.AppKey("database", CentralDatabase)
@@ -22,3 +23,4 @@ MEDIA = web.AppKey("media", MediaStore)
 SITE_PASSWORDS = web.AppKey("site_passwords", SitePasswords)
 INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
 COMMANDS = web.AppKey("commands", Commands)
+VIDEO = web.AppKey("video", VideoServices)

@@ -29,6 +29,7 @@ from central.push import load_vapid
 from central.push_dispatch import PushDispatcher
 from central.sdnotify import watchdog_ctx
 from central.services import build_services
+from central.video import api_archive, api_live
 from central.web import add_pages
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ ROUTE_TABLES = (
     push_routes.routes,
     report_routes.routes,
     public_routes.routes,
+    api_live.routes,
+    api_archive.routes,
 )
 SESSION_PURGE_S = 3600.0
 

@@ -65,9 +65,14 @@ class _ClipWriter:
 
 
 def _copy(
-    writer: _ClipWriter | None, used: list[Segment], segment: Segment, storage: Path,
-    start: float, end: float, out_path: Path,
-) -> tuple[_ClipWriter | None, bool]:  # fmt: skip
+    writer: _ClipWriter | None,
+    used: list[Segment],
+    segment: Segment,
+    storage: Path,
+    start: float,
+    end: float,
+    out_path: Path,
+) -> tuple[_ClipWriter | None, bool]:
     """Copy one segment's packets in range; returns the writer and whether to go on."""
     packets = segment_packets(storage / segment.path, segment)
     for stream, packet in from_keyframe(packets, start) if writer is None else packets:
@@ -85,9 +90,14 @@ def _copy(
 
 
 def export_clip(
-    index: SegmentIndex, storage: Path, site: str, camera: str, start: float, end: float,
+    index: SegmentIndex,
+    storage: Path,
+    site: str,
+    camera: str,
+    start: float,
+    end: float,
     out_path: Path,
-) -> ClipManifest:  # fmt: skip
+) -> ClipManifest:
     """Write [start, end) of `camera` to `out_path` and return the clip's manifest.
 
     UplinkError if nothing was recorded in the range or the files cannot be read.
@@ -140,6 +150,6 @@ def _chain(index: SegmentIndex, camera: str, used: list[Segment]) -> list[Manife
             prev_chain=s.prev_chain,
             chain=s.chain,
             used=s.id in ids,
-        )  # fmt: skip
+        )
         for s in rows
     ]

@@ -54,9 +54,12 @@ class UplinkLink:
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, central_url: str, token: str,
+        self,
+        session: aiohttp.ClientSession,
+        central_url: str,
+        token: str,
         ssl_ctx: ssl.SSLContext | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._session = session
         self._url = uplink_url(central_url)
         self._token = token

@@ -149,9 +149,12 @@ class LiveSender:
 
 
 async def run_live(
-    link: UplinkLink, tap: LiveTap, stream: Stream, first_keyframe_s: float = FIRST_KEYFRAME_S,
+    link: UplinkLink,
+    tap: LiveTap,
+    stream: Stream,
+    first_keyframe_s: float = FIRST_KEYFRAME_S,
     bitrate_bps: float | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Push a tap's live packets until central stops the uplink; returns why it ended."""
     queue = PacketQueue()
     queue.bind(asyncio.get_running_loop())

@@ -76,10 +76,13 @@ def recorded(index: SegmentIndex, camera: str, start: float, end: float) -> dict
     ranges = merge_ranges(segments_between(index, camera, start, end, limit=200_000))
     truncated = len(ranges) > MAX_RANGES
     gaps = [
-        {"start": max(g.start, start), "end": min(g.end, end) if g.end else None,
-         "reason": g.reason[:100]}
+        {
+            "start": max(g.start, start),
+            "end": min(g.end, end) if g.end else None,
+            "reason": g.reason[:100],
+        }
         for g in index.gaps(camera, start, end)[:MAX_RANGES]
-    ]  # fmt: skip
+    ]
     return {
         "camera": camera,
         "start": start,

@@ -61,8 +61,9 @@ def segment_packets(path: Path, segment: Segment) -> Iterator[tuple[VideoStream,
             yield stream, TimedPacket(bytes(packet), wall, offset, packet.is_keyframe)
 
 
-def from_keyframe(packets: Iterator[tuple[VideoStream, TimedPacket]], start: float
-                  ) -> Iterator[tuple[VideoStream, TimedPacket]]:  # fmt: skip
+def from_keyframe(
+    packets: Iterator[tuple[VideoStream, TimedPacket]], start: float
+) -> Iterator[tuple[VideoStream, TimedPacket]]:
     """Skip to the last keyframe at or before `start` (the first keyframe if none is)."""
     held: list[tuple[VideoStream, TimedPacket]] = []
     for item in packets:
@@ -89,8 +90,15 @@ class ReplayProducer:
     Items are Hello (a new media description), Chunk, or a str: why the replay ended.
     """
 
-    def __init__(self, index: SegmentIndex, storage: Path, camera: str, start: float,
-                 loop: asyncio.AbstractEventLoop, mode: str = "replay") -> None:  # fmt: skip
+    def __init__(
+        self,
+        index: SegmentIndex,
+        storage: Path,
+        camera: str,
+        start: float,
+        loop: asyncio.AbstractEventLoop,
+        mode: str = "replay",
+    ) -> None:
         self.index = index
         self.storage = storage
         self.camera = camera
@@ -219,9 +227,13 @@ class Pacer:
 
 
 async def run_replay(
-    link: UplinkLink, index: SegmentIndex, storage: Path, camera: str, start: float,
+    link: UplinkLink,
+    index: SegmentIndex,
+    storage: Path,
+    camera: str,
+    start: float,
     speed: float,
-) -> str:  # fmt: skip
+) -> str:
     """Push a camera's recording from `start` at `speed` until it ends or central stops."""
     loop = asyncio.get_running_loop()
     producer = ReplayProducer(index, storage, camera, start, loop)

@@ -127,6 +127,9 @@ def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/public-links"): {
             "json": {"org_id": b["canteen_b"], "cameras": ["demo-canteen-b/cam1"]}
         },
+        ("POST", "/api/v1/video/exports"): {
+            "json": {"site_id": b["site_id"], "camera_id": "cam1", "start": 1e9, "end": 1e9 + 60}
+        },
         ("GET", "/api/v1/alerts"): {"params": {"org_id": b["county_b"]}},
         ("GET", "/api/v1/orgs"): {"params": {"under": b["county_b"]}},
         ("GET", "/api/v1/sites"): {"params": {"org_id": b["county_b"]}},

@@ -18,8 +18,9 @@ def test_a_clip_spans_from_the_keyframe_before_to_the_end_across_an_outage(
 ) -> None:
     out = tmp_path / "clip.mp4"
     second_start = recording.segments[3].start
-    manifest = export_clip(recording.index, recording.storage, "site-a", "cam1",
-                           T0 + 4.5, second_start + 1.0, out)  # fmt: skip
+    manifest = export_clip(
+        recording.index, recording.storage, "site-a", "cam1", T0 + 4.5, second_start + 1.0, out
+    )
     assert manifest.clip_start == pytest.approx(T0 + 4.0)
     assert manifest.clip_end < second_start + 1.0
     assert manifest.file.sha256 == file_sha256(out)
@@ -34,14 +35,32 @@ def test_a_clip_spans_from_the_keyframe_before_to_the_end_across_an_outage(
 
 def test_nothing_recorded_is_a_clear_error(recording: Recording, tmp_path: Path) -> None:
     with pytest.raises(UplinkError, match="recorded nothing"):
-        export_clip(recording.index, recording.storage, "s", "cam1", T0 - 100, T0 - 50,
-                    tmp_path / "x.mp4")  # fmt: skip
+        export_clip(
+            recording.index, recording.storage, "s", "cam1", T0 - 100, T0 - 50, tmp_path / "x.mp4"
+        )
 
 
 def test_the_contract_link_is_the_index_chain_hash() -> None:
-    info = SegmentInfo("cam1", "cam1/2026-01-01/00/00.00.mp4", T0, T0 + 60.5, 1234, "h264",
-                       640, 360, None, "cd" * 32)  # fmt: skip
+    info = SegmentInfo(
+        "cam1",
+        "cam1/2026-01-01/00/00.00.mp4",
+        T0,
+        T0 + 60.5,
+        1234,
+        "h264",
+        640,
+        360,
+        None,
+        "cd" * 32,
+    )
     prev = "ab" * 32
-    seg = ManifestSegment(path=info.path, start=info.start, end=info.end, bytes=info.bytes,
-                          sha256=info.sha256, prev_chain=prev, chain="00" * 32)  # fmt: skip
+    seg = ManifestSegment(
+        path=info.path,
+        start=info.start,
+        end=info.end,
+        bytes=info.bytes,
+        sha256=info.sha256,
+        prev_chain=prev,
+        chain="00" * 32,
+    )
     assert segment_link(prev, "cam1", seg) == chain_hash(prev, info)

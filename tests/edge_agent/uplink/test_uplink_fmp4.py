@@ -59,8 +59,9 @@ def test_a_frame_header_round_trips(footage: Footage) -> None:
 
 def test_a_clock_jump_is_smoothed_for_live_and_kept_for_replay(footage: Footage) -> None:
     events = annexb_events(footage.short_h264)[:10]
-    jumped = events[:5] + [replace(e, dts=e.dts + 90000 * 3600, pts=e.pts + 90000 * 3600)
-                           for e in events[5:]]  # fmt: skip
+    jumped = events[:5] + [
+        replace(e, dts=e.dts + 90000 * 3600, pts=e.pts + 90000 * 3600) for e in events[5:]
+    ]
     _, live = _remux(jumped, smooth=True)
     assert [c.header.media_us for c in live[1:]][4:7] == [160_000, 200_000, 240_000]
     _, replay = _remux(jumped, smooth=False)

@@ -17,15 +17,18 @@ def _seg(start: float, end: float, codec: str = "h264") -> Segment:
 def test_touching_segments_merge_and_holes_split() -> None:
     ranges = merge_ranges([_seg(0, 60), _seg(60.4, 120), _seg(130, 190), _seg(190, 200, "hevc")])
     assert [(r.start, r.end, r.codec) for r in ranges] == [
-        (0, 120, "h264"), (130, 190, "h264"), (190, 200, "hevc"),
-    ]  # fmt: skip
+        (0, 120, "h264"),
+        (130, 190, "h264"),
+        (190, 200, "hevc"),
+    ]
 
 
 def _index(tmp_path: Path) -> SegmentIndex:
     index = SegmentIndex(tmp_path / "index.db")
     for i, (start, end) in enumerate([(0, 60), (60, 120), (300, 360), (360, 420)]):
-        info = SegmentInfo("cam1", f"cam1/x/{i}.mp4", T + start, T + end, 100, "h264", 640, 360,
-                           None, "ab" * 32)  # fmt: skip
+        info = SegmentInfo(
+            "cam1", f"cam1/x/{i}.mp4", T + start, T + end, 100, "h264", 640, 360, None, "ab" * 32
+        )
         index.add_segment(info)
     gap = index.open_gap("cam1", T + 120, "connection refused")
     index.close_gap(gap, T + 300)

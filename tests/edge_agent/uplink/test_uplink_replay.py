@@ -45,8 +45,9 @@ async def test_replay_starts_at_the_keyframe_before_the_start_and_shows_the_righ
     recording: Recording,
 ) -> None:
     start = T0 + 3.3  # inside the second segment, whose keyframe is at T0 + 2.0
-    producer = ReplayProducer(recording.index, recording.storage, "cam1", start,
-                              asyncio.get_running_loop())  # fmt: skip
+    producer = ReplayProducer(
+        recording.index, recording.storage, "cam1", start, asyncio.get_running_loop()
+    )
     items = await _drain(producer)
     hello = items[0]
     assert isinstance(hello, Hello) and hello.mode == "replay"
@@ -68,8 +69,9 @@ async def test_replay_starts_at_the_keyframe_before_the_start_and_shows_the_righ
 @pytest.mark.asyncio
 async def test_replay_in_an_outage_starts_at_the_next_recording(recording: Recording) -> None:
     start = recording.segments[2].end + 5.0
-    producer = ReplayProducer(recording.index, recording.storage, "cam1", start,
-                              asyncio.get_running_loop())  # fmt: skip
+    producer = ReplayProducer(
+        recording.index, recording.storage, "cam1", start, asyncio.get_running_loop()
+    )
     items = await _drain(producer)
     hello = items[0]
     assert isinstance(hello, Hello)
@@ -78,6 +80,7 @@ async def test_replay_in_an_outage_starts_at_the_next_recording(recording: Recor
 
 @pytest.mark.asyncio
 async def test_replay_after_the_last_recording_says_so(recording: Recording) -> None:
-    producer = ReplayProducer(recording.index, recording.storage, "cam1", T0 + 999,
-                              asyncio.get_running_loop())  # fmt: skip
+    producer = ReplayProducer(
+        recording.index, recording.storage, "cam1", T0 + 999, asyncio.get_running_loop()
+    )
     assert await _drain(producer) == ["no recording at or after that time"]

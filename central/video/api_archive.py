@@ -1,0 +1,238 @@
+"""Replay, timeline, export, wall and relay status routes of the video relay."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from central.alerts import AlertQuery
+from central.api.common import (
+    audit,
+    current_user,
+    json_response,
+    parse_time,
+    read_body,
+    read_query,
+    run_db,
+    services,
+)
+from central.api.registry import RouteTable
+from central.errors import InvalidInputError, NotFoundError
+from central.keys import VIDEO
+from central.roles import Permission
+from central.scope import in_scope
+from central.video.api_live import camera_in_scope, replay_key, serve_viewer, websocket
+from central.video.recordings import EdgeRefused, EdgeUnavailable
+from central.video.status import site_status
+from central.video.wall import wall_cameras
+from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
+
+routes = RouteTable()
+
+
+class ReplayQuery(BaseModel):
+    """Where and how fast to replay."""
+
+    start: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
+    speed: float = Field(1.0, ge=0.25, le=16.0, description="x real time")
+
+
+class RangeQuery(BaseModel):
+    """A time range, e.g. one local day."""
+
+    start: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
+    end: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
+
+
+class ExportBody(BaseModel):
+    """A clip to cut from a camera's recording."""
+
+    site_id: str = Field(max_length=63)
+    camera_id: str = Field(max_length=63)
+    start: float = Field(ge=0, description="UTC epoch seconds")
+    end: float = Field(ge=0, description="UTC epoch seconds")
+
+
+class ExportFileQuery(BaseModel):
+    """Which export and which of its two files."""
+
+    id: str = Field(max_length=64)
+    part: Literal["clip", "manifest"] = "clip"
+
+
+class WallQuery(BaseModel):
+    """Which cameras the wall shows."""
+
+    org_id: int | None = Field(None, description="only cameras under this organisation")
+    station: str | None = Field(None, max_length=63, description="only cameras at this station")
+
+
+def _range(q: RangeQuery, limit: float) -> tuple[float, float]:
+    start, end = parse_time(q.start), parse_time(q.end)
+    assert start is not None and end is not None
+    if not 0 < end - start <= limit:
+        raise InvalidInputError(f"end must follow start by at most {limit:.0f} s")
+    return start, end
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/recordings/{site_id}/{camera_id}",
+    tag="video",
+    query=RangeQuery,
+    summary="Recorded ranges, gaps and alert markers of a camera (asked of its edge, cached)",
+    statuses=(200, 404, 502, 504),
+)
+async def video_recordings(request: web.Request) -> web.Response:
+    """The replay timeline of one camera for a range (at most two days)."""
+    user, cam = await camera_in_scope(request)
+    start, end = _range(read_query(request, RangeQuery), MAX_RANGE_QUERY_S)
+    try:
+        answer = await request.app[VIDEO].recordings.get(
+            cam["site_id"], cam["camera_id"], start, end
+        )
+    except EdgeUnavailable as e:
+        raise web.HTTPGatewayTimeout(text=str(e)) from e
+    except EdgeRefused as e:
+        raise web.HTTPBadGateway(text=str(e)) from e
+    query = AlertQuery(
+        site_id=cam["site_id"], camera_id=cam["camera_id"], since=start, until=end, limit=500
+    )
+    page = await run_db(services(request).alerts.list_alerts, user.scope, query)
+    alerts = [
+        {k: a.get(k) for k in ("id", "kind", "state", "severity", "start", "end")}
+        for a in page["items"]
+    ]
+    return json_response({**answer, "alerts": alerts})
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/replay/{site_id}/{camera_id}",
+    tag="video",
+    query=ReplayQuery,
+    summary="WebSocket: replay of a camera's recording from a time (keyframe at or before it)",
+    produces=("application/octet-stream",),
+    statuses=(101, 400, 404),
+)
+async def video_replay(request: web.Request) -> web.StreamResponse:
+    """A replay upstream of its own; audited as `replay`."""
+    _user, cam = await camera_in_scope(request)
+    q = read_query(request, ReplayQuery)
+    start = parse_time(q.start)
+    assert start is not None
+    ws = websocket(request)
+    target = f"{cam['site_id']}/{cam['camera_id']}"
+    await audit(
+        request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
+    )
+    await ws.prepare(request)
+    key = replay_key(cam["site_id"], cam["camera_id"])
+    await serve_viewer(ws, request.app[VIDEO].hub, key, cam["org_path"], start, q.speed)
+    return ws
+
+
+@routes.route(
+    "POST",
+    "/api/v1/video/exports",
+    tag="video",
+    body=ExportBody,
+    summary="Export a clip (packet copy) with a signed manifest of its segment hash chain",
+    statuses=(201, 400, 404),
+)
+async def video_export_create(request: web.Request) -> web.Response:
+    """Ask the edge for the clip; poll the job, then download it. Audited as `clip_export`."""
+    body = await read_body(request, ExportBody)
+    user = current_user(request, Permission.WATCH_VIDEO)
+    cam = await run_db(services(request).orgs.get_camera, user.scope, body.site_id, body.camera_id)
+    if not 0 < body.end - body.start <= MAX_EXPORT_S:
+        raise InvalidInputError(f"a clip lasts at most {MAX_EXPORT_S:.0f} s")
+    job = await request.app[VIDEO].exports.create(cam, body.start, body.end, user.id, user.username)
+    await audit(
+        request,
+        "clip_export",
+        f"{body.site_id}/{body.camera_id}",
+        {"export_id": job["id"], "start": body.start, "end": body.end},
+        org_path=cam["org_path"],
+    )
+    return json_response(job, status=201)
+
+
+@routes.route("GET", "/api/v1/video/exports", tag="video", summary="Recent clip exports")
+async def video_exports(request: web.Request) -> web.Response:
+    """Exports in the caller's scope, newest first."""
+    user = current_user(request, Permission.WATCH_VIDEO)
+    items = await run_db(request.app[VIDEO].exports.recent, user.scope)
+    return json_response({"items": items})
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/exports/file",
+    tag="video",
+    query=ExportFileQuery,
+    summary="Download an exported clip or its signed manifest",
+    produces=("video/mp4", "application/json"),
+    statuses=(200, 404),
+)
+async def video_export_file(request: web.Request) -> web.StreamResponse:
+    """The file of a finished export; every download is audited."""
+    user = current_user(request, Permission.WATCH_VIDEO)
+    q = read_query(request, ExportFileQuery)
+    exports = request.app[VIDEO].exports
+    job = await run_db(exports.get, user.scope, q.id)
+    if job["status"] != "done":
+        raise NotFoundError(f"export {q.id} is {job['status']}, not ready")
+    path = exports.clip_path(q.id) if q.part == "clip" else exports.manifest_path(q.id)
+    await audit(
+        request,
+        "clip_export",
+        f"{job['site_id']}/{job['camera_id']}",
+        {"export_id": q.id, "download": q.part},
+        org_path=job["org_path"],
+    )
+    name = f"{job['site_id']}-{job['camera_id']}-{int(job['start'])}"
+    suffix, kind = (".mp4", "video/mp4") if q.part == "clip" else (".json", "application/json")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": kind,
+            "Content-Disposition": f'attachment; filename="{name}{suffix}"',
+        },
+    )
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/wall",
+    tag="video",
+    query=WallQuery,
+    summary="Cameras for the live wall: names, station, enterprise, state, open alerts",
+)
+async def video_wall(request: web.Request) -> web.Response:
+    """Cameras in scope with what each wall tile shows, and each site's uplink health."""
+    user = current_user(request, Permission.WATCH_VIDEO)
+    q = read_query(request, WallQuery)
+    svc = services(request)
+    under = (await run_db(svc.orgs.get_org, user.scope, q.org_id))["org_path"] if q.org_id else None
+    cams = await run_db(wall_cameras, svc.ldb, user.scope, under, q.station)
+    sites = site_status(request.app[VIDEO].hub.upstreams(), user.scope)
+    return json_response({"items": cams, "sites": sites})
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/status",
+    tag="video",
+    summary="Upstreams now and each site's uplink: rate in, keeping up or starved",
+)
+async def video_status(request: web.Request) -> web.Response:
+    """What the relay carries in the caller's scope."""
+    user = current_user(request, Permission.WATCH_VIDEO)
+    hub = request.app[VIDEO].hub
+    mine: list[dict[str, Any]] = [
+        u.status() for u in hub.upstreams() if u.org_path and in_scope(user.scope, u.org_path)
+    ]
+    return json_response({"upstreams": mine, "sites": site_status(hub.upstreams(), user.scope)})

@@ -1,0 +1,86 @@
+"""Recorded ranges and gaps of a camera, asked of its edge (`recordings`) and cached here.
+
+The edge's index is the truth; central asks it once per question and keeps the answer a
+while: long for the past (it only changes when retention deletes), briefly for today.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from central.errors import CentralError
+from central.video.hub import ReplyReader, Sender
+from fsv_contract.video import VERB_RECORDINGS, RecordingsArgs
+
+TTL_PAST_S = 600.0
+TTL_RECENT_S = 15.0
+RECENT_S = 300.0  # a question reaching this close to now is about a timeline still growing
+ANSWER_TIMEOUT_S = 10.0
+POLL_S = 0.05
+MAX_CACHED = 2000
+
+
+class EdgeUnavailable(CentralError):
+    """The edge did not answer in time (offline, or its link is slow)."""
+
+
+class EdgeRefused(CentralError):
+    """The edge answered with an error."""
+
+
+class RecordingsCache:
+    """Answers of `recordings` by (site, camera, start, end); one question in flight per key."""
+
+    def __init__(
+        self, send: Sender, reply: ReplyReader, timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> None:
+        self._send = send
+        self._reply = reply
+        self.timeout_s = timeout_s
+        self._cache: dict[tuple[str, str, float, float], tuple[float, dict[str, Any]]] = {}
+        self._inflight: dict[tuple[str, str, float, float], asyncio.Future[dict[str, Any]]] = {}
+        self.asked = 0
+
+    async def get(self, site: str, camera: str, start: float, end: float) -> dict[str, Any]:
+        """Ranges and gaps in [start, end); EdgeUnavailable / EdgeRefused if no good answer."""
+        key = (site, camera, start, end)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await self._ask(site, camera, start, end)
+            ttl = TTL_RECENT_S if end > time.time() - RECENT_S else TTL_PAST_S
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + ttl, answer)
+            future.set_result(answer)
+            return answer
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # marked retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _ask(self, site: str, camera: str, start: float, end: float) -> dict[str, Any]:
+        args = RecordingsArgs(camera=camera, start=start, end=end).model_dump()
+        request_id = await asyncio.to_thread(self._send, site, VERB_RECORDINGS, args)
+        self.asked += 1
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            row = await asyncio.to_thread(self._reply, request_id)
+            if row is not None and row.get("replied_at") is not None:
+                if not row.get("ok"):
+                    raise EdgeRefused(str(row.get("error") or "the edge refused"))
+                result: dict[str, Any] = row.get("result") or {}
+                return result
+            await asyncio.sleep(POLL_S)
+        raise EdgeUnavailable(f"site {site!r} did not answer in {self.timeout_s:.0f} s")

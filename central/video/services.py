@@ -1,0 +1,100 @@
+"""The video relay's services on the application, started and stopped in one cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from central.commands import Commands
+from central.video.exports import ExportStore
+from central.video.hub import VideoHub
+from central.video.recordings import RecordingsCache
+from central.video.signing import KEY_FILE, ManifestSigner
+
+log = logging.getLogger(__name__)
+
+EXPIRE_EVERY_S = 5.0
+
+
+@dataclass
+class VideoServices:
+    """The hub, the export store, the recordings cache and the manifest signer."""
+
+    hub: VideoHub
+    exports: ExportStore
+    recordings: RecordingsCache
+    signer: ManifestSigner
+
+
+class LateCommands:
+    """Sends commands through the ingest client once it exists (it starts after the database)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def _commands(self) -> Commands:
+        from central.keys import COMMANDS
+
+        commands = self._app.get(COMMANDS)
+        if commands is None:
+            raise RuntimeError("the MQTT client is not running yet")
+        return commands
+
+    def send(self, site: str, verb: str, args: dict[str, Any]) -> str:
+        """Publish a command; its request id."""
+        return self._commands().send(site, verb, args)
+
+    def reply(self, request_id: str) -> dict[str, Any] | None:
+        """The command row with its reply, if any."""
+        return self._commands().get(request_id)
+
+
+def build_video(app: web.Application) -> VideoServices:
+    """The services, on the app's database and data folder."""
+    from central.keys import CONFIG, DATABASE
+
+    config = app[CONFIG]
+    commands = LateCommands(app)
+    signer = ManifestSigner(config.data_dir / KEY_FILE)
+    return VideoServices(
+        hub=VideoHub(commands.send, commands.reply),
+        exports=ExportStore(app[DATABASE], config.data_dir / "exports", signer, commands.send),
+        recordings=RecordingsCache(commands.send, commands.reply),
+        signer=signer,
+    )
+
+
+async def video_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the services and run the hub's watchdog and the export expiry until shutdown."""
+    from central.keys import VIDEO
+
+    video = await asyncio.to_thread(build_video, app)
+    app[VIDEO] = video
+    tasks = [
+        asyncio.create_task(video.hub.run(), name="video-watchdog"),
+        asyncio.create_task(_expire_exports(video.exports), name="video-exports"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await video.hub.close()
+
+
+async def _expire_exports(exports: ExportStore) -> None:
+    while True:
+        await asyncio.sleep(EXPIRE_EVERY_S)
+        try:
+            await asyncio.to_thread(exports.expire)
+        except Exception:  # noqa: BLE001 - a locked database now is retried next round
+            log.exception("export expiry failed")

@@ -1,0 +1,148 @@
+// The live wall: 1/4/9/16 cameras per page chosen by organisation and station, auto-cycle,
+// online state and open-alert badges, a tile goes full screen on click.
+"use strict";
+
+const wall = {
+  cameras: [],
+  sites: [],
+  page: 0,
+  tiles: [], // {cam, el, video, player}
+  timer: null,
+  refresh: null,
+};
+window.fsvWall = wall;
+
+function perPage() { return Number(document.getElementById("grid").value); }
+function pages() { return Math.max(1, Math.ceil(wall.cameras.length / perPage())); }
+function camKey(c) { return `${c.site_id}/${c.camera_id}`; }
+
+async function loadOrgs() {
+  const orgs = await fsv.api("/api/v1/orgs");
+  const sel = document.getElementById("org");
+  for (const o of orgs.items || orgs) {
+    const opt = document.createElement("option");
+    opt.value = o.id;
+    const depth = (o.org_path.match(/\//g) || []).length - 2;
+    opt.textContent = `${"· ".repeat(Math.max(0, depth))}${o.name}`;
+    sel.appendChild(opt);
+  }
+  const params = new URLSearchParams(location.search);
+  if (params.get("org_id")) sel.value = params.get("org_id");
+  if (params.get("grid")) document.getElementById("grid").value = params.get("grid");
+}
+
+async function loadCameras() {
+  const q = new URLSearchParams();
+  const org = document.getElementById("org").value;
+  const station = document.getElementById("station").value;
+  if (org) q.set("org_id", org);
+  if (station) q.set("station", station);
+  const data = await fsv.api(`/api/v1/video/wall?${q}`);
+  wall.cameras = data.items;
+  wall.sites = data.sites;
+  const stations = document.getElementById("station");
+  if (stations.options.length <= 1) {
+    for (const s of [...new Set(data.items.map((c) => c.station))].sort()) {
+      const opt = document.createElement("option");
+      opt.value = opt.textContent = s;
+      stations.appendChild(opt);
+    }
+  }
+  showUplinks();
+}
+
+function showUplinks() {
+  const slow = wall.sites.filter((s) => s.starved).map((s) => s.site);
+  const box = document.getElementById("uplinks");
+  box.hidden = !slow.length;
+  box.textContent = slow.length ? `上行带宽不足 uplink too slow for its viewers: ${slow.join(", ")}` : "";
+}
+
+function tileCaption(cam) {
+  return `<div class="cap"><span class="dot"></span>${fsv.esc(cam.name)} · ${fsv.esc(cam.station)} · ${fsv.esc(cam.enterprise)}</div>`;
+}
+
+function decorate(tile) {
+  const cam = wall.cameras.find((c) => camKey(c) === camKey(tile.cam)) || tile.cam;
+  tile.el.classList.toggle("online", cam.state === "online");
+  const badge = tile.el.querySelector(".badge");
+  badge.hidden = !cam.open_alerts;
+  badge.textContent = cam.open_alerts ? `${cam.open_alerts} 预警` : "";
+}
+
+function makeTile(cam) {
+  const el = document.createElement("div");
+  el.className = "tile";
+  el.dataset.camera = camKey(cam);
+  el.innerHTML = `<video muted autoplay playsinline></video><span class="badge" hidden></span><div class="msg"></div>${tileCaption(cam)}`;
+  const video = el.querySelector("video");
+  video.muted = true;
+  const tile = { cam, el, video, player: null };
+  el.onclick = () => (document.fullscreenElement ? document.exitFullscreen() : el.requestFullscreen()).catch(() => {});
+  decorate(tile);
+  play(tile);
+  return tile;
+}
+
+function play(tile) {
+  const msg = tile.el.querySelector(".msg");
+  const base = `/api/v1/video/live/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}`;
+  const hls = `/api/v1/video/hls/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}/sub.m3u8`;
+  tile.player = new FsvPlayer(tile.video, `${base}?stream=sub`, {
+    live: true,
+    hls,
+    onState: (text) => { msg.textContent = text.startsWith("直播") ? "" : text; },
+    onEnd: (reason) => {
+      msg.textContent = `离线 offline: ${reason}`;
+      // The camera may come back: try again a little later while the tile is shown.
+      setTimeout(() => { if (wall.tiles.includes(tile) && !tile.player.error) play(tile); }, 10000);
+    },
+  }).start();
+}
+
+function render() {
+  for (const t of wall.tiles) t.player && t.player.stop();
+  const box = document.getElementById("wall");
+  box.innerHTML = "";
+  box.className = `wall grid-${perPage()}`;
+  wall.page = Math.min(wall.page, pages() - 1);
+  const shown = wall.cameras.slice(wall.page * perPage(), (wall.page + 1) * perPage());
+  wall.tiles = shown.map(makeTile);
+  for (const t of wall.tiles) box.appendChild(t.el);
+  document.getElementById("page").textContent = `${wall.page + 1}/${pages()}`;
+}
+
+function turn(step) {
+  wall.page = (wall.page + step + pages()) % pages();
+  render();
+}
+
+function cycle() {
+  clearInterval(wall.timer);
+  wall.timer = null;
+  if (document.getElementById("cycle").checked) {
+    const s = Math.max(5, Number(document.getElementById("cycle-s").value) || 30);
+    wall.timer = setInterval(() => turn(1), s * 1000);
+  }
+}
+
+async function reload() {
+  await loadCameras();
+  wall.page = 0;
+  render();
+}
+
+fsv.ready.then(async () => {
+  await loadOrgs();
+  for (const id of ["org", "station", "grid"]) document.getElementById(id).onchange = () => reload();
+  document.getElementById("prev").onclick = () => turn(-1);
+  document.getElementById("next").onclick = () => turn(1);
+  document.getElementById("cycle").onchange = cycle;
+  document.getElementById("cycle-s").onchange = cycle;
+  await reload();
+  // Badges and online dots follow the alerts and camera states without restarting video.
+  wall.refresh = setInterval(async () => {
+    try { await loadCameras(); wall.tiles.forEach(decorate); } catch (e) { /* next round */ }
+  }, 15000);
+  wall.ready = true;
+});
