@@ -20,8 +20,10 @@ migrations = sqlite_utils.Migrations("central.ingest")
 class CentralDatabase:
     """A sqlite-utils Database shared between worker threads, one statement group at a time.
 
-    `synchronous=FULL`: ingest acknowledges a message to the broker only after its batch is
-    committed, so a commit must survive a power cut.
+    Ordinary transactions commit with `synchronous=NORMAL` (safe against a crash of the
+    process). Ingest acknowledges messages to the broker only after its batch commits, so
+    that commit goes through `durable_transaction()`, which syncs the WAL to disk, and with
+    it every transaction committed before it.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -32,7 +34,7 @@ class CentralDatabase:
         self.lock = threading.RLock()
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             migrations.apply(self.db)
 
@@ -41,6 +43,17 @@ class CentralDatabase:
         """Hold the lock and run the block in one transaction."""
         with self.lock, self.db.atomic():
             yield self.db
+
+    @contextmanager
+    def durable_transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Like `transaction()`, but the commit is on disk (power cut included) on return."""
+        with self.lock:
+            self.db.execute("PRAGMA synchronous=FULL")
+            try:
+                with self.db.atomic():
+                    yield self.db
+            finally:
+                self.db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         """Close the connection."""
@@ -153,3 +166,11 @@ def m001_ingest(db: sqlite_utils.Database) -> None:
         pk=("event_id", "name"),
         not_null={"site", "sha256", "bytes", "path", "stored_at"},
     )
+
+
+@migrations()
+def m002_change_seq(db: sqlite_utils.Database) -> None:
+    """A global change counter on events, so the alerting feed can follow new and ended ones."""
+    db.execute("alter table events add column change_seq integer")
+    db.execute("update events set change_seq = id")
+    db.table("events").create_index(["change_seq"])

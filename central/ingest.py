@@ -6,34 +6,18 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from central.broker_client import BrokerClient, RawMessage
 from central.config import CentralConfig
+from central.hook_feed import HookFeed, IngestHooks
 from central.store import BatchResult, IngestStore, Received, Rejection
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError
-from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
+from fsv_contract.payloads import CameraStatePayload, HeartbeatPayload
 
 log = logging.getLogger(__name__)
 
-
-class IngestHooks(Protocol):
-    """What the regulator side does with stored messages (alerts, camera list, history).
-
-    Called on the ingest worker thread after the batch is committed and before it is
-    acknowledged, so a crash in between replays them (as duplicates) after a restart.
-    They must be quick and must not raise.
-    """
-
-    def on_event(self, event: EventPayload) -> None:
-        """An event message was stored (new, ended, or a duplicate)."""
-
-    def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
-        """A camera state message was stored."""
-
-    def on_heartbeat(self, site: str, payload: HeartbeatPayload) -> None:
-        """A heartbeat was stored."""
+__all__ = ["Ingest", "IngestHooks", "decode_batch", "running_ingest"]
 
 
 def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Rejection]]:
@@ -64,6 +48,7 @@ class Ingest:
         self.store = store
         self.batch_max = batch_max
         self.hooks = hooks
+        self.changed = asyncio.Event()  # set after a batch stored new or ended events
         self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
         self._acker: Callable[[int, int], None] | None = None
 
@@ -86,7 +71,9 @@ class Ingest:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write_until_done(batch)
+            result = await self._write_until_done(batch)
+            if result.new_events or result.ended_events:
+                self.changed.set()
 
     async def _write_until_done(self, batch: list[RawMessage]) -> BatchResult:
         delay = 0.5
@@ -121,9 +108,7 @@ class Ingest:
         for item in accepted:
             payload, site = item.message.payload, item.message.topic.site
             try:
-                if isinstance(payload, EventPayload):
-                    hooks.on_event(payload)
-                elif isinstance(payload, CameraStatePayload):
+                if isinstance(payload, CameraStatePayload):
                     hooks.on_camera_state(site, payload)
                 elif isinstance(payload, HeartbeatPayload):
                     hooks.on_heartbeat(site, payload)
@@ -139,14 +124,15 @@ async def running_ingest(
     loop = asyncio.get_running_loop()
     client = BrokerClient(config.mqtt, password, loop, ingest.deliver)
     ingest.set_acker(client.ack)
-    task = asyncio.create_task(ingest.run(), name="ingest-drain")
+    tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]
+    if ingest.hooks is not None:
+        feed = HookFeed(ingest.store, ingest.hooks)
+        tasks.append(asyncio.create_task(feed.run(ingest.changed), name="alert-feed"))
     await asyncio.to_thread(client.start)
     try:
         yield client
     finally:
         await asyncio.to_thread(client.stop)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,9 +7,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from central.db import CentralDatabase
 from fsv_contract.codec import Message
@@ -26,7 +28,7 @@ MAX_REJECTS_KEPT = 1000
 _EVENT_COLUMNS = (
     "event_id", "site", "camera", "kind", "station", "rule", "severity", "phase", "start",
     "end", "score", "boxes", "snapshot", "clip", "details", "created_at", "received_at",
-    "ingested_at", "updated_at",
+    "ingested_at", "updated_at", "change_seq",
 )  # fmt: skip
 _INSERT_EVENT = (
     f"insert or ignore into events ({', '.join(f'[{c}]' for c in _EVENT_COLUMNS)}) "
@@ -34,7 +36,8 @@ _INSERT_EVENT = (
 )
 _END_EVENT = (
     "update events set phase = 'end', \"end\" = ?, score = ?, boxes = ?, snapshot = ?, "
-    "clip = ?, details = ?, updated_at = ? where event_id = ? and phase = 'start'"
+    "clip = ?, details = ?, updated_at = ?, change_seq = ? "
+    "where event_id = ? and phase = 'start'"
 )
 _CAMERA_STATE = (
     "insert into camera_status (site, camera, state, since, reason, updated_at) "
@@ -101,6 +104,28 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _payload_of(row: dict[str, Any]) -> EventPayload | None:
+    """The event payload a stored row holds (its latest phase)."""
+    try:
+        return EventPayload.model_validate(
+            {
+                **{k: row[k] for k in ("event_id", "site", "camera", "phase", "kind",
+                                       "station", "rule", "severity", "score")},
+                "start": _utc(row["start"]),
+                "end": _utc(row["end"]),
+                "created_at": _utc(row["created_at"]),
+                **{k: json.loads(row[k]) if row[k] else None
+                   for k in ("boxes", "snapshot", "clip", "details")},
+            }
+        )  # fmt: skip
+    except (ValidationError, ValueError):
+        return None
+
+
 class IngestStore:
     """The ingest tables: written by the ingest worker, read by the API and the CLI."""
 
@@ -114,7 +139,7 @@ class IngestStore:
         """Apply a batch in one transaction (arrival order kept); returns what changed."""
         result = BatchResult(rejected=len(rejects))
         now = self._clock()
-        with self.database.transaction() as db:
+        with self.database.durable_transaction() as db:
             self._write_events(db, items, now, result)
             self._write_states(db, items, now)
             result.accepted += sum(
@@ -134,16 +159,19 @@ class IngestStore:
         if not events:
             return
         phase = self._known_phases(db, [str(p.event_id) for _, p in events])
+        seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0])
         inserts: list[tuple[Any, ...]] = []
         ends: list[tuple[Any, ...]] = []
         for it, p in events:
             eid = str(p.event_id)
             known = phase.get(eid)
             if known is None:
-                inserts.append(self._event_row(p, it.received_at, now))
+                seq += 1
+                inserts.append((*self._event_row(p, it.received_at, now), seq))
                 result.new_events.append(p)
             elif known == "start" and p.phase == "end":
-                ends.append(self._end_row(p, now))
+                seq += 1
+                ends.append(self._end_row(p, now, seq))
                 result.ended_events.append(p)
             else:
                 result.duplicates += 1
@@ -177,11 +205,11 @@ class IngestStore:
         )  # fmt: skip
 
     @staticmethod
-    def _end_row(p: EventPayload, now: float) -> tuple[Any, ...]:
+    def _end_row(p: EventPayload, now: float, seq: int) -> tuple[Any, ...]:
         data = p.model_dump(mode="json", include={"boxes", "snapshot", "clip", "details"})
         return (
             _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
-            _json(data["clip"]), _json(data["details"]), now, str(p.event_id),
+            _json(data["clip"]), _json(data["details"]), now, seq, str(p.event_id),
         )  # fmt: skip
 
     @staticmethod
@@ -236,6 +264,32 @@ class IngestStore:
             "on conflict (name) do update set value = value + excluded.value",
             [(k, v) for k, v in counts.items() if v],
         )
+
+    # --- the alerting feed -----------------------------------------------------------------
+
+    def feed_cursor(self) -> int:
+        """The last event change (change_seq) the hooks have seen."""
+        with self.database.lock:
+            row = self.database.db.execute(
+                "select value from ingest_counters where name = 'feed_cursor'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_feed_cursor(self, seq: int) -> None:
+        """Remember that the hooks have seen every change up to `seq`."""
+        with self.database.transaction() as db:
+            db.execute(
+                "insert into ingest_counters (name, value) values ('feed_cursor', ?) "
+                "on conflict (name) do update set value = excluded.value",
+                [seq],
+            )
+
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, EventPayload | None]]:
+        """Events created or ended after change `seq`, in change order (None: unreadable)."""
+        rows = self._rows(
+            "select * from events where change_seq > ? order by change_seq limit ?", [seq, limit]
+        )
+        return [(int(r["change_seq"]), _payload_of(r)) for r in rows]
 
     # --- reading -------------------------------------------------------------------------
 
