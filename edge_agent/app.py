@@ -36,6 +36,7 @@ class EdgeAgent:
         from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
+        from edge_agent.uplink.wiring import build_uplink
 
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
@@ -58,11 +59,17 @@ class EdgeAgent:
             sink=self.mqtt.outbox if self.mqtt else None,
             recorders=self.recorders,
         )
+        # Live/replay/export uplinks to central, on its commands (none without MQTT).
+        self.uplink, uplink_parts = build_uplink(
+            config, self.credentials, self.index, self.recorders,
+            self.mqtt.commands if self.mqtt else None,
+        )  # fmt: skip
         mqtt_parts = self.mqtt.components if self.mqtt else []
         self.components: list[Component] = [
             *self.recorders,
             self.cleaner,
             *self.detection,
+            *uplink_parts,
             *mqtt_parts,
         ]
         self._started: list[Component] = []

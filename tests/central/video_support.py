@@ -91,3 +91,12 @@ async def read_until_keyframe(
 def add_camera(central: Central, site: str = "demo-canteen-a", camera: str = "cam1") -> None:
     """Register a camera of a seeded site."""
     central.svc.orgs.upsert_camera(site, camera, name=f"{camera} 后厨", station="kitchen_prep")
+
+
+async def until(check: Any, within: float = 10.0, step: float = 0.05) -> None:
+    """Poll `check()` until true; AssertionError after `within` seconds."""
+    for _ in range(int(within / step) + 1):
+        if check():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"still false after {within} s: {check}")
