@@ -63,5 +63,9 @@ class UploadError(EdgeAgentError):
         super().__init__(message)
 
 
+class SegmentWriteError(EdgeAgentError):
+    """A segment file cannot be written (disk full, read-only or missing storage folder)."""
+
+
 class UplinkError(EdgeAgentError):
     """Video cannot be pushed to central (no such camera, no recording, bad stream, link down)."""

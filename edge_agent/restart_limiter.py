@@ -25,7 +25,8 @@ class RestartLimiter:
         self._recent.append(now)
         while self._recent and now - self._recent[0] > self.window_s:
             self._recent.popleft()
-        delay = min(self.max_s, self.initial_s * (2**self._failures))
+        # The exponent is capped: a camera down for weeks must not grow an unbounded integer.
+        delay = min(self.max_s, self.initial_s * float(1 << min(self._failures, 60)))
         self._failures += 1
         if len(self._recent) > self.limit:
             return self.max_s

@@ -1,0 +1,308 @@
+"""The per-camera recorder component: connect, record, reconnect with back-off, report state."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import av
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from edge_agent.config import CameraConfig, EdgeConfig, redact
+from edge_agent.credentials import CredentialStore, with_credential
+from edge_agent.errors import CredentialError, SegmentWriteError, UnsupportedStreamError
+from edge_agent.recording.events import ListenerSet, PacketEvent
+from edge_agent.recording.gaps import GapKeeper
+from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.recording.segment_writer import ClosedSegment
+from edge_agent.recording.session import RecordingSession, open_camera, select_streams
+from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
+from edge_agent.restart_limiter import RestartLimiter
+
+log = logging.getLogger(__name__)
+
+STOP_JOIN_S = 3.0  # how long stop() waits for the read loop before closing the segment itself
+SEAL_JOIN_S = 10.0  # how long stop() waits for the last segments to be hashed and indexed
+
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EPIPE: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EIO: "input/output error",
+}
+
+
+def failure_reason(error: BaseException, reading: bool) -> str:
+    """A short, credential-free reason for a failed connection, for gaps and camera state.
+
+    `reading` says whether the stream was already open (a timeout is then a read timeout).
+    """
+    if isinstance(error, UnsupportedStreamError | SegmentWriteError):
+        return str(error)
+    if isinstance(error, av.error.HTTPUnauthorizedError):
+        return "unauthorized (check the camera credential)"
+    if isinstance(error, av.error.HTTPForbiddenError):
+        return "forbidden"
+    if isinstance(error, av.error.HTTPNotFoundError):
+        return "stream not found"
+    if isinstance(error, av.error.ExitError | TimeoutError):
+        return "read timeout" if reading else "open timeout"
+    if isinstance(error, EOFError):
+        return "stream ended"
+    if isinstance(error, OSError) and error.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[error.errno]
+    if isinstance(error, av.FFmpegError | OSError):
+        # strerror is FFmpeg's message alone; str() would add the URL, login included.
+        return f"stream error: {error.strerror or type(error).__name__}".lower()
+    return f"internal error: {type(error).__name__}"
+
+
+class CameraRecorder:
+    """Records one camera's main stream into indexed segment files on a thread `rec-<id>`.
+
+    Outages become gaps in the index and online/offline changes become camera states;
+    `status()` is a snapshot for heartbeats. Listeners see packets (on the recording thread)
+    and indexed segments (on the sealing thread `rec-<id>-seal`); both must return at once.
+    """
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        config: EdgeConfig,
+        index: SegmentIndex,
+        credentials: CredentialStore,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.index = index
+        self.credentials = credentials
+        self.name = f"recorder {camera.id}"
+        self.counters = Counters()
+        self.packet_listeners: ListenerSet[PacketEvent] = ListenerSet("packet")
+        self.segment_listeners: ListenerSet[Segment] = ListenerSet("segment")
+        self._meter = RateMeter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sealer: threading.Thread | None = None
+        self._sealing: queue.Queue[ClosedSegment | None] = queue.Queue()
+        self._session: RecordingSession | None = None
+        self._session_lock = threading.Lock()
+        self._state: State = "starting"
+        self._since = time.time()
+        self._reason = "starting"
+        self._gaps = GapKeeper(index, camera.id)
+        self._last_end: float | None = None  # end of the last segment closed (or indexed)
+        self._last_indexed_end: float | None = None
+        self._dropped_audio: set[str] = set()
+
+    # --- component -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Note the downtime since the last segment, then start recording on `rec-<id>`."""
+        self._stop.clear()
+        last = self._safe_last_segment()
+        self._last_end = self._last_indexed_end = last.end if last else None
+        self._gaps.resume(self._last_end)
+        cam = self.camera.id
+        self._sealer = threading.Thread(target=self._seal_loop, name=f"rec-{cam}-seal", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"rec-{cam}", daemon=True)
+        self._sealer.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the current segment, index what is closed, and stop both threads."""
+        self._stop.set()
+        with self._session_lock:
+            if self._session is not None:
+                self._session.request_stop()
+        if self._thread is not None:
+            self._thread.join(STOP_JOIN_S)
+            if self._thread.is_alive():
+                with self._session_lock:
+                    session = self._session
+                if session is not None:
+                    log.warning(
+                        "%s: camera read is blocked; closing the segment without it", self.camera.id
+                    )
+                    session.finish()
+        if self._sealer is not None:
+            self._sealing.put(None)
+            self._sealer.join(SEAL_JOIN_S)
+        self._gaps.stopped(self._last_end if self._state == "online" else None)
+        self._set_state("stopped", "recorder stopped")
+
+    def add_packet_listener(self, callback: Callable[[PacketEvent], None]) -> None:
+        """Receive a copy of every recorded packet; runs on the recording thread, so be quick."""
+        self.packet_listeners.add(callback)
+
+    def add_segment_listener(self, callback: Callable[[Segment], None]) -> None:
+        """Be told of every segment once it is indexed; runs on the sealing thread."""
+        self.segment_listeners.add(callback)
+
+    def status(self) -> RecorderStatus:
+        """A snapshot of state, rates and counters."""
+        c = self.counters
+        fps, bps = self._meter.sample(time.monotonic(), c.video_packets, c.bytes)
+        if self._state != "online":
+            fps = bps = 0.0
+        return RecorderStatus(
+            camera=self.camera.id,
+            state=self._state,
+            since=self._since,
+            reason=self._reason,
+            fps=fps,
+            bitrate_bps=bps,
+            last_segment_end=self._last_indexed_end,
+            video_packets=c.video_packets,
+            audio_packets=c.audio_packets,
+            dropped=c.dropped,
+            skipped=c.skipped,
+            repaired=c.repaired,
+            segments=c.segments,
+            reconnects=c.reconnects,
+            listener_errors=self.packet_listeners.errors + self.segment_listeners.errors,
+        )
+
+    # --- the recording thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        rc = self.config.recorder
+        limiter = RestartLimiter(
+            rc.backoff_initial_s, rc.backoff_max_s, rc.restart_limit, rc.restart_window_s
+        )
+        while not self._stop.is_set():
+            reason, slow, healthy = self._attempt()
+            if self._stop.is_set():
+                break
+            if healthy:
+                limiter.reset()
+            self._went_offline(reason)
+            delay = rc.backoff_max_s if slow else limiter.next_delay(time.monotonic())
+            log.info("%s: reconnecting in %.1f s", self.camera.id, delay)
+            self.counters.reconnects += 1
+            self._stop.wait(delay)
+
+    def _attempt(self) -> tuple[str, bool, bool]:
+        """One connection: (why it ended, retry only slowly, it recorded a whole segment)."""
+        session: RecordingSession | None = None
+        container = None
+        try:
+            container = open_camera(self._url(), self.config.recorder)
+            if self._stop.is_set():
+                return "stopped", False, False
+            video, audio = select_streams(container, self.camera.id, self._dropped_audio)
+            session = self._new_session(container, video, audio)
+            reason = session.run(self._stop)
+            if reason != "stopped":
+                log.warning("%s: %s", self.camera.id, reason)
+            return reason, False, session.segments_closed > 0
+        except (UnsupportedStreamError, CredentialError) as e:
+            log.error("%s: cannot record: %s", self.camera.id, e)
+            return str(e), True, False
+        except (av.FFmpegError, OSError, SegmentWriteError) as e:
+            reason = failure_reason(e, reading=session is not None)
+            log.warning("%s: %s", self.camera.id, reason)
+            return reason, False, session is not None and session.segments_closed > 0
+        except Exception as e:  # noqa: BLE001 - one camera's bug must not end the agent
+            text = redact("".join(traceback.format_exception(e)))
+            log.error("%s: recorder failed, will retry: %s", self.camera.id, text)
+            return failure_reason(e, reading=session is not None), False, False
+        finally:
+            if session is not None:
+                session.finish()
+            with self._session_lock:
+                self._session = None
+            if container is not None:
+                container.close()
+
+    def _new_session(
+        self, container: InputContainer, video: VideoStream, audio: AudioStream | None
+    ) -> RecordingSession:
+        session = RecordingSession(
+            camera=self.camera.id,
+            storage=self.config.storage.path,
+            segment_s=float(self.config.storage.segment_seconds),
+            container=container,
+            video=video,
+            audio=audio,
+            events=self,
+            counters=self.counters,
+            meter=self._meter,
+            packet_listeners=self.packet_listeners,
+            previous_end=self._last_end,
+        )
+        with self._session_lock:
+            self._session = session
+        return session
+
+    def _url(self) -> str:
+        """The URL with the login inserted: never log it."""
+        name = self.camera.credential
+        return with_credential(self.camera.main_url, self.credentials.get(name) if name else None)
+
+    # --- session events (recording thread) -------------------------------------------------
+
+    def recording_started(self, start: float) -> None:
+        """The camera delivers video again: it is online."""
+        log.info("%s: recording", self.camera.id)
+        self._gaps.online()
+        self._set_state("online", "recording")
+
+    def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
+        """Close the open gap where this connection's video begins; queue the file for sealing."""
+        self._last_end = closed.end
+        if first_of_session:
+            self._gaps.resumed(closed.start)
+        self._sealing.put(closed)
+
+    def timeline_broken(self, previous_end: float, start: float, reason: str) -> None:
+        """Record the hole a clock jump left inside one connection."""
+        self._gaps.hole(previous_end, start, reason)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _went_offline(self, reason: str) -> None:
+        was_online = self._state == "online" and self._last_end is not None
+        since = self._last_end if was_online and self._last_end is not None else time.time()
+        self._gaps.offline(reason, since)
+        self._set_state("offline", reason)
+
+    def _set_state(self, state: State, reason: str) -> None:
+        if state != self._state:
+            self._since = time.time()
+        self._state = state
+        self._reason = reason
+
+    def _safe_last_segment(self) -> Segment | None:
+        try:
+            return self.index.last_segment(self.camera.id)
+        except sqlite3.Error as e:
+            log.error("%s: cannot read the index: %s", self.camera.id, e)
+            return None
+
+    # --- the sealing thread ----------------------------------------------------------------
+
+    def _seal_loop(self) -> None:
+        while (closed := self._sealing.get()) is not None:
+            try:
+                segment = self.index.add_segment(closed.seal())
+            except (OSError, sqlite3.Error) as e:
+                log.error(
+                    "%s: %s not indexed (%s); the start-up repair will index it",
+                    self.camera.id,
+                    closed.relpath,
+                    e,
+                )
+                continue
+            self._last_indexed_end = segment.end
+            self.segment_listeners.notify(segment)

@@ -1,0 +1,388 @@
+"""One connection to a camera: read its main stream and cut it into segment files at keyframes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal, Protocol
+
+import av
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+from av.packet import Packet
+from av.stream import Stream
+from av.video.stream import VideoStream
+
+from edge_agent.config import RecorderConfig
+from edge_agent.errors import SegmentWriteError, UnsupportedStreamError
+from edge_agent.recording.events import ListenerSet, PacketEvent
+from edge_agent.recording.segment_writer import (
+    VIDEO_TAGS,
+    ClosedSegment,
+    SegmentFile,
+    mp4_accepts,
+)
+from edge_agent.recording.status import Counters, RateMeter
+from edge_agent.recording.timeline import (
+    DtsGuard,
+    Stamp,
+    Verdict,
+    WallClock,
+    cut_tick,
+    segment_times,
+)
+
+log = logging.getLogger(__name__)
+
+JUMP_S = 5.0  # a dts step larger than this either way is a clock jump, not jitter
+CUT_TOLERANCE_S = 0.1  # RTP rounding: a keyframe this early still ends the segment
+BREAK_GAP_S = 1.0  # a jump that leaves more than this uncovered is recorded as a gap
+
+
+class SessionEvents(Protocol):
+    """What a session tells its recorder."""
+
+    def recording_started(self, start: float) -> None:
+        """The first segment of this connection opened at UTC `start`: the camera is online."""
+
+    def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
+        """A segment file was closed; seal and index it."""
+
+    def timeline_broken(self, previous_end: float, start: float, reason: str) -> None:
+        """The stream's clock jumped and [previous_end, start) holds no video."""
+
+
+def open_camera(url: str, config: RecorderConfig) -> InputContainer:
+    """Connect to an RTSP stream (never log `url`: it may carry a login)."""
+    options = {
+        "rtsp_transport": config.rtsp_transport,
+        # Socket I/O timeout inside FFmpeg, in microseconds: a stalled camera ends the read
+        # with ETIMEDOUT without a Python interrupt callback on every socket read.
+        "timeout": str(int(config.read_timeout_s * 1_000_000)),
+    }
+    return av.open(url, options=options, timeout=(config.open_timeout_s, None))
+
+
+def select_streams(
+    container: InputContainer, camera: str, dropped_audio: set[str]
+) -> tuple[VideoStream, AudioStream | None]:
+    """The video track to record and the audio track to keep, if the MP4 muxer can hold it.
+
+    Raises UnsupportedStreamError when there is no video or its codec cannot be stored.
+    `dropped_audio` remembers the audio codecs already reported, so each is logged once.
+    """
+    if not container.streams.video:
+        raise UnsupportedStreamError("no video track")
+    video = container.streams.video[0]
+    codec = video.codec_context.name
+    if codec not in VIDEO_TAGS:
+        raise UnsupportedStreamError(f"unsupported codec: {codec}")
+    if not video.codec_context.width or not video.codec_context.height:
+        raise UnsupportedStreamError(f"{codec} video without a picture size (no parameter sets)")
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if audio is not None and not mp4_accepts(audio.codec_context.name):
+        name = audio.codec_context.name
+        if name not in dropped_audio:
+            dropped_audio.add(name)
+            log.warning("%s: audio %s cannot be stored in MP4; recording video only", camera, name)
+        audio = None
+    return video, audio
+
+
+class RecordingSession:
+    """Demuxes one connection into segment files; one thread runs it, `stop()` may finish it.
+
+    Every packet is handled under `lock`, so the recorder's `stop()` can close the current
+    segment cleanly even while this thread is blocked in a read of a stalled camera.
+    """
+
+    def __init__(
+        self,
+        *,
+        camera: str,
+        storage: Path,
+        segment_s: float,
+        container: InputContainer,
+        video: VideoStream,
+        audio: AudioStream | None,
+        events: SessionEvents,
+        counters: Counters,
+        meter: RateMeter,
+        packet_listeners: ListenerSet[PacketEvent],
+        previous_end: float | None,
+    ) -> None:
+        self.camera = camera
+        self.lock = threading.Lock()
+        self._storage = storage
+        self._segment_s = segment_s
+        self._container = container
+        self._video = video
+        self._audio = audio
+        self._events = events
+        self._counters = counters
+        self._meter = meter
+        self._listeners = packet_listeners
+        self._previous_end = previous_end
+        self._vtb = float(video.time_base or Fraction(1, 90000))
+        self._atb = float(audio.time_base or Fraction(1, 8000)) if audio is not None else 1.0
+        rate = video.average_rate or video.guessed_rate or 25
+        frame_ticks = max(1, round(1 / (float(rate) * self._vtb)))
+        self._vguard = DtsGuard(round(JUMP_S / self._vtb), frame_ticks)
+        audio_frame = (audio.codec_context.frame_size or 1024) if audio is not None else 1
+        self._aguard = DtsGuard(round(JUMP_S / self._atb), audio_frame)
+        self._clock = WallClock()
+        self._segment: SegmentFile | None = None
+        self._first_s = 0.0  # stream seconds at the start of the open segment
+        self._end_dts = 0  # dts just after the last video packet written
+        self._cut_at = 0  # dts from which a keyframe ends the open segment
+        self._contiguous = False  # the open segment continues the previous one seamlessly
+        self._started = False
+        self._closed = False
+        self._stopping = False
+        self._pending: Packet[Stream] | None = None
+        self.segments_closed = 0
+        self._repairs_counted = 0
+
+    # --- the read loop ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> str:
+        """Record until the stream ends ("stream ended") or `stop` is set ("stopped").
+
+        Read errors propagate as PyAV errors; write errors as SegmentWriteError.
+        """
+        video_index = self._video.index
+        streams = [self._video] if self._audio is None else [self._video, self._audio]
+        if stop.is_set():
+            return "stopped"
+        for packet in self._container.demux(streams):
+            # A plain attribute, not stop.is_set(): this runs for every packet.
+            if self._stopping:
+                return "stopped"
+            with self.lock:
+                if self._closed:
+                    return "stopped"
+                try:
+                    if packet.stream_index == video_index:
+                        self._on_video(packet)
+                    else:
+                        self._on_audio(packet)
+                except (av.FFmpegError, OSError) as e:
+                    self._abandon()
+                    raise SegmentWriteError(f"cannot write a segment: {e.strerror or e}") from e
+        return "stream ended"
+
+    def request_stop(self) -> None:
+        """Make `run()` return before its next packet (call after setting its stop event)."""
+        self._stopping = True
+
+    def finish(self) -> None:
+        """Close the open segment and refuse further packets; safe to call twice."""
+        with self.lock:
+            self._closed = True
+            self._count_repairs()
+            if self._segment is not None:
+                try:
+                    self._close_segment(self._end_dts * self._vtb)
+                except (av.FFmpegError, OSError) as e:
+                    log.error("%s: closing the segment failed: %s", self.camera, e.strerror or e)
+                    self._abandon()
+
+    # --- per packet ------------------------------------------------------------------------
+
+    def _on_video(self, packet: Packet[Stream]) -> None:
+        # Fast path for most packets: not a keyframe, a file open, a dts a little after the
+        # last. Kept to a few attribute reads because it runs cold (after a wait for the
+        # network) 25 times a second per camera; everything else takes the checked path.
+        dts = packet.dts
+        guard = self._vguard
+        last = guard.last
+        segment = self._segment
+        if (
+            segment is None
+            or dts is None
+            or last is None
+            or not last < dts <= last + guard.jump_ticks
+            or packet.is_keyframe
+        ):
+            self._video_checked(packet)
+            return
+        guard.last = dts
+        pts = packet.pts
+        if pts is None or pts < dts:
+            packet.pts = dts
+        if self._listeners.callbacks:
+            self._listeners.notify(self._event(packet, "video", dts * self._vtb))
+        self._end_dts = dts + (packet.duration or guard.default_duration)
+        counters = self._counters
+        counters.video_packets += 1
+        counters.bytes += packet.size
+        packet.stream = segment.video_out
+        segment.container.mux_one(packet)
+
+    def _video_checked(self, packet: Packet[Stream]) -> None:
+        if not packet.size:
+            return  # the demuxer's end-of-stream flush packet
+        verdict, stamp = self._vguard.check(packet.dts, packet.pts, packet.duration)
+        if verdict is Verdict.DROP:
+            if packet.is_keyframe and self._segment is None:
+                self._pending = packet  # stamped once the next packet shows the clock
+            else:
+                self._counters.dropped += 1
+            return
+        if verdict is Verdict.JUMP:
+            self._jump(stamp)
+        elif self._pending is not None:
+            pending, self._pending = self._pending, None
+            dts = stamp.dts - (pending.duration or self._vguard.default_duration)
+            self._write_video(pending, Stamp(dts, dts))
+        self._write_video(packet, stamp)
+
+    def _write_video(self, packet: Packet[Stream], stamp: Stamp) -> None:
+        ts = stamp.dts * self._vtb
+        keyframe = packet.is_keyframe
+        if keyframe or self.segments_closed == 0:
+            # Keyframes suffice to follow drift; the first segment's packets also show how
+            # late a burst delivered at connect time arrived.
+            self._clock.observe(ts, time.time())
+        segment = self._segment
+        if segment is None:
+            if not keyframe:
+                self._counters.skipped += 1
+                return
+            segment = self._open(stamp.dts, ts)
+        elif keyframe and stamp.dts >= self._cut_at:
+            self._close_segment(ts)
+            segment = self._open(stamp.dts, ts)
+        c = self._counters
+        if keyframe:
+            self._meter.sample(time.monotonic(), c.video_packets, c.bytes)
+        packet.dts = stamp.dts
+        packet.pts = stamp.pts
+        if self._listeners.callbacks:
+            self._listeners.notify(self._event(packet, "video", ts))
+        self._end_dts = stamp.dts + (packet.duration or self._vguard.default_duration)
+        c.video_packets += 1
+        c.bytes += packet.size
+        packet.stream = segment.video_out
+        segment.container.mux_one(packet)
+
+    def _on_audio(self, packet: Packet[Stream]) -> None:
+        segment = self._segment
+        if segment is None or segment.audio_out is None:
+            return  # before the first keyframe there is no file to put audio in
+        dts = packet.dts
+        guard = self._aguard
+        last = guard.last
+        if dts is None or last is None or not last < dts <= last + guard.jump_ticks:
+            self._audio_checked(packet, segment)
+            return
+        guard.last = dts
+        pts = packet.pts
+        if pts is None or pts < dts:
+            packet.pts = dts
+        self._write_audio(packet, segment)
+
+    def _audio_checked(self, packet: Packet[Stream], segment: SegmentFile) -> None:
+        if not packet.size:
+            return
+        verdict, stamp = self._aguard.check(packet.dts, packet.pts, packet.duration)
+        if verdict is not Verdict.WRITE:
+            self._counters.dropped += 1
+            return
+        packet.dts = stamp.dts
+        packet.pts = stamp.pts
+        self._write_audio(packet, segment)
+
+    def _write_audio(self, packet: Packet[Stream], segment: SegmentFile) -> None:
+        if self._listeners.callbacks and self._clock.offset is not None:
+            self._listeners.notify(self._event(packet, "audio", (packet.dts or 0) * self._atb))
+        counters = self._counters
+        counters.audio_packets += 1
+        counters.bytes += packet.size
+        assert segment.audio_out is not None
+        packet.stream = segment.audio_out
+        segment.container.mux_one(packet)
+
+    def _event(
+        self, packet: Packet[Stream], kind: Literal["video", "audio"], ts: float
+    ) -> PacketEvent:
+        stream = self._video if kind == "video" else self._audio
+        assert stream is not None
+        ctx = stream.codec_context
+        return PacketEvent(
+            camera=self.camera,
+            kind=kind,
+            codec=ctx.name,
+            data=bytes(packet),
+            pts=packet.pts or 0,
+            dts=packet.dts or 0,
+            time_base=stream.time_base or Fraction(1, 90000),
+            wall=self._clock.wall(ts),
+            keyframe=packet.is_keyframe,
+            extradata=ctx.extradata,
+        )
+
+    # --- segments --------------------------------------------------------------------------
+
+    def _open(self, dts: int, ts: float) -> SegmentFile:
+        previous_end = self._previous_end
+        if self._contiguous and previous_end is not None:
+            start = previous_end
+        else:
+            start = self._clock.wall(ts)
+            if previous_end is not None:
+                if self._started and start - previous_end > BREAK_GAP_S:
+                    self._events.timeline_broken(previous_end, start, "stream clock jumped")
+                start = max(start, previous_end)
+        segment = SegmentFile(self._storage, self.camera, start, self._video, self._audio)
+        self._segment = segment
+        self._first_s = ts
+        self._cut_at = cut_tick(dts, self._segment_s, self._vtb, CUT_TOLERANCE_S)
+        self._aguard.last = None  # a new file: audio starts its own strictly rising dts
+        if not self._started:
+            self._started = True
+            self._events.recording_started(start)
+        return segment
+
+    def _close_segment(self, end_s: float) -> None:
+        segment = self._segment
+        assert segment is not None
+        self._segment = None
+        self._clock.settle()
+        first = self.segments_closed == 0
+        previous = self._previous_end
+        # The first segment's start is placed only now: packets after the first may show
+        # that it arrived late (a buffered burst at connect), which moves the start earlier.
+        times = segment_times(self._first_s, end_s, self._clock, previous, self._contiguous)
+        closed = segment.close(end=times.end, start=times.start)
+        self._count_repairs()
+        self._previous_end = times.end
+        self._contiguous = True
+        self.segments_closed += 1
+        self._counters.segments += 1
+        self._events.segment_closed(closed, first)
+
+    def _jump(self, stamp: Stamp) -> None:
+        log.warning("%s: stream timestamps jumped; starting a new segment", self.camera)
+        if self._segment is not None:
+            self._close_segment(self._end_dts * self._vtb)
+        if self._pending is not None:
+            self._pending = None
+            self._counters.dropped += 1
+        self._contiguous = False
+        self._clock.reset()
+        self._vguard.restart(stamp)
+        self._aguard.last = None
+
+    def _count_repairs(self) -> None:
+        repaired = self._vguard.repaired + self._aguard.repaired
+        self._counters.repaired += repaired - self._repairs_counted
+        self._repairs_counted = repaired
+
+    def _abandon(self) -> None:
+        if self._segment is not None:
+            self._segment.abandon()
+            self._segment = None
