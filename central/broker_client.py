@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import threading
@@ -35,7 +34,8 @@ class RawMessage:
 
 
 class BrokerClient:
-    """Subscribes to every site with QoS 1 and hands messages to the event loop.
+    """Subscribes to every site with QoS 1 and hands each message to `deliver` (on paho's
+    thread, so `deliver` must only queue).
 
     Messages are acknowledged with `ack()` only after they are committed to the database
     (paho's manual ack), so a crash between delivery and commit makes the broker deliver
@@ -47,12 +47,10 @@ class BrokerClient:
         self,
         config: MqttConfig,
         password: str,
-        loop: asyncio.AbstractEventLoop,
         deliver: Callable[[RawMessage], None],
     ) -> None:
         self.config = config
         self.connected = threading.Event()
-        self._loop = loop
         self._deliver = deliver
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -148,8 +146,4 @@ class BrokerClient:
             qos=msg.qos,
             retain=bool(msg.retain),
         )
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, raw)
-        except RuntimeError:
-            # The loop is closing: the message stays unacked and the broker redelivers it.
-            log.debug("event loop closed; %s left for redelivery", msg.topic)
+        self._deliver(raw)

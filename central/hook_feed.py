@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from central.store import IngestStore
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 IDLE_WAIT_S = 1.0
+YIELD_S = 0.2
 
 
 class IngestHooks(Protocol):
@@ -64,15 +66,21 @@ class HookFeed:
             self.store.set_feed_cursor(changes[-1][0])
         return len(changes)
 
-    async def run(self, changed: asyncio.Event) -> None:
-        """Feed until cancelled; wakes when ingest stored new changes, or every second."""
+    async def run(self, changed: asyncio.Event, busy: Callable[[], bool] = lambda: False) -> None:
+        """Feed until cancelled; wakes when ingest stored new changes, or every second.
+
+        While ingest has a backlog (`busy`), it pauses between batches: acknowledging what
+        the edges sent comes first, since their outboxes are bounded; alerts follow.
+        """
         while True:
             try:
                 fed = await asyncio.to_thread(self.run_once)
             except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
                 log.exception("alert feed round failed")
                 fed = 0
-            if fed < self.batch:
+            if fed and busy():
+                await asyncio.sleep(YIELD_S)
+            elif fed < self.batch:
                 try:
                     await asyncio.wait_for(changed.wait(), IDLE_WAIT_S)
                 except TimeoutError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -49,17 +50,34 @@ class Ingest:
         self.batch_max = batch_max
         self.hooks = hooks
         self.changed = asyncio.Event()  # set after a batch stored new or ended events
-        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
+        self._pending: deque[RawMessage] = deque()
+        self._ready = asyncio.Event()
+        self._wake_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._acker: Callable[[int, int], None] | None = None
 
     def deliver(self, raw: RawMessage) -> None:
-        """Called on the event loop (via call_soon_threadsafe) for each delivered message."""
-        self._queue.put_nowait(raw)
+        """Called on paho's thread for each delivered message: queue it, never block.
+
+        The event loop is woken once per burst, not once per message.
+        """
+        self._pending.append(raw)
+        if not self._wake_scheduled and self._loop is not None:
+            self._wake_scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                # The loop is closing: the message stays unacked and the broker redelivers it.
+                log.debug("event loop closed; %s left for redelivery", raw.topic)
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        self._ready.set()
 
     @property
     def backlog(self) -> int:
         """Messages delivered but not yet written."""
-        return self._queue.qsize()
+        return len(self._pending)
 
     def set_acker(self, acker: Callable[[int, int], None]) -> None:
         """Who acknowledges a written message to the broker (mid, qos)."""
@@ -67,10 +85,16 @@ class Ingest:
 
     async def run(self) -> None:
         """Drain forever (until cancelled); a failing batch is retried, never dropped."""
+        self._loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not self._pending:
+                await self._ready.wait()
+            self._ready.clear()
+            batch: list[RawMessage] = []
+            while self._pending and len(batch) < self.batch_max:
+                batch.append(self._pending.popleft())
+            if not batch:
+                continue
             result = await self._write_until_done(batch)
             if result.new_events or result.ended_events:
                 self.changed.set()
@@ -121,13 +145,13 @@ async def running_ingest(
     config: CentralConfig, ingest: Ingest, password: str
 ) -> AsyncIterator[BrokerClient]:
     """Connect to the broker and drain into the database until the block exits."""
-    loop = asyncio.get_running_loop()
-    client = BrokerClient(config.mqtt, password, loop, ingest.deliver)
+    client = BrokerClient(config.mqtt, password, ingest.deliver)
     ingest.set_acker(client.ack)
     tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]
     if ingest.hooks is not None:
         feed = HookFeed(ingest.store, ingest.hooks)
-        tasks.append(asyncio.create_task(feed.run(ingest.changed), name="alert-feed"))
+        busy = lambda: ingest.backlog > 0  # noqa: E731
+        tasks.append(asyncio.create_task(feed.run(ingest.changed, busy), name="alert-feed"))
     await asyncio.to_thread(client.start)
     try:
         yield client

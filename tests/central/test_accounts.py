@@ -1,5 +1,7 @@
 """Site accounts: mosquitto_passwd file, ACL, enrolment snippet the edge config accepts."""
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -69,9 +71,6 @@ def test_enrolment_snippet_is_a_valid_edge_config_section(broker: BrokerAdminCon
 
 def test_legacy_and_malformed_hashes() -> None:
     # mosquitto 1.x `$6$`: base64(sha512(password + salt)) with a base64 salt.
-    import base64
-    import hashlib
-
     salt = b"0123456789abcdef"
     digest = hashlib.sha512(b"pw" + salt).digest()
     entry = f"$6${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"

@@ -1,0 +1,285 @@
+"""Central ingest through a real Mosquitto: sustained events/s into central's database, and
+edge-created → row-visible latency (p50/p95) of events sent by the real edge outbox path.
+
+Starts a broker with the shipped policy (configs/mosquitto), a `central-server run`
+process, and:
+  1. throughput: `--sites` generator processes, each a site publishing `--events` events
+     at QoS 1 as fast as it can; the rate is rows / (last - first ingest stamp) at central;
+  2. backlog drain: the same with central stopped while they publish, then started: how
+     fast central catches up with what the broker queued in its persistent session;
+  3. latency: one edge (Outbox + MqttLink + OutboxPublisher, as in the agent) putting
+     `--rate` events/s for `--seconds`; a poller sees each row appear in central's DB.
+Prints the figures and writes bench/results/ingest.json.
+
+    .venv/bin/python bench/ingest.py [--sites 4] [--events 10000] [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.accounts import issue_site_credentials, set_password, write_acl
+from central.config import BrokerAdminConfig
+from edge_agent.credentials import Credential
+from edge_agent.mqtt.link import MqttLink
+from edge_agent.mqtt.outbox import Outbox
+from edge_agent.mqtt.publisher import OutboxPublisher
+from edge_agent.mqtt.settings import MqttConfig
+from fsv_contract import EventPayload, encode, topics
+from testbed.mosquitto import Broker, BrokerOptions
+from testbed.ports import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "ingest.json"
+CENTRAL_PASSWORD = "bench-central"
+
+
+def event(site: str, n: int, cameras: int = 8) -> EventPayload:
+    """One start-phase event as a detector makes it."""
+    now = datetime.now(UTC)
+    return EventPayload(
+        event_id=uuid.uuid4(), site=site, camera=f"cam-{n % cameras}", phase="start",
+        kind="no_chef_hat", station="kitchen_prep", rule="hat", start=now, score=0.87,
+        boxes=[{"x": 0.1, "y": 0.2, "w": 0.1, "h": 0.3, "label": "person", "score": 0.87}],
+        details={"n": n}, created_at=now,
+    )  # fmt: skip
+
+
+def generate(port: int, site: str, password: str, count: int) -> None:
+    """A generator process: publish `count` pre-encoded events at QoS 1, wait for the acks."""
+    payloads = [(topics.camera_event(site, f"cam-{n % 8}"), encode(event(site, n)))
+                for n in range(count)]  # fmt: skip
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
+    client.username_pw_set(site, password)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    info = None
+    for topic, data in payloads:
+        info = client.publish(topic, data, qos=1)
+    if info is not None:
+        info.wait_for_publish(timeout=600)
+    client.disconnect()
+    client.loop_stop()
+
+
+class Central:
+    """A `central-server run` process."""
+
+    def __init__(self, workdir: Path, broker_port: int) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.db_path = workdir / "data" / "central.db"
+        self.config = workdir / "central.yaml"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump({
+            "data_dir": str(workdir / "data"), "log_level": "WARNING",
+            "http": {"port": self.port},
+            "mqtt": {"port": broker_port, "reconnect_max_s": 1},
+        }))  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
+        with (self.workdir / "central.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "central", "run", "-c", str(self.config)],
+                env=env, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{self.port}/api/v1/ingest/stats"
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if json.load(r)["mqtt_connected"]:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("central did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def wait_rows(self, site_like: str, expected: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        sql = "select count(*) from events where site like ?"
+        while self.query(sql, (site_like,))[0][0] < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"central got fewer than {expected} rows for {site_like}")
+            time.sleep(0.2)
+
+    def rate(self, site_like: str) -> float:
+        first, last, n = self.query(
+            "select min(ingested_at), max(ingested_at), count(*) from events where site like ?",
+            (site_like,),
+        )[0]
+        return (n - 1) / (last - first) if last > first else float("inf")
+
+
+def run_generators(port: int, sites: dict[str, str], count: int) -> float:
+    procs = [multiprocessing.Process(target=generate, args=(port, s, p, count), name=s)
+             for s, p in sites.items()]  # fmt: skip
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - started
+
+
+def measure_latency(port: int, central: Central, password: str, rate: float,
+                    seconds: float, workdir: Path) -> list[float]:  # fmt: skip
+    """The agent's own path: outbox put (durable) → publisher → broker → central row."""
+    outbox = Outbox(workdir / "outbox.db", "lat")
+    link = MqttLink(MqttConfig(host="127.0.0.1", port=port, tls=None), "lat",
+                    Credential("lat", password), "bench")  # fmt: skip
+    publisher = OutboxPublisher(outbox, link)
+    link.start()
+    publisher.start()
+    link.connected.wait(10)
+    total = int(rate * seconds)
+    seen: dict[str, float] = {}
+    created: dict[str, float] = {}
+    last_id = central.query("select coalesce(max(id), 0) from events")[0][0]
+    started = time.monotonic()
+    sent = 0
+    while len(seen) < total and time.monotonic() < started + seconds + 30:
+        due = min(total, int((time.monotonic() - started) * rate) + 1)
+        while sent < due:
+            e = event("lat", sent)
+            outbox.put_event(e)
+            sent += 1
+        rows = central.query(
+            "select id, event_id, created_at from events where id > ? and site = 'lat'",
+            (last_id,),
+        )
+        now = time.time()
+        for row_id, event_id, created_at in rows:
+            last_id = max(last_id, row_id)
+            seen.setdefault(event_id, now)
+            created[event_id] = created_at
+        time.sleep(0.005)
+    publisher.stop()
+    link.stop()
+    outbox.close()
+    return [seen[e] - created[e] for e in seen]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
+    return {
+        "cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "platform": platform.platform(), "mosquitto": mosquitto.splitlines()[0] if mosquitto
+        else "",
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sites", type=int, default=4, help="generator processes (sites)")
+    parser.add_argument("--events", type=int, default=10_000, help="events per generator")
+    parser.add_argument("--rate", type=float, default=200.0, help="latency phase events/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="latency phase length")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="fsv-bench-ingest-"))
+    admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
+    set_password(admin, "central", CENTRAL_PASSWORD)
+    write_acl(admin, "central")
+    sites = {f"gen-{i}": issue_site_credentials(admin, f"gen-{i}", "central").password
+             for i in range(args.sites)}  # fmt: skip
+    drain_sites = {f"drain-{i}": issue_site_credentials(admin, f"drain-{i}", "central").password
+                   for i in range(args.sites)}  # fmt: skip
+    lat_password = issue_site_credentials(admin, "lat", "central").password
+    conf = [ln for ln in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
+            if ln and not ln.startswith("#") and ln.split()[0] in (
+                "use_username_as_clientid", "max_packet_size", "max_queued_bytes",
+                "set_tcp_nodelay")]  # fmt: skip
+    broker = Broker(options=BrokerOptions(
+        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,
+        max_inflight_messages=1000, extra_config=conf))  # fmt: skip
+    broker.start()
+    central = Central(work / "central", broker.port)
+    central.start()
+    try:
+        total = args.sites * args.events
+        gen_s = run_generators(broker.port, sites, args.events)
+        central.wait_rows("gen-%", total, 600)
+        live = central.rate("gen-%")
+
+        central.stop()
+        run_generators(broker.port, drain_sites, args.events)
+        central.start()
+        central.wait_rows("drain-%", total, 600)
+        drain = central.rate("drain-%")
+
+        lat = measure_latency(broker.port, central, lat_password, args.rate, args.seconds, work)
+    finally:
+        central.stop()
+        broker.close()
+    lat.sort()
+    p50 = statistics.median(lat)
+    p95 = lat[int(0.95 * (len(lat) - 1))]
+    result = {
+        "events_per_s": round(min(live, drain), 1),
+        "events_per_s_live": round(live, 1),
+        "events_per_s_backlog_drain": round(drain, 1),
+        "generators": args.sites,
+        "events_per_generator": args.events,
+        "generator_wall_s": round(gen_s, 2),
+        "latency_p50_s": round(p50, 4),
+        "latency_p95_s": round(p95, 4),
+        "latency_max_s": round(lat[-1], 4),
+        "latency_events": len(lat),
+        "latency_rate_per_s": args.rate,
+        "machine": machine(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    print(json.dumps(result, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
