@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.recording.index import SegmentIndex, SegmentInfo, file_sha256
-from edge_agent.recording.paths import iter_segment_files, parse_relpath
+from edge_agent.recording.paths import parse_relpath
 from edge_agent.recording.probe import probe_segment
 
 log = logging.getLogger(__name__)
 
 QUARANTINE = ".quarantine"
+MISSING = "file missing at start-up"  # the tombstone's reason in the index
+_CAMERA = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CONTIGUOUS_S = 1.5  # a file named this close to the previous segment's end continues it
 
 
@@ -54,29 +58,79 @@ def scan_and_repair(index: SegmentIndex, storage: Path) -> RepairReport:
 
     Run it before the recorders start: a file being written would look like a crash leftover.
     Files are never deleted; unplayable ones move to `{storage}/.quarantine/` with their path.
+    Disk and index are compared one camera-day at a time, so 90 days of a site's segments
+    are never held in memory at once.
     """
     report = RepairReport()
     if not storage.is_dir():
         return report
-    on_disk = {p.relative_to(storage).as_posix(): p for p in iter_segment_files(storage)}
-    _forget_missing(index, set(on_disk), report)
-    known = index.indexed_paths()
-    for rel, path in sorted(on_disk.items()):
-        if rel not in known:
-            _index_or_quarantine(index, storage, rel, path, report)
+    for camera in sorted(_cameras_on_disk(storage) | set(index.cameras())):
+        days = _days_on_disk(storage, camera) | _days_in_index(index, camera)
+        for day in sorted(days):
+            _repair_day(index, storage, camera, day, report)
     _close_open_gaps(index, report)
     return report
 
 
-def _forget_missing(index: SegmentIndex, on_disk: set[str], report: RepairReport) -> None:
-    for segment in index.segments():
-        if segment.path in on_disk:
-            continue
-        log.error("segment %s is in the index but not on disk; removing its row", segment.path)
-        index.delete_segments([segment.id])
-        gap = index.open_gap(segment.camera, segment.start, "segment file missing")
-        index.close_gap(gap, segment.end)
-        report.missing.append(segment.path)
+def _cameras_on_disk(storage: Path) -> set[str]:
+    return {p.name for p in storage.iterdir() if p.is_dir() and _CAMERA.match(p.name)}
+
+
+def _days_on_disk(storage: Path, camera: str) -> set[str]:
+    root = storage / camera
+    if not root.is_dir():
+        return set()
+    return {p.name for p in root.iterdir() if p.is_dir() and _DAY.match(p.name)}
+
+
+def _days_in_index(index: SegmentIndex, camera: str) -> set[str]:
+    with index.reading() as db:
+        rows = db.execute(
+            "select distinct substr(path, ?, 10) from segments where camera = ?",
+            [len(camera) + 2, camera],
+        ).fetchall()
+    return {r[0] for r in rows if _DAY.match(r[0])}
+
+
+def _repair_day(
+    index: SegmentIndex, storage: Path, camera: str, day: str, report: RepairReport
+) -> None:
+    prefix = f"{camera}/{day}/"
+    folder = storage / camera / day
+    on_disk: dict[str, Path] = {}
+    if folder.is_dir():
+        for path in folder.glob("*/*.mp4"):
+            rel = path.relative_to(storage).as_posix()
+            if parse_relpath(rel) is not None:
+                on_disk[rel] = path
+    with index.reading() as db:
+        # A range on the unique path index ('0' sorts right after '/').
+        rows = db.execute(
+            'select id, path, start, "end" from segments where path >= ? and path < ?',
+            [prefix, prefix[:-1] + "0"],
+        ).fetchall()
+    for seg_id, rel, start, end in rows:
+        if rel not in on_disk:
+            _forget_missing(index, camera, seg_id, rel, start, end, report)
+    known = {row[1] for row in rows}
+    for rel in sorted(set(on_disk) - known):
+        _index_or_quarantine(index, storage, rel, on_disk[rel], report)
+
+
+def _forget_missing(
+    index: SegmentIndex,
+    camera: str,
+    seg_id: int,
+    rel: str,
+    start: float,
+    end: float,
+    report: RepairReport,
+) -> None:
+    log.error("segment %s is in the index but not on disk; removing its row", rel)
+    index.delete_segments([seg_id], reason=MISSING)
+    gap = index.open_gap(camera, start, "segment file missing")
+    index.close_gap(gap, end)
+    report.missing.append(rel)
 
 
 def _index_or_quarantine(
@@ -129,7 +183,10 @@ def _close_open_gaps(index: SegmentIndex, report: RepairReport) -> None:
     for gap in index.gaps():
         if gap.end is not None:
             continue
-        after = index.segments(gap.camera, start=gap.start)
-        later = [s.start for s in after if s.start >= gap.start]
-        index.close_gap(gap.id, min(later) if later else now)
+        with index.reading() as db:
+            resumed = db.execute(
+                "select min(start) from segments where camera = ? and start >= ?",
+                [gap.camera, gap.start],
+            ).fetchone()[0]
+        index.close_gap(gap.id, resumed if resumed is not None else now)
         report.gaps_closed += 1

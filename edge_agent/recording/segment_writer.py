@@ -22,7 +22,9 @@ VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 
 # empty_moov: the header is complete before the first packet, so a file cut short by a
 # power failure still plays up to its last fragment. frag_keyframe starts a fragment at
-# every keyframe; frag_duration bounds what a crash can lose when a camera's GOP is long.
+# every keyframe; frag_duration bounds what a crash can lose when a camera's GOP is long;
+# flush_packets hands each finished fragment to the OS at once instead of keeping its tail
+# in the 32 KiB I/O buffer.
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 FRAGMENT_US = 2_000_000
 
@@ -110,7 +112,7 @@ class SegmentFile:
             str(self.path),
             "w",
             format="mp4",
-            options={"movflags": MOVFLAGS, "frag_duration": str(FRAGMENT_US)},
+            options={"movflags": MOVFLAGS, "frag_duration": str(FRAGMENT_US), "flush_packets": "1"},
         )
         try:
             self.video_out: VideoStream = self.container.add_stream_from_template(video)

@@ -135,8 +135,9 @@ def segment_times(
 
     A segment that continues the previous one starts exactly where it ended, so the index
     has no seams; the first segment of a connection starts at the clock's estimate, never
-    before the previous segment's end. The end follows the stream's own duration unless the
-    clock says it drifted more than its tolerance, so drift is corrected at cuts.
+    before the previous segment's end. The end follows the stream's own duration unless, in
+    a run of contiguous segments, the clock says the camera drifted more than its tolerance:
+    drift is corrected at cuts.
     """
     duration = max(0.0, end_s - first_s)
     if contiguous and previous_end is not None:
@@ -146,9 +147,10 @@ def segment_times(
         if previous_end is not None and start < previous_end:
             start = previous_end
     end = start + duration
-    estimate = clock.wall(end_s)
-    if abs(estimate - end) > clock.tolerance_s:
-        end = max(start, estimate)
+    if contiguous:
+        estimate = clock.wall(end_s)
+        if abs(estimate - end) > clock.tolerance_s:
+            end = max(start, estimate)
     return SegmentTimes(start, end)
 
 

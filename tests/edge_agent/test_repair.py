@@ -1,0 +1,117 @@
+"""Start-up repair: unknown files indexed, unplayable ones quarantined, missing rows removed."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from recording_helpers import copy_clip
+
+from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.paths import segment_relpath
+from edge_agent.recording.repair import QUARANTINE, scan_and_repair
+from testbed.footage import Footage
+
+T0 = 1_795_000_000.0
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[SegmentIndex]:
+    idx = SegmentIndex(tmp_path / "index.db")
+    yield idx
+    idx.close()
+
+
+def test_unindexed_file_is_probed_and_chained_as_repaired(
+    footage: Footage, tmp_path: Path, index: SegmentIndex
+) -> None:
+    storage = tmp_path / "storage"
+    index.add_segment(copy_clip(footage.main_h264_aac, storage, "cam1", T0, 4.0).seal())
+    crashed = copy_clip(footage.main_h264_aac, storage, "cam1", T0 + 4.0, 2.0)
+
+    report = scan_and_repair(index, storage)
+
+    assert report.changed
+    assert report.indexed == [crashed.relpath]
+    first, second = index.segments_by_id("cam1")
+    assert second.path == crashed.relpath
+    assert second.repaired == 1
+    assert second.start == first.end  # named to the second, placed on the exact seam
+    assert second.end == pytest.approx(second.start + 2.0)
+    assert (second.codec, second.width, second.audio_codec) == ("h264", 1920, "aac")
+    assert index.verify_chain("cam1", storage) == []
+    assert "1 unindexed segment(s) indexed" in report.summary()
+    again = scan_and_repair(index, storage)
+    assert not again.changed
+
+
+def test_unplayable_file_is_moved_to_quarantine_not_deleted(
+    tmp_path: Path, index: SegmentIndex
+) -> None:
+    storage = tmp_path / "storage"
+    rel = segment_relpath("cam1", T0)
+    (storage / rel).parent.mkdir(parents=True)
+    (storage / rel).write_bytes(b"\0" * 4096)  # a crash before the header reached the disk
+
+    report = scan_and_repair(index, storage)
+
+    assert not (storage / rel).exists()
+    assert (storage / QUARANTINE / rel).read_bytes() == b"\0" * 4096
+    assert len(report.quarantined) == 1 and rel in report.quarantined[0]
+    assert index.segments() == []
+    assert rel in report.summary()
+    assert not scan_and_repair(index, storage).changed  # .quarantine is not scanned again
+
+
+def test_row_without_file_is_removed_with_a_gap_and_a_tombstone(
+    footage: Footage, tmp_path: Path, index: SegmentIndex
+) -> None:
+    storage = tmp_path / "storage"
+    kept = index.add_segment(copy_clip(footage.main_h264, storage, "cam1", T0, 2.0).seal())
+    lost = index.add_segment(copy_clip(footage.main_h264, storage, "cam1", T0 + 2, 2.0).seal())
+    (storage / lost.path).unlink()
+
+    report = scan_and_repair(index, storage)
+
+    assert report.missing == [lost.path]
+    assert [s.path for s in index.segments("cam1")] == [kept.path]
+    (gap,) = index.gaps("cam1")
+    assert (gap.start, gap.end, gap.reason) == (lost.start, lost.end, "segment file missing")
+    (tomb,) = index.removed_segments("cam1")
+    assert tomb["path"] == lost.path
+    assert index.verify_chain("cam1", storage) == []  # the agent's own removal, on record
+
+
+def test_row_whose_whole_day_folder_is_gone_is_removed(
+    footage: Footage, tmp_path: Path, index: SegmentIndex
+) -> None:
+    storage = tmp_path / "storage"
+    seg = index.add_segment(copy_clip(footage.main_h264, storage, "cam2", T0, 2.0).seal())
+    for path in sorted((storage / "cam2").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+
+    report = scan_and_repair(index, storage)
+
+    assert report.missing == [seg.path]
+    assert index.segments() == []
+
+
+def test_open_gaps_close_where_recording_resumed_or_now(
+    footage: Footage, tmp_path: Path, index: SegmentIndex
+) -> None:
+    storage = tmp_path / "storage"
+    resumed = copy_clip(footage.main_h264, storage, "cam1", T0 + 30, 2.0)
+    index.add_segment(resumed.seal())
+    index.open_gap("cam1", T0, "connection refused")
+    index.open_gap("cam2", T0, "read timeout")
+
+    report = scan_and_repair(index, storage)
+
+    assert report.gaps_closed == 2
+    (cam1_gap,) = index.gaps("cam1")
+    assert cam1_gap.end == resumed.start
+    (cam2_gap,) = index.gaps("cam2")
+    assert cam2_gap.end is not None and cam2_gap.end > T0
+
+
+def test_missing_storage_folder_is_nothing_to_repair(tmp_path: Path, index: SegmentIndex) -> None:
+    assert not scan_and_repair(index, tmp_path / "absent").changed

@@ -1,0 +1,80 @@
+"""Segment files: fragmented MP4 by packet copy, HEVC as hvc1, audio rules, crash tolerance."""
+
+import shutil
+from pathlib import Path
+
+import av
+from recording_helpers import copy_clip, decoded_frames, ffprobe, fill
+
+from edge_agent.recording.index import file_sha256
+from edge_agent.recording.paths import segment_relpath
+from edge_agent.recording.probe import probe_segment
+from edge_agent.recording.segment_writer import SegmentFile, free_relpath, mp4_accepts
+from testbed.footage import Footage
+
+T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
+
+
+def test_h264_segment_is_sealed_with_its_facts(footage: Footage, tmp_path: Path) -> None:
+    closed = copy_clip(footage.main_h264, tmp_path, "cam1", T0, 4.0)
+    info = closed.seal()
+    assert info.path == segment_relpath("cam1", T0) == "cam1/2026-11-18/11/06.40.mp4"
+    assert (tmp_path / info.path).is_file()
+    assert info.sha256 == file_sha256(tmp_path / info.path)
+    assert info.bytes == (tmp_path / info.path).stat().st_size
+    assert (info.codec, info.width, info.height, info.audio_codec) == ("h264", 1920, 1080, None)
+    (stream,) = ffprobe(tmp_path / info.path)
+    assert (stream["codec_name"], stream["codec_tag_string"]) == ("h264", "avc1")
+    assert int(stream["nb_read_packets"]) == 100  # 4 s at 25 fps, nothing lost or added
+    assert decoded_frames(tmp_path / info.path) == 100
+
+
+def test_hevc_is_tagged_hvc1(footage: Footage, tmp_path: Path) -> None:
+    closed = copy_clip(footage.main_h265, tmp_path, "cam1", T0, 2.0)
+    (stream,) = ffprobe(closed.path)
+    assert (stream["codec_name"], stream["codec_tag_string"]) == ("hevc", "hvc1")
+    assert decoded_frames(closed.path) == 50
+
+
+def test_aac_is_kept_and_g711_is_not_storable(footage: Footage, tmp_path: Path) -> None:
+    closed = copy_clip(footage.main_h264_aac, tmp_path, "cam1", T0, 2.0)
+    assert closed.audio_codec == "aac"
+    kinds = {s["codec_type"]: s["codec_name"] for s in ffprobe(closed.path)}
+    assert kinds == {"video": "h264", "audio": "aac"}
+    assert mp4_accepts("aac")
+    assert not mp4_accepts("pcm_alaw")
+    assert not mp4_accepts("pcm_mulaw")
+
+
+def test_a_taken_name_moves_on_by_a_second(tmp_path: Path) -> None:
+    first = tmp_path / segment_relpath("cam1", T0)
+    first.parent.mkdir(parents=True)
+    first.write_bytes(b"x")
+    assert free_relpath(tmp_path, "cam1", T0) == segment_relpath("cam1", T0 + 1)
+    assert free_relpath(tmp_path, "cam2", T0) == segment_relpath("cam2", T0)
+
+
+def test_a_file_cut_short_while_writing_still_plays(footage: Footage, tmp_path: Path) -> None:
+    """What a power cut leaves: the fragments written so far, no trailer."""
+    with av.open(str(footage.main_h264)) as src:
+        segment = SegmentFile(tmp_path, "cam1", T0, src.streams.video[0], None)
+        fill(segment, src, 6.0)
+        crashed = tmp_path / "crashed.mp4"
+        shutil.copyfile(segment.path, crashed)  # copied before close: no last fragment
+        segment.close(end=T0 + 6)
+    probe = probe_segment(crashed)
+    assert probe.playable, probe.problem
+    assert probe.duration == 4.0  # whole 2 s fragments; the one still open is lost
+    assert decoded_frames(crashed) == 100
+    full = probe_segment(segment.path)
+    assert full.duration == 6.0
+    assert full.frames == 150
+
+
+def test_probe_names_what_is_wrong(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0" * 5000)
+    assert not probe_segment(junk).playable
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert probe_segment(empty).problem is not None
