@@ -12,7 +12,8 @@ function fsvMediaSource() {
 }
 
 class FsvPlayer {
-  // video: a <video> element; url: the WebSocket path; opts: {live, onState(text), onEnd(reason), hls}
+  // video: a <video> element; url: the WebSocket path;
+  // opts: {live, onState(text), onEnd(reason), hls, startAt (UTC seconds to show first, replay)}
   constructor(video, url, opts = {}) {
     this.video = video;
     this.url = url;
@@ -20,6 +21,8 @@ class FsvPlayer {
     this.onState = opts.onState || (() => {});
     this.onEnd = opts.onEnd || (() => {});
     this.hlsUrl = opts.hls || null;
+    this.startAt = opts.startAt == null ? null : opts.startAt;
+    this.target = null; // media time to jump to once it is buffered
     this.ws = null;
     this.ms = null;
     this.sb = null;
@@ -114,12 +117,17 @@ class FsvPlayer {
     this._detach(); // a new hello is a new timeline
     this.hello = msg;
     this.originWall = msg.origin_wall;
+    // The stream starts at the keyframe before the asked time: show that time once buffered.
+    if (this.startAt != null && msg.origin_wall != null) this.target = Math.max(0, this.startAt - msg.origin_wall);
     const ms = new MS();
     this.ms = ms;
     this.video.disableRemotePlayback = true;
     this.video.src = URL.createObjectURL(ms);
     ms.addEventListener("sourceopen", () => {
       if (this.ms !== ms) return;
+      // An open-ended stream: otherwise the duration follows the first bytes appended and a
+      // seek beyond it is clamped to it.
+      ms.duration = Infinity;
       this.sb = ms.addSourceBuffer(msg.mime);
       this.sb.mode = "segments";
       this.sb.addEventListener("updateend", () => this._updated());
@@ -148,6 +156,10 @@ class FsvPlayer {
   _updated() {
     const v = this.video;
     const b = v.buffered;
+    if (b.length && this.target != null && b.end(b.length - 1) >= this.target + 0.1) {
+      v.currentTime = this.target; // a seek past the buffered end would be cut short
+      this.target = null;
+    }
     if (b.length) {
       if (!this.playing) {
         this.playing = true;

@@ -84,14 +84,11 @@ function seek(ts) {
   const state = document.getElementById("state");
   const player = new FsvPlayer(video, url, {
     live: false,
+    startAt: ts,
     onState: (text) => { state.textContent = text; },
     onEnd: (reason) => { if (reason !== "no viewers") state.textContent = `结束 ended: ${reason}`; },
   });
   video.playbackRate = speed;
-  // The stream starts at the keyframe before `ts`: show `ts` itself once it is buffered.
-  video.addEventListener("loadeddata", () => {
-    if (player.originWall != null) video.currentTime = Math.max(0, ts - player.originWall);
-  }, { once: true });
   replay.player = player.start();
   document.getElementById("from").value = clock(ts);
   document.getElementById("to").value = clock(ts + 60);

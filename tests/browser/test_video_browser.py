@@ -1,0 +1,166 @@
+"""End to end in headless Chromium: RTSP camera → edge agent → MQTT + uplink → central → page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+from conftest import Browse
+from video_system import CAMERA, SITE, VideoSystem, wait_until
+
+from testbed.footage import read_frame_counter
+
+pytestmark = pytest.mark.slow
+LIVE = f"/api/v1/video/live/{SITE}/{CAMERA}"
+
+
+def _login(system: VideoSystem, user: str) -> dict[str, Any]:
+    return {"url": system.url, "username": user, "password": system.users[user]}
+
+
+def _upstreams(system: VideoSystem) -> list[dict[str, Any]]:
+    ups: list[dict[str, Any]] = system.api("GET", "/api/v1/video/status", user="admin")["upstreams"]
+    return ups
+
+
+def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None:
+    patch = {"name": "后厨 Kitchen", "station": "kitchen_prep"}  # admins name cameras
+    system.api("PATCH", f"/api/v1/sites/{SITE}/cameras/{CAMERA}", user="admin", body=patch)
+    seen = browse(mode="live", **_login(system, "inspector-a"))
+    assert seen["tiles"] == 1 and seen["errors"] == []
+    first, second = seen["first"], seen["second"]
+    assert second["currentTime"] > first["currentTime"] + 2.0  # the video keeps playing
+    assert second["frames"] > first["frames"] + 40  # frames are decoded (25 fps sub stream)
+    assert second["counter"] != first["counter"]  # and the picture changes
+    assert seen["size"] == [640, 360]  # the sub stream, relayed as is
+    caption = seen["caption"]
+    assert (
+        "后厨 Kitchen" in caption and "kitchen_prep" in caption and "中卫市第一小学食堂" in caption
+    )
+    assert seen["online"] is True
+
+
+async def _viewers(system: VideoSystem, count: int) -> list[int]:
+    """Open `count` viewers at once; each reads up to its first keyframe fragment."""
+    headers = {"Authorization": f"Bearer {system.token('inspector-a')}"}
+    async with aiohttp.ClientSession(system.url) as http:
+        sockets = [await http.ws_connect(LIVE, headers=headers) for _ in range(count)]
+        firsts = []
+        for ws in sockets:
+            async with asyncio.timeout(20):
+                while True:
+                    msg = await ws.receive()
+                    if isinstance(msg.data, bytes) and msg.data[0] == 2:
+                        firsts.append(msg.data[1] & 1)
+                        break
+        ups = await asyncio.to_thread(_upstreams, system)
+        live = [u for u in ups if u["camera"] == CAMERA and u["mode"] == "live"]
+        assert len(live) == 1 and live[0]["viewers"] == count, ups
+        for ws in sockets:
+            await ws.close()
+    return firsts
+
+
+def test_twenty_viewers_one_upstream_which_goes_away_after_the_last(system: VideoSystem) -> None:
+    firsts = asyncio.run(_viewers(system, 20))
+    assert firsts == [1] * 20  # every viewer starts at a keyframe
+    wait_until(lambda: not _upstreams(system), 30, "the upstream to stop after the linger")
+
+
+def _expected_counter(system: VideoSystem, at: float) -> int:
+    """The frame counter the recording shows at UTC `at`, decoded from the segment file."""
+    db = sqlite3.connect(system.root / "edge-state" / "index.db")
+    row = db.execute(
+        'select path, start from segments where camera = ? and start <= ? and "end" > ?',
+        [CAMERA, at, at],
+    ).fetchone()
+    db.close()
+    assert row, "no segment covers the chosen time"
+    path, start = row
+    shown = None
+    with av.open(str(system.root / "recordings" / path)) as container:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base or Fraction(1, 90000))
+        first = None
+        for frame in container.decode(stream):
+            first = frame.pts if first is None else first
+            if start + (frame.pts - first) * tb > at + 1e-6:
+                break
+            shown = frame
+    assert shown is not None
+    image = np.asarray(shown.to_ndarray(format="gray"), dtype=np.uint8)
+    return read_frame_counter(image)
+
+
+def test_replay_seeks_to_the_right_frame(system: VideoSystem, browse: Browse) -> None:
+    wait_until(lambda: bool(system.recorded_ranges(8)), 40, "8 s of indexed recording")
+    at = system.recorded_ranges(8)[0]["start"] + 3.3
+    expected = _expected_counter(system, at)
+    seen = browse(mode="replay", site=SITE, camera=CAMERA, at=at, **_login(system, "inspector-a"))
+    assert seen["size"] == [1920, 1080]  # replay plays the recorded main stream
+    assert seen["originWall"] <= at
+    assert seen["counter"] == expected, json.dumps(seen)
+    assert seen["ranges"] >= 1
+
+
+def test_an_exported_clip_verifies_and_a_tampered_one_fails(
+    system: VideoSystem, tmp_path: Path
+) -> None:
+    wait_until(lambda: bool(system.recorded_ranges(8)), 40, "8 s of indexed recording")
+    first = system.recorded_ranges(8)[0]
+    job = system.api(
+        "POST",
+        "/api/v1/video/exports",
+        user="inspector-a",
+        body={
+            "site_id": SITE,
+            "camera_id": CAMERA,
+            "start": first["start"] + 1,
+            "end": first["start"] + 6,
+        },
+    )
+
+    def status() -> str:
+        items = system.api("GET", "/api/v1/video/exports", user="inspector-a")["items"]
+        return str(next(j for j in items if j["id"] == job["id"])["status"])
+
+    wait_until(lambda: status() in ("done", "failed"), 40, "the export")
+    assert status() == "done"
+    clip = tmp_path / "clip.mp4"
+    manifest = tmp_path / "clip.json"
+    base = f"/api/v1/video/exports/file?id={job['id']}"
+    clip.write_bytes(system.api("GET", base, user="inspector-a", raw=True))
+    manifest.write_bytes(system.api("GET", base + "&part=manifest", user="inspector-a", raw=True))
+    verify = [
+        sys.executable,
+        "-m",
+        "central",
+        "verify-clip",
+        str(clip),
+        str(manifest),
+        "--data-dir",
+        str(system.root / "central"),
+    ]
+    ok = subprocess.run(verify, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    data = bytearray(clip.read_bytes())
+    data[-100] ^= 0x01
+    clip.write_bytes(bytes(data))
+    bad = subprocess.run(verify, capture_output=True, text=True)
+    assert bad.returncode == 1 and "altered" in bad.stdout
+
+
+def test_a_county_b_user_cannot_open_a_county_a_camera(system: VideoSystem, browse: Browse) -> None:
+    seen = browse(mode="scope", site=SITE, camera=CAMERA, **_login(system, "inspector-b"))
+    assert seen["tiles"] == 0
+    assert seen["ws"] == {"opened": False, "messages": 0}

@@ -1,0 +1,133 @@
+// Drives central's video pages in headless Chromium and prints what it saw as one JSON line.
+// Usage: node video_pages.mjs '{"mode": "live"|"replay"|"scope", "url": ..., "username": ...,
+//   "password": ..., "site": ..., "camera": ..., "at": <UTC seconds, replay>}'
+import { chromium } from "playwright-core";
+
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--autoplay-policy=no-user-gesture-required",
+];
+const opts = JSON.parse(process.argv[2]);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function login(page) {
+  await page.goto(`${opts.url}/login`);
+  await page.fill('input[name="username"]', opts.username);
+  await page.fill('input[name="password"]', opts.password);
+  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+}
+
+// The burned-in 12-bit frame counter of the test footage (testbed/footage.py), read from the
+// picture on screen: white cells are ones, most significant bit left, top right of 1920x1080.
+const READ_COUNTER = (video) => {
+  const w = video.videoWidth;
+  const h = video.videoHeight;
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h);
+  let value = 0;
+  for (let bit = 0; bit < 12; bit++) {
+    const x = Math.floor(((1416 + (11 - bit) * 40 + 20) * w) / 1920);
+    const y = Math.floor(((24 + 20) * h) / 1080);
+    const [r, g, b] = ctx.getImageData(x, y, 1, 1).data;
+    if ((r + g + b) / 3 > 128) value |= 1 << bit;
+  }
+  return value;
+};
+
+async function live(page) {
+  const started = Date.now();
+  await page.goto(`${opts.url}/live?grid=1`);
+  await page.waitForFunction(() => window.fsvWall && window.fsvWall.ready && window.fsvWall.tiles.length > 0);
+  await page.waitForFunction(() => window.fsvWall.tiles[0].player.firstFrameMs != null, null, { timeout: 20000 });
+  const video = await page.evaluateHandle(() => window.fsvWall.tiles[0].video);
+  const sample = async () => ({
+    counter: await page.evaluate(READ_COUNTER, video),
+    ...(await page.evaluate(() => {
+      const t = window.fsvWall.tiles[0];
+      return { currentTime: t.video.currentTime, frames: t.player.framesDecoded(), paused: t.video.paused };
+    })),
+  });
+  const first = await sample();
+  await sleep(3000);
+  const second = await sample();
+  const info = await page.evaluate(() => {
+    const t = window.fsvWall.tiles[0];
+    return {
+      firstFrameMs: t.player.firstFrameMs,
+      caption: t.el.querySelector(".cap").textContent,
+      online: t.el.classList.contains("online"),
+      badge: t.el.querySelector(".badge").hidden ? null : t.el.querySelector(".badge").textContent,
+      tiles: window.fsvWall.tiles.length,
+      latencyS: Date.now() / 1000 - t.player.wallNow(),
+      size: [t.video.videoWidth, t.video.videoHeight],
+    };
+  });
+  return { ...info, first, second, pageMs: Date.now() - started };
+}
+
+async function replay(page) {
+  const hash = new URLSearchParams({ site: opts.site, camera: opts.camera, t: String(opts.at) });
+  await page.goto(`${opts.url}/replay#${hash}`);
+  await page.waitForFunction(() => window.fsvReplay && window.fsvReplay.ready);
+  await page.waitForFunction(() => {
+    const p = window.fsvReplay.player;
+    return p && p.originWall != null && p.target == null && p.video.readyState >= 2;
+  }, null, { timeout: 20000 });
+  const seekMs = await page.evaluate(() => window.fsvReplay.player.firstFrameMs);
+  const shown = await page.evaluate(async ({ at }) => {
+    const p = window.fsvReplay.player;
+    const v = p.video;
+    const within = (ms, promise) => Promise.race([promise, new Promise((r) => setTimeout(r, ms))]);
+    v.pause();
+    const seeked = new Promise((r) => v.addEventListener("seeked", r, { once: true }));
+    v.currentTime = at - p.originWall;
+    const didSeek = await within(5000, seeked.then(() => true));
+    const didPaint = await within(1000, new Promise((r) => v.requestVideoFrameCallback((_n, m) => r(m.mediaTime))));
+    const buffered = [];
+    for (let i = 0; i < v.buffered.length; i++) buffered.push([v.buffered.start(i), v.buffered.end(i)]);
+    return { originWall: p.originWall, currentTime: v.currentTime, size: [v.videoWidth, v.videoHeight],
+      buffered, readyState: v.readyState, state: document.getElementById("state").textContent,
+      target: at - p.originWall, didSeek: didSeek === true, paintedMediaTime: didPaint ?? null };
+  }, { at: opts.at });
+  shown.counter = await page.evaluate(READ_COUNTER, await page.evaluateHandle(() => window.fsvReplay.player.video));
+  const drawn = await page.evaluate(() => ({
+    ranges: document.querySelectorAll("#timeline .rec").length,
+    gaps: document.querySelectorAll("#timeline .gap").length,
+    clock: document.getElementById("clock").textContent,
+  }));
+  return { ...shown, ...drawn, seekMs };
+}
+
+async function scope(page) {
+  await page.goto(`${opts.url}/live`);
+  await page.waitForFunction(() => window.fsvWall && window.fsvWall.ready);
+  const tiles = await page.evaluate(() => window.fsvWall.tiles.length);
+  const ws = await page.evaluate(({ site, camera }) => new Promise((resolve) => {
+    const sock = new WebSocket(`ws://${location.host}/api/v1/video/live/${site}/${camera}`);
+    let messages = 0;
+    sock.onmessage = () => { messages += 1; };
+    sock.onopen = () => resolve({ opened: true, messages });
+    sock.onerror = () => resolve({ opened: false, messages });
+  }), { site: opts.site, camera: opts.camera });
+  return { tiles, ws };
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await login(page);
+  const modes = { live, replay, scope };
+  const result = await modes[opts.mode](page);
+  console.log(JSON.stringify({ ok: true, ...result, errors }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

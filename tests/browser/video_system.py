@@ -1,0 +1,193 @@
+"""The whole video path on loopback: RTSP camera, broker, central and an edge agent (processes).
+
+Shaped like testbed.demo, but lean for tests: one camera (main + sub), 5 s segments, no
+detection, and central's relay lingering briefly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from central.accounts import issue_site_credentials, set_password, write_acl
+from central.config import BrokerAdminConfig
+from testbed.demo import shipped_broker_options
+from testbed.mosquitto import Broker
+from testbed.ports import free_port, port_accepts
+from testbed.rtsp import RtspServer
+
+REPO = Path(__file__).resolve().parents[2]
+SITE = "demo-canteen-a"
+CAMERA = "cam1"
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until true; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class VideoSystem:
+    """Broker, central and edge agent around a shared RTSP server; stopped in reverse."""
+
+    def __init__(self, root: Path, rtsp: RtspServer) -> None:
+        self.root = root
+        self.rtsp = rtsp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.broker: Broker | None = None
+        self.users: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
+
+    # --- start and stop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Broker with per-site accounts, seeded central, then the edge agent."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        admin = BrokerAdminConfig(
+            password_file=self.root / "auth" / "passwd", acl_file=self.root / "auth" / "acl"
+        )
+        central_password = os.urandom(12).hex()
+        set_password(admin, "central", central_password)
+        write_acl(admin, "central")
+        site_password = issue_site_credentials(admin, SITE, "central").password
+        self.broker = Broker(options=shipped_broker_options(admin))
+        self.broker.start()
+        self._start_central(admin, central_password)
+        edge_yaml = self.root / "edge.yaml"
+        edge_yaml.write_text(yaml.safe_dump(self._edge_config()))
+        env = {**os.environ, "EDGE_CRED_MQTT_USER": SITE, "EDGE_CRED_MQTT_PASSWORD": site_password}
+        self._spawn("edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
+
+    def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
+        assert self.broker is not None
+        return {
+            "data_dir": str(self.root / "central"),
+            "http": {"host": "127.0.0.1", "port": self.port},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "reconnect_max_s": 2},
+            "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
+            "web": {"base_url": self.url, "cookie_secure": False},
+        }
+
+    def _start_central(self, admin: BrokerAdminConfig, password: str) -> None:
+        config = self.root / "central.yaml"
+        config.write_text(yaml.safe_dump(self._central_config(admin)))
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": password}
+        seeded = subprocess.run(
+            [sys.executable, "-m", "central", "seed-demo", "--json", "-c", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        self.users = {u["username"]: u["password"] for u in json.loads(seeded.stdout)["users"]}
+        self._spawn("central", ["-m", "central", "run", "-c", str(config)], env)
+        wait_until(lambda: port_accepts(self.port), 30, "central to listen")
+
+    def _edge_config(self) -> dict[str, Any]:
+        assert self.broker is not None
+        return {
+            "site_id": SITE,
+            "storage": {"path": str(self.root / "recordings"), "segment_seconds": 5},
+            "data_dir": str(self.root / "edge-state"),
+            "central_url": self.url,
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": self.broker.port,
+                "tls": None,
+                "heartbeat_interval_s": 5,
+                "reconnect_max_s": 2,
+            },
+            "detection": {"enabled": False},
+            "cameras": [
+                {
+                    "id": CAMERA,
+                    "name": "后厨 Kitchen",
+                    "station": "kitchen_prep",
+                    "main_url": self.rtsp.url("cam1"),
+                    "sub_url": self.rtsp.url("cam1_sub"),
+                },
+            ],
+        }
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.root / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
+        self.procs.append((name, proc))
+
+    def stop(self) -> None:
+        """SIGTERM in reverse order (SIGKILL after 20 s), then the broker."""
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self.broker is not None:
+            self.broker.close()
+
+    def logs(self) -> str:
+        """The tail of every process log, for failure messages."""
+        out = []
+        for name, _ in self.procs:
+            text = (self.root / f"{name}.log").read_text(errors="replace")
+            out.append(f"--- {name} ---\n{text[-3000:]}")
+        return "\n".join(out)
+
+    # --- the API as a user ----------------------------------------------------------------
+
+    def token(self, username: str) -> str:
+        """A bearer token of `username`."""
+        if username not in self._tokens:
+            body = {"username": username, "password": self.users[username], "kind": "bearer"}
+            self._tokens[username] = self.api("POST", "/api/v1/auth/login", body=body)["token"]
+        return self._tokens[username]
+
+    def api(
+        self, method: str, path: str, user: str | None = None, body: Any = None, raw: bool = False
+    ) -> Any:
+        """A JSON API call (bytes with `raw`); raises urllib's HTTPError on an error status."""
+        headers = {"Content-Type": "application/json"}
+        if user is not None:
+            headers["Authorization"] = f"Bearer {self.token(user)}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            data = resp.read()
+            return json.loads(data) if not raw and "json" in resp.headers["Content-Type"] else data
+
+    def recorded_ranges(self, min_s: float) -> list[dict[str, Any]]:
+        """Recorded ranges of the last hour lasting at least `min_s` seconds."""
+        now = time.time()
+        path = f"/api/v1/video/recordings/{SITE}/{CAMERA}?start={now - 3600}&end={now}"
+        ranges: list[dict[str, Any]] = self.api("GET", path, user="admin")["ranges"]
+        return [r for r in ranges if r["end"] - r["start"] >= min_s]
+
+    def camera_listed(self) -> bool:
+        """True once central knows the edge's camera (from its retained state)."""
+        cams = self.api("GET", "/api/v1/cameras", user="admin")["items"]
+        return any(c["camera_id"] == CAMERA and c.get("state") == "online" for c in cams)
