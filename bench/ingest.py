@@ -5,6 +5,7 @@ Starts a broker with the shipped policy (configs/mosquitto), a `central-server r
 process, and:
   1. throughput: `--sites` generator processes, each a site publishing `--events` events
      at QoS 1 as fast as it can; the rate is rows / (last - first ingest stamp) at central;
+     then how long after the last row the alert feed (regulator hooks) caught up;
   2. backlog drain: the same with central stopped while they publish, then started: how
      fast central catches up with what the broker queued in its persistent session;
   3. latency: one edge (Outbox + MqttLink + OutboxPublisher, as in the agent) putting
@@ -139,6 +140,21 @@ class Central:
                 raise RuntimeError(f"central got fewer than {expected} rows for {site_like}")
             time.sleep(0.2)
 
+    def feed_behind(self) -> int:
+        """Event changes the alert feed has not handed to the regulator hooks yet."""
+        cursor = self.query("select value from ingest_counters where name = 'feed_cursor'")
+        last = self.query("select coalesce(max(change_seq), 0) from events")[0][0]
+        return int(last - (cursor[0][0] if cursor else 0))
+
+    def wait_feed(self, timeout: float) -> float:
+        """Seconds until the alert feed has caught up with every stored event."""
+        started = time.monotonic()
+        while self.feed_behind() > 0:
+            if time.monotonic() > started + timeout:
+                raise RuntimeError("the alert feed did not catch up")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
     def rate(self, site_like: str) -> float:
         first, last, n = self.query(
             "select min(ingested_at), max(ingested_at), count(*) from events where site like ?",
@@ -246,6 +262,7 @@ def main() -> int:
         gen_s = run_generators(broker.port, sites, args.events)
         central.wait_rows("gen-%", total, 600)
         live = central.rate("gen-%")
+        feed_lag = central.wait_feed(600)
 
         central.stop()
         run_generators(broker.port, drain_sites, args.events)
@@ -267,6 +284,7 @@ def main() -> int:
         "generators": args.sites,
         "events_per_generator": args.events,
         "generator_wall_s": round(gen_s, 2),
+        "alerts_caught_up_after_s": round(feed_lag, 1),
         "latency_p50_s": round(p50, 4),
         "latency_p95_s": round(p95, 4),
         "latency_max_s": round(lat[-1], 4),

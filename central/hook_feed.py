@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 IDLE_WAIT_S = 1.0
-YIELD_S = 0.2
+YIELD_S = 0.05
+MAX_YIELD_S = 2.0
 
 
 class IngestHooks(Protocol):
@@ -69,8 +70,9 @@ class HookFeed:
     async def run(self, changed: asyncio.Event, busy: Callable[[], bool] = lambda: False) -> None:
         """Feed until cancelled; wakes when ingest stored new changes, or every second.
 
-        While ingest has a backlog (`busy`), it pauses between batches: acknowledging what
-        the edges sent comes first, since their outboxes are bounded; alerts follow.
+        While ingest has a backlog (`busy`), it waits (up to MAX_YIELD_S) between batches:
+        acknowledging what the edges sent comes first, since their outboxes are bounded;
+        alerts follow a burst, and under sustained load still advance every MAX_YIELD_S.
         """
         while True:
             try:
@@ -79,10 +81,17 @@ class HookFeed:
                 log.exception("alert feed round failed")
                 fed = 0
             if fed and busy():
-                await asyncio.sleep(YIELD_S)
+                await self._wait_until_idle(busy)
             elif fed < self.batch:
                 try:
                     await asyncio.wait_for(changed.wait(), IDLE_WAIT_S)
                 except TimeoutError:
                     pass
                 changed.clear()
+
+    @staticmethod
+    async def _wait_until_idle(busy: Callable[[], bool]) -> None:
+        waited = 0.0
+        while busy() and waited < MAX_YIELD_S:
+            await asyncio.sleep(YIELD_S)
+            waited += YIELD_S

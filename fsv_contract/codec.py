@@ -64,7 +64,7 @@ def decode(topic: str, data: bytes) -> Message:
     return Message(info, payload)
 
 
-def _load_json(data: bytes) -> dict[str, Any]:
+def _load_json(data: bytes | bytearray) -> dict[str, Any]:
     if len(data) > MAX_PAYLOAD_BYTES:
         raise InvalidPayload(f"payload is {len(data)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
     try:
@@ -75,7 +75,8 @@ def _load_json(data: bytes) -> dict[str, Any]:
         raise InvalidPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from e
     if not isinstance(obj, dict):
         raise InvalidPayload(f"payload must be a JSON object, not {type(obj).__name__}")
-    if _depth(obj) > MAX_JSON_DEPTH:
+    # Only a payload with more brackets than the limit can be nested deeper than it.
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
         raise InvalidPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return obj
 

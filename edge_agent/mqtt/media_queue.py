@@ -4,15 +4,39 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import sqlite_utils
 
 from edge_agent.db import LockedDatabase
 from edge_agent.errors import OutboxError
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
 
 _NAME = re.compile(MEDIA_NAME_PATTERN)
+
+
+@contextmanager
+def write_transaction(ldb: LockedDatabase) -> Iterator[sqlite_utils.Database]:
+    """A transaction that takes SQLite's write lock at once (BEGIN IMMEDIATE).
+
+    Another process may write the same file (a tool, a test acting as detector): a
+    deferred transaction that read first could not upgrade to a write after that
+    process committed, and would fail at once instead of waiting for the lock.
+    """
+    with ldb.lock:
+        conn = ldb.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield ldb.db
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -68,7 +92,7 @@ class MediaQueue:
             "last_error": None,
             "failed": 0,
         }
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             db.table("media").upsert(row, pk=("event_id", "name"))
 
     def due(self, limit: int = 10) -> list[MediaItem]:
@@ -83,12 +107,12 @@ class MediaQueue:
 
     def done(self, item_id: int) -> None:
         """Central has the file: forget the job."""
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             db.execute("delete from media where id = ?", [item_id])
 
     def retry_later(self, item_id: int, delay_s: float, error: str) -> None:
         """The upload failed for now: try again after `delay_s`."""
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             db.execute(
                 "update media set attempts = attempts + 1, next_try_at = ?, last_error = ? "
                 "where id = ?",
@@ -97,7 +121,7 @@ class MediaQueue:
 
     def fail(self, item_id: int, error: str) -> None:
         """The upload can never succeed: keep the job, marked failed, with the reason."""
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             db.execute(
                 "update media set attempts = attempts + 1, failed = 1, last_error = ? where id = ?",
                 [error[:500], item_id],

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from edge_agent.db import LockedDatabase
 from edge_agent.errors import OutboxError
-from edge_agent.mqtt.media_queue import MediaQueue
+from edge_agent.mqtt.media_queue import MediaQueue, write_transaction
 from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.errors import ContractError
@@ -149,7 +149,7 @@ class Outbox:
     def put_events(self, payloads: Sequence[EventPayload]) -> None:
         """Store several events in one transaction (one disk sync); all or none."""
         rows = [self._event_row(p) for p in payloads]
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             db.table("outbox").insert_all(rows)
         self._after_put(len(rows))
 
@@ -190,7 +190,7 @@ class Outbox:
         retain: bool = False,
     ) -> None:
         row = self._row(topic, payload, kind, camera, severity, retain)
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             if kind == "camera_state":
                 db.execute(
                     "update outbox set superseded = 1 where kind = 'camera_state' and camera = ?",
@@ -272,7 +272,7 @@ class Outbox:
         if not ids:
             return 0
         deleted = 0
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 cur = db.execute(
@@ -312,7 +312,7 @@ class Outbox:
         now = self._clock()
         dropped: dict[str, int] = {}
         oldest: float | None = None
-        with self._ldb.transaction() as db:
+        with write_transaction(self._ldb) as db:
             cutoff = now - self.limits.max_age_s
             oldest = _min_created(db, "created_at < ?", [cutoff], oldest)
             _add(dropped, _delete_where(db, "created_at < ?", [cutoff], None))

@@ -108,12 +108,19 @@ class CentralProcess:
         return data
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read central's database (read-only, beside the running process)."""
-        db = sqlite3.connect(f"file:{self.data_dir / 'central.db'}?mode=ro", uri=True, timeout=10)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+        """Read central's database beside the running process (retried while it is busy)."""
+        deadline = time.monotonic() + 30
+        while True:
+            db = sqlite3.connect(self.data_dir / "central.db", timeout=10)
+            try:
+                return db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                # After a kill -9 the first reader may have to wait for WAL recovery.
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+            finally:
+                db.close()
+            time.sleep(0.1)
 
     def event_count(self) -> int:
         """Rows in central's events table."""
