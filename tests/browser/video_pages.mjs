@@ -69,6 +69,22 @@ async function live(page) {
   return { ...info, first, second, pageMs: Date.now() - started };
 }
 
+async function glass(page) {
+  await page.goto(`${opts.url}/live?grid=1`);
+  await page.waitForFunction(() => window.fsvWall && window.fsvWall.ready && window.fsvWall.tiles.length > 0);
+  await page.waitForFunction(() => window.fsvWall.tiles[0].player.firstFrameMs != null, null, { timeout: 20000 });
+  const firstFrameMs = await page.evaluate(() => window.fsvWall.tiles[0].player.firstFrameMs);
+  const video = await page.evaluateHandle(() => window.fsvWall.tiles[0].video);
+  await sleep(3000);
+  const samples = [];
+  for (let i = 0; i < 40; i++) {
+    const counter = await page.evaluate(READ_COUNTER, video);
+    samples.push({ at: Date.now(), counter });
+    await sleep(100);
+  }
+  return { firstFrameMs, samples };
+}
+
 async function replay(page) {
   const hash = new URLSearchParams({ site: opts.site, camera: opts.camera, t: String(opts.at) });
   await page.goto(`${opts.url}/replay#${hash}`);
@@ -122,7 +138,7 @@ try {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await login(page);
-  const modes = { live, replay, scope };
+  const modes = { live, replay, scope, glass };
   const result = await modes[opts.mode](page);
   console.log(JSON.stringify({ ok: true, ...result, errors }));
 } catch (e) {

@@ -165,14 +165,22 @@ class FsvPlayer {
         this.playing = true;
         if (v.currentTime < b.start(0) || v.currentTime > b.end(b.length - 1)) v.currentTime = b.start(0);
         v.play().catch(() => {});
-      } else if (this.live && b.end(b.length - 1) - v.currentTime > 1.5) {
-        v.currentTime = b.end(b.length - 1) - 0.3; // fell behind (tab hidden, slow link): catch up
+      } else if (this.live) {
+        this._keepUp(b.end(b.length - 1) - v.currentTime);
       } else if (v.readyState < 3) {
         this._skipHole(b);
       }
     }
     this._trim(false);
     this._pump();
+  }
+
+  // Live: stay close to the newest frame. The start shows the cached GOP's keyframe at once,
+  // then jumps to the live edge; a small lag is caught up by playing a little faster.
+  _keepUp(lag) {
+    const v = this.video;
+    if (lag > 1.0) v.currentTime = v.buffered.end(v.buffered.length - 1) - 0.2;
+    else v.playbackRate = lag > 0.4 ? 1.15 : 1.0;
   }
 
   // Replay across an outage: jump to the next buffered range instead of waiting in the hole.
