@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fsv_contract import video
 from fsv_contract.payloads import Level, UtcDatetime
 
 HOLD = "hold"
@@ -44,4 +45,8 @@ class ReleaseArgs(_Args):
     ref: str = Field(min_length=1, max_length=128)
 
 
-COMMAND_ARGS: dict[str, type[_Args]] = {HOLD: HoldArgs, RELEASE: ReleaseArgs}
+COMMAND_ARGS: dict[str, type[BaseModel]] = {
+    HOLD: HoldArgs,
+    RELEASE: ReleaseArgs,
+    **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip
+}

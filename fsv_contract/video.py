@@ -1,6 +1,7 @@
 """The video part of contract v1: command verbs and arguments, the media uplink, clip manifests.
 
-Central asks an edge for video with an MQTT command (`fsv/v1/{site}/cmd/{verb}`); the edge
+Central asks an edge for video with an MQTT command (`fsv/v1/{site}/cmd/{verb}`; times in
+the arguments are ISO 8601 UTC like every contract time); the edge
 answers by opening a WebSocket to central (it never accepts connections itself) and pushing
 binary frames: a fixed header (`FrameHeader`) followed by an fMP4 init segment, fMP4
 fragments, or chunks of an exported file. Text frames carry JSON control messages.
@@ -18,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fsv_contract.errors import InvalidPayload
-from fsv_contract.payloads import LEVEL_PATTERN
+from fsv_contract.payloads import LEVEL_PATTERN, UtcDatetime
 
 # Command verbs (topic level `cmd/{verb}`).
 VERB_STREAM_START = "stream_start"
@@ -51,9 +52,9 @@ class StreamStartArgs(_Args):
     camera: str = Field(pattern=LEVEL_PATTERN)
     stream: Stream = "sub"
     mode: Mode = "live"
-    start: float | None = Field(None, ge=0, description="replay: UTC epoch seconds to start at")
+    start: UtcDatetime | None = Field(None, description="replay: the time to start at")
     speed: float = Field(1.0, ge=0.25, le=16.0, description="replay pace, x real time")
-    expires_at: float | None = Field(None, ge=0, description="ignore the command after this")
+    expires_at: UtcDatetime | None = Field(None, description="ignore the command after this")
 
     @model_validator(mode="after")
     def _replay_has_start(self) -> StreamStartArgs:
@@ -72,12 +73,12 @@ class RecordingsArgs(_Args):
     """`recordings`: the recorded ranges and gaps of a camera in [start, end)."""
 
     camera: str = Field(pattern=LEVEL_PATTERN)
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
+    start: UtcDatetime
+    end: UtcDatetime
 
     @model_validator(mode="after")
     def _bounded(self) -> RecordingsArgs:
-        if not 0 < self.end - self.start <= MAX_RANGE_QUERY_S:
+        if not 0 < (self.end - self.start).total_seconds() <= MAX_RANGE_QUERY_S:
             raise ValueError(f"end must follow start by at most {MAX_RANGE_QUERY_S:.0f} s")
         return self
 
@@ -87,14 +88,23 @@ class ExportArgs(_Args):
 
     token: str = Field(pattern=TOKEN_PATTERN)
     camera: str = Field(pattern=LEVEL_PATTERN)
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
+    start: UtcDatetime
+    end: UtcDatetime
 
     @model_validator(mode="after")
     def _bounded(self) -> ExportArgs:
-        if not 0 < self.end - self.start <= MAX_EXPORT_S:
+        if not 0 < (self.end - self.start).total_seconds() <= MAX_EXPORT_S:
             raise ValueError(f"end must follow start by at most {MAX_EXPORT_S:.0f} s")
         return self
+
+
+# The argument model of each video verb (merged into fsv_contract.commands.COMMAND_ARGS).
+COMMAND_ARGS: dict[str, type[_Args]] = {
+    VERB_STREAM_START: StreamStartArgs,
+    VERB_STREAM_STOP: StreamStopArgs,
+    VERB_RECORDINGS: RecordingsArgs,
+    VERB_EXPORT: ExportArgs,
+}
 
 
 # --- the uplink's binary frames --------------------------------------------------------------

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,12 @@ class ExportStore:
         """Record the job and ask the edge for the clip; returns the job row."""
         export_id = str(uuid.uuid4())
         token = new_token()
-        args = ExportArgs(token=token, camera=camera["camera_id"], start=start, end=end)
+        args = ExportArgs(
+            token=token,
+            camera=camera["camera_id"],
+            start=datetime.fromtimestamp(start, UTC),
+            end=datetime.fromtimestamp(end, UTC),
+        )
         row = {
             "id": export_id,
             "site_id": camera["site_id"],
@@ -127,7 +133,7 @@ class ExportStore:
         self._tokens[token] = (export_id, time.monotonic() + CONNECT_TIMEOUT_S)
         try:
             request_id = await asyncio.to_thread(
-                self._send, camera["site_id"], VERB_EXPORT, args.model_dump()
+                self._send, camera["site_id"], VERB_EXPORT, args.model_dump(mode="json")
             )
         except Exception as e:  # noqa: BLE001 - broker trouble: the job fails visibly
             self._tokens.pop(token, None)

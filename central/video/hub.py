@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from central.video.upstream import StreamKey, Uplink, Upstream
@@ -24,6 +25,10 @@ HEALTHY_S = 60.0  # an upstream streaming this long has its restart count forgot
 
 Sender = Callable[[str, str, dict[str, Any]], str]  # (site, verb, args) -> request id
 ReplyReader = Callable[[str], dict[str, Any] | None]  # request id -> command row with reply
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 def new_token() -> str:
@@ -125,13 +130,16 @@ class VideoHub:
             camera=key.camera,
             stream="main" if key.stream == "main" else "sub",
             mode="live" if key.shared else "replay",
-            start=upstream.last_wall if upstream.last_wall is not None else upstream.start,
+            start=_utc(upstream.last_wall if upstream.last_wall is not None else upstream.start),
             speed=upstream.speed,
-            expires_at=time.time() + self.start_timeout_s,
+            expires_at=_utc(time.time() + self.start_timeout_s),
         )
         try:
             upstream.request_id = await asyncio.to_thread(
-                self._send, key.site, VERB_STREAM_START, args.model_dump(exclude_none=True)
+                self._send,
+                key.site,
+                VERB_STREAM_START,
+                args.model_dump(mode="json", exclude_none=True),
             )
             self.commands_sent += 1
         except Exception as e:  # noqa: BLE001 - broker/database trouble: the watchdog retries

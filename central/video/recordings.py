@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from central.errors import CentralError
@@ -71,7 +72,11 @@ class RecordingsCache:
             del self._inflight[key]
 
     async def _ask(self, site: str, camera: str, start: float, end: float) -> dict[str, Any]:
-        args = RecordingsArgs(camera=camera, start=start, end=end).model_dump()
+        args = RecordingsArgs(
+            camera=camera,
+            start=datetime.fromtimestamp(start, UTC),
+            end=datetime.fromtimestamp(end, UTC),
+        ).model_dump(mode="json")
         request_id = await asyncio.to_thread(self._send, site, VERB_RECORDINGS, args)
         self.asked += 1
         deadline = time.monotonic() + self.timeout_s

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ class UplinkService:
         """`recordings`: ranges and gaps of a camera between two times."""
         a = RecordingsArgs.model_validate(args)
         self._camera(a.camera)
-        return recorded(self.index, a.camera, a.start, a.end)
+        return recorded(self.index, a.camera, a.start.timestamp(), a.end.timestamp())
 
     def export_clip(self, args: dict[str, Any]) -> dict[str, Any]:
         """`export_clip`: cut and upload a clip in the background."""
@@ -159,8 +160,8 @@ class UplinkService:
             raise UplinkError(f"no camera {camera!r} on this agent") from None
 
     @staticmethod
-    def _check_fresh(expires_at: float | None) -> None:
-        if expires_at is not None and expires_at < time.time():
+    def _check_fresh(expires_at: datetime | None) -> None:
+        if expires_at is not None and expires_at.timestamp() < time.time():
             raise UplinkError("the stream request expired before it arrived")
 
     def _spawn(self, token: str, work: Coroutine[Any, Any, None]) -> None:
@@ -213,9 +214,10 @@ class UplinkService:
     async def _replay(self, a: StreamStartArgs, camera: str) -> None:
         assert a.start is not None
         storage = self.config.storage.path
+        start = a.start.timestamp()
         async with self._link(a.token) as link:
             try:
-                reason = await run_replay(link, self.index, storage, camera, a.start, a.speed)
+                reason = await run_replay(link, self.index, storage, camera, start, a.speed)
             except UplinkError as e:
                 reason = f"error: {e}"
             finally:
@@ -225,7 +227,8 @@ class UplinkService:
     async def _export(self, a: ExportArgs) -> None:
         folder = self.config.state_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{a.camera}-{int(a.start)}-{a.token[:8]}.mp4"
+        start, end = a.start.timestamp(), a.end.timestamp()
+        path = folder / f"{a.camera}-{int(start)}-{a.token[:8]}.mp4"
         try:
             async with self._link(a.token) as link:
                 try:
@@ -235,8 +238,8 @@ class UplinkService:
                         self.config.storage.path,
                         self.config.site_id,
                         a.camera,
-                        a.start,
-                        a.end,
+                        start,
+                        end,
                         path,
                     )
                 except UplinkError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ async def test_an_exported_clip_verifies_and_a_tampered_one_fails(
     )
     assert status == 201, job
     command = await wait_command(central, "export_clip")
-    assert command["args"]["start"] == T0 + 1
+    assert datetime.fromisoformat(command["args"]["start"]).timestamp() == T0 + 1
     await _edge_uploads(central, command["args"]["token"], tmp_path, footage)
     done = await _wait_done(central, job["id"])
     assert done["status"] == "done", done
