@@ -31,7 +31,9 @@ async function show(id) {
   const a = await fsv.api(`/api/v1/alerts/${id}`);
   const box = document.getElementById("detail");
   box.hidden = false;
-  const media = a.snapshot ? `<img alt="snapshot" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "";
+  const media = (a.snapshot ? `<img alt="snapshot" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "") +
+    (a.clip ? `<video controls playsinline preload="metadata" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.clip.name)}"></video>` : "") +
+    `<p><a href="/replay#site=${encodeURIComponent(a.site_id)}&camera=${encodeURIComponent(a.camera_id)}&t=${Math.floor(a.start - 10)}">回放 Replay from 10 s before</a></p>`;
   const history = a.transitions.map((t) => `<li>${fsv.time(t.ts)} ${fsv.esc(t.username)}: ${fsv.esc(t.action)} → ${fsv.esc(t.to_state)} ${fsv.esc(t.note)}</li>`).join("");
   const photos = a.evidence.map((e) => `<a target="_blank" href="/api/v1/alerts/${id}/evidence/${e.id}">${fsv.esc(e.filename)}</a>`).join(" ");
   box.innerHTML = `<h2>${fsv.esc(a.kind)} · ${fsv.esc(a.site_id)}/${fsv.esc(a.camera_id)}</h2>${media}` +
