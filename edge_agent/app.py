@@ -65,6 +65,9 @@ class EdgeAgent:
             self.mqtt.commands if self.mqtt else None,
         )  # fmt: skip
         mqtt_parts = self.mqtt.components if self.mqtt else []
+        for part in mqtt_parts:  # the heartbeat reports the uplink's rate to central
+            if self.uplink is not None and hasattr(part, "uplink_rate"):
+                part.uplink_rate = self.uplink.uplink_bps
         self.components: list[Component] = [
             *self.recorders,
             self.cleaner,

@@ -169,6 +169,9 @@ class HeartbeatPayload(Payload):
     outbox_pending: int = Field(0, ge=0)
     media_pending: int = Field(0, ge=0)
     cameras: list[CameraStats] = Field(default_factory=list, max_length=1024)
+    uplink_bps: float | None = Field(
+        None, ge=0, description="video pushed to central (live, replay, export), bits/s"
+    )
 
 
 class CommandPayload(Payload):

@@ -26,7 +26,7 @@ from central.scope import in_scope
 from central.video.api_live import camera_in_scope, replay_key, serve_viewer, websocket
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
-from central.video.wall import wall_cameras
+from central.video.wall import reported_uplinks, wall_cameras
 from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
 
 routes = RouteTable()
@@ -218,7 +218,8 @@ async def video_wall(request: web.Request) -> web.Response:
     svc = services(request)
     under = (await run_db(svc.orgs.get_org, user.scope, q.org_id))["org_path"] if q.org_id else None
     cams = await run_db(wall_cameras, svc.ldb, user.scope, under, q.station)
-    sites = site_status(request.app[VIDEO].hub.upstreams(), user.scope)
+    reported = await run_db(reported_uplinks, svc.ldb, user.scope)
+    sites = site_status(request.app[VIDEO].hub.upstreams(), user.scope, reported)
     return json_response({"items": cams, "sites": sites})
 
 
@@ -235,4 +236,6 @@ async def video_status(request: web.Request) -> web.Response:
     mine: list[dict[str, Any]] = [
         u.status() for u in hub.upstreams() if u.org_path and in_scope(user.scope, u.org_path)
     ]
-    return json_response({"upstreams": mine, "sites": site_status(hub.upstreams(), user.scope)})
+    reported = await run_db(reported_uplinks, services(request).ldb, user.scope)
+    sites = site_status(hub.upstreams(), user.scope, reported)
+    return json_response({"upstreams": mine, "sites": sites})

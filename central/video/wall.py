@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from central.schema import LockedDb
@@ -38,3 +39,23 @@ def wall_cameras(
     """
     with ldb.lock:
         return [dict(r) for r in ldb.db.query(sql, [*_OPEN, *params])]
+
+
+def reported_uplinks(ldb: LockedDb, scope: Scope) -> dict[str, float | None]:
+    """Each site's uplink rate as its last heartbeat reported it (bits/s; None if unknown)."""
+    where, args = scope_filter(scope, "s.org_path")
+    sql = (
+        "select s.id, a.heartbeat from sites s left join agent_status a on a.site = s.id "
+        f"where {where}"
+    )
+    out: dict[str, float | None] = {}
+    with ldb.lock:
+        rows = [dict(r) for r in ldb.db.query(sql, args)]
+    for row in rows:
+        try:
+            beat = json.loads(row["heartbeat"]) if row["heartbeat"] else {}
+        except ValueError:
+            beat = {}
+        rate = beat.get("uplink_bps")
+        out[row["id"]] = float(rate) if isinstance(rate, int | float) else None
+    return out

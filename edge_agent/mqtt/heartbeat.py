@@ -119,6 +119,8 @@ class HeartbeatPublisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
+        # Set by the uplink service when central may ask for video: its bits/s since last call.
+        self.uplink_rate: Callable[[], float] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -137,7 +139,7 @@ class HeartbeatPublisher:
     def beat(self) -> HeartbeatPayload:
         """Collect the figures now."""
         usage = shutil.disk_usage(self.storage_path)
-        return build_heartbeat(
+        payload = build_heartbeat(
             now=time.time(),
             started=self._started,
             disk=(usage.total, usage.free),
@@ -147,6 +149,9 @@ class HeartbeatPublisher:
             memory_percent=psutil.virtual_memory().percent,
             pending=self._pending(),
         )
+        if self.uplink_rate is not None:
+            payload = payload.model_copy(update={"uplink_bps": max(0.0, self.uplink_rate())})
+        return payload
 
     def _loop(self) -> None:
         # Until one beat got out (start-up, broker down), try every second: central then

@@ -69,6 +69,7 @@ class UplinkLink:
         self.stopped = asyncio.Event()
         self.sent_bytes = 0
         self._stop_callbacks: list[Callable[[], None]] = []
+        self._close_callbacks: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> UplinkLink:
         try:
@@ -82,6 +83,7 @@ class UplinkLink:
                 compress=0,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            self._run_close_callbacks()
             raise UplinkError(f"cannot reach central for the uplink: {e}") from e
         self._reader = asyncio.create_task(self._read(), name="uplink-read")
         return self
@@ -93,6 +95,16 @@ class UplinkLink:
             self._reader.cancel()
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
+        self._run_close_callbacks()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once when the link is done (closed, or never opened)."""
+        self._close_callbacks.append(callback)
+
+    def _run_close_callbacks(self) -> None:
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the loop) once central stops the uplink or the socket closes."""

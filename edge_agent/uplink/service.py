@@ -61,8 +61,10 @@ class UplinkService:
         self._ready = threading.Event()
         self._sessions: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
-        self.sent_bytes = 0  # all uplinks together, since start
+        self.sent_bytes = 0  # finished uplinks together, since start
         self.started_sessions = 0
+        self._links: set[UplinkLink] = set()
+        self._rate_mark: tuple[float, int] | None = None
 
     # --- component ---------------------------------------------------------------------------
 
@@ -107,6 +109,15 @@ class UplinkService:
         await asyncio.gather(*pending, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
+
+    def uplink_bps(self) -> float:
+        """Bits per second pushed to central since the previous call (heartbeat figure)."""
+        total = self.sent_bytes + sum(link.sent_bytes for link in list(self._links))
+        now = time.monotonic()
+        mark, self._rate_mark = self._rate_mark, (now, total)
+        if mark is None or now <= mark[0]:
+            return 0.0
+        return 8 * max(0, total - mark[1]) / (now - mark[0])
 
     @property
     def active(self) -> int:
@@ -198,7 +209,15 @@ class UplinkService:
             raise UplinkError("no central_url configured: cannot push video")
         ca = self.config.mqtt.upload.ca_file if self.config.mqtt else None
         ctx = ssl_context(ca) if self.config.central_url.startswith("https") else None
-        return UplinkLink(self._http, self.config.central_url, token, ctx)
+        link = UplinkLink(self._http, self.config.central_url, token, ctx)
+        link.on_close(lambda: self._closed(link))
+        self._links.add(link)
+        return link
+
+    def _closed(self, link: UplinkLink) -> None:
+        if link in self._links:
+            self._links.discard(link)
+            self.sent_bytes += link.sent_bytes
 
     async def _live(self, a: StreamStartArgs, camera: str, bitrate: float | None) -> None:
         tap = self.taps.get(camera, a.stream)
@@ -207,8 +226,6 @@ class UplinkService:
                 reason = await run_live(link, tap, a.stream, bitrate_bps=bitrate)
             except UplinkError as e:
                 reason = f"error: {e}"
-            finally:
-                self.sent_bytes += link.sent_bytes
             await link.end(reason)
 
     async def _replay(self, a: StreamStartArgs, camera: str) -> None:
@@ -220,8 +237,6 @@ class UplinkService:
                 reason = await run_replay(link, self.index, storage, camera, start, a.speed)
             except UplinkError as e:
                 reason = f"error: {e}"
-            finally:
-                self.sent_bytes += link.sent_bytes
             await link.end(reason)
 
     async def _export(self, a: ExportArgs) -> None:
@@ -259,7 +274,6 @@ class UplinkService:
                 )
                 await self._send_file(link, path)
                 await link.text(control_json(manifest))
-                self.sent_bytes += link.sent_bytes
                 await link.end("done")
         finally:
             path.unlink(missing_ok=True)

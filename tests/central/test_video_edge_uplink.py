@@ -62,6 +62,7 @@ async def test_live_sub_stream_from_the_camera_reaches_a_viewer_then_the_uplink_
         viewer = await central.client.ws_connect(
             "/api/v1/video/live/demo-canteen-a/cam1", headers=await central.token("inspector-a")
         )
+        service.uplink_bps()  # the heartbeat's previous mark
         command = await wait_command(central, "stream_start")
         reply = await asyncio.to_thread(service.stream_start, command["args"])
         assert reply == {"accepted": True, "online": True}
@@ -79,6 +80,7 @@ async def test_live_sub_stream_from_the_camera_reaches_a_viewer_then_the_uplink_
         assert len(counters) == 59
         steps = {(b - a) % 4096 for a, b in zip(counters, counters[1:], strict=False)}
         assert steps == {1}  # every frame, in order, none lost or repeated
+        assert service.uplink_bps() > 100_000  # what went up, as the heartbeat reports it
         await viewer.close()
         await until(lambda: service.active == 0)
         assert hub.upstreams() == []

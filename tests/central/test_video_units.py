@@ -58,6 +58,8 @@ def test_a_live_uplink_slower_than_real_time_marks_its_site_starved() -> None:
     up.requested_at = now - 60
     for i in range(100):  # 100 frames of 40 ms in 10 s: 0.4 s of video per second
         up._media.append((now - 10 + i * 0.1, 0.04, 1000))
-    [site] = site_status([up], Scope("/1/"))
-    assert site["starved"] and site["upstreams"] == 1
+    [site] = site_status([up], Scope("/1/"), {"site-a": 300_000.0})
+    assert site["starved"] and site["upstreams"] == 1 and site["reported_bps"] == 300_000.0
     assert site_status([up], Scope("/9/")) == []
+    quiet = site_status([], Scope("/1/"), {"site-b": 1000.0, "site-c": None})
+    assert [s["site"] for s in quiet] == ["site-b"]
