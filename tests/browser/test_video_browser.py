@@ -36,6 +36,12 @@ def _upstreams(system: VideoSystem) -> list[dict[str, Any]]:
 def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None:
     patch = {"name": "后厨 Kitchen", "station": "kitchen_prep"}  # admins name cameras
     system.api("PATCH", f"/api/v1/sites/{SITE}/cameras/{CAMERA}", user="admin", body=patch)
+    system.raise_alert()  # the tile shows a red badge while the alert is open
+    wait_until(
+        lambda: system.api("GET", "/api/v1/alerts", user="admin")["total"] == 1,
+        20,
+        "the alert at central",
+    )
     seen = browse(mode="live", **_login(system, "inspector-a"))
     assert seen["tiles"] == 1 and seen["errors"] == []
     first, second = seen["first"], seen["second"]
@@ -48,6 +54,7 @@ def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None
         "后厨 Kitchen" in caption and "kitchen_prep" in caption and "中卫市第一小学食堂" in caption
     )
     assert seen["online"] is True
+    assert seen["badge"] == "1 预警"
 
 
 async def _viewers(system: VideoSystem, count: int) -> list[int]:

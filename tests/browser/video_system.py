@@ -51,6 +51,7 @@ class VideoSystem:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.broker: Broker | None = None
         self.users: dict[str, str] = {}
+        self.site_password = ""
         self._tokens: dict[str, str] = {}
 
     # --- start and stop -------------------------------------------------------------------
@@ -65,6 +66,7 @@ class VideoSystem:
         set_password(admin, "central", central_password)
         write_acl(admin, "central")
         site_password = issue_site_credentials(admin, SITE, "central").password
+        self.site_password = site_password
         self.broker = Broker(options=shipped_broker_options(admin))
         self.broker.start()
         self._start_central(admin, central_password)
@@ -186,6 +188,37 @@ class VideoSystem:
         path = f"/api/v1/video/recordings/{SITE}/{CAMERA}?start={now - 3600}&end={now}"
         ranges: list[dict[str, Any]] = self.api("GET", path, user="admin")["ranges"]
         return [r for r in ranges if r["end"] - r["start"] >= min_s]
+
+    def raise_alert(self) -> None:
+        """Publish a violation event as the site would (its broker login), QoS 1."""
+        import uuid
+        from datetime import UTC, datetime
+
+        import paho.mqtt.publish as publish
+
+        from fsv_contract import EventPayload, encode, topics
+
+        assert self.broker is not None
+        event = EventPayload(
+            event_id=uuid.uuid4(),
+            site=SITE,
+            camera=CAMERA,
+            phase="start",
+            kind="no_chef_hat",
+            station="kitchen_prep",
+            rule="hat",
+            start=datetime.now(UTC),
+            score=0.9,
+        )
+        publish.single(
+            topics.camera_event(SITE, CAMERA),
+            encode(event),
+            qos=1,
+            hostname="127.0.0.1",
+            port=self.broker.port,
+            auth={"username": SITE, "password": self.site_password},
+            client_id=f"{SITE}-test",
+        )
 
     def camera_listed(self) -> bool:
         """True once central knows the edge's camera (from its retained state)."""
