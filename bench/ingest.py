@@ -7,7 +7,9 @@ process, and:
      at QoS 1 as fast as it can; the rate is rows / (last - first ingest stamp) at central;
      then how long after the last row the alert feed (regulator hooks) caught up;
   2. backlog drain: the same with central stopped while they publish, then started: how
-     fast central catches up with what the broker queued in its persistent session;
+     fast central catches up with what the broker queued in its persistent session. This
+     is `events_per_s`: central's sustained rate into its database, measured without the
+     generators competing for the same cores (in phase 1 they run beside it);
   3. latency: one edge (Outbox + MqttLink + OutboxPublisher, as in the agent) putting
      `--rate` events/s for `--seconds`; a poller sees each row appear in central's DB.
 Prints the figures and writes bench/results/ingest.json.
@@ -278,7 +280,9 @@ def main() -> int:
     p50 = statistics.median(lat)
     p95 = lat[int(0.95 * (len(lat) - 1))]
     result = {
-        "events_per_s": round(min(live, drain), 1),
+        # Central's sustained rate into its database: draining what the broker queued. The
+        # live figure also shares this machine's cores with the generator processes.
+        "events_per_s": round(drain, 1),
         "events_per_s_live": round(live, 1),
         "events_per_s_backlog_drain": round(drain, 1),
         "generators": args.sites,
