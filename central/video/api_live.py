@@ -235,7 +235,7 @@ async def _relay(ws: web.WebSocketResponse, hub: VideoHub, upstream: Upstream) -
             elif msg.type == WSMsgType.TEXT:
                 control = parse_control(msg.data)
                 if isinstance(control, Hello):
-                    upstream.on_hello(control, msg.data)
+                    upstream.on_hello(control, control.model_dump_json())  # checked, not raw
                 elif isinstance(control, Stats):
                     upstream.on_stats(control.dropped)
                 elif isinstance(control, End):
