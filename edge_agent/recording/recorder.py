@@ -110,6 +110,8 @@ class CameraRecorder:
     def start(self) -> None:
         """Note the downtime since the last segment, then start recording on `rec-<id>`."""
         self._stop.clear()
+        self._set_state("starting", "starting")
+        self._sealing = queue.Queue()
         last = self._safe_last_segment()
         self._last_end = self._last_indexed_end = last.end if last else None
         self._gaps.resume(self._last_end)
@@ -121,20 +123,21 @@ class CameraRecorder:
 
     def stop(self) -> None:
         """Finish the current segment, index what is closed, and stop both threads."""
+        if self._thread is None or self._stop.is_set():
+            return  # never started, or already stopped
         self._stop.set()
         with self._session_lock:
             if self._session is not None:
                 self._session.request_stop()
-        if self._thread is not None:
-            self._thread.join(STOP_JOIN_S)
-            if self._thread.is_alive():
-                with self._session_lock:
-                    session = self._session
-                if session is not None:
-                    log.warning(
-                        "%s: camera read is blocked; closing the segment without it", self.camera.id
-                    )
-                    session.finish()
+        self._thread.join(STOP_JOIN_S)
+        if self._thread.is_alive():
+            with self._session_lock:
+                session = self._session
+            if session is not None:
+                log.warning(
+                    "%s: camera read is blocked; closing the segment without it", self.camera.id
+                )
+                session.finish()
         if self._sealer is not None:
             self._sealing.put(None)
             self._sealer.join(SEAL_JOIN_S)
@@ -223,7 +226,10 @@ class CameraRecorder:
             with self._session_lock:
                 self._session = None
             if container is not None:
-                container.close()
+                try:
+                    container.close()
+                except (av.FFmpegError, OSError) as e:
+                    log.warning("%s: closing the stream failed: %s", self.camera.id, e.strerror)
 
     def _new_session(
         self, container: InputContainer, video: VideoStream, audio: AudioStream | None
@@ -303,6 +309,9 @@ class CameraRecorder:
                     closed.relpath,
                     e,
                 )
+                continue
+            except Exception:  # noqa: BLE001 - later segments must still be sealed
+                log.exception("%s: sealing %s failed", self.camera.id, closed.relpath)
                 continue
             self._last_indexed_end = segment.end
             self.segment_listeners.notify(segment)

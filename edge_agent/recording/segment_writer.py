@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from av.video.stream import VideoStream
 
 from edge_agent.recording.index import SegmentInfo, file_sha256
 from edge_agent.recording.paths import segment_relpath
+
+log = logging.getLogger(__name__)
 
 # Video codecs a segment may hold, with the MP4 sample entry each needs. HEVC must be
 # tagged hvc1 (parameter sets in the sample entry), which browsers and QuickTime require.
@@ -63,6 +66,7 @@ class ClosedSegment:
     width: int
     height: int
     audio_codec: str | None
+    damaged: bool = False  # closed after a write error: the end is read back from the file
 
     def seal(self) -> SegmentInfo:
         """Flush the file to disk and hash it: the facts the index chains."""
@@ -71,11 +75,16 @@ class ClosedSegment:
             os.fsync(fd)
         finally:
             os.close(fd)
+        end = self.end
+        if self.damaged:
+            from edge_agent.recording.probe import probe_segment  # probe imports this module
+
+            end = min(end, self.start + probe_segment(self.path).duration)
         return SegmentInfo(
             camera=self.camera,
             path=self.relpath,
             start=self.start,
-            end=self.end,
+            end=end,
             bytes=self.path.stat().st_size,
             codec=self.codec,
             width=self.width,
@@ -130,6 +139,18 @@ class SegmentFile:
     def close(self, end: float, start: float | None = None) -> ClosedSegment:
         """Write the last fragment and close the file; `start` corrects the provisional one."""
         self.container.close()
+        return self._facts(end, start)
+
+    def abandon(self, end: float, start: float | None = None) -> ClosedSegment:
+        """Close after a write error: the fragments that reached the disk still make a segment."""
+        try:
+            self.container.close()
+        except (av.FFmpegError, OSError) as e:
+            log.warning("%s: closing %s after an error failed too: %s", self.camera,
+                        self.relpath, e.strerror or e)  # fmt: skip
+        return self._facts(end, start, damaged=True)
+
+    def _facts(self, end: float, start: float | None, damaged: bool = False) -> ClosedSegment:
         return ClosedSegment(
             camera=self.camera,
             relpath=self.relpath,
@@ -140,11 +161,5 @@ class SegmentFile:
             width=self.width,
             height=self.height,
             audio_codec=self.audio_codec,
+            damaged=damaged,
         )
-
-    def abandon(self) -> None:
-        """Close the muxer after a write error, keeping whatever reached the disk."""
-        try:
-            self.container.close()
-        except (av.FFmpegError, OSError):
-            pass  # the file is left for the start-up repair to probe

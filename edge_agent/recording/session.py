@@ -184,11 +184,7 @@ class RecordingSession:
             self._closed = True
             self._count_repairs()
             if self._segment is not None:
-                try:
-                    self._close_segment(self._end_dts * self._vtb)
-                except (av.FFmpegError, OSError) as e:
-                    log.error("%s: closing the segment failed: %s", self.camera, e.strerror or e)
-                    self._abandon()
+                self._close_segment(self._end_dts * self._vtb)
 
     # --- per packet ------------------------------------------------------------------------
 
@@ -347,7 +343,8 @@ class RecordingSession:
             self._events.recording_started(start)
         return segment
 
-    def _close_segment(self, end_s: float) -> None:
+    def _close_segment(self, end_s: float, failed: bool = False) -> None:
+        """Close the open file (`failed`: after a write error) and hand it on for sealing."""
         segment = self._segment
         assert segment is not None
         self._segment = None
@@ -357,7 +354,14 @@ class RecordingSession:
         # The first segment's start is placed only now: packets after the first may show
         # that it arrived late (a buffered burst at connect), which moves the start earlier.
         times = segment_times(self._first_s, end_s, self._clock, previous, self._contiguous)
-        closed = segment.close(end=times.end, start=times.start)
+        if failed:
+            closed = segment.abandon(end=times.end, start=times.start)
+        else:
+            try:
+                closed = segment.close(end=times.end, start=times.start)
+            except (av.FFmpegError, OSError) as e:
+                log.error("%s: closing %s failed: %s", self.camera, segment.relpath, e.strerror)
+                closed = segment.abandon(end=times.end, start=times.start)
         self._count_repairs()
         self._previous_end = times.end
         self._contiguous = True
@@ -384,5 +388,4 @@ class RecordingSession:
 
     def _abandon(self) -> None:
         if self._segment is not None:
-            self._segment.abandon()
-            self._segment = None
+            self._close_segment(self._end_dts * self._vtb, failed=True)

@@ -23,6 +23,7 @@ from edge_agent.credentials import CredentialStore
 from edge_agent.errors import UnsupportedStreamError
 from edge_agent.recording.events import PacketEvent
 from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.recorder import CameraRecorder
 from edge_agent.recording.repair import scan_and_repair
 from edge_agent.recording.session import select_streams
@@ -364,3 +365,54 @@ def _listener(port: int) -> psutil.Process:
             assert conn.pid is not None
             return psutil.Process(conn.pid)
     raise AssertionError(f"nothing listens on port {port}")
+
+
+WRITE_FAILURE_CHILD = """
+import json, resource, signal, sys, time
+from pathlib import Path
+from edge_agent.config import EdgeConfig
+from edge_agent.credentials import CredentialStore
+from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.probe import probe_segment
+from edge_agent.recording.recorder import CameraRecorder
+
+config = EdgeConfig.model_validate_json(Path(sys.argv[1]).read_text())
+index = SegmentIndex(config.state_dir / "index.db")  # created before the limit applies
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_500_000, 2_500_000))
+recorder = CameraRecorder(config.cameras[0], config, index, CredentialStore(environ={}))
+recorder.start()
+time.sleep(float(sys.argv[2]))
+recorder.stop()
+print(json.dumps({"reconnects": recorder.status().reconnects}))
+"""
+
+
+def test_a_failing_disk_write_keeps_what_was_written_and_retries(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, {"cam1": rtsp_server.url("cam1")}, segment_seconds=30)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    SegmentIndex(config.state_dir / "index.db").close()
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_FAILURE_CHILD, str(config_file), "9"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "cannot write a segment" in done.stderr
+    index = SegmentIndex(config.state_dir / "index.db")
+    segments = index.segments_by_id("cam1")
+    assert len(segments) >= 1
+    for seg in segments:  # each file stopped growing at the limit but was sealed and indexed
+        file = config.storage.path / seg.path
+        assert file.stat().st_size <= 2_500_000
+        assert decoded_frames(file) >= 10
+        assert seg.duration == pytest.approx(probe_segment(file).duration, abs=0.05)
+    assert index.verify_chain("cam1", config.storage.path) == []
+    reasons = {r["reason"] for r in index.states("cam1")}
+    assert any(r.startswith("cannot write a segment") for r in reasons)
+    index.close()

@@ -1,0 +1,509 @@
+"""Recording benchmark: our recorders vs `ffmpeg -c copy -f segment` on N simulated cameras.
+
+One RTSP server (testbed/rtsp_server.py, Debian's GStreamer) serves N paths of the 1080p
+main stream. Our recorders run in a child process (this file with `--child`); N ffmpeg
+processes do the same work. By default both run side by side over the same window, so a
+busy shared machine disturbs both alike (`--sequential` runs one after the other). For each
+we report CPU seconds per stream-minute (psutil, over a steady window after every stream is
+up), frames received in that window against 25 fps x window, frames missing inside the
+written files (steps in the video timestamps) and bytes written against the source
+bitrate. The RTSP server's CPU is measured too but excluded from both figures.
+
+    .venv/bin/python bench/record.py --streams 32 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from testbed.footage import FPS, ensure_footage  # noqa: E402
+from testbed.ports import free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "record.json"
+WARMUP_S = 5.0  # after every stream is up, before the CPU window opens
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass
+class RunResult:
+    """One recorder implementation's figures over the measured window."""
+
+    name: str
+    window_s: float
+    cpu_s: float
+    frames_received: int
+    frames_expected: int
+    frames_missing_in_files: int = 0
+    files: int = 0
+    bytes_written: int = 0
+    seconds_written: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def per_stream_minute(self, streams: int) -> float:
+        """CPU seconds per stream-minute."""
+        return self.cpu_s / (streams * self.window_s / 60.0)
+
+    def percent_per_stream(self, streams: int) -> float:
+        """Percent of one core per stream."""
+        return 100 * self.cpu_s / self.window_s / streams
+
+
+@dataclass
+class Mark:
+    """Totals of one implementation at one instant."""
+
+    at: float  # time.monotonic()
+    cpu_s: float
+    frames: int
+    sealing_cpu_s: float = 0.0
+    segments_sealed: int = 0
+
+
+def urls(port: int, streams: int) -> list[str]:
+    """The stream URLs."""
+    return [f"rtsp://127.0.0.1:{port}/cam{i:02d}" for i in range(streams)]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of these processes (threads included)."""
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+# --- the RTSP server ---------------------------------------------------------------------
+
+
+def start_server(streams: int, clip: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start one RTSP server with paths cam00..camNN, all looping `clip`."""
+    port = free_port()
+    cmd = ["/usr/bin/python3", str(ROOT / "testbed" / "rtsp_server.py"), "--port", str(port)]
+    for i in range(streams):
+        cmd += ["--path", f"cam{i:02d}={clip}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        proc.kill()
+        raise SystemExit(f"RTSP server did not start: {line!r}")
+    return proc, port
+
+
+# --- our recorders: the child process -------------------------------------------------------
+
+
+def child_main(args: argparse.Namespace) -> int:
+    """Record every URL; answer `mark` lines on stdin with totals, stop on `stop`."""
+    from edge_agent.config import EdgeConfig
+    from edge_agent.credentials import CredentialStore
+    from edge_agent.recording.index import SegmentIndex, SegmentInfo
+    from edge_agent.recording.recorder import CameraRecorder
+    from edge_agent.recording.segment_writer import ClosedSegment
+
+    # Integrity sealing (fsync, SHA-256 read-back) is work ffmpeg does not do: measure it
+    # apart so the report can show the copy path alone as well.
+    sealing = {"cpu_s": 0.0, "segments": 0}
+    seal = ClosedSegment.seal
+
+    def timed_seal(closed: ClosedSegment) -> SegmentInfo:
+        began = time.thread_time()
+        try:
+            return seal(closed)
+        finally:
+            sealing["cpu_s"] += time.thread_time() - began
+            sealing["segments"] += 1
+
+    ClosedSegment.seal = timed_seal  # type: ignore[method-assign, assignment]
+
+    cams = [
+        {"id": f"cam{i:02d}", "name": f"bench {i}", "station": "kitchen_prep", "main_url": url}
+        for i, url in enumerate(urls(args.port, args.streams))
+    ]
+    config = EdgeConfig.model_validate(
+        {
+            "site_id": "bench",
+            "storage": {"path": str(args.out), "segment_seconds": args.segment_seconds},
+            "detection": {"enabled": False},
+            "cameras": cams,
+        }
+    )
+    index = SegmentIndex(args.out / ".agent" / "index.db")
+    store = CredentialStore(None, {})
+    recorders = [CameraRecorder(c, config, index, store) for c in config.cameras]
+    for r in recorders:
+        r.start()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while any(r.status().state != "online" for r in recorders):
+        if time.monotonic() > deadline:
+            print(json.dumps({"error": "streams did not come online"}), flush=True)
+            return 1
+        time.sleep(0.2)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "mark":
+            break
+        mark = {
+            "at": time.monotonic(),
+            "frames": sum(r.counters.video_packets for r in recorders),
+            "sealing_cpu_s": sealing["cpu_s"],
+            "segments_sealed": sealing["segments"],
+        }
+        print(json.dumps(mark), flush=True)
+    for r in recorders:
+        r.stop()
+    statuses = [r.status() for r in recorders]
+    index.close()
+    final = {
+        "dropped": sum(s.dropped for s in statuses),
+        "repaired": sum(s.repaired for s in statuses),
+        "reconnects": sum(s.reconnects for s in statuses),
+        "bytes_received": sum(s.bytes for s in (r.counters for r in recorders)),
+    }
+    print(json.dumps({"final": final}), flush=True)
+    return 0
+
+
+class Ours:
+    """Our recorders in a child process, driven over its stdin and stdout."""
+
+    name = "edge_agent recorder"
+
+    def __init__(self, port: int, streams: int, segment_s: int, out: Path) -> None:
+        cmd = [
+            sys.executable, __file__, "--child", "--port", str(port), "--streams", str(streams),
+            "--segment-seconds", str(segment_s), "--out", str(out),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True,
+        )  # fmt: skip
+        self.handle = psutil.Process(self.proc.pid)
+        self.final: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while line := self.proc.stdout.readline():
+            if line.startswith("{"):
+                data: dict[str, Any] = json.loads(line)
+                if "error" in data:
+                    raise SystemExit(f"recorder child: {data['error']}")
+                return data
+        raise SystemExit(f"recorder child ended ({self.proc.wait()})")
+
+    def wait_ready(self) -> None:
+        """Block until every recorder is online."""
+        self._read()
+
+    def mark(self) -> Mark:
+        """CPU and frame totals now."""
+        assert self.proc.stdin is not None
+        cpu = cpu_seconds([self.handle])
+        self.proc.stdin.write("mark\n")
+        self.proc.stdin.flush()
+        data = self._read()
+        return Mark(data["at"], cpu, data["frames"], data["sealing_cpu_s"], data["segments_sealed"])
+
+    def stop(self) -> None:
+        """Stop the recorders (each closes and indexes its segment) and wait."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.close()
+        self.final = self._read()["final"]
+        self.proc.wait(60)
+
+
+# --- ffmpeg --------------------------------------------------------------------------------
+
+
+class Ffmpeg:
+    """N `ffmpeg -c copy -f segment` processes; frames from their -progress files."""
+
+    name = "ffmpeg -c copy -f segment"
+
+    def __init__(self, port: int, streams: int, segment_s: int, out: Path) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.progress: list[Path] = []
+        for i, url in enumerate(urls(port, streams)):
+            folder = out / f"cam{i:02d}"
+            folder.mkdir(parents=True)
+            self.progress.append(out / f"cam{i:02d}.progress")
+            cmd = [
+                "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+                "-progress", str(self.progress[-1]), "-stats_period", "0.5",
+                "-rtsp_transport", "tcp", "-i", url, "-c", "copy", "-f", "segment",
+                "-segment_time", str(segment_s), "-segment_format", "mp4",
+                str(folder / "%05d.mp4"),
+            ]  # fmt: skip
+            self.procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+        self.handles = [psutil.Process(p.pid) for p in self.procs]
+
+    def wait_ready(self) -> None:
+        """Block until every process has muxed frames."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while any(_progress_frames(p) <= 0 for p in self.progress):
+            if time.monotonic() > deadline:
+                raise SystemExit("ffmpeg did not start recording every stream")
+            time.sleep(0.2)
+
+    def mark(self) -> Mark:
+        """CPU and frame totals now (frames as of the last progress report, <= 0.5 s old)."""
+        return Mark(
+            time.monotonic(),
+            cpu_seconds(self.handles),
+            sum(max(0, _progress_frames(p)) for p in self.progress),
+        )
+
+    def stop(self) -> None:
+        """SIGTERM: ffmpeg finishes its current segment file."""
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=30)
+
+
+_FRAME = re.compile(rb"^frame=(\d+)$", re.MULTILINE)
+
+
+def _progress_frames(path: Path) -> int:
+    """The last `frame=` ffmpeg wrote to its -progress file (-1 before the first)."""
+    try:
+        found = _FRAME.findall(path.read_bytes())
+    except OSError:
+        return -1
+    return int(found[-1]) if found else -1
+
+
+# --- running and measuring -----------------------------------------------------------------
+
+
+Runner = Ours | Ffmpeg
+
+
+def measure(runners: list[Runner], streams: int, seconds: float) -> list[RunResult]:
+    """Open the window on every runner at once, close it `seconds` later."""
+    for r in runners:
+        r.wait_ready()
+    time.sleep(WARMUP_S)
+    first = [r.mark() for r in runners]
+    time.sleep(seconds)
+    last = [r.mark() for r in runners]
+    results = []
+    for r, a, b in zip(runners, first, last, strict=True):
+        window = b.at - a.at
+        results.append(
+            RunResult(
+                name=r.name,
+                window_s=window,
+                cpu_s=b.cpu_s - a.cpu_s,
+                frames_received=b.frames - a.frames,
+                frames_expected=round(FPS * window) * streams,
+                extra={
+                    "sealing_cpu_s": b.sealing_cpu_s - a.sealing_cpu_s,
+                    "segments_sealed": b.segments_sealed - a.segments_sealed,
+                },
+            )
+        )
+    for r in runners:
+        r.stop()
+    return results
+
+
+def scan_outputs(root: Path, result: RunResult) -> None:
+    """Add files, bytes, seconds of video and frames missing inside files to `result`."""
+    for path in sorted(root.rglob("*.mp4")):
+        if ".quarantine" in path.parts:
+            continue
+        result.files += 1
+        result.bytes_written += path.stat().st_size
+        duration, missing = _video_steps(path)
+        result.seconds_written += duration
+        result.frames_missing_in_files += missing
+
+
+def _video_steps(path: Path) -> tuple[float, int]:
+    """Video duration of a file and the frames missing from its timestamp steps."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        tb = v.time_base or Fraction(1, 90000)
+        frame = 1 / (FPS * tb)
+        pts = sorted(p.pts for p in c.demux(v) if p.pts is not None and p.size)
+    missing = sum(max(0, round((b - a) / frame) - 1) for a, b in zip(pts, pts[1:], strict=False))
+    duration = float((pts[-1] - pts[0] + frame) * tb) if pts else 0.0
+    return duration, missing
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores and load of this machine."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "pyav": av.__version__,
+        "ffmpeg": _ffmpeg_version(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _ffmpeg_version() -> str:
+    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=False)
+    return out.stdout.split("\n", 1)[0]
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def print_table(streams: int, ours: RunResult, ff: RunResult, server_cpu_s: float) -> None:
+    """A human-readable table of both runs."""
+    rows: list[tuple[str, Callable[[RunResult], str]]] = [
+        ("CPU s per stream-minute", lambda r: f"{r.per_stream_minute(streams):.3f}"),
+        ("CPU % of one core per stream", lambda r: f"{r.percent_per_stream(streams):.2f}"),
+        ("frames received / expected", lambda r: f"{r.frames_received} / {r.frames_expected}"),
+        ("frames missing inside files", lambda r: str(r.frames_missing_in_files)),
+        ("files", lambda r: str(r.files)),
+        ("MB written", lambda r: f"{r.bytes_written / 1e6:.1f}"),
+        ("video seconds written", lambda r: f"{r.seconds_written:.0f}"),
+    ]
+    print(
+        f"\n{streams} streams, window {ours.window_s:.0f} s (ours) / {ff.window_s:.0f} s (ffmpeg)"
+    )
+    print(f"{'':32} {'edge_agent':>18} {'ffmpeg':>18}")
+    for label, fmt in rows:
+        print(f"{label:32} {fmt(ours):>18} {fmt(ff):>18}")
+    ratio = ours.per_stream_minute(streams) / max(1e-9, ff.per_stream_minute(streams))
+    print(f"CPU ratio ours / ffmpeg: {ratio:.2f}")
+    sealing = ours.extra["sealing_cpu_s"]
+    bare = (ours.cpu_s - sealing) / ours.window_s / max(1e-9, ff.cpu_s / ff.window_s)
+    print(
+        f"  of which sealing (fsync + SHA-256 of {ours.extra['segments_sealed']} segments): "
+        f"{sealing:.2f} s; ratio without it: {bare:.2f}"
+    )
+    print(f"RTSP server CPU (excluded): {server_cpu_s:.1f} s over the whole run")
+
+
+def report(
+    args: argparse.Namespace,
+    ours: RunResult,
+    ff: RunResult,
+    server_cpu_s: float,
+    source_bps: float,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON results."""
+    n = args.streams
+    ratio = ours.per_stream_minute(n) / max(1e-9, ff.per_stream_minute(n))
+    bare = (ours.cpu_s - ours.extra["sealing_cpu_s"]) / ours.window_s
+    return {
+        "streams": n,
+        "seconds": args.seconds,
+        "segment_seconds": args.segment_seconds,
+        "mode": "sequential" if args.sequential else "side by side",
+        "cpu_ratio_vs_ffmpeg": round(ratio, 3),
+        "cpu_ratio_vs_ffmpeg_without_sealing": round(bare / max(1e-9, ff.cpu_s / ff.window_s), 3),
+        "cpu_percent_per_stream": round(ours.percent_per_stream(n), 3),
+        "ffmpeg_cpu_percent_per_stream": round(ff.percent_per_stream(n), 3),
+        "cpu_s_per_stream_minute": round(ours.per_stream_minute(n), 4),
+        "ffmpeg_cpu_s_per_stream_minute": round(ff.per_stream_minute(n), 4),
+        "sealing_cpu_s": round(ours.extra["sealing_cpu_s"], 3),
+        "lost_packets": ours.frames_missing_in_files
+        + max(0, ours.frames_expected - ours.frames_received),
+        "ffmpeg_lost_packets": ff.frames_missing_in_files,
+        "ffmpeg_frames_received_vs_expected": [ff.frames_received, ff.frames_expected],
+        "source_bitrate_bps": round(source_bps),
+        "bytes_written_vs_source": {
+            r.name: round(r.bytes_written * 8 / max(1e-9, source_bps * r.seconds_written), 4)
+            for r in (ours, ff)
+        },
+        "rtsp_server_cpu_s": round(server_cpu_s, 2),
+        "runs": {"ours": asdict(ours), "ffmpeg": asdict(ff)},
+        "machine": info,
+        "note": "shared machine: other work may have run at the same time",
+    }
+
+
+def parent_main(args: argparse.Namespace) -> int:
+    """Run both recorders against one server and write the JSON results."""
+    footage = ensure_footage()
+    info = machine()
+    with av.open(str(footage.main_h264)) as clip:
+        clip_s = float(clip.duration or 1) / 1_000_000
+    source_bps = footage.main_h264.stat().st_size * 8 / clip_s
+    server, port = start_server(args.streams, footage.main_h264)
+    server_proc = psutil.Process(server.pid)
+    n, seg = args.streams, args.segment_seconds
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-record-") as tmp:
+            out_ours, out_ff = Path(tmp) / "ours", Path(tmp) / "ffmpeg"
+            out_ours.mkdir()
+            out_ff.mkdir()
+            cpu_before = cpu_seconds([server_proc])
+            if args.sequential:
+                (ours,) = measure([Ours(port, n, seg, out_ours)], n, args.seconds)
+                (ff,) = measure([Ffmpeg(port, n, seg, out_ff)], n, args.seconds)
+            else:
+                runners: list[Runner] = [Ours(port, n, seg, out_ours), Ffmpeg(port, n, seg, out_ff)]
+                ours, ff = measure(runners, n, args.seconds)
+            server_cpu_s = cpu_seconds([server_proc]) - cpu_before
+            scan_outputs(out_ours, ours)
+            scan_outputs(out_ff, ff)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print_table(n, ours, ff, server_cpu_s)
+    result = report(args, ours, ff, server_cpu_s, source_bps, info)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the benchmark (or the recorder child)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=32, help="simulated cameras (default 32)")
+    parser.add_argument("--seconds", type=float, default=60, help="measured window (default 60)")
+    parser.add_argument("--segment-seconds", type=int, default=60, help="segment length")
+    parser.add_argument(
+        "--sequential", action="store_true", help="run ours, then ffmpeg (default: side by side)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    return child_main(args) if args.child else parent_main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
