@@ -21,13 +21,14 @@ from recording_helpers import decoded_frames, ffprobe, make_config, wait_for
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.errors import UnsupportedStreamError
-from edge_agent.recording.events import PacketEvent
+from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.recorder import CameraRecorder
 from edge_agent.recording.repair import scan_and_repair
-from edge_agent.recording.session import select_streams
-from edge_agent.recording.status import RecorderStatus
+from edge_agent.recording.segment_writer import ClosedSegment
+from edge_agent.recording.session import RecordingSession, select_streams
+from edge_agent.recording.status import Counters, RateMeter, RecorderStatus
 from testbed.footage import Footage
 from testbed.rtsp import RtspServer
 
@@ -416,3 +417,59 @@ def test_a_failing_disk_write_keeps_what_was_written_and_retries(
     reasons = {r["reason"] for r in index.states("cam1")}
     assert any(r.startswith("cannot write a segment") for r in reasons)
     index.close()
+
+
+class SessionLog:
+    """The session events, as a recorder would receive them."""
+
+    def __init__(self) -> None:
+        self.started: list[float] = []
+        self.closed: list[ClosedSegment] = []
+        self.broken: list[tuple[float, float, str]] = []
+
+    def recording_started(self, start: float) -> None:
+        self.started.append(start)
+
+    def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
+        self.closed.append(closed)
+
+    def timeline_broken(self, previous_end: float, start: float, reason: str) -> None:
+        self.broken.append((previous_end, start, reason))
+
+
+def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path: Path) -> None:
+    """A camera that reboots restarts its timestamps: MP4 must never see dts go backwards."""
+    part = tmp_path / "part.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(footage.short_h264), "-c", "copy", "-f", "mpegts",
+         str(part)],
+        check=True,
+    )  # fmt: skip
+    rebooted = tmp_path / "rebooted.ts"
+    rebooted.write_bytes(part.read_bytes() * 2)  # the same 6 s again, timestamps from 0
+    events = SessionLog()
+    counters = Counters()
+    with av.open(str(rebooted)) as container:
+        video, audio = select_streams(container, "cam1", set())
+        session = RecordingSession(
+            camera="cam1", storage=tmp_path / "storage", segment_s=60.0, container=container,
+            video=video, audio=audio, events=events, counters=counters, meter=RateMeter(),
+            packet_listeners=ListenerSet("packet"), previous_end=None,
+        )  # fmt: skip
+        assert session.run(threading.Event()) == "stream ended"
+        session.finish()
+    assert len(events.started) == 1
+    first, second = events.closed
+    assert second.start >= first.end
+    for closed in events.closed:
+        assert closed.end - closed.start == pytest.approx(6.0, abs=0.05)
+        dts = _video_dts(closed.path)
+        assert len(dts) == 150
+        assert all(b > a for a, b in zip(dts, dts[1:], strict=False))
+        assert decoded_frames(closed.path) == 150
+    assert counters.video_packets == 300 and counters.dropped == 0
+
+
+def _video_dts(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [p.dts for p in container.demux(video=0) if p.dts is not None and p.size]
