@@ -16,6 +16,7 @@ APT_PACKAGES=(
   gstreamer1.0-libav          # sample RTSP cameras (GStreamer RTSP server)
   libgl1 libglib2.0-0         # runtime libraries of opencv-python
   iproute2                    # network namespaces for the ONVIF emulator test
+  openssl                     # scripts/make-certs.sh (broker TLS for tests and demo)
   python3-venv
   chromium                    # headless browser for page tests
 )
