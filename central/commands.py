@@ -15,6 +15,11 @@ from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.payloads import CommandPayload
 
+# Evidence holds must reach an edge that was offline for days (the broker queues them in the
+# edge's persistent session): a hold that expired in transit would let retention delete
+# the evidence. Interactive verbs keep the short default.
+LONG_LIVED_VERBS_TTL_S = {"hold": 30 * 86400.0, "release": 30 * 86400.0}
+
 
 class Commands:
     """Sends commands and reads their replies (which ingest writes into the same rows)."""
@@ -31,8 +36,12 @@ class Commands:
         self.ttl_s = ttl_s
         self._clock = clock
 
-    def send(self, site: str, verb: str, args: dict[str, Any]) -> str:
-        """Log and publish a command (QoS 1); returns its request id. Thread-safe."""
+    def send(self, site: str, verb: str, args: dict[str, Any], ttl_s: float | None = None) -> str:
+        """Log and publish a command (QoS 1); returns its request id. Thread-safe.
+
+        `ttl_s` defaults to the verb's own (evidence holds: 30 days) or the instance's.
+        """
+        ttl = ttl_s if ttl_s is not None else LONG_LIVED_VERBS_TTL_S.get(verb, self.ttl_s)
         topic = topics.command(site, verb)
         now = self._clock()
         issued = datetime.fromtimestamp(now, UTC)
@@ -40,7 +49,7 @@ class Commands:
             request_id=uuid.uuid4(),
             args=args,
             issued_at=issued,
-            expires_at=issued + timedelta(seconds=self.ttl_s),
+            expires_at=issued + timedelta(seconds=ttl),
         )
         data = encode(payload)
         request_id = str(payload.request_id)
@@ -52,7 +61,7 @@ class Commands:
                     "verb": verb,
                     "args": json.dumps(args),
                     "issued_at": now,
-                    "expires_at": now + self.ttl_s,
+                    "expires_at": now + ttl,
                 }
             )
         self.broker.publish(topic, data, qos=1)

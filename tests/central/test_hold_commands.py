@@ -92,6 +92,9 @@ async def test_event_over_mqtt_opens_alert_holds_and_releases(wired: Any) -> Non
     hold = HoldArgs.model_validate(cmd.args)
     assert hold.ref == f"alert:{event_id}" and hold.camera == "cam1"
     assert hold.start < start < hold.end
+    # A hold must survive an edge that is offline for days, not the interactive 5 minutes.
+    assert cmd.expires_at is not None
+    assert (cmd.expires_at - cmd.issued_at).total_seconds() >= 7 * 86400
 
     status, _ = await call(
         central,
