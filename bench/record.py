@@ -120,25 +120,10 @@ def child_main(args: argparse.Namespace) -> int:
     """Record every URL; answer `mark` lines on stdin with totals, stop on `stop`."""
     from edge_agent.config import EdgeConfig
     from edge_agent.credentials import CredentialStore
-    from edge_agent.recording.index import SegmentIndex, SegmentInfo
+    from edge_agent.recording.index import SegmentIndex
     from edge_agent.recording.recorder import CameraRecorder
-    from edge_agent.recording.segment_writer import ClosedSegment
 
-    # Integrity sealing (fsync, SHA-256 read-back) is work ffmpeg does not do: measure it
-    # apart so the report can show the copy path alone as well.
-    sealing = {"cpu_s": 0.0, "segments": 0}
-    seal = ClosedSegment.seal
-
-    def timed_seal(closed: ClosedSegment) -> SegmentInfo:
-        began = time.thread_time()
-        try:
-            return seal(closed)
-        finally:
-            sealing["cpu_s"] += time.thread_time() - began
-            sealing["segments"] += 1
-
-    ClosedSegment.seal = timed_seal  # type: ignore[method-assign, assignment]
-
+    sealing = _time_sealing()
     cams = [
         {"id": f"cam{i:02d}", "name": f"bench {i}", "station": "kitchen_prep", "main_url": url}
         for i, url in enumerate(urls(args.port, args.streams))
@@ -166,13 +151,8 @@ def child_main(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         if line.strip() != "mark":
             break
-        mark = {
-            "at": time.monotonic(),
-            "frames": sum(r.counters.video_packets for r in recorders),
-            "sealing_cpu_s": sealing["cpu_s"],
-            "segments_sealed": sealing["segments"],
-        }
-        print(json.dumps(mark), flush=True)
+        frames = sum(r.counters.video_packets for r in recorders)
+        print(json.dumps({"at": time.monotonic(), "frames": frames, **sealing}), flush=True)
     for r in recorders:
         r.stop()
     statuses = [r.status() for r in recorders]
@@ -181,10 +161,34 @@ def child_main(args: argparse.Namespace) -> int:
         "dropped": sum(s.dropped for s in statuses),
         "repaired": sum(s.repaired for s in statuses),
         "reconnects": sum(s.reconnects for s in statuses),
-        "bytes_received": sum(s.bytes for s in (r.counters for r in recorders)),
+        "bytes_received": sum(r.counters.bytes for r in recorders),
     }
     print(json.dumps({"final": final}), flush=True)
     return 0
+
+
+def _time_sealing() -> dict[str, float]:
+    """Count the CPU time of segment sealing (fsync, SHA-256 read-back) in the child.
+
+    Sealing is work ffmpeg does not do; measured apart, the report can also show the
+    copy path alone.
+    """
+    from edge_agent.recording.index import SegmentInfo
+    from edge_agent.recording.segment_writer import ClosedSegment
+
+    sealing = {"sealing_cpu_s": 0.0, "segments_sealed": 0.0}
+    seal = ClosedSegment.seal
+
+    def timed_seal(closed: ClosedSegment) -> SegmentInfo:
+        began = time.thread_time()
+        try:
+            return seal(closed)
+        finally:
+            sealing["sealing_cpu_s"] += time.thread_time() - began
+            sealing["segments_sealed"] += 1
+
+    ClosedSegment.seal = timed_seal  # type: ignore[method-assign, assignment]
+    return sealing
 
 
 class Ours:
@@ -225,7 +229,9 @@ class Ours:
         self.proc.stdin.write("mark\n")
         self.proc.stdin.flush()
         data = self._read()
-        return Mark(data["at"], cpu, data["frames"], data["sealing_cpu_s"], data["segments_sealed"])
+        return Mark(
+            data["at"], cpu, data["frames"], data["sealing_cpu_s"], int(data["segments_sealed"])
+        )
 
     def stop(self) -> None:
         """Stop the recorders (each closes and indexes its segment) and wait."""
@@ -327,8 +333,10 @@ def measure(runners: list[Runner], streams: int, seconds: float) -> list[RunResu
                 },
             )
         )
-    for r in runners:
+    for r, result in zip(runners, results, strict=True):
         r.stop()
+        if isinstance(r, Ours):
+            result.extra.update(r.final)
     return results
 
 
@@ -396,9 +404,7 @@ def print_table(streams: int, ours: RunResult, ff: RunResult, server_cpu_s: floa
         ("MB written", lambda r: f"{r.bytes_written / 1e6:.1f}"),
         ("video seconds written", lambda r: f"{r.seconds_written:.0f}"),
     ]
-    print(
-        f"\n{streams} streams, window {ours.window_s:.0f} s (ours) / {ff.window_s:.0f} s (ffmpeg)"
-    )
+    print(f"\n{streams} streams, window {ours.window_s:.0f} s (ours), {ff.window_s:.0f} s (ffmpeg)")
     print(f"{'':32} {'edge_agent':>18} {'ffmpeg':>18}")
     for label, fmt in rows:
         print(f"{label:32} {fmt(ours):>18} {fmt(ff):>18}")

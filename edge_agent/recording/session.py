@@ -223,10 +223,12 @@ class RecordingSession:
             return  # the demuxer's end-of-stream flush packet
         verdict, stamp = self._vguard.check(packet.dts, packet.pts, packet.duration)
         if verdict is Verdict.DROP:
-            if packet.is_keyframe and self._segment is None:
+            if self._segment is not None:
+                self._counters.dropped += 1
+            elif packet.is_keyframe:
                 self._pending = packet  # stamped once the next packet shows the clock
             else:
-                self._counters.dropped += 1
+                self._counters.skipped += 1  # no file yet: it waits for a keyframe anyway
             return
         if verdict is Verdict.JUMP:
             self._jump(stamp)
