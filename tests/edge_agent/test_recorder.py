@@ -1,5 +1,6 @@
 """The camera recorder against the real RTSP server: segments, codecs, outages, crash safety."""
 
+import errno
 import logging
 import os
 import signal
@@ -24,12 +25,13 @@ from edge_agent.errors import UnsupportedStreamError
 from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.recording.probe import probe_segment
-from edge_agent.recording.recorder import CameraRecorder
+from edge_agent.recording.recorder import CameraRecorder, failure_reason
 from edge_agent.recording.repair import scan_and_repair
 from edge_agent.recording.segment_writer import ClosedSegment
 from edge_agent.recording.session import RecordingSession, select_streams
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus
 from testbed.footage import Footage
+from testbed.ports import free_port
 from testbed.rtsp import RtspServer
 
 pytestmark = pytest.mark.slow
@@ -375,7 +377,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.recording.probe import probe_segment
-from edge_agent.recording.recorder import CameraRecorder
+from edge_agent.recording.recorder import CameraRecorder, failure_reason
 
 config = EdgeConfig.model_validate_json(Path(sys.argv[1]).read_text())
 index = SegmentIndex(config.state_dir / "index.db")  # created before the limit applies
@@ -473,3 +475,19 @@ def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path
 def _video_dts(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         return [p.dts for p in container.demux(video=0) if p.dts is not None and p.size]
+
+
+def test_failure_reasons_are_short_and_carry_no_login() -> None:
+    url = f"rtsp://admin:{SECRET}@127.0.0.1:{free_port()}/cam"
+    with pytest.raises(av.FFmpegError) as refused:
+        av.open(url, options={"rtsp_transport": "tcp"}, timeout=(5.0, None))
+    assert SECRET in str(refused.value)  # PyAV's own message names the URL...
+    assert failure_reason(refused.value, reading=False) == "connection refused"  # ...ours not
+    timeout = av.error.TimeoutError(errno.ETIMEDOUT, "Connection timed out", url)
+    assert failure_reason(timeout, reading=True) == "read timeout"
+    assert failure_reason(timeout, reading=False) == "open timeout"
+    odd = av.error.InvalidDataError(errno.EINVAL, "Invalid data found", url)
+    assert failure_reason(odd, reading=True) == "stream error: invalid data found"
+    assert failure_reason(EOFError(), reading=True) == "stream ended"
+    assert failure_reason(UnsupportedStreamError("no video track"), False) == "no video track"
+    assert failure_reason(KeyError("x"), reading=True) == "internal error: KeyError"
