@@ -16,7 +16,7 @@ from aiohttp import web
 from central_support import Central, call, make_config
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid, Vapid02
+from py_vapid import Vapid02
 
 from central.api.common import SERVICES
 from central.app import create_app
@@ -199,11 +199,3 @@ async def test_gone_subscription_is_dropped_and_push_never_blocks_ingest(pushing
     assert subs["items"] == []
     _, deliveries = await call(central, "admin", "GET", f"/api/v1/alerts/{alert_id}/deliveries")
     assert [(d["status"], d["attempts"]) for d in deliveries["items"]] == [("gone", 1)]
-
-
-def test_vapid_key_file_round_trip(tmp_path: Path) -> None:
-    out = tmp_path / "k.pem"
-    assert cli_main(["vapid-keys", "--out", str(out)]) == 0
-    assert out.stat().st_mode & 0o777 == 0o600
-    assert Vapid.from_file(str(out)).public_key is not None
-    assert cli_main(["vapid-keys", "--out", str(out)]) == 1  # never overwrites a key
