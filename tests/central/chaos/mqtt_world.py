@@ -18,17 +18,12 @@ import yaml
 
 from central.accounts import issue_site_credentials, set_password, write_acl
 from central.config import BrokerAdminConfig
-from testbed.mosquitto import Broker, BrokerOptions
+from testbed.demo import shipped_broker_options
+from testbed.mosquitto import Broker
 from testbed.ports import free_port
 
 REPO = Path(__file__).parents[3]
-SHIPPED_CONF = REPO / "configs" / "mosquitto" / "mosquitto.conf"
 CENTRAL_PASSWORD = "central-test-password"
-# Lines the test broker sets itself (listeners, files, persistence place) or that must
-# precede every listener; everything else of the shipped file is used as is.
-_OWN = ("listener", "certfile", "keyfile", "cafile", "tls_version", "password_file",
-        "acl_file", "persistence_location", "persistence", "per_listener_settings")  # fmt: skip
-_FIELDS = {"allow_anonymous", "max_queued_messages", "max_inflight_messages", "autosave_interval"}
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
@@ -41,26 +36,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(step)
-
-
-def shipped_broker_options(admin: BrokerAdminConfig) -> BrokerOptions:
-    """BrokerOptions carrying the policy lines of configs/mosquitto/mosquitto.conf."""
-    fields: dict[str, Any] = {}
-    extra: list[str] = []
-    for line in SHIPPED_CONF.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition(" ")
-        if key in _OWN:
-            continue
-        if key in _FIELDS:
-            fields[key] = value == "true" if key == "allow_anonymous" else int(value)
-        else:
-            extra.append(line)
-    return BrokerOptions(
-        password_file=admin.password_file, acl_file=admin.acl_file, extra_config=extra, **fields
-    )
 
 
 class CentralProcess:
