@@ -236,21 +236,9 @@ class SegmentIndex:
         self, camera: str | None = None, start: float | None = None, end: float | None = None
     ) -> list[Segment]:
         """Segments overlapping [start, end), oldest first."""
-        where: list[str] = ["1=1"]
-        args: list[object] = []
-        if camera is not None:
-            where.append("camera = ?")
-            args.append(camera)
-        if start is not None:
-            where.append('"end" > ?')
-            args.append(start)
-        if end is not None:
-            where.append("start < ?")
-            args.append(end)
+        where, args = _overlap_where(camera, start, end, '"end" > ?')
         with self._ldb.lock:
-            rows = self.db.table("segments").rows_where(
-                " and ".join(where), args, order_by="start, id"
-            )
+            rows = self.db.table("segments").rows_where(where, args, order_by="start, id")
             return [Segment(**r) for r in rows]
 
     def indexed_paths(self) -> set[str]:
@@ -366,19 +354,9 @@ class SegmentIndex:
         self, camera: str | None = None, start: float | None = None, end: float | None = None
     ) -> list[Gap]:
         """Gaps overlapping [start, end), oldest first; open gaps have end None."""
-        where: list[str] = ["1=1"]
-        args: list[object] = []
-        if camera is not None:
-            where.append("camera = ?")
-            args.append(camera)
-        if start is not None:
-            where.append('("end" is null or "end" > ?)')
-            args.append(start)
-        if end is not None:
-            where.append("start < ?")
-            args.append(end)
+        where, args = _overlap_where(camera, start, end, '("end" is null or "end" > ?)')
         with self._ldb.lock:
-            rows = self.db.table("gaps").rows_where(" and ".join(where), args, order_by="start, id")
+            rows = self.db.table("gaps").rows_where(where, args, order_by="start, id")
             return [Gap(**r) for r in rows]
 
     def record_state(self, camera: str, state: str, reason: str, ts: float | None = None) -> None:
@@ -450,3 +428,24 @@ class SegmentIndex:
         with self._ldb.lock:
             rows = self.db.table("holds").rows_where(where, args, order_by="id")
             return [Hold(**r) for r in rows]
+
+
+def _overlap_where(
+    camera: str | None, start: float | None, end: float | None, ends_after: str
+) -> tuple[str, list[object]]:
+    """A where clause (and its arguments) for rows of `camera` overlapping [start, end).
+
+    `ends_after` is the test that a row's end lies after `start` (open rows may pass it).
+    """
+    where: list[str] = ["1=1"]
+    args: list[object] = []
+    if camera is not None:
+        where.append("camera = ?")
+        args.append(camera)
+    if start is not None:
+        where.append(ends_after)
+        args.append(start)
+    if end is not None:
+        where.append("start < ?")
+        args.append(end)
+    return " and ".join(where), args
