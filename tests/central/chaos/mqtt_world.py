@@ -38,11 +38,46 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 
         time.sleep(step)
 
 
-class CentralProcess:
+class _ChildProcess:
+    """A `python -m <program> run` child logging into `workdir/<log_name>`."""
+
+    log_name = ""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, module: str, config_path: Path, env: dict[str, str]) -> None:
+        with (self.workdir / self.log_name).open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, "run", "-c", str(config_path)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the process with `sig` and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+        self.proc = None
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of its log."""
+        path = self.workdir / self.log_name
+        return path.read_bytes()[-limit:].decode(errors="replace") if path.exists() else ""
+
+
+class CentralProcess(_ChildProcess):
     """`python -m central run` with its own config; stats over HTTP, rows from its database."""
 
+    log_name = "central.log"
+
     def __init__(self, workdir: Path, broker_port: int, admin: BrokerAdminConfig) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.port = free_port()
         self.data_dir = workdir / "data"
         self.config_path = workdir / "central.yaml"
@@ -55,16 +90,11 @@ class CentralProcess:
         }
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config))
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> None:
         """Start the process; wait until it answers and is subscribed."""
         env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
-        with (self.workdir / "central.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "central", "run", "-c", str(self.config_path)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
-            )  # fmt: skip
+        self._spawn("central", self.config_path, env)
         if wait:
             wait_for(lambda: self._connected(), 30, "central to subscribe")
 
@@ -104,28 +134,14 @@ class CentralProcess:
         except sqlite3.OperationalError:
             return 0
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Stop the process with `sig` and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(20)
-        self.proc = None
 
-    def alive(self) -> bool:
-        """Whether the process still runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, limit: int = 3000) -> str:
-        """The end of its log."""
-        path = self.workdir / "central.log"
-        return path.read_bytes()[-limit:].decode(errors="replace") if path.exists() else ""
-
-
-class EdgeProcess:
+class EdgeProcess(_ChildProcess):
     """`python -m edge_agent run` for one site without cameras: it publishes its outbox."""
 
+    log_name = "edge.log"
+
     def __init__(self, workdir: Path, site: str, password: str, broker_port: int) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.site = site
         self.password = password
         self.storage = workdir / "storage"
@@ -146,7 +162,6 @@ class EdgeProcess:
         }
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config))
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def outbox_path(self) -> Path:
@@ -157,27 +172,7 @@ class EdgeProcess:
         """Start the agent process."""
         env = {**os.environ, "EDGE_CRED_MQTT_USER": self.site,
                "EDGE_CRED_MQTT_PASSWORD": self.password}  # fmt: skip
-        with (self.workdir / "edge.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent", "run", "-c", str(self.config_path)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
-            )  # fmt: skip
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Stop the process with `sig` and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(20)
-        self.proc = None
-
-    def alive(self) -> bool:
-        """Whether the process still runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, limit: int = 3000) -> str:
-        """The end of its log."""
-        path = self.workdir / "edge.log"
-        return path.read_bytes()[-limit:].decode(errors="replace") if path.exists() else ""
+        self._spawn("edge_agent", self.config_path, env)
 
 
 class MqttWorld:
