@@ -16,6 +16,7 @@ from typing import Self
 
 from testbed.errors import BrokerError
 from testbed.ports import LOOPBACK, free_port, port_accepts
+from testbed.processes import kill, terminate
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,15 @@ class Broker:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("mosquitto %d ignored SIGTERM, killing it", proc.pid)
-        self.kill()
+        if not terminate(proc, timeout):
+            log.warning("mosquitto %d ignored SIGTERM and was killed", proc.pid)
+        self._proc = None
 
     def kill(self) -> None:
         """Kill the broker at once (a crash: changes since the last autosave are lost)."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            kill(proc)
 
     def reload(self) -> None:
         """Copy the password and ACL files again and make the broker re-read them (SIGHUP)."""

@@ -3,7 +3,6 @@
 import logging
 import os
 import selectors
-import signal
 import subprocess
 import tempfile
 import time
@@ -15,6 +14,7 @@ from typing import IO, Self
 from testbed.errors import RtspServerError
 from testbed.footage import Footage
 from testbed.ports import LOOPBACK
+from testbed.processes import kill, terminate
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,8 @@ class RtspServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("RTSP server %d ignored SIGTERM, killing it", proc.pid)
+        if not terminate(proc, timeout, group=True):
+            log.warning("RTSP server %d ignored SIGTERM and was killed", proc.pid)
         self._kill()
 
     def stderr_tail(self, limit: int = 4000) -> str:
@@ -178,9 +174,7 @@ class RtspServer:
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGKILL)
-            proc.wait()
+            kill(proc, group=True)
             if proc.stdout is not None:
                 proc.stdout.close()
 
@@ -188,10 +182,3 @@ class RtspServer:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-
-
-def _signal_group(proc: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    try:
-        os.killpg(proc.pid, signum)
-    except ProcessLookupError:
-        pass
