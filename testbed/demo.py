@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from central.config import BrokerAdminConfig
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
 from testbed.ports import free_port, port_accepts
+from testbed.processes import spawn_python, terminate
 from testbed.rtsp import RtspServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +74,30 @@ def shipped_broker_options(admin: BrokerAdminConfig) -> BrokerOptions:
     return BrokerOptions(
         password_file=admin.password_file, acl_file=admin.acl_file, extra_config=extra, **fields
     )
+
+
+@dataclass(frozen=True)
+class SiteBroker:
+    """A started broker with the shipped policy, central's login and one site's login."""
+
+    broker: Broker
+    admin: BrokerAdminConfig
+    central_password: str
+    site_password: str
+
+
+def start_site_broker(root: Path, site: str) -> SiteBroker:
+    """Accounts and ACL under `root/auth` (central plus `site`), then the broker, started."""
+    admin = BrokerAdminConfig(
+        password_file=root / "auth" / "passwd", acl_file=root / "auth" / "acl"
+    )
+    central_password = os.urandom(12).hex()
+    set_password(admin, "central", central_password)
+    write_acl(admin, "central")
+    site_password = issue_site_credentials(admin, site, "central").password
+    broker = Broker(options=shipped_broker_options(admin))
+    broker.start()
+    return SiteBroker(broker, admin, central_password, site_password)
 
 
 def camera_streams(footage: Footage) -> dict[str, Path]:
@@ -176,24 +202,21 @@ class Demo:
         self.closers.append(rtsp.close)
         say(f"sample cameras: {rtsp.url('disposal-1')}, {rtsp.url('quarantine-1')} (+ _sub)")
 
-        admin = BrokerAdminConfig(
-            password_file=self.root / "auth" / "passwd", acl_file=self.root / "auth" / "acl"
-        )
-        central_password = os.urandom(12).hex()
-        set_password(admin, "central", central_password)
-        write_acl(admin, "central")
-        site_password = issue_site_credentials(admin, SITE, "central").password
-        broker = Broker(options=shipped_broker_options(admin))
-        broker.start()
+        site_broker = start_site_broker(self.root, SITE)
+        broker = site_broker.broker
         self.closers.append(broker.close)
         say(f"MQTT broker (per-site accounts and ACL): 127.0.0.1:{broker.port}")
 
-        self._start_central(admin, broker.port, central_password)
+        self._start_central(site_broker.admin, broker.port, site_broker.central_password)
         central_url = f"http://127.0.0.1:{self.http_port}"
         config = edge_config(self.root, rtsp, broker.port, central_url)
         edge_yaml = self.root / "edge.yaml"
         edge_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
-        env = {**os.environ, "EDGE_CRED_MQTT_USER": SITE, "EDGE_CRED_MQTT_PASSWORD": site_password}
+        env = {
+            **os.environ,
+            "EDGE_CRED_MQTT_USER": SITE,
+            "EDGE_CRED_MQTT_PASSWORD": site_broker.site_password,
+        }
         self._spawn("edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
 
     def _start_central(self, admin: BrokerAdminConfig, broker_port: int, password: str) -> None:
@@ -230,16 +253,7 @@ class Demo:
         wait_until(lambda: port_accepts(self.http_port), 30, "central to listen")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self.root / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
-        self.procs.append((name, proc))
+        self.procs.append((name, spawn_python(args, env, self.root / f"{name}.log")))
 
     def check_alive(self) -> list[str]:
         """Names of processes that have exited."""
@@ -248,13 +262,7 @@ class Demo:
     def stop(self) -> None:
         """Stop processes in reverse order (SIGTERM, then SIGKILL), then the fixtures."""
         for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, 20)
         for close in reversed(self.closers):
             close()
 

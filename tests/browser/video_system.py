@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from central.accounts import issue_site_credentials, set_password, write_acl
 from central.config import BrokerAdminConfig
-from testbed.demo import shipped_broker_options
+from testbed.demo import start_site_broker
 from testbed.mosquitto import Broker
 from testbed.ports import free_port, port_accepts
+from testbed.processes import spawn_python, terminate
 from testbed.rtsp import RtspServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,20 +58,17 @@ class VideoSystem:
     def start(self) -> None:
         """Broker with per-site accounts, seeded central, then the edge agent."""
         self.root.mkdir(parents=True, exist_ok=True)
-        admin = BrokerAdminConfig(
-            password_file=self.root / "auth" / "passwd", acl_file=self.root / "auth" / "acl"
-        )
-        central_password = os.urandom(12).hex()
-        set_password(admin, "central", central_password)
-        write_acl(admin, "central")
-        site_password = issue_site_credentials(admin, SITE, "central").password
-        self.site_password = site_password
-        self.broker = Broker(options=shipped_broker_options(admin))
-        self.broker.start()
-        self._start_central(admin, central_password)
+        site_broker = start_site_broker(self.root, SITE)
+        self.site_password = site_broker.site_password
+        self.broker = site_broker.broker
+        self._start_central(site_broker.admin, site_broker.central_password)
         edge_yaml = self.root / "edge.yaml"
         edge_yaml.write_text(yaml.safe_dump(self._edge_config()))
-        env = {**os.environ, "EDGE_CRED_MQTT_USER": SITE, "EDGE_CRED_MQTT_PASSWORD": site_password}
+        env = {
+            **os.environ,
+            "EDGE_CRED_MQTT_USER": SITE,
+            "EDGE_CRED_MQTT_PASSWORD": self.site_password,
+        }
         self._spawn("edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
 
     def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
@@ -128,27 +124,12 @@ class VideoSystem:
         }
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self.root / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
-        self.procs.append((name, proc))
+        self.procs.append((name, spawn_python(args, env, self.root / f"{name}.log")))
 
     def stop(self) -> None:
         """SIGTERM in reverse order (SIGKILL after 20 s), then the broker."""
         for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, 20)
         if self.broker is not None:
             self.broker.close()
 
