@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from central.config import BrokerAdminConfig
 from testbed.demo import shipped_broker_options
 from testbed.mosquitto import Broker
 from testbed.ports import free_port
+from testbed.processes import spawn_python
 
 REPO = Path(__file__).parents[3]
 CENTRAL_PASSWORD = "central-test-password"
@@ -48,11 +48,8 @@ class _ChildProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, module: str, config_path: Path, env: dict[str, str]) -> None:
-        with (self.workdir / self.log_name).open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, "run", "-c", str(config_path)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
-            )  # fmt: skip
+        args = ["-m", module, "run", "-c", str(config_path)]
+        self.proc = spawn_python(args, env, self.workdir / self.log_name)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Stop the process with `sig` and reap it."""
