@@ -7,7 +7,6 @@ the edge's manifest states and the manifest's chain must hold, before central si
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from central.errors import NotFoundError
 from central.scope import Scope, in_scope, scope_filter
 from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
+from central.video.verify import file_sha256
 from fsv_contract.errors import InvalidPayload
 from fsv_contract.video import (
     VERB_EXPORT,
@@ -70,14 +70,6 @@ def m001_exports(db: sqlite_utils.Database) -> None:
         not_null={"site_id", "camera_id", "org_path", "start", "end", "status", "created_at"},
     )
     db.table("video_exports").create_index(["org_path", "created_at"])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ExportStore:
@@ -230,7 +222,7 @@ class ExportStore:
             return "the edge sent no manifest"
         if (manifest.site, manifest.camera) != (job["site_id"], job["camera_id"]):
             return "the manifest is for another camera"
-        if part.stat().st_size != manifest.file.bytes or _sha256(part) != manifest.file.sha256:
+        if part.stat().st_size != manifest.file.bytes or file_sha256(part) != manifest.file.sha256:
             return "the received clip does not match the edge's manifest"
         problems = chain_problems(manifest)
         if problems:

@@ -32,7 +32,8 @@ class ClipReport:
         return not self.problems
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read a megabyte at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(1 << 20):
@@ -49,7 +50,7 @@ def verify_clip(clip: Path, manifest_path: Path, public: Ed25519PublicKey | None
         report.problems.append(f"manifest {manifest_path}: unreadable or malformed: {e}")
         return report
     try:
-        size, digest = clip.stat().st_size, _sha256(clip)
+        size, digest = clip.stat().st_size, file_sha256(clip)
     except OSError as e:
         report.problems.append(f"clip {clip}: cannot read: {e.strerror or e}")
         return report
