@@ -19,6 +19,26 @@ from testbed.footage import Footage
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _api(base: str, path: str, token: str | None = None, body: object = None) -> object:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _alerts_seen_by(base: str, accounts: list[dict[str, str]], username: str) -> list[dict]:
+    password = next(a["password"] for a in accounts if a["username"] == username)
+    login = _api(base, "/api/v1/auth/login",
+                 body={"username": username, "password": password, "kind": "bearer"})  # fmt: skip
+    assert isinstance(login, dict)
+    page = _api(base, "/api/v1/alerts", token=login["token"])
+    assert isinstance(page, dict)
+    return list(page["items"])
+
+
 def _central_events(db: Path) -> list[tuple[str, str, str]]:
     if not db.exists():
         return []
@@ -63,6 +83,16 @@ def test_demo_records_alerts_and_serves_pages(tmp_path: Path, footage: Footage) 
         assert ("after_hours_activity", "start", "disposal-1") in events
         for camera in ("disposal-1", "quarantine-1"):
             assert list((root / "recordings" / camera).glob("*/*/*.mp4")), camera
+        # The alert is in the inbox of the county-A inspector, not in county B's.
+        accounts = json.loads((root / "accounts.json").read_text())["users"]
+        base = url.group(1).rstrip("/")
+        deadline = time.monotonic() + 30  # the alert feed follows ingest asynchronously
+        seen_a = _alerts_seen_by(base, accounts, "inspector-a")
+        while not seen_a and time.monotonic() < deadline:
+            time.sleep(1)
+            seen_a = _alerts_seen_by(base, accounts, "inspector-a")
+        assert any(a["kind"] == "after_hours_activity" for a in seen_a), seen_a
+        assert _alerts_seen_by(base, accounts, "inspector-b") == []
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
