@@ -29,7 +29,9 @@ def _api(base: str, path: str, token: str | None = None, body: object = None) ->
         return json.load(response)
 
 
-def _alerts_seen_by(base: str, accounts: list[dict[str, str]], username: str) -> list[dict]:
+def _alerts_seen_by(
+    base: str, accounts: list[dict[str, str]], username: str
+) -> list[dict[str, object]]:
     password = next(a["password"] for a in accounts if a["username"] == username)
     login = _api(base, "/api/v1/auth/login",
                  body={"username": username, "password": password, "kind": "bearer"})  # fmt: skip
