@@ -2,6 +2,7 @@
 "use strict";
 let offset = 0;
 let user = null;
+let enterprises = {}; // org_path → enterprise name, for the list's enterprise column
 const ACTIONS = {
   acknowledge: "确认 Acknowledge", request_rectification: "要求整改 Request rectification",
   close: "关闭 Close", reopen: "重新打开 Reopen",
@@ -18,7 +19,7 @@ async function load(reset) {
   for (const a of page.items) {
     const tr = document.createElement("tr");
     if (a.overdue) tr.className = "overdue";
-    tr.innerHTML = `<td>${fsv.time(a.start)}</td><td>${fsv.esc(a.site_id)}</td><td>${fsv.esc(a.station)}</td>` +
+    tr.innerHTML = `<td>${fsv.time(a.start)}</td><td>${fsv.esc(enterprises[a.org_path] || a.site_id)}</td><td>${fsv.esc(a.station)}</td>` +
       `<td>${fsv.esc(a.kind)}</td><td><span class="state">${fsv.esc(a.state)}</span></td>`;
     tr.onclick = () => show(a.id);
     body.appendChild(tr);
@@ -31,28 +32,31 @@ async function show(id) {
   const a = await fsv.api(`/api/v1/alerts/${id}`);
   const box = document.getElementById("detail");
   box.hidden = false;
-  const media = (a.snapshot ? `<img alt="snapshot" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "") +
-    (a.clip ? `<video controls playsinline preload="metadata" style="max-width:100%" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.clip.name)}"></video>` : "") +
+  const media = (a.snapshot ? `<img alt="snapshot" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "") +
+    (a.clip ? `<video controls playsinline preload="metadata" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.clip.name)}"></video>` : "") +
     `<p><a href="/replay#site=${encodeURIComponent(a.site_id)}&camera=${encodeURIComponent(a.camera_id)}&t=${Math.floor(a.start - 10)}">回放 Replay from 10 s before</a></p>`;
   const history = a.transitions.map((t) => `<li>${fsv.time(t.ts)} ${fsv.esc(t.username)}: ${fsv.esc(t.action)} → ${fsv.esc(t.to_state)} ${fsv.esc(t.note)}</li>`).join("");
   const photos = a.evidence.map((e) => `<a target="_blank" href="/api/v1/alerts/${id}/evidence/${e.id}">${fsv.esc(e.filename)}</a>`).join(" ");
-  box.innerHTML = `<h2>${fsv.esc(a.kind)} · ${fsv.esc(a.site_id)}/${fsv.esc(a.camera_id)}</h2>${media}` +
+  box.innerHTML = `<h2>${fsv.esc(a.kind)} · ${fsv.esc(enterprises[a.org_path] || "")} · ${fsv.esc(a.site_id)}/${fsv.esc(a.camera_id)}</h2>${media}` +
     `<p>状态 state: <b>${fsv.esc(a.state)}</b>${a.deadline ? ` · 期限 deadline ${fsv.time(a.deadline)}` : ""}${a.overdue ? " · <b>逾期 overdue</b>" : ""}</p>` +
     `<ol>${history}</ol><p>${photos}</p><div id="act"></div>`;
   const act = document.getElementById("act");
-  for (const [action, label] of Object.entries(ACTIONS)) {
+  const staff = user.role === "enterprise_staff"; // staff submit; regulators run the workflow
+  for (const [action, label] of staff ? [] : Object.entries(ACTIONS)) {
     const b = document.createElement("button");
     b.textContent = label;
     b.onclick = () => step(id, action);
     act.appendChild(b);
   }
-  if (a.state === "rectification_requested") {
+  if (a.state === "rectification_requested" && (staff || user.role === "admin")) {
     const form = document.createElement("form");
     form.innerHTML = `<h3>提交整改 Submit rectification</h3><textarea name="note" required></textarea>` +
       `<input type="file" name="photos" accept="image/*" capture="environment" multiple required><button>提交 Submit</button>`;
     form.onsubmit = async (ev) => {
       ev.preventDefault();
-      await fsv.api(`/api/v1/alerts/${id}/rectification`, { method: "POST", body: new FormData(form) });
+      try {
+        await fsv.api(`/api/v1/alerts/${id}/rectification`, { method: "POST", body: new FormData(form) });
+      } catch (e) { alert(e.message); return; }
       show(id); load(true);
     };
     act.appendChild(form);
@@ -85,13 +89,23 @@ async function enablePush() {
   document.getElementById("push").textContent = "推送已开启 Push on";
 }
 
-fsv.ready.then((u) => {
+async function loadEnterprises() {
+  const orgs = await fsv.api("/api/v1/orgs?level=enterprise");
+  enterprises = Object.fromEntries(orgs.items.map((o) => [o.org_path, o.name]));
+}
+
+fsv.ready.then(async (u) => {
   user = u;
+  await loadEnterprises();
   document.getElementById("state").onchange = () => load(true);
   document.getElementById("overdue").onchange = () => load(true);
   document.getElementById("more").onclick = () => load(false);
   document.getElementById("push").onclick = () => enablePush().catch((e) => alert(e.message));
   const m = location.hash.match(/alert=([\w-]+)/);
-  if (m) show(m[1]);
+  if (m) show(m[1]).catch((e) => { // e.g. a link to an alert outside the user's scope
+    const box = document.getElementById("detail");
+    box.hidden = false;
+    box.textContent = e.message;
+  });
   return load(true);
 });

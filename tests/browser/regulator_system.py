@@ -1,0 +1,103 @@
+"""Broker and seeded central without an edge agent: the regulator pages' world, on loopback.
+
+Alerts come the way an edge sends them: an EventPayload published with the site's broker
+login, then the snapshot PUT to central's media endpoint with the same login.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import cv2
+import paho.mqtt.publish as publish
+from video_system import CAMERA, SITE, VideoSystem, wait_until
+
+from fsv_contract import CameraStatePayload, EventPayload, MediaRef, encode, topics
+from testbed.demo import start_site_broker
+from testbed.rtsp import RtspServer
+
+# Debian's real surveillance clip (opencv-doc), the source of testbed's footage as well.
+SOURCE_CLIP = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def camera_jpeg(frame_no: int) -> bytes:
+    """One frame of the real clip as JPEG bytes, like a camera snapshot."""
+    clip = cv2.VideoCapture(str(SOURCE_CLIP))
+    try:
+        clip.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
+        ok, frame = clip.read()
+    finally:
+        clip.release()
+    assert ok, f"cannot read frame {frame_no} of {SOURCE_CLIP}"
+    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(jpeg.tobytes())
+
+
+class RegulatorSystem(VideoSystem):
+    """VideoSystem's broker and seeded central, with no edge agent and so no camera server."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, cast(RtspServer, None))  # only the edge agent would use it
+
+    def start(self) -> None:
+        """Broker with central's and the site's accounts, then central, seeded."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        site_broker = start_site_broker(self.root, SITE)
+        self.site_password = site_broker.site_password
+        self.broker = site_broker.broker
+        self._start_central(site_broker.admin, site_broker.central_password)
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        assert self.broker is not None
+        publish.single(
+            topic,
+            payload,
+            qos=1,
+            retain=retain,
+            hostname="127.0.0.1",
+            port=self.broker.port,
+            auth={"username": SITE, "password": self.site_password},
+            client_id=f"{SITE}-test",
+        )
+
+    def raise_alert_with_snapshot(self, jpeg: bytes) -> str:
+        """Camera online, an event announcing `jpeg` as its snapshot, then the upload: its id."""
+        now = datetime.now(UTC)
+        state = CameraStatePayload(camera=CAMERA, state="online", since=now)
+        self._publish(topics.camera_state(SITE, CAMERA), encode(state), retain=True)
+        sha = hashlib.sha256(jpeg).hexdigest()
+        snapshot = MediaRef(
+            name="snapshot.jpg", sha256=sha, bytes=len(jpeg), content_type="image/jpeg"
+        )
+        event = EventPayload(
+            event_id=uuid.uuid4(), site=SITE, camera=CAMERA, phase="start", kind="no_chef_hat",
+            station="kitchen_prep", rule="hat", start=now, score=0.9, snapshot=snapshot,
+        )  # fmt: skip
+        self._publish(topics.camera_event(SITE, CAMERA), encode(event))
+        alert_id = str(event.event_id)
+        wait_until(
+            lambda: self.api("GET", "/api/v1/alerts", user="admin")["total"] == 1,
+            20,
+            "central to open the alert",
+        )
+        login = base64.b64encode(f"{SITE}:{self.site_password}".encode()).decode()
+        put = urllib.request.Request(
+            f"{self.url}/api/v1/media/{alert_id}/snapshot.jpg",
+            data=jpeg,
+            method="PUT",
+            headers={
+                "Authorization": f"Basic {login}",
+                "X-Content-SHA256": sha,
+                "Content-Type": "image/jpeg",
+            },
+        )
+        with urllib.request.urlopen(put, timeout=30) as resp:
+            assert resp.status in (200, 201), resp.status
+        return alert_id
