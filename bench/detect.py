@@ -27,7 +27,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_agent.config import parse_config
-from edge_agent.credentials import CredentialStore
 from edge_agent.detection.detector import (
     Detector,
     default_model_path,
@@ -41,6 +40,7 @@ from edge_agent.detection.motion import MotionGate
 from edge_agent.detection.pipeline import CameraDetection, ModelCache
 from edge_agent.detection.settings import MotionConfig
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.tap import LiveTap
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 RESULTS = Path(__file__).resolve().parent / "results" / "detect.json"
@@ -156,8 +156,8 @@ cameras:
         index = SegmentIndex(Path(tmp) / "index.db")
         keeper = EventKeeper(config, index)
         camera = CameraDetection(
-            config.cameras[0], config, ModelCache(config), keeper, CredentialStore(environ={})
-        )
+            config.cameras[0], config, ModelCache(config), keeper, LiveTap("cam", "sub")
+        )  # frames are handed to process() here; the feed is never subscribed
         assert camera._setup(), camera.error
         first = time.time()
         for i, frame in enumerate(frames):

@@ -32,11 +32,12 @@ class EdgeAgent:
     """All components of one agent, wired through their constructors."""
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
-        from edge_agent.detection.pipeline import build_detection
+        from edge_agent.detection.pipeline import build_detection, detection_cameras
         from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
-        from edge_agent.uplink.wiring import build_uplink
+        from edge_agent.uplink.streams import build_streams
+        from edge_agent.uplink.wiring import build_uplink, uplink_enabled
 
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
@@ -50,26 +51,34 @@ class EdgeAgent:
         self.cleaner = RetentionCleaner(config, self.index)
         # MQTT to central (None without an `mqtt` section): the outbox is the events' sink.
         self.mqtt = build_mqtt(config, self.credentials, self.recorders, self.cleaner, self.index)
-        # Detection never feeds back into recording: a bad model or rule only disables it.
-        # Without an outbox, events stay local.
+        commands = self.mqtt.commands if self.mqtt else None
+        # One RTSP session per camera stream: live view and detection share the recorder's
+        # main-stream packets and one sub-stream reader per camera.
+        self.streams = build_streams(
+            config, self.credentials, self.recorders,
+            live=uplink_enabled(config, commands),
+            detect={c.id for c in detection_cameras(config)},
+        )  # fmt: skip
+        feeds = {c.id: f for c in config.cameras if (f := self.streams.feed(c.id)) is not None}
+        # Detection never feeds back into recording or live view: a bad model or rule only
+        # disables it. Without an outbox, events stay local.
         self.detection = build_detection(
             config,
             self.index,
-            self.credentials,
+            feeds,
             sink=self.mqtt.outbox if self.mqtt else None,
             recorders=self.recorders,
         )
         # Live/replay/export uplinks to central, on its commands (none without MQTT).
-        self.uplink, uplink_parts = build_uplink(
-            config, self.credentials, self.index, self.recorders,
-            self.mqtt.commands if self.mqtt else None,
-        )  # fmt: skip
+        self.uplink = build_uplink(config, self.index, self.streams.taps, commands)
+        uplink_parts = [self.uplink] if self.uplink is not None else []
         mqtt_parts = self.mqtt.components if self.mqtt else []
         for part in mqtt_parts:  # the heartbeat reports the uplink's rate to central
             if self.uplink is not None and hasattr(part, "uplink_rate"):
                 part.uplink_rate = self.uplink.uplink_bps
         self.components: list[Component] = [
             *self.recorders,
+            *self.streams.readers,
             self.cleaner,
             *self.detection,
             *uplink_parts,

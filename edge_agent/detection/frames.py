@@ -1,4 +1,4 @@
-"""Frame source: decodes a camera's sub stream at a few fps in its own thread, drop-oldest."""
+"""Frame source: decodes a shared stream's packets at a few fps in its own thread, drop-oldest."""
 
 from __future__ import annotations
 
@@ -6,20 +6,19 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import Any, Protocol
 
 import av
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_agent.restart_limiter import RestartLimiter
+from edge_agent.detection.packets import GopQueue, QueuedPacket
+from edge_agent.recording.events import PacketEvent
 
 log = logging.getLogger(__name__)
-
-# A stream that has delivered frames this long counts as healthy again (back-off resets).
-HEALTHY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,111 +80,187 @@ class StreamClock:
         return stream_s + self.offset
 
 
+class FrameSampler:
+    """Which decoded frames to keep: at most `fps` a second of stream time (pure)."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval = 1.0 / fps
+        self._due: float | None = None
+
+    def take(self, stream_s: float) -> bool:
+        """True if the frame at `stream_s` is due; a jump back of 10 intervals re-arms."""
+        due = self._due
+        if due is not None and stream_s < due and due - stream_s < 10 * self.interval:
+            return False
+        self._due = stream_s + self.interval
+        return True
+
+
+def to_image(frame: av.VideoFrame, width: int) -> NDArray[np.uint8]:
+    """The frame scaled to `width` (even height, aspect kept), BGR."""
+    height = max(2, round(frame.height * width / frame.width / 2) * 2)
+    return np.asarray(frame.to_ndarray(width=width, height=height, format="bgr24"), np.uint8)
+
+
 def sample_frames(
     container: Any, fps: float, width: int, clock: Callable[[float], float]
 ) -> Iterator[Frame]:
-    """Decode the first video stream; yield at most `fps` frames a second, `width` wide.
+    """Decode the first video stream of a file; yield at most `fps` frames a second.
 
     Every frame must be decoded (inter prediction), but only the sampled ones are scaled
     and converted, which is where most of the per-frame cost lies.
     """
     stream = container.streams.video[0]
     stream.thread_count = 1  # leave the other cores to the recorder and the detector
-    interval = 1.0 / fps
-    due: float | None = None
+    sampler = FrameSampler(fps)
     seq = 0
     for frame in container.decode(stream):
         if frame.pts is None or frame.time_base is None:
             continue
         stream_s = float(frame.pts * frame.time_base)
-        if due is not None and stream_s < due and due - stream_s < 10 * interval:
-            continue
-        due = stream_s + interval
-        height = max(2, round(frame.height * width / frame.width / 2) * 2)
-        image = frame.to_ndarray(width=width, height=height, format="bgr24")
-        seq += 1
-        yield Frame(clock(stream_s), image, seq)
+        if sampler.take(stream_s):
+            seq += 1
+            yield Frame(clock(stream_s), to_image(frame, width), seq)
 
 
-class FrameSource:
-    """Reads one camera in its own thread and feeds a DropOldestQueue.
+class PacketFeed(Protocol):
+    """A camera stream read once for everybody (edge_agent.uplink.tap.LiveTap)."""
 
-    `urls` are tried in order (sub stream first, then the main stream); a failed or
-    finished stream is reopened with back-off. Counters: decoded, dropped, reconnects.
+    stream: str
+
+    def subscribe(self, callback: Callable[[PacketEvent], None]) -> list[PacketEvent]:
+        """Hand every new packet to `callback`; returns the cached GOP."""
+
+    def unsubscribe(self, callback: Callable[[PacketEvent], None]) -> None:
+        """Stop handing packets to `callback`."""
+
+    def online(self, within_s: float = 5.0) -> bool:
+        """True while packets come."""
+
+
+class PacketDecoder:
+    """A single-threaded decoder for one stream's packets, rebuilt when the codec changes."""
+
+    def __init__(self, jump_s: float = 5.0) -> None:
+        self.jump_s = jump_s
+        self._ctx: av.VideoCodecContext | None = None
+        self._key: tuple[str, bytes | None] | None = None
+        self._last_dts: int | None = None
+
+    def decode(self, event: PacketEvent) -> list[av.VideoFrame]:
+        """The frames this packet completes (av.FFmpegError on broken data)."""
+        key = (event.codec, event.extradata)
+        last, self._last_dts = self._last_dts, event.dts
+        if last is not None and not 0 < event.dts - last <= self.jump_s / event.time_base:
+            # Dts only rises within a session: the reader reconnected, and the packets
+            # before the next keyframe refer to pictures this decoder never saw.
+            self._ctx = None
+        if self._ctx is None or key != self._key:
+            if not event.keyframe:
+                return []  # a new decoder starts at a keyframe
+            ctx = av.CodecContext.create(event.codec, "r")
+            assert isinstance(ctx, av.VideoCodecContext)
+            ctx.thread_count = 1  # one core is plenty at sub-stream size; leave the rest
+            if event.extradata:
+                ctx.extradata = event.extradata
+            self._ctx, self._key = ctx, key
+        packet = av.Packet(event.data)
+        packet.pts, packet.dts, packet.time_base = event.pts, event.dts, event.time_base
+        return list(self._ctx.decode(packet))
+
+    def reset(self) -> None:
+        """Forget the decoder (after an error: the next keyframe starts a new one)."""
+        self._ctx = self._key = None
+        self._last_dts = None
+
+
+class PacketFrameSource:
+    """Decodes a shared stream's packets on its own thread into a DropOldestQueue.
+
+    The reader's thread only stamps and queues each packet (GopQueue: bounded, never
+    blocks, drops whole GOPs when decoding falls behind); this thread decodes every packet
+    (inter prediction needs them all) and scales the sampled frames. Frame times come from
+    a StreamClock fed with each packet's arrival. Counters: frames, decode_errors and the
+    packet queue's dropped, gops_dropped, skipped.
     """
 
     def __init__(
-        self,
-        name: str,
-        urls: Sequence[str],
-        queue: DropOldestQueue,
-        fps: float,
-        width: int,
-        limiter: RestartLimiter,
-        open_options: dict[str, str] | None = None,
-        timeouts: tuple[float, float] = (10.0, 10.0),
+        self, name: str, feed: PacketFeed, queue: DropOldestQueue, fps: float, width: int
     ) -> None:
         self.name = name
-        self.urls = list(urls)
+        self.feed = feed
         self.queue = queue
         self.fps = fps
         self.width = width
-        self.limiter = limiter
-        self.open_options = open_options or {}
-        self.timeouts = timeouts
+        self.packets = GopQueue()
         self.frames = 0
-        self.reconnects = 0
+        self.decode_errors = 0
         self.last_error: str | None = None
-        self.connected_url: int | None = None  # index into urls of the stream being read
+        self._clock = StreamClock()
+        self._callback = self.on_packet  # one object: feeds unsubscribe by identity
+        # Keeps the cached GOP ahead of the first live packets (held for microseconds).
+        self._feed_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the reading thread."""
+        """Subscribe to the feed (its cached GOP first) and start decoding."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+        with self._feed_lock:
+            for event in self.feed.subscribe(self._callback):
+                self._queue(event, event.wall)  # cached: arrived at about its stamped time
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop reading (the thread notices within the stream's read timeout)."""
+        """Unsubscribe and stop decoding."""
+        self.feed.unsubscribe(self._callback)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            self._thread = None
+
+    def on_packet(self, event: PacketEvent) -> None:
+        """The reader's callback: stamp and queue, nothing more (runs on its thread)."""
+        with self._feed_lock:
+            self._queue(event, time.time())
+
+    def _queue(self, event: PacketEvent, arrival: float) -> None:
+        if event.kind != "video":
+            return
+        wall = self._clock.wall(event.dts * float(event.time_base), arrival)
+        self.packets.put(QueuedPacket(event, wall))
 
     def _run(self) -> None:
-        choice = 0
+        decoder = PacketDecoder()
+        sampler = FrameSampler(self.fps)
         while not self._stop.is_set():
-            started = time.monotonic()
+            item = self.packets.get(timeout=0.5)
+            if item is None:
+                continue
+            event = item.event
             try:
-                self._read(choice)
-                self.last_error = "stream ended"
-            except (av.FFmpegError, OSError, ValueError, IndexError) as e:
+                frames = decoder.decode(event)
+            except (av.FFmpegError, ValueError) as e:
+                self.decode_errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
-                log.warning("%s: stream %d: %s", self.name, choice, self.last_error)
-            self.connected_url = None
-            if self._stop.is_set():
-                break
-            if time.monotonic() - started > HEALTHY_AFTER_S:
-                self.limiter.reset()
-            else:
-                # A stream that fails at once is not usable: try the next one (main stream).
-                choice = (choice + 1) % len(self.urls)
-            self.reconnects += 1
-            self._stop.wait(self.limiter.next_delay(time.monotonic()))
-
-    def _read(self, choice: int) -> None:
-        clock = StreamClock()
-        with av.open(
-            self.urls[choice], options=self.open_options, timeout=self.timeouts
-        ) as container:
-            if not container.streams.video:
-                raise ValueError("the stream has no video track")
-            self.connected_url = choice
-            frames = sample_frames(
-                container, self.fps, self.width, lambda s: clock.wall(s, time.time())
-            )
+                if self.decode_errors % 100 == 1:  # the first, then a reminder now and then
+                    log.warning("%s: decoding: %s (%d so far)", self.name, e, self.decode_errors)
+                decoder.reset()
+                continue
+            # Packet time to UTC: the offset of the packet just fed (a frame whose pts
+            # differs from this dts is a reordered frame of the same moment).
+            offset = item.wall - event.dts * float(event.time_base)
             for frame in frames:
-                if self._stop.is_set():
-                    return
-                self.frames += 1
-                self.queue.put(frame)
+                self._sample(frame, sampler, offset, event.time_base)
+
+    def _sample(
+        self, frame: av.VideoFrame, sampler: FrameSampler, offset: float, tb: Fraction
+    ) -> None:
+        if frame.pts is None:
+            return
+        stream_s = frame.pts * float(frame.time_base or tb)
+        if not sampler.take(stream_s):
+            return
+        self.frames += 1
+        self.queue.put(Frame(stream_s + offset, to_image(frame, self.width), self.frames))

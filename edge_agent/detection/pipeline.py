@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from edge_agent.config import CameraConfig, EdgeConfig
-from edge_agent.credentials import CredentialStore, with_credential
 from edge_agent.detection.detector import (
     DEFAULT_CLASS_MAP,
     PASSTHROUGH,
@@ -22,17 +21,16 @@ from edge_agent.detection.detector import (
     load_detector,
 )
 from edge_agent.detection.events import EventKeeper, Sighting
-from edge_agent.detection.frames import DropOldestQueue, Frame, FrameSource
+from edge_agent.detection.frames import DropOldestQueue, Frame, PacketFeed, PacketFrameSource
 from edge_agent.detection.motion import MotionGate
 from edge_agent.detection.presets import camera_rules, models_dir
 from edge_agent.detection.rules import RuleEngine, RuleEvent
 from edge_agent.detection.settings import RuleSpec
 from edge_agent.detection.tracker import IouTracker
 from edge_agent.detection.zones import anchor_point, in_any
-from edge_agent.errors import ConfigError, CredentialError, ModelError
+from edge_agent.errors import ConfigError, ModelError
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
-from edge_agent.restart_limiter import RestartLimiter
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +84,13 @@ class ModelCache:
 
 
 class CameraDetection:
-    """The detection component of one camera: a frame reader thread and an analysis thread.
+    """The detection component of one camera: a decoding thread and an analysis thread.
 
-    Setup problems (model, class map, rules) are logged with the file they concern and
-    retried every few minutes; the camera's recorder never depends on this component.
+    Packets come from `feed`, the camera stream the agent reads once for everybody (the
+    sub stream's reader, or the recorder for the main stream); detection opens no RTSP
+    session of its own. Setup problems (model, class map, rules) are logged with the file
+    they concern and retried every few minutes; recording and live view never depend on
+    this component.
     """
 
     def __init__(
@@ -98,14 +99,14 @@ class CameraDetection:
         config: EdgeConfig,
         models: ModelCache,
         keeper: EventKeeper,
-        credentials: CredentialStore,
+        feed: PacketFeed,
     ) -> None:
         self.camera = camera
         self.config = config
         self.name = f"detect-{camera.id}"
         self.models = models
         self.keeper = keeper
-        self.credentials = credentials
+        self.feed = feed
         settings = config.detection
         own = camera.detection
         self.fps = (own.fps if own and own.fps else None) or settings.fps
@@ -115,7 +116,7 @@ class CameraDetection:
         self.tracker = IouTracker(max_age_s=settings.track_max_age_s)
         self.engine: RuleEngine | None = None
         self.detector: Detector | None = None
-        self.source: FrameSource | None = None
+        self.source: PacketFrameSource | None = None
         self.error: str | None = None
         self.frames = 0
         self.detector_runs = 0
@@ -138,24 +139,28 @@ class CameraDetection:
         return {
             "camera": self.camera.id,
             "error": self.error,
+            "stream": self.feed.stream,
+            "stream_online": self.feed.online(),
             "frames_decoded": source.frames if source else 0,
             "frames_analysed": self.frames,
             "frames_dropped": self.queue.dropped,
+            "packets_dropped": source.packets.dropped if source else 0,
+            "gops_dropped": source.packets.gops_dropped if source else 0,
+            "decode_errors": source.decode_errors if source else 0,
             "detector_runs": self.detector_runs,
             "motion_skipped": self.gate.skipped,
-            "reconnects": source.reconnects if source else 0,
             "stream_error": source.last_error if source else None,
             "events": self.events_started,
         }
 
     def start(self) -> None:
-        """Start the analysis thread (it starts the frame reader once set up)."""
+        """Start the analysis thread (it starts decoding once set up)."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reading, end open events (their clips follow), and join the threads."""
+        """Stop decoding, end open events (their clips follow), and join the threads."""
         self._stop.set()
         if self.source is not None:
             self.source.stop()
@@ -187,8 +192,14 @@ class CameraDetection:
         try:
             rules = camera_rules(self.config, self.camera)
             self.detector = self.models.get(choice)
-            self.source = self._frame_source()
-        except (ModelError, ConfigError, CredentialError) as e:
+            self.source = PacketFrameSource(
+                f"frames-{self.camera.id}",
+                self.feed,
+                self.queue,
+                self.fps,
+                self.config.detection.frame_width,
+            )
+        except (ModelError, ConfigError) as e:
             self.error = str(e)
             log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
             return False
@@ -210,23 +221,6 @@ class CameraDetection:
                     "%s: rule %r watches %s, which model %s does not produce; it cannot fire",
                     self.camera.id, rule.id, missing, detector.path,
                 )  # fmt: skip
-
-    def _frame_source(self) -> FrameSource:
-        cred = self.credentials.get(self.camera.credential) if self.camera.credential else None
-        urls = [u for u in (self.camera.sub_url, self.camera.main_url) if u]
-        rec = self.config.recorder
-        return FrameSource(
-            f"frames-{self.camera.id}",
-            [with_credential(u, cred) for u in urls],
-            self.queue,
-            self.fps,
-            self.config.detection.frame_width,
-            RestartLimiter(
-                rec.backoff_initial_s, rec.backoff_max_s, rec.restart_limit, rec.restart_window_s
-            ),
-            {"rtsp_transport": rec.rtsp_transport},
-            (rec.open_timeout_s, rec.read_timeout_s),
-        )
 
     def process(self, frame: Frame) -> list[RuleEvent]:
         """Analyse one frame: gate, detect (or reuse), track, apply rules, record events."""
@@ -273,25 +267,29 @@ class SegmentSource(Protocol):
         """Call `callback` with every segment once it is indexed."""
 
 
+def detection_cameras(config: EdgeConfig) -> list[CameraConfig]:
+    """The cameras detection watches ([] when detection is off)."""
+    if not config.detection.enabled:
+        return []
+    return [c for c in config.cameras if c.enabled and (c.detection is None or c.detection.enabled)]
+
+
 def build_detection(
     config: EdgeConfig,
     index: SegmentIndex,
-    credentials: CredentialStore,
+    feeds: Mapping[str, PacketFeed],
     sink: EventSink | None = None,
     recorders: Sequence[SegmentSource] = (),
 ) -> list[EventKeeper | CameraDetection]:
-    """The event keeper and one detection component per enabled camera; [] if detection is
-    off. The keeper comes first so that it starts first and stops last. Without a sink
-    (no MQTT), events are kept locally only."""
-    if not config.detection.enabled:
-        return []
-    cameras = [
-        c for c in config.cameras if c.enabled and (c.detection is None or c.detection.enabled)
-    ]
+    """The event keeper and one detection component per watched camera that has a feed
+    (camera id -> the stream it reads, edge_agent.uplink.streams); [] if detection is off.
+    The keeper comes first so that it starts first and stops last. Without a sink (no
+    MQTT), events are kept locally only."""
+    cameras = [c for c in detection_cameras(config) if c.id in feeds]
     if not cameras:
         return []
     keeper = EventKeeper(config, index, sink)
     for recorder in recorders:
         recorder.add_segment_listener(keeper.segment_indexed)
     models = ModelCache(config)
-    return [keeper, *(CameraDetection(c, config, models, keeper, credentials) for c in cameras)]
+    return [keeper, *(CameraDetection(c, config, models, keeper, feeds[c.id]) for c in cameras)]

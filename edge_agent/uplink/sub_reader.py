@@ -1,9 +1,10 @@
-"""Reads a camera's sub stream for live view: demux only (no decoding), into a LiveTap.
+"""Reads a camera's sub stream once for the agent: demux only (no decoding), into a LiveTap.
 
-The recorder reads main streams; live view defaults to the sub stream (~0.5 Mbit/s), which
-nothing else reads unless detection is on. Reading it all the time keeps the tap's GOP
-cache warm, so a viewer's first frame comes at once; the cost is one RTSP session and
-packet copies, no decoding.
+The recorder reads main streams; live view and detection read the sub stream (~0.5 Mbit/s)
+through this one RTSP session (cameras limit their sessions, and each costs LAN uplink).
+Reading it all the time keeps the tap's GOP cache warm, so a viewer's first frame comes at
+once; the cost is packet copies, no decoding. A camera that is not recorded and has no sub
+stream gets a reader on its main stream instead, for detection.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class PacketStamper:
 
 
 class SubStreamReader:
-    """Component reading one camera's sub stream into its tap on thread `live-<id>`."""
+    """Component reading one camera stream (`tap.stream`, the sub stream as a rule) into its
+    tap on thread `live-<id>` (`live-<id>-main` for a main stream)."""
 
     def __init__(
         self,
@@ -104,13 +106,17 @@ class SubStreamReader:
         credentials: CredentialStore,
         tap: LiveTap,
     ) -> None:
-        if camera.sub_url is None:
-            raise ValueError(f"camera {camera.id} has no sub_url")
+        url = camera.sub_url if tap.stream == "sub" else camera.main_url
+        if url is None:
+            raise ValueError(f"camera {camera.id} has no {tap.stream} stream URL")
+        self.url = url
         self.camera = camera
         self.recorder = recorder
         self.credentials = credentials
         self.tap = tap
-        self.name = f"live {camera.id}"
+        suffix = "" if tap.stream == "sub" else f"-{tap.stream}"
+        self.name = f"live {camera.id}{suffix}"
+        self._thread_name = f"live-{camera.id}{suffix}"
         self.reason = "starting"
         self.reconnects = 0
         self._stop = threading.Event()
@@ -119,9 +125,7 @@ class SubStreamReader:
     def start(self) -> None:
         """Start reading."""
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"live-{self.camera.id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -149,19 +153,20 @@ class SubStreamReader:
                 self.reason = failure_reason(e, reading=self.tap.packets > 0)
             if self._stop.is_set():
                 break
-            log.info("%s: sub stream: %s; reconnecting", self.camera.id, self.reason)
+            log.info(
+                "%s: %s stream: %s; reconnecting", self.camera.id, self.tap.stream, self.reason
+            )
             if time.monotonic() - started > HEALTHY_AFTER_S:
                 limiter.reset()
             self.reconnects += 1
             self._stop.wait(limiter.next_delay(time.monotonic()))
 
     def _read(self) -> None:
-        assert self.camera.sub_url is not None
         name = self.camera.credential
-        url = with_credential(self.camera.sub_url, self.credentials.get(name) if name else None)
+        url = with_credential(self.url, self.credentials.get(name) if name else None)
         with open_camera(url, self.recorder) as container:
             if not container.streams.video:
-                raise ValueError("the sub stream has no video track")
+                raise ValueError(f"the {self.tap.stream} stream has no video track")
             video = container.streams.video[0]
             ctx = video.codec_context
             time_base = video.time_base or Fraction(1, 90000)

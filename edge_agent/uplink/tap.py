@@ -136,6 +136,10 @@ class TapRegistry:
             raise UplinkError(f"camera {camera!r} has no live {stream} stream on this agent")
         return tap
 
+    def find(self, camera: str, stream: str) -> LiveTap | None:
+        """The tap of a camera stream, or None."""
+        return self._taps.get((camera, stream))
+
     def all(self) -> list[LiveTap]:
         """Every tap."""
         return list(self._taps.values())

@@ -1,15 +1,26 @@
-"""The frame source: sampling rate and size, stream-clock mapping, failing streams retried."""
+"""The frame source: sampling, stream-clock mapping, the GOP queue and decoding a shared feed."""
 
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 import av
 
-from edge_agent.detection.frames import DropOldestQueue, FrameSource, StreamClock, sample_frames
-from edge_agent.restart_limiter import RestartLimiter
-from testbed.ports import free_port
+from edge_agent.detection.frames import (
+    DropOldestQueue,
+    FrameSampler,
+    PacketDecoder,
+    PacketFrameSource,
+    StreamClock,
+    sample_frames,
+)
+from edge_agent.detection.packets import GopQueue, QueuedPacket
+from edge_agent.recording.events import PacketEvent
+from edge_agent.uplink.tap import LiveTap
+from testbed.footage import Footage
 from tests.edge_agent.detection.conftest import RecordedClip
+from tests.edge_agent.uplink.conftest import annexb_events
 
 
 def test_sampling_keeps_the_rate_and_downscales(segment_files: RecordedClip) -> None:
@@ -20,6 +31,12 @@ def test_sampling_keeps_the_rate_and_downscales(segment_files: RecordedClip) -> 
     assert [round(f.ts - 1000.0, 2) for f in frames] == [0.0, 0.52, 1.04, 1.56]
 
 
+def test_sampler_rearms_after_the_stream_clock_jumps_back() -> None:
+    sampler = FrameSampler(2.0)
+    assert [sampler.take(s) for s in (0.0, 0.2, 0.5, 0.9)] == [True, False, True, False]
+    assert sampler.take(-100.0)  # a reconnected stream starts its clock over
+
+
 def test_stream_clock_takes_the_least_lag_and_follows_a_jump() -> None:
     clock = StreamClock(jump_s=5.0)
     assert clock.wall(0.0, 100.9) == 100.9  # buffered at connect: it arrived late
@@ -28,22 +45,73 @@ def test_stream_clock_takes_the_least_lag_and_follows_a_jump() -> None:
     assert clock.wall(3.0, 110.0) == 110.0  # the stream clock jumped back: re-anchor
 
 
-def test_unreachable_stream_is_retried_without_dying() -> None:
-    port = free_port()  # nothing listens there
-    source = FrameSource(
-        "frames-test",
-        [f"rtsp://127.0.0.1:{port}/sub", f"rtsp://127.0.0.1:{port}/main"],
-        DropOldestQueue(2),
-        2.0,
-        320,
-        RestartLimiter(0.05, 0.1, 100, 60),
-        {"rtsp_transport": "tcp"},
-        (2.0, 2.0),
-    )
+def _packet(n: int, key: bool) -> QueuedPacket:
+    event = PacketEvent("cam1", "video", "h264", bytes(10), n, n, Fraction(1, 25), n, key, None)
+    return QueuedPacket(event, float(n))
+
+
+def _drain(queue: GopQueue) -> list[int]:
+    out = []
+    while (item := queue.get(0)) is not None:
+        out.append(item.event.dts)
+    return out
+
+
+def test_gop_queue_starts_at_a_keyframe_and_drops_whole_gops() -> None:
+    queue = GopQueue(max_packets=5)
+    for n, key in enumerate([False, True, False, False, True, False, True]):
+        queue.put(_packet(n, key))
+    assert queue.skipped == 1  # nothing to decode from before the first keyframe
+    # Full at packet 6: the oldest GOP (1, 2, 3) went whole, the decoder restarts at 4.
+    assert (queue.dropped, queue.gops_dropped) == (3, 1)
+    assert _drain(queue) == [4, 5, 6]
+
+
+def test_gop_queue_refuses_the_rest_of_a_gop_it_cut() -> None:
+    queue = GopQueue(max_packets=3)
+    for n, key in enumerate([True, False, False, False, False, True, False]):
+        queue.put(_packet(n, key))
+    # Packet 3 found the queue full of one GOP: 0-2 dropped, 3 and 4 cannot be decoded.
+    assert (queue.dropped, queue.gops_dropped) == (5, 1)
+    assert _drain(queue) == [5, 6]
+
+
+def test_the_decoder_waits_for_a_keyframe_after_a_reconnect(footage: Footage) -> None:
+    events = annexb_events(footage.sub_h264)[:60]  # keyframes at 0 and 50
+    decoder = PacketDecoder()
+    assert sum(len(decoder.decode(e)) for e in events[:30]) == 30
+    # The reader reconnected: the stream starts over mid-GOP, dts back to 10.
+    assert sum(len(decoder.decode(e)) for e in events[10:50]) == 0
+    assert len(decoder.decode(events[50])) == 1 and events[50].keyframe
+
+
+def test_a_shared_feed_is_decoded_at_the_sampling_rate_with_wall_times(
+    footage: Footage,
+) -> None:
+    wall0 = time.time() - 2.4  # packets 0-59 came in the last 2.4 s, the rest come now
+    events = annexb_events(footage.sub_h264, wall0=wall0)[:100]  # 25 fps, 2 s GOPs
+    tap = LiveTap("cam1", "sub")
+    for event in events[:60]:
+        tap.publish(event)  # before detection subscribes: the cached GOP starts at 50
+    frames = DropOldestQueue(100)
+    source = PacketFrameSource("frames-test", tap, frames, 2.0, 320)
     source.start()
-    deadline = time.monotonic() + 15
-    while source.reconnects < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    source.stop()
-    assert source.reconnects >= 2 and source.last_error is not None
-    assert source.frames == 0 and source.connected_url is None
+    try:
+        for event in events[60:]:  # at the camera's pace, as a reader hands them on
+            time.sleep(max(0.0, event.wall - time.time()))
+            tap.publish(event)
+        deadline = time.monotonic() + 10
+        while source.frames < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        source.stop()
+    assert tap.subscribers == 0  # stopping unsubscribes
+    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+    assert len(got) == 4 and source.decode_errors == 0  # 2 s (packets 50-99) at 2 fps
+    assert got[0].image.shape == (180, 320, 3)
+    assert source.packets.skipped == 0 and source.packets.dropped == 0
+    # Cached packets map to their stamped times, live ones to their arrival; the least
+    # lag wins, so frame times keep the stream's own spacing on the wall clock.
+    times = [f.ts for f in got]
+    assert times[0] == events[50].wall
+    assert [round(b - a, 2) for a, b in zip(times, times[1:], strict=False)] == [0.52] * 3

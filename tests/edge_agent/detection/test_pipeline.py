@@ -1,6 +1,6 @@
 """End to end on real footage: vtest.avi over RTSP (testbed), the recorder, the default model,
-a rule, an event with a real snapshot and a playable clip; a broken model leaves recording
-alone."""
+a rule, an event with a real snapshot and a playable clip; one RTSP session per camera
+stream with live view and detection both on; a broken model leaves recording and live alone."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import psutil
 import pytest
 
 from edge_agent.config import EdgeConfig, parse_config
@@ -19,7 +20,9 @@ from edge_agent.detection.events import EventKeeper
 from edge_agent.detection.pipeline import CameraDetection, build_detection
 from edge_agent.detection.store import CLIP_DONE, COMPLETE
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.streams import build_streams
 from testbed.rtsp import RtspServer
+from tests.conftest import RtspServerFactory
 
 pytestmark = pytest.mark.slow
 
@@ -60,34 +63,61 @@ def wait_for(check: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.25)
 
 
+def rtsp_sessions(server: RtspServer) -> int:
+    """This process's established TCP connections to the server: one per RTSP session."""
+    return sum(
+        1
+        for c in psutil.Process().net_connections("tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == server.port
+    )
+
+
 def test_people_over_rtsp_make_an_event_with_snapshot_and_clip(
-    tmp_path: Path, rtsp_server: RtspServer
+    tmp_path: Path, rtsp_server_factory: RtspServerFactory
 ) -> None:
     from edge_agent.recording.recorder import CameraRecorder
 
+    server = rtsp_server_factory()  # its own: the sessions counted are this test's alone
     bad = tmp_path / "broken-model.onnx"
     bad.write_bytes(b"this is not a model" * 100)
-    config = make_config(tmp_path, rtsp_server, bad)
+    config = make_config(tmp_path, server, bad)
     index = SegmentIndex(config.state_dir / "index.db")
     credentials = CredentialStore(environ={})
     recorders = [CameraRecorder(c, config, index, credentials) for c in config.cameras]
-    parts = build_detection(config, index, credentials)
+    streams = build_streams(config, credentials, recorders, live=True, detect={"good", "broken"})
+    feeds = {c.id: f for c in config.cameras if (f := streams.feed(c.id)) is not None}
+    assert {cam: f.stream for cam, f in feeds.items()} == {"good": "sub", "broken": "sub"}
+    parts = build_detection(config, index, feeds)
     keeper = parts[0]
     assert isinstance(keeper, EventKeeper)
     good, broken = (p for p in parts if isinstance(p, CameraDetection))
     for recorder in recorders:
         recorder.add_segment_listener(keeper.segment_indexed)
-    started = [*recorders, *parts]
-    for part in started:
-        part.start()
+    started = [*recorders, *streams.readers, *parts]
+    sessions: list[int] = []
     try:
+        for part in started[:-2]:
+            part.start()
+        # Detection starts on the reader's warm GOP at once; give the recording the event's
+        # pre-roll first, so the clip can reach back that far.
+        wait_for(lambda: recorders[0].status().video_packets >= 100, 30)
+        for part in started[-2:]:
+            part.start()
+        wait_for(lambda: good.source is not None and good.source.frames > 0, 60)
+        sessions.append(rtsp_sessions(server))  # detection and live both read cam1_sub now
         wait_for(lambda: any(e.state == COMPLETE for e in keeper.store.events("good")), 90)
         wait_for(lambda: len(index.segments("broken")) >= 1, 30)
+        sessions.append(rtsp_sessions(server))
+        live = [streams.taps.get(cam, "sub").online() for cam in ("good", "broken")]
     finally:
         for part in reversed(started):
             part.stop()
+    # Two cameras, a main and a sub stream each: four sessions, whoever reads the packets.
+    assert sessions == [4, 4]
+    assert live == [True, True]  # live view has the sub streams, bad model or not
     assert broken.error is not None and str(bad) in broken.error  # named, and still recorded
     assert good.detector_runs > 0 and good.source is not None and good.source.frames > 0
+    assert good.status()["stream"] == "sub" and good.status()["decode_errors"] == 0
 
     keeper = EventKeeper(config, index)
     event = next(e for e in keeper.store.events("good") if e.state == COMPLETE)

@@ -1,0 +1,82 @@
+"""One RTSP session per camera stream: builds the live taps and the readers that fill them.
+
+The recorder reads each recorded main stream and hands its packets to a tap; one
+SubStreamReader per camera reads the sub stream. Live view and detection both subscribe
+to these taps, so a camera never sees two sessions on the same stream from this agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge_agent.config import CameraConfig, EdgeConfig
+from edge_agent.credentials import CredentialStore
+from edge_agent.recording.events import PacketEvent
+from edge_agent.uplink.sub_reader import SubStreamReader
+from edge_agent.uplink.tap import LiveTap, TapRegistry
+
+
+class Recorder(Protocol):
+    """A camera recorder as the taps see it (edge_agent.recording.recorder)."""
+
+    @property
+    def camera(self) -> Any:
+        """Its CameraConfig."""
+
+    def add_packet_listener(self, callback: Callable[[PacketEvent], None]) -> None:
+        """Receive every recorded packet."""
+
+
+@dataclass
+class CameraStreams:
+    """The agent's taps and the readers (components) that fill the sub-stream ones."""
+
+    taps: TapRegistry = field(default_factory=TapRegistry)
+    readers: list[SubStreamReader] = field(default_factory=list)
+
+    def feed(self, camera: str) -> LiveTap | None:
+        """The stream detection reads: the sub stream, else the main stream, else None."""
+        for stream in ("sub", "main"):
+            tap = self.taps.find(camera, stream)
+            if tap is not None:
+                return tap
+        return None
+
+
+def build_streams(
+    config: EdgeConfig,
+    credentials: CredentialStore,
+    recorders: Sequence[Recorder],
+    *,
+    live: bool,
+    detect: Collection[str] = (),
+) -> CameraStreams:
+    """Taps for live view (`live`: every recorded main stream and every sub stream) and for
+    the cameras in `detect` (their sub stream; without one, their main stream: the
+    recorder's packets, or a reader of its own when the camera is not recorded)."""
+    streams = CameraStreams()
+    recorded = {r.camera.id: r for r in recorders}
+    for cam in config.cameras:
+        if not cam.enabled or not (live or cam.id in detect):
+            continue
+        if cam.sub_url:
+            _reader_tap(streams, cam, "sub", config, credentials)
+        if cam.id in recorded and (live or not cam.sub_url):
+            tap = streams.taps.add(LiveTap(cam.id, "main"))
+            recorded[cam.id].add_packet_listener(tap.publish)
+        elif cam.id in detect and cam.id not in recorded and not cam.sub_url:
+            _reader_tap(streams, cam, "main", config, credentials)
+    return streams
+
+
+def _reader_tap(
+    streams: CameraStreams,
+    cam: CameraConfig,
+    stream: str,
+    config: EdgeConfig,
+    credentials: CredentialStore,
+) -> None:
+    tap = streams.taps.add(LiveTap(cam.id, stream))
+    streams.readers.append(SubStreamReader(cam, config.recorder, credentials, tap))
