@@ -9,16 +9,20 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import av
 import numpy as np
 import pytest
-from conftest import Browse
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
 from testbed.footage import read_frame_counter
+
+if TYPE_CHECKING:
+    # Only for annotations: at run time `conftest` may be another folder's conftest, when
+    # pytest collected that one last (tests/edge_agent/... before tests/browser).
+    from conftest import Browse
 
 pytestmark = pytest.mark.slow
 LIVE = f"/api/v1/video/live/{SITE}/{CAMERA}"
