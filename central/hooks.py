@@ -66,7 +66,9 @@ class RegulatorHooks:
     def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
         """A camera state was stored (ingest logs the change): make sure the camera is listed."""
         try:
-            self._orgs.upsert_camera(site, payload.camera)
+            self._orgs.upsert_camera(
+                site, payload.camera, name=payload.name, station=payload.station
+            )
         except Exception:  # noqa: BLE001 - the state itself is stored; listing is best effort
             log.exception("cannot list camera %s/%s", site, payload.camera)
 

@@ -131,6 +131,10 @@ class CameraStatePayload(Payload):
     state: Literal["online", "offline"]
     since: UtcDatetime
     reason: ShortText = ""
+    name: str | None = Field(None, max_length=200, description="camera name (edge config)")
+    station: str | None = Field(
+        None, max_length=63, description="station of the camera (edge config)"
+    )
 
 
 class AgentStatePayload(Payload):

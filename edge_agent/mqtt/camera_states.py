@@ -27,10 +27,16 @@ class CameraStatus(Protocol):
     def reason(self) -> str: ...
 
 
+# Camera id -> (name, station) from the edge config, sent with each state so central can
+# list a camera by its name and station before any event of it arrives.
+Identities = dict[str, tuple[str, str]]
+
+
 def state_changes(
-    reported: dict[str, str], statuses: Sequence[CameraStatus]
+    reported: dict[str, str], statuses: Sequence[CameraStatus], identities: Identities | None = None
 ) -> list[CameraStatePayload]:
     """The online/offline changes not yet reported (updates `reported`); `starting` waits."""
+    identities = identities or {}
     changes = []
     for status in statuses:
         if status.state not in ("online", "offline"):
@@ -38,12 +44,15 @@ def state_changes(
         if reported.get(status.camera) == status.state:
             continue
         reported[status.camera] = status.state
+        name, station = identities.get(status.camera, (None, None))
         changes.append(
             CameraStatePayload(
                 camera=status.camera,
                 state=status.state,
                 since=datetime.fromtimestamp(status.since, UTC),
                 reason=status.reason[:500],
+                name=name,
+                station=station,
             )
         )
     return changes
@@ -64,9 +73,11 @@ class CameraStateReporter:
         sink: CameraStateSink,
         statuses: Callable[[], Sequence[CameraStatus]],
         interval_s: float = 1.0,
+        identities: Identities | None = None,
     ) -> None:
         self.sink = sink
         self._statuses = statuses
+        self._identities = identities or {}
         self.interval_s = interval_s
         self._reported: dict[str, str] = {}
         self._stop = threading.Event()
@@ -87,14 +98,16 @@ class CameraStateReporter:
         now = datetime.now(UTC)
         for camera, state in self._reported.items():
             if state == "online":
+                name, station = self._identities.get(camera, (None, None))
                 payload = CameraStatePayload(
-                    camera=camera, state="offline", since=now, reason="agent stopped"
-                )
+                    camera=camera, state="offline", since=now, reason="agent stopped",
+                    name=name, station=station,
+                )  # fmt: skip
                 self._put(payload)
 
     def poll(self) -> int:
         """Report what changed since the last poll; returns how many changes."""
-        changes = state_changes(self._reported, self._statuses())
+        changes = state_changes(self._reported, self._statuses(), self._identities)
         for payload in changes:
             self._put(payload)
         return len(changes)

@@ -104,7 +104,8 @@ def build_mqtt(
         storage=cleaner.status if cleaner is not None else lambda: None,
         pending=lambda: (outbox.count(), outbox.media.pending_count()),
     )
-    reporter = CameraStateReporter(outbox, statuses)
+    identities = {c.id: (c.name, c.station) for c in config.cameras}
+    reporter = CameraStateReporter(outbox, statuses, identities=identities)
     parts = MqttParts(outbox, link, publisher, commands)
     # Start order; the agent stops them in reverse, so the publisher can still flush the
     # cameras' last states and the link says `offline` last.

@@ -29,16 +29,22 @@ def _api(base: str, path: str, token: str | None = None, body: object = None) ->
         return json.load(response)
 
 
-def _alerts_seen_by(
-    base: str, accounts: list[dict[str, str]], username: str
+def _items_seen_by(
+    base: str, accounts: list[dict[str, str]], username: str, path: str
 ) -> list[dict[str, object]]:
     password = next(a["password"] for a in accounts if a["username"] == username)
     login = _api(base, "/api/v1/auth/login",
                  body={"username": username, "password": password, "kind": "bearer"})  # fmt: skip
     assert isinstance(login, dict)
-    page = _api(base, "/api/v1/alerts", token=login["token"])
+    page = _api(base, path, token=login["token"])
     assert isinstance(page, dict)
     return list(page["items"])
+
+
+def _alerts_seen_by(
+    base: str, accounts: list[dict[str, str]], username: str
+) -> list[dict[str, object]]:
+    return _items_seen_by(base, accounts, username, "/api/v1/alerts")
 
 
 def _central_events(db: Path) -> list[tuple[str, str, str]]:
@@ -95,6 +101,11 @@ def test_demo_records_alerts_and_serves_pages(tmp_path: Path, footage: Footage) 
             seen_a = _alerts_seen_by(base, accounts, "inspector-a")
         assert any(a["kind"] == "after_hours_activity" for a in seen_a), seen_a
         assert _alerts_seen_by(base, accounts, "inspector-b") == []
+        # Cameras are listed with the name and station of the edge config (from their
+        # state messages), also the one that never raised an event.
+        cameras = _items_seen_by(base, accounts, "inspector-a", "/api/v1/cameras")
+        listed = {(c["camera_id"], c["name"], c["station"]) for c in cameras}
+        assert ("quarantine-1", "Synchronous quarantine inspection", "quarantine") in listed
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

@@ -61,3 +61,12 @@ def test_reporter_says_offline_for_online_cameras_when_stopped() -> None:
         ("a", "offline"),
     ]
     assert sent[-1].reason == "agent stopped"
+
+
+def test_states_carry_the_cameras_name_and_station() -> None:
+    identities = {"a": ("Quarantine line 1", "quarantine")}
+    changes = state_changes({}, [status("a", "online"), status("b", "online")], identities)
+    assert [(c.camera, c.name, c.station) for c in changes] == [
+        ("a", "Quarantine line 1", "quarantine"),
+        ("b", None, None),
+    ]
