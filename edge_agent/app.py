@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
@@ -12,6 +13,7 @@ from typing import Protocol
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
+from fsv_common.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,10 @@ class EdgeAgent:
             component.start()
             self._started.append(component)
 
+    def healthy(self) -> bool:
+        """Whether every recorder thread still runs (recording is the agent's legal duty)."""
+        return all(recorder.running for recorder in self.recorders)
+
     def stop(self) -> None:
         """Stop the started components in reverse order, then close the index."""
         while self._started:
@@ -127,8 +133,29 @@ def run(config: EdgeConfig, ready: Callable[[EdgeAgent], None] | None = None) ->
         agent.start()
         if ready is not None:
             ready(agent)
-        while not stop.wait(1.0):
-            pass
+        notify(f"READY=1\nSTATUS=recording {len(agent.recorders)} cameras")
+        _supervise(agent, stop)
     finally:
+        notify("STOPPING=1")
         agent.stop()
     return 0
+
+
+def _supervise(agent: EdgeAgent, stop: threading.Event) -> None:
+    """Ping the systemd watchdog while the agent is healthy, until `stop` is set.
+
+    A recorder thread that died stops the pings, so systemd restarts the whole agent
+    (WatchdogSec in systemd/edge-agent.service) instead of leaving a camera unrecorded.
+    """
+    interval = watchdog_interval()
+    last_ping = 0.0
+    complained = False
+    while not stop.wait(1.0):
+        if interval is None or time.monotonic() - last_ping < interval:
+            continue
+        if agent.healthy():
+            notify("WATCHDOG=1")
+            last_ping = time.monotonic()
+        elif not complained:
+            log.error("a recorder thread died; withholding the watchdog so systemd restarts us")
+            complained = True

@@ -7,6 +7,6 @@ echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "==> mypy"
-.venv/bin/mypy edge_agent central fsv_contract testbed bench
+.venv/bin/mypy edge_agent central fsv_contract fsv_common testbed bench
 echo "==> pytest"
 exec .venv/bin/pytest "$@"

@@ -152,6 +152,11 @@ class CameraRecorder:
         """Be told of every segment once it is indexed; runs on the sealing thread."""
         self.segment_listeners.add(callback)
 
+    @property
+    def running(self) -> bool:
+        """Whether its thread is alive: it retries its camera forever, so a dead one is a bug."""
+        return self._thread is not None and self._thread.is_alive()
+
     def status(self) -> RecorderStatus:
         """A snapshot of state, rates and counters."""
         c = self.counters

@@ -1,0 +1,1 @@
+"""Small pieces both programs use that are not part of the wire contract."""
