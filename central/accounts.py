@@ -110,15 +110,24 @@ def reload_broker(broker: BrokerAdminConfig) -> bool:
     return True
 
 
-def enrolment(broker: BrokerAdminConfig, creds: SiteCredentials) -> str:
-    """What to paste on the edge: the config section and the credentials file entry."""
+def enrolment_parts(broker: BrokerAdminConfig, creds: SiteCredentials) -> tuple[str, str]:
+    """The edge config section (YAML) and the credentials file entry (YAML, secret)."""
     mqtt: dict[str, object] = {"host": broker.public_host, "port": broker.public_port}
     mqtt["tls"] = {"ca_file": str(broker.ca_file)} if broker.ca_file else {}
     mqtt["credential"] = "mqtt"
-    config = yaml.safe_dump({"mqtt": mqtt, "central_url": broker.central_url}, sort_keys=False)
+    config = yaml.safe_dump(
+        {"site_id": creds.site, "mqtt": mqtt, "central_url": broker.central_url},
+        sort_keys=False,
+    )
     secret = yaml.safe_dump(
         {"mqtt": {"username": creds.site, "password": creds.password}}, sort_keys=False
     )
+    return config, secret
+
+
+def enrolment(broker: BrokerAdminConfig, creds: SiteCredentials) -> str:
+    """What to paste on the edge: the config section and the credentials file entry."""
+    config, secret = enrolment_parts(broker, creds)
     return (
         f"# add to the edge config (site_id: {creds.site}):\n{config}\n"
         "# add to the edge's credentials file (e.g. /etc/edge-agent/camera-credentials.yaml),"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from central import __version__
 from central.cli_regulator import COMMANDS as REGULATOR_COMMANDS
@@ -40,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("site", help="site id (lower-case letters, digits, '_' and '-')")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the enrolment files for the edge box into this folder: "
+        "SITE.edge.yaml (config sections) and SITE.credentials.yaml (mode 0600)",
+    )
 
     p = sub.add_parser(
         "init-broker",
@@ -106,7 +115,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_add_site(args: argparse.Namespace) -> int:
     """Issue a site's credentials and print them with the edge's enrolment snippet."""
-    from central.accounts import enrolment, issue_site_credentials
+    from central.accounts import (
+        enrolment,
+        enrolment_parts,
+        issue_site_credentials,
+        write_private_file,
+    )
 
     config = load_config(args.config)
     if config.broker is None:
@@ -115,6 +129,17 @@ def cmd_add_site(args: argparse.Namespace) -> int:
     print(f"site {creds.site}: broker user {creds.site}, password {creds.password}")
     print("(shown once; run add-site again to reset it)\n")
     print(enrolment(config.broker, creds))
+    if args.out is not None:
+        section, secret = enrolment_parts(config.broker, creds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        edge_file = args.out / f"{creds.site}.edge.yaml"
+        secret_file = args.out / f"{creds.site}.credentials.yaml"
+        write_private_file(edge_file, section)
+        secret_file.unlink(missing_ok=True)  # a new file is created 0600 below
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(secret)
+        print(f"enrolment written: {edge_file} and {secret_file} (copy both to the edge box)")
     return 0
 
 

@@ -7,6 +7,7 @@ import yaml
 
 from central.cli import main
 from central.site_auth import SitePasswords
+from edge_agent.config import parse_config as parse_edge_config
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -50,6 +51,22 @@ def test_init_broker_add_site_and_status(
     password = out.split("password ", 1)[1].split()[0]
     assert passwords.verify("canteen-7", password)
     assert "host: mqtt.example.org" in out and "username: canteen-7" in out
+
+    # The enrolment files for the edge box: config sections the edge config accepts, and
+    # the login in a file only its owner can read.
+    out_dir = tmp_path / "enrol"
+    assert main(["add-site", "canteen-8", "-c", str(config), "--out", str(out_dir)]) == 0
+    capsys.readouterr()
+    section = yaml.safe_load((out_dir / "canteen-8.edge.yaml").read_text())
+    secret_file = out_dir / "canteen-8.credentials.yaml"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = yaml.safe_load(secret_file.read_text())
+    assert passwords.verify("canteen-8", secret["mqtt"]["password"])
+    edge = parse_edge_config(
+        yaml.safe_dump({**section, "storage": {"path": str(tmp_path / "rec")}})
+    )
+    assert edge.site_id == "canteen-8" and edge.mqtt is not None
+    assert edge.mqtt.host == "mqtt.example.org" and edge.mqtt.credential == "mqtt"
 
     assert main(["add-site", "Bad/Site", "-c", str(config)]) == 1
     assert "not a valid topic level" in capsys.readouterr().err
