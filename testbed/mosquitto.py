@@ -11,12 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from testbed.errors import BrokerError
 from testbed.ports import LOOPBACK, free_port, port_accepts
-from testbed.processes import kill, terminate
+from testbed.processes import ManagedProcess, kill, terminate
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ class BrokerOptions:
     extra_config: Sequence[str] = field(default_factory=tuple)
 
 
-class Broker:
+class Broker(ManagedProcess):
     """One `mosquitto -c CONF` process; its folder (config, database, log) outlives restarts."""
 
     def __init__(
@@ -129,18 +127,6 @@ class Broker:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _prepare_dir(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

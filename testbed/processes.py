@@ -6,6 +6,8 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,3 +58,27 @@ def _send(proc: subprocess.Popen[bytes], signum: signal.Signals, group: bool) ->
         os.killpg(proc.pid, signum)
     except ProcessLookupError:
         pass  # the whole group is gone already
+
+
+class ManagedProcess:
+    """A fixture process used as a context manager: started on entry, closed on exit."""
+
+    def start(self) -> None:
+        """Start the process (and wait until it serves)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the process and release what it holds."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

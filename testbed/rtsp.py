@@ -8,13 +8,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from testbed.errors import RtspServerError
 from testbed.footage import Footage
 from testbed.ports import LOOPBACK
-from testbed.processes import kill, terminate
+from testbed.processes import ManagedProcess, kill, terminate
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def camera_paths(footage: Footage) -> dict[str, Path]:
     }
 
 
-class RtspServer:
+class RtspServer(ManagedProcess):
     """One RTSP server process looping `paths` (name -> Matroska file) on 127.0.0.1.
 
     Without a `port` the server binds a free one on first start; `start()` after `stop()`
@@ -122,18 +121,6 @@ class RtspServer:
         """Stop the server and drop its log."""
         self.stop()
         self._close_log()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _command(self) -> list[str]:
         cmd = [str(SYSTEM_PYTHON), str(SERVER_SCRIPT), "--bind", self.host]
