@@ -75,9 +75,9 @@ class EdgeAgent:
         self.uplink = build_uplink(config, self.index, self.streams.taps, commands)
         uplink_parts = [self.uplink] if self.uplink is not None else []
         mqtt_parts = self.mqtt.components if self.mqtt else []
-        for part in mqtt_parts:  # the heartbeat reports the uplink's rate to central
-            if self.uplink is not None and hasattr(part, "uplink_rate"):
-                part.uplink_rate = self.uplink.uplink_bps
+        if self.mqtt is not None and self.uplink is not None:
+            # The heartbeat reports the uplink's rate to central.
+            self.mqtt.heartbeat.uplink_rate = self.uplink.uplink_bps
         self.components: list[Component] = [
             *self.recorders,
             *self.streams.readers,

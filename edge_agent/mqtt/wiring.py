@@ -59,6 +59,7 @@ class MqttParts:
     link: MqttLink
     publisher: OutboxPublisher
     commands: CommandDispatcher
+    heartbeat: HeartbeatPublisher
     components: list[Part] = field(default_factory=list)
 
     def close(self) -> None:
@@ -106,7 +107,7 @@ def build_mqtt(
     )
     identities = {c.id: (c.name, c.station) for c in config.cameras}
     reporter = CameraStateReporter(outbox, statuses, identities=identities)
-    parts = MqttParts(outbox, link, publisher, commands)
+    parts = MqttParts(outbox, link, publisher, commands, heartbeat)
     # Start order; the agent stops them in reverse, so the publisher can still flush the
     # cameras' last states and the link says `offline` last.
     parts.components = [commands, link, publisher, reporter, heartbeat]
