@@ -41,8 +41,8 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central.accounts import issue_site_credentials, set_password, write_acl
 from central.config import BrokerAdminConfig
+from central.ingest.accounts import issue_site_credentials, set_password, write_acl
 from edge_agent.credentials import Credential
 from edge_agent.mqtt.link import MqttLink
 from edge_agent.mqtt.outbox import Outbox

@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from central.commands import Commands
 from central.config import CentralConfig, mqtt_password
 from central.db import CentralDatabase
-from central.ingest import Ingest, running_ingest
-from central.ingest_routes import add_routes
+from central.ingest.commands import Commands
+from central.ingest.media import MediaStore
+from central.ingest.pipeline import Ingest, running_ingest
+from central.ingest.routes import add_routes
+from central.ingest.site_auth import SitePasswords
+from central.ingest.store import IngestStore
 from central.keys import (
     BROKER,
     COMMANDS,
@@ -24,10 +27,7 @@ from central.keys import (
     MEDIA,
     SITE_PASSWORDS,
 )
-from central.media import MediaStore
 from central.regulator import add_regulator, regulator_ctx
-from central.site_auth import SitePasswords
-from central.store import IngestStore
 from central.video.pages import add_video_pages
 from central.video.services import video_ctx
 

@@ -115,7 +115,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_add_site(args: argparse.Namespace) -> int:
     """Issue a site's credentials and print them with the edge's enrolment snippet."""
-    from central.accounts import (
+    from central.ingest.accounts import (
         enrolment,
         enrolment_parts,
         issue_site_credentials,
@@ -147,7 +147,7 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
     """Write the ACL and create central's own broker account (password to a private file)."""
     import secrets
 
-    from central.accounts import reload_broker, set_password, write_acl, write_private_file
+    from central.ingest.accounts import reload_broker, set_password, write_acl, write_private_file
 
     config = load_config(args.config)
     if config.broker is None or config.mqtt.password_file is None:
@@ -166,7 +166,7 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print what ingest knows: agents, cameras, ingest counters."""
     from central.db import CentralDatabase
-    from central.store import IngestStore
+    from central.ingest.store import IngestStore
 
     config = load_config(args.config)
     database = CentralDatabase(config.database_path)

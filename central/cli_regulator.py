@@ -13,8 +13,8 @@ from typing import Any
 
 from central.config import load_config
 from central.errors import InvalidInputError
-from central.roles import Role
-from central.scope import Scope
+from central.regulation.roles import Role
+from central.regulation.scope import Scope
 from central.services import Services, build_services
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"
@@ -87,7 +87,7 @@ def _services(config_path: str) -> Iterator[tuple[Services, Any]]:
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
     if args.generate:
-        from central.seed import demo_password
+        from central.regulation.seed import demo_password
 
         return demo_password(), True
     if os.environ.get(PASSWORD_ENV):
@@ -118,7 +118,7 @@ def cmd_org(args: argparse.Namespace) -> int:
             site = svc.orgs.create_site(everything, args.org, args.site, args.name)
             print(f"site {site['id']} registered under organisation {args.org}")
             if config.broker is not None:
-                from central.accounts import enrolment, issue_site_credentials
+                from central.ingest.accounts import enrolment, issue_site_credentials
 
                 creds = issue_site_credentials(config.broker, args.site, config.mqtt.username)
                 print(f"broker user {creds.site}, password {creds.password} (shown once)\n")
@@ -153,7 +153,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
     """Create the sample tree and print every account with its password."""
-    from central.seed import seed_demo
+    from central.regulation.seed import seed_demo
 
     extra = {}
     for item in args.site:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-migrations = sqlite_utils.Migrations("central.ingest")
+migrations = sqlite_utils.Migrations("central.ingest.pipeline")
 
 
 class CentralDatabase:

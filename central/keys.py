@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from central.broker_client import BrokerClient
-from central.commands import Commands
 from central.config import CentralConfig
 from central.db import CentralDatabase
-from central.ingest import Ingest, IngestHooks
-from central.media import MediaStore
-from central.site_auth import SitePasswords
-from central.store import IngestStore
+from central.ingest.broker_client import BrokerClient
+from central.ingest.commands import Commands
+from central.ingest.media import MediaStore
+from central.ingest.pipeline import Ingest, IngestHooks
+from central.ingest.site_auth import SitePasswords
+from central.ingest.store import IngestStore
 from central.video.services import VideoServices
 
 CONFIG = web.AppKey("config", CentralConfig)

@@ -12,6 +12,8 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from central.alerts.push import load_vapid
+from central.alerts.push_dispatch import PushDispatcher
 from central.api import (
     alert_routes,
     auth_routes,
@@ -22,11 +24,9 @@ from central.api import (
     user_routes,
 )
 from central.api.common import SERVICES, auth_middleware, error_middleware, json_response
+from central.api.openapi import build_openapi
 from central.api.registry import Endpoint
 from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
-from central.openapi import build_openapi
-from central.push import load_vapid
-from central.push_dispatch import PushDispatcher
 from central.sdnotify import watchdog_ctx
 from central.services import build_services
 from central.video import api_archive, api_live

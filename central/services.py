@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from central.alerts import AlertStore, CommandSender
-from central.audit import AuditLog
-from central.hooks import RegulatorHooks
-from central.org import OrgStore
-from central.passwords import LoginThrottle
-from central.public import PublicLinks, RateLimiter
-from central.push import PushStore
-from central.push_dispatch import PushDispatcher
+from central.alerts.hooks import RegulatorHooks
+from central.alerts.push import PushStore
+from central.alerts.push_dispatch import PushDispatcher
+from central.alerts.store import AlertStore, CommandSender
+from central.regulation.audit import AuditLog
+from central.regulation.org import OrgStore
+from central.regulation.passwords import LoginThrottle
+from central.regulation.public import PublicLinks, RateLimiter
+from central.regulation.users import UserStore
 from central.schema import LockedDb, apply_migrations
 from central.settings import PushConfig, WebConfig
-from central.users import UserStore
 
 
 @dataclass

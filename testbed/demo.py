@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from central.accounts import issue_site_credentials, set_password, write_acl
 from central.config import BrokerAdminConfig
+from central.ingest.accounts import issue_site_credentials, set_password, write_acl
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
 from testbed.ports import free_port, port_accepts

@@ -8,7 +8,9 @@ from typing import Literal
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
 
-from central.alerts import AlertQuery
+from central.alerts.evidence import store_evidence
+from central.alerts.store import AlertQuery
+from central.alerts.workflow import Action
 from central.api.common import (
     audit,
     client_ip,
@@ -23,9 +25,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
-from central.evidence import store_evidence
-from central.roles import Permission
-from central.workflow import Action
+from central.regulation.roles import Permission
 
 routes = RouteTable()
 MAX_NOTE = 4000

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from central.audit import AuditEntry
 from central.errors import (
     AuthError,
     CentralError,
@@ -24,9 +23,10 @@ from central.errors import (
     NotFoundError,
     ThrottledError,
 )
-from central.roles import Permission, can
+from central.regulation.audit import AuditEntry
+from central.regulation.roles import Permission, can
+from central.regulation.users import Session, User
 from central.services import Services
-from central.users import Session, User
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.keys import CONFIG
-from central.roles import Permission
+from central.regulation.roles import Permission
 
 routes = RouteTable()
 
@@ -178,7 +178,7 @@ async def create_site(request: web.Request) -> web.Response:
     )
     config = request.app[CONFIG]
     if config.broker is not None:
-        from central.accounts import enrolment, issue_site_credentials
+        from central.ingest.accounts import enrolment, issue_site_credentials
 
         creds = await run_db(
             issue_site_credentials, config.broker, body.site_id, config.mqtt.username

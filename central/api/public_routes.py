@@ -21,8 +21,8 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import NotFoundError
-from central.public import qr_svg
-from central.roles import Permission
+from central.regulation.public import qr_svg
+from central.regulation.roles import Permission
 
 routes = RouteTable()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from central.alerts.push_rules import PushFilters
 from central.api.common import (
     audit,
     current_user,
@@ -16,8 +17,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import NotFoundError
-from central.push_rules import PushFilters
-from central.roles import Permission
+from central.regulation.roles import Permission
 
 routes = RouteTable()
 

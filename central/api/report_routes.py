@@ -19,9 +19,9 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
-from central.reports import build_report, report_csv, report_html
-from central.roles import Permission
-from central.scope import Scope
+from central.regulation.roles import Permission
+from central.regulation.scope import Scope
+from central.reports.builder import build_report, report_csv, report_html
 
 routes = RouteTable()
 MAX_PERIOD_S = 400 * 86400.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from central.alerts.push_rules import PushFilters
 from central.api.common import (
     audit,
     current_user,
@@ -15,8 +16,7 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
-from central.push_rules import PushFilters
-from central.roles import Permission, Role
+from central.regulation.roles import Permission, Role
 
 routes = RouteTable()
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from central.alerts import AlertQuery
+from central.alerts.store import AlertQuery
 from central.api.common import (
     audit,
     current_user,
@@ -21,8 +21,8 @@ from central.api.common import (
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError, NotFoundError
 from central.keys import VIDEO
-from central.roles import Permission
-from central.scope import in_scope
+from central.regulation.roles import Permission
+from central.regulation.scope import in_scope
 from central.video.api_live import camera_in_scope, replay_key, serve_viewer, websocket
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status

@@ -16,8 +16,8 @@ from central.api.common import audit, current_user, read_query, run_db, services
 from central.api.registry import RouteTable
 from central.errors import NotFoundError
 from central.keys import VIDEO
-from central.roles import Permission
-from central.users import User
+from central.regulation.roles import Permission
+from central.regulation.users import User
 from central.video.hub import VideoHub
 from central.video.upstream import StreamKey, Upstream
 from central.video.viewers import SocketViewer

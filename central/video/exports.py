@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from central.db import CentralDatabase
 from central.errors import NotFoundError
-from central.scope import Scope, in_scope, scope_filter
+from central.regulation.scope import Scope, in_scope, scope_filter
 from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
 from central.video.verify import file_sha256

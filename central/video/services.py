@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from central.commands import Commands
+from central.ingest.commands import Commands
 from central.video.exports import ExportStore
 from central.video.hub import VideoHub
 from central.video.recordings import RecordingsCache

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from central.scope import Scope, in_scope
+from central.regulation.scope import Scope, in_scope
 from central.video.upstream import Upstream
 
 KEEPING_UP = 0.9  # media seconds per second below which a live uplink is starved

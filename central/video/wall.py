@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from central.regulation.scope import Scope, scope_filter
 from central.schema import LockedDb
-from central.scope import Scope, scope_filter
 
 _OPEN = ("closed",)
 

@@ -13,7 +13,7 @@ from central_support import Central, make_config
 
 from central.api.common import SERVICES
 from central.app import create_app
-from central.seed import seed_demo
+from central.regulation.seed import seed_demo
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from central.accounts import enrolment, issue_site_credentials, render_acl
 from central.config import BrokerAdminConfig
 from central.errors import BrokerAdminError
-from central.site_auth import SitePasswords, check_mosquitto_hash
+from central.ingest.accounts import enrolment, issue_site_credentials, render_acl
+from central.ingest.site_auth import SitePasswords, check_mosquitto_hash
 from edge_agent.config import parse_config
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from central_support import Central, call, jpeg_bytes, submit_rectification
 
-from central.audit import AUDITED_ACTIONS
+from central.regulation.audit import AUDITED_ACTIONS
 
 pytestmark = pytest.mark.asyncio
 
@@ -20,13 +20,14 @@ async def test_brute_force_login_is_throttled(central: Central) -> None:
         )
         assert resp.status == 401
     resp = await client.post(
-        "/api/v1/auth/login", json={"username": "admin", "password": central.passwords["admin"]}
+        "/api/v1/auth/login",
+        json={"username": "admin", "password": central.regulation.passwords["admin"]},
     )
     assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
     # The same address guessing another account is held back too.
     resp = await client.post(
         "/api/v1/auth/login",
-        json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
+        json={"username": "inspector-a", "password": central.regulation.passwords["inspector-a"]},
     )
     assert resp.status == 429
     log = central.svc.audit.query(_everything(), action="login_failed")  # type: ignore[arg-type]
@@ -50,13 +51,13 @@ async def test_unknown_user_and_disabled_user(central: Central) -> None:
 
 
 def _everything() -> object:
-    from central.scope import Scope
+    from central.regulation.scope import Scope
 
     return Scope.everything()
 
 
 async def test_each_audited_action_writes_an_entry(central: Central) -> None:
-    orgs = central.seed["orgs"]
+    orgs = central.regulation.seed["orgs"]
     await central.client.post(
         "/api/v1/auth/login", json={"username": "admin", "password": "bad-pass"}
     )

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from central.cli import main
-from central.site_auth import SitePasswords
+from central.ingest.site_auth import SitePasswords
 from edge_agent.config import parse_config as parse_edge_config
 
 

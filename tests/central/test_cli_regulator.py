@@ -10,9 +10,9 @@ import yaml
 
 from central.cli import main
 from central.db import CentralDatabase
+from central.regulation.scope import Scope
+from central.regulation.users import UserStore
 from central.schema import apply_migrations
-from central.scope import Scope
-from central.users import UserStore
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_site_via_api_issues_mqtt_credentials(tmp_path: Path) -> None:
 
     from central.api.common import SERVICES
     from central.app import create_app
-    from central.seed import seed_demo
+    from central.regulation.seed import seed_demo
 
     broker = {"password_file": str(tmp_path / "passwd"), "acl_file": str(tmp_path / "acl")}
     config = make_config(tmp_path, broker=broker)

@@ -19,7 +19,7 @@ from central_support import Central, call, make_config
 
 from central.api.common import SERVICES
 from central.app import create_app
-from central.seed import seed_demo
+from central.regulation.seed import seed_demo
 from fsv_contract import CommandPayload, EventPayload, encode, topics
 from fsv_contract.commands import HoldArgs, ReleaseArgs
 

@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from central.broker_client import RawMessage
+from central.alerts.hook_feed import HookFeed
 from central.db import CentralDatabase
-from central.hook_feed import HookFeed
-from central.ingest import Ingest
-from central.store import IngestStore
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.ingest.store import IngestStore
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload, encode, topics
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

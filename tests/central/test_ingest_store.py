@@ -7,10 +7,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from central.broker_client import RawMessage
 from central.db import CentralDatabase
-from central.ingest import Ingest, decode_batch
-from central.store import IngestStore
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest, decode_batch
+from central.ingest.store import IngestStore
 from fsv_contract import (
     AgentStatePayload,
     CameraStatePayload,

@@ -11,11 +11,11 @@ from uuid import uuid4
 import pytest
 from pytest_aiohttp.plugin import AiohttpClient
 
-from central.accounts import set_password
 from central.app import create_app
-from central.broker_client import RawMessage
 from central.config import BrokerAdminConfig, CentralConfig
-from central.ingest import Ingest
+from central.ingest.accounts import set_password
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
 from central.keys import INGEST_STORE
 from fsv_contract import EventPayload, MediaRef, encode, topics
 from testbed.ports import free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from central_support import Central
 
-from central.openapi import openapi_path
+from central.api.openapi import openapi_path
 
 pytestmark = pytest.mark.asyncio
 

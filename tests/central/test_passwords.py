@@ -2,7 +2,7 @@
 
 import pytest
 
-from central.passwords import (
+from central.regulation.passwords import (
     LoginThrottle,
     check_password_strength,
     hash_password,

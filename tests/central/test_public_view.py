@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from central_support import Central, call
 
-from central.public import RateLimiter
-from central.scope import Scope
+from central.regulation.public import RateLimiter
+from central.regulation.scope import Scope
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_canteen_publishes_cameras_then_revokes(central: Central) -> None:
-    orgs = central.seed["orgs"]
+    orgs = central.regulation.seed["orgs"]
     await central.event("demo-canteen-a", "cam1")
     central.svc.orgs.upsert_camera("demo-canteen-a", "cam2", name="洗消间", station="dish_washing")
     status, err = await call(

@@ -21,7 +21,7 @@ from py_vapid import Vapid02
 from central.api.common import SERVICES
 from central.app import create_app
 from central.cli import main as cli_main
-from central.seed import seed_demo
+from central.regulation.seed import seed_demo
 
 pytestmark = pytest.mark.asyncio
 
@@ -118,7 +118,7 @@ async def test_web_push_and_webhooks_reach_only_their_scope(pushing: Any) -> Non
         central, "staff-canteen-a", "PUT", "/api/v1/me/push-filters", json={"kinds": ["rodent"]}
     )
     assert status == 200
-    orgs = central.seed["orgs"]
+    orgs = central.regulation.seed["orgs"]
     hooks = [
         (orgs["county_a"], f"{base}/hook/wecom", "wecom", ""),
         (orgs["county_b"], f"{base}/hook/ding", "dingtalk", "SEC"),

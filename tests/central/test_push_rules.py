@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from central.push_rules import (
+from central.alerts.push_rules import (
     PushFilters,
     QuietHours,
     backoff_delays,
@@ -47,7 +47,7 @@ def test_quiet_hours_hold_back_all_but_critical() -> None:
 
 
 def _wants(f: PushFilters, alert: dict[str, object], now: float) -> bool:
-    from central.push_rules import wants
+    from central.alerts.push_rules import wants
 
     return wants(f, alert, now)
 

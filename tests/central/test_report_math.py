@@ -1,6 +1,6 @@
 """Report arithmetic on small known inputs."""
 
-from central.report_math import (
+from central.reports.arithmetic import (
     count_by,
     expected_seconds,
     mean_delay,

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from central.scope import Scope, ancestors, in_scope, scope_filter
+from central.regulation.scope import Scope, ancestors, in_scope, scope_filter
 
 
 def test_subtree_prefix_not_sibling_with_same_digits() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from central.scope import Scope
+from central.regulation.scope import Scope
 from central.video.buffer import ViewerBuffer
 from central.video.hls import HlsWindow
 from central.video.status import site_status

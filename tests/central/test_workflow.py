@@ -2,8 +2,8 @@
 
 import pytest
 
+from central.alerts.workflow import Action, State, decide, is_overdue
 from central.errors import WorkflowError
-from central.workflow import Action, State, decide, is_overdue
 
 
 def test_happy_path_to_closed_and_reopen() -> None:

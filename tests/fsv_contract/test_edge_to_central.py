@@ -6,8 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
 
-from central.broker_client import RawMessage
-from central.ingest import decode_batch
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import decode_batch
 from edge_agent.credentials import Credential
 from edge_agent.mqtt.camera_states import CameraStateReporter
 from edge_agent.mqtt.commands import CommandDispatcher

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from central.accounts import issue_site_credentials, set_password, write_acl
 from central.config import BrokerAdminConfig
+from central.ingest.accounts import issue_site_credentials, set_password, write_acl
 from testbed.demo import shipped_broker_options
 from testbed.mosquitto import Broker
 from testbed.ports import free_port

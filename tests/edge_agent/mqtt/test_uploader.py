@@ -10,11 +10,11 @@ from uuid import uuid4
 import pytest
 from pytest_aiohttp.plugin import AiohttpServer
 
-from central.accounts import set_password
 from central.app import create_app
-from central.broker_client import RawMessage
 from central.config import BrokerAdminConfig, CentralConfig
-from central.ingest import Ingest
+from central.ingest.accounts import set_password
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
 from central.keys import INGEST_STORE
 from edge_agent.credentials import Credential
 from edge_agent.mqtt.outbox import Outbox

@@ -20,7 +20,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from central.report_math import (
+from central.regulation.scope import Scope, scope_filter
+from central.reports.arithmetic import (
     count_by,
     expected_seconds,
     mean_delay,
@@ -29,7 +30,6 @@ from central.report_math import (
     recorded_seconds,
 )
 from central.schema import LockedDb
-from central.scope import Scope, scope_filter
 
 RETENTION_DUTY_DAYS = 90.0
 

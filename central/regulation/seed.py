@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.errors import ConflictError
-from central.scope import Scope
+from central.regulation.scope import Scope
 from central.services import Services
 
 

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from central.regulation.scope import Scope, scope_filter
 from central.schema import LockedDb
-from central.scope import Scope, scope_filter
 
 # The actions written to the log; a test checks that each one is produced by its route.
 AUDITED_ACTIONS = (

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from central.alerts.workflow import Action, State, decide, is_overdue, permission_for
 from central.errors import ForbiddenError, InvalidInputError, NotFoundError
-from central.roles import can
+from central.regulation.roles import can
+from central.regulation.scope import Scope, in_scope, scope_filter
+from central.regulation.users import User
 from central.schema import LockedDb
-from central.scope import Scope, in_scope, scope_filter
-from central.users import User
-from central.workflow import Action, State, decide, is_overdue, permission_for
 from fsv_contract import EventPayload
 from fsv_contract.commands import HOLD, RELEASE, HoldArgs, ReleaseArgs
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from aiohttp import web
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.ingest.media import Announced
 from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
-from central.media import Announced
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
 
 SHA256_HEADER = "X-Content-SHA256"

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from central.alerts import AlertStore
-from central.org import OrgStore
+from central.alerts.store import AlertStore
+from central.regulation.org import OrgStore
 from central.schema import LockedDb
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload
 

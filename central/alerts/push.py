@@ -18,17 +18,17 @@ from urllib.parse import urlsplit
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from central.errors import ConfigError, InvalidInputError, NotFoundError
-from central.push_rules import (
+from central.alerts.push_rules import (
     WEBHOOK_FORMATS,
     OutgoingRequest,
     PushFilters,
     wants,
 )
+from central.errors import ConfigError, InvalidInputError, NotFoundError
+from central.regulation.scope import Scope, in_scope, scope_filter
+from central.regulation.users import User, user_from_row
 from central.schema import LockedDb
-from central.scope import Scope, in_scope, scope_filter
 from central.settings import PushConfig
-from central.users import User, user_from_row
 
 log = logging.getLogger(__name__)
 

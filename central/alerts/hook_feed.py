@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from central.store import IngestStore
+from central.ingest.store import IngestStore
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ MAX_YIELD_S = 2.0
 class IngestHooks(Protocol):
     """What the regulator side does with stored messages (alerts, camera list, history).
 
-    `on_event` is called by the alerting feed (central.hook_feed) for every new or ended
+    `on_event` is called by the alerting feed (central.alerts.hook_feed) for every new or ended
     event, in order, from a worker thread; after a crash the changes after its saved
     position come again. The others are called on the ingest worker thread after their
     batch is committed and before it is acknowledged. They must be quick and not raise.

@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from central.broker_client import BrokerClient, RawMessage
+from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
-from central.hook_feed import HookFeed, IngestHooks
-from central.store import BatchResult, IngestStore, Received, Rejection
+from central.ingest.broker_client import BrokerClient, RawMessage
+from central.ingest.store import BatchResult, IngestStore, Received, Rejection
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError
 from fsv_contract.payloads import CameraStatePayload, HeartbeatPayload

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from py_vapid import Vapid
 
-from central.push import PushStore, Target, build_webpush
-from central.push_rules import (
+from central.alerts.push import PushStore, Target, build_webpush
+from central.alerts.push_rules import (
     OutgoingRequest,
     backoff_delays,
     is_permanent_failure,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from central.errors import WorkflowError
-from central.roles import Permission
+from central.regulation.roles import Permission
 
 
 class State(StrEnum):

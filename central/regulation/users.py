@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from central.errors import AuthError, ConflictError, InvalidInputError, NotFoundError
-from central.passwords import (
+from central.regulation.passwords import (
     check_password_strength,
     hash_password,
     new_token,
     token_digest,
     verify_password,
 )
-from central.roles import ROLE_LEVEL, Role
+from central.regulation.roles import ROLE_LEVEL, Role
+from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
-from central.scope import Scope, in_scope, scope_filter
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 COOKIE_TTL_S = 12 * 3600.0

@@ -12,9 +12,9 @@ from typing import Any
 import segno
 
 from central.errors import InvalidInputError, NotFoundError
-from central.passwords import new_token
+from central.regulation.passwords import new_token
+from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
-from central.scope import Scope, in_scope, scope_filter
 
 MAX_CAMERAS = 16
 

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
-from central.scope import Scope, in_scope, scope_filter
 
 LEVELS = ("province", "city", "county", "enterprise")
 ENTERPRISE_TYPES = ("slaughterhouse", "canteen")

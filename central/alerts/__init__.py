@@ -1,0 +1,1 @@
+"""Alerts: the store, the rectification workflow, evidence, hooks and push delivery."""

@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages from the edges, their media uploads, and commands back to the edges."""

@@ -1,0 +1,1 @@
+"""Regulation: the organisation tree, users, roles, scope, audit and public links."""

@@ -1,0 +1,1 @@
+"""Reports per organisation subtree and period."""
