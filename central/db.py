@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-migrations = sqlite_utils.Migrations("central.ingest.pipeline")
+migrations = sqlite_utils.Migrations("central.ingest")
 
 
 class CentralDatabase:

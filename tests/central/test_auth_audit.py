@@ -21,13 +21,13 @@ async def test_brute_force_login_is_throttled(central: Central) -> None:
         assert resp.status == 401
     resp = await client.post(
         "/api/v1/auth/login",
-        json={"username": "admin", "password": central.regulation.passwords["admin"]},
+        json={"username": "admin", "password": central.passwords["admin"]},
     )
     assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
     # The same address guessing another account is held back too.
     resp = await client.post(
         "/api/v1/auth/login",
-        json={"username": "inspector-a", "password": central.regulation.passwords["inspector-a"]},
+        json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
     )
     assert resp.status == 429
     log = central.svc.audit.query(_everything(), action="login_failed")  # type: ignore[arg-type]
@@ -57,7 +57,7 @@ def _everything() -> object:
 
 
 async def test_each_audited_action_writes_an_entry(central: Central) -> None:
-    orgs = central.regulation.seed["orgs"]
+    orgs = central.seed["orgs"]
     await central.client.post(
         "/api/v1/auth/login", json={"username": "admin", "password": "bad-pass"}
     )

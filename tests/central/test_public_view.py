@@ -16,7 +16,7 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_canteen_publishes_cameras_then_revokes(central: Central) -> None:
-    orgs = central.regulation.seed["orgs"]
+    orgs = central.seed["orgs"]
     await central.event("demo-canteen-a", "cam1")
     central.svc.orgs.upsert_camera("demo-canteen-a", "cam2", name="洗消间", station="dish_washing")
     status, err = await call(

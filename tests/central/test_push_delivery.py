@@ -118,7 +118,7 @@ async def test_web_push_and_webhooks_reach_only_their_scope(pushing: Any) -> Non
         central, "staff-canteen-a", "PUT", "/api/v1/me/push-filters", json={"kinds": ["rodent"]}
     )
     assert status == 200
-    orgs = central.regulation.seed["orgs"]
+    orgs = central.seed["orgs"]
     hooks = [
         (orgs["county_a"], f"{base}/hook/wecom", "wecom", ""),
         (orgs["county_b"], f"{base}/hook/ding", "dingtalk", "SEC"),

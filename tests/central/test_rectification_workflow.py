@@ -121,7 +121,7 @@ async def test_cookie_session_needs_csrf_for_writes(central: Central) -> None:
     client = central.client
     resp = await client.post(
         "/api/v1/auth/login",
-        json={"username": "inspector-a", "password": central.regulation.passwords["inspector-a"]},
+        json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
     )
     assert resp.status == 200
     csrf = (await resp.json())["csrf_token"]

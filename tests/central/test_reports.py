@@ -151,7 +151,7 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
         "city-monitor",
         "GET",
         "/api/v1/reports",
-        params={**period, "format": "html", "org_id": central.regulation.seed["orgs"]["county_a"]},
+        params={**period, "format": "html", "org_id": central.seed["orgs"]["county_a"]},
     )
     html = page.decode()
     assert "<table>" in html and "沙坡头区" in html and "中宁县第二中学食堂" not in html

@@ -32,7 +32,7 @@ PUBLIC = {("GET", "/api/v1/public/{token}")}
 
 async def build_county_b(central: Central) -> dict[str, Any]:
     """Objects of every kind in county B, made by B's own users and admins."""
-    seed = central.regulation.seed["orgs"]
+    seed = central.seed["orgs"]
     alert_id = await central.event("demo-canteen-b", "cam1")
     status, _ = await call(
         central,
@@ -214,7 +214,7 @@ async def test_alerts_of_an_unregistered_site_join_it_when_registered(central: C
         "admin",
         "POST",
         "/api/v1/sites",
-        json={"org_id": central.regulation.seed["orgs"]["canteen_a"], "site_id": "late-site"},
+        json={"org_id": central.seed["orgs"]["canteen_a"], "site_id": "late-site"},
     )
     assert status == 201
     status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts")
