@@ -21,6 +21,10 @@ class InvalidInputError(CentralError):
     """A request or command carries a value that cannot be accepted."""
 
 
+class EndpointRefused(InvalidInputError):
+    """A push endpoint or webhook URL is not one central may send to (not https, not public)."""
+
+
 class ConflictError(CentralError):
     """The object already exists or its state forbids the change."""
 

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from central.alerts.endpoint_policy import EndpointPolicy, policy_session_kwargs
 from central.alerts.push import load_vapid
 from central.alerts.push_dispatch import PushDispatcher
 from central.api import (
@@ -91,7 +92,10 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     vapid = await asyncio.to_thread(load_vapid, config.push)
     if vapid is not None:
         svc.vapid_public_key = application_server_key(vapid)
-    session = aiohttp.ClientSession()
+    # Push's own session: its resolver connects only to addresses the endpoint policy allows.
+    session = aiohttp.ClientSession(
+        **policy_session_kwargs(EndpointPolicy(config.push.allow_networks))
+    )
     dispatcher = PushDispatcher(svc.push, config.push, config.web.base_url, session, vapid)
     svc.dispatcher = dispatcher
     svc.hooks.push = dispatcher.submit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
 
 class _Section(BaseModel):
@@ -55,3 +55,9 @@ class PushConfig(_Section):
     queue_size: int = Field(10000, ge=10, description="alerts waiting for push; beyond, dropped")
     concurrency: int = Field(8, ge=1, le=100, description="deliveries in flight at once")
     ttl_s: int = Field(86400, ge=0, le=28 * 86400, description="Web Push TTL header")
+    allow_networks: tuple[IPvAnyNetwork, ...] = Field(
+        (),
+        description="networks push and webhooks may reach although not public, e.g. an "
+        "internal relay (plain http is accepted only to these); default: https to public "
+        "addresses only",
+    )

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from py_vapid import Vapid
 
+from central.alerts.endpoint_policy import EndpointPolicy
 from central.alerts.push import PushStore, Target, build_webpush
 from central.alerts.push_rules import (
     OutgoingRequest,
@@ -20,6 +21,7 @@ from central.alerts.push_rules import (
     webhook_request,
     webpush_message,
 )
+from central.errors import EndpointRefused
 from central.settings import PushConfig
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class PushDispatcher:
         self._session = session
         self._vapid = vapid
         self._sleep = sleep
+        self._policy = EndpointPolicy(config.allow_networks)
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(config.queue_size)
         # Built inside a running loop (a cleanup context): submissions from ingest's worker
         # thread are handed to this loop.
@@ -150,7 +153,7 @@ class PushDispatcher:
                 code, text = await self._post(request)
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 code, text = 0, f"{type(e).__name__}: {e}"
-            except (RuntimeError, ValueError) as e:
+            except (RuntimeError, ValueError, EndpointRefused) as e:
                 status, error = "failed", str(e)
                 break
             if 200 <= code < 300:
@@ -174,8 +177,15 @@ class PushDispatcher:
         await asyncio.to_thread(self._store.record, alert["id"], target, status, attempt, error)
 
     async def _post(self, request: OutgoingRequest) -> tuple[int, str]:
+        # Checked again at every send (the name may point elsewhere now); the session's
+        # resolver pins the connection to checked addresses, and redirects are not followed.
+        await self._policy.check(request.url)
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
         async with self._session.post(
-            request.url, data=request.body, headers=request.headers, timeout=timeout
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            timeout=timeout,
+            allow_redirects=False,
         ) as resp:
             return resp.status, await resp.text(errors="replace")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
@@ -25,7 +25,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
-from central.regulation.roles import Permission
+from central.regulation.roles import Permission, Role
 
 routes = RouteTable()
 MAX_NOTE = 4000
@@ -261,4 +261,17 @@ async def deliveries(request: web.Request) -> web.Response:
     alert_id = request.match_info["alert_id"]
     svc = services(request)
     await run_db(svc.alerts.get, user.scope, alert_id)
-    return json_response({"items": await run_db(svc.push.deliveries, alert_id)})
+    rows = await run_db(svc.push.deliveries, alert_id)
+    if user.role is not Role.ADMIN:
+        # The receivers' hosts, ports and replies are the admins' business only.
+        rows = [reduced_delivery(r) for r in rows]
+    return json_response({"items": rows})
+
+
+def reduced_delivery(row: dict[str, Any]) -> dict[str, Any]:
+    """What a non-admin sees of a delivery: its kind, delivered or failed, and when."""
+    return {
+        "target": row["target"],
+        "status": "delivered" if row["status"] == "ok" else "failed",
+        "updated_at": row["updated_at"],
+    }

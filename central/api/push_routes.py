@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from central.alerts.endpoint_policy import EndpointPolicy
 from central.alerts.push_rules import PushFilters
 from central.api.common import (
     audit,
@@ -20,6 +21,11 @@ from central.errors import NotFoundError
 from central.regulation.roles import Permission
 
 routes = RouteTable()
+
+
+async def _check_endpoint(request: web.Request, url: str) -> None:
+    """400 unless central may send to `url` (https, every address public or allow-listed)."""
+    await EndpointPolicy(services(request).push_config.allow_networks).check(url)
 
 
 class SubscriptionKeys(BaseModel):
@@ -70,6 +76,7 @@ async def subscribe(request: web.Request) -> web.Response:
     """Register the caller's browser push subscription."""
     user = current_user(request)
     body = await read_body(request, SubscriptionIn)
+    await _check_endpoint(request, body.endpoint)
     sub_id = await run_db(
         services(request).push.subscribe, user, body.endpoint, body.keys.p256dh, body.keys.auth
     )
@@ -108,6 +115,7 @@ async def add_webhook(request: web.Request) -> web.Response:
     """Send an organisation's alerts to a JSON, WeCom or DingTalk robot endpoint."""
     user = current_user(request, Permission.MANAGE_WEBHOOKS)
     body = await read_body(request, WebhookIn)
+    await _check_endpoint(request, body.url)
     hook = await run_db(
         services(request).push.add_webhook,
         user.scope,

@@ -47,7 +47,8 @@ _REGULATOR = frozenset(
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.CITY_MONITOR: _REGULATOR | {Permission.MANAGE_WEBHOOKS},
+    # Webhooks make central send requests to an address a user chose: admins only.
+    Role.CITY_MONITOR: _REGULATOR,
     Role.COUNTY_INSPECTOR: _REGULATOR,
     Role.ENTERPRISE_STAFF: frozenset(
         {

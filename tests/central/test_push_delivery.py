@@ -97,6 +97,8 @@ async def pushing(aiohttp_client: Any, tmp_path: Path) -> Any:
             "vapid_subject": "mailto:ops@example.org",
             "attempts": 3,
             "backoff_first_s": 0.05,
+            # The receiver is on the loopback: the admin's allow-list lets push reach it.
+            "allow_networks": ["127.0.0.1/32"],
         },
     )
     client = await aiohttp_client(create_app(config))

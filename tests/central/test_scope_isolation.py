@@ -47,10 +47,10 @@ async def build_county_b(central: Central) -> dict[str, Any]:
     evidence_id = (await resp.json())["evidence"][0]["id"]
     status, hook = await call(
         central,
-        "city-monitor",
+        "admin",
         "POST",
         "/api/v1/webhooks",
-        json={"org_id": seed["county_b"], "url": "http://127.0.0.1:9/x"},
+        json={"org_id": seed["county_b"], "url": "https://93.184.215.14/x"},
     )
     assert status == 201
     status, link = await call(
@@ -67,7 +67,7 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         "POST",
         "/api/v1/push/subscriptions",
         json={
-            "endpoint": "http://127.0.0.1:9/push/b",
+            "endpoint": "https://93.184.215.14/push/b",
             "keys": {"p256dh": "B" * 87, "auth": "a" * 22},
         },
     )
@@ -122,7 +122,7 @@ def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("PATCH", "/api/v1/users/{user_id}"): {"json": {"disabled": True}},
         ("POST", "/api/v1/alerts/{alert_id}/transitions"): {"json": {"action": "close"}},
         ("POST", "/api/v1/webhooks"): {
-            "json": {"org_id": b["county_b"], "url": "http://127.0.0.1:9"}
+            "json": {"org_id": b["county_b"], "url": "https://93.184.215.14/x"}
         },
         ("POST", "/api/v1/public-links"): {
             "json": {"org_id": b["canteen_b"], "cameras": ["demo-canteen-b/cam1"]}
