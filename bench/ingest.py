@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +48,7 @@ from edge_agent.mqtt.outbox import Outbox
 from edge_agent.mqtt.publisher import OutboxPublisher
 from edge_agent.mqtt.settings import MqttConfig
 from fsv_contract import EventPayload, encode, topics
+from testbed.central_admin import AdminReader, create_admin
 from testbed.mosquitto import Broker, BrokerOptions
 from testbed.ports import free_port
 
@@ -100,6 +100,8 @@ class Central:
             "http": {"port": self.port},
             "mqtt": {"port": broker_port, "reconnect_max_s": 1},
         }))  # fmt: skip
+        create_admin(self.config)
+        self.admin = AdminReader(f"http://127.0.0.1:{self.port}")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -112,10 +114,8 @@ class Central:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                url = f"http://127.0.0.1:{self.port}/api/v1/ingest/stats"
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if json.load(r)["mqtt_connected"]:
-                        return
+                if self.admin.get("/api/v1/ingest/stats", timeout=2)["mqtt_connected"]:
+                    return
             except OSError:
                 pass
             time.sleep(0.1)

@@ -35,6 +35,7 @@ HOLD_AFTER_S = 120.0
 # An event still running has no end yet; hold this much past its start until it ends.
 OPEN_EVENT_HOLD_S = 1800.0
 MAX_PAGE = 500
+MAX_DEADLINE_DAYS = 366  # a rectification deadline is at most about a year ahead
 
 # (site, verb, args) -> request id; publishes a command to the edge.
 CommandSender = Callable[[str, str, dict[str, Any]], str]
@@ -245,8 +246,10 @@ class AlertStore:
         if not can(user.role, permission_for(action)):
             raise ForbiddenError(f"a {user.role.value} may not {action.value}")
         now = self._clock()
-        if deadline is not None and deadline <= now:
-            raise InvalidInputError("the deadline must lie in the future")
+        if deadline is not None and not now < deadline <= now + MAX_DEADLINE_DAYS * 86400:
+            raise InvalidInputError(
+                f"the deadline must lie in the future, at most {MAX_DEADLINE_DAYS} days ahead"
+            )
         if action is Action.SUBMIT_RECTIFICATION and not evidence:
             raise InvalidInputError("a rectification needs at least one evidence photo")
         with self._ldb.transaction() as db:

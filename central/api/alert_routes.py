@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from central.alerts.evidence import store_evidence
-from central.alerts.store import AlertQuery
+from central.alerts.store import MAX_DEADLINE_DAYS, AlertQuery
 from central.alerts.workflow import Action
 from central.api.common import (
     audit,
@@ -53,7 +55,24 @@ class TransitionIn(BaseModel):
 
     action: Literal["acknowledge", "request_rectification", "close", "reopen"]
     note: str = Field("", max_length=MAX_NOTE)
-    deadline: float | None = Field(None, description="epoch seconds; rectification requests")
+    deadline: AwareDatetime | float | None = Field(
+        None,
+        description="rectification requests: by when, as ISO 8601 with a zone or epoch seconds,"
+        f" at most {MAX_DEADLINE_DAYS} days ahead",
+    )
+    deadline_days: float | None = Field(
+        None, gt=0, le=MAX_DEADLINE_DAYS, description="or: by when, in days from now"
+    )
+
+    def deadline_epoch(self, now: float) -> float | None:
+        """The deadline as epoch seconds (from `deadline` or `deadline_days`)."""
+        if self.deadline is not None and self.deadline_days is not None:
+            raise InvalidInputError("give either deadline or deadline_days, not both")
+        if self.deadline_days is not None:
+            return now + self.deadline_days * 86400
+        if isinstance(self.deadline, datetime):
+            return self.deadline.timestamp()
+        return self.deadline
 
 
 @routes.route("GET", "/api/v1/alerts", summary="Alert inbox", tag="alerts", query=AlertListQuery)
@@ -106,6 +125,7 @@ async def transition(request: web.Request) -> web.Response:
     user = current_user(request)
     alert_id = request.match_info["alert_id"]
     body = await read_body(request, TransitionIn)
+    deadline = body.deadline_epoch(time.time())
     svc = services(request)
     row = await run_db(
         svc.alerts.transition,
@@ -113,7 +133,7 @@ async def transition(request: web.Request) -> web.Response:
         alert_id,
         Action(body.action),
         note=body.note,
-        deadline=body.deadline,
+        deadline=deadline,
         ip=client_ip(request),
     )
     alert = await run_db(svc.alerts.get, user.scope, alert_id)
@@ -126,7 +146,7 @@ async def transition(request: web.Request) -> web.Response:
             "from": row["from_state"],
             "to": row["to_state"],
             "note": body.note,
-            "deadline": body.deadline,
+            "deadline": deadline,
         },
         org_path=alert["org_path"],
     )

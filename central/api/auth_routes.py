@@ -46,10 +46,14 @@ class TokenIn(BaseModel):
     tag="auth",
     body=LoginIn,
     auth=False,
-    statuses=(200, 401, 429),
+    statuses=(200, 401, 415, 429),
 )
 async def login(request: web.Request) -> web.Response:
     """Check credentials under the login throttle and open a session."""
+    # Only JSON: a cross-site form (text/plain, urlencoded, multipart) cannot send it without
+    # a CORS preflight, so no other site can sign a victim into the attacker's account.
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send the credentials as application/json")
     svc = services(request)
     body = await read_body(request, LoginIn)
     keys = [f"user:{body.username.lower()}", f"ip:{client_ip(request)}"]

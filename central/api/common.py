@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from central.api.jsonio import dumps, loads_strict, non_finite_path
 from central.errors import (
     AuthError,
     CentralError,
@@ -51,9 +52,7 @@ _STATUS: list[tuple[type[CentralError], int]] = [
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     """A JSON response (UTF-8, non-ASCII kept readable)."""
-    return web.json_response(
-        data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str)
-    )
+    return web.json_response(data, status=status, dumps=dumps)
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
@@ -141,8 +140,10 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     raw = await request.content.read(MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_JSON_BYTES, actual_size=len(raw))
+    # The strict parse refuses NaN/Infinity/overflow; pydantic then validates the same bytes.
+    loads_strict(raw or b"{}")
     try:
-        return model.model_validate_json(raw or b"{}")
+        return _finite(model.model_validate_json(raw or b"{}"))
     except ValidationError as e:
         raise InvalidInputError(_problems(e)) from e
 
@@ -150,9 +151,17 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 def read_query(request: web.Request, model: type[M]) -> M:
     """Parse and validate the query string; 400 naming each bad parameter."""
     try:
-        return model.model_validate(dict(request.query))
+        return _finite(model.model_validate(dict(request.query)))
     except ValidationError as e:
         raise InvalidInputError(_problems(e)) from e
+
+
+def _finite(parsed: M) -> M:
+    """`parsed` if it holds no NaN or infinity (e.g. `?speed=inf`); InvalidInputError otherwise."""
+    where = non_finite_path(parsed.model_dump())
+    if where is not None:
+        raise InvalidInputError(f"{where}: must be a finite number")
+    return parsed
 
 
 def _problems(error: ValidationError) -> str:
@@ -168,9 +177,13 @@ def parse_time(value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise InvalidInputError(f"not a time: {value!r} (a finite number of seconds)")
+        return number
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:

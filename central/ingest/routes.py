@@ -12,9 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.api.common import current_user, json_response
+from central.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from central.ingest.media import Announced
 from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
+from central.regulation.roles import Role
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
 
 SHA256_HEADER = "X-Content-SHA256"
@@ -30,11 +32,17 @@ def add_routes(app: web.Application) -> None:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    """Ingest counters (received, accepted, duplicates, rejected, per topic kind), backlog."""
+    """Ingest counters (received, accepted, duplicates, rejected, per topic kind), backlog.
+
+    Admins only: the counters describe every site.
+    """
+    user = current_user(request)
+    if user.role is not Role.ADMIN:
+        raise ForbiddenError("only an admin may read the ingest statistics")
     stats = await asyncio.to_thread(request.app[INGEST_STORE].stats)
     broker = request.app.get(BROKER)
     connected = broker is not None and broker.connected.is_set()
-    return web.json_response(
+    return json_response(
         {**stats, "backlog": request.app[INGEST].backlog, "mqtt_connected": connected}
     )
 

@@ -105,7 +105,7 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
         "inspector-a",
         "POST",
         f"/api/v1/alerts/{alert_id}/transitions",
-        json={"action": "request_rectification", "note": "n", "deadline": 4e9},
+        json={"action": "request_rectification", "note": "n", "deadline_days": 30},
     )
     resp = await submit_rectification(central, "staff-canteen-a", alert_id, "ok", [jpeg_bytes()])
     evidence = (await resp.json())["evidence"][0]["id"]

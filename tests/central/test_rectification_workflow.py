@@ -95,15 +95,17 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
 
 async def test_overdue_flag_and_filter(central: Central) -> None:
     alert_id = await central.event("demo-canteen-a")
-    await call(
+    await central.token("inspector-a")  # signed in first: the deadline below is a second away
+    status, _ = await call(
         central,
         "inspector-a",
         "POST",
         f"/api/v1/alerts/{alert_id}/transitions",
-        json={"action": "request_rectification", "note": "fix", "deadline": time.time() + 0.3},
+        json={"action": "request_rectification", "note": "fix", "deadline": time.time() + 1.0},
     )
+    assert status == 201
     other = await central.event("demo-canteen-a")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         status, page = await call(
             central, "inspector-a", "GET", "/api/v1/alerts", params={"overdue": "true"}

@@ -65,13 +65,13 @@ async function show(id) {
 
 async function step(id, action) {
   const note = action === "acknowledge" || action === "close" ? "" : prompt("说明 Note") || "";
-  let deadline = null;
+  let deadline_days = null;
   if (action === "request_rectification") {
     const days = Number(prompt("期限（天）Deadline in days", "3") || "3");
-    deadline = Date.now() / 1000 + days * 86400;
+    deadline_days = days;
   }
   try {
-    await fsv.api(`/api/v1/alerts/${id}/transitions`, { method: "POST", json: { action, note, deadline } });
+    await fsv.api(`/api/v1/alerts/${id}/transitions`, { method: "POST", json: { action, note, deadline_days } });
   } catch (e) { alert(e.message); }
   show(id); load(true);
 }

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import yaml
 
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import issue_site_credentials, set_password, write_acl
+from testbed.central_admin import AdminReader, create_admin
 from testbed.demo import shipped_broker_options
 from testbed.mosquitto import Broker
 from testbed.ports import free_port
@@ -87,6 +86,8 @@ class CentralProcess(_ChildProcess):
         }
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config))
+        create_admin(self.config_path)
+        self.admin = AdminReader(f"http://127.0.0.1:{self.port}")
 
     def start(self, wait: bool = True) -> None:
         """Start the process; wait until it answers and is subscribed."""
@@ -103,10 +104,8 @@ class CentralProcess(_ChildProcess):
             return False
 
     def stats(self) -> dict[str, Any]:
-        """GET /api/v1/ingest/stats."""
-        url = f"http://127.0.0.1:{self.port}/api/v1/ingest/stats"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            data: dict[str, Any] = json.load(response)
+        """GET /api/v1/ingest/stats (admins only)."""
+        data: dict[str, Any] = self.admin.get("/api/v1/ingest/stats")
         return data
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
