@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from fsv_contract import topics
 from fsv_contract.errors import InvalidPayload
+from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (
     AgentStatePayload,
     CameraStatePayload,
@@ -28,6 +29,7 @@ MODELS: dict[TopicKind, type[Payload]] = {
     TopicKind.AGENT_STATE: AgentStatePayload,
     TopicKind.HEARTBEAT: HeartbeatPayload,
     TopicKind.AGENT_EVENT: EventPayload,
+    TopicKind.ANCHOR: AnchorPayload,
     TopicKind.CAMERA_STATE: CameraStatePayload,
     TopicKind.EVENT: EventPayload,
     TopicKind.COMMAND: CommandPayload,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fsv_contract import video
+from fsv_contract import integrity, video
 from fsv_contract.payloads import Level, UtcDatetime
 
 HOLD = "hold"
@@ -48,5 +48,6 @@ class ReleaseArgs(_Args):
 COMMAND_ARGS: dict[str, type[BaseModel]] = {
     HOLD: HoldArgs,
     RELEASE: ReleaseArgs,
+    integrity.VERB_AUDIT: integrity.AuditArgs,
     **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip
 }

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from fsv_contract import commands, topics
 from fsv_contract.codec import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
+from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (
     CONTRACT_VERSION,
     KNOWN_KINDS,
@@ -30,6 +31,8 @@ TOPICS: list[tuple[str, str, str, str, type[BaseModel]]] = [
      CameraStatePayload),
     (f"{_ROOT}/camera/{{camera}}/event", "edge → central", "1", "outbox", EventPayload),
     (f"{_ROOT}/agent/event", "edge → central", "1", 'outbox (camera `""`)', EventPayload),
+    (f"{_ROOT}/agent/anchor", "edge → central", "1", "outbox, about once a minute",
+     AnchorPayload),
     (f"{_ROOT}/cmd/{{verb}}", "central → edge", "1", "central's client", CommandPayload),
     (f"{_ROOT}/reply/{{request_id}}", "edge → central", "1", "outbox", ReplyPayload),
 ]  # fmt: skip
@@ -66,7 +69,18 @@ cannot send what central would refuse.
 - Media (snapshots, clips) never travel over MQTT: the edge PUTs them to
   `{{central_url}}/api/v1/media/{{event_id}}/{{name}}` with HTTP Basic (the site's broker
   login) and `X-Content-SHA256`; central accepts only the name, size and SHA-256 that the
-  event announced, and a repeated PUT is a no-op.
+  event announced, and a repeated PUT of the same bytes is a no-op.
+- Evidence is write-once: the first hash announced for a media name of an event is final.
+  A later phase that announces the same name with another hash keeps the first (the change
+  is refused, counted as `evidence_refused` and written to the audit log), and a PUT of
+  other bytes over a stored file is refused (409). An event belongs to the site that
+  opened it: another site's message with the same `event_id` is refused the same way.
+- Anchors: about once a minute the edge sends the chain link of every segment sealed since
+  the last anchor (and the tombstones of segments it deleted) on `agent/anchor`. Central
+  keeps each camera's chain: a link that does not follow the last one anchored, a segment
+  sent again with other facts, or a deletion before the retention date without a reason
+  opens a critical `footage_tampered` alert. The `audit` command asks the edge to hash
+  named segments as they are on disk now (reply `result.proofs`, one `AuditProof` each).
 
 Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
 `eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,

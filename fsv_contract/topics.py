@@ -21,6 +21,7 @@ class TopicKind(StrEnum):
     AGENT_STATE = "agent_state"
     HEARTBEAT = "heartbeat"
     AGENT_EVENT = "agent_event"
+    ANCHOR = "anchor"
     CAMERA_STATE = "camera_state"
     EVENT = "event"
     COMMAND = "command"
@@ -61,6 +62,11 @@ def heartbeat(site: str) -> str:
 def agent_event(site: str) -> str:
     """Events about the agent itself rather than one camera (QoS 1, through the outbox)."""
     return f"{ROOT}/{check_level(site, 'site')}/agent/event"
+
+
+def anchor(site: str) -> str:
+    """Chain links of sealed segments, batched (QoS 1, through the outbox)."""
+    return f"{ROOT}/{check_level(site, 'site')}/agent/anchor"
 
 
 def camera_state(site: str, camera: str) -> str:
@@ -115,6 +121,8 @@ def parse(topic: str) -> TopicInfo:
             return TopicInfo(TopicKind.HEARTBEAT, site)
         case ["agent", "event"]:
             return TopicInfo(TopicKind.AGENT_EVENT, site)
+        case ["agent", "anchor"]:
+            return TopicInfo(TopicKind.ANCHOR, site)
         case ["camera", cam, "state"]:
             return TopicInfo(TopicKind.CAMERA_STATE, site, camera=check_level(cam, "camera"))
         case ["camera", cam, "event"]:
