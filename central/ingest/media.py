@@ -58,6 +58,19 @@ class MediaStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def refuse(self, site: str, event_id: str, name: str, sha256: str) -> None:
+        """Count and audit an upload that would replace an event's announced evidence."""
+        from central.integrity.findings import audit_system
+
+        detail: dict[str, object] = {"event_id": event_id, "name": name, "sha256": sha256,
+                                     "refused": "upload differs from the announced SHA-256"}  # fmt: skip
+        with self.database.transaction() as db:
+            db.execute(
+                "insert into ingest_counters (name, value) values ('evidence_refused', 1) "
+                "on conflict (name) do update set value = value + 1"
+            )
+            audit_system(db, "evidence_refused", site, f"event:{event_id}", detail, time.time())
+
     def path_for(self, site: str, event_id: str, name: str) -> Path:
         """Where a file is kept."""
         return self.root / site / event_id / name

@@ -62,9 +62,14 @@ async def put_media(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=str(e)) from e
     except ConflictError as e:
         raise web.HTTPConflict(text=str(e)) from e
-    if ann.sha256 != sha:
-        raise web.HTTPUnprocessableEntity(text="SHA-256 differs from the one the event announced")
-    if await asyncio.to_thread(store.stored_sha, event_id, name) == sha:
+    stored = await asyncio.to_thread(store.stored_sha, event_id, name)
+    if ann.sha256 != sha or (stored is not None and stored != sha):
+        # Evidence is write-once: the first announced hash is final (counted and audited).
+        await asyncio.to_thread(store.refuse, site, event_id, name, sha)
+        raise web.HTTPConflict(
+            text="SHA-256 differs from the one the event first announced; evidence is final"
+        )
+    if stored == sha:
         return web.Response(status=200, text="already stored\n")
     temp = await asyncio.to_thread(store.temp_path, site, event_id, name)
     try:

@@ -14,7 +14,9 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from central.db import CentralDatabase
+from central.ingest.evidence import KnownEvent, foreign_site, merge_evidence
 from fsv_contract.codec import Message
+from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (
     AgentStatePayload,
     CameraStatePayload,
@@ -94,6 +96,8 @@ class BatchResult:
     rejected: int = 0
     new_events: list[EventPayload] = field(default_factory=list)
     ended_events: list[EventPayload] = field(default_factory=list)
+    # Messages that tried to change another site's event or replace announced evidence.
+    refused: list[tuple[EventPayload, list[str]]] = field(default_factory=list)
 
 
 def _ts(value: Any) -> float | None:
@@ -126,6 +130,12 @@ def _payload_of(row: dict[str, Any]) -> EventPayload | None:
         return None
 
 
+def insert_central_event(db: sqlite_utils.Database, payload: EventPayload, now: float) -> None:
+    """Store an event central raised itself (e.g. `footage_tampered`) so the alert feed sees it."""
+    seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0]) + 1
+    db.execute(_INSERT_EVENT, [*IngestStore._event_row(payload, now, now), seq])
+
+
 class IngestStore:
     """The ingest tables: written by the ingest worker, read by the API and the CLI."""
 
@@ -142,10 +152,12 @@ class IngestStore:
         with self.database.durable_transaction() as db:
             self._write_events(db, items, now, result)
             self._write_states(db, items, now)
+            result.new_events += self._write_anchors(db, items, now)
             result.accepted += sum(
                 1 for it in items if not isinstance(it.message.payload, EventPayload)
             )
             self._write_rejects(db, rejects)
+            self._write_refusals(db, result, now)
             self._count(db, result, items)
         return result
 
@@ -158,40 +170,50 @@ class IngestStore:
         ]
         if not events:
             return
-        phase = self._known_phases(db, [str(p.event_id) for _, p in events])
+        known = self._known_events(db, [str(p.event_id) for _, p in events])
         seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0])
         inserts: list[tuple[Any, ...]] = []
         ends: list[tuple[Any, ...]] = []
         for it, p in events:
             eid = str(p.event_id)
-            known = phase.get(eid)
-            if known is None:
+            held = known.get(eid)
+            if held is None:
                 seq += 1
                 inserts.append((*self._event_row(p, it.received_at, now), seq))
                 result.new_events.append(p)
-            elif known == "start" and p.phase == "end":
+                known[eid] = KnownEvent.from_payload(p)
+                result.accepted += 1
+                continue
+            refusal = foreign_site(held, p)
+            refs, refused = merge_evidence(held, p)
+            if refusal is not None:
+                refused = [refusal]
+            if refused:
+                result.refused.append((p, refused))
+            if refusal is None and held.phase == "start" and p.phase == "end":
                 seq += 1
-                ends.append(self._end_row(p, now, seq))
+                ends.append(self._end_row(p, refs, now, seq))
                 result.ended_events.append(p)
+                held.phase, held.refs = "end", refs
+                result.accepted += 1
             else:
                 result.duplicates += 1
-                continue
-            phase[eid] = p.phase
-            result.accepted += 1
         db.conn.executemany(_INSERT_EVENT, inserts)
         db.conn.executemany(_END_EVENT, ends)
 
     @staticmethod
-    def _known_phases(db: sqlite_utils.Database, ids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _known_events(db: sqlite_utils.Database, ids: list[str]) -> dict[str, KnownEvent]:
+        found: dict[str, KnownEvent] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"select event_id, phase from events where event_id in ({marks})", chunk
+                f"select event_id, site, phase, snapshot, clip from events "
+                f"where event_id in ({marks})",
+                chunk,
             )
-            found.update({r[0]: r[1] for r in rows})
+            found.update({r[0]: KnownEvent.from_row(r[1], r[2], r[3], r[4]) for r in rows})
         return found
 
     @staticmethod
@@ -205,11 +227,11 @@ class IngestStore:
         )  # fmt: skip
 
     @staticmethod
-    def _end_row(p: EventPayload, now: float, seq: int) -> tuple[Any, ...]:
-        data = p.model_dump(mode="json", include={"boxes", "snapshot", "clip", "details"})
+    def _end_row(p: EventPayload, refs: dict[str, Any], now: float, seq: int) -> tuple[Any, ...]:
+        data = p.model_dump(mode="json", include={"boxes", "details"})
         return (
-            _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
-            _json(data["clip"]), _json(data["details"]), now, seq, str(p.event_id),
+            _ts(p.end), p.score, _json(data["boxes"]), _json(refs["snapshot"]),
+            _json(refs["clip"]), _json(data["details"]), now, seq, str(p.event_id),
         )  # fmt: skip
 
     @staticmethod
@@ -235,6 +257,36 @@ class IngestStore:
                 )  # fmt: skip
 
     @staticmethod
+    def _write_anchors(
+        db: sqlite_utils.Database, items: Sequence[Received], now: float
+    ) -> list[EventPayload]:
+        """Anchor chain links; tamper findings become `footage_tampered` events."""
+        anchors = [it for it in items if isinstance(it.message.payload, AnchorPayload)]
+        if not anchors:
+            return []
+        # Imported here: the integrity package stores its alerts through this module.
+        from central.integrity.anchors import apply_anchor
+        from central.integrity.findings import report
+
+        found = []
+        for it in anchors:
+            assert isinstance(it.message.payload, AnchorPayload)
+            found += apply_anchor(db, it.message.topic.site, it.message.payload, now)
+        return report(db, found, "anchor", now) if found else []
+
+    @staticmethod
+    def _write_refusals(db: sqlite_utils.Database, result: BatchResult, now: float) -> None:
+        """Audit every refused change of evidence or of another site's event."""
+        if not result.refused:
+            return
+        from central.integrity.findings import audit_system
+
+        for p, reasons in result.refused:
+            detail: dict[str, object] = {"event_id": str(p.event_id), "phase": p.phase,
+                                         "refused": reasons}  # fmt: skip
+            audit_system(db, "evidence_refused", p.site, f"event:{p.event_id}", detail, now)
+
+    @staticmethod
     def _write_rejects(db: sqlite_utils.Database, rejects: Sequence[Rejection]) -> None:
         if not rejects:
             return
@@ -255,6 +307,7 @@ class IngestStore:
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
                 "rejected": result.rejected,
+                "evidence_refused": len(result.refused),
             }
         )
         for it in items:

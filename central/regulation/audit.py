@@ -33,7 +33,12 @@ AUDITED_ACTIONS = (
     "public_link_revoke",
     "push_subscribe",
     "report_view",
+    "footage_tampered",
+    "evidence_refused",
+    "integrity_audit",
 )
+# Written by central itself (ingest, integrity checks), not by a user's request.
+SYSTEM_ACTIONS = ("footage_tampered", "evidence_refused", "integrity_audit")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,27 @@ class AuditEntry:
     org_path: str | None = None
 
 
+def insert_entry(db: Any, entry: AuditEntry, ts: float | None = None) -> int:
+    """Append one entry inside the caller's transaction; returns its id."""
+    if entry.action not in AUDITED_ACTIONS:
+        raise ValueError(f"unknown audit action {entry.action!r}")
+    cur = db.execute(
+        "insert into audit_log (ts, user_id, username, action, target, detail, ip, org_path) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            time.time() if ts is None else ts,
+            entry.user_id,
+            entry.username,
+            entry.action,
+            entry.target,
+            json.dumps(entry.detail or {}, ensure_ascii=False, default=str),
+            entry.ip,
+            entry.org_path,
+        ],
+    )
+    return int(cur.lastrowid)
+
+
 class AuditLog:
     """Writes and reads audit entries; the table's triggers refuse updates and deletes."""
 
@@ -57,26 +83,8 @@ class AuditLog:
 
     def write(self, entry: AuditEntry) -> int:
         """Append one entry; returns its id."""
-        if entry.action not in AUDITED_ACTIONS:
-            raise ValueError(f"unknown audit action {entry.action!r}")
         with self._ldb.transaction() as db:
-            pk = (
-                db.table("audit_log")
-                .insert(
-                    {
-                        "ts": time.time(),
-                        "user_id": entry.user_id,
-                        "username": entry.username,
-                        "action": entry.action,
-                        "target": entry.target,
-                        "detail": json.dumps(entry.detail or {}, ensure_ascii=False, default=str),
-                        "ip": entry.ip,
-                        "org_path": entry.org_path,
-                    }
-                )
-                .last_pk
-            )
-        return int(str(pk))
+            return insert_entry(db, entry)
 
     def query(
         self,

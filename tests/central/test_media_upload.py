@@ -79,7 +79,7 @@ async def test_upload_is_checked_stored_once_and_idempotent(
     other = f"/api/v1/media/{eid}/snapshot.jpg"
     assert (await client.put(other, data=CLIP, headers=s1)).status == 409
     wrong_sha = login("s1", "pw-s1", "0" * 64)
-    assert (await client.put(url, data=CLIP, headers=wrong_sha)).status == 422
+    assert (await client.put(url, data=CLIP, headers=wrong_sha)).status == 409
     assert (await client.put(url, data=CLIP[:-1] + b"!", headers=s1)).status == 422
     assert (await client.put(url, data=CLIP, headers=login("s1", "pw-s1", None))).status == 400
     bad_name = f"/api/v1/media/{eid}/..hidden"

@@ -1,0 +1,111 @@
+"""Write-once evidence through the real app: swap, re-announce and cross-site end refused."""
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from pytest_aiohttp.plugin import AiohttpClient
+
+from central.app import create_app
+from central.config import BrokerAdminConfig, CentralConfig
+from central.ingest.accounts import set_password
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.keys import DATABASE, INGEST_STORE
+from fsv_contract import EventPayload, MediaRef, encode, topics
+from testbed.ports import free_port
+
+pytestmark = pytest.mark.asyncio
+
+S1 = b"\xff\xd8\xff\xe0first snapshot" + bytes(range(200))
+S2 = b"\xff\xd8\xff\xe0other snapshot" + bytes(range(200))
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CentralConfig]:
+    broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    set_password(broker, "s1", "pw-s1")
+    set_password(broker, "central", "pw-c")
+    monkeypatch.setenv("CENTRAL_MQTT_PASSWORD", "pw-c")
+    yield CentralConfig(
+        data_dir=tmp_path / "central", mqtt={"port": free_port()}, broker=broker,
+    )  # fmt: skip
+
+
+def _ref(data: bytes, name: str = "snapshot.jpg") -> MediaRef:
+    sha = hashlib.sha256(data).hexdigest()
+    return MediaRef(name=name, sha256=sha, bytes=len(data), content_type="image/jpeg")
+
+
+def _event(site: str, eid: str, phase: str, **fields: Any) -> RawMessage:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    end = {"end": start + timedelta(seconds=30)} if phase == "end" else {}
+    payload = EventPayload.model_validate(
+        {"event_id": eid, "site": site, "camera": "cam1", "phase": phase, "kind": "no_mask",
+         "station": "kitchen_prep", "rule": "mask", "start": start, "score": 0.7, **end,
+         **fields}
+    )  # fmt: skip
+    return RawMessage(topics.camera_event(site, "cam1"), encode(payload), 0.0)
+
+
+def _put_headers(data: bytes) -> dict[str, str]:
+    token = base64.b64encode(b"s1:pw-s1").decode()
+    return {"Authorization": f"Basic {token}", "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
+
+
+def _refused_audit(app: Any) -> list[str]:
+    db = app[DATABASE]
+    with db.lock:
+        rows = db.db.execute(
+            "select target from audit_log where action = 'evidence_refused' order by id"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+async def test_evidence_is_write_once_and_events_belong_to_their_site(
+    aiohttp_client: AiohttpClient, config: CentralConfig
+) -> None:
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    ingest = Ingest(app[INGEST_STORE])
+    eid = str(uuid4())
+    url = f"/api/v1/media/{eid}/snapshot.jpg"
+
+    # The start announces S1; the end re-announces the same name with S2's hash.
+    await asyncio.to_thread(ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1))])
+    result = await asyncio.to_thread(
+        ingest.process, [_event("s1", eid, "end", snapshot=_ref(S2), clip=_ref(S2, "clip.mp4"))]
+    )
+    assert len(result.refused) == 1 and result.ended_events  # the end itself still applies
+    row = app[INGEST_STORE].event(eid)
+    assert row is not None and row["phase"] == "end"
+    assert hashlib.sha256(S1).hexdigest() in row["snapshot"]  # the first announcement stands
+    assert "clip.mp4" in row["clip"]  # a slot not filled yet may be filled by the end
+
+    # The swapped bytes are refused; the announced ones are stored once, then idempotent.
+    assert (await client.put(url, data=S2, headers=_put_headers(S2))).status == 409
+    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 201
+    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 200
+    assert (config.media_dir / "s1" / eid / "snapshot.jpg").read_bytes() == S1
+
+    # Re-announcing after the end, and another site ending the event, change nothing.
+    again = await asyncio.to_thread(ingest.process, [_event("s1", eid, "end", snapshot=_ref(S2))])
+    assert len(again.refused) == 1 and again.duplicates == 1
+    foreign = str(uuid4())
+    await asyncio.to_thread(ingest.process, [_event("s1", foreign, "start")])
+    other = await asyncio.to_thread(
+        ingest.process, [_event("s2", foreign, "end", clip=_ref(S2, "clip.mp4"))]
+    )
+    assert other.ended_events == [] and len(other.refused) == 1
+    row = app[INGEST_STORE].event(foreign)
+    assert row is not None and row["phase"] == "start" and row["clip"] is None
+
+    stats = app[INGEST_STORE].stats()
+    assert stats["evidence_refused"] == 4  # end swap, upload swap, re-announce, foreign end
+    assert _refused_audit(app) == [f"event:{eid}"] * 3 + [f"event:{foreign}"]
