@@ -74,6 +74,13 @@ class EdgeAgent:
         # Live/replay/export uplinks to central, on its commands (none without MQTT).
         self.uplink = build_uplink(config, self.index, self.streams.taps, commands)
         uplink_parts = [self.uplink] if self.uplink is not None else []
+        # Chain links anchored at central and its integrity audits (none without MQTT).
+        integrity_parts: list[Component] = []
+        if self.mqtt is not None:
+            from edge_agent.integrity.wiring import build_integrity
+
+            anchor = build_integrity(config, self.index, self.mqtt.outbox, self.mqtt.commands)
+            integrity_parts = [anchor] if anchor is not None else []
         mqtt_parts = self.mqtt.components if self.mqtt else []
         if self.mqtt is not None and self.uplink is not None:
             # The heartbeat reports the uplink's rate to central.
@@ -85,6 +92,7 @@ class EdgeAgent:
             *self.detection,
             *uplink_parts,
             *mqtt_parts,
+            *integrity_parts,
         ]
         self._started: list[Component] = []
 

@@ -28,6 +28,7 @@ from edge_agent.mqtt.media_queue import MediaQueue, write_transaction
 from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.errors import ContractError
+from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import CameraStatePayload, EventPayload, Payload, ReplyPayload
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ _DROP_ORDER = (
     "kind = 'camera_state' and superseded = 1",
     "kind = 'reply'",
     "kind = 'event' and severity = 'info'",
+    "kind != 'anchor'",
     "1 = 1",
 )
 
@@ -86,6 +88,24 @@ def m001_outbox(db: sqlite_utils.Database) -> None:
     db.table("media").create_index(["event_id", "name"], unique=True)
     db.table("media").create_index(["failed", "next_try_at"])
     db.table("counters").create({"name": str, "value": int}, pk="name")
+
+
+@migrations()
+def m002_anchor_cursor(db: sqlite_utils.Database) -> None:
+    """Per camera, the last chain link and tombstone put in the outbox as an anchor."""
+    db.table("anchor_cursor").create(
+        {"camera": str, "segment_id": int, "chain": str, "removed_rowid": int}, pk="camera"
+    )
+
+
+@dataclass(frozen=True)
+class AnchorCursor:
+    """How far a camera's chain was anchored: its last link and last tombstone sent."""
+
+    camera: str
+    segment_id: int = 0
+    chain: str = ""
+    removed_rowid: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,30 @@ class Outbox:
         """Store the reply to a command."""
         topic = self._topic(lambda: topics.reply(self.site, str(payload.request_id)))
         self._put(topic, payload, "reply", None, None)
+
+    def put_anchor(self, payload: AnchorPayload, cursors: Sequence[AnchorCursor]) -> None:
+        """Store a batch of chain links and move the anchor cursors, in one transaction.
+
+        Either both happen or neither: a crash never loses links nor sends them twice.
+        """
+        topic = self._topic(lambda: topics.anchor(self.site))
+        row = self._row(topic, payload, "anchor", None, None)
+        with write_transaction(self._ldb) as db:
+            db.table("outbox").insert(row)
+            db.conn.executemany(
+                "insert or replace into anchor_cursor (camera, segment_id, chain, removed_rowid) "
+                "values (?, ?, ?, ?)",
+                [(c.camera, c.segment_id, c.chain, c.removed_rowid) for c in cursors],
+            )
+        self._after_put(1)
+
+    def anchor_cursors(self) -> dict[str, AnchorCursor]:
+        """The anchor cursor of every camera anchored so far."""
+        with self._ldb.lock:
+            rows = self._ldb.db.execute(
+                "select camera, segment_id, chain, removed_rowid from anchor_cursor"
+            ).fetchall()
+        return {r[0]: AnchorCursor(r[0], int(r[1]), str(r[2]), int(r[3])) for r in rows}
 
     def queue_media(
         self, event_id: str, name: str, path: Path, sha256: str, content_type: str

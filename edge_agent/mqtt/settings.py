@@ -66,5 +66,8 @@ class MqttConfig(_Model):
     reconnect_min_s: float = Field(1.0, gt=0, le=60)
     reconnect_max_s: float = Field(60.0, gt=0, le=3600)
     heartbeat_interval_s: float = Field(30.0, ge=1, le=3600)
+    anchor_interval_s: float = Field(
+        60.0, ge=1, le=3600, description="how often sealed segments' chain links go to central"
+    )
     outbox: OutboxConfig = OutboxConfig()
     upload: UploadConfig = UploadConfig()

@@ -1,0 +1,1 @@
+"""Footage integrity towards central: chain links anchored there, and answers to its audits."""
