@@ -174,3 +174,72 @@ def m002_change_seq(db: sqlite_utils.Database) -> None:
     db.execute("alter table events add column change_seq integer")
     db.execute("update events set change_seq = id")
     db.table("events").create_index(["change_seq"])
+
+
+@migrations()
+def m003_integrity(db: sqlite_utils.Database) -> None:
+    """Anchored chain links of the edges' segments, integrity findings and audits."""
+    db.execute(
+        """create table anchored_segments (
+            id integer primary key autoincrement,
+            site text not null,
+            camera text not null,
+            path text not null,
+            start float not null,
+            "end" float not null,
+            bytes integer not null,
+            sha256 text not null,
+            prev_chain text not null,
+            chain text not null,
+            retention_days integer not null,
+            anchored_at float not null,
+            removed_at float,
+            removed_reason text,
+            audited integer not null default 0,
+            last_audit_at float,
+            last_audit_ok integer,
+            unique (site, camera, path)
+        )"""
+    )
+    db.table("anchored_segments").create_index(["site", "camera", "start"])
+    db.table("chain_heads").create(
+        {"site": str, "camera": str, "chain": str, "path": str, "updated_at": float},
+        pk=("site", "camera"),
+        not_null={"chain", "path", "updated_at"},
+    )
+    db.table("integrity_findings").create(
+        {
+            "id": int,
+            "site": str,
+            "camera": str,
+            "path": str,
+            "source": str,
+            "problem": str,
+            "event_id": str,
+            "found_at": float,
+        },
+        pk="id",
+        not_null={"site", "camera", "source", "problem", "found_at"},
+    )
+    db.table("integrity_findings").create_index(["site", "camera", "found_at"])
+    db.table("integrity_audits").create(
+        {
+            "id": int,
+            "site": str,
+            "camera": str,
+            "samples_wanted": int,
+            "requested_by": str,
+            "requested_at": float,
+            "state": str,
+            "request_id": str,
+            "sent_at": float,
+            "finished_at": float,
+            "checked": int,
+            "tampered": int,
+            "result": str,
+        },
+        pk="id",
+        not_null={"site", "samples_wanted", "requested_at", "state"},
+    )
+    db.table("integrity_audits").create_index(["state"])
+    db.table("integrity_audits").create_index(["site", "finished_at"])

@@ -1,0 +1,1 @@
+"""Footage integrity: the edges' chain links anchored at central, audits, tamper findings."""
