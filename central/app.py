@@ -16,6 +16,7 @@ from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.routes import add_routes
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
+from central.integrity.service import integrity_ctx
 from central.keys import (
     BROKER,
     COMMANDS,
@@ -46,6 +47,7 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(regulator_ctx)
     app.cleanup_ctx.append(ingest_ctx)
+    app.cleanup_ctx.append(integrity_ctx)
     app.cleanup_ctx.append(video_ctx)
     add_routes(app)
     add_regulator(app)

@@ -16,6 +16,7 @@ from central.cli_regulator import COMMANDS as REGULATOR_COMMANDS
 from central.cli_regulator import add_parsers as add_regulator_parsers
 from central.config import CentralConfig, load_config
 from central.errors import CentralError, ConfigError
+from central.integrity import cli as integrity_cli
 from central.video import verify as video_verify
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_regulator_parsers(sub)
     video_verify.add_parser(sub)
+    integrity_cli.add_parser(sub)
     return parser
 
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         **REGULATOR_COMMANDS,
         "verify-clip": video_verify.run,
+        "audit": integrity_cli.run,
     }
     try:
         return commands[args.command](args)

@@ -88,6 +88,19 @@ class MediaConfig(_Section):
     max_bytes: int = Field(512 << 20, ge=1, description="larger uploads are refused (413)")
 
 
+class IntegrityConfig(_Section):
+    """Integrity audits: central asks each site to prove random anchored segments."""
+
+    audit_interval_s: float = Field(
+        6 * 3600.0, ge=60, le=30 * 86400, description="how often each site is audited"
+    )
+    samples_per_camera: int = Field(3, ge=1, le=50, description="segments proved per camera")
+    reply_timeout_s: float = Field(
+        900.0, ge=10, le=86400, description="an audit not answered by then is 'unanswered'"
+    )
+    poll_s: float = Field(2.0, gt=0, le=60, description="how often audit requests are looked at")
+
+
 class CentralConfig(_Section):
     """The whole central configuration file."""
 
@@ -98,6 +111,7 @@ class CentralConfig(_Section):
     broker: BrokerAdminConfig | None = Field(None, description="needed by add-site only")
     ingest: IngestConfig = IngestConfig()
     media: MediaConfig = MediaConfig()
+    integrity: IntegrityConfig = IntegrityConfig()
     web: WebConfig = WebConfig()
     push: PushConfig = PushConfig()
 

@@ -12,6 +12,7 @@ from central.ingest.media import MediaStore
 from central.ingest.pipeline import Ingest, IngestHooks
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
+from central.integrity.audits import Audits
 from central.video.services import VideoServices
 
 CONFIG = web.AppKey("config", CentralConfig)
@@ -24,3 +25,4 @@ SITE_PASSWORDS = web.AppKey("site_passwords", SitePasswords)
 INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
 COMMANDS = web.AppKey("commands", Commands)
 VIDEO = web.AppKey("video", VideoServices)
+INTEGRITY = web.AppKey("integrity", Audits)

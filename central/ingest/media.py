@@ -62,8 +62,12 @@ class MediaStore:
         """Count and audit an upload that would replace an event's announced evidence."""
         from central.integrity.findings import audit_system
 
-        detail: dict[str, object] = {"event_id": event_id, "name": name, "sha256": sha256,
-                                     "refused": "upload differs from the announced SHA-256"}  # fmt: skip
+        detail: dict[str, object] = {
+            "event_id": event_id,
+            "name": name,
+            "sha256": sha256,
+            "refused": "upload differs from the announced SHA-256",
+        }
         with self.database.transaction() as db:
             db.execute(
                 "insert into ingest_counters (name, value) values ('evidence_refused', 1) "

@@ -1,7 +1,9 @@
 """`central-server verify-clip FILE MANIFEST`: is this clip the one central exported?
 
-Three checks: the file's size and SHA-256 against the manifest, the manifest's segment hash
-chain link by link, and central's signature over the manifest (with the public key).
+Four checks: the file's size and SHA-256 against the manifest, the manifest's segment hash
+chain link by link, central's signature over the manifest (with the public key), and, given
+central's data folder, every segment against the chain link central anchored from the edge
+when the segment was sealed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from central.errors import ConfigError
+from central.integrity.clip_check import anchor_problems
 from central.video.signing import KEY_FILE, load_public_key, signature_ok
 from fsv_contract.video import ClipManifest, chain_problems
 
@@ -41,8 +44,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_clip(clip: Path, manifest_path: Path, public: Ed25519PublicKey | None) -> ClipReport:
-    """Check a clip against its manifest (and central's signature when a key is given)."""
+def verify_clip(
+    clip: Path,
+    manifest_path: Path,
+    public: Ed25519PublicKey | None,
+    anchors_db: Path | None = None,
+) -> ClipReport:
+    """Check a clip against its manifest, central's signature and anchors (when given)."""
     report = ClipReport()
     try:
         manifest = ClipManifest.model_validate_json(manifest_path.read_bytes())
@@ -64,6 +72,12 @@ def verify_clip(clip: Path, manifest_path: Path, public: Ed25519PublicKey | None
         f"{manifest.site}/{manifest.camera}, {manifest.clip_start:.3f} to {manifest.clip_end:.3f}"
         f" (UTC epoch), cut from {used} chained segment(s)"
     )
+    if anchors_db is None:
+        report.notes.append("anchored chain not checked (no central data folder given)")
+    else:
+        problems, notes = anchor_problems(manifest, anchors_db)
+        report.problems += problems
+        report.notes += notes
     if public is None:
         report.notes.append("signature not checked (no public key given)")
     elif not signature_ok(manifest, public):
@@ -78,14 +92,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser(
         "verify-clip",
         help="check an exported clip against its manifest",
-        description="Check an exported clip's SHA-256, its segment hash chain and central's "
-        "signature. Exit status 0 if the clip is intact, 1 if not.",
+        description="Check an exported clip's SHA-256, its segment hash chain, central's "
+        "signature and (with --data-dir) the chain links central anchored from the edge. "
+        "Exit status 0 if the clip is intact, 1 if not.",
     )
     p.add_argument("file", type=Path, help="the exported MP4")
     p.add_argument("manifest", type=Path, help="its manifest JSON")
     key = p.add_mutually_exclusive_group()
     key.add_argument("--public-key", type=Path, help="central's public key PEM")
-    key.add_argument("--data-dir", type=Path, help=f"central's data folder (holds {KEY_FILE})")
+    key.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"central's data folder (holds {KEY_FILE} and central.db with the anchored chain)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ConfigError) as e:
         print(f"cannot load the key: {e}", file=sys.stderr)
         return 2
-    report = verify_clip(args.file, args.manifest, public)
+    anchors = args.data_dir / "central.db" if args.data_dir is not None else None
+    report = verify_clip(args.file, args.manifest, public, anchors)
     for note in report.notes:
         print(note)
     for problem in report.problems:

@@ -67,7 +67,7 @@ class MqttConfig(_Model):
     reconnect_max_s: float = Field(60.0, gt=0, le=3600)
     heartbeat_interval_s: float = Field(30.0, ge=1, le=3600)
     anchor_interval_s: float = Field(
-        60.0, ge=1, le=3600, description="how often sealed segments' chain links go to central"
+        60.0, gt=0, le=3600, description="how often sealed segments' chain links go to central"
     )
     outbox: OutboxConfig = OutboxConfig()
     upload: UploadConfig = UploadConfig()

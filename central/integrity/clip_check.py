@@ -1,0 +1,56 @@
+"""An exported clip's segments against the chain links central anchored from the edge.
+
+The manifest's own chain proves only that the box's index agreed with itself when it cut
+the clip; the anchored links prove that these are the segments the box sealed back then.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from fsv_contract.video import ClipManifest
+
+
+def anchor_problems(manifest: ClipManifest, database: Path) -> tuple[list[str], list[str]]:
+    """Problems of the manifest's segments against central's anchors, and notes."""
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        return [f"cannot open central's database {database}: {e}"], []
+    try:
+        return _check(conn, manifest)
+    except sqlite3.Error as e:
+        return [f"cannot read the anchored chain from {database}: {e}"], []
+    finally:
+        conn.close()
+
+
+def _check(conn: sqlite3.Connection, manifest: ClipManifest) -> tuple[list[str], list[str]]:
+    head = conn.execute(
+        'select a."end" from chain_heads h join anchored_segments a on a.site = h.site '
+        "and a.camera = h.camera and a.path = h.path where h.site = ? and h.camera = ?",
+        [manifest.site, manifest.camera],
+    ).fetchone()
+    if head is None:
+        return [], [f"central holds no anchored chain of {manifest.site}/{manifest.camera}"]
+    problems: list[str] = []
+    matched = newer = 0
+    for seg in manifest.segments:
+        row = conn.execute(
+            "select sha256, bytes, chain from anchored_segments "
+            "where site = ? and camera = ? and path = ?",
+            [manifest.site, manifest.camera, seg.path],
+        ).fetchone()
+        if row is None and seg.start >= float(head[0]):
+            newer += 1  # sealed after the last anchor central received
+        elif row is None:
+            problems.append(f"{seg.path}: not in the chain central anchored from the edge")
+        elif (row[0], int(row[1]), row[2]) != (seg.sha256, seg.bytes, seg.chain):
+            problems.append(f"{seg.path}: differs from the link central anchored")
+        else:
+            matched += 1
+    notes = [f"{matched} segment(s) match the chain central anchored from the edge"]
+    if newer:
+        notes.append(f"{newer} segment(s) sealed after the last anchor: not vouched for yet")
+    return problems, notes
