@@ -296,3 +296,13 @@ def m004_health_history(db: sqlite_utils.Database) -> None:
         not_null={"site_id", "ts", "interval_s", "cameras"},
     )
     db.table("heartbeat_samples").create_index(["site_id", "ts"])
+
+
+@migrations()
+def m005_camera_reported(db: sqlite_utils.Database) -> None:
+    """A camera's name and station as the site reports them, apart from the regulator's."""
+    cameras = db.table("cameras")
+    cameras.add_column("reported_name", str)
+    cameras.add_column("reported_station", str)
+    cameras.add_column("name_by_regulator", int, not_null_default=0)
+    cameras.add_column("station_by_regulator", int, not_null_default=0)

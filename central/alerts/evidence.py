@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from central.errors import InvalidInputError
+from central.schema import LockedDb
 
 # Content sniffing, not the client's word: only real images become evidence.
 _SIGNATURES = (
@@ -52,3 +53,23 @@ def store_evidence(
         "uploaded_by": user_id,
         "uploaded_at": time.time(),
     }
+
+
+def discard_unreferenced(ldb: LockedDb, root: Path, rows: list[dict[str, Any]]) -> int:
+    """Delete the files of `rows` no evidence row points at (a refused submission's photos).
+
+    The check and the deletion happen under the database lock, so a photo another submission
+    of the same bytes has meanwhile recorded is kept. Returns how many files were removed.
+    """
+    removed = 0
+    with ldb.transaction() as db:
+        for row in rows:
+            path = Path(row["path"])
+            used = list(db.query("select 1 from evidence where path = ? limit 1", [str(path)]))
+            if not used and path.is_file():
+                path.unlink()
+                removed += 1
+            folder = path.parent
+            if folder.parent == root and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed

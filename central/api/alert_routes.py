@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any, Literal
 from aiohttp import BodyPartReader, web
 from pydantic import AwareDatetime, BaseModel, Field
 
-from central.alerts.evidence import store_evidence
+from central.alerts.evidence import discard_unreferenced, sniff_image, store_evidence
 from central.alerts.store import MAX_DEADLINE_DAYS, AlertQuery
-from central.alerts.workflow import Action
+from central.alerts.workflow import Action, State, decide
 from central.api.common import (
     audit,
     client_ip,
@@ -168,19 +169,31 @@ async def submit_rectification(request: web.Request) -> web.Response:
     svc = services(request)
     alert = await run_db(svc.alerts.get, user.scope, alert_id)  # 404 before reading uploads
     note, photos = await _read_upload(request)
-    evidence = [
-        await run_db(store_evidence, svc.evidence_dir, alert_id, name, data, user.id)
-        for name, data in photos
-    ]
-    row = await run_db(
-        svc.alerts.transition,
-        user,
-        alert_id,
-        Action.SUBMIT_RECTIFICATION,
-        note=note,
-        ip=client_ip(request),
-        evidence=evidence,
-    )
+    # A refused request leaves nothing on disk: every photo and the step are checked before
+    # the first file is written, and a step refused meanwhile (a race) takes its files along.
+    for _name, data in photos:
+        sniff_image(data)
+    if not photos:
+        raise InvalidInputError("a rectification needs at least one evidence photo")
+    decide(State(alert["state"]), Action.SUBMIT_RECTIFICATION, note=note, deadline=None)
+    evidence: list[dict[str, Any]] = []
+    try:
+        for name, data in photos:
+            evidence.append(
+                await run_db(store_evidence, svc.evidence_dir, alert_id, name, data, user.id)
+            )
+        row = await run_db(
+            svc.alerts.transition,
+            user,
+            alert_id,
+            Action.SUBMIT_RECTIFICATION,
+            note=note,
+            ip=client_ip(request),
+            evidence=evidence,
+        )
+    except BaseException:
+        await asyncio.shield(run_db(discard_unreferenced, svc.ldb, svc.evidence_dir, evidence))
+        raise
     await audit(
         request,
         "alert_transition",

@@ -236,7 +236,11 @@ async def patch_camera(request: web.Request) -> web.Response:
     cam = await run_db(svc.orgs.get_camera, user.scope, m["site_id"], m["camera_id"])
     body = await read_body(request, CameraPatch)
     await run_db(
-        svc.orgs.upsert_camera, m["site_id"], m["camera_id"], name=body.name, station=body.station
+        svc.orgs.set_camera_labels,
+        m["site_id"],
+        m["camera_id"],
+        name=body.name,
+        station=body.station,
     )
     await audit(
         request,

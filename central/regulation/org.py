@@ -197,7 +197,13 @@ class OrgStore:
     def upsert_camera(
         self, site_id: str, camera_id: str, *, name: str | None = None, station: str | None = None
     ) -> None:
-        """Create a camera of a known site, or update its name/station; unknown sites ignored."""
+        """The site reports a camera: create it, or record the site's name/station.
+
+        The site's values are kept as `reported_name`/`reported_station`; they become the
+        camera's name and station only where no regulator has set those (`set_camera_labels`):
+        the edge box belongs to the supervised enterprise and must not undo a regulator's edit.
+        Unknown sites are ignored.
+        """
         org_path = self.site_org_path(site_id)
         if org_path is None or not camera_id:
             return
@@ -216,13 +222,38 @@ class OrgStore:
                         "org_path": org_path,
                         "name": name or camera_id,
                         "station": station or "unknown",
+                        "reported_name": name,
+                        "reported_station": station,
+                        "name_by_regulator": 0,
+                        "station_by_regulator": 0,
                         "created_at": time.time(),
                     }
                 )
                 return
-            changes = {k: v for k, v in (("name", name), ("station", station)) if v}
+            cam = existing[0]
+            changes: dict[str, Any] = {}
+            for key, value in (("name", name), ("station", station)):
+                if not value:
+                    continue
+                changes[f"reported_{key}"] = value
+                if not cam[f"{key}_by_regulator"]:
+                    changes[key] = value
             if changes:
                 db.table("cameras").update((site_id, camera_id), changes)
+
+    def set_camera_labels(
+        self, site_id: str, camera_id: str, *, name: str | None = None, station: str | None = None
+    ) -> None:
+        """A regulator names a camera or sets its station; the site's reports no longer do."""
+        changes: dict[str, Any] = {}
+        for key, value in (("name", name), ("station", station)):
+            if value:
+                changes[key] = value
+                changes[f"{key}_by_regulator"] = 1
+        if not changes:
+            return
+        with self._ldb.transaction() as db:
+            db.table("cameras").update((site_id, camera_id), changes)
 
     def list_cameras(self, scope: Scope, site_id: str | None = None) -> list[dict[str, Any]]:
         """Cameras in scope, optionally of one site."""
