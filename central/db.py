@@ -1,4 +1,9 @@
-"""Central's SQLite database: one file, WAL, one lock, and the ingest tables' migrations.
+"""Central's SQLite database: one file, WAL, one write connection, a pool of readers.
+
+Writes go through the one write connection under `lock`. Reads that may take long (the live
+wall, reports, listings) go through `read()`: a separate connection in `query_only` mode,
+which under WAL reads a consistent snapshot without taking the lock ingest writes under,
+so a regulator query never delays ingest.
 
 Other parts of central (the regulator tables) keep their own migration set in the same
 file; each set is applied at start-up by the component that owns it.
@@ -6,6 +11,7 @@ file; each set is applied at start-up by the component that owns it.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,6 +21,10 @@ from pathlib import Path
 import sqlite_utils
 
 migrations = sqlite_utils.Migrations("central.ingest")
+
+# Readers open on demand up to this many; a reader beyond it waits for a free one.
+MAX_READERS = 4
+BUSY_TIMEOUT_S = 30.0
 
 
 class CentralDatabase:
@@ -29,9 +39,13 @@ class CentralDatabase:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        self.path = str(path)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
+        self._opened: list[sqlite_utils.Database] = []
+        self._open_lock = threading.Lock()
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -55,10 +69,46 @@ class CentralDatabase:
             finally:
                 self.db.execute("PRAGMA synchronous=NORMAL")
 
+    @contextmanager
+    def read(self) -> Iterator[sqlite_utils.Database]:
+        """A read-only connection of the pool for the block (never the write lock).
+
+        An in-memory database has no second connection: it reads under the lock instead.
+        """
+        if self.path == ":memory:":
+            with self.lock:
+                yield self.db
+            return
+        reader = self._take_reader()
+        try:
+            yield reader
+        finally:
+            if reader.conn.in_transaction:
+                reader.conn.rollback()
+            self._readers.put(reader)
+
+    def _take_reader(self) -> sqlite_utils.Database:
+        try:
+            return self._readers.get_nowait()
+        except queue.Empty:
+            pass
+        with self._open_lock:
+            if len(self._opened) < MAX_READERS:
+                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+                conn.execute("PRAGMA query_only=ON")
+                reader = sqlite_utils.Database(conn)
+                self._opened.append(reader)
+                return reader
+        return self._readers.get()
+
     def close(self) -> None:
-        """Close the connection."""
+        """Close the write connection and every reader."""
         with self.lock:
             self.db.close()
+        with self._open_lock:
+            for reader in self._opened:
+                reader.close()
+            self._opened.clear()
 
 
 @migrations()

@@ -3,8 +3,9 @@
 Ingest calls these on its worker thread after the batch is committed; they are quick and
 never raise into ingest. Each new or ended event opens or updates its alert (and the
 evidence hold); a new alert is handed to push, which only queues, so a slow receiver never
-slows ingest. Heartbeats are sampled into a history (ingest keeps only the latest) for the
-recording-completeness and retention reports; cameras seen in states are listed.
+slows ingest. Heartbeats are sampled into a history (ingest keeps only the latest; raw
+samples stay two days, hourly rollups for good) for the recording-completeness and
+retention reports; cameras seen in states are listed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ SAMPLE_S = 300.0
 MAX_CREDIT_S = 2 * SAMPLE_S
 # A camera is recording at a heartbeat if its last segment ended at most this long before.
 RECORDING_FRESH_S = 300.0
+# Raw samples are kept this long (reports read the hourly rollup a trigger keeps from them);
+# older ones are deleted at most once every PURGE_EVERY_S.
+RAW_SAMPLES_KEEP_S = 2 * 86400.0
+PURGE_EVERY_S = 3600.0
 
 PushSubmit = Callable[[dict[str, Any]], None]
 
@@ -50,6 +55,7 @@ class RegulatorHooks:
         self.push: PushSubmit | None = None
         self._last_sample: dict[str, float] | None = None
         self._lock = threading.Lock()
+        self._purged_at = 0.0
 
     def on_event(self, event: EventPayload) -> None:
         """An event was stored (either phase, maybe a duplicate): open or update its alert."""
@@ -101,6 +107,9 @@ class RegulatorHooks:
                     "cameras": json.dumps(flags),
                 }
             )
+            if ts - self._purged_at >= PURGE_EVERY_S:
+                self._purged_at = ts
+                db.execute("delete from heartbeat_samples where ts < ?", [ts - RAW_SAMPLES_KEEP_S])
 
     def _last_samples(self) -> dict[str, float]:
         if self._last_sample is None:

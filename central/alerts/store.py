@@ -36,6 +36,7 @@ HOLD_AFTER_S = 120.0
 OPEN_EVENT_HOLD_S = 1800.0
 MAX_PAGE = 500
 MAX_DEADLINE_DAYS = 366  # a rectification deadline is at most about a year ahead
+MAX_COUNT = 10_000
 
 # (site, verb, args) -> request id; publishes a command to the edge.
 CommandSender = Callable[[str, str, dict[str, Any]], str]
@@ -186,16 +187,25 @@ class AlertStore:
         """A page of alerts in scope matching `query`, newest first, with the total count."""
         where, args = self._where(scope, query)
         limit = max(1, min(query.limit, MAX_PAGE))
-        with self._ldb.lock:
-            db = self._ldb.db
-            total = next(iter(db.query(f"select count(*) as n from alerts where {where}", args)))
+        with self._ldb.read() as db:
+            # Counting stops at MAX_COUNT: a city's full history is not counted per page.
+            total = db.execute(
+                f"select count(*) from (select 1 from alerts where {where} limit ?)",
+                [*args, MAX_COUNT + 1],
+            ).fetchone()[0]
             rows = db.query(
                 f"select * from alerts where {where} order by created_at desc, id limit ? offset ?",
                 [*args, limit, max(0, query.offset)],
             )
             now = self._clock()
             items = [public_alert(dict(r), now) for r in rows]
-        return {"items": items, "total": total["n"], "limit": limit, "offset": query.offset}
+        return {
+            "items": items,
+            "total": min(total, MAX_COUNT),
+            "total_exact": total <= MAX_COUNT,
+            "limit": limit,
+            "offset": query.offset,
+        }
 
     def _where(self, scope: Scope, q: AlertQuery) -> tuple[str, list[Any]]:
         clause, params = scope_filter(scope)

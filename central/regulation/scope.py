@@ -55,7 +55,10 @@ def scope_filter(scope: Scope, column: str = "org_path") -> tuple[str, list[str]
         raise ValueError(f"not a column name: {column!r}")
     if scope.root is None:
         return "1 = 1", []
-    return f"substr({column}, 1, {len(scope.root)}) = ?", [scope.root]
+    # A range instead of a prefix test, so an index on `column` serves it: every path that
+    # starts with the root (which ends in "/") sorts below the root with "/" raised by one.
+    upper = scope.root[:-1] + chr(ord(scope.root[-1]) + 1)
+    return f"({column} >= ? and {column} < ?)", [scope.root, upper]
 
 
 def ancestors(org_path: str) -> list[str]:

@@ -223,9 +223,9 @@ class UserStore:
     def resolve(self, token: str, kind: str) -> Session:
         """The live session of `token`; AuthError if unknown, expired or of another kind."""
         digest, now = token_digest(token), time.time()
-        with self._ldb.lock:
+        with self._ldb.read() as db:
             rows = list(
-                self._ldb.db.query(
+                db.query(
                     "select s.kind, s.csrf, s.expires_at, u.* from user_sessions s "
                     "join users u on u.id = s.user_id where s.token_hash = ?",
                     [digest],

@@ -6,7 +6,8 @@ Definitions (they are what the numbers mean, so they are written down here):
 - time to rectify: first rectification submission minus first rectification request;
 - camera online rate: online seconds / period seconds over the cameras, from state changes;
 - recording completeness: hours recorded / hours expected, from sampled heartbeats (a camera
-  is recording at a heartbeat when its last segment ended shortly before it);
+  is recording at a heartbeat when its last segment ended shortly before it), summed from
+  the hourly rollups (raw samples are kept only for a short window, for partial hours);
 - retention compliance: sites whose latest heartbeat says the disk holds fewer days than the
   90-day duty are listed as non-compliant.
 """
@@ -16,19 +17,13 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from central.regulation.scope import Scope, scope_filter
-from central.reports.arithmetic import (
-    count_by,
-    expected_seconds,
-    mean_delay,
-    online_seconds,
-    ratio,
-    recorded_seconds,
-)
+from central.reports.arithmetic import expected_seconds, online_seconds, ratio
+from central.reports.recording import recorded_section
 from central.schema import LockedDb
 
 RETENTION_DUTY_DAYS = 90.0
@@ -39,58 +34,72 @@ def _iso(ts: float) -> str:
 
 
 def build_report(ldb: LockedDb, scope: Scope, start: float, end: float) -> dict[str, Any]:
-    """The report of everything in `scope` (already narrowed to the chosen org) for [start, end)."""
+    """The report of everything in `scope` (already narrowed to the chosen org) for [start, end).
+
+    Every figure is an aggregate in SQL or read from the hourly rollups, on a read-only
+    connection: a report over a city's quarter never holds the lock ingest writes under.
+    """
     where, args = scope_filter(scope)
-    with ldb.lock:
-        db = ldb.db
-        alerts = [
-            dict(r)
-            for r in db.query(
-                f"select * from alerts where {where} and start >= ? and start < ?",
-                [*args, start, end],
-            )
-        ]
+    with ldb.read() as db:
+        sql = ALERT_GROUPS_SQL.format(where=where)
+        groups = [dict(r) for r in db.query(sql, [end, *args, start, end])]
         orgs = {r["org_path"]: dict(r) for r in db.query(f"select * from orgs where {where}", args)}
         cameras = [dict(r) for r in db.query(f"select * from cameras where {where}", args)]
         sites = [dict(r) for r in db.query(f"select * from sites where {where}", args)]
         online = _online(db, cameras, start, end)
-        recorded = _recorded(db, cameras, start, end)
+        recorded = recorded_section(db, cameras, start, end)
         retention = _retention(db, sites, end)
     return {
         "period": {"from": _iso(start), "to": _iso(end)},
         "scope": scope.root or "/",
-        "alerts": _alert_section(alerts, orgs, end),
+        "alerts": _alert_section(groups, orgs),
         "cameras": {"count": len(cameras), **online},
         "recording": recorded,
         "retention": retention,
     }
 
 
-def _alert_section(
-    alerts: list[dict[str, Any]], orgs: dict[str, dict[str, Any]], now: float
-) -> dict[str, Any]:
+# One pass over the period's alerts, grouped; the sections are sums of these groups.
+ALERT_GROUPS_SQL = """
+    select org_path, kind, station, state, count(*) as n,
+           sum(acknowledged_at - created_at) as ack_sum, count(acknowledged_at) as ack_n,
+           sum(submitted_at - requested_at) as fix_sum,
+           count(submitted_at - requested_at) as fix_n,
+           sum(state = 'rectification_requested' and deadline is not null
+               and deadline < ?) as overdue
+    from alerts where {where} and start >= ? and start < ?
+    group by org_path, kind, station, state
+"""
+
+
+def _ranked(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _alert_section(groups: list[dict[str, Any]], orgs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("kind", "station", "state", "org_path")}
+    for g in groups:
+        for key, counts in by.items():
+            counts[str(g[key])] += g["n"]
     by_enterprise = []
-    for path, n in count_by(alerts, "org_path").items():
+    for path, n in _ranked(by["org_path"]).items():
         org = orgs.get(path)
         by_enterprise.append(
             {"org_id": org["id"] if org else None, "name": org["name"] if org else path, "count": n}
         )
-    mtta = mean_delay(alerts, "created_at", "acknowledged_at")
-    mttr = mean_delay(alerts, "requested_at", "submitted_at")
-    overdue = sum(
-        1
-        for a in alerts
-        if a["state"] == "rectification_requested" and a["deadline"] and a["deadline"] < now
-    )
+    ack_n = sum(g["ack_n"] for g in groups)
+    fix_n = sum(g["fix_n"] for g in groups)
+    mtta = sum(g["ack_sum"] or 0.0 for g in groups) / ack_n if ack_n else None
+    mttr = sum(g["fix_sum"] or 0.0 for g in groups) / fix_n if fix_n else None
     return {
-        "total": len(alerts),
-        "by_kind": count_by(alerts, "kind"),
-        "by_station": count_by(alerts, "station"),
-        "by_state": count_by(alerts, "state"),
+        "total": sum(g["n"] for g in groups),
+        "by_kind": _ranked(by["kind"]),
+        "by_station": _ranked(by["station"]),
+        "by_state": _ranked(by["state"]),
         "by_enterprise": by_enterprise,
         "mean_time_to_acknowledge_s": None if mtta is None else round(mtta, 1),
         "mean_time_to_rectify_s": None if mttr is None else round(mttr, 1),
-        "overdue": overdue,
+        "overdue": sum(g["overdue"] or 0 for g in groups),
     }
 
 
@@ -120,40 +129,13 @@ def _online(db: Any, cameras: list[dict[str, Any]], start: float, end: float) ->
     return {"online_rate": ratio(total_online, total_period)}
 
 
-def _recorded(db: Any, cameras: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
-    by_site: dict[str, list[str]] = {}
-    expected = 0.0
-    for cam in cameras:
-        by_site.setdefault(cam["site_id"], []).append(cam["camera_id"])
-        expected += expected_seconds(cam["created_at"], start, end)
-    recorded = 0.0
-    for site, cams in by_site.items():
-        samples = [
-            (r["ts"], r["interval_s"], json.loads(r["cameras"]))
-            for r in db.query(
-                "select ts, interval_s, cameras from heartbeat_samples "
-                "where site_id = ? and ts > ? and ts < ? order by ts",
-                [site, start, end + 3600.0],
-            )
-        ]
-        for camera_id in cams:
-            recorded += recorded_seconds(
-                ((ts, iv, bool(flags.get(camera_id))) for ts, iv, flags in samples), start, end
-            )
-    return {
-        "hours_recorded": round(recorded / 3600.0, 2),
-        "hours_expected": round(expected / 3600.0, 2),
-        "completeness": ratio(recorded, expected),
-    }
-
-
 def _retention(db: Any, sites: list[dict[str, Any]], end: float) -> dict[str, Any]:
     below, unknown = [], []
     for site in sites:
         last = list(
             db.query(
-                "select retention_days from heartbeat_samples where site_id = ? and ts < ? "
-                "order by ts desc limit 1",
+                "select retention_days from health_hourly where site_id = ? and hour < ? "
+                "and retention_days is not null order by hour desc limit 1",
                 [site["id"], end],
             )
         )

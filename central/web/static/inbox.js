@@ -8,7 +8,14 @@ const ACTIONS = {
   close: "关闭 Close", reopen: "重新打开 Reopen",
 };
 
-async function load(reset) {
+// One listing request at a time: a click while one runs waits for it instead of overlapping.
+let loading = Promise.resolve();
+function load(reset) {
+  loading = loading.catch(() => {}).then(() => loadPage(reset));
+  return loading;
+}
+
+async function loadPage(reset) {
   if (reset) { offset = 0; document.querySelector("#alerts tbody").innerHTML = ""; }
   const q = new URLSearchParams({ limit: 50, offset });
   const state = document.getElementById("state").value;

@@ -141,8 +141,11 @@ fsv.ready.then(async () => {
   document.getElementById("cycle-s").onchange = cycle;
   await reload();
   // Badges and online dots follow the alerts and camera states without restarting video.
-  wall.refresh = setInterval(async () => {
+  // The next round is scheduled only once this one answered: requests never pile up.
+  const refresh = async () => {
     try { await loadCameras(); wall.tiles.forEach(decorate); } catch (e) { /* next round */ }
-  }, 15000);
+    wall.refresh = setTimeout(refresh, 15000);
+  };
+  wall.refresh = setTimeout(refresh, 15000);
   wall.ready = true;
 });
