@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central.errors import ConfigError
-from central.settings import PushConfig, WebConfig
+from central.settings import PushConfig, VideoQuotaConfig, WebConfig
 
 PASSWORD_ENV = "CENTRAL_MQTT_PASSWORD"
 SYSTEMD_PASSWORD = "mqtt-password"
@@ -114,6 +114,7 @@ class CentralConfig(_Section):
     integrity: IntegrityConfig = IntegrityConfig()
     web: WebConfig = WebConfig()
     push: PushConfig = PushConfig()
+    video_quota: VideoQuotaConfig = VideoQuotaConfig()
 
     @property
     def database_path(self) -> Path:

@@ -61,3 +61,34 @@ class PushConfig(_Section):
         "internal relay (plain http is accepted only to these); default: https to public "
         "addresses only",
     )
+
+
+class VideoQuotaConfig(_Section):
+    """Limits on video work, so one account cannot exhaust a site's uplink or the edge box.
+
+    Every replay and every new live stream is an upstream the edge sends over its uplink;
+    every export is a clip the edge cuts and uploads.
+    """
+
+    replays_per_user: int = Field(4, ge=1, le=1000, description="replays one user runs at once")
+    live_per_user: int = Field(
+        36, ge=1, le=1000, description="live streams one user watches at once (WebSocket)"
+    )
+    exports_per_hour_per_user: int = Field(
+        20, ge=1, le=100000, description="clip exports one user may ask for in any hour"
+    )
+    exports_per_hour_per_site: int = Field(
+        60, ge=1, le=100000, description="clip exports of one site's cameras in any hour"
+    )
+    site_streams: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="upstreams (live, replay, exports in flight) a site's uplink carries at once",
+    )
+    user_site_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="share of a site's upstreams one user may start (at least one)",
+    )

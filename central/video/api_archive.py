@@ -23,7 +23,14 @@ from central.errors import InvalidInputError, NotFoundError
 from central.keys import VIDEO
 from central.regulation.roles import Permission
 from central.regulation.scope import in_scope
-from central.video.api_live import camera_in_scope, replay_key, serve_viewer, websocket
+from central.video.api_live import (
+    camera_in_scope,
+    refuse_viewer,
+    replay_key,
+    serve_viewer,
+    websocket,
+)
+from central.video.quotas import QuotaExceeded
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
 from central.video.wall import reported_uplinks, wall_cameras
@@ -119,18 +126,26 @@ async def video_recordings(request: web.Request) -> web.Response:
 )
 async def video_replay(request: web.Request) -> web.StreamResponse:
     """A replay upstream of its own; audited as `replay`."""
-    _user, cam = await camera_in_scope(request)
+    user, cam = await camera_in_scope(request)
     q = read_query(request, ReplayQuery)
     start = parse_time(q.start)
     assert start is not None
     ws = websocket(request)
-    target = f"{cam['site_id']}/{cam['camera_id']}"
-    await audit(
-        request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
-    )
-    await ws.prepare(request)
     key = replay_key(cam["site_id"], cam["camera_id"])
-    await serve_viewer(ws, request.app[VIDEO].hub, key, cam["org_path"], start, q.speed)
+    video = request.app[VIDEO]
+    try:
+        lease = await video.quotas.viewer(user.id, "replay", key)
+    except QuotaExceeded as e:
+        return await refuse_viewer(request, ws, e)
+    try:
+        target = f"{cam['site_id']}/{cam['camera_id']}"
+        await audit(
+            request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
+        )
+        await ws.prepare(request)
+        await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
+    finally:
+        lease.release()
     return ws
 
 
@@ -140,7 +155,7 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     tag="video",
     body=ExportBody,
     summary="Export a clip (packet copy) with a signed manifest of its segment hash chain",
-    statuses=(201, 400, 404),
+    statuses=(201, 400, 404, 429),
 )
 async def video_export_create(request: web.Request) -> web.Response:
     """Ask the edge for the clip; poll the job, then download it. Audited as `clip_export`."""
@@ -149,7 +164,12 @@ async def video_export_create(request: web.Request) -> web.Response:
     cam = await run_db(services(request).orgs.get_camera, user.scope, body.site_id, body.camera_id)
     if not 0 < body.end - body.start <= MAX_EXPORT_S:
         raise InvalidInputError(f"a clip lasts at most {MAX_EXPORT_S:.0f} s")
-    job = await request.app[VIDEO].exports.create(cam, body.start, body.end, user.id, user.username)
+    video = request.app[VIDEO]
+    held = await video.quotas.check_export(user.id, cam["site_id"])  # 429 when used up
+    try:
+        job = await video.exports.create(cam, body.start, body.end, user.id, user.username)
+    finally:
+        held.release()
     await audit(
         request,
         "clip_export",

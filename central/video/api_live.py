@@ -19,6 +19,7 @@ from central.keys import VIDEO
 from central.regulation.roles import Permission
 from central.regulation.users import User
 from central.video.hub import VideoHub
+from central.video.quotas import QuotaExceeded, quota_error_message
 from central.video.upstream import StreamKey, Upstream
 from central.video.viewers import SocketViewer
 from fsv_contract.errors import InvalidPayload
@@ -31,6 +32,7 @@ routes = RouteTable()
 MAX_UPLINK_FRAME = 16 << 20
 HLS_LEASE_S = 30.0  # an HLS player that stops polling for this long is gone
 HLS_WAIT_S = 12.0  # how long the first playlist request waits for a finished segment
+QUOTA_CLOSE_CODE = 4429  # a WebSocket viewer refused by a video quota (HTTP 429's number)
 _HLS_NAME = re.compile(
     r"^(?P<stream>sub|main)(?:\.m3u8|-init-(?P<gen>\d+)\.mp4|-(?P<g>\d+)-(?P<seq>\d+)\.m4s)$"
 )
@@ -65,11 +67,14 @@ async def serve_viewer(
     org_path: str,
     start: float | None = None,
     speed: float = 1.0,
+    user_id: int | None = None,
 ) -> None:
     """Attach a WebSocket viewer to the upstream of `key` until one of them ends."""
     viewer = SocketViewer(ws)
     upstream = await hub.open(key, start, speed)
     upstream.org_path = org_path
+    if upstream.opened_by is None:
+        upstream.opened_by = user_id
     upstream.add_viewer(viewer)
     pump = asyncio.create_task(viewer.pump(), name=f"viewer {key.label()}")
     try:
@@ -93,14 +98,32 @@ async def serve_viewer(
 )
 async def video_live(request: web.Request) -> web.StreamResponse:
     """Join (or start) the camera's live upstream; audited as `live_view`."""
-    _user, cam = await camera_in_scope(request)
+    user, cam = await camera_in_scope(request)
     q = read_query(request, LiveQuery)
     ws = websocket(request)
-    target = f"{cam['site_id']}/{cam['camera_id']}"
-    await audit(request, "live_view", target, {"stream": q.stream}, org_path=cam["org_path"])
-    await ws.prepare(request)
     key = StreamKey(cam["site_id"], cam["camera_id"], q.stream, "live")
-    await serve_viewer(ws, request.app[VIDEO].hub, key, cam["org_path"])
+    video = request.app[VIDEO]
+    try:
+        lease = await video.quotas.viewer(user.id, "live", key)
+    except QuotaExceeded as e:
+        return await refuse_viewer(request, ws, e)
+    try:
+        target = f"{cam['site_id']}/{cam['camera_id']}"
+        await audit(request, "live_view", target, {"stream": q.stream}, org_path=cam["org_path"])
+        await ws.prepare(request)
+        await serve_viewer(ws, video.hub, key, cam["org_path"], user_id=user.id)
+    finally:
+        lease.release()
+    return ws
+
+
+async def refuse_viewer(
+    request: web.Request, ws: web.WebSocketResponse, error: QuotaExceeded
+) -> web.WebSocketResponse:
+    """Tell a WebSocket viewer why it gets no video (the page shows it), then close (4429)."""
+    await ws.prepare(request)
+    await ws.send_str(quota_error_message(error))
+    await ws.close(code=QUOTA_CLOSE_CODE, message=b"video quota")
     return ws
 
 
@@ -113,7 +136,7 @@ async def video_live(request: web.Request) -> web.StreamResponse:
     tag="video",
     summary="HLS (fMP4) of a camera's live stream: sub.m3u8 or main.m3u8, then its parts",
     produces=("application/vnd.apple.mpegurl", "video/mp4"),
-    statuses=(200, 404, 504),
+    statuses=(200, 404, 429, 504),
 )
 async def video_hls(request: web.Request) -> web.StreamResponse:
     """The playlist keeps the upstream alive (a lease); init and segments come from its window."""
@@ -147,8 +170,13 @@ async def video_hls(request: web.Request) -> web.StreamResponse:
 async def _hls_lease(
     request: web.Request, hub: VideoHub, key: StreamKey, user: User, cam: dict[str, Any]
 ) -> Upstream:
+    running = hub.find(key)
+    if running is None or running.state == "ended":
+        await request.app[VIDEO].quotas.check_site(user.id, key.site)
     upstream = await hub.open(key)
     upstream.org_path = cam["org_path"]
+    if upstream.opened_by is None:
+        upstream.opened_by = user.id
     if upstream.hls is None:
         target = f"{cam['site_id']}/{cam['camera_id']}"
         await audit(

@@ -14,6 +14,7 @@ from aiohttp import web
 from central.ingest.commands import Commands
 from central.video.exports import ExportStore
 from central.video.hub import VideoHub
+from central.video.quotas import VideoQuotas
 from central.video.recordings import RecordingsCache
 from central.video.signing import KEY_FILE, ManifestSigner
 
@@ -24,12 +25,13 @@ EXPIRE_EVERY_S = 5.0
 
 @dataclass
 class VideoServices:
-    """The hub, the export store, the recordings cache and the manifest signer."""
+    """The hub, the export store, the recordings cache, the manifest signer and the quotas."""
 
     hub: VideoHub
     exports: ExportStore
     recordings: RecordingsCache
     signer: ManifestSigner
+    quotas: VideoQuotas
 
 
 class LateCommands:
@@ -62,11 +64,13 @@ def build_video(app: web.Application) -> VideoServices:
     config = app[CONFIG]
     commands = LateCommands(app)
     signer = ManifestSigner(config.data_dir / KEY_FILE)
+    hub = VideoHub(commands.send, commands.reply)
     return VideoServices(
-        hub=VideoHub(commands.send, commands.reply),
+        hub=hub,
         exports=ExportStore(app[DATABASE], config.data_dir / "exports", signer, commands.send),
         recordings=RecordingsCache(commands.send, commands.reply),
         signer=signer,
+        quotas=VideoQuotas(config.video_quota, hub, app[DATABASE]),
     )
 
 

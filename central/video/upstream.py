@@ -86,6 +86,7 @@ class Upstream:
         self.last_wall: float | None = None  # UTC of the newest fragment
         self.viewers: set[Sink] = set()
         self.org_path: str | None = None  # of the camera, for scoped status listings
+        self.opened_by: int | None = None  # the user who started it (uplink quotas)
         self.uplink: Uplink | None = None
         self.idle_since: float | None = now
         self.hls: HlsWindow | None = None

@@ -79,6 +79,8 @@ class VideoSystem:
             "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "reconnect_max_s": 2},
             "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
             "web": {"base_url": self.url, "cookie_secure": False},
+            # The viewer benchmark (bench/video.py) watches one stream 40 times as one user.
+            "video_quota": {"live_per_user": 1000},
         }
 
     def _start_central(self, admin: BrokerAdminConfig, password: str) -> None:

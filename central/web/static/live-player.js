@@ -92,6 +92,8 @@ class FsvPlayer {
       const msg = JSON.parse(data);
       if (msg.type === "hello") this._hello(msg);
       else if (msg.type === "end") { this.closed = true; this.onEnd(msg.reason); }
+      // A refusal (429: a video quota) ends the attempt with its message; no retry.
+      else if (msg.type === "error") { this.closed = true; this._fail(msg.message); }
       return;
     }
     const view = new DataView(data);
