@@ -31,6 +31,7 @@ from central.keys import (
 from central.regulator import add_regulator, regulator_ctx
 from central.video.pages import add_video_pages
 from central.video.services import video_ctx
+from central.web import security
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def create_app(config: CentralConfig) -> web.Application:
     add_routes(app)
     add_regulator(app)
     add_video_pages(app)
+    security.install(app)
     return app
 
 

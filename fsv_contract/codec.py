@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,9 @@ def _load_json(data: bytes | bytearray) -> dict[str, Any]:
     if len(data) > MAX_PAYLOAD_BYTES:
         raise InvalidPayload(f"payload is {len(data)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NonFinite as e:
+        raise InvalidPayload(str(e)) from e
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidPayload(f"not JSON: {str(e)[:200]}") from e
     except RecursionError as e:
@@ -81,6 +84,21 @@ def _load_json(data: bytes | bytearray) -> dict[str, Any]:
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
         raise InvalidPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return obj
+
+
+class _NonFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: not JSON, never accepted."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(f"{text[:40]} is too large a number")
+    return value
 
 
 def _depth(obj: Any) -> int:

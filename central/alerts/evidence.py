@@ -9,23 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from central.errors import InvalidInputError
+from central.ingest.media_types import ALLOWED_TYPES, SNIFF_BYTES, sniff
 from central.schema import LockedDb
-
-# Content sniffing, not the client's word: only real images become evidence.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-)
 
 
 def sniff_image(data: bytes) -> tuple[str, str]:
-    """(content type, extension) of a JPEG, PNG or WebP image; InvalidInputError otherwise."""
-    for magic, ctype, ext in _SIGNATURES:
-        if data.startswith(magic):
-            return ctype, ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    raise InvalidInputError("evidence must be a JPEG, PNG or WebP photo")
+    """(content type, extension) of a JPEG, PNG or WebP image; InvalidInputError otherwise.
+
+    Content sniffing against the media allow-list, not the client's word: only real images
+    become evidence.
+    """
+    ctype = sniff(data[:SNIFF_BYTES])
+    if ctype is None or not ctype.startswith("image/"):
+        raise InvalidInputError("evidence must be a JPEG, PNG or WebP photo")
+    return ctype, ALLOWED_TYPES[ctype]
 
 
 def store_evidence(

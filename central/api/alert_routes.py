@@ -29,6 +29,7 @@ from central.api.common import (
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
 from central.regulation.roles import Permission, Role
+from central.web.security import media_headers
 
 routes = RouteTable()
 MAX_NOTE = 4000
@@ -255,7 +256,8 @@ async def get_evidence(request: web.Request) -> web.StreamResponse:
         svc.alerts.evidence_file, user.scope, alert_id, path_int(request, "evidence_id")
     )
     await audit(request, "evidence_view", f"alert:{alert_id}", {"evidence": row["id"]})
-    return web.FileResponse(Path(row["path"]), headers={"Content-Type": row["content_type"]})
+    headers = media_headers(row["content_type"], row["filename"] or "photo")
+    return web.FileResponse(Path(row["path"]), headers=headers)
 
 
 @routes.route(
@@ -263,7 +265,7 @@ async def get_evidence(request: web.Request) -> web.StreamResponse:
     "/api/v1/alerts/{alert_id}/media/{name}",
     summary="The alert's snapshot or clip as uploaded by the edge",
     tag="alerts",
-    produces=("image/jpeg", "video/mp4", "application/octet-stream"),
+    produces=("image/jpeg", "image/png", "image/webp", "video/mp4"),
 )
 async def get_media(request: web.Request) -> web.StreamResponse:
     """Download the snapshot or the evidence clip (a clip download is an audited export)."""
@@ -279,7 +281,7 @@ async def get_media(request: web.Request) -> web.StreamResponse:
         {"media": name, "sha256": row["sha256"]},
         org_path=alert["org_path"],
     )
-    return web.FileResponse(Path(row["path"]), headers={"Content-Type": row["content_type"]})
+    return web.FileResponse(Path(row["path"]), headers=media_headers(row["content_type"], name))
 
 
 @routes.route(

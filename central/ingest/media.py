@@ -50,6 +50,15 @@ class MediaStore:
                 return Announced(ref["sha256"], int(ref["bytes"]), ref["content_type"])
         raise ConflictError(f"event {event_id} announces no media named {name!r} (yet)")
 
+    def count_refused(self, reason: str) -> None:
+        """Count an upload refused for its type (`type`) or its content (`content`)."""
+        with self.database.transaction() as db:
+            db.execute(
+                "insert into ingest_counters (name, value) values (?, 1), (?, 1) "
+                "on conflict (name) do update set value = value + 1",
+                ["media_refused", f"media_refused:{reason}"],
+            )
+
     def stored_sha(self, event_id: str, name: str) -> str | None:
         """SHA-256 of the file already stored under this event and name, if any."""
         with self.database.lock:

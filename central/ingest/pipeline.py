@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
 from central.ingest.broker_client import BrokerClient, RawMessage
+from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
 from fsv_contract.codec import decode
-from fsv_contract.errors import ContractError
-from fsv_contract.payloads import CameraStatePayload, HeartbeatPayload
+from fsv_contract.errors import ContractError, InvalidPayload
+from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,26 @@ def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Reje
     rejected: list[Rejection] = []
     for raw in batch:
         try:
-            accepted.append(Received(decode(raw.topic, raw.payload), raw.received_at))
+            message = decode(raw.topic, raw.payload)
+            if isinstance(message.payload, EventPayload):
+                check_media_types(message.payload)
+            accepted.append(Received(message, raw.received_at))
         except ContractError as e:
             rejected.append(Rejection(raw.topic, str(e), len(raw.payload), raw.received_at))
         except Exception as e:  # noqa: BLE001 - one hostile payload must not stop ingest
             reason = f"unexpected {type(e).__name__}: {e}"
             rejected.append(Rejection(raw.topic, reason, len(raw.payload), raw.received_at))
     return accepted, rejected
+
+
+def check_media_types(event: EventPayload) -> None:
+    """Refuse an event announcing a snapshot or clip of a type off the media allow-list."""
+    for part, ref in (("snapshot", event.snapshot), ("clip", event.clip)):
+        if ref is not None and not allowed(ref.content_type):
+            raise InvalidPayload(
+                f"{part}.content_type {ref.content_type[:100]!r} is not an accepted media type"
+                f" ({', '.join(ALLOWED_TYPES)})"
+            )
 
 
 class Ingest:

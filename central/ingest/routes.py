@@ -15,6 +15,7 @@ from aiohttp import web
 from central.api.common import current_user, json_response
 from central.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from central.ingest.media import Announced
+from central.ingest.media_types import ALLOWED_TYPES, SNIFF_BYTES, allowed, sniff
 from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
 from central.regulation.roles import Role
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
@@ -62,6 +63,11 @@ async def put_media(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=str(e)) from e
     except ConflictError as e:
         raise web.HTTPConflict(text=str(e)) from e
+    if not allowed(ann.content_type):
+        await asyncio.to_thread(store.count_refused, "type")
+        raise web.HTTPUnsupportedMediaType(
+            text=f"{ann.content_type!r} is not an accepted media type ({', '.join(ALLOWED_TYPES)})"
+        )
     stored = await asyncio.to_thread(store.stored_sha, event_id, name)
     if ann.sha256 != sha or (stored is not None and stored != sha):
         # Evidence is write-once: the first announced hash is final (counted and audited).
@@ -84,19 +90,36 @@ async def _receive(request: web.Request, temp: Path, ann: Announced, limit: int)
     """Stream the body to `temp`, hashing it; refuse it if too big or not what was announced."""
     digest = hashlib.sha256()
     size = 0
+    head = b""
     f = await asyncio.to_thread(temp.open, "wb")
     try:
         while chunk := await request.content.read(CHUNK):
             size += len(chunk)
             if size > limit:
                 raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            if len(head) < SNIFF_BYTES:
+                head = (head + chunk)[:SNIFF_BYTES]
+                if len(head) == SNIFF_BYTES:
+                    await _check_magic(request, head, ann)
             digest.update(chunk)
             await asyncio.to_thread(f.write, chunk)
     finally:
         await asyncio.to_thread(f.close)
+    if len(head) < SNIFF_BYTES:
+        await _check_magic(request, head, ann)
     if size != ann.bytes or digest.hexdigest() != ann.sha256:
         raise web.HTTPUnprocessableEntity(
             text=f"received {size} bytes with another SHA-256 than announced; send it again"
+        )
+
+
+async def _check_magic(request: web.Request, head: bytes, ann: Announced) -> None:
+    """Refuse (415, counted) a body whose first bytes are not the announced type's."""
+    found = sniff(head)
+    if found != ann.content_type.lower():
+        await asyncio.to_thread(request.app[MEDIA].count_refused, "content")
+        raise web.HTTPUnsupportedMediaType(
+            text=f"the file is not {ann.content_type} (it starts like {found or 'no allowed type'})"
         )
 
 

@@ -9,11 +9,6 @@ from aiohttp import web
 from central.web import render_page
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-# MSE plays from blob: URLs; the players' WebSockets go to this same origin.
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-    "connect-src 'self'; worker-src 'self' blob:"
-)
 _STYLE = '<link rel="stylesheet" href="/static/live-wall.css">'
 
 
@@ -23,7 +18,7 @@ def _page(title: str, fragment: str, scripts: tuple[str, ...], active: str) -> w
         text=render_page(title, main, scripts, active),
         content_type="text/html",
         charset="utf-8",
-        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"},
+        headers={"Cache-Control": "no-cache"},
     )
 
 

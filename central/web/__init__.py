@@ -64,7 +64,6 @@ def _page(title: str, main: str, scripts: tuple[str, ...], active: str) -> web.R
         text=render_page(title, main, scripts, active),
         content_type="text/html",
         charset="utf-8",
-        headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:"},
     )
 
 

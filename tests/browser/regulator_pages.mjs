@@ -17,6 +17,7 @@ async function open(browser, who) {
   const context = await browser.newContext({ viewport: PHONE });
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`${who}: ${e}`));
+  page.on("console", (m) => { if (m.text().includes("Content Security Policy")) problems.push(`${who}: ${m.text()}`); });
   page.on("dialog", async (d) => {
     if (d.type() !== "prompt") { problems.push(`${who}: ${d.type()} ${d.message()}`); return d.dismiss(); }
     // The workflow asks for a note, then the deadline in days.
@@ -163,6 +164,7 @@ async function publicView(browser) {
   const context = await browser.newContext({ viewport: PHONE });
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`public: ${e}`));
+  page.on("console", (m) => { if (m.text().includes("Content Security Policy")) problems.push(`public: ${m.text()}`); });
   const resp = await page.goto(opts.publicUrl);
   const seen = await page.evaluate(() => ({
     title: document.querySelector("h1")?.textContent ?? "",

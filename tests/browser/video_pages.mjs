@@ -137,6 +137,7 @@ try {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
   await login(page);
   const modes = { live, replay, scope, glass };
   const result = await modes[opts.mode](page);

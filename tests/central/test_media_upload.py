@@ -98,7 +98,7 @@ async def test_oversized_upload_is_refused_without_storing(
     app = create_app(config)
     client = await aiohttp_client(app)
     eid = str(uuid4())
-    big = b"x" * (config.media.max_bytes + 1)
+    big = CLIP[:12] + b"x" * (config.media.max_bytes + 1 - 12)  # an MP4 start, too long
     sha = hashlib.sha256(big).hexdigest()
     await asyncio.to_thread(Ingest(app[INGEST_STORE]).process, [announce(eid, sha, len(big))])
 
