@@ -293,3 +293,9 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
     )
     db.table("integrity_audits").create_index(["state"])
     db.table("integrity_audits").create_index(["site", "finished_at"])
+
+
+@migrations()
+def m004_live_lane(db: sqlite_utils.Database) -> None:
+    """Events by start time, for the alert feed's lane of live events."""
+    db.table("events").create_index(["start", "change_seq"])

@@ -98,9 +98,9 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         **policy_session_kwargs(EndpointPolicy(config.push.allow_networks))
     )
-    dispatcher = PushDispatcher(svc.push, config.push, config.web.base_url, session, vapid)
+    dispatcher = PushDispatcher(svc.jobs, config.push, config.web.base_url, session, vapid)
     svc.dispatcher = dispatcher
-    svc.hooks.push = dispatcher.submit
+    svc.hooks.push = dispatcher.wake
     app[SERVICES] = svc
     app[INGEST_HOOKS] = svc.hooks
     tasks = [

@@ -397,3 +397,12 @@ def m006_scale(db: sqlite_utils.Database) -> None:
     db.table("alerts").create_index(["created_at"])
     db.table("cameras").create_index(["org_path"])
     db.table("deliveries").create_index(["created_at"])
+
+
+@migrations()
+def m007_push_jobs(db: sqlite_utils.Database) -> None:
+    """Deliveries become durable jobs: pending until delivered, failed or expired."""
+    db.execute("alter table deliveries add column next_at float")
+    db.execute("alter table deliveries add column expires_at float")
+    db.execute("alter table deliveries add column urgent integer not null default 0")
+    db.table("deliveries").create_index(["status", "urgent", "next_at"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from central.alerts.hooks import RegulatorHooks
 from central.alerts.push import PushStore
 from central.alerts.push_dispatch import PushDispatcher
+from central.alerts.push_jobs import PushJobs
 from central.alerts.store import AlertStore, CommandSender
 from central.regulation.audit import AuditLog
 from central.regulation.org import OrgStore
@@ -31,6 +32,7 @@ class Services:
     alerts: AlertStore
     audit: AuditLog
     push: PushStore
+    jobs: PushJobs
     public: PublicLinks
     hooks: RegulatorHooks
     throttle: LoginThrottle
@@ -50,6 +52,8 @@ def build_services(
     apply_migrations(ldb)
     orgs = OrgStore(ldb)
     alerts = AlertStore(ldb, send_command)
+    jobs = PushJobs(ldb, push_config.expire_s)
+    alerts.on_created = jobs.create
     services = Services(
         ldb=ldb,
         web=web,
@@ -60,6 +64,7 @@ def build_services(
         alerts=alerts,
         audit=AuditLog(ldb),
         push=PushStore(ldb),
+        jobs=jobs,
         public=PublicLinks(ldb),
         hooks=RegulatorHooks(ldb, orgs, alerts),
         throttle=LoginThrottle(web.login_max_failures, web.login_window_s),

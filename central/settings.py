@@ -52,7 +52,9 @@ class PushConfig(_Section):
     backoff_first_s: float = Field(2.0, gt=0, le=600, description="wait before the 2nd try")
     backoff_max_s: float = Field(300.0, gt=0, le=3600, description="longest wait between tries")
     timeout_s: float = Field(10.0, gt=0, le=120, description="per request")
-    queue_size: int = Field(10000, ge=10, description="alerts waiting for push; beyond, dropped")
+    expire_s: float = Field(
+        86400.0, gt=0, le=30 * 86400, description="a push still undelivered this long is dropped"
+    )
     concurrency: int = Field(8, ge=1, le=100, description="deliveries in flight at once")
     ttl_s: int = Field(86400, ge=0, le=28 * 86400, description="Web Push TTL header")
     allow_networks: tuple[IPvAnyNetwork, ...] = Field(

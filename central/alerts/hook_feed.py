@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +24,12 @@ BATCH = 500
 IDLE_WAIT_S = 1.0
 YIELD_S = 0.05
 MAX_YIELD_S = 2.0
+# Events that started at most this long ago take the live lane; it looks every LIVE_POLL_S.
+LIVE_WINDOW_S = 120.0
+LIVE_POLL_S = 0.2
+ERROR_PAUSE_S = 1.0
+
+Clock = Callable[[], float]
 
 
 class IngestHooks(Protocol):
@@ -44,50 +52,97 @@ class IngestHooks(Protocol):
 
 
 class HookFeed:
-    """Follows `events.change_seq` from the saved cursor and calls `hooks.on_event`."""
+    """Follows `events.change_seq` from the saved cursor and calls `hooks.on_event`.
 
-    def __init__(self, store: IngestStore, hooks: IngestHooks, batch: int = BATCH) -> None:
+    Two lanes: the backlog lane walks every change in order from the saved cursor; the live
+    lane takes only events that started within LIVE_WINDOW_S, so an alert happening now
+    reaches the inbox and push at once while a flushed backlog is still being worked
+    through behind it. The backlog lane sees live events again later (hooks tolerate a
+    repeat: the alert exists, nothing is sent twice).
+    """
+
+    def __init__(
+        self, store: IngestStore, hooks: IngestHooks, batch: int = BATCH, clock: Clock = time.time
+    ) -> None:
         self.store = store
         self.hooks = hooks
         self.batch = batch
+        self._clock = clock
+        self._live_cursor = 0
 
     def run_once(self) -> int:
         """Feed up to one batch of changes (worker thread); returns how many."""
         cursor = self.store.feed_cursor()
         changes = self.store.changes_after(cursor, self.batch)
-        for seq, payload in changes:
+        done = self._feed(changes)
+        if done:
+            self.store.set_feed_cursor(changes[done - 1][0])
+        return done
+
+    def run_live_once(self) -> int:
+        """Feed the changes of live events not fed yet (worker thread); returns how many."""
+        after = max(self._live_cursor, self.store.feed_cursor())
+        changes = self.store.live_changes_after(after, self._clock() - LIVE_WINDOW_S, self.batch)
+        done = self._feed(changes)
+        if done:
+            self._live_cursor = changes[done - 1][0]
+        return done
+
+    def _feed(self, changes: list[tuple[int, EventPayload | None]]) -> int:
+        """Hand changes to the hooks in order; returns how many are done.
+
+        It stops at a change whose alert the database refused to store (e.g. another
+        process holds the write lock): that change and those after come again next round.
+        """
+        for done, (seq, payload) in enumerate(changes):
             if payload is None:
                 log.error("event change %d cannot be read back; skipped by the alert feed", seq)
                 continue
             try:
                 self.hooks.on_event(payload)
+            except sqlite3.OperationalError as e:
+                log.warning("alert of event %s not stored yet (%s); retrying", payload.event_id, e)
+                return done
             except Exception:  # noqa: BLE001 - the event is stored; one bad hook run is skipped
                 log.exception("alert hook failed for event %s", payload.event_id)
-        if changes:
-            self.store.set_feed_cursor(changes[-1][0])
         return len(changes)
 
     async def run(self, changed: asyncio.Event, busy: Callable[[], bool] = lambda: False) -> None:
         """Feed until cancelled; wakes when ingest stored new changes, or every second.
 
-        While ingest has a backlog (`busy`), it waits (up to MAX_YIELD_S) between batches:
-        acknowledging what the edges sent comes first, since their outboxes are bounded;
-        alerts follow a burst, and under sustained load still advance every MAX_YIELD_S.
+        While ingest has a backlog (`busy`), the backlog lane waits (up to MAX_YIELD_S)
+        between batches: acknowledging what the edges sent comes first, since their outboxes
+        are bounded; the live lane runs beside it all the time.
         """
+        task = asyncio.create_task(self._run_live(), name="alert-feed-live")
+        try:
+            while True:
+                fed = await self._round(self.run_once)
+                if fed and busy():
+                    await self._wait_until_idle(busy)
+                elif fed < self.batch:
+                    try:
+                        await asyncio.wait_for(changed.wait(), IDLE_WAIT_S)
+                    except TimeoutError:
+                        pass
+                    changed.clear()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run_live(self) -> None:
         while True:
-            try:
-                fed = await asyncio.to_thread(self.run_once)
-            except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
-                log.exception("alert feed round failed")
-                fed = 0
-            if fed and busy():
-                await self._wait_until_idle(busy)
-            elif fed < self.batch:
-                try:
-                    await asyncio.wait_for(changed.wait(), IDLE_WAIT_S)
-                except TimeoutError:
-                    pass
-                changed.clear()
+            if await self._round(self.run_live_once) < self.batch:
+                await asyncio.sleep(LIVE_POLL_S)
+
+    @staticmethod
+    async def _round(fn: Callable[[], int]) -> int:
+        try:
+            return await asyncio.to_thread(fn)
+        except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
+            log.exception("alert feed round failed")
+            await asyncio.sleep(ERROR_PAUSE_S)
+            return 0
 
     @staticmethod
     async def _wait_until_idle(busy: Callable[[], bool]) -> None:

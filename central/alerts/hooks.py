@@ -1,17 +1,18 @@
 """What the regulator side does with each message ingest stored (ingest's IngestHooks).
 
-Ingest calls these on its worker thread after the batch is committed; they are quick and
-never raise into ingest. Each new or ended event opens or updates its alert (and the
-evidence hold); a new alert is handed to push, which only queues, so a slow receiver never
-slows ingest. Heartbeats are sampled into a history (ingest keeps only the latest; raw
-samples stay two days, hourly rollups for good) for the recording-completeness and
-retention reports; cameras seen in states are listed.
+Ingest calls the state and heartbeat hooks on its worker thread after the batch is
+committed; the alert feed calls `on_event`. Each new or ended event opens or updates its
+alert (and the evidence hold) and, in the same transaction, its push jobs; the dispatcher
+is then woken, so a slow receiver never slows ingest. Heartbeats are sampled into a
+history (ingest keeps only the latest; raw samples stay two days, hourly rollups for good)
+for the recording-completeness and retention reports; cameras seen in states are listed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -58,16 +59,22 @@ class RegulatorHooks:
         self._purged_at = 0.0
 
     def on_event(self, event: EventPayload) -> None:
-        """An event was stored (either phase, maybe a duplicate): open or update its alert."""
+        """An event was stored (either phase, maybe a duplicate): open or update its alert.
+
+        The alert and its push jobs commit together. A database error (e.g. another process
+        holds the write lock) is raised, so the alert feed tries this event again later.
+        """
         try:
             if event.camera:
                 self._orgs.upsert_camera(event.site, event.camera, station=event.station)
             alert = self._alerts.record_event(event)
-            if alert is None or self.push is None:
-                return
-            self.push({**alert, "enterprise_name": self._enterprise_name(alert)})
-        except Exception:  # noqa: BLE001 - the event is stored; never fail ingest over an alert
+        except sqlite3.OperationalError:
+            raise
+        except Exception:  # noqa: BLE001 - the event is stored; one bad event is skipped
             log.exception("cannot open the alert of event %s", event.event_id)
+            return
+        if alert is not None and self.push is not None:
+            self.push(alert)  # wakes the dispatcher: the jobs are already committed
 
     def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
         """A camera state was stored (ingest logs the change): make sure the camera is listed."""
@@ -119,10 +126,3 @@ class RegulatorHooks:
                 )
                 self._last_sample = {r["site_id"]: r["ts"] for r in rows}
         return self._last_sample
-
-    def _enterprise_name(self, alert: dict[str, Any]) -> str:
-        with self._ldb.lock:
-            rows = list(
-                self._ldb.db.query("select name from orgs where org_path = ?", [alert["org_path"]])
-            )
-        return str(rows[0]["name"]) if rows else ""

@@ -1,9 +1,9 @@
 """Push delivery: Web Push to subscribed phones and webhooks per organisation.
 
-Ingest hands each new alert to :meth:`PushDispatcher.submit`, which only puts it on a bounded
-queue (thread-safe, never waits), so a slow or dead receiver can never hold up ingest. A
-background task finds the receivers whose scope and filters want the alert and delivers to
-each with retries and exponential back-off; every outcome is recorded in `deliveries`.
+Each new alert's receivers (scope and filters applied) become durable jobs in `deliveries`,
+written in the same transaction as the alert (central.alerts.push_jobs); the dispatcher
+delivers them with retries and back-off, so a slow or dead receiver never holds up ingest
+and no crash or lock loses a push.
 """
 
 from __future__ import annotations
@@ -139,54 +139,8 @@ class PushStore:
 
     def targets(self, alert: dict[str, Any], now: float) -> list[Target]:
         """Every receiver whose scope holds the alert and whose filters want it."""
-        out: list[Target] = []
-        with self._ldb.lock:
-            db = self._ldb.db
-            subs = [
-                dict(r)
-                for r in db.query(
-                    "select s.id as sub_id, s.endpoint, s.p256dh, s.auth, u.* "
-                    "from push_subscriptions s join users u on u.id = s.user_id "
-                    "where u.disabled = 0 order by s.id"
-                )
-            ]
-            hooks = [dict(r) for r in db.query("select * from webhooks where enabled = 1")]
-        for row in subs:
-            user = user_from_row(row)
-            filters = PushFilters.model_validate(user.push_filters)
-            if in_scope(user.scope, alert["org_path"]) and wants(filters, alert, now):
-                out.append(Target("webpush", row["sub_id"], row))
-        for hook in hooks:
-            filters = PushFilters.model_validate_json(hook["filters"] or "{}")
-            if in_scope(Scope(hook["org_path"]), alert["org_path"]) and wants(filters, alert, now):
-                out.append(Target("webhook", hook["id"], hook))
-        return out
-
-    def record(self, alert_id: str, target: Target, status: str, attempts: int, error: str) -> None:
-        """Write the outcome of one delivery; a gone subscription is removed."""
-        now = time.time()
-        with self._ldb.transaction() as db:
-            db.table("deliveries").insert(
-                {
-                    "alert_id": alert_id,
-                    "target": target.kind,
-                    "target_id": target.target_id,
-                    "status": status,
-                    "attempts": attempts,
-                    "last_error": error[:500],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if target.kind == "webpush" and status == "gone":
-                db.execute("delete from push_subscriptions where id = ?", [target.target_id])
-            elif target.kind == "webpush":
-                failures = 0 if status == "ok" else 1
-                db.execute(
-                    "update push_subscriptions set failures = "
-                    "case when ? = 0 then 0 else failures + 1 end where id = ?",
-                    [failures, target.target_id],
-                )
+        with self._ldb.read() as db:
+            return targets_in(db, alert, now)
 
     def deliveries(self, alert_id: str) -> list[dict[str, Any]]:
         """Delivery outcomes of one alert (the caller checked the alert's scope)."""
@@ -195,6 +149,30 @@ class PushStore:
                 "select * from deliveries where alert_id = ? order by id", [alert_id]
             )
             return [dict(r) for r in rows]
+
+
+def targets_in(db: Any, alert: dict[str, Any], now: float) -> list[Target]:
+    """The receivers of `alert` read on connection `db` (scope and filters applied)."""
+    out: list[Target] = []
+    subs = [
+        dict(r)
+        for r in db.query(
+            "select s.id as sub_id, s.endpoint, s.p256dh, s.auth, u.* "
+            "from push_subscriptions s join users u on u.id = s.user_id "
+            "where u.disabled = 0 order by s.id"
+        )
+    ]
+    hooks = [dict(r) for r in db.query("select * from webhooks where enabled = 1 order by id")]
+    for row in subs:
+        user = user_from_row(row)
+        filters = PushFilters.model_validate(user.push_filters)
+        if in_scope(user.scope, alert["org_path"]) and wants(filters, alert, now):
+            out.append(Target("webpush", row["sub_id"], row))
+    for hook in hooks:
+        filters = PushFilters.model_validate_json(hook["filters"] or "{}")
+        if in_scope(Scope(hook["org_path"]), alert["org_path"]) and wants(filters, alert, now):
+            out.append(Target("webhook", hook["id"], hook))
+    return out
 
 
 def _public_webhook(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""The push worker: a bounded queue fed by ingest, delivering with retries in the background."""
+"""The push worker: takes due jobs from the database and makes one attempt each, in parallel.
+
+Jobs are durable (central.alerts.push_jobs): the worker keeps nothing that a crash could
+lose. `wake()` (any thread) tells it new jobs were committed; otherwise it looks again when
+the next retry falls due, and at least every POLL_S.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +18,8 @@ import aiohttp
 from py_vapid import Vapid
 
 from central.alerts.endpoint_policy import EndpointPolicy
-from central.alerts.push import PushStore, Target, build_webpush
+from central.alerts.push import build_webpush
+from central.alerts.push_jobs import Job, PushJobs
 from central.alerts.push_rules import (
     OutgoingRequest,
     backoff_delays,
@@ -27,105 +33,139 @@ from central.settings import PushConfig
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+POLL_S = 1.0
+# After a failed round (e.g. the database is busy), wait this long before the next.
+ERROR_PAUSE_S = 1.0
 
 
 class PushDispatcher:
-    """Delivers alerts to their receivers without ever making the submitter wait."""
+    """Delivers pending push jobs without ever making ingest wait."""
 
     def __init__(
         self,
-        store: PushStore,
+        jobs: PushJobs,
         config: PushConfig,
         base_url: str,
         session: aiohttp.ClientSession,
         vapid: Vapid | None,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._store = store
+        self._jobs = jobs
         self._config = config
         self._base_url = base_url
         self._session = session
         self._vapid = vapid
-        self._sleep = sleep
         self._policy = EndpointPolicy(config.allow_networks)
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(config.queue_size)
-        # Built inside a running loop (a cleanup context): submissions from ingest's worker
-        # thread are handed to this loop.
-        self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.dropped = 0
-        # Alerts submitted and not yet turned into deliveries (counted at submit, in any
-        # thread), so `idle()` cannot miss one still on its way to the loop.
-        self._pending = 0
-        self._pending_lock = threading.Lock()
+        # Built inside a running loop (a cleanup context): wake-ups from other threads.
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._delays = backoff_delays(
+            config.attempts, config.backoff_first_s, cap_s=config.backoff_max_s
+        )
+        self.outcomes: dict[str, int] = {}
 
-    def submit(self, alert: dict[str, Any]) -> None:
-        """Queue an alert for push; callable from any thread, never blocks."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            log.warning("push not running, alert %s not pushed", alert.get("id"))
+    def wake(self, _alert: Any = None) -> None:
+        """New jobs were committed; callable from any thread, never blocks."""
+        if self._loop.is_closed():
             return
-        with self._pending_lock:
-            self._pending += 1
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            self._enqueue(alert)
+        if running is self._loop:
+            self._wakeup.set()
         else:
-            loop.call_soon_threadsafe(self._enqueue, alert)
-
-    def _enqueue(self, alert: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(alert)
-        except asyncio.QueueFull:
-            self._settle()
-            self.dropped += 1
-            log.error("push queue full, alert %s not pushed", alert.get("id"))
+            self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def run(self) -> None:
-        """Take alerts off the queue forever; cancel the task to stop."""
+        """Deliver until cancelled."""
         try:
             while True:
-                alert = await self._queue.get()
+                self._wakeup.clear()
                 try:
-                    targets = await asyncio.to_thread(self._store.targets, alert, time.time())
-                except Exception:  # noqa: BLE001 - one bad alert must not stop all push
-                    log.exception("cannot find receivers of alert %s", alert.get("id"))
-                    targets = []
+                    wait_s = await self._round()
+                except Exception:  # noqa: BLE001 - e.g. the database is busy: the jobs stay
+                    log.exception("push round failed")
+                    wait_s = ERROR_PAUSE_S
                 try:
-                    for target in targets:
-                        await self._slots.acquire()
-                        task = asyncio.create_task(self._deliver(alert, target))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._done)
-                finally:
-                    self._settle()
+                    await asyncio.wait_for(self._wakeup.wait(), wait_s)
+                except TimeoutError:
+                    pass
         finally:
-            for task in list(self._tasks):
+            for task in list(self._tasks.values()):
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    def _settle(self) -> None:
-        with self._pending_lock:
-            self._pending -= 1
+    async def _round(self) -> float:
+        """Start attempts of due jobs in free slots; returns how long to wait for the next."""
+        free = self._config.concurrency - len(self._tasks)
+        now = time.time()
+        if free > 0:
+            due = await asyncio.to_thread(self._jobs.due, now, free, set(self._tasks))
+            for job in due:
+                task = asyncio.create_task(self._attempt(job), name=f"push-{job.id}")
+                self._tasks[job.id] = task
+                task.add_done_callback(functools.partial(self._done, job.id))
+            if len(due) == free:
+                return 0.0 if not self._tasks else POLL_S
+        nxt = await asyncio.to_thread(self._jobs.next_due)
+        return POLL_S if nxt is None else min(POLL_S, max(0.0, nxt - time.time()))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+    def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job_id, None)
+        self._wakeup.set()
 
     async def idle(self, wait_s: float = 10.0) -> None:
-        """Wait until the queue is empty and no delivery is in flight (for tests, shutdown)."""
+        """Wait until no job is pending nor in flight (for tests and shutdown)."""
         deadline = time.monotonic() + wait_s
-        # Polling is fine here: a drain helper for tests and shutdown, not a hot path.
-        while (self._pending or self._tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while time.monotonic() < deadline:
+            if not self._tasks and not await asyncio.to_thread(self._jobs.pending):
+                return
             await asyncio.sleep(0.02)
 
-    async def _build(self, alert: dict[str, Any], target: Target) -> OutgoingRequest:
-        if target.kind == "webhook":
-            row = target.row
+    async def _attempt(self, job: Job) -> None:
+        attempts = job.attempts + 1
+        try:
+            status, error = await self._send(job)
+        except Exception as e:  # noqa: BLE001 - one bad job must not stop the others
+            log.exception("push job %d failed unexpectedly", job.id)
+            status, error = "failed", f"{type(e).__name__}: {e}"
+        now = time.time()
+        if status == "retry":
+            if attempts < self._config.attempts and now < job.expires_at:
+                delay = self._delays[min(attempts, len(self._delays)) - 1]
+                await asyncio.to_thread(self._jobs.retry_later, job, attempts, error, now + delay)
+                return
+            status = "expired" if now >= job.expires_at else "failed"
+        if status != "ok":
+            log.warning("push job %d of alert %s %s: %s", job.id, job.alert["id"], status, error)
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        await asyncio.to_thread(self._jobs.settle, job, status, attempts, error)
+
+    async def _send(self, job: Job) -> tuple[str, str]:
+        """One attempt: ("ok" | "gone" | "failed" | "retry", error)."""
+        if job.target is None:
+            return "failed", "the receiver was removed"
+        try:
+            # Built per try: a VAPID token and an encryption are for one send.
+            request = await self._build(job.alert, job.target.kind, job.target.row)
+            code, text = await self._post(request)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            return "retry", f"{type(e).__name__}: {e}"
+        except (RuntimeError, ValueError, EndpointRefused) as e:
+            return "failed", str(e)
+        if 200 <= code < 300:
+            return "ok", ""
+        error = f"HTTP {code}: {text[:200]}"
+        if is_permanent_failure(code):
+            gone = job.target.kind == "webpush" and code in (404, 410)
+            return ("gone" if gone else "failed"), error
+        return "retry", error
+
+    async def _build(
+        self, alert: dict[str, Any], kind: str, row: dict[str, Any]
+    ) -> OutgoingRequest:
+        if kind == "webhook":
             return webhook_request(
                 row["format"], row["url"], alert, self._base_url, row["secret"] or "", time.time()
             )
@@ -134,47 +174,8 @@ class PushDispatcher:
         data = webpush_message(alert, self._base_url)
         # Encryption and signing are CPU work: keep them off the event loop.
         return await asyncio.to_thread(
-            build_webpush,
-            target.row,
-            data,
-            self._vapid,
-            self._config.vapid_subject,
-            self._config.ttl_s,
+            build_webpush, row, data, self._vapid, self._config.vapid_subject, self._config.ttl_s
         )
-
-    async def _deliver(self, alert: dict[str, Any], target: Target) -> None:
-        cfg = self._config
-        delays = backoff_delays(cfg.attempts, cfg.backoff_first_s, cap_s=cfg.backoff_max_s)
-        status, error, attempt = "failed", "", 0
-        for attempt in range(1, cfg.attempts + 1):
-            try:
-                # Built per try: a VAPID token and an encryption are for one send.
-                request = await self._build(alert, target)
-                code, text = await self._post(request)
-            except (aiohttp.ClientError, TimeoutError, OSError) as e:
-                code, text = 0, f"{type(e).__name__}: {e}"
-            except (RuntimeError, ValueError, EndpointRefused) as e:
-                status, error = "failed", str(e)
-                break
-            if 200 <= code < 300:
-                status, error = "ok", ""
-                break
-            error = f"HTTP {code}: {text[:200]}" if code else text
-            if code and is_permanent_failure(code):
-                gone = target.kind == "webpush" and code in (404, 410)
-                status = "gone" if gone else "failed"
-                break
-            if attempt <= len(delays):
-                await self._sleep(delays[attempt - 1])
-        if status != "ok":
-            log.warning(
-                "push of alert %s to %s %s failed: %s",
-                alert["id"],
-                target.kind,
-                target.target_id,
-                error,
-            )
-        await asyncio.to_thread(self._store.record, alert["id"], target, status, attempt, error)
 
     async def _post(self, request: OutgoingRequest) -> tuple[int, str]:
         # Checked again at every send (the name may point elsewhere now); the session's

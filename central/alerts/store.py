@@ -40,6 +40,8 @@ MAX_COUNT = 10_000
 
 # (site, verb, args) -> request id; publishes a command to the edge.
 CommandSender = Callable[[str, str, dict[str, Any]], str]
+# (connection, new alert row, now) -> jobs written; runs inside the alert's transaction.
+OnCreated = Callable[[Any, dict[str, Any], float], int]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class AlertStore:
         self._ldb = ldb
         self._send = send_command
         self._clock = clock
+        # Set by the services: the push jobs of a new alert, committed with the alert.
+        self.on_created: OnCreated | None = None
 
     # --- from ingest ------------------------------------------------------------------------
 
@@ -144,6 +148,8 @@ class AlertStore:
                     "updated_at": now,
                 }
                 db.table("alerts").insert(created)
+                if self.on_created is not None:
+                    self.on_created(db, created, now)
         row = self._row(alert_id)
         if row["state"] != State.CLOSED and row["camera_id"] and (created or end is not None):
             self._command(row, HOLD, hold_args(row))

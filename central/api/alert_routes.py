@@ -304,9 +304,9 @@ async def deliveries(request: web.Request) -> web.Response:
 
 
 def reduced_delivery(row: dict[str, Any]) -> dict[str, Any]:
-    """What a non-admin sees of a delivery: its kind, delivered or failed, and when."""
+    """What a non-admin sees of a delivery: its kind, delivered, pending or failed, and when."""
     return {
         "target": row["target"],
-        "status": "delivered" if row["status"] == "ok" else "failed",
+        "status": {"ok": "delivered", "pending": "pending"}.get(row["status"], "failed"),
         "updated_at": row["updated_at"],
     }

@@ -344,6 +344,16 @@ class IngestStore:
         )
         return [(int(r["change_seq"]), _payload_of(r)) for r in rows]
 
+    def live_changes_after(
+        self, seq: int, started_since: float, limit: int
+    ) -> list[tuple[int, EventPayload | None]]:
+        """Changes after `seq` of events that started at `started_since` or later (live ones)."""
+        rows = self._rows(
+            "select * from events where start >= ? and change_seq > ? order by change_seq limit ?",
+            [started_since, seq, limit],
+        )
+        return [(int(r["change_seq"]), _payload_of(r)) for r in rows]
+
     # --- reading -------------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:

@@ -62,3 +62,24 @@ def test_feed_sees_each_change_once_in_order_and_resumes(tmp_path: Path) -> None
     replay = Hooks()
     HookFeed(store, replay).run_once()
     assert replay.events == [(str(d), "end")]
+
+
+def test_live_lane_feeds_a_fresh_event_before_the_backlog(tmp_path: Path) -> None:
+    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    ingest = Ingest(store)
+    hooks = Hooks()
+    now = T0 + timedelta(days=3)
+    feed = HookFeed(store, hooks, batch=100, clock=lambda: now.timestamp())
+    backlog = [message(uuid4()) for _ in range(300)]  # flushed after an outage: started at T0
+    fresh = uuid4()
+    live = EventPayload(
+        event_id=fresh, site="s1", camera="c1", phase="start", kind="no_mask", station="k",
+        rule="r", start=now, score=0.5,
+    )  # fmt: skip
+    ingest.process([*backlog, RawMessage(topics.camera_event("s1", "c1"), encode(live), 0.0)])
+    assert feed.run_live_once() == 1 and hooks.events == [(str(fresh), "start")]
+    assert feed.run_live_once() == 0  # fed once
+    while feed.run_once():
+        pass
+    assert len(hooks.events) == 302  # the backlog lane sees it again; hooks tolerate repeats
+    assert store.feed_cursor() == 301
