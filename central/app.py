@@ -27,8 +27,10 @@ from central.keys import (
     INGEST_STORE,
     MEDIA,
     SITE_PASSWORDS,
+    SITE_THROTTLE,
 )
 from central.regulator import add_regulator, regulator_ctx
+from central.services import login_throttle
 from central.video.pages import add_video_pages
 from central.video.services import video_ctx
 from central.web import security
@@ -67,6 +69,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     password_file = config.broker.password_file if config.broker else None
     if password_file is None:
         log.warning("no broker.password_file configured: media uploads are refused")
+    app[SITE_THROTTLE] = login_throttle(config.web)
     app[SITE_PASSWORDS] = SitePasswords(
         password_file or config.data_dir / "no-site-passwords",
         excluded=frozenset({config.mqtt.username}),

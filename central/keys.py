@@ -13,6 +13,7 @@ from central.ingest.pipeline import Ingest, IngestHooks
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
 from central.integrity.audits import Audits
+from central.regulation.throttle import LoginThrottle
 from central.video.services import VideoServices
 
 CONFIG = web.AppKey("config", CentralConfig)
@@ -22,6 +23,7 @@ INGEST = web.AppKey("ingest", Ingest)
 BROKER = web.AppKey("broker", BrokerClient)
 MEDIA = web.AppKey("media", MediaStore)
 SITE_PASSWORDS = web.AppKey("site_passwords", SitePasswords)
+SITE_THROTTLE = web.AppKey("site_throttle", LoginThrottle)
 INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
 COMMANDS = web.AppKey("commands", Commands)
 VIDEO = web.AppKey("video", VideoServices)

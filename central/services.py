@@ -12,8 +12,8 @@ from central.alerts.push_jobs import PushJobs
 from central.alerts.store import AlertStore, CommandSender
 from central.regulation.audit import AuditLog
 from central.regulation.org import OrgStore
-from central.regulation.passwords import LoginThrottle
 from central.regulation.public import PublicLinks, RateLimiter
+from central.regulation.throttle import LoginThrottle
 from central.regulation.users import UserStore
 from central.schema import LockedDb, apply_migrations
 from central.settings import PushConfig, WebConfig
@@ -39,6 +39,17 @@ class Services:
     public_rate: RateLimiter
     vapid_public_key: str | None = None
     dispatcher: PushDispatcher | None = field(default=None)
+
+
+def login_throttle(web: WebConfig) -> LoginThrottle:
+    """A login throttle with the configured limits (users, and sites uploading media)."""
+    return LoginThrottle(
+        pair_free=web.login_max_failures,
+        client_free=web.login_client_max_failures,
+        first_delay_s=web.login_delay_s,
+        max_delay_s=web.login_max_delay_s,
+        forget_s=web.login_window_s,
+    )
 
 
 def build_services(
@@ -67,7 +78,7 @@ def build_services(
         jobs=jobs,
         public=PublicLinks(ldb),
         hooks=RegulatorHooks(ldb, orgs, alerts),
-        throttle=LoginThrottle(web.login_max_failures, web.login_window_s),
+        throttle=login_throttle(web),
         public_rate=RateLimiter(web.public_rate_per_min, 60.0),
     )
     return services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
@@ -23,8 +24,24 @@ class WebConfig(_Section):
         True, description="send the session cookie over HTTPS only (off only for local tests)"
     )
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="browser session lifetime")
-    login_max_failures: int = Field(5, ge=1, le=1000, description="failures per window")
-    login_window_s: float = Field(300.0, gt=0, le=86400, description="login throttle window")
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="free failures per account and client before delays"
+    )
+    login_client_max_failures: int = Field(
+        20, ge=1, le=100000, description="free failures per client (all accounts) before delays"
+    )
+    login_delay_s: float = Field(
+        2.0, gt=0, le=3600, description="first delay; it doubles with each further failure"
+    )
+    login_max_delay_s: float = Field(900.0, gt=0, le=86400, description="longest delay")
+    login_window_s: float = Field(
+        300.0, gt=0, le=86400, description="quiet time after the delay that forgets failures"
+    )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="reverse proxies (addresses or networks) whose X-Forwarded-For names the"
+        " client; from any other peer the header is ignored",
+    )
     evidence_max_bytes: int = Field(
         10 << 20, ge=1024, le=200 << 20, description="largest rectification photo accepted"
     )

@@ -56,18 +56,18 @@ async def login(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="send the credentials as application/json")
     svc = services(request)
     body = await read_body(request, LoginIn)
-    keys = [f"user:{body.username.lower()}", f"ip:{client_ip(request)}"]
-    wait = svc.throttle.retry_after(keys, time.monotonic())
+    client = client_ip(request)
+    wait = svc.throttle.retry_after(body.username, client, time.monotonic())
     if wait > 0:
         await audit(request, "login_failed", body.username, {"reason": "throttled"})
         raise ThrottledError(wait)
     try:
         user = await run_db(svc.users.authenticate, body.username, body.password)
     except AuthError:
-        svc.throttle.failed(keys, time.monotonic())
+        svc.throttle.failed(body.username, client, time.monotonic())
         await audit(request, "login_failed", body.username, {"reason": "bad credentials"})
         raise
-    svc.throttle.succeeded(keys[0])
+    svc.throttle.succeeded(body.username, client)
     token, csrf = await run_db(svc.users.open_session, user, body.kind, "login")
     await audit(request, "login", user.username, {"kind": body.kind}, user=user)
     if body.kind == "bearer":

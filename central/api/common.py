@@ -26,6 +26,7 @@ from central.errors import (
 )
 from central.regulation.audit import AuditEntry
 from central.regulation.roles import Permission, can
+from central.regulation.throttle import client_address
 from central.regulation.users import Session, User
 from central.services import Services
 
@@ -81,7 +82,11 @@ async def error_middleware(
             raise
         # aiohttp's default text is "404: Not Found"; a handler's own text is the message.
         default = f"{e.status}: {e.reason}"
-        return error_response(e.status, e.reason if e.text in (None, "", default) else e.text)
+        resp = error_response(e.status, e.reason if e.text in (None, "", default) else e.text)
+        for name in ("Retry-After", "WWW-Authenticate", "Allow"):
+            if name in e.headers:
+                resp.headers[name] = e.headers[name]
+        return resp
 
 
 @web.middleware
@@ -194,8 +199,9 @@ def parse_time(value: str | None) -> float | None:
 
 
 def client_ip(request: web.Request) -> str:
-    """The caller's address (the reverse proxy's X-Forwarded-For is not trusted blindly)."""
-    return request.remote or ""
+    """The caller's address: the peer, or what a trusted proxy (`web.trusted_proxies`) says."""
+    trusted = request.app[SERVICES].web.trusted_proxies
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted)
 
 
 async def audit(

@@ -7,16 +7,17 @@ import base64
 import binascii
 import hashlib
 import re
+import time
 import uuid
 from pathlib import Path
 
 from aiohttp import web
 
-from central.api.common import current_user, json_response
+from central.api.common import client_ip, current_user, json_response
 from central.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from central.ingest.media import Announced
 from central.ingest.media_types import ALLOWED_TYPES, SNIFF_BYTES, allowed, sniff
-from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS
+from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS, SITE_THROTTLE
 from central.regulation.roles import Role
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
 
@@ -148,7 +149,18 @@ async def _site_of(request: web.Request) -> str:
         username, sep, password = base64.b64decode(value).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as e:
         raise web.HTTPUnauthorized(headers=challenge, text="malformed credentials") from e
+    # Throttled like user logins: per (site, client) and per client, never per site alone.
+    throttle = request.app[SITE_THROTTLE]
+    client = client_ip(request)
+    wait = throttle.retry_after(username, client, time.monotonic())
+    if wait > 0:
+        raise web.HTTPTooManyRequests(
+            headers={"Retry-After": str(int(wait) + 1)},
+            text=f"too many failed site logins from {client}; retry in {int(wait) + 1} s",
+        )
     passwords = request.app[SITE_PASSWORDS]
     if not sep or not await asyncio.to_thread(passwords.verify, username, password):
+        throttle.failed(username, client, time.monotonic())
         raise web.HTTPUnauthorized(headers=challenge, text="wrong site credentials")
+    throttle.succeeded(username, client)
     return username

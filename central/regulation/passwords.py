@@ -1,4 +1,4 @@
-"""Password hashing with scrypt (memory-hard), random tokens, and the login throttle."""
+"""Password hashing with scrypt (memory-hard) and random tokens."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections import deque
-from dataclasses import dataclass, field
 
 # scrypt cost: n=2**15, r=8 needs 32 MiB per hash; about 50-100 ms on a server core, which
 # makes offline guessing of a stolen database expensive while a login stays quick.
@@ -68,44 +66,3 @@ def new_token() -> str:
 def token_digest(token: str) -> str:
     """What the database keeps of a token: its SHA-256, so a leaked table grants nothing."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class LoginThrottle:
-    """Decides whether another login attempt may be tried now.
-
-    Failures are counted per key (the user name, and separately the client address) over a
-    sliding window; past `max_failures` the key waits until the oldest failure leaves the
-    window. A success clears the user-name key only, so one valid account does not unlock an
-    address that is guessing others.
-    """
-
-    max_failures: int = 5
-    window_s: float = 300.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-
-    def retry_after(self, keys: list[str], now: float) -> float:
-        """Seconds to wait before any of `keys` may try again (0: allowed now)."""
-        wait = 0.0
-        for key in keys:
-            times = self._prune(key, now)
-            if len(times) >= self.max_failures:
-                wait = max(wait, times[0] + self.window_s - now)
-        return wait
-
-    def failed(self, keys: list[str], now: float) -> None:
-        """Record a failed attempt for each key."""
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, key: str) -> None:
-        """Forget the failures of `key`."""
-        self._failures.pop(key, None)
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        if not times:
-            self._failures.pop(key, None)
-        return times

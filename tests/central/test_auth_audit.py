@@ -24,15 +24,15 @@ async def test_brute_force_login_is_throttled(central: Central) -> None:
         json={"username": "admin", "password": central.passwords["admin"]},
     )
     assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
-    # The same address guessing another account is held back too.
+    # Another account from the same address is not held back by these five failures.
     resp = await client.post(
         "/api/v1/auth/login",
         json={"username": "inspector-a", "password": central.passwords["inspector-a"]},
     )
-    assert resp.status == 429
+    assert resp.status == 200
     log = central.svc.audit.query(_everything(), action="login_failed")  # type: ignore[arg-type]
     reasons = [e["detail"]["reason"] for e in log["items"]]
-    assert reasons.count("bad credentials") == 5 and reasons.count("throttled") == 2
+    assert reasons.count("bad credentials") == 5 and reasons.count("throttled") == 1
 
 
 async def test_unknown_user_and_disabled_user(central: Central) -> None:

@@ -1,9 +1,8 @@
-"""scrypt hashes and the login throttle."""
+"""scrypt hashes, password strength and tokens."""
 
 import pytest
 
 from central.regulation.passwords import (
-    LoginThrottle,
     check_password_strength,
     hash_password,
     token_digest,
@@ -27,17 +26,3 @@ def test_strength_and_token_digest() -> None:
         check_password_strength("onlyletterslong")
     check_password_strength("letters-and-123")
     assert token_digest("a") != token_digest("b") and len(token_digest("a")) == 64
-
-
-def test_throttle_blocks_after_failures_then_window_passes() -> None:
-    t = LoginThrottle(max_failures=3, window_s=60)
-    keys = ["user:bob", "ip:1.2.3.4"]
-    for i in range(3):
-        assert t.retry_after(keys, now=100 + i) == 0
-        t.failed(keys, now=100 + i)
-    assert t.retry_after(keys, now=103) == pytest.approx(57)
-    assert t.retry_after(["user:alice", "ip:1.2.3.4"], now=103) > 0  # same address
-    assert t.retry_after(keys, now=161) == 0
-    t.failed(keys, now=170)
-    t.succeeded("user:bob")
-    assert t.retry_after(["user:bob"], now=171) == 0

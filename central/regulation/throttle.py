@@ -1,0 +1,119 @@
+"""Login throttling that an attacker cannot turn against the account's owner.
+
+Failures are counted per (account, client) and per client, never per account alone: a
+correct password from a client that has not failed is never refused because somebody else
+guessed at the same account. Past the free failures, each further failure doubles the wait
+(exponential delay up to a cap); a quiet spell of `forget_s` after the wait forgets the key.
+The client is the socket peer, or what a configured trusted proxy says it forwarded for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_KEYS = 100_000  # bound on remembered keys under a scan from many addresses
+
+
+@dataclass
+class _Failures:
+    count: int
+    last: float
+
+
+@dataclass
+class LoginThrottle:
+    """Exponential delay per (account, client) and per client; pure, the clock is passed in."""
+
+    pair_free: int = 5
+    client_free: int = 20
+    first_delay_s: float = 2.0
+    max_delay_s: float = 900.0
+    forget_s: float = 300.0
+    _keys: dict[tuple[str, str], _Failures] = field(default_factory=dict)
+
+    def retry_after(self, account: str, client: str, now: float) -> float:
+        """Seconds before `account` may be tried again from `client` (0: now)."""
+        return max(
+            self._wait(("pair", _pair(account, client)), self.pair_free, now),
+            self._wait(("client", client), self.client_free, now),
+        )
+
+    def failed(self, account: str, client: str, now: float) -> None:
+        """Record a failed attempt of `account` from `client`."""
+        for key in (("pair", _pair(account, client)), ("client", client)):
+            entry = self._live(key, now)
+            if entry is None:
+                self._keys[key] = _Failures(1, now)
+            else:
+                entry.count += 1
+                entry.last = now
+        if len(self._keys) > MAX_KEYS:
+            self._forget_idle(now)
+
+    def succeeded(self, account: str, client: str) -> None:
+        """Forget the failures of `account` from `client` (the client's own count stays)."""
+        self._keys.pop(("pair", _pair(account, client)), None)
+
+    def delay(self, count: int, free: int) -> float:
+        """The wait after `count` failures when `free` of them cost nothing."""
+        if count < free:
+            return 0.0
+        return float(min(self.max_delay_s, self.first_delay_s * 2 ** min(count - free, 40)))
+
+    def _wait(self, key: tuple[str, str], free: int, now: float) -> float:
+        entry = self._live(key, now)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry.last + self.delay(entry.count, free) - now)
+
+    def _live(self, key: tuple[str, str], now: float) -> _Failures | None:
+        entry = self._keys.get(key)
+        if entry is None:
+            return None
+        free = self.pair_free if key[0] == "pair" else self.client_free
+        if now - entry.last > self.delay(entry.count, free) + self.forget_s:
+            del self._keys[key]
+            return None
+        return entry
+
+    def _forget_idle(self, now: float) -> None:
+        for key in list(self._keys):
+            self._live(key, now)
+        while len(self._keys) > MAX_KEYS:  # still too many: drop the oldest
+            oldest = min(self._keys, key=lambda k: self._keys[k].last)
+            del self._keys[oldest]
+
+
+def _pair(account: str, client: str) -> str:
+    return f"{account.lower()}\x00{client}"
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: the socket peer, unless the peer is a trusted proxy.
+
+    Behind a trusted proxy, the right-most X-Forwarded-For entry that is not itself a
+    trusted proxy is the client (entries further left are whatever the client sent).
+    A header from any other peer is ignored.
+    """
+    peer = peer or ""
+    if not trusted or not _is_trusted(peer, trusted) or not forwarded_for:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a malformed hop: do not guess, blame the proxy's own address
+        if not any(address in net for net in trusted):
+            return str(address)
+    return peer
+
+
+def _is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in net for net in trusted)
