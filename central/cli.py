@@ -1,11 +1,10 @@
-"""The `central-server` command: run, check-config, add-site, init-broker, status."""
+"""The `central-server` command: run, check-config, add-site, import, init-broker, status."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
 
+    p = sub.add_parser(
+        "import",
+        help="register many sites from a CSV (org tree, sites, broker credentials, enrolment "
+        "files) with one broker reload",
+    )
+    p.add_argument("csv", type=Path, help="province,city,county,enterprise,enterprise_type,"
+                   "site_id[,site_name,address,licence_no,contact,phone]")  # fmt: skip
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument("--out", type=Path, help="write each new site's enrolment files here "
+                   "(SITE.edge.yaml, SITE.credentials.yaml mode 0600); needs `broker`")  # fmt: skip
+
     p = sub.add_parser("status", help="agents online, cameras, last heartbeats, ingest counters")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "add-site": cmd_add_site,
         "init-broker": cmd_init_broker,
         "status": cmd_status,
+        "import": cmd_import,
         **REGULATOR_COMMANDS,
         "verify-clip": video_verify.run,
         "audit": integrity_cli.run,
@@ -118,12 +129,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_add_site(args: argparse.Namespace) -> int:
     """Issue a site's credentials and print them with the edge's enrolment snippet."""
-    from central.ingest.accounts import (
-        enrolment,
-        enrolment_parts,
-        issue_site_credentials,
-        write_private_file,
-    )
+    from central.ingest.accounts import enrolment, issue_site_credentials, write_enrolment_files
 
     config = load_config(args.config)
     if config.broker is None:
@@ -133,16 +139,62 @@ def cmd_add_site(args: argparse.Namespace) -> int:
     print("(shown once; run add-site again to reset it)\n")
     print(enrolment(config.broker, creds))
     if args.out is not None:
-        section, secret = enrolment_parts(config.broker, creds)
-        args.out.mkdir(parents=True, exist_ok=True)
-        edge_file = args.out / f"{creds.site}.edge.yaml"
-        secret_file = args.out / f"{creds.site}.credentials.yaml"
-        write_private_file(edge_file, section)
-        secret_file.unlink(missing_ok=True)  # a new file is created 0600 below
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(secret)
+        edge_file, secret_file = write_enrolment_files(config.broker, creds, args.out)
         print(f"enrolment written: {edge_file} and {secret_file} (copy both to the edge box)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Register the sites of a CSV; credentials in one password file write, one reload."""
+    import secrets
+
+    from central.db import CentralDatabase
+    from central.ingest.accounts import (
+        SiteCredentials,
+        reload_broker,
+        set_passwords,
+        write_acl,
+        write_enrolment_files,
+    )
+    from central.regulation.org import OrgStore
+    from central.regulation.site_import import import_sites, parse_sites_csv
+    from central.schema import apply_migrations
+
+    started = time.monotonic()
+    config = load_config(args.config)
+    if args.out is not None and config.broker is None:
+        raise ConfigError(f"{args.config}: --out needs the `broker` section")
+    try:
+        text = args.csv.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {args.csv}: {e}") from e
+    rows = parse_sites_csv(text)
+    database = CentralDatabase(config.database_path)
+    try:
+        apply_migrations(database)
+        result = import_sites(database, OrgStore(database), rows)
+    finally:
+        database.close()
+    print(
+        f"{len(result.sites_created)} site(s) registered, {result.orgs_created} organisation(s) "
+        f"created, {len(result.sites_existing)} site(s) already there"
+    )
+    if config.broker is None or not result.sites_created:
+        if config.broker is None:
+            print("no `broker` section: broker credentials not issued")
+        return 0
+    creds = [SiteCredentials(s, secrets.token_urlsafe(24)) for s in result.sites_created]
+    set_passwords(config.broker, {c.site: c.password for c in creds})
+    write_acl(config.broker, config.mqtt.username)
+    reloaded = reload_broker(config.broker)
+    if args.out is not None:
+        for c in creds:
+            write_enrolment_files(config.broker, c, args.out)
+        print(f"enrolment files of {len(creds)} site(s) written to {args.out}")
+    else:
+        print("credentials issued but not shown: use --out to get the enrolment files")
+    print(f"broker {'reloaded once' if reloaded else 'not reloaded (no reload_command)'}; "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
     return 0
 
 
