@@ -100,15 +100,19 @@ def _check(
 ) -> str | None:
     """None if the link is a good next link, "duplicate" if already anchored, else the problem."""
     known = db.execute(
-        "select chain, sha256 from anchored_segments where site = ? and camera = ? and path = ?",
+        'select chain, sha256, bytes, start, "end" from anchored_segments '
+        "where site = ? and camera = ? and path = ?",
         [site, camera, link.path],
     ).fetchone()
     if known is not None:
-        if known[0] == link.chain:
+        facts = (link.chain, link.sha256, link.bytes, link.start, link.end)
+        if tuple(known) == facts:
             return "duplicate"
         if known[1] != link.sha256:
             return f"sent again with another SHA-256 ({link.sha256[:12]}, anchored {known[1][:12]})"
-        return "sent again with another chain link (its index row was rebuilt)"
+        if known[0] != link.chain:
+            return "sent again with another chain link (its index row was rebuilt)"
+        return "sent again with other facts (size or times) under the same link"
     if link_hash(camera, link) != link.chain:
         return "chain link does not match the segment's facts"
     if head is not None and link.prev_chain != head.chain:

@@ -71,7 +71,7 @@ class AnchorSender:
 
     def _round_safely(self) -> None:
         try:
-            while self.run_once() >= MAX_LINKS_PER_MESSAGE:
+            while self.run_once() > 0:
                 pass  # a backlog: keep going until it is all in the outbox
         except (OutboxError, OSError) as e:
             log.error("cannot anchor segment links this round: %s", e)
@@ -79,7 +79,7 @@ class AnchorSender:
             log.exception("anchor round failed")
 
     def run_once(self) -> int:
-        """Put one anchor message if anything is new; returns how many links it carries."""
+        """Put one anchor message if anything is new; returns how many links and tombstones."""
         cursors = self.outbox.anchor_cursors()
         batches: list[CameraBatch] = []
         room = MAX_LINKS_PER_MESSAGE
@@ -110,4 +110,4 @@ class AnchorSender:
         links = sum(len(b.links) for b in batches)
         self.sent_links += links
         log.debug("anchored %d links of %d cameras", links, len(batches))
-        return max(links, MAX_LINKS_PER_MESSAGE - room)
+        return links + sum(len(b.removed) for b in batches)

@@ -1,0 +1,163 @@
+"""Central's anchored chains on real SQLite: continuity, re-sends, deletions, verify-clip."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from central.cli import main as central_cli
+from central.db import CentralDatabase
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.ingest.store import IngestStore
+from central.video.signing import KEY_FILE, ManifestSigner
+from central.video.verify import verify_clip
+from fsv_contract import EventPayload, encode, topics
+from fsv_contract.integrity import AnchorLink, AnchorPayload, CameraAnchor, Tombstone
+from fsv_contract.video import GENESIS, ClipFile, ClipManifest, ManifestSegment, segment_link
+
+SITE = "site-a"
+DAY = 86400.0
+
+
+def chain(shas: list[str], t0: float, prev: str = GENESIS, first: int = 0) -> list[AnchorLink]:
+    """Links of consecutive 60 s segments with these digests, as the edge index makes them."""
+    links = []
+    for i, sha in enumerate(shas):
+        path = f"cam1/2026-01-01/00/{first + i:02d}.00.mp4"
+        seg = ManifestSegment(path=path, start=t0 + 60 * i, end=t0 + 60 * i + 60, bytes=100,
+                              sha256=sha, prev_chain=prev, chain=GENESIS)  # fmt: skip
+        link = segment_link(prev, "cam1", seg)
+        links.append(AnchorLink(**{**seg.model_dump(exclude={"used"}), "chain": link}))
+        prev = link
+    return links
+
+
+def anchor(links: list[AnchorLink], removed: list[Tombstone] | None = None) -> RawMessage:
+    payload = AnchorPayload(
+        cameras=[CameraAnchor(camera="cam1", links=links, removed=removed or [])],
+        created_at=datetime.now(UTC),
+    )
+    return RawMessage(topics.anchor(SITE), encode(payload), 0.0)
+
+
+@pytest.fixture
+def ingest(tmp_path: Path) -> Ingest:
+    return Ingest(IngestStore(CentralDatabase(tmp_path / "central.db")))
+
+
+def findings(ingest: Ingest) -> list[str]:
+    db = ingest.store.database
+    with db.lock:
+        rows = db.db.execute("select path, problem from integrity_findings order by id")
+        return [f"{r[0]}: {r[1]}" for r in rows.fetchall()]
+
+
+def tamper_events(ingest: Ingest) -> list[dict[str, Any]]:
+    return [e for e in ingest.store.events() if e["kind"] == "footage_tampered"]
+
+
+def sha(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def test_a_continuous_chain_and_its_repeats_raise_nothing(ingest: Ingest) -> None:
+    links = chain([sha(i) for i in range(6)], time.time() - DAY)
+    ingest.process([anchor(links[:3])])
+    ingest.process([anchor(links[:3]), anchor(links[3:])])  # QoS 1 re-delivery, then more
+    assert findings(ingest) == [] and tamper_events(ingest) == []
+
+
+def test_a_fork_a_changed_resend_and_a_bad_link_are_tampering(ingest: Ingest) -> None:
+    t0 = time.time() - DAY
+    links = chain([sha(i) for i in range(4)], t0)
+    ingest.process([anchor(links)])
+    rewritten = chain([sha(0), sha(99), sha(2), sha(3)], t0)  # index rebuilt, file changed
+    forged = links[3].model_copy(update={"bytes": 5})  # facts no longer match the link
+    later = chain([sha(7)], t0 + 600, prev=sha(123), first=10)  # follows nothing known
+    result = ingest.process([anchor(rewritten[1:3]), anchor([forged]), anchor(later)])
+    problems = findings(ingest)
+    assert "another SHA-256" in problems[0]
+    assert "sent again with another chain link" in problems[1]
+    assert "sent again with other facts" in problems[2]
+    assert "does not follow the last anchored segment" in problems[3]
+    assert len(problems) == 4
+    events = tamper_events(ingest)
+    assert len(events) == 1 and events[0]["severity"] == "critical"
+    assert events[0]["details"]["count"] == 4 and result.new_events
+    ingest.process([anchor(rewritten[1:2])])  # the same finding is not raised twice
+    assert len(tamper_events(ingest)) == 1
+
+
+def test_deletions_are_judged_by_the_retention_date_and_reason(ingest: Ingest) -> None:
+    now = time.time()
+    old = chain([sha(i) for i in range(2)], now - 91 * DAY)
+    ingest.process([anchor(old)])
+    due = Tombstone(path=old[0].path, chain=old[0].chain, removed_at=now, reason="retention")
+    missing = Tombstone(path=old[1].path, chain=old[1].chain, removed_at=now,
+                        reason="file missing at start-up")  # fmt: skip
+    ingest.process([anchor([], [due, missing])])
+    assert [p.split(": ", 1)[1] for p in findings(ingest)] == [
+        "deleted on the box (file missing at start-up)"
+    ]
+    recent = chain([sha(10), sha(11)], now - 2 * DAY, prev=old[1].chain, first=2)
+    ingest.process([anchor(recent)])
+    early = Tombstone(path=recent[0].path, chain=recent[0].chain, removed_at=now,
+                      reason="retention")  # fmt: skip
+    ingest.process([anchor([], [early])])
+    assert "days before its retention date" in findings(ingest)[-1]
+    # An eviction under disk pressure is announced by the edge and excuses an early deletion.
+    eviction = EventPayload(
+        event_id=uuid4(), site=SITE, camera="", phase="end", kind="eviction_below_duty",
+        station="", rule="retention", severity="critical", start=datetime.now(UTC),
+        end=datetime.now(UTC), score=1.0,
+    )  # fmt: skip
+    ingest.process([RawMessage(topics.agent_event(SITE), encode(eviction), 0.0)])
+    evicted = Tombstone(path=recent[1].path, chain=recent[1].chain, removed_at=now,
+                        reason="retention")  # fmt: skip
+    before = len(findings(ingest))
+    ingest.process([anchor([], [evicted])])
+    assert len(findings(ingest)) == before
+
+
+def _manifest(links: list[AnchorLink], clip: bytes) -> ClipManifest:
+    return ClipManifest(
+        site=SITE, camera="cam1", requested_start=links[0].start, requested_end=links[-1].end,
+        clip_start=links[0].start, clip_end=links[-1].end, codec="h264",
+        file=ClipFile(name="clip.mp4", bytes=len(clip), sha256=hashlib.sha256(clip).hexdigest()),
+        segments=[ManifestSegment(**lk.model_dump()) for lk in links], created_at=time.time(),
+    )  # fmt: skip
+
+
+def test_verify_clip_checks_the_segments_against_the_anchored_chain(
+    ingest: Ingest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t0 = time.time() - DAY
+    ingest.process([anchor(chain([sha(i) for i in range(3)], t0))])
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"an exported clip")
+    good = tmp_path / "good.json"
+    good.write_text(_manifest(chain([sha(i) for i in range(3)], t0), clip.read_bytes())
+                    .model_dump_json())  # fmt: skip
+    # A box that rewrote a segment and rebuilt its index makes a self-consistent manifest.
+    # Central signed what the box sent when it exported the clip: the signature holds.
+    signer = ManifestSigner(tmp_path / KEY_FILE)
+    forged = tmp_path / "forged.json"
+    signed = signer.sign(_manifest(chain([sha(0), sha(42), sha(2)], t0), clip.read_bytes()))
+    forged.write_text(signed.model_dump_json())
+    db = tmp_path / "central.db"
+    assert verify_clip(clip, good, None, db).ok
+    report = verify_clip(clip, forged, None, db)
+    assert not report.ok and all("differs from the link" in p for p in report.problems)
+    assert len(report.problems) == 2  # the rewritten segment and every link after it
+    assert verify_clip(clip, forged, None).ok  # without central's anchors it would pass
+    assert central_cli(["verify-clip", str(clip), str(forged), "--data-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "differs from the link central anchored" in out
+    assert "signature by central checked" in out
