@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,3 +94,14 @@ def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condit
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def report_figures(**figures: Any) -> None:
+    """Merge figures into the JSON file named by $FSV_INTEGRITY_REPORT (bench/integrity.py)."""
+    target = os.environ.get("FSV_INTEGRITY_REPORT")
+    if not target:
+        return
+    path = Path(target)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(figures)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))

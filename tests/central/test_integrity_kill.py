@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from central_support import Central, make_config
-from integrity_support import SITE, wait_for
+from integrity_support import SITE, report_figures, wait_for
 
 from central.api.common import SERVICES
 from central.app import create_app
@@ -79,12 +79,15 @@ async def test_kill_dash_nine_never_raises_a_false_tamper_alert(
     log = tmp_path / "agent.log"
     anchored = lambda: count(central, "select count(*) from anchored_segments")  # noqa: E731
     rng = random.Random(11)
-    for _ in range(KILLS):
+    for i in range(KILLS):
         before = anchored()
         agent = start_agent(config, log)
         try:
-            await asyncio.to_thread(wait_for, lambda b=before: anchored() > b, 60, "an anchor")
-            await asyncio.sleep(rng.uniform(0.0, 5.0))
+            if i % 3 == 0:  # recording goes on between kills: wait for a new anchor
+                await asyncio.to_thread(wait_for, lambda b=before: anchored() > b, 60, "anchor")
+                await asyncio.sleep(rng.uniform(0.0, 5.0))
+            else:  # anywhere: start-up repair, connecting, mid-segment, sealing, anchoring
+                await asyncio.sleep(rng.uniform(0.5, 8.0))
         finally:
             agent.send_signal(signal.SIGKILL)
             agent.wait(10)
@@ -105,8 +108,11 @@ async def test_kill_dash_nine_never_raises_a_false_tamper_alert(
         assert agent.wait(30) == 0, log.read_text()[-3000:]
     assert row["state"] == "done", row
     findings = count(central, "select count(*) from integrity_findings")
-    assert findings == 0, central.client.app[DATABASE].db.execute(
-        "select path, problem from integrity_findings"
-    ).fetchall()
+    assert findings == 0, (
+        central.client.app[DATABASE]
+        .db.execute("select path, problem from integrity_findings")
+        .fetchall()
+    )
+    report_figures(kill_rounds=KILLS, kill_false_alarms=findings)
     assert row["checked"] == min(50, anchored()) and row["tampered"] == 0
-    assert anchored() >= KILLS + 2
+    assert anchored() >= KILLS // 3 + 2

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from central_support import Central, call, make_config
-from integrity_support import SITE, Edge, edge_config, record_segments, wait_for
+from integrity_support import SITE, Edge, edge_config, record_segments, report_figures, wait_for
 
 from central.api.common import SERVICES
 from central.app import create_app
@@ -123,8 +123,11 @@ async def test_each_tamper_case_is_detected_and_reaches_the_inspector(
         with index.reading() as db, db.conn:
             db.execute("delete from segments where id = ?", [segments[4].id])
         found = await _audit(central)
-        assert found["tampered"] == 4, found
         problems = dict(_findings(central))
+        cases = {"deleted": segments[1], "truncated": segments[2], "rewritten": segments[3],
+                 "index_rows_deleted": segments[4]}  # fmt: skip
+        detected = {case: seg.path in problems for case, seg in cases.items()}
+        false_alarms = len(set(problems) - {s.path for s in cases.values()})
         assert "missing" in problems[segments[1].path]
         assert "differs" in problems[segments[2].path]
         assert "differs" in problems[segments[3].path]
@@ -147,7 +150,13 @@ async def test_each_tamper_case_is_detected_and_reaches_the_inspector(
             60,
             "the rebuilt chain's findings",
         )
-        assert segments[0].path in rebuilt
+        detected["index_rebuilt"] = segments[0].path in rebuilt
+        report_figures(
+            tamper_cases=len(detected), detected=sum(detected.values()),
+            detected_by_case=detected, false_alarms=false_alarms,
+        )  # fmt: skip
+        assert found["tampered"] == 4, found
+        assert all(detected.values()), detected
 
         audited = _db_rows(central, "select id from audit_log where action = 'footage_tampered'")
         raised = _db_rows(central, "select id from events where kind = 'footage_tampered'")
@@ -193,6 +202,7 @@ async def test_a_box_offline_anchors_its_backlog_without_alarm(
         await asyncio.to_thread(_restart, broker)
         await asyncio.to_thread(wait_for, lambda: _anchored(central) == 15, 90, "the backlog")
         audit = await _audit(central)
+        report_figures(offline_false_alarms=len(_findings(central)))
         assert (audit["checked"], audit["tampered"]) == (15, 0)
         assert _findings(central) == [] and await _inbox(central) == []
         # The operator's command runs one through the running server, one camera, 2 samples.
