@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 
 
 class _Section(BaseModel):
@@ -52,6 +53,18 @@ class WebConfig(_Section):
     public_rate_per_min: int = Field(
         60, ge=1, le=100000, description="requests per minute per address on public pages"
     )
+    timezone: str = Field(
+        "Asia/Shanghai", description="the site's time zone: every time and date on the pages"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from e
+        return value
 
 
 class PushConfig(_Section):

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients # the MQTT broker and mosquitto_passwd
   opencv-doc                  # real sample footage (vtest.avi)
   fonts-dejavu-core           # font for burning frame counters into sample footage
+  fonts-noto-cjk              # Chinese glyphs for the pages in headless Chromium (tests, screenshots)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav          # sample RTSP cameras (GStreamer RTSP server)

@@ -58,6 +58,7 @@ class AlertQuery:
     since: float | None = None
     until: float | None = None
     overdue: bool | None = None
+    text: str | None = None
     limit: int = 50
     offset: int = 0
 
@@ -239,6 +240,15 @@ class AlertStore:
         if q.until is not None:
             clauses.append("start < ?")
             args.append(q.until)
+        if q.text:
+            # Literal words: LIKE's wildcards in what the user typed match themselves.
+            like = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append(
+                "(site_id like ? escape '\\' or camera_id like ? escape '\\' "
+                "or rule like ? escape '\\' or org_path in "
+                "(select org_path from orgs where name like ? escape '\\'))"
+            )
+            args += [like] * 4
         if q.overdue is not None:
             test = "(state = ? and deadline is not null and deadline < ?)"
             clauses.append(test if q.overdue else f"not {test}")

@@ -77,11 +77,20 @@ def permission_for(action: Action) -> Permission:
     return _RULES[action][2]
 
 
+def allowed_actions(state: State, permissions: frozenset[Permission]) -> list[Action]:
+    """The actions someone holding `permissions` may take on an alert in `state`."""
+    return [
+        action
+        for action, (starts, _after, permission) in _RULES.items()
+        if state in starts and permission in permissions
+    ]
+
+
 def decide(state: State, action: Action, *, note: str, deadline: float | None) -> Step:
     """The transition `action` makes from `state`; WorkflowError if it is not allowed.
 
     A rectification request needs a note and a deadline (what to fix, by when); a submission
-    needs a text saying what was done; reopening needs a reason.
+    needs a text saying what was done; closing and reopening need a reason.
     """
     starts, after, _perm = _RULES[action]
     if state not in starts:
@@ -92,6 +101,7 @@ def decide(state: State, action: Action, *, note: str, deadline: float | None) -
     needs_note = action in (
         Action.REQUEST_RECTIFICATION,
         Action.SUBMIT_RECTIFICATION,
+        Action.CLOSE,  # why it is closed: fixed, or a false alarm
         Action.REOPEN,
     )
     needs_deadline = action is Action.REQUEST_RECTIFICATION

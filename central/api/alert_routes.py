@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from central.alerts.evidence import discard_unreferenced, sniff_image, store_evidence
 from central.alerts.store import MAX_DEADLINE_DAYS, AlertQuery
-from central.alerts.workflow import Action, State, decide
+from central.alerts.workflow import Action, State, allowed_actions, decide
 from central.api.common import (
     audit,
     client_ip,
@@ -28,7 +28,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
-from central.regulation.roles import Permission, Role
+from central.regulation.roles import GRANTS, Permission, Role
 from central.web.security import media_headers
 
 routes = RouteTable()
@@ -46,6 +46,9 @@ class AlertListQuery(BaseModel):
     severity: Literal["info", "warning", "critical"] | None = None
     state: str | None = Field(None, description="comma-separated states")
     overdue: bool | None = None
+    text: str | None = Field(
+        None, max_length=100, description="words in the enterprise name, site, camera or rule"
+    )
     since: str | None = Field(None, alias="from", description="event start at or after")
     until: str | None = Field(None, alias="to", description="event start before")
     limit: int = Field(50, ge=1, le=500)
@@ -93,6 +96,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         station=q.station,
         kind=q.kind,
         severity=q.severity,
+        text=(q.text or "").strip() or None,
         states=tuple(s for s in (q.state or "").split(",") if s),
         since=parse_time(q.since),
         until=parse_time(q.until),
@@ -107,11 +111,11 @@ async def list_alerts(request: web.Request) -> web.Response:
     "GET", "/api/v1/alerts/{alert_id}", summary="One alert with its history", tag="alerts"
 )
 async def get_alert(request: web.Request) -> web.Response:
-    """Detail, transitions (who, when, what) and evidence list."""
+    """Detail, transitions (who, when, what), evidence list and the caller's next actions."""
     user = current_user(request)
-    return json_response(
-        await run_db(services(request).alerts.get, user.scope, request.match_info["alert_id"])
-    )
+    alert = await run_db(services(request).alerts.get, user.scope, request.match_info["alert_id"])
+    actions = allowed_actions(State(alert["state"]), GRANTS[user.role])
+    return json_response({**alert, "allowed_actions": [a.value for a in actions]})
 
 
 @routes.route(

@@ -1,4 +1,4 @@
-"""HTML pages of central: one layout with the navigation every page (and later ones) shares."""
+"""HTML pages of central: one layout (header, role-aware menu, language) every page shares."""
 
 from __future__ import annotations
 
@@ -7,79 +7,135 @@ from pathlib import Path
 
 from aiohttp import web
 
-STATIC_DIR = Path(__file__).parent / "static"
+from central.api.common import SESSION
+from central.keys import CONFIG
+from central.regulation.roles import Permission, can
+from central.web import i18n
 
-# (href, label): the live wall and replay pages belong to the video relay and slot in here.
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+
+# (href, message key, permission needed to see it in the menu)
 NAV = (
-    ("/inbox", "预警 Inbox"),
-    ("/live", "实时 Live"),
-    ("/replay", "回放 Replay"),
-    ("/reports", "报表 Reports"),
+    ("/dashboard", "nav.dashboard", Permission.VIEW_REPORTS),
+    ("/inbox", "nav.inbox", Permission.VIEW),
+    ("/live", "nav.live", Permission.WATCH_VIDEO),
+    ("/replay", "nav.replay", Permission.WATCH_VIDEO),
+    ("/reports", "nav.reports", Permission.VIEW_REPORTS),
 )
 
 
-def render_page(title: str, main: str, scripts: tuple[str, ...] = (), active: str = "") -> str:
-    """A full page: header with navigation, the `main` HTML, then the page's scripts."""
-    nav = "".join(
-        f'<a href="{href}"{" class=active" if href == active else ""}>{html.escape(label)}</a>'
-        for href, label in NAV
+def menu(request: web.Request, lang: str, active: str) -> str:
+    """The links the signed-in user's role may use (none before sign-in)."""
+    session = request.get(SESSION)
+    if session is None:
+        return ""
+    role = session.user.role
+    return "".join(
+        f'<a href="{href}"{" class=active" if href == active else ""}>'
+        f"{html.escape(i18n.t(lang, key))}</a>"
+        for href, key, permission in NAV
+        if can(role, permission)
     )
-    tags = "".join(f'<script src="/static/{s}" defer></script>' for s in ("app.js", *scripts))
+
+
+def render_page(
+    request: web.Request,
+    title_key: str,
+    fragment: str,
+    scripts: tuple[str, ...] = (),
+    active: str = "",
+    body_class: str = "",
+    styles: tuple[str, ...] = (),
+) -> str:
+    """A full page in the caller's language: header with menu, the fragment, its scripts."""
+    lang = i18n.lang_of(request)
+    main = i18n.fill(lang, fragment)
+    tags = '<script src="/i18n.js" defer></script>' + "".join(
+        f'<script src="/static/{s}" defer></script>' for s in ("app.js", *scripts)
+    )
+    links = "".join(f'<link rel="stylesheet" href="/static/{s}">' for s in ("style.css", *styles))
+    title = f"{i18n.t(lang, title_key)} · {i18n.t(lang, 'app.title')}"
+    other = "en" if lang == "zh-CN" else "zh-CN"
     return (
-        '<!doctype html><html lang="zh"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)} · 食安视频监管</title>"
-        f'<link rel="stylesheet" href="/static/style.css">{tags}</head><body>'
-        f'<header class="top"><strong>食安视频监管</strong><nav>{nav}</nav>'
-        '<span id="who"></span><button id="logout" hidden>退出 Sign out</button></header>'
+        f"<title>{html.escape(title)}</title>{links}{tags}</head>"
+        f'<body class="{html.escape(body_class)}"><header class="top">'
+        f'<a class="brand" href="/">{html.escape(i18n.t(lang, "app.title"))}</a>'
+        f'<nav class="menu">{menu(request, lang, active)}</nav>'
+        '<span id="who" class="who"></span>'
+        f'<button id="lang" class="lang" data-lang="{other}" type="button">'
+        f"{html.escape(i18n.t(lang, 'lang.switch'))}</button>"
+        f'<button id="logout" class="logout" type="button" hidden>'
+        f"{html.escape(i18n.t(lang, 'auth.sign_out'))}</button></header>"
         f'<main id="main">{main}</main></body></html>'
     )
 
 
-LOGIN = """<form id="login" class="card"><h1>登录 Sign in</h1>
-<label>用户名 User <input name="username" autocomplete="username" required></label>
-<label>密码 Password <input name="password" type="password" autocomplete="current-password"
-required></label><button>登录 Sign in</button><p id="error" role="alert"></p></form>"""
-
-INBOX = """<section class="filters"><select id="state"><option value="">全部 all</option>
-<option value="new,acknowledged,reopened">待处理 open</option>
-<option value="rectification_requested">待整改 requested</option>
-<option value="rectification_submitted">待复核 submitted</option>
-<option value="closed">已关闭 closed</option></select>
-<label><input type="checkbox" id="overdue"> 逾期 overdue</label>
-<button id="push">手机推送 Enable push</button></section>
-<table id="alerts"><thead><tr><th>时间 Time</th><th>企业 Site</th><th>岗位 Station</th>
-<th>类型 Kind</th><th>状态 State</th></tr></thead><tbody></tbody></table>
-<p><button id="more">更多 More</button></p><section id="detail" class="card" hidden></section>"""
-
-REPORTS = """<form id="report" class="filters">
-<label>从 From <input type="date" name="from"></label>
-<label>到 To <input type="date" name="to"></label><button>生成 Build</button>
-<a id="csv" href="#">CSV</a> <a id="print" href="#" target="_blank">打印 Print</a></form>
-<pre id="out"></pre>"""
-
-
-def _page(title: str, main: str, scripts: tuple[str, ...], active: str) -> web.Response:
+def page_response(
+    request: web.Request,
+    title_key: str,
+    fragment_file: str,
+    scripts: tuple[str, ...],
+    active: str,
+    body_class: str = "",
+    styles: tuple[str, ...] = (),
+) -> web.Response:
+    """A page built from ``central/web/<fragment_file>`` (its CSP comes from web/security.py)."""
+    fragment = (WEB_DIR / fragment_file).read_text(encoding="utf-8")
+    text = render_page(request, title_key, fragment, scripts, active, body_class, styles)
     return web.Response(
-        text=render_page(title, main, scripts, active),
+        text=text,
         content_type="text/html",
         charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
-async def login_page(_request: web.Request) -> web.Response:
+async def login_page(request: web.Request) -> web.Response:
     """The sign-in form."""
-    return _page("登录", LOGIN, ("login.js",), "")
+    return page_response(request, "page.login", "login.html", ("login.js",), "")
 
 
-async def inbox_page(_request: web.Request) -> web.Response:
+async def inbox_page(request: web.Request) -> web.Response:
     """The alert inbox with the rectification workflow."""
-    return _page("预警", INBOX, ("inbox.js",), "/inbox")
+    return page_response(request, "page.inbox", "inbox.html", ("inbox.js",), "/inbox")
 
 
-async def reports_page(_request: web.Request) -> web.Response:
+async def reports_page(request: web.Request) -> web.Response:
     """Reports of the user's scope."""
-    return _page("报表", REPORTS, ("reports.js",), "/reports")
+    return page_response(
+        request,
+        "page.reports",
+        "reports.html",
+        ("vendor/echarts/echarts.common.min.js", "charts.js", "reports.js"),
+        "/reports",
+    )
+
+
+async def dashboard_page(request: web.Request) -> web.Response:
+    """The monitoring centre's big screen."""
+    return page_response(
+        request,
+        "page.dashboard",
+        "dashboard.html",
+        ("vendor/echarts/echarts.common.min.js", "charts.js", "dashboard.js"),
+        "/dashboard",
+        body_class="bigscreen",
+        styles=("dashboard.css",),
+    )
+
+
+async def i18n_script(request: web.Request) -> web.Response:
+    """The catalogue of the caller's language and the site's time zone, as a script."""
+    lang = i18n.lang_of(request)
+    return web.Response(
+        text=i18n.script(lang, request.app[CONFIG].web.timezone),
+        content_type="text/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache", "Vary": "Cookie"},
+    )
 
 
 async def service_worker(_request: web.Request) -> web.FileResponse:
@@ -91,7 +147,7 @@ async def service_worker(_request: web.Request) -> web.FileResponse:
 
 
 async def root(_request: web.Request) -> web.Response:
-    """Home: the inbox."""
+    """Home: the inbox (the wall's big screen is /dashboard)."""
     raise web.HTTPFound("/inbox")
 
 
@@ -101,5 +157,7 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/login", login_page)
     app.router.add_get("/inbox", inbox_page)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/dashboard", dashboard_page)
+    app.router.add_get("/i18n.js", i18n_script)
     app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

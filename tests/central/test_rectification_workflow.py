@@ -15,6 +15,13 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
     path = f"/api/v1/alerts/{alert_id}"
     status, alert = await call(central, "inspector-a", "GET", path)
     assert status == 200 and alert["state"] == "new"
+    assert alert["allowed_actions"] == ["acknowledge", "request_rectification", "close"]
+    status, seen_by_staff = await call(central, "staff-canteen-a", "GET", path)
+    assert seen_by_staff["allowed_actions"] == []
+    status, err = await call(
+        central, "inspector-a", "POST", f"{path}/transitions", json={"action": "close"}
+    )
+    assert status == 409 and "needs a note" in err["error"]["message"]  # a reason to close
 
     status, alert = await call(
         central, "inspector-a", "POST", f"{path}/transitions", json={"action": "acknowledge"}
@@ -156,3 +163,20 @@ async def test_errors_are_json_with_reason(central: Central) -> None:
     assert status == 404 and "not found" in err["error"]["message"]
     resp = await central.client.get("/api/v1/alerts")
     assert resp.status == 401 and (await resp.json())["error"]["status"] == 401
+
+
+async def test_inbox_text_search_stays_in_scope(central: Central) -> None:
+    mine = await central.event("demo-canteen-a", "cam1")
+    await central.event("demo-canteen-b", "cam1")
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=第一小学")
+    assert status == 200 and [a["id"] for a in page["items"]] == [mine]
+    # The other county's canteen by name: nothing, not even a count.
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=中宁县")
+    assert status == 200 and page["items"] == [] and page["total"] == 0
+    status, page = await call(central, "inspector-b", "GET", "/api/v1/alerts?text=第一小学")
+    assert page["total"] == 0
+    # LIKE's wildcards are taken literally.
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=%25")
+    assert status == 200 and page["total"] == 0
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=demo-canteen")
+    assert [a["id"] for a in page["items"]] == [mine]

@@ -1,14 +1,46 @@
-// The alert inbox: list, detail with history, workflow buttons, evidence upload, push opt-in.
+// The alert inbox: filtered list that keeps itself current, detail with the history in words,
+// the actions the alert's state and the user's role allow (each with its own form), evidence
+// thumbnails with a viewer, push opt-in.
 "use strict";
-let offset = 0;
-let user = null;
-let enterprises = {}; // org_path → enterprise name, for the list's enterprise column
-const ACTIONS = {
-  acknowledge: "确认 Acknowledge", request_rectification: "要求整改 Request rectification",
-  close: "关闭 Close", reopen: "重新打开 Reopen",
-};
+const PAGE = 50;
+const POLL_MS = 1000; // a new alert shows within about a second of ingest (non-overlapping poll)
+const inbox = { offset: 0, user: null, shown: new Map(), enterprises: {}, current: null, polls: 0, arrived: 0 };
+window.fsvInbox = inbox;
 
-// One listing request at a time: a click while one runs waits for it instead of overlapping.
+function query(extra = {}) {
+  const f = new FormData(document.getElementById("filters"));
+  const q = new URLSearchParams();
+  for (const name of ["org_id", "kind", "state", "text"]) if (f.get(name)) q.set(name, f.get(name));
+  if (f.get("from")) q.set("from", String(fsv.zoned(f.get("from"))));
+  if (f.get("to")) q.set("to", String(fsv.zoned(f.get("to")) + 86400));
+  if (f.get("overdue")) q.set("overdue", "true");
+  for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
+  return q;
+}
+
+function enterpriseName(a) { return inbox.enterprises[a.org_path] || a.site_id; }
+
+function row(a) {
+  const li = document.createElement("li");
+  li.dataset.id = a.id;
+  fillRow(li, a);
+  li.onclick = () => show(a.id);
+  return li;
+}
+
+function fillRow(li, a) {
+  li.className = `alert-item sev-${a.severity || "warning"}${a.overdue ? " overdue" : ""}${inbox.current === a.id ? " selected" : ""}`;
+  li.dataset.state = a.state;
+  li.innerHTML =
+    `<span class="sev" title="${fsv.esc(fsv.t("field.severity"))}">${fsv.esc(fsv.label("severity", a.severity || "warning"))}</span>` +
+    `<span class="kind">${fsv.esc(fsv.label("kind", a.kind))}</span>` +
+    `<span class="state state-${fsv.esc(a.state)}">${fsv.esc(fsv.label("state", a.state))}</span>` +
+    `<span class="where">${fsv.esc(enterpriseName(a))} · ${fsv.esc(fsv.label("station", a.station))}</span>` +
+    `<time>${fsv.esc(fsv.time(a.start))}</time>` +
+    (a.overdue ? `<span class="flag">${fsv.esc(fsv.t("inbox.overdue"))}</span>` : "");
+}
+
+// One listing request at a time: a filter change while one runs waits for it, never overlaps.
 let loading = Promise.resolve();
 function load(reset) {
   loading = loading.catch(() => {}).then(() => loadPage(reset));
@@ -16,71 +48,201 @@ function load(reset) {
 }
 
 async function loadPage(reset) {
-  if (reset) { offset = 0; document.querySelector("#alerts tbody").innerHTML = ""; }
-  const q = new URLSearchParams({ limit: 50, offset });
-  const state = document.getElementById("state").value;
-  if (state) q.set("state", state);
-  if (document.getElementById("overdue").checked) q.set("overdue", "true");
-  const page = await fsv.api(`/api/v1/alerts?${q}`);
-  const body = document.querySelector("#alerts tbody");
+  if (reset) { inbox.offset = 0; inbox.shown.clear(); document.getElementById("alerts").innerHTML = ""; }
+  const page = await fsv.api(`/api/v1/alerts?${query({ limit: PAGE, offset: inbox.offset })}`);
+  const list = document.getElementById("alerts");
   for (const a of page.items) {
-    const tr = document.createElement("tr");
-    if (a.overdue) tr.className = "overdue";
-    tr.innerHTML = `<td>${fsv.time(a.start)}</td><td>${fsv.esc(enterprises[a.org_path] || a.site_id)}</td><td>${fsv.esc(a.station)}</td>` +
-      `<td>${fsv.esc(a.kind)}</td><td><span class="state">${fsv.esc(a.state)}</span></td>`;
-    tr.onclick = () => show(a.id);
-    body.appendChild(tr);
+    if (inbox.shown.has(a.id)) continue;
+    const li = row(a);
+    inbox.shown.set(a.id, li);
+    list.appendChild(li);
   }
-  offset += page.items.length;
-  document.getElementById("more").hidden = offset >= page.total;
+  inbox.offset += page.items.length;
+  showCount(page.total);
+}
+
+function showCount(total) {
+  inbox.total = total;
+  document.getElementById("count").textContent = fsv.t("inbox.count", { n: total });
+  document.getElementById("empty").hidden = total > 0;
+  document.getElementById("more").hidden = inbox.offset >= total;
+  document.getElementById("alerts").dataset.loaded = "1";
+}
+
+// The newest page again: new alerts go on top (with a chime if wanted), known ones update.
+async function poll() {
+  try {
+    const page = await fsv.api(`/api/v1/alerts?${query({ limit: 20, offset: 0 })}`);
+    const list = document.getElementById("alerts");
+    let fresh = 0;
+    for (const a of [...page.items].reverse()) {
+      const li = inbox.shown.get(a.id);
+      if (li) { if (li.dataset.state !== a.state) fillRow(li, a); continue; }
+      const added = row(a);
+      added.classList.add("fresh");
+      inbox.shown.set(a.id, added);
+      list.prepend(added);
+      inbox.offset += 1;
+      fresh += 1;
+    }
+    if (fresh) { inbox.arrived += fresh; chime(); }
+    showCount(page.total);
+    document.getElementById("live").classList.remove("down");
+  } catch (e) {
+    document.getElementById("live").classList.add("down");
+  } finally {
+    inbox.polls += 1;
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+function chime() {
+  if (!document.getElementById("sound").checked) return;
+  try {
+    const ctx = new AudioContext();
+    const osc = ctx.createOscillator();
+    osc.frequency.value = 880;
+    osc.connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.2);
+  } catch (e) { /* no audio output: the list still shows the alert */ }
+}
+
+function historyLine(tr) {
+  const params = { who: tr.username, deadline: tr.deadline ? fsv.time(tr.deadline) : "" };
+  const words = fsv.t(`history.${tr.action}`, params);
+  return `<li><time>${fsv.esc(fsv.time(tr.ts))}</time> ${fsv.esc(words)}` +
+    (tr.note ? `<q>${fsv.esc(tr.note)}</q>` : "") + "</li>";
+}
+
+function media(a) {
+  const base = `/api/v1/alerts/${encodeURIComponent(a.id)}`;
+  let out = "";
+  if (a.snapshot) out += `<img class="snapshot" alt="${fsv.esc(fsv.t("alert.snapshot"))}" src="${base}/media/${encodeURIComponent(a.snapshot.name)}">`;
+  if (a.clip) out += `<video controls playsinline preload="metadata" src="${base}/media/${encodeURIComponent(a.clip.name)}"></video>`;
+  if (a.camera_id) {
+    const hash = `site=${encodeURIComponent(a.site_id)}&camera=${encodeURIComponent(a.camera_id)}&t=${Math.floor(a.start - 10)}`;
+    out += `<p><a class="replay-link" href="/replay#${hash}">${fsv.esc(fsv.t("alert.replay_before"))}</a></p>`;
+  }
+  return out;
 }
 
 async function show(id) {
-  const a = await fsv.api(`/api/v1/alerts/${id}`);
+  let a;
+  try { a = await fsv.api(`/api/v1/alerts/${encodeURIComponent(id)}`); } catch (e) {
+    const box = document.getElementById("detail");
+    box.hidden = false;
+    box.innerHTML = `<p class="error" role="alert">${fsv.esc(e.message)}</p>`;
+    return;
+  }
+  inbox.current = id;
+  for (const [key, li] of inbox.shown) li.classList.toggle("selected", key === id);
   const box = document.getElementById("detail");
   box.hidden = false;
-  const media = (a.snapshot ? `<img alt="snapshot" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.snapshot.name)}">` : "") +
-    (a.clip ? `<video controls playsinline preload="metadata" src="/api/v1/alerts/${id}/media/${encodeURIComponent(a.clip.name)}"></video>` : "") +
-    `<p><a href="/replay#site=${encodeURIComponent(a.site_id)}&camera=${encodeURIComponent(a.camera_id)}&t=${Math.floor(a.start - 10)}">回放 Replay from 10 s before</a></p>`;
-  const history = a.transitions.map((t) => `<li>${fsv.time(t.ts)} ${fsv.esc(t.username)}: ${fsv.esc(t.action)} → ${fsv.esc(t.to_state)} ${fsv.esc(t.note)}</li>`).join("");
-  const photos = a.evidence.map((e) => `<a target="_blank" href="/api/v1/alerts/${id}/evidence/${e.id}">${fsv.esc(e.filename)}</a>`).join(" ");
-  box.innerHTML = `<h2>${fsv.esc(a.kind)} · ${fsv.esc(enterprises[a.org_path] || "")} · ${fsv.esc(a.site_id)}/${fsv.esc(a.camera_id)}</h2>${media}` +
-    `<p>状态 state: <b>${fsv.esc(a.state)}</b>${a.deadline ? ` · 期限 deadline ${fsv.time(a.deadline)}` : ""}${a.overdue ? " · <b>逾期 overdue</b>" : ""}</p>` +
-    `<ol>${history}</ol><p>${photos}</p><div id="act"></div>`;
-  const act = document.getElementById("act");
-  const staff = user.role === "enterprise_staff"; // staff submit; regulators run the workflow
-  for (const [action, label] of staff ? [] : Object.entries(ACTIONS)) {
-    const b = document.createElement("button");
-    b.textContent = label;
-    b.onclick = () => step(id, action);
-    act.appendChild(b);
-  }
-  if (a.state === "rectification_requested" && (staff || user.role === "admin")) {
-    const form = document.createElement("form");
-    form.innerHTML = `<h3>提交整改 Submit rectification</h3><textarea name="note" required></textarea>` +
-      `<input type="file" name="photos" accept="image/*" capture="environment" multiple required><button>提交 Submit</button>`;
-    form.onsubmit = async (ev) => {
-      ev.preventDefault();
-      try {
-        await fsv.api(`/api/v1/alerts/${id}/rectification`, { method: "POST", body: new FormData(form) });
-      } catch (e) { alert(e.message); return; }
-      show(id); load(true);
-    };
-    act.appendChild(form);
-  }
+  box.dataset.state = a.state;
+  const photos = a.evidence.map((e) => `<button type="button" class="thumb" data-src="/api/v1/alerts/${encodeURIComponent(id)}/evidence/${e.id}">` +
+    `<img alt="${fsv.esc(e.filename)}" src="/api/v1/alerts/${encodeURIComponent(id)}/evidence/${e.id}"></button>`).join("");
+  box.innerHTML =
+    `<header><button type="button" class="back secondary" aria-label="${fsv.esc(fsv.t("common.back"))}">‹</button>` +
+    `<h2><span class="sev sev-${fsv.esc(a.severity || "warning")}">${fsv.esc(fsv.label("severity", a.severity || "warning"))}</span> ${fsv.esc(fsv.label("kind", a.kind))}</h2></header>` +
+    `<p class="where">${fsv.esc(enterpriseName(a))} · ${fsv.esc(fsv.label("station", a.station))}${a.camera_id ? ` · ${fsv.esc(a.camera_id)}` : ""}</p>` +
+    `<p class="facts"><span class="state state-${fsv.esc(a.state)}" id="detail-state">${fsv.esc(fsv.label("state", a.state))}</span> ` +
+    `<time>${fsv.esc(fsv.time(a.start))}</time>` +
+    (a.deadline ? ` · ${fsv.esc(fsv.t("alert.deadline"))} <time>${fsv.esc(fsv.time(a.deadline))}</time>` : "") +
+    (a.overdue ? ` <span class="flag">${fsv.esc(fsv.t("inbox.overdue"))}</span>` : "") + "</p>" +
+    `<div id="actions" class="actions"></div>` + media(a) +
+    `<h3>${fsv.esc(fsv.t("alert.history"))}</h3><ol class="history">${a.transitions.map(historyLine).join("") || `<li>${fsv.esc(fsv.t("alert.no_history"))}</li>`}</ol>` +
+    (photos ? `<h3>${fsv.esc(fsv.t("alert.evidence"))}</h3><div class="thumbs">${photos}</div>` : "");
+  box.querySelector(".back").onclick = () => { box.hidden = true; inbox.current = null; };
+  for (const b of box.querySelectorAll(".thumb")) b.onclick = () => view(b.dataset.src);
+  actions(a);
+  if (window.matchMedia("(max-width: 800px)").matches) box.scrollIntoView({ block: "start" });
 }
 
-async function step(id, action) {
-  const note = action === "acknowledge" || action === "close" ? "" : prompt("说明 Note") || "";
-  let deadline_days = null;
-  if (action === "request_rectification") {
-    const days = Number(prompt("期限（天）Deadline in days", "3") || "3");
-    deadline_days = days;
+function view(src) {
+  const dialog = document.getElementById("viewer");
+  document.getElementById("viewer-img").src = src;
+  dialog.showModal();
+}
+
+// The buttons the server says this user may use now, each opening the form it needs.
+function actions(a) {
+  const box = document.getElementById("actions");
+  box.innerHTML = "";
+  const bar = document.createElement("div");
+  bar.className = "action-bar";
+  box.appendChild(bar);
+  for (const action of a.allowed_actions || []) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.action = action;
+    b.textContent = fsv.label("action", action);
+    if (action === "close") b.classList.add("danger");
+    b.onclick = () => (action === "acknowledge" ? step(a.id, action, {}) : openForm(a, action));
+    bar.appendChild(b);
   }
+  if (!bar.children.length) bar.innerHTML = `<span class="muted">${fsv.esc(fsv.t("alert.no_actions"))}</span>`;
+}
+
+function openForm(a, action) {
+  const box = document.getElementById("actions");
+  box.querySelector("form")?.remove();
+  const form = document.createElement("form");
+  form.className = "action-form";
+  form.dataset.action = action;
+  const noteKey = action === "close" || action === "reopen" ? "form.reason" : "form.note";
+  let html = `<h3>${fsv.esc(fsv.label("action", action))}</h3>` +
+    `<label>${fsv.esc(fsv.t(noteKey))}<textarea name="note" required maxlength="4000"></textarea></label>`;
+  if (action === "request_rectification") {
+    const tomorrow = fsv.date(Date.now() / 1000 + 86400);
+    html += `<label>${fsv.esc(fsv.t("form.deadline"))}<input type="date" name="deadline" required min="${tomorrow}" value="${fsv.date(Date.now() / 1000 + 3 * 86400)}"></label>`;
+  }
+  if (action === "submit_rectification") {
+    html += `<label>${fsv.esc(fsv.t("form.photos"))}<input type="file" name="photos" accept="image/*" capture="environment" multiple required></label>`;
+  }
+  html += `<p class="error" role="alert"></p><div class="form-buttons"><button>${fsv.esc(fsv.t("common.submit"))}</button>` +
+    `<button type="button" class="secondary cancel">${fsv.esc(fsv.t("common.cancel"))}</button></div>`;
+  form.innerHTML = html;
+  form.querySelector(".cancel").onclick = () => form.remove();
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const error = form.querySelector(".error");
+    try {
+      if (action === "submit_rectification") {
+        await fsv.api(`/api/v1/alerts/${encodeURIComponent(a.id)}/rectification`, { method: "POST", body: f });
+      } else {
+        // The deadline is the end of the chosen day on the site's clock.
+        const deadline = f.get("deadline") ? fsv.zoned(f.get("deadline"), "23:59:59") : null;
+        await fsv.api(`/api/v1/alerts/${encodeURIComponent(a.id)}/transitions`, { method: "POST", json: { action, note: f.get("note"), deadline } });
+      }
+    } catch (e) { error.textContent = e.message; return; }
+    await refresh(a.id);
+  };
+  box.appendChild(form);
+  form.querySelector("textarea").focus();
+}
+
+async function step(id, action, extra) {
   try {
-    await fsv.api(`/api/v1/alerts/${id}/transitions`, { method: "POST", json: { action, note, deadline_days } });
-  } catch (e) { alert(e.message); }
-  show(id); load(true);
+    await fsv.api(`/api/v1/alerts/${encodeURIComponent(id)}/transitions`, { method: "POST", json: { action, note: "", ...extra } });
+  } catch (e) {
+    const bar = document.querySelector("#actions .action-bar");
+    const p = document.createElement("p");
+    p.className = "error";
+    p.setAttribute("role", "alert");
+    p.textContent = e.message;
+    bar.after(p);
+    return;
+  }
+  await refresh(id);
+}
+
+async function refresh(id) {
+  await show(id);
+  const a = await fsv.api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+  const li = inbox.shown.get(id);
+  if (li) fillRow(li, a);
 }
 
 function b64ToBytes(s) {
@@ -93,26 +255,41 @@ async function enablePush() {
   const reg = await navigator.serviceWorker.register("/sw.js");
   const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(public_key) });
   await fsv.api("/api/v1/push/subscriptions", { method: "POST", json: sub.toJSON() });
-  document.getElementById("push").textContent = "推送已开启 Push on";
+  document.getElementById("push").textContent = fsv.t("inbox.push_on");
 }
 
-async function loadEnterprises() {
+async function loadChoices() {
   const orgs = await fsv.api("/api/v1/orgs?level=enterprise");
-  enterprises = Object.fromEntries(orgs.items.map((o) => [o.org_path, o.name]));
+  const sel = document.getElementById("f-org");
+  for (const o of orgs.items) {
+    inbox.enterprises[o.org_path] = o.name;
+    const opt = document.createElement("option");
+    opt.value = o.id;
+    opt.textContent = o.name;
+    sel.appendChild(opt);
+  }
+  const kinds = document.getElementById("f-kind");
+  for (const kind of (window.FSV_I18N.enums && window.FSV_I18N.enums.kind) || []) {
+    const opt = document.createElement("option");
+    opt.value = kind;
+    opt.textContent = fsv.label("kind", kind);
+    kinds.appendChild(opt);
+  }
 }
 
 fsv.ready.then(async (u) => {
-  user = u;
-  await loadEnterprises();
-  document.getElementById("state").onchange = () => load(true);
-  document.getElementById("overdue").onchange = () => load(true);
+  inbox.user = u;
+  await loadChoices();
+  const filters = document.getElementById("filters");
+  filters.onchange = (ev) => { if (ev.target.id !== "sound") load(true); };
+  filters.onsubmit = (ev) => { ev.preventDefault(); load(true); };
+  let typing = null;
+  document.getElementById("f-text").oninput = () => { clearTimeout(typing); typing = setTimeout(() => load(true), 400); };
   document.getElementById("more").onclick = () => load(false);
-  document.getElementById("push").onclick = () => enablePush().catch((e) => alert(e.message));
+  document.getElementById("push").onclick = () => enablePush().catch(() => { document.getElementById("push").textContent = fsv.t("err.push"); });
+  await load(true);
   const m = location.hash.match(/alert=([\w-]+)/);
-  if (m) show(m[1]).catch((e) => { // e.g. a link to an alert outside the user's scope
-    const box = document.getElementById("detail");
-    box.hidden = false;
-    box.textContent = e.message;
-  });
-  return load(true);
+  if (m) await show(m[1]);
+  setTimeout(poll, POLL_MS);
+  inbox.ready = true;
 });

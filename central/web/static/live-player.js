@@ -46,13 +46,13 @@ class FsvPlayer {
       this.video.play().catch(() => {});
       return this;
     }
-    if (!MS) { this._fail("this browser has no Media Source Extensions"); return this; }
+    if (!MS) { this._fail("player.no_mse"); return this; }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     this.ws = new WebSocket(`${proto}//${location.host}${this.url}`);
     this.ws.binaryType = "arraybuffer";
     this.ws.onmessage = (ev) => this._message(ev.data);
-    this.ws.onclose = () => { if (!this.closed && !this.error) this.onEnd("connection closed"); };
-    this.onState("连接中 connecting");
+    this.ws.onclose = () => { if (!this.closed && !this.error) this.onEnd(fsv.t("player.connection_closed")); };
+    this._state("player.connecting");
     return this;
   }
 
@@ -73,9 +73,18 @@ class FsvPlayer {
     return q ? q.totalVideoFrames : 0;
   }
 
-  _fail(text) {
-    this.error = text;
-    this.onState(text);
+  // onState gets the words to show and the message key they came from.
+  _state(key, params) { this.onState(fsv.t(key, params), key); }
+
+  // The server refused the stream (429: a video quota): its reason, in the page's language.
+  _refused(msg) {
+    this.error = "player.refused";
+    this.onState(fsv.errorText(msg.status || 429, msg.message), "player.refused");
+  }
+
+  _fail(key, params) {
+    this.error = key;
+    this._state(key, params);
   }
 
   _detach() {
@@ -93,7 +102,7 @@ class FsvPlayer {
       if (msg.type === "hello") this._hello(msg);
       else if (msg.type === "end") { this.closed = true; this.onEnd(msg.reason); }
       // A refusal (429: a video quota) ends the attempt with its message; no retry.
-      else if (msg.type === "error") { this.closed = true; this._fail(msg.message); }
+      else if (msg.type === "error") { this.closed = true; this._refused(msg); }
       return;
     }
     const view = new DataView(data);
@@ -111,8 +120,8 @@ class FsvPlayer {
     const MS = fsvMediaSource();
     if (!MS.isTypeSupported(msg.mime)) {
       const hevc = msg.codec === "hevc";
-      this._fail(hevc ? "此浏览器不能播放 H.265 · this browser cannot play H.265: export the clip to download it"
-        : `this browser cannot play ${msg.mime}`);
+      if (hevc) this._fail("player.no_hevc");
+      else this._fail("player.no_codec", { mime: msg.mime });
       if (this.ws) this.ws.close();
       return;
     }
@@ -136,7 +145,7 @@ class FsvPlayer {
       this._pump();
     }, { once: true });
     this._watchFirstFrame();
-    this.onState(this.live ? "直播 live" : "回放 replay");
+    this._state(this.live ? "player.live" : "player.replay");
   }
 
   _append(bytes) {
@@ -151,7 +160,7 @@ class FsvPlayer {
       sb.appendBuffer(this.queue.shift());
     } catch (e) {
       if (e.name === "QuotaExceededError") this._trim(true);
-      else this._fail(`playback error: ${e.message}`);
+      else this._fail("player.error", { detail: e.message });
     }
   }
 

@@ -44,7 +44,8 @@ async function loadCameras() {
   if (stations.options.length <= 1) {
     for (const s of [...new Set(data.items.map((c) => c.station))].sort()) {
       const opt = document.createElement("option");
-      opt.value = opt.textContent = s;
+      opt.value = s;
+      opt.textContent = fsv.label("station", s);
       stations.appendChild(opt);
     }
   }
@@ -55,11 +56,11 @@ function showUplinks() {
   const slow = wall.sites.filter((s) => s.starved).map((s) => s.site);
   const box = document.getElementById("uplinks");
   box.hidden = !slow.length;
-  box.textContent = slow.length ? `上行带宽不足 uplink too slow for its viewers: ${slow.join(", ")}` : "";
+  box.textContent = slow.length ? fsv.t("live.uplink_slow", { sites: slow.join(", ") }) : "";
 }
 
 function tileCaption(cam) {
-  return `<div class="cap"><span class="dot"></span>${fsv.esc(cam.name)} · ${fsv.esc(cam.station)} · ${fsv.esc(cam.enterprise)}</div>`;
+  return `<div class="cap"><span class="dot"></span><span class="cap-text">${fsv.esc(cam.name)} · ${fsv.esc(fsv.label("station", cam.station))} · ${fsv.esc(cam.enterprise)}</span></div>`;
 }
 
 function decorate(tile) {
@@ -67,7 +68,7 @@ function decorate(tile) {
   tile.el.classList.toggle("online", cam.state === "online");
   const badge = tile.el.querySelector(".badge");
   badge.hidden = !cam.open_alerts;
-  badge.textContent = cam.open_alerts ? `${cam.open_alerts} 预警` : "";
+  badge.textContent = cam.open_alerts ? fsv.t("live.badge", { n: cam.open_alerts }) : "";
 }
 
 function makeTile(cam) {
@@ -91,9 +92,10 @@ function play(tile) {
   tile.player = new FsvPlayer(tile.video, `${base}?stream=sub`, {
     live: true,
     hls,
-    onState: (text) => { msg.textContent = text.startsWith("直播") ? "" : text; },
+    onState: (text, key) => { msg.textContent = key === "player.live" ? "" : text; },
     onEnd: (reason) => {
-      msg.textContent = `离线 offline: ${reason}`;
+      msg.textContent = fsv.t("live.offline");
+      msg.title = String(reason || "");
       // The camera may come back: try again a little later while the tile is shown.
       setTimeout(() => { if (wall.tiles.includes(tile) && !tile.player.error) play(tile); }, 10000);
     },
@@ -109,6 +111,14 @@ function render() {
   const shown = wall.cameras.slice(wall.page * perPage(), (wall.page + 1) * perPage());
   wall.tiles = shown.map(makeTile);
   for (const t of wall.tiles) box.appendChild(t.el);
+  // Cells without a camera say so instead of staying black.
+  for (let i = shown.length; wall.cameras.length && i < perPage(); i++) {
+    const empty = document.createElement("div");
+    empty.className = "tile empty";
+    empty.textContent = fsv.t("live.empty_cell");
+    box.appendChild(empty);
+  }
+  document.getElementById("no-cameras").hidden = wall.cameras.length > 0;
   document.getElementById("page").textContent = `${wall.page + 1}/${pages()}`;
 }
 

@@ -13,9 +13,10 @@ window.fsvReplay = replay;
 
 const DAY = 86400;
 
+// Days and clock times are the site's (fsv.zoned / fsv.clock), whatever the browser's zone.
 function pad(n) { return String(n).padStart(2, "0"); }
-function clock(ts) { const d = new Date(ts * 1000); return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`; }
-function localMidnight(value) { const [y, m, d] = value.split("-").map(Number); return new Date(y, m - 1, d).getTime() / 1000; }
+function clock(ts) { return fsv.clock(ts); }
+function localMidnight(value) { return fsv.zoned(value); }
 function pct(ts) { return `${(100 * (ts - replay.dayStart)) / DAY}%`; }
 
 async function loadCameras() {
@@ -24,7 +25,7 @@ async function loadCameras() {
   for (const c of cams.items) {
     const opt = document.createElement("option");
     opt.value = `${c.site_id}/${c.camera_id}`;
-    opt.textContent = `${c.name} · ${c.station} · ${c.site_id}`;
+    opt.textContent = `${c.name} · ${fsv.label("station", c.station)} · ${c.enterprise || c.site_id}`;
     sel.appendChild(opt);
   }
 }
@@ -33,8 +34,7 @@ function parseHash() {
   const h = new URLSearchParams(location.hash.slice(1));
   if (h.get("site") && h.get("camera")) document.getElementById("camera").value = `${h.get("site")}/${h.get("camera")}`;
   const t = Number(h.get("t"));
-  const when = t ? new Date(t * 1000) : new Date();
-  document.getElementById("day").value = `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`;
+  document.getElementById("day").value = fsv.date(t || Date.now() / 1000);
   return t || null;
 }
 
@@ -44,7 +44,7 @@ async function show() {
   replay.dayStart = localMidnight(document.getElementById("day").value);
   const q = new URLSearchParams({ start: replay.dayStart, end: replay.dayStart + DAY });
   const state = document.getElementById("state");
-  state.textContent = "查询中 asking the site…";
+  state.textContent = fsv.t("replay.asking");
   try {
     replay.data = await fsv.api(`/api/v1/video/recordings/${site}/${camera}?${q}`);
   } catch (e) {
@@ -67,9 +67,9 @@ function drawTimeline() {
     el.title = title;
     box.appendChild(el);
   };
-  for (const g of replay.data.gaps) add("gap", g.start, g.end || Date.now() / 1000, `无录像 gap: ${g.reason}`);
+  for (const g of replay.data.gaps) add("gap", g.start, g.end || Date.now() / 1000, fsv.t("replay.gap", { reason: g.reason }));
   for (const r of replay.data.ranges) add(r.codec === "hevc" ? "rec hevc" : "rec", r.start, r.end, `${clock(r.start)}–${clock(r.end)} ${r.codec}`);
-  for (const a of replay.data.alerts) add("alert", a.start, null, `${a.kind} ${clock(a.start)}`);
+  for (const a of replay.data.alerts) add("alert", a.start, null, `${fsv.label("kind", a.kind)} ${clock(a.start)}`);
   const hours = document.getElementById("hours");
   hours.innerHTML = [0, 3, 6, 9, 12, 15, 18, 21, 24].map((h) => `<span>${pad(h)}</span>`).join("");
 }
@@ -86,7 +86,11 @@ function seek(ts) {
     live: false,
     startAt: ts,
     onState: (text) => { state.textContent = text; },
-    onEnd: (reason) => { if (reason !== "no viewers") state.textContent = `结束 ended: ${reason}`; },
+    onEnd: (reason) => {
+      if (reason === "no viewers") return;
+      state.textContent = fsv.t("replay.ended");
+      state.title = String(reason || "");
+    },
   });
   video.playbackRate = speed;
   replay.player = player.start();
@@ -117,13 +121,13 @@ async function exportClip() {
   const end = timeOfDay(document.getElementById("to").value);
   try {
     const job = await fsv.api("/api/v1/video/exports", { method: "POST", json: { ...replay.cam, start, end } });
-    out.textContent = `导出中 exporting… (${job.id.slice(0, 8)})`;
+    out.textContent = fsv.t("replay.exporting", { id: job.id.slice(0, 8) });
     for (let i = 0; i < 300; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       const list = await fsv.api("/api/v1/video/exports");
       const now = list.items.find((x) => x.id === job.id);
-      if (now && now.status === "done") { out.textContent = "完成 done"; break; }
-      if (now && now.status === "failed") { out.textContent = `失败 failed: ${now.error}`; break; }
+      if (now && now.status === "done") { out.textContent = fsv.t("replay.export_done"); break; }
+      if (now && now.status === "failed") { out.textContent = fsv.t("replay.export_failed"); out.title = now.error || ""; break; }
     }
   } catch (e) { out.textContent = e.message; }
   listExports();
@@ -133,8 +137,8 @@ async function listExports() {
   const list = await fsv.api("/api/v1/video/exports");
   document.getElementById("exports").innerHTML = list.items.slice(0, 10).map((x) => {
     const links = x.status === "done"
-      ? ` <a href="/api/v1/video/exports/file?id=${x.id}&part=clip">MP4</a> <a href="/api/v1/video/exports/file?id=${x.id}&part=manifest">manifest</a>`
-      : ` ${fsv.esc(x.status)} ${fsv.esc(x.error || "")}`;
+      ? ` <a href="/api/v1/video/exports/file?id=${x.id}&part=clip">MP4</a> <a href="/api/v1/video/exports/file?id=${x.id}&part=manifest">${fsv.esc(fsv.t("replay.manifest"))}</a>`
+      : ` ${fsv.esc(fsv.label("export", x.status))}`;
     return `<li>${fsv.esc(x.site_id)}/${fsv.esc(x.camera_id)} ${clock(x.start)}–${clock(x.end)}${links}</li>`;
   }).join("");
 }

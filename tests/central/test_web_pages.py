@@ -1,0 +1,75 @@
+"""The pages as the server renders them: language from the cookie, a menu fitted to the role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from central_support import Central
+
+pytestmark = pytest.mark.asyncio
+
+
+async def sign_in(central: Central, username: str) -> None:
+    """A browser-style (cookie) session of `username` in the test client's cookie jar."""
+    central.client.session.cookie_jar.clear()
+    resp = await central.client.post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": central.passwords[username]},
+    )
+    assert resp.status == 200, await resp.text()
+
+
+def menu_links(page: str) -> list[str]:
+    nav = re.search(r'<nav class="menu">(.*?)</nav>', page, re.S)
+    assert nav is not None
+    return re.findall(r'href="([^"]+)"', nav.group(1))
+
+
+async def test_pages_are_chinese_first_and_english_on_request(central: Central) -> None:
+    resp = await central.client.get("/login")
+    page = await resp.text()
+    assert '<html lang="zh-CN">' in page and "登录" in page and "{{t:" not in page
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert "style=" not in page and "<script>" not in page  # nothing inline for the CSP
+    central.client.session.cookie_jar.update_cookies({"fsv_lang": "en"})
+    page = await (await central.client.get("/login")).text()
+    assert '<html lang="en">' in page and "Sign in" in page
+    script = await (await central.client.get("/i18n.js")).text()
+    assert '"lang": "en"' in script and '"timezone": "Asia/Shanghai"' in script
+    central.client.session.cookie_jar.update_cookies({"fsv_lang": "klingon"})
+    page = await (await central.client.get("/login")).text()
+    assert '<html lang="zh-CN">' in page  # an unknown choice falls back to Chinese
+
+
+@pytest.mark.parametrize(
+    ("username", "links"),
+    [
+        ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports"]),
+        ("inspector-a", ["/dashboard", "/inbox", "/live", "/replay", "/reports"]),
+        ("staff-canteen-a", ["/inbox", "/live", "/replay"]),  # no reports, no dashboard
+    ],
+)
+async def test_menu_shows_what_the_role_may_use(
+    central: Central, username: str, links: list[str]
+) -> None:
+    await sign_in(central, username)
+    for path in ("/inbox", "/live", "/replay", "/reports", "/dashboard"):
+        page = await (await central.client.get(path)).text()
+        assert menu_links(page) == links, (username, path)
+        for key in re.findall(r"\{\{t:[^}]*\}\}", page):
+            pytest.fail(f"{path}: untranslated placeholder {key}")
+
+
+async def test_signed_out_pages_show_no_menu(central: Central) -> None:
+    central.client.session.cookie_jar.clear()
+    page = await (await central.client.get("/inbox")).text()
+    assert menu_links(page) == []
+
+
+async def test_vendored_chart_library_is_served_from_central(central: Central) -> None:
+    resp = await central.client.get("/static/vendor/echarts/echarts.common.min.js")
+    assert resp.status == 200
+    assert b"Apache" in (await resp.read())[:2000]
+    licence = await central.client.get("/static/vendor/echarts/LICENSE")
+    assert licence.status == 200 and "Apache License" in await licence.text()
