@@ -18,6 +18,7 @@ from central.alerts.push_dispatch import PushDispatcher
 from central.api import (
     alert_routes,
     auth_routes,
+    dashboard_routes,
     integrity_routes,
     org_routes,
     public_routes,
@@ -43,6 +44,7 @@ ROUTE_TABLES = (
     alert_routes.routes,
     push_routes.routes,
     report_routes.routes,
+    dashboard_routes.routes,
     integrity_routes.routes,
     public_routes.routes,
     api_live.routes,

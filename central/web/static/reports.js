@@ -1,49 +1,82 @@
+// Reports of the user's scope for a period of local days: key figures, charts, CSV, print.
 "use strict";
-const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(1)}%`);
-const mins = (s) => (s == null ? "—" : `${(s / 60).toFixed(1)} min`);
 
-// The figures a regulator reads first, one row each; the full report stays below as JSON.
-function summary(r) {
+function figures(r) {
   const a = r.alerts;
-  const rows = [
-    ["预警总数 Alerts", a.total], ["逾期 Overdue", a.overdue],
-    ["平均确认时间 Mean time to acknowledge", mins(a.mean_time_to_acknowledge_s)],
-    ["平均整改时间 Mean time to rectify", mins(a.mean_time_to_rectify_s)],
-    ...Object.entries(a.by_state).map(([k, n]) => [`状态 State ${k}`, n]),
-    ...Object.entries(a.by_kind).map(([k, n]) => [`类型 Kind ${k}`, n]),
-    ...a.by_enterprise.map((e) => [`企业 ${e.name}`, e.count]),
-    ["摄像头 Cameras", r.cameras.count], ["在线率 Online rate", pct(r.cameras.online_rate)],
-    ["录像完整率 Recording completeness", pct(r.recording.completeness)],
-    ["留存合规率 Retention compliance", pct(r.retention.compliance_rate)],
+  return [
+    ["reports.alerts", a.total], ["reports.overdue", a.overdue],
+    ["reports.mtta", fsv.duration(a.mean_time_to_acknowledge_s)],
+    ["reports.mttr", fsv.duration(a.mean_time_to_rectify_s)],
+    ["reports.cameras", r.cameras.count], ["reports.online_rate", fsv.pct(r.cameras.online_rate)],
+    ["reports.recording", fsv.pct(r.recording.completeness)],
+    ["reports.retention", fsv.pct(r.retention.compliance_rate)],
   ];
-  return `<caption>${fsv.esc(r.period.from)} – ${fsv.esc(r.period.to)}</caption>` +
-    rows.map(([k, v]) => `<tr><th>${fsv.esc(k)}</th><td>${fsv.esc(v)}</td></tr>`).join("");
 }
+
+function rows(r) {
+  const a = r.alerts;
+  return [
+    ...figures(r).map(([k, v]) => [fsv.t(k), v]),
+    ...Object.entries(a.by_state).map(([k, n]) => [`${fsv.t("field.state")} · ${fsv.label("state", k)}`, n]),
+    ...Object.entries(a.by_kind).map(([k, n]) => [`${fsv.t("field.kind")} · ${fsv.label("kind", k)}`, n]),
+    ...a.by_enterprise.map((e) => [`${fsv.t("field.enterprise")} · ${e.name}`, e.count]),
+  ];
+}
+
+function draw(r) {
+  const a = r.alerts;
+  document.getElementById("charts").hidden = a.total === 0;
+  if (a.total === 0) return;
+  const kinds = Object.entries(a.by_kind).sort((x, y) => y[1] - x[1]);
+  fsvCharts.bar(reportCharts.kind, kinds.map(([k]) => fsv.label("kind", k)), kinds.map(([, n]) => n));
+  fsvCharts.pie(reportCharts.state, Object.entries(a.by_state).map(([k, n]) => ({ name: fsv.label("state", k), value: n })));
+  const ents = [...a.by_enterprise].sort((x, y) => y.count - x.count).slice(0, 15);
+  fsvCharts.bar(reportCharts.enterprise, ents.map((e) => e.name), ents.map((e) => e.count), true);
+}
+
+const reportCharts = {};
 
 fsv.ready.then(() => {
   const form = document.getElementById("report");
-  const table = document.createElement("table");
-  table.id = "summary";
-  document.getElementById("out").before(table);
+  const today = fsv.today();
+  form.elements.from.value = fsv.date(Date.now() / 1000 - 6 * 86400);
+  form.elements.to.value = today;
+  reportCharts.kind = fsvCharts.make(document.getElementById("chart-kind"));
+  reportCharts.state = fsvCharts.make(document.getElementById("chart-state"));
+  reportCharts.enterprise = fsvCharts.make(document.getElementById("chart-enterprise"));
   const query = () => {
     const f = new FormData(form);
     const q = new URLSearchParams();
-    if (f.get("from")) q.set("from", `${f.get("from")}T00:00:00+08:00`);
+    const from = fsv.zoned(f.get("from"));
     // The "to" day is included: the period ends at its next midnight, or now if sooner.
-    const end = Date.parse(`${f.get("to")}T00:00:00+08:00`) / 1000 + 86400;
-    if (f.get("to")) q.set("to", String(Math.min(end, Math.floor(Date.now() / 1000))));
-    return q;
+    const end = Math.min(fsv.zoned(f.get("to")) + 86400, Math.floor(Date.now() / 1000));
+    q.set("from", String(from));
+    q.set("to", String(end));
+    return { q, from, end };
   };
   form.onsubmit = async (ev) => {
     ev.preventDefault();
-    const q = query();
+    const { q, from, end } = query();
+    const error = document.getElementById("error");
     let report;
     try { report = await fsv.api(`/api/v1/reports?${q}`); } catch (e) {
-      table.innerHTML = ""; document.getElementById("out").textContent = e.message; return;
+      error.textContent = e.message;
+      document.getElementById("summary").innerHTML = "";
+      document.getElementById("figures").innerHTML = "";
+      return;
     }
-    table.innerHTML = summary(report);
-    document.getElementById("out").textContent = JSON.stringify(report, null, 2);
-    q.set("format", "csv"); document.getElementById("csv").href = `/api/v1/reports?${q}`;
-    q.set("format", "html"); document.getElementById("print").href = `/api/v1/reports?${q}`;
+    error.textContent = "";
+    document.getElementById("period").textContent = fsv.t("reports.period", { from: fsv.time(from), to: fsv.time(end) });
+    document.getElementById("figures").innerHTML = figures(report).map(([k, v]) =>
+      `<div class="figure"><span class="value">${fsv.esc(v)}</span><span class="name">${fsv.esc(fsv.t(k))}</span></div>`).join("");
+    document.getElementById("summary").innerHTML = rows(report).map(([k, v]) => `<tr><th>${fsv.esc(k)}</th><td>${fsv.esc(v)}</td></tr>`).join("");
+    draw(report);
+    q.set("format", "csv");
+    const csv = document.getElementById("csv");
+    csv.href = `/api/v1/reports?${q}`;
+    csv.hidden = false;
+    document.getElementById("print").hidden = false;
   };
+  document.getElementById("print").onclick = () => window.print();
+  form.requestSubmit();
 });
