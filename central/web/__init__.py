@@ -54,7 +54,9 @@ def render_page(
     tags = '<script src="/i18n.js" defer></script>' + "".join(
         f'<script src="/static/{s}" defer></script>' for s in ("app.js", *scripts)
     )
-    links = "".join(f'<link rel="stylesheet" href="/static/{s}">' for s in ("style.css", *styles))
+    links = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' + "".join(
+        f'<link rel="stylesheet" href="/static/{s}">' for s in ("style.css", *styles)
+    )
     title = f"{i18n.t(lang, title_key)} · {i18n.t(lang, 'app.title')}"
     other = "en" if lang == "zh-CN" else "zh-CN"
     return (
@@ -65,8 +67,10 @@ def render_page(
         f'<a class="brand" href="/">{html.escape(i18n.t(lang, "app.title"))}</a>'
         f'<nav class="menu">{menu(request, lang, active)}</nav>'
         '<span id="who" class="who"></span>'
-        f'<button id="lang" class="lang" data-lang="{other}" type="button">'
-        f"{html.escape(i18n.t(lang, 'lang.switch'))}</button>"
+        f'<button id="lang" class="lang" data-lang="{other}" type="button" '
+        f'title="{html.escape(i18n.t(lang, "lang.switch"))}">'
+        f'<span class="long">{html.escape(i18n.t(lang, "lang.switch"))}</span>'
+        f'<span class="short">{html.escape(i18n.t(lang, "lang.short"))}</span></button>'
         f'<button id="logout" class="logout" type="button" hidden>'
         f"{html.escape(i18n.t(lang, 'auth.sign_out'))}</button></header>"
         f'<main id="main">{main}</main></body></html>'

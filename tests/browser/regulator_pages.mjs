@@ -1,55 +1,107 @@
-// Walks central's regulator pages in headless Chromium as the people who use them, and prints
-// what each of them saw as one JSON line.
+// Walks central's regulator pages in headless Chromium as the people who use them, at wall,
+// desktop and phone sizes, and prints what each of them saw as one JSON line.
 // Usage: node regulator_pages.mjs '{"url": ..., "users": {name: password}, "alertId": ...,
 //   "photo": <JPEG path>, "shots": <screenshot folder>, "publicUrl": ...}'
+// Midway it prints {"waiting": "alert"} and reads the id of a newly raised alert from stdin,
+// to time how long the open inbox takes to show it without a reload.
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
-const PHONE = { width: 390, height: 844 };
-const DESKTOP = { width: 1280, height: 800 };
+const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
+const PHONE = SIZES.phone;
+// Identifiers that must never reach a reader: enum values are shown in words.
+const RAW_IDS = /\b(no_chef_hat|smoking|kitchen_prep|rectification_requested|rectification_submitted|acknowledged|reopened|county_inspector|city_monitor|enterprise_staff|request_rectification|submit_rectification|critical|warning)\b/g;
 const opts = JSON.parse(process.argv[2]);
-const problems = []; // page errors and alert() boxes: the test expects none
+const problems = []; // page errors, console errors and dialogs: the test expects none
+// API refusals a step provokes on purpose (wrong password, another county's alert): the
+// browser logs each failed request as a console error; those are expected, nothing else.
+let expected = null; // RegExp of the failed request URLs the current step expects
+const audits = {}; // "who/page/size" → layout and language checks
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
 
-async function open(browser, who) {
-  const context = await browser.newContext({ viewport: PHONE });
+async function open(browser, who, viewport = PHONE) {
+  const context = await browser.newContext({ viewport, locale: "zh-CN", timezoneId: "Europe/Berlin" });
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`${who}: ${e}`));
-  page.on("console", (m) => { if (m.text().includes("Content Security Policy")) problems.push(`${who}: ${m.text()}`); });
-  page.on("dialog", async (d) => {
-    if (d.type() !== "prompt") { problems.push(`${who}: ${d.type()} ${d.message()}`); return d.dismiss(); }
-    // The workflow asks for a note, then the deadline in days.
-    return d.accept(d.message().includes("Deadline") ? "3" : opts.requestNote);
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const from = m.location().url || "";
+    if (expected && m.text().startsWith("Failed to load resource") && expected.test(from)) return;
+    problems.push(`${who} console: ${m.text()} @ ${from || page.url()}`);
   });
+  page.on("dialog", async (d) => { problems.push(`${who}: ${d.type()} ${d.message()}`); await d.dismiss(); });
   return page;
 }
 
-async function login(page, username, password) {
+// The page at each size: a screenshot, sideways overflow, header rows, squeezed names, and
+// text that is a message key or a raw identifier instead of words.
+async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
+  for (const size of sizes) {
+    await page.setViewportSize(SIZES[size]);
+    await page.waitForTimeout(400); // charts and grids follow the new size
+    await page.screenshot({ path: `${opts.shots}/${who}-${name}-${size}.png`, fullPage: size === "phone" });
+    audits[`${who}/${name}/${size}`] = await page.evaluate((raw) => {
+      const visible = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+      const squeezed = [...document.querySelectorAll(".alert-item .kind, .alert-item .where, .node .name, nav.menu a, #who, .ranking .name, .ticker a, .figure .name, .kpi .name, th, td, h1, h2")]
+        .filter((el) => visible(el) && el.textContent.trim().length > 3)
+        .filter((el) => el.getBoundingClientRect().width < 2.5 * parseFloat(getComputedStyle(el).fontSize))
+        .map((el) => el.textContent.trim().slice(0, 30));
+      const header = document.querySelector("header.top");
+      const text = document.body.innerText;
+      return {
+        scrollWidth: document.documentElement.scrollWidth,
+        innerWidth: window.innerWidth,
+        headerHeight: header ? header.getBoundingClientRect().height : 0,
+        squeezed,
+        missing: window.fsv ? [...window.fsv.missing] : [],
+        placeholders: document.documentElement.innerHTML.includes("{{t:"),
+        rawIds: [...new Set(text.match(new RegExp(raw, "g")) || [])],
+        lang: document.documentElement.lang,
+      };
+    }, RAW_IDS.source);
+  }
+  await page.setViewportSize(PHONE);
+}
+
+async function login(page, username, landing = "**/inbox") {
   await page.goto(`${opts.url}/login`);
   await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', password);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+  await page.fill('input[name="password"]', opts.users[username]);
+  await Promise.all([page.waitForURL(landing), page.click("#login button")]);
+  await page.waitForFunction(() => document.getElementById("who").textContent !== "");
 }
 
 async function wrongThenRightLogin(page) {
   await page.goto(`${opts.url}/login`);
+  await audit(page, "anyone", "login");
   await page.fill('input[name="username"]', "inspector-a");
   await page.fill('input[name="password"]', "not-the-password");
+  expected = /\/api\/v1\/auth\/login$/;
   await page.click("#login button");
   await page.waitForFunction(() => document.getElementById("error").textContent.trim() !== "");
+  expected = null;
   const wrong = { error: await page.textContent("#error"), path: new URL(page.url()).pathname };
   await page.fill('input[name="password"]', opts.users["inspector-a"]);
   await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
   await page.waitForFunction(() => document.getElementById("who").textContent !== "");
-  return { wrong, landed: new URL(page.url()).pathname, who: await page.textContent("#who") };
+  return { wrong, landed: new URL(page.url()).pathname, who: await page.getAttribute("#who", "title") };
 }
 
-// The inbox rows once the list has loaded ("More" hides when every alert is shown).
+async function menu(page) { return page.$$eval("nav.menu a", (as) => as.map((a) => a.getAttribute("href"))); }
+
+// The inbox rows once the first page has loaded.
 async function rows(page) {
-  await page.waitForFunction(() => document.getElementById("more").hidden);
-  return page.$$eval("#alerts tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  await page.waitForFunction(() => window.fsvInbox && window.fsvInbox.ready);
+  return page.$$eval("#alerts li", (lis) => lis.map((li) => ({
+    id: li.dataset.id, state: li.dataset.state, kind: li.querySelector(".kind").textContent,
+    where: li.querySelector(".where").textContent, stateText: li.querySelector(".state").textContent,
+    severity: li.querySelector(".sev").textContent, time: li.querySelector("time").textContent,
+  })));
 }
 
 async function detail(page) {
@@ -57,107 +109,217 @@ async function detail(page) {
     const box = document.getElementById("detail");
     return {
       hidden: box.hidden,
+      state: box.dataset.state,
+      stateText: document.getElementById("detail-state")?.textContent ?? "",
       title: box.querySelector("h2")?.textContent ?? "",
-      state: box.querySelector("p b")?.textContent ?? "",
-      history: [...box.querySelectorAll("ol li")].map((li) => li.textContent),
-      buttons: [...box.querySelectorAll("#act > button")].map((b) => b.textContent),
-      evidence: [...box.querySelectorAll('a[href*="/evidence/"]')].map((a) => a.textContent),
-      submitForm: box.querySelector("#act form") !== null,
+      history: [...box.querySelectorAll("ol.history li")].map((li) => li.textContent),
+      actions: [...box.querySelectorAll("#actions .action-bar button")].map((b) => b.dataset.action),
+      evidence: [...box.querySelectorAll(".thumbs img")].map((img) => img.alt),
+      replayLink: box.querySelector(".replay-link") !== null,
+      text: box.textContent,
     };
   });
 }
 
+async function openAlert(page, id) {
+  await page.click(`#alerts li[data-id="${id}"]`);
+  await page.waitForFunction((i) => !document.getElementById("detail").hidden && document.querySelector(`#alerts li[data-id="${i}"]`).classList.contains("selected"), id);
+}
+
 async function waitState(page, state) {
-  await page.waitForFunction((s) => document.querySelector("#detail p b")?.textContent === s, state);
+  await page.waitForFunction((s) => document.getElementById("detail").dataset.state === s, state);
+}
+
+async function act(page, action, note, extra = async () => {}) {
+  await page.click(`#actions button[data-action="${action}"]`);
+  await page.waitForSelector(`#actions form[data-action="${action}"]`);
+  if (note != null) await page.fill(`#actions form[data-action="${action}"] textarea`, note);
+  await extra();
+  await page.click(`#actions form[data-action="${action}"] button:not(.cancel)`);
 }
 
 async function snapshot(page) {
-  const img = page.locator('#detail img[alt="snapshot"]');
+  const img = page.locator("#detail img.snapshot");
   await img.waitFor();
-  await page.waitForFunction(() => document.querySelector('#detail img[alt="snapshot"]').complete);
+  await page.waitForFunction(() => document.querySelector("#detail img.snapshot").complete);
   return img.evaluate((el) => ({ width: el.naturalWidth, height: el.naturalHeight, shown: el.getBoundingClientRect().width }));
-}
-
-async function screenshots(page) {
-  const layout = async () => page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
-  }));
-  await page.screenshot({ path: `${opts.shots}/inbox-phone.png`, fullPage: true });
-  const phone = await layout();
-  await page.setViewportSize(DESKTOP);
-  await page.screenshot({ path: `${opts.shots}/inbox-desktop.png`, fullPage: true });
-  const desktop = await layout();
-  await page.setViewportSize(PHONE);
-  return { phone, desktop };
 }
 
 async function inspectorRequests(page) {
   const signIn = await wrongThenRightLogin(page);
   const list = await rows(page);
-  await page.click("#alerts tbody tr");
+  const menuLinks = await menu(page);
+  await openAlert(page, opts.alertId);
   const image = await snapshot(page);
-  const layout = await screenshots(page);
-  await page.click("#act >> text=Acknowledge");
+  const before = await detail(page);
+  // The detail comes first on a phone, and its actions are on screen without scrolling.
+  const phone = await page.evaluate(() => ({
+    detailTop: document.getElementById("detail").getBoundingClientRect().top,
+    listTop: document.querySelector(".inbox .list").getBoundingClientRect().top,
+    actionsBottom: document.getElementById("actions").getBoundingClientRect().bottom,
+    height: window.innerHeight,
+  }));
+  await audit(page, "inspector", "inbox");
+  await page.click('#actions button[data-action="acknowledge"]');
   await waitState(page, "acknowledged");
-  await page.click("#act >> text=Request rectification");
+  await act(page, "request_rectification", opts.requestNote);
   await waitState(page, "rectification_requested");
-  return { signIn, list, image, layout, requested: await detail(page) };
+  return { signIn, list, menuLinks, image, before, phone, requested: await detail(page) };
+}
+
+// The inbox is open; a new alert is raised; how long until its row is on screen?
+async function liveUpdate(page) {
+  await page.goto(`${opts.url}/inbox`);
+  await rows(page);
+  const polls = await page.evaluate(() => window.fsvInbox.polls);
+  console.log(JSON.stringify({ waiting: "alert" }));
+  const { value } = await lines.next();
+  const newId = value.trim();
+  const t0 = Date.now();
+  await page.waitForSelector(`#alerts li[data-id="${newId}"]`, { timeout: 15000 });
+  const ms = Date.now() - t0;
+  const first = await page.$eval("#alerts li", (li) => ({ id: li.dataset.id, severity: li.querySelector(".sev").textContent, fresh: li.classList.contains("fresh") }));
+  return { id: newId, ms, first, pollsBefore: polls, reloaded: await page.evaluate(() => performance.getEntriesByType("navigation").length) };
 }
 
 async function staffSubmits(page) {
-  await login(page, "staff-canteen-a", opts.users["staff-canteen-a"]);
+  await login(page, "staff-canteen-a");
+  const menuLinks = await menu(page);
   const list = await rows(page);
-  await page.click("#alerts tbody tr");
+  await openAlert(page, opts.alertId);
   await waitState(page, "rectification_requested");
   const before = await detail(page);
-  await page.fill('#act form textarea[name="note"]', opts.submitNote);
-  await page.setInputFiles('#act form input[name="photos"]', opts.photo);
-  await page.click("#act form button");
+  await audit(page, "staff", "inbox", ["desktop", "phone"]);
+  await act(page, "submit_rectification", opts.submitNote, () => page.setInputFiles('#actions form input[name="photos"]', opts.photo));
   await waitState(page, "rectification_submitted");
-  return { list, before, after: await detail(page) };
+  const after = await detail(page);
+  expected = /\/api\/v1\/reports\?/;
+  await page.goto(`${opts.url}/reports`);
+  await page.waitForFunction(() => document.getElementById("error").textContent.trim() !== "");
+  const reportsRefused = await page.textContent("#error");
+  expected = null;
+  return { menuLinks, list, before, after, reportsRefused };
 }
 
 async function inspectorCloses(page) {
-  await page.reload();
+  await page.goto(`${opts.url}/inbox`);
   await rows(page);
-  await page.click("#alerts tbody tr");
+  await openAlert(page, opts.alertId);
   await waitState(page, "rectification_submitted");
   const before = await detail(page);
   const photo = await page.evaluate(async () => {
-    const href = document.querySelector('#detail a[href*="/evidence/"]').getAttribute("href");
-    const resp = await fetch(href);
+    const src = document.querySelector("#detail .thumbs img").getAttribute("src");
+    const resp = await fetch(src);
     return { status: resp.status, type: resp.headers.get("Content-Type"), bytes: (await resp.arrayBuffer()).byteLength };
   });
-  await page.click("#act >> text=Close");
+  await page.click("#detail .thumb");
+  const viewerOpen = await page.evaluate(() => document.getElementById("viewer").open);
+  await page.keyboard.press("Escape");
+  // Close without a reason: the form refuses, nothing changes.
+  await act(page, "close", "");
+  await page.waitForTimeout(500);
+  const refusedEmpty = await page.evaluate(() => document.getElementById("detail").dataset.state);
+  await page.fill('#actions form[data-action="close"] textarea', opts.closeReason);
+  await page.click('#actions form[data-action="close"] button:not(.cancel)');
   await waitState(page, "closed");
-  await page.waitForFunction(() => document.querySelector("#alerts tbody .state")?.textContent === "closed");
-  return { before, photo, after: await detail(page), list: await rows(page) };
+  const after = await detail(page);
+  await page.waitForFunction((id) => document.querySelector(`#alerts li[data-id="${id}"]`).dataset.state === "closed", opts.alertId);
+  return { before, photo, viewerOpen, refusedEmpty, after, list: await rows(page) };
 }
 
 async function otherCounty(page) {
-  await login(page, "inspector-b", opts.users["inspector-b"]);
+  await login(page, "inspector-b");
   const list = await rows(page);
+  const empty = await page.isVisible("#empty");
+  expected = new RegExp(`/api/v1/(alerts/${opts.alertId}|dashboard\\?)`);
   await page.goto(`${opts.url}/inbox#alert=${opts.alertId}`); // the link a push opens
-  await page.reload(); // a new hash alone does not load the page again
+  await page.reload();
   await rows(page);
   await page.waitForFunction(() => !document.getElementById("detail").hidden);
   const detailText = await page.textContent("#detail");
   const direct = await page.evaluate(async (id) => (await fetch(`/api/v1/alerts/${id}`)).status, opts.alertId);
   const media = await page.evaluate(async (id) => (await fetch(`/api/v1/alerts/${id}/media/snapshot.jpg`)).status, opts.alertId);
-  return { list, detailText, direct, media };
+  const dashboard = await page.evaluate(async (id) => (await fetch(`/api/v1/dashboard?org_id=${id}`)).status, opts.countyA);
+  expected = null;
+  return { list, empty, detailText, direct, media, dashboard };
 }
 
 async function reports(page) {
   await page.goto(`${opts.url}/reports`);
-  await page.waitForFunction(() => document.getElementById("who").textContent !== "");
-  const today = new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10); // +08:00 date
-  await page.fill('input[name="from"]', today);
-  await page.fill('input[name="to"]', today);
-  await page.click("#report button");
-  await page.waitForFunction(() => document.querySelectorAll("#summary tr").length > 0);
-  const figures = await page.$$eval("#summary tr", (trs) => Object.fromEntries(trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])));
+  await page.waitForFunction(() => document.querySelectorAll("#figures .figure").length > 0);
+  const figures = await page.$$eval("#figures .figure", (fs) => Object.fromEntries(fs.map((f) => [f.querySelector(".name").textContent, f.querySelector(".value").textContent])));
+  const table = await page.$$eval("#summary tr", (trs) => Object.fromEntries(trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])));
+  const charts = await page.$$eval("#charts canvas", (cs) => cs.length);
+  const period = await page.textContent("#period");
   const csv = await page.getAttribute("#csv", "href");
-  return { figures, caption: await page.textContent("#summary caption"), csv };
+  await audit(page, "inspector", "reports");
+  return { figures, table, charts, period, csv };
+}
+
+async function videoPages(page) {
+  const seen = {};
+  for (const name of ["live", "replay"]) {
+    await page.goto(`${opts.url}/${name}`);
+    await page.waitForFunction(() => document.getElementById("who").textContent !== "");
+    await page.waitForTimeout(1500);
+    await audit(page, "inspector", name);
+    seen[name] = await page.evaluate(() => document.body.innerText.slice(0, 400));
+  }
+  return seen;
+}
+
+async function english(page) {
+  await page.goto(`${opts.url}/inbox`);
+  await rows(page);
+  await Promise.all([page.waitForEvent("load"), page.click("#lang")]);
+  await rows(page);
+  const seen = await page.evaluate(() => ({
+    lang: document.documentElement.lang, nav: [...document.querySelectorAll("nav.menu a")].map((a) => a.textContent),
+    states: [...document.querySelectorAll("#alerts .state")].map((s) => s.textContent),
+    missing: [...window.fsv.missing],
+  }));
+  await audit(page, "inspector", "inbox-en", ["desktop", "phone"]);
+  await Promise.all([page.waitForEvent("load"), page.click("#lang")]);
+  await rows(page);
+  seen.back = await page.evaluate(() => document.documentElement.lang);
+  return seen;
+}
+
+async function dashboard(browser) {
+  const page = await open(browser, "city-monitor", SIZES.wall);
+  await login(page, "city-monitor");
+  await page.goto(`${opts.url}/dashboard`);
+  await page.waitForFunction(() => window.fsvDashboard && window.fsvDashboard.ready);
+  const read = () => page.evaluate(() => ({
+    crumbs: [...document.querySelectorAll("#crumbs a, #crumbs span")].map((x) => x.textContent),
+    title: document.getElementById("dash-title").textContent,
+    kpis: Object.fromEntries([...document.querySelectorAll(".kpi")].map((k) => [k.querySelector(".name").textContent, k.querySelector(".value").textContent])),
+    nodes: [...document.querySelectorAll("#tree .node")].map((n) => n.querySelector(".name").textContent),
+    ranking: [...document.querySelectorAll("#ranking li")].map((li) => li.textContent),
+    ticker: [...document.querySelectorAll("#ticker li")].map((li) => li.textContent),
+    canvases: document.querySelectorAll(".dash canvas").length,
+    fits: document.documentElement.scrollHeight <= window.innerHeight + 1,
+    // Each chart's canvas lies inside its panel (nothing cut off at the bottom).
+    chartsInside: [...document.querySelectorAll(".dash .chart")].map((c) => {
+      const canvas = c.querySelector("canvas").getBoundingClientRect();
+      const panel = c.closest(".panel").getBoundingClientRect();
+      return { canvasBottom: Math.round(canvas.bottom), panelBottom: Math.round(panel.bottom), chart: Math.round(c.getBoundingClientRect().height), canvas: Math.round(canvas.height) };
+    }),
+  }));
+  const city = await read();
+  await audit(page, "city", "dashboard");
+  await page.setViewportSize(SIZES.wall);
+  const loads = await page.evaluate(() => window.fsvDashboard.loads);
+  await page.click("#tree .node:has-text('沙坡头')");
+  await page.waitForFunction((n) => window.fsvDashboard.loads > n && document.querySelectorAll("#crumbs a, #crumbs span").length === 2, loads);
+  const county = await read();
+  const loads2 = await page.evaluate(() => window.fsvDashboard.loads);
+  await page.click("#tree .node:has-text('第一小学')");
+  await page.waitForFunction((n) => window.fsvDashboard.loads > n && document.querySelectorAll("#crumbs a, #crumbs span").length === 3, loads2);
+  const enterprise = await read();
+  await audit(page, "city", "dashboard-enterprise", ["wall", "phone"]);
+  await page.context().close();
+  return { city, county, enterprise };
 }
 
 async function publicView(browser) {
@@ -183,15 +345,20 @@ try {
   const started = Date.now();
   const inspector = await open(browser, "inspector-a");
   const requested = await inspectorRequests(inspector);
+  const live = await liveUpdate(inspector);
   const staff = await staffSubmits(await open(browser, "staff-canteen-a"));
   const closed = await inspectorCloses(inspector);
   const other = await otherCounty(await open(browser, "inspector-b"));
   const report = await reports(inspector);
+  const video = await videoPages(inspector);
+  const en = await english(inspector);
+  const dash = await dashboard(browser);
   const pub = await publicView(browser);
-  console.log(JSON.stringify({ ok: true, requested, staff, closed, other, report, pub, problems, ms: Date.now() - started }));
+  console.log(JSON.stringify({ ok: true, requested, live, staff, closed, other, report, video, en, dash, pub, audits, problems, ms: Date.now() - started }));
 } catch (e) {
-  console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems }));
+  console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems, audits }));
   process.exitCode = 1;
 } finally {
   await browser.close();
+  stdin.close();
 }

@@ -67,8 +67,11 @@ class RegulatorSystem(VideoSystem):
             client_id=f"{SITE}-test",
         )
 
-    def raise_alert_with_snapshot(self, jpeg: bytes) -> str:
+    def raise_alert_with_snapshot(
+        self, jpeg: bytes, kind: str = "no_chef_hat", severity: str = "warning"
+    ) -> str:
         """Camera online, an event announcing `jpeg` as its snapshot, then the upload: its id."""
+        before = self.api("GET", "/api/v1/alerts", user="admin")["total"]
         now = datetime.now(UTC)
         state = CameraStatePayload(camera=CAMERA, state="online", since=now)
         self._publish(topics.camera_state(SITE, CAMERA), encode(state), retain=True)
@@ -77,13 +80,14 @@ class RegulatorSystem(VideoSystem):
             name="snapshot.jpg", sha256=sha, bytes=len(jpeg), content_type="image/jpeg"
         )
         event = EventPayload(
-            event_id=uuid.uuid4(), site=SITE, camera=CAMERA, phase="start", kind="no_chef_hat",
+            event_id=uuid.uuid4(), site=SITE, camera=CAMERA, phase="start", kind=kind,
             station="kitchen_prep", rule="hat", start=now, score=0.9, snapshot=snapshot,
+            severity=severity,
         )  # fmt: skip
         self._publish(topics.camera_event(SITE, CAMERA), encode(event))
         alert_id = str(event.event_id)
         wait_until(
-            lambda: self.api("GET", "/api/v1/alerts", user="admin")["total"] == 1,
+            lambda: self.api("GET", "/api/v1/alerts", user="admin")["total"] == before + 1,
             20,
             "central to open the alert",
         )

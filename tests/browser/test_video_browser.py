@@ -54,11 +54,11 @@ def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None
     assert second["counter"] != first["counter"]  # and the picture changes
     assert seen["size"] == [640, 360]  # the sub stream, relayed as is
     caption = seen["caption"]
-    assert (
-        "后厨 Kitchen" in caption and "kitchen_prep" in caption and "中卫市第一小学食堂" in caption
-    )
+    # The station in words (zh-CN first), not its identifier.
+    assert "后厨 Kitchen" in caption and "后厨加工区" in caption and "中卫市第一小学食堂" in caption
+    assert "kitchen_prep" not in caption
     assert seen["online"] is True
-    assert seen["badge"] == "1 预警"
+    assert seen["badge"] == "1 条预警"
 
 
 async def _viewers(system: VideoSystem, count: int) -> list[int]:

@@ -14,11 +14,12 @@ async def test_login_and_me(central: Central) -> None:
 
 
 async def test_pages_share_one_layout(central: Central) -> None:
-    for path in ("/login", "/inbox", "/reports"):
+    for path in ("/login", "/inbox", "/reports", "/dashboard", "/live", "/replay"):
         resp = await central.client.get(path)
         page = await resp.text()
-        assert resp.status == 200 and '<nav><a href="/inbox"' in page, path
-        assert 'href="/live"' in page and 'href="/replay"' in page  # slots for the video pages
+        # One header on every page; its menu is fitted to the signed-in role (test_web_pages).
+        assert resp.status == 200 and '<header class="top">' in page, path
+        assert '<nav class="menu">' in page and 'src="/static/app.js"' in page, path
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
     resp = await central.client.get("/sw.js")
     assert resp.status == 200 and "showNotification" in await resp.text()

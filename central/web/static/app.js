@@ -19,6 +19,7 @@ const ERROR_PATTERNS = [
   [/^a (\w+) may not /, (m) => fsv.t("err.forbidden", { role: fsv.label("role", m[1]) })],
   [/^the period must be positive/, () => fsv.t("err.period")],
   [/^(not a time|time .* needs a zone)/, () => fsv.t("err.time")],
+  [/must be a finite number/, () => fsv.t("err.finite")],
   [/X-CSRF-Token/, () => fsv.t("err.csrf")],
   [/video quota: you already have \d+ .* \(at most (\d+) at once\)/, (m) => fsv.t("err.quota_viewers", { n: m[1] })],
   [/video quota: .*uplink already carries/, () => fsv.t("err.quota_site")],

@@ -8,6 +8,8 @@ const fsvCharts = {
     const chart = echarts.init(el, null, { renderer: "canvas" });
     chart.fsvDark = !!dark;
     fsvCharts.all.push(chart);
+    // The box changes size when the panels around it fill in, not only with the window.
+    if (window.ResizeObserver) new ResizeObserver(() => chart.resize()).observe(el);
     return chart;
   },
   base(dark) {
@@ -50,7 +52,7 @@ const fsvCharts = {
       grid: { left: 8, right: 16, top: 30, bottom: 8, containLabel: true },
       xAxis: { type: "category", data: labels, axisLabel: axisText, boundaryGap: false },
       yAxis: { type: "value", minInterval: 1, axisLabel: axisText, splitLine: { lineStyle: { color: dark ? "#1e3a5f" : "#eee" } } },
-      series: series.map((s) => ({ type: "line", smooth: true, areaStyle: { opacity: 0.15 }, ...s })),
+      series: series.map((s) => ({ type: "line", areaStyle: { opacity: 0.15 }, ...s })),
     }, true);
   },
 };

@@ -151,7 +151,7 @@ async function show(id) {
     (a.deadline ? ` · ${fsv.esc(fsv.t("alert.deadline"))} <time>${fsv.esc(fsv.time(a.deadline))}</time>` : "") +
     (a.overdue ? ` <span class="flag">${fsv.esc(fsv.t("inbox.overdue"))}</span>` : "") + "</p>" +
     `<div id="actions" class="actions"></div>` + media(a) +
-    `<h3>${fsv.esc(fsv.t("alert.history"))}</h3><ol class="history">${a.transitions.map(historyLine).join("") || `<li>${fsv.esc(fsv.t("alert.no_history"))}</li>`}</ol>` +
+    `<h3>${fsv.esc(fsv.t("alert.history"))}</h3><ol class="history">${a.transitions.map(historyLine).join("")}</ol>` + (a.transitions.length ? "" : `<p class="muted">${fsv.esc(fsv.t("alert.no_history"))}</p>`) +
     (photos ? `<h3>${fsv.esc(fsv.t("alert.evidence"))}</h3><div class="thumbs">${photos}</div>` : "");
   box.querySelector(".back").onclick = () => { box.hidden = true; inbox.current = null; };
   for (const b of box.querySelectorAll(".thumb")) b.onclick = () => view(b.dataset.src);
@@ -195,7 +195,7 @@ function openForm(a, action) {
     `<label>${fsv.esc(fsv.t(noteKey))}<textarea name="note" required maxlength="4000"></textarea></label>`;
   if (action === "request_rectification") {
     const tomorrow = fsv.date(Date.now() / 1000 + 86400);
-    html += `<label>${fsv.esc(fsv.t("form.deadline"))}<input type="date" name="deadline" required min="${tomorrow}" value="${fsv.date(Date.now() / 1000 + 3 * 86400)}"></label>`;
+    html += `<label>${fsv.esc(fsv.t("form.deadline"))}<input type="date" name="deadline" required min="${tomorrow}" max="${fsv.date(Date.now() / 1000 + 365 * 86400)}" value="${fsv.date(Date.now() / 1000 + 3 * 86400)}"></label>`;
   }
   if (action === "submit_rectification") {
     html += `<label>${fsv.esc(fsv.t("form.photos"))}<input type="file" name="photos" accept="image/*" capture="environment" multiple required></label>`;
@@ -279,6 +279,7 @@ async function loadChoices() {
 
 fsv.ready.then(async (u) => {
   inbox.user = u;
+  if (window.matchMedia("(max-width: 480px)").matches) document.getElementById("filter-box").open = false;
   await loadChoices();
   const filters = document.getElementById("filters");
   filters.onchange = (ev) => { if (ev.target.id !== "sound") load(true); };
