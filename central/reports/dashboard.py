@@ -63,8 +63,8 @@ def build_dashboard(
     days = day_starts(now, timezone, TREND_DAYS)
     org_where, org_args = _under(scope, focus, "org_path")
     cam_where, cam_args = _under(scope, focus, "c.org_path")
-    with ldb.lock:
-        db = ldb.db
+    # A read-only connection: the big screen never waits on (or holds up) ingest's writes.
+    with ldb.read() as db:
         orgs = [dict(r) for r in db.query(f"select * from orgs where {org_where}", org_args)]
         cameras = [
             dict(r)
