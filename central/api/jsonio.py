@@ -41,6 +41,8 @@ def loads_strict(raw: bytes | str) -> Any:
         raise InvalidInputError(f"body: {e}") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"body: not valid JSON ({e})") from e
+    except RecursionError as e:  # e.g. 50,000 nested arrays: json recurses per level
+        raise InvalidInputError("body: nested too deeply") from e
 
 
 def non_finite_path(value: Any, where: str = "") -> str | None:

@@ -25,6 +25,11 @@ def test_the_parser_refuses_every_non_finite_number(text: str) -> None:
     assert loads_strict('{"x": [1, 2.5e10, -3]}') == {"x": [1, 2.5e10, -3]}
 
 
+def test_deeply_nested_json_is_a_clear_error() -> None:
+    with pytest.raises(InvalidInputError, match="nested too deeply"):
+        loads_strict("[" * 50000 + "]" * 50000)
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("deadline", ["1e999", "NaN", "Infinity", "-Infinity"])
 async def test_a_non_finite_deadline_is_refused_and_changes_nothing(
