@@ -81,6 +81,12 @@ cannot send what central would refuse.
   sent again with other facts, or a deletion before the retention date without a reason
   opens a critical `footage_tampered` alert. The `audit` command asks the edge to hash
   named segments as they are on disk now (reply `result.proofs`, one `AuditProof` each).
+- Uplink: everything the edge sends to central shares one budget per site (edge config
+  `uplink.budget_bytes_per_s`) in strict priority: `live` (live and replay someone watches)
+  > `control` (MQTT commands, events) > `evidence` (alert media, exports) > `archive` >
+  `bulk`. Archive transfer pauses while anything is watched. The heartbeat's optional
+  `uplink` reports the budget, each class's use and backlog, and the live streams' rates,
+  which central uses to refuse a view the line cannot carry.
 
 Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
 `eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,

@@ -157,6 +157,40 @@ class CameraStats(_Part):
     days_held: float | None = Field(None, ge=0)
 
 
+UplinkClass = Literal["live", "control", "evidence", "archive", "bulk"]
+
+
+class UplinkClassUse(_Part):
+    """One traffic class of the edge's uplink budget in a heartbeat."""
+
+    name: UplinkClass = Field(
+        description="live (live/replay a regulator watches) > control (commands, events) > "
+        "evidence (alert media, exports) > archive > bulk"
+    )
+    bps: float = Field(0.0, ge=0, description="bits/s this class sent since the last heartbeat")
+    waiting: int = Field(0, ge=0, description="senders of this class waiting for budget now")
+    backlog_bytes: int = Field(0, ge=0, description="bytes this class still has to send")
+
+
+class StreamRate(_Part):
+    """A live stream's bitrate as the edge reads it (what live view of it would cost)."""
+
+    camera: Level
+    stream: Literal["sub", "main"]
+    bps: float = Field(ge=0)
+
+
+class UplinkStats(_Part):
+    """The edge's one uplink budget: its size, use per class and backlog."""
+
+    budget_bps: float | None = Field(None, ge=0, description="bits/s; null: not limited")
+    classes: list[UplinkClassUse] = Field(default_factory=list, max_length=8)
+    watching: int = Field(0, ge=0, description="live/replay uplinks open now")
+    archive_paused: bool = Field(False, description="archive transfer waits for viewers")
+    archive_backlog_segments: int = Field(0, ge=0)
+    streams: list[StreamRate] = Field(default_factory=list, max_length=2048)
+
+
 class HeartbeatPayload(Payload):
     """Periodic health of an agent (QoS 0: a lost one is replaced by the next)."""
 
@@ -175,6 +209,9 @@ class HeartbeatPayload(Payload):
     cameras: list[CameraStats] = Field(default_factory=list, max_length=1024)
     uplink_bps: float | None = Field(
         None, ge=0, description="video pushed to central (live, replay, export), bits/s"
+    )
+    uplink: UplinkStats | None = Field(
+        None, description="the uplink budget, its use per class and backlog (optional)"
     )
 
 
