@@ -39,7 +39,12 @@ class EdgeAgent:
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
         from edge_agent.uplink.streams import build_streams
-        from edge_agent.uplink.wiring import build_uplink, uplink_enabled
+        from edge_agent.uplink.wiring import (
+            attach_budget,
+            build_scheduler,
+            build_uplink,
+            uplink_enabled,
+        )
 
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
@@ -72,7 +77,9 @@ class EdgeAgent:
             recorders=self.recorders,
         )
         # Live/replay/export uplinks to central, on its commands (none without MQTT).
-        self.uplink = build_uplink(config, self.index, self.streams.taps, commands)
+        # One budget for everything sent to central, in strict priority (edge_agent.uplink.budget).
+        self.scheduler = build_scheduler(config, self.streams.taps)
+        self.uplink = build_uplink(config, self.index, self.streams.taps, commands, self.scheduler)
         uplink_parts = [self.uplink] if self.uplink is not None else []
         # Chain links anchored at central and its integrity audits (none without MQTT).
         integrity_parts: list[Component] = []
@@ -85,6 +92,8 @@ class EdgeAgent:
         if self.mqtt is not None and self.uplink is not None:
             # The heartbeat reports the uplink's rate to central.
             self.mqtt.heartbeat.uplink_rate = self.uplink.uplink_bps
+        if self.mqtt is not None and config.mqtt is not None:
+            attach_budget(self.mqtt, self.scheduler, config.mqtt.upload.timeout_s)
         self.components: list[Component] = [
             *self.recorders,
             *self.streams.readers,

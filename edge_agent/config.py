@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edge_agent.detection.settings import CameraDetectionConfig, DetectionConfig
 from edge_agent.errors import ConfigError
 from edge_agent.mqtt.settings import MqttConfig
+from edge_agent.uplink.settings import UplinkConfig
 
 IDENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENT, description="lower-case letters, digits, '_' and '-'")]
@@ -112,6 +113,9 @@ class EdgeConfig(_Model):
         description="central's base URL, for media uploads (https:// outside a test)",
     )
     detection: DetectionConfig = DetectionConfig()
+    uplink: UplinkConfig = Field(
+        UplinkConfig(), description="the site's upload budget and archive transfer"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @field_validator("timezone")

@@ -15,7 +15,7 @@ import psutil
 
 from fsv_contract import topics
 from fsv_contract.codec import encode
-from fsv_contract.payloads import CameraStats, HeartbeatPayload
+from fsv_contract.payloads import CameraStats, HeartbeatPayload, UplinkStats
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ class HeartbeatPublisher:
         self.sent = 0
         # Set by the uplink service when central may ask for video: its bits/s since last call.
         self.uplink_rate: Callable[[], float] | None = None
+        # Set when the agent has an uplink budget: its size, use per class and backlog.
+        self.uplink_stats: Callable[[], UplinkStats] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -151,6 +153,8 @@ class HeartbeatPublisher:
         )
         if self.uplink_rate is not None:
             payload = payload.model_copy(update={"uplink_bps": max(0.0, self.uplink_rate())})
+        if self.uplink_stats is not None:
+            payload = payload.model_copy(update={"uplink": self.uplink_stats()})
         return payload
 
     def _loop(self) -> None:

@@ -54,6 +54,8 @@ class MqttLink:
         self.connected = threading.Event()
         self.on_ack: AckCallback | None = None
         self.on_command: CommandCallback | None = None
+        # The uplink budget counts what goes out (class `control`: it never waits).
+        self.on_sent: Callable[[int], None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self._client = self._make_client(credential)
 
@@ -132,6 +134,8 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
         """Hand a message to paho; returns its message id, None if paho refused it."""
+        if self.on_sent is not None:
+            self.on_sent(len(topic) + len(payload))
         try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
         except ValueError as e:
@@ -146,6 +150,8 @@ class MqttLink:
         """Publish at QoS 0 if connected (heartbeats): nothing is queued while offline."""
         if not self.connected.is_set():
             return False
+        if self.on_sent is not None:
+            self.on_sent(len(topic) + len(payload))
         info = self._client.publish(topic, payload, qos=0, retain=False)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 

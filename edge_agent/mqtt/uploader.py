@@ -8,7 +8,9 @@ import http.client
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, Protocol
 from urllib.parse import quote, urlsplit
 
 from edge_agent.credentials import Credential
@@ -41,6 +43,18 @@ def backoff_delay(attempts: int, initial_s: float, max_s: float) -> float:
     return float(min(max_s, initial_s * 2 ** max(0, attempts - 1)))
 
 
+class Readable(Protocol):
+    """A file-like body http.client reads block by block."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to `n` bytes."""
+        ...
+
+
+# Wraps an upload body so each block waits for the site's uplink budget (class `evidence`).
+Budget = Callable[[BinaryIO], Readable]
+
+
 class MediaUploader:
     """Uploads each queued file once central has its event; idempotent, so retries are safe.
 
@@ -57,12 +71,14 @@ class MediaUploader:
         central_url: str,
         credential: Credential,
         settings: UploadConfig,
+        budget: Budget | None = None,
     ) -> None:
         parts = urlsplit(central_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UploadError(f"central_url {central_url!r} is not an http(s) URL", retry=False)
         self.queue = queue
         self.settings = settings
+        self.budget = budget
         self._parts = parts
         self._auth = "Basic " + base64.b64encode(
             f"{credential.username}:{credential.password}".encode()
@@ -157,7 +173,8 @@ class MediaUploader:
                 p.hostname or "", p.port, timeout=self.settings.timeout_s
             )
         try:
-            with item.path.open("rb") as body:
+            with item.path.open("rb") as f:
+                body = f if self.budget is None else self.budget(f)
                 conn.request(
                     "PUT",
                     path,

@@ -13,7 +13,9 @@ from types import TracebackType
 import aiohttp
 
 from edge_agent.errors import UplinkError
+from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.fmp4 import Chunk
+from edge_agent.uplink.scheduler import UplinkScheduler
 from fsv_contract.video import TOKEN_HEADER, UPLINK_PATH, End, Hello, Stats, control_json
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ class UplinkLink:
     """An open uplink: send the hello, chunks and the end; learn when central says stop.
 
     Use as `async with UplinkLink(...) as link:`; `stopped` is set once central closes the
-    socket or sends `{"type": "stop"}`.
+    socket or sends `{"type": "stop"}`. Every frame first takes its share of the site's
+    uplink budget (`scheduler`, in traffic class `cls`).
     """
 
     def __init__(
@@ -59,11 +62,15 @@ class UplinkLink:
         central_url: str,
         token: str,
         ssl_ctx: ssl.SSLContext | None = None,
+        scheduler: UplinkScheduler | None = None,
+        cls: TrafficClass = TrafficClass.LIVE,
     ) -> None:
         self._session = session
         self._url = uplink_url(central_url)
         self._token = token
         self._ssl = ssl_ctx
+        self._scheduler = scheduler
+        self.cls = cls
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
@@ -155,6 +162,7 @@ class UplinkLink:
 
     async def raw(self, frame: bytes) -> None:
         """Send one binary frame as is."""
+        await self._budget(len(frame))
         ws = self._open()
         try:
             await ws.send_bytes(frame)
@@ -162,7 +170,13 @@ class UplinkLink:
             raise UplinkError(f"uplink lost: {e}") from e
         self.sent_bytes += len(frame)
 
+    async def _budget(self, nbytes: int) -> None:
+        if self._scheduler is not None:
+            self._open()  # a closed link does not queue for budget
+            await self._scheduler.acquire_async(self.cls, nbytes)
+
     async def _send_text(self, text: str) -> None:
+        await self._budget(len(text))
         ws = self._open()
         try:
             await ws.send_str(text)

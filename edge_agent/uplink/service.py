@@ -22,12 +22,14 @@ import aiohttp
 from edge_agent.config import EdgeConfig
 from edge_agent.errors import UplinkError
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.export import export_clip
 from edge_agent.uplink.link import UplinkLink, ssl_context
 from edge_agent.uplink.live import run_live
 from edge_agent.uplink.recordings import recorded
 from edge_agent.uplink.replay import run_replay
-from edge_agent.uplink.tap import TapRegistry
+from edge_agent.uplink.scheduler import UplinkScheduler
+from edge_agent.uplink.tap import LiveTap, TapRegistry
 from fsv_contract.video import (
     ExportArgs,
     FrameHeader,
@@ -51,8 +53,15 @@ class UplinkService:
 
     name = "uplink"
 
-    def __init__(self, config: EdgeConfig, index: SegmentIndex, taps: TapRegistry) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        index: SegmentIndex,
+        taps: TapRegistry,
+        scheduler: UplinkScheduler | None = None,
+    ) -> None:
         self.config = config
+        self.scheduler = scheduler or UplinkScheduler(None)
         self.index = index
         self.taps = taps
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,12 +213,12 @@ class UplinkService:
             with self._lock:
                 self._sessions.pop(token, None)
 
-    def _link(self, token: str) -> UplinkLink:
+    def _link(self, token: str, cls: TrafficClass = TrafficClass.LIVE) -> UplinkLink:
         if not self.config.central_url or self._http is None:
             raise UplinkError("no central_url configured: cannot push video")
         ca = self.config.mqtt.upload.ca_file if self.config.mqtt else None
         ctx = ssl_context(ca) if self.config.central_url.startswith("https") else None
-        link = UplinkLink(self._http, self.config.central_url, token, ctx)
+        link = UplinkLink(self._http, self.config.central_url, token, ctx, self.scheduler, cls)
         link.on_close(lambda: self._closed(link))
         self._links.add(link)
         return link
@@ -221,6 +230,10 @@ class UplinkService:
 
     async def _live(self, a: StreamStartArgs, camera: str, bitrate: float | None) -> None:
         tap = self.taps.get(camera, a.stream)
+        with self.scheduler.watching():
+            await self._live_link(a, tap, bitrate)
+
+    async def _live_link(self, a: StreamStartArgs, tap: LiveTap, bitrate: float | None) -> None:
         async with self._link(a.token) as link:
             try:
                 reason = await run_live(link, tap, a.stream, bitrate_bps=bitrate)
@@ -232,12 +245,13 @@ class UplinkService:
         assert a.start is not None
         storage = self.config.storage.path
         start = a.start.timestamp()
-        async with self._link(a.token) as link:
-            try:
-                reason = await run_replay(link, self.index, storage, camera, start, a.speed)
-            except UplinkError as e:
-                reason = f"error: {e}"
-            await link.end(reason)
+        with self.scheduler.watching():
+            async with self._link(a.token) as link:
+                try:
+                    reason = await run_replay(link, self.index, storage, camera, start, a.speed)
+                except UplinkError as e:
+                    reason = f"error: {e}"
+                await link.end(reason)
 
     async def _export(self, a: ExportArgs) -> None:
         folder = self.config.state_dir / "exports"
@@ -245,7 +259,7 @@ class UplinkService:
         start, end = a.start.timestamp(), a.end.timestamp()
         path = folder / f"{a.camera}-{int(start)}-{a.token[:8]}.mp4"
         try:
-            async with self._link(a.token) as link:
+            async with self._link(a.token, TrafficClass.EVIDENCE) as link:
                 try:
                     manifest = await asyncio.to_thread(
                         export_clip,

@@ -1,12 +1,14 @@
-"""Builds the uplink service from the config and registers its MQTT commands."""
+"""Builds the uplink service and budget from the config and registers its MQTT commands."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from edge_agent.config import EdgeConfig
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.budget import TrafficClass
+from edge_agent.uplink.scheduler import BudgetedReader, UplinkScheduler
 from edge_agent.uplink.service import UplinkService
 from edge_agent.uplink.tap import TapRegistry
 from fsv_contract.video import VERB_EXPORT, VERB_RECORDINGS, VERB_STREAM_START, VERB_STREAM_STOP
@@ -24,19 +26,52 @@ def uplink_enabled(config: EdgeConfig, commands: Dispatcher | None) -> bool:
     return commands is not None and bool(config.central_url)
 
 
+def build_scheduler(config: EdgeConfig, taps: TapRegistry) -> UplinkScheduler:
+    """The site's one uplink budget; the heartbeat reads the live streams' rates from `taps`."""
+    settings = config.uplink
+    scheduler = UplinkScheduler(settings.budget_bytes_per_s, settings.burst_s)
+    scheduler.stream_rates = lambda: [(t.camera, t.stream, t.bitrate_bps()) for t in taps.all()]
+    return scheduler
+
+
 def build_uplink(
     config: EdgeConfig,
     index: SegmentIndex,
     taps: TapRegistry,
     commands: Dispatcher | None,
+    scheduler: UplinkScheduler | None = None,
 ) -> UplinkService | None:
     """The service over the agent's live taps (edge_agent.uplink.streams), its commands
     registered; None when the uplink is not enabled."""
     if commands is None or not uplink_enabled(config, commands):
         return None
-    service = UplinkService(config, index, taps)
+    service = UplinkService(config, index, taps, scheduler)
     commands.register(VERB_STREAM_START, service.stream_start)
     commands.register(VERB_STREAM_STOP, service.stream_stop)
     commands.register(VERB_RECORDINGS, service.recordings)
     commands.register(VERB_EXPORT, service.export_clip)
     return service
+
+
+class MqttSide(Protocol):
+    """What of the MQTT parts the budget hooks into (edge_agent.mqtt.wiring.MqttParts)."""
+
+    link: Any
+    heartbeat: Any
+    components: list[Any]
+
+
+def attach_budget(mqtt: MqttSide, scheduler: UplinkScheduler, upload_timeout_s: float) -> None:
+    """Put MQTT (class control, counted), media uploads (class evidence, waiting) and the
+    heartbeat's `uplink` figures on the budget."""
+    from edge_agent.mqtt.uploader import MediaUploader
+
+    mqtt.link.on_sent = lambda n: scheduler.charge(TrafficClass.CONTROL, n)
+    mqtt.heartbeat.uplink_stats = scheduler.stats
+    for part in mqtt.components:
+        if isinstance(part, MediaUploader):
+
+            def budget(f: BinaryIO) -> BudgetedReader:
+                return BudgetedReader(f, scheduler, TrafficClass.EVIDENCE, upload_timeout_s)
+
+            part.budget = budget
