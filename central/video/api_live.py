@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from central.keys import VIDEO
 from central.regulation.roles import Permission
 from central.regulation.users import User
 from central.video.hub import VideoHub
+from central.video.line_fit import line_refusal
 from central.video.quotas import QuotaExceeded, quota_error_message
 from central.video.upstream import StreamKey, Upstream
 from central.video.viewers import SocketViewer
@@ -33,6 +35,7 @@ MAX_UPLINK_FRAME = 16 << 20
 HLS_LEASE_S = 30.0  # an HLS player that stops polling for this long is gone
 HLS_WAIT_S = 12.0  # how long the first playlist request waits for a finished segment
 QUOTA_CLOSE_CODE = 4429  # a WebSocket viewer refused by a video quota (HTTP 429's number)
+THIN_LINE_CLOSE_CODE = 4503  # the site's uplink cannot carry the stream asked for
 _HLS_NAME = re.compile(
     r"^(?P<stream>sub|main)(?:\.m3u8|-init-(?P<gen>\d+)\.mp4|-(?P<g>\d+)-(?P<seq>\d+)\.m4s)$"
 )
@@ -107,6 +110,10 @@ async def video_live(request: web.Request) -> web.StreamResponse:
         lease = await video.quotas.viewer(user.id, "live", key)
     except QuotaExceeded as e:
         return await refuse_viewer(request, ws, e)
+    too_thin = await line_refusal(services(request).ldb, video.hub, key)
+    if too_thin is not None:
+        lease.release()
+        return await refuse_thin_line(request, ws, too_thin)
     try:
         target = f"{cam['site_id']}/{cam['camera_id']}"
         await audit(request, "live_view", target, {"stream": q.stream}, org_path=cam["org_path"])
@@ -124,6 +131,16 @@ async def refuse_viewer(
     await ws.prepare(request)
     await ws.send_str(quota_error_message(error))
     await ws.close(code=QUOTA_CLOSE_CODE, message=b"video quota")
+    return ws
+
+
+async def refuse_thin_line(
+    request: web.Request, ws: web.WebSocketResponse, message: str
+) -> web.WebSocketResponse:
+    """Tell a viewer at once that the site's uplink cannot carry the stream (no stall)."""
+    await ws.prepare(request)
+    await ws.send_str(json.dumps({"type": "error", "status": 503, "message": message}))
+    await ws.close(code=THIN_LINE_CLOSE_CODE, message=b"uplink too thin")
     return ws
 
 
@@ -173,6 +190,9 @@ async def _hls_lease(
     running = hub.find(key)
     if running is None or running.state == "ended":
         await request.app[VIDEO].quotas.check_site(user.id, key.site)
+        too_thin = await line_refusal(services(request).ldb, hub, key)
+        if too_thin is not None:
+            raise web.HTTPServiceUnavailable(text=too_thin)
     upstream = await hub.open(key)
     upstream.org_path = cam["org_path"]
     if upstream.opened_by is None:
