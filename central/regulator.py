@@ -24,12 +24,14 @@ from central.api import (
     public_routes,
     push_routes,
     report_routes,
+    token_routes,
     user_routes,
 )
 from central.api.common import SERVICES, auth_middleware, error_middleware, json_response
 from central.api.openapi import build_openapi
 from central.api.registry import Endpoint
 from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
+from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
 from central.services import build_services
 from central.video import api_archive, api_live
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_TABLES = (
     auth_routes.routes,
+    token_routes.routes,
     org_routes.routes,
     user_routes.routes,
     alert_routes.routes,
@@ -107,7 +110,7 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     app[INGEST_HOOKS] = svc.hooks
     tasks = [
         asyncio.create_task(dispatcher.run(), name="push-dispatch"),
-        asyncio.create_task(_purge_sessions(svc.users), name="session-purge"),
+        asyncio.create_task(_purge_sessions(svc.sessions), name="session-purge"),
     ]
     try:
         yield
@@ -126,10 +129,10 @@ def application_server_key(vapid: Any) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-async def _purge_sessions(users: Any) -> None:
+async def _purge_sessions(sessions: SessionStore) -> None:
     while True:
         try:
-            await asyncio.to_thread(users.purge_expired)
+            await asyncio.to_thread(sessions.purge_expired)
         except Exception:  # noqa: BLE001 - expired rows just stay another hour
             log.exception("purging expired sessions failed")
         await asyncio.sleep(SESSION_PURGE_S)

@@ -406,3 +406,23 @@ def m007_push_jobs(db: sqlite_utils.Database) -> None:
     db.execute("alter table deliveries add column expires_at float")
     db.execute("alter table deliveries add column urgent integer not null default 0")
     db.table("deliveries").create_index(["status", "urgent", "next_at"])
+
+
+@migrations()
+def m008_api_tokens(db: sqlite_utils.Database) -> None:
+    """Sessions and API tokens told apart; tokens named, scoped, listed by a public id.
+
+    Tokens made before this step were full-access and lasted a year: they keep full access
+    but expire at most 90 days after they were made.
+    """
+    db.execute("alter table user_sessions add column purpose text not null default 'session'")
+    db.execute("alter table user_sessions add column scope text not null default 'full'")
+    db.execute("alter table user_sessions add column token_id text")
+    db.execute(
+        "update user_sessions set purpose = 'token', "
+        "expires_at = min(expires_at, created_at + 90 * 86400) "
+        "where kind = 'bearer' and coalesce(label, '') != 'login'"
+    )
+    db.execute("update user_sessions set token_id = lower(hex(randomblob(8)))")
+    db.table("user_sessions").create_index(["token_id"], unique=True)
+    db.table("user_sessions").create_index(["user_id", "purpose"])

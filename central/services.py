@@ -13,6 +13,7 @@ from central.alerts.store import AlertStore, CommandSender
 from central.regulation.audit import AuditLog
 from central.regulation.org import OrgStore
 from central.regulation.public import PublicLinks, RateLimiter
+from central.regulation.sessions import SessionPolicy, SessionStore, TokenUses
 from central.regulation.throttle import LoginThrottle
 from central.regulation.users import UserStore
 from central.schema import LockedDb, apply_migrations
@@ -29,6 +30,7 @@ class Services:
     evidence_dir: Path
     orgs: OrgStore
     users: UserStore
+    sessions: SessionStore
     alerts: AlertStore
     audit: AuditLog
     push: PushStore
@@ -36,6 +38,7 @@ class Services:
     public: PublicLinks
     hooks: RegulatorHooks
     throttle: LoginThrottle
+    token_uses: TokenUses
     public_rate: RateLimiter
     vapid_public_key: str | None = None
     dispatcher: PushDispatcher | None = field(default=None)
@@ -72,6 +75,10 @@ def build_services(
         evidence_dir=web.evidence_dir or data_dir / "evidence",
         orgs=orgs,
         users=UserStore(ldb),
+        sessions=SessionStore(
+            ldb,
+            SessionPolicy(web.session_hours * 3600, web.idle_minutes * 60, web.token_max_days),
+        ),
         alerts=alerts,
         audit=AuditLog(ldb),
         push=PushStore(ldb),
@@ -79,6 +86,7 @@ def build_services(
         public=PublicLinks(ldb),
         hooks=RegulatorHooks(ldb, orgs, alerts),
         throttle=login_throttle(web),
+        token_uses=TokenUses(),
         public_rate=RateLimiter(web.public_rate_per_min, 60.0),
     )
     return services

@@ -24,7 +24,15 @@ class WebConfig(_Section):
     cookie_secure: bool = Field(
         True, description="send the session cookie over HTTPS only (off only for local tests)"
     )
-    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="browser session lifetime")
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="lifetime of a session (cookie or login bearer)"
+    )
+    idle_minutes: float = Field(
+        60.0, gt=0, le=24 * 60, description="a session without requests this long ends"
+    )
+    token_max_days: int = Field(
+        90, ge=1, le=366, description="longest lifetime of an API token (default 30 days)"
+    )
     login_max_failures: int = Field(
         5, ge=1, le=1000, description="free failures per account and client before delays"
     )

@@ -1,4 +1,4 @@
-"""Sign in and out, who am I, API tokens."""
+"""Sign in and out, who am I (API tokens: token_routes.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from central.api.common import (
     audit,
     client_ip,
     current_session,
-    current_user,
     json_response,
     read_body,
     run_db,
@@ -31,12 +30,6 @@ class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
     kind: Literal["cookie", "bearer"] = "cookie"
-
-
-class TokenIn(BaseModel):
-    """A label for a new API token (e.g. the script that will use it)."""
-
-    label: str = Field("", max_length=100)
 
 
 @routes.route(
@@ -68,7 +61,7 @@ async def login(request: web.Request) -> web.Response:
         await audit(request, "login_failed", body.username, {"reason": "bad credentials"})
         raise
     svc.throttle.succeeded(body.username, client)
-    token, csrf = await run_db(svc.users.open_session, user, body.kind, "login")
+    token, csrf = await run_db(svc.sessions.open_session, user, body.kind)
     await audit(request, "login", user.username, {"kind": body.kind}, user=user)
     if body.kind == "bearer":
         return json_response({"user": user.public(), "token": token, "token_type": "bearer"})
@@ -87,9 +80,9 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.route("POST", "/api/v1/auth/logout", summary="End the current session", tag="auth")
 async def logout(request: web.Request) -> web.Response:
-    """Close the session the request came with."""
+    """End the session the request came with, on the server (the cookie alone is not trusted)."""
     session = current_session(request)
-    await run_db(services(request).users.close_session, session.token_hash)
+    await run_db(services(request).sessions.close_session, session.token_hash)
     await audit(request, "logout", session.user.username)
     resp = json_response({"ok": True})
     resp.del_cookie(COOKIE, path="/")
@@ -101,20 +94,3 @@ async def me(request: web.Request) -> web.Response:
     """Who the caller is; pages read the CSRF token they must echo from here."""
     session = current_session(request)
     return json_response({"user": session.user.public(), "csrf_token": session.csrf})
-
-
-@routes.route(
-    "POST",
-    "/api/v1/auth/tokens",
-    summary="Create a bearer token for scripts (shown once)",
-    tag="auth",
-    body=TokenIn,
-    statuses=(201,),
-)
-async def create_token(request: web.Request) -> web.Response:
-    """A new long-lived API token of the current user."""
-    user = current_user(request)
-    body = await read_body(request, TokenIn)
-    token, _csrf = await run_db(services(request).users.open_session, user, "bearer", body.label)
-    await audit(request, "token_created", user.username, {"label": body.label})
-    return json_response({"token": token, "token_type": "bearer"}, status=201)

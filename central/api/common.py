@@ -7,6 +7,7 @@ import functools
 import hmac
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -103,12 +104,12 @@ async def auth_middleware(
     session: Session | None = None
     if header.lower().startswith("bearer ") and request.path.startswith("/api/v1/"):
         try:
-            session = await run_db(services.users.resolve, header[7:].strip(), "bearer")
+            session = await run_db(services.sessions.resolve, header[7:].strip(), "bearer")
         except AuthError:
             session = None
     elif COOKIE in request.cookies:
         try:
-            session = await run_db(services.users.resolve, request.cookies[COOKIE], "cookie")
+            session = await run_db(services.sessions.resolve, request.cookies[COOKIE], "cookie")
         except AuthError:
             session = None
         if session is not None and request.method in _UNSAFE:
@@ -117,6 +118,13 @@ async def auth_middleware(
                 return error_response(403, f"missing or wrong {CSRF_HEADER} header")
     if session is not None:
         request[SESSION] = session
+        if session.scope == "read" and request.method in _UNSAFE:
+            return error_response(403, "this API token is read-only")
+        if session.purpose == "token" and services.token_uses.due(
+            session.token_id, time.monotonic()
+        ):
+            detail = {"token": session.token_id, "name": session.label, "first": request.path}
+            await audit(request, "token_used", f"token:{session.token_id}", detail)
     return await handler(request)
 
 

@@ -16,6 +16,8 @@ AUDITED_ACTIONS = (
     "login_failed",
     "logout",
     "token_created",
+    "token_revoked",
+    "token_used",
     "alert_transition",
     "evidence_view",
     "live_view",

@@ -1,4 +1,4 @@
-"""Users, their scope, and their sessions (browser cookies and API bearer tokens)."""
+"""Users and their scope; the Session they act in (made by `sessions.py`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from central.errors import AuthError, ConflictError, InvalidInputError, NotFound
 from central.regulation.passwords import (
     check_password_strength,
     hash_password,
-    new_token,
-    token_digest,
     verify_password,
 )
 from central.regulation.roles import ROLE_LEVEL, Role
@@ -23,8 +21,6 @@ from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
-COOKIE_TTL_S = 12 * 3600.0
-BEARER_TTL_S = 365 * 86400.0
 
 
 # A dummy hash checked when the user name is unknown, so a wrong name costs as much time as
@@ -68,12 +64,16 @@ class User:
 
 @dataclass(frozen=True)
 class Session:
-    """A live session: who, which kind, and the CSRF token cookie writes must echo."""
+    """A live session or API token: who, which kind, its scope, the CSRF token to echo."""
 
     user: User
     kind: str
     csrf: str
     token_hash: str
+    scope: str = "full"  # "read": GET only
+    purpose: str = "session"  # "session" (login) or "token" (an API token)
+    token_id: str = ""
+    label: str = ""
 
 
 def user_from_row(row: dict[str, Any]) -> User:
@@ -196,55 +196,3 @@ class UserStore:
         if row is None or not ok or row["disabled"]:
             raise AuthError("wrong user name or password")
         return user_from_row(row)
-
-    # --- sessions ---------------------------------------------------------------------------
-
-    def open_session(self, user: User, kind: str, label: str = "") -> tuple[str, str]:
-        """Start a `cookie` or `bearer` session; returns (token, csrf token)."""
-        if kind not in ("cookie", "bearer"):
-            raise InvalidInputError(f"unknown session kind {kind!r}")
-        token, csrf, now = new_token(), new_token(), time.time()
-        ttl = COOKIE_TTL_S if kind == "cookie" else BEARER_TTL_S
-        with self._ldb.transaction() as db:
-            db.table("user_sessions").insert(
-                {
-                    "token_hash": token_digest(token),
-                    "user_id": user.id,
-                    "kind": kind,
-                    "label": label,
-                    "csrf": csrf,
-                    "created_at": now,
-                    "expires_at": now + ttl,
-                    "last_used_at": now,
-                }
-            )
-        return token, csrf
-
-    def resolve(self, token: str, kind: str) -> Session:
-        """The live session of `token`; AuthError if unknown, expired or of another kind."""
-        digest, now = token_digest(token), time.time()
-        with self._ldb.read() as db:
-            rows = list(
-                db.query(
-                    "select s.kind, s.csrf, s.expires_at, u.* from user_sessions s "
-                    "join users u on u.id = s.user_id where s.token_hash = ?",
-                    [digest],
-                )
-            )
-        if not rows or rows[0]["kind"] != kind or rows[0]["expires_at"] < now:
-            raise AuthError("not signed in or session expired")
-        row = dict(rows[0])
-        if row["disabled"]:
-            raise AuthError("account disabled")
-        return Session(user_from_row(row), kind, row["csrf"], digest)
-
-    def close_session(self, token_hash: str) -> None:
-        """End a session (logout, token revocation)."""
-        with self._ldb.transaction() as db:
-            db.execute("delete from user_sessions where token_hash = ?", [token_hash])
-
-    def purge_expired(self) -> int:
-        """Remove expired sessions; returns how many."""
-        with self._ldb.transaction() as db:
-            cur = db.execute("delete from user_sessions where expires_at < ?", [time.time()])
-            return int(cur.rowcount)

@@ -62,7 +62,18 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
         "/api/v1/auth/login", json={"username": "admin", "password": "bad-pass"}
     )
     h = await central.token("admin")
-    await call(central, "admin", "POST", "/api/v1/auth/tokens", json={"label": "script"})
+    _, api_token = await call(
+        central,
+        "admin",
+        "POST",
+        "/api/v1/auth/tokens",
+        json={"name": "script", "password": central.passwords["admin"]},
+    )
+    by_token = {"Authorization": f"Bearer {api_token['token']}"}
+    assert (await central.client.get("/api/v1/auth/me", headers=by_token)).status == 200
+    status, _ = await call(central, "admin", "DELETE", f"/api/v1/auth/tokens/{api_token['id']}")
+    assert status == 200
+    assert (await central.client.get("/api/v1/auth/me", headers=by_token)).status == 401
     _, org = await call(
         central,
         "admin",

@@ -19,6 +19,7 @@ SELF_ONLY = {
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/me"),
     ("POST", "/api/v1/auth/tokens"),
+    ("GET", "/api/v1/auth/tokens"),
     ("PUT", "/api/v1/me/push-filters"),
     ("GET", "/api/v1/push/vapid-public-key"),
     ("POST", "/api/v1/push/subscriptions"),
@@ -72,6 +73,18 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         },
     )
     assert status == 201
+    status, api_token = await call(
+        central,
+        "inspector-b",
+        "POST",
+        "/api/v1/auth/tokens",
+        json={"name": "b-script", "password": central.passwords["inspector-b"]},
+    )
+    assert status == 201, api_token
+    status, integrity = await call(
+        central, "admin", "POST", "/api/v1/integrity/audits", json={"site_id": "demo-canteen-b"}
+    )
+    assert status == 202, integrity
     users = {u.username: u.id for u in central.svc.users.list_users(_everything())}
     return {
         "org_id": str(seed["canteen_b"]),
@@ -82,6 +95,8 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         "user_id": str(users["inspector-b"]),
         "webhook_id": str(hook["id"]),
         "link_id": str(link["id"]),
+        "token_id": api_token["id"],
+        "audit_id": str(integrity["id"]),
         "subscription_id": str(sub["id"]),
         "event_id": alert_id,
         "name": "snapshot.jpg",
@@ -130,6 +145,7 @@ def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/video/exports"): {
             "json": {"site_id": b["site_id"], "camera_id": "cam1", "start": 1e9, "end": 1e9 + 60}
         },
+        ("POST", "/api/v1/integrity/audits"): {"json": {"site_id": b["site_id"]}},
         ("GET", "/api/v1/alerts"): {"params": {"org_id": b["county_b"]}},
         ("GET", "/api/v1/orgs"): {"params": {"under": b["county_b"]}},
         ("GET", "/api/v1/sites"): {"params": {"org_id": b["county_b"]}},
@@ -186,6 +202,12 @@ async def test_inspector_a_reaches_nothing_of_county_b(central: Central) -> None
     assert alert[1]["state"] == "rectification_submitted"
     users = [u.username for u in central.svc.users.list_users(_everything())]
     assert "mole" not in users
+    tokens = central.svc.sessions.list_tokens(_user_id(central, "inspector-b"))
+    assert [t["name"] for t in tokens] == ["b-script"]
+
+
+def _user_id(central: Central, username: str) -> int:
+    return next(u.id for u in central.svc.users.list_users(_everything()) if u.username == username)
 
 
 async def test_lists_show_own_county_only(central: Central) -> None:
