@@ -101,6 +101,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def loads_finite(data: str | bytes | bytearray) -> Any:
+    """`json.loads` that refuses NaN, Infinity and overflowing numbers (InvalidPayload)."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NonFinite as e:
+        raise InvalidPayload(str(e)) from e
+
+
 def _depth(obj: Any) -> int:
     """Nesting depth of a parsed JSON value, without recursion."""
     deepest = 0

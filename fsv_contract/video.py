@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fsv_contract.codec import loads_finite
 from fsv_contract.errors import InvalidPayload
 from fsv_contract.payloads import LEVEL_PATTERN, UtcDatetime
 
@@ -210,7 +211,9 @@ def control_json(message: BaseModel) -> str:
 def parse_control(text: str) -> Hello | End | Stats | ClipManifest | None:
     """Parse a text frame; None for a type this version does not know (ignored)."""
     try:
-        obj = json.loads(text)
+        obj = loads_finite(text)
+    except InvalidPayload:
+        raise
     except ValueError as e:
         raise InvalidPayload(f"control frame is not JSON: {str(e)[:200]}") from e
     if not isinstance(obj, dict):

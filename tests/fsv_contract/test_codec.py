@@ -84,3 +84,16 @@ def test_oversized_payload_cannot_be_encoded() -> None:
     big = event().model_copy(update={"details": {"blob": "x" * MAX_PAYLOAD_BYTES}})
     with pytest.raises(InvalidPayload, match="limit"):
         encode(big)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_on_the_wire(number: str) -> None:
+    from fsv_contract.video import parse_control
+
+    good = json.loads(encode(event()))
+    text = json.dumps(good).replace('"score": 0.5', f'"score": {number}')
+    assert number in text
+    with pytest.raises(InvalidPayload, match="number"):
+        decode(topics.camera_event("s1", "cam-1"), text.encode())
+    with pytest.raises(InvalidPayload, match="number"):
+        parse_control('{"type": "stats", "fps": ' + number + "}")
