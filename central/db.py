@@ -299,3 +299,9 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
 def m004_live_lane(db: sqlite_utils.Database) -> None:
     """Events by start time, for the alert feed's lane of live events."""
     db.table("events").create_index(["start", "change_seq"])
+
+
+@migrations()
+def m004_first_clip(db: sqlite_utils.Database) -> None:
+    """An event's first clip, sent while it still runs."""
+    db.execute("alter table events add column first_clip text")

@@ -426,3 +426,9 @@ def m008_api_tokens(db: sqlite_utils.Database) -> None:
     db.execute("update user_sessions set token_id = lower(hex(randomblob(8)))")
     db.table("user_sessions").create_index(["token_id"], unique=True)
     db.table("user_sessions").create_index(["user_id", "purpose"])
+
+
+@migrations()
+def m009_first_clip(db: sqlite_utils.Database) -> None:
+    """An alert's first clip (pre-roll plus the first seconds), before the full one."""
+    db.execute("alter table alerts add column first_clip text")

@@ -61,6 +61,8 @@ cannot send what central would refuse.
 - Events: one `event_id` (UUID) per event. It is published at `phase: start` (so the alert
   is pushed at once) and again at `phase: end` with `end` and the clip. Central keeps one
   row per event id and applies the end once; a duplicate of either phase changes nothing.
+  While the event runs, the edge may send `phase: start` once more with `first_clip`
+  (pre-roll plus the first seconds); central adds it to the alert once.
   Instant events (retention, outbox overflow) are sent once, already at `end`.
 - Delivery: what goes "through the outbox" is written to the edge's SQLite outbox first
   and deleted only after the broker's PUBACK; central writes a batch to its database and

@@ -110,6 +110,11 @@ class EventPayload(Payload):
     boxes: list[Box] = Field(default_factory=list, max_length=256)
     snapshot: MediaRef | None = None
     clip: MediaRef | None = None
+    first_clip: MediaRef | None = Field(
+        None,
+        description="pre-roll plus the first seconds, sent again with `phase: start` while the "
+        "event runs, so inspectors need not wait for its end; the full `clip` follows",
+    )
     details: dict[str, Any] = Field(default_factory=dict)
     created_at: UtcDatetime | None = Field(
         None, description="when the edge wrote this message to its outbox"

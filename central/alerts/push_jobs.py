@@ -97,7 +97,7 @@ class PushJobs:
         alert = dict(alerts[0]) if alerts else {"id": row["alert_id"]}
         orgs = list(db.query("select name from orgs where org_path = ?", [alert.get("org_path")]))
         alert["enterprise_name"] = str(orgs[0]["name"]) if orgs else ""
-        for key in ("snapshot", "clip"):
+        for key in ("snapshot", "clip", "first_clip"):
             if isinstance(alert.get(key), str):
                 alert[key] = json.loads(alert[key])
         target: Target | None = None

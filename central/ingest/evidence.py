@@ -15,7 +15,7 @@ from typing import Any
 
 from fsv_contract.payloads import EventPayload
 
-SLOTS = ("snapshot", "clip")
+SLOTS = ("snapshot", "clip", "first_clip")
 
 
 @dataclass
@@ -27,10 +27,9 @@ class KnownEvent:
     refs: dict[str, dict[str, Any] | None]
 
     @classmethod
-    def from_row(cls, site: str, phase: str, snapshot: str | None, clip: str | None) -> KnownEvent:
-        """From the events table's columns (refs as JSON text)."""
-        refs = {"snapshot": _load(snapshot), "clip": _load(clip)}
-        return cls(site, phase, refs)
+    def from_row(cls, site: str, phase: str, *refs: str | None) -> KnownEvent:
+        """From the events table's columns (refs as JSON text, in SLOTS order)."""
+        return cls(site, phase, {slot: _load(ref) for slot, ref in zip(SLOTS, refs, strict=True)})
 
     @classmethod
     def from_payload(cls, p: EventPayload) -> KnownEvent:

@@ -29,8 +29,8 @@ MAX_REJECTS_KEPT = 1000
 
 _EVENT_COLUMNS = (
     "event_id", "site", "camera", "kind", "station", "rule", "severity", "phase", "start",
-    "end", "score", "boxes", "snapshot", "clip", "details", "created_at", "received_at",
-    "ingested_at", "updated_at", "change_seq",
+    "end", "score", "boxes", "snapshot", "clip", "first_clip", "details", "created_at",
+    "received_at", "ingested_at", "updated_at", "change_seq",
 )  # fmt: skip
 _INSERT_EVENT = (
     f"insert or ignore into events ({', '.join(f'[{c}]' for c in _EVENT_COLUMNS)}) "
@@ -38,8 +38,12 @@ _INSERT_EVENT = (
 )
 _END_EVENT = (
     "update events set phase = 'end', \"end\" = ?, score = ?, boxes = ?, snapshot = ?, "
-    "clip = ?, details = ?, updated_at = ?, change_seq = ? "
+    "clip = ?, first_clip = ?, details = ?, updated_at = ?, change_seq = ? "
     "where event_id = ? and phase = 'start'"
+)
+_FIRST_CLIP = (
+    "update events set first_clip = ?, updated_at = ?, change_seq = ? "
+    "where event_id = ? and first_clip is null"
 )
 _CAMERA_STATE = (
     "insert into camera_status (site, camera, state, since, reason, updated_at) "
@@ -123,7 +127,7 @@ def _payload_of(row: dict[str, Any]) -> EventPayload | None:
                 "end": _utc(row["end"]),
                 "created_at": _utc(row["created_at"]),
                 **{k: json.loads(row[k]) if row[k] else None
-                   for k in ("boxes", "snapshot", "clip", "details")},
+                   for k in ("boxes", "snapshot", "clip", "first_clip", "details")},
             }
         )  # fmt: skip
     except (ValidationError, ValueError):
@@ -134,6 +138,16 @@ def insert_central_event(db: sqlite_utils.Database, payload: EventPayload, now: 
     """Store an event central raised itself (e.g. `footage_tampered`) so the alert feed sees it."""
     seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0]) + 1
     db.execute(_INSERT_EVENT, [*IngestStore._event_row(payload, now, now), seq])
+
+
+def _adds_first_clip(held: KnownEvent, p: EventPayload, refs: dict[str, Any]) -> bool:
+    """A repeated start phase that brings the event's first clip (while it still runs)."""
+    return (
+        held.phase == "start"
+        and p.phase == "start"
+        and held.refs.get("first_clip") is None
+        and refs.get("first_clip") is not None
+    )
 
 
 class IngestStore:
@@ -174,6 +188,7 @@ class IngestStore:
         seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0])
         inserts: list[tuple[Any, ...]] = []
         ends: list[tuple[Any, ...]] = []
+        firsts: list[tuple[Any, ...]] = []
         for it, p in events:
             eid = str(p.event_id)
             held = known.get(eid)
@@ -196,10 +211,16 @@ class IngestStore:
                 result.ended_events.append(p)
                 held.phase, held.refs = "end", refs
                 result.accepted += 1
+            elif refusal is None and _adds_first_clip(held, p, refs):
+                seq += 1
+                firsts.append((_json(refs["first_clip"]), now, seq, eid))
+                held.refs = refs
+                result.accepted += 1
             else:
                 result.duplicates += 1
         db.conn.executemany(_INSERT_EVENT, inserts)
         db.conn.executemany(_END_EVENT, ends)
+        db.conn.executemany(_FIRST_CLIP, firsts)
 
     @staticmethod
     def _known_events(db: sqlite_utils.Database, ids: list[str]) -> dict[str, KnownEvent]:
@@ -209,21 +230,23 @@ class IngestStore:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"select event_id, site, phase, snapshot, clip from events "
+                f"select event_id, site, phase, snapshot, clip, first_clip from events "
                 f"where event_id in ({marks})",
                 chunk,
             )
-            found.update({r[0]: KnownEvent.from_row(r[1], r[2], r[3], r[4]) for r in rows})
+            found.update({r[0]: KnownEvent.from_row(r[1], r[2], *r[3:]) for r in rows})
         return found
 
     @staticmethod
     def _event_row(p: EventPayload, received_at: float, now: float) -> tuple[Any, ...]:
-        data = p.model_dump(mode="json", include={"boxes", "snapshot", "clip", "details"})
+        data = p.model_dump(
+            mode="json", include={"boxes", "snapshot", "clip", "first_clip", "details"}
+        )
         return (
             str(p.event_id), p.site, p.camera, p.kind, p.station, p.rule, p.severity, p.phase,
             _ts(p.start), _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
-            _json(data["clip"]), _json(data["details"]), _ts(p.created_at), received_at, now,
-            now,
+            _json(data["clip"]), _json(data["first_clip"]), _json(data["details"]),
+            _ts(p.created_at), received_at, now, now,
         )  # fmt: skip
 
     @staticmethod
@@ -231,7 +254,8 @@ class IngestStore:
         data = p.model_dump(mode="json", include={"boxes", "details"})
         return (
             _ts(p.end), p.score, _json(data["boxes"]), _json(refs["snapshot"]),
-            _json(refs["clip"]), _json(data["details"]), now, seq, str(p.event_id),
+            _json(refs["clip"]), _json(refs["first_clip"]), _json(data["details"]), now, seq,
+            str(p.event_id),
         )  # fmt: skip
 
     @staticmethod
@@ -397,7 +421,7 @@ class IngestStore:
             [*args, limit],
         )
         for row in rows:
-            for column in ("boxes", "snapshot", "clip", "details"):
+            for column in ("boxes", "snapshot", "clip", "first_clip", "details"):
                 row[column] = json.loads(row[column]) if row[column] else None
         return rows
 

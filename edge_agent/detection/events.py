@@ -185,7 +185,8 @@ class EventKeeper:
         stored.details = {**stored.details, **(event.details if event else {}), "ended_by": reason}
         if event is not None:
             stored.score = max(stored.score, event.score)
-        if best is not None and event is not None:
+        if best is not None and event is not None and stored.snapshot is None:
+            # The snapshot the start announced is final at central (write-once evidence).
             folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
             stored.snapshot = self._snapshot(folder, rel, "best.jpg", event, best)
             stored.boxes = boxes_of(best.objects)
@@ -228,6 +229,9 @@ class EventKeeper:
                     return
                 if self._clip_ready(stored, now):
                     self._finish(stored)
+            for stored in self.store.events(state=OPEN):
+                if self._first_clip_ready(stored):
+                    self._cut_first_clip(stored)
             for stored in self.store.unsent():
                 self._send(stored)
             if now - self._last_purge >= PURGE_EVERY_S:
@@ -244,6 +248,40 @@ class EventKeeper:
             return True
         # The recorder may be down or its segment long: after the wait, cut what exists.
         return now >= clip_end + self.settings.clip_wait_s
+
+    def _first_clip_ready(self, stored: StoredEvent) -> bool:
+        """An open event without its first clip whose first seconds are recorded."""
+        wanted = self.settings.first_clip_s
+        if wanted <= 0 or stored.clip_state != CLIP_PENDING or stored.first_clip is not None:
+            return False
+        if "first_clip_error" in stored.details:
+            return False
+        last = self.index.last_segment(stored.camera)
+        return last is not None and last.end >= stored.start + wanted
+
+    def _cut_first_clip(self, stored: StoredEvent) -> None:
+        """Cut pre-roll plus the first seconds, so inspectors need not wait for the end."""
+        start = stored.start - self.settings.pre_roll_s
+        end = stored.start + self.settings.first_clip_s
+        folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
+        segments = self.index.segments(stored.camera, start, end)
+        try:
+            clip = cut_clip(self.config.storage.path, segments, start, end, folder / "first.mp4")
+        except (ClipError, av.FFmpegError, OSError) as e:
+            log.warning("event %s: no first clip: %s", stored.id, e)
+            stored.details = {**stored.details, "first_clip_error": str(e)[:200]}
+            self.store.save(stored)
+            return
+        info = MediaInfo(
+            "first.mp4", f"{rel}/first.mp4", clip.sha256, clip.bytes, "video/mp4", clip.start,
+            clip.end,
+        )  # fmt: skip
+        fresh = self.store.get(stored.id)  # the pipeline may have ended it meanwhile
+        if fresh is None or fresh.state != OPEN:
+            return
+        fresh.first_clip = info
+        self.store.save(fresh)
+        self._send(fresh)
 
     def _finish(self, stored: StoredEvent) -> None:
         """Cut the clip (or note why not), complete the event and hand it on."""
@@ -279,7 +317,11 @@ class EventKeeper:
         """Hand the phases not yet handed over to the sink; a failure is retried later."""
         if self.sink is None:
             return
-        phases = ["start"] + (["end"] if stored.state == COMPLETE else [])
+        phases = ["start"]
+        if stored.first_clip is not None and stored.state != COMPLETE:
+            phases.append("first")  # the full clip supersedes it once the event is complete
+        if stored.state == COMPLETE:
+            phases.append("end")
         sent = [p for p in stored.sent.split(",") if p]
         with self._lock:
             for phase in phases:
@@ -298,8 +340,12 @@ class EventKeeper:
 
     def _hand_over(self, stored: StoredEvent, phase: str) -> None:
         assert self.sink is not None
-        payload = event_payload(self.config.site_id, stored, phase)
-        media = [stored.snapshot] + ([stored.clip] if phase == "end" else [])
+        payload = event_payload(self.config.site_id, stored, "start" if phase == "first" else phase)
+        if phase != "first" and "first" not in stored.sent:
+            payload = payload.model_copy(update={"first_clip": None})  # never uploaded
+        media = {"start": [stored.snapshot], "first": [stored.first_clip]}.get(
+            phase, [stored.snapshot, stored.clip]
+        )
         for item in media:
             if item is not None:
                 path = self.store.files / item.relpath

@@ -26,7 +26,8 @@ def _ref(media: MediaInfo | None) -> MediaRef | None:
 
 
 def event_payload(site: str, event: StoredEvent, phase: str) -> EventPayload:
-    """The payload of one phase: `start` when the violation began, `end` with the clip."""
+    """The payload of one phase: `start` when the violation began (again with the first
+    clip, once cut), `end` with the clip."""
     ending = phase == "end"
     details = dict(event.details)
     if ending and event.clip_state != "done":
@@ -48,6 +49,7 @@ def event_payload(site: str, event: StoredEvent, phase: str) -> EventPayload:
         boxes=[Box.model_validate(b) for b in event.boxes[:256]],
         snapshot=_ref(event.snapshot),
         clip=_ref(event.clip) if ending else None,
+        first_clip=_ref(event.first_clip),
         details=details,
         created_at=datetime.now(UTC),
     )

@@ -122,6 +122,13 @@ class DetectionConfig(_Model):
     clip_wait_s: float = Field(
         180.0, gt=0.0, le=3600, description="wait this long for the recorder's segments"
     )
+    first_clip_s: float = Field(
+        10.0,
+        ge=0.0,
+        le=300,
+        description="while an event runs, send pre-roll plus this many seconds as its first "
+        "clip as soon as they are recorded (0: only the full clip at the end)",
+    )
     retention_days: int | None = Field(
         None, ge=1, le=3650, description="keep events this long; default the camera's retention"
     )

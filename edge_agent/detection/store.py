@@ -55,6 +55,12 @@ def m001_events(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["state"])
 
 
+@migrations()
+def m002_first_clip(db: sqlite_utils.Database) -> None:
+    """The first clip of an event, cut while it still runs."""
+    db.execute("alter table events add column first_clip text")
+
+
 @dataclass
 class MediaInfo:
     """An evidence file kept with an event (relative to the event folder)."""
@@ -91,9 +97,10 @@ class StoredEvent:
     clip_end: float | None
     clip_error: str | None
     retention_days: int
-    sent: str  # phases handed to the outbox so far: "", "start" or "start,end"
+    sent: str  # phases handed to the outbox so far: "", "start", "start,first", ...,end
     created_at: float
     updated_at: float
+    first_clip: MediaInfo | None = None  # pre-roll and the first seconds, while it runs
 
 
 def _media(text: str | None) -> MediaInfo | None:
@@ -108,6 +115,7 @@ def _from_row(row: dict[str, Any]) -> StoredEvent:
             "details": json.loads(row["details"] or "{}"),
             "snapshot": _media(row["snapshot"]),
             "clip": _media(row["clip"]),
+            "first_clip": _media(row.get("first_clip")),
         }
     )
 
@@ -152,6 +160,7 @@ class EventStore:
         row["details"] = json.dumps(event.details, default=str)
         row["snapshot"] = json.dumps(vars(event.snapshot)) if event.snapshot else None
         row["clip"] = json.dumps(vars(event.clip)) if event.clip else None
+        row["first_clip"] = json.dumps(vars(event.first_clip)) if event.first_clip else None
         return row
 
     def get(self, event_id: str) -> StoredEvent | None:
@@ -188,8 +197,9 @@ class EventStore:
         """Events with a phase not yet handed to the outbox (it failed, or the agent died)."""
         with self._ldb.lock:
             rows = self._ldb.db.table("events").rows_where(
-                "(sent not like 'start%') or (state = ? and sent not like '%end')",
-                [COMPLETE],
+                "(sent not like 'start%') or (state = ? and sent not like '%end') or "
+                "(state != ? and first_clip is not null and sent not like '%first%')",
+                [COMPLETE, COMPLETE],
                 order_by="start, id",
             )
             return [_from_row(r) for r in rows]

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from central_support import Central, call
 from pytest_aiohttp.plugin import AiohttpClient
 
 from central.app import create_app
@@ -109,3 +110,42 @@ async def test_evidence_is_write_once_and_events_belong_to_their_site(
     stats = app[INGEST_STORE].stats()
     assert stats["evidence_refused"] == 4  # end swap, upload swap, re-announce, foreign end
     assert _refused_audit(app) == [f"event:{eid}"] * 3 + [f"event:{foreign}"]
+
+
+async def test_a_first_clip_reaches_a_running_event_once(
+    aiohttp_client: AiohttpClient, config: CentralConfig
+) -> None:
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    ingest = Ingest(app[INGEST_STORE])
+    eid = str(uuid4())
+    first, other = _ref(S1, "first.mp4"), _ref(S2, "first.mp4")
+    await asyncio.to_thread(ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1))])
+    added = await asyncio.to_thread(
+        ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1), first_clip=first)]
+    )
+    assert added.accepted == 1 and added.refused == []
+    again = await asyncio.to_thread(
+        ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1), first_clip=other)]
+    )
+    assert len(again.refused) == 1  # the first clip is write-once too
+    row = app[INGEST_STORE].event(eid)
+    assert row is not None and hashlib.sha256(S1).hexdigest() in row["first_clip"]
+    url = f"/api/v1/media/{eid}/first.mp4"
+    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 201
+    changes = app[INGEST_STORE].changes_after(0, 10)
+    assert [p.first_clip is not None for _, p in changes if p] == [True]  # fed to the alert
+
+
+async def test_the_alert_shows_its_first_clip_before_the_event_ends(central: Central) -> None:
+    eid = await central.event("demo-canteen-a")
+    alert_id = eid
+    start = EventPayload.model_validate(
+        {"event_id": eid, "site": "demo-canteen-a", "camera": "cam1", "phase": "start",
+         "kind": "no_chef_hat", "station": "kitchen_prep", "rule": "hat",
+         "start": datetime.now(UTC), "score": 0.9, "first_clip": _ref(S1, "first.mp4")}
+    )  # fmt: skip
+    await asyncio.to_thread(central.svc.hooks.on_event, start)
+    status, alert = await call(central, "inspector-a", "GET", f"/api/v1/alerts/{alert_id}")
+    assert status == 200 and alert["first_clip"]["name"] == "first.mp4"
+    assert alert["clip"] is None and alert["end"] is None

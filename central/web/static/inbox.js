@@ -119,7 +119,9 @@ function media(a) {
   const base = `/api/v1/alerts/${encodeURIComponent(a.id)}`;
   let out = "";
   if (a.snapshot) out += `<img class="snapshot" alt="${fsv.esc(fsv.t("alert.snapshot"))}" src="${base}/media/${encodeURIComponent(a.snapshot.name)}">`;
-  if (a.clip) out += `<video controls playsinline preload="metadata" src="${base}/media/${encodeURIComponent(a.clip.name)}"></video>`;
+  const clip = a.clip || a.first_clip; // the first seconds until the full clip arrives
+  if (clip) out += `<video controls playsinline preload="metadata" src="${base}/media/${encodeURIComponent(clip.name)}"></video>`;
+  if (!a.clip && a.first_clip) out += `<p class="note">${fsv.esc(fsv.t("alert.first_clip"))}</p>`;
   if (a.camera_id) {
     const hash = `site=${encodeURIComponent(a.site_id)}&camera=${encodeURIComponent(a.camera_id)}&t=${Math.floor(a.start - 10)}`;
     out += `<p><a class="replay-link" href="/replay#${hash}">${fsv.esc(fsv.t("alert.replay_before"))}</a></p>`;

@@ -25,13 +25,13 @@ from tests.edge_agent.detection.conftest import RecordedClip, index_segments
 RULE = RuleSpec(id="in-zone", type="forbidden", severity="critical")
 
 
-def make_config(root: Path, record: bool = True) -> EdgeConfig:
+def make_config(root: Path, record: bool = True, first_clip_s: float = 10) -> EdgeConfig:
     return parse_config(
         f"""
 site_id: site-1
 storage: {{path: {root / "rec"}}}
 data_dir: {root / "state"}
-detection: {{pre_roll_s: 1, post_roll_s: 1, clip_wait_s: 5}}
+detection: {{pre_roll_s: 1, post_roll_s: 1, clip_wait_s: 5, first_clip_s: {first_clip_s}}}
 cameras:
   - {{id: cam-1, name: Cam, station: quarantine, main_url: "rtsp://127.0.0.1:1/x",
      record: {str(record).lower()}}}
@@ -141,7 +141,8 @@ def test_unrecorded_camera_completes_without_clip_and_a_crash_left_event_is_ende
     keeper.end_event(first, RuleEvent("end", RULE, now, now + 1, 0.9, ()), see)
     done = keeper.store.get(first)
     assert done is not None and done.state == COMPLETE and done.clip_state == CLIP_NONE
-    assert done.snapshot is not None and done.snapshot.name == "best.jpg"
+    # The snapshot the start announced stays the event's snapshot (write-once at central).
+    assert done.snapshot is not None and done.snapshot.name == "snapshot.jpg"
     orphan = keeper.open_event(config.cameras[0], RuleEvent("start", RULE, now, None, 0.9, ()), see)
     keeper.store.close()  # the agent dies with the event open
 
@@ -153,4 +154,38 @@ def test_unrecorded_camera_completes_without_clip_and_a_crash_left_event_is_ende
     assert restarted is not None and restarted.state == COMPLETE
     assert restarted.details["ended_by"] == "agent restarted"
     keeper.store.close()
+    index.close()
+
+
+def test_an_open_event_gets_its_first_clip_before_the_full_one(
+    tmp_path: Path, segment_files: RecordedClip, vtest_frame: NDArray[np.uint8]
+) -> None:
+    config = make_config(tmp_path, first_clip_s=3)
+    index = SegmentIndex(tmp_path / "state" / "index.db")
+    outbox = Outbox(tmp_path / "state" / "outbox.db", "site-1")
+    t0 = time.time() - 30
+    index_segments(segment_files, config.storage.path, index, "cam-1", t0)
+    keeper = EventKeeper(config, index, outbox)
+    keeper.start()
+    see = sighting(vtest_frame, t0 + 2)
+    event_id = keeper.open_event(
+        config.cameras[0], RuleEvent("start", RULE, t0 + 2, None, 0.9, see.objects), see
+    )
+    try:
+        wait_for(lambda: len(payloads(outbox)) == 2)  # the event still runs
+        keeper.end_event(event_id, RuleEvent("end", RULE, t0 + 2, t0 + 6, 0.9, ()), None)
+        wait_for(lambda: len(payloads(outbox)) == 3)
+    finally:
+        keeper.stop()
+    start, first, end = payloads(outbox)
+    assert (start.phase, first.phase, end.phase) == ("start", "start", "end")
+    assert start.first_clip is None and first.first_clip is not None
+    assert first.snapshot == start.snapshot  # nothing announced before changes
+    assert first.first_clip.start is not None and first.first_clip.end is not None
+    assert first.first_clip.start.timestamp() == pytest.approx(t0 + 1, abs=1.05)  # pre-roll
+    assert first.first_clip.end.timestamp() <= t0 + 5.1
+    assert end.clip is not None and end.first_clip == first.first_clip
+    assert end.clip.sha256 != first.first_clip.sha256
+    assert {m.name for m in outbox.media.due(10)} == {"snapshot.jpg", "first.mp4", "clip.mp4"}
+    outbox.close()
     index.close()
