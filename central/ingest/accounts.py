@@ -25,6 +25,7 @@ ACL_TEMPLATE = """\
 pattern write fsv/v1/%u/agent/state
 pattern write fsv/v1/%u/agent/heartbeat
 pattern write fsv/v1/%u/agent/event
+pattern write fsv/v1/%u/agent/anchor
 pattern write fsv/v1/%u/camera/+/state
 pattern write fsv/v1/%u/camera/+/event
 pattern write fsv/v1/%u/reply/+

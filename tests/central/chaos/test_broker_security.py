@@ -20,6 +20,7 @@ from edge_agent.credentials import Credential
 from edge_agent.mqtt.link import MqttLink
 from edge_agent.mqtt.settings import MqttConfig
 from fsv_contract import CommandPayload, encode, topics
+from fsv_contract.integrity import AnchorPayload
 from testbed.mosquitto import Broker
 from testbed.ports import free_port
 
@@ -38,6 +39,13 @@ def test_a_site_cannot_publish_or_read_under_another_site(world: MqttWorld) -> N
         assert not a.acks[ok_mid].is_failure
         assert a.acks[bad_mid].value == NOT_AUTHORIZED
         wait_for(lambda: world.central.event_count() == 1, 10, "the allowed event at central")
+        # Chain anchors too: a site anchors only its own footage.
+        anchor = AnchorPayload(cameras=[], created_at=datetime.now(UTC))
+        ok_anchor = a.publish(topics.anchor("site-a"), encode(anchor))
+        bad_anchor = a.publish(topics.anchor("site-b"), encode(anchor))
+        wait_for(lambda: ok_anchor in a.acks and bad_anchor in a.acks, 10, "anchor PUBACKs")
+        assert not a.acks[ok_anchor].is_failure
+        assert a.acks[bad_anchor].value == NOT_AUTHORIZED
 
         # mosquitto grants any subscription and filters each delivery by the read ACL:
         # a site subscribed to everything still receives only its own commands.
@@ -60,6 +68,7 @@ def test_a_site_cannot_publish_or_read_under_another_site(world: MqttWorld) -> N
     assert rows == [("site-a",)]
     stats = world.central.stats()
     assert stats["kind:event"] == 1 and stats["rejected"] == 0  # the forged one never came
+    assert stats["kind:anchor"] == 1
 
 
 def test_no_session_takeover_and_wrong_passwords_are_refused(world: MqttWorld) -> None:
