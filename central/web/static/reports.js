@@ -71,6 +71,7 @@ fsv.ready.then(() => {
       `<div class="figure"><span class="value">${fsv.esc(v)}</span><span class="name">${fsv.esc(fsv.t(k))}</span></div>`).join("");
     document.getElementById("summary").innerHTML = rows(report).map(([k, v]) => `<tr><th>${fsv.esc(k)}</th><td>${fsv.esc(v)}</td></tr>`).join("");
     draw(report);
+    integrity();
     q.set("format", "csv");
     const csv = document.getElementById("csv");
     csv.href = `/api/v1/reports?${q}`;
@@ -78,5 +79,17 @@ fsv.ready.then(() => {
     document.getElementById("print").hidden = false;
   };
   document.getElementById("print").onclick = () => window.print();
+  // Footage integrity per camera: anchored hours, segments audited, the last audit's result.
+  const integrity = async () => {
+    const table = document.getElementById("integrity");
+    let data;
+    try { data = await fsv.api("/api/v1/integrity/cameras"); } catch (e) { table.innerHTML = ""; return; }
+    const head = ["reports.camera", "reports.anchored_hours", "reports.audited", "reports.last_audit", "reports.findings"];
+    table.innerHTML = `<tr>${head.map((k) => `<th>${fsv.esc(fsv.t(k))}</th>`).join("")}</tr>` +
+      data.items.map((c) => `<tr><td>${fsv.esc(c.site_id)}/${fsv.esc(c.camera_id)}</td>` +
+        `<td>${fsv.esc(c.anchored_hours.toFixed(1))}</td><td>${fsv.esc(c.audited)}</td>` +
+        `<td>${c.last_audit_at ? `${fsv.esc(fsv.time(c.last_audit_at))} ${fsv.esc(fsv.t(`reports.audit_${c.last_audit_result}`))}` : "–"}</td>` +
+        `<td>${fsv.esc(c.findings)}</td></tr>`).join("");
+  };
   form.requestSubmit();
 });
