@@ -67,6 +67,19 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("video", "replay seek to first frame (s), 16 cameras × 90 days indexed",
              str(vid["seek_s"]), ""),
         ]  # fmt: skip
+    integ = _load("integrity")
+    if "tamper_cases" in integ:
+        out += [
+            ("integrity", "tamper cases detected (file deleted, truncated, rewritten; index "
+             "rows deleted; index rebuilt)", f"{integ['detected']} / {integ['tamper_cases']}",
+             "all"),
+            ("integrity", f"false tamper alarms ({integ.get('kill_rounds', '?')} × kill -9, an "
+             "outage, untouched segments)", str(integ["false_alarms"]), "0"),
+            ("integrity", "anchor traffic per camera and day (kB)",
+             f"{integ['anchor_overhead_bytes_per_camera_day'] / 1000:.0f}", ""),
+            ("integrity", "scheduled audits: edge seconds per camera over 90 days",
+             str(integ["audit_seconds_per_90_days"]), ""),
+        ]  # fmt: skip
     return out
 
 
