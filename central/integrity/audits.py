@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from pydantic import ValidationError
 from central.db import CentralDatabase
 from central.integrity.anchors import DAY_S, early_deletion
 from central.integrity.findings import Finding, audit_system, report
-from fsv_contract.integrity import VERB_AUDIT, AuditArgs, AuditProof, AuditResult, Tombstone
+from fsv_contract.integrity import (
+    MAX_AUDIT_SAMPLES,
+    VERB_AUDIT,
+    AuditArgs,
+    AuditProof,
+    AuditResult,
+    Tombstone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +151,10 @@ class Audits:
                 [site, cam, DAY_S, now + NEAR_DUE_S, per_camera],
             )
             picked += [{"camera": r["camera"], "path": r["path"]} for r in rows]
-        return picked[:100]
+        # One command proves at most MAX_AUDIT_SAMPLES: on a large site each audit covers
+        # another random part of its cameras.
+        random.shuffle(picked)
+        return picked[:MAX_AUDIT_SAMPLES]
 
     def _collect(self, commands: CommandLink, row: dict[str, Any]) -> None:
         command = commands.get(row["request_id"])

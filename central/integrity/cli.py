@@ -61,6 +61,8 @@ def _print(row: dict[str, object]) -> None:
         print("no answer yet: is `central-server run` running and the site online?")
         return
     result = row["result"] if isinstance(row["result"], dict) else {}
+    if result.get("note") or result.get("error"):
+        print(f"  {result.get('note') or result.get('error')}")
     for proof in result.get("proofs", []):
         verdict = "ok" if proof.get("ok") else f"TAMPERED: {proof.get('problem')}"
         print(f"  {proof['camera']}/{proof['path']}: {verdict}")
