@@ -1,0 +1,39 @@
+"""Fixtures of the security probe suite: one attacked system and the tally of every probe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from security_tally import Tally
+from security_targets import Targets, build_targets
+from security_world import SecurityWorld
+
+_TALLY = Tally()
+
+
+@pytest.fixture(scope="session")
+def tally() -> Iterator[Tally]:
+    """Counts per probe class; written to bench/results/security.json when the session ends."""
+    yield _TALLY
+    _TALLY.write()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityWorld]:
+    """Real mosquitto with the shipped policy, `central-server run`, `seed-demo`, two sites."""
+    system = SecurityWorld(tmp_path_factory.mktemp("security"))
+    system.start()
+    try:
+        yield system
+    except BaseException:
+        print(system.log_tail())
+        raise
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="session")
+def targets(world: SecurityWorld) -> Targets:
+    """County B's objects (and county A's alert), made once for every probe."""
+    return build_targets(world)
