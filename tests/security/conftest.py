@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from security_tally import Tally
-from security_targets import Targets, build_targets
+from security_targets import COUNTY_B, SLAUGHTER_A, Targets, build_targets, county_a_alert
 from security_world import SecurityWorld
 
 _TALLY = Tally()
@@ -35,5 +35,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityWorld]:
 
 @pytest.fixture(scope="session")
 def targets(world: SecurityWorld) -> Targets:
-    """County B's objects (and county A's alert), made once for every probe."""
-    return build_targets(world)
+    """County B's objects (and county A's own alert), made once for every probe."""
+    return build_targets(world, COUNTY_B, county_a_alert(world))
+
+
+@pytest.fixture(scope="session")
+def enterprise_targets(world: SecurityWorld, targets: Targets) -> Targets:
+    """The objects of county A's other enterprise (a slaughterhouse)."""
+    return build_targets(world, SLAUGHTER_A, targets.a_alert)

@@ -33,15 +33,40 @@ def camera_jpeg(frame_no: int = 10) -> bytes:
 
 @dataclass
 class Targets:
-    """Path values of county B's objects, and county A's alert for same-tenant probes."""
+    """Path values of one victim tenant's objects, and county A's alert for same-tenant probes."""
 
     values: dict[str, str]
+    markers: tuple[str, ...]
     a_alert: str
     b_link_token: str
 
     def leaks(self, text: str) -> str | None:
-        """The first county-B marker in `text`, if any."""
-        return next((m for m in B_MARKERS + (self.values["alert_id"],) if m in text), None)
+        """The first of the victim's markers in `text`, if any."""
+        return next((m for m in (*self.markers, self.values["alert_id"]) if m in text), None)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Who owns the victim objects: a site, its enterprise and county, and their users."""
+
+    site: str
+    enterprise: str  # key in seed-demo's orgs
+    county: str
+    inspector: str
+    staff: str
+    markers: tuple[str, ...]
+
+
+COUNTY_B = Tenant(SITE_B, "canteen_b", "county_b", "inspector-b", "staff-canteen-b", B_MARKERS)
+# Another enterprise of county A: enterprise staff see only their own enterprise.
+SLAUGHTER_A = Tenant(
+    "demo-slaughter-a",
+    "slaughter_a",
+    "county_a",
+    "inspector-a",
+    "staff-slaughter-a",
+    ("demo-slaughter-a", "沙坡头定点屠宰厂", "staff-slaughter-a"),
+)
 
 
 def multipart(fields: list[tuple[str, str | None, bytes, str]]) -> tuple[bytes, str]:
@@ -57,21 +82,18 @@ def multipart(fields: list[tuple[str, str | None, bytes, str]]) -> tuple[bytes, 
     ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def build_targets(world: SecurityWorld) -> Targets:
-    """An alert with a snapshot and evidence, a webhook, a link, a subscription, an export."""
+def build_targets(world: SecurityWorld, tenant: Tenant, a_alert: str = "") -> Targets:
+    """The tenant's alert with snapshot and evidence, a webhook, a link, a subscription, an
+    export; the staff user's id."""
     jpeg = camera_jpeg()
-    b_alert = world.raise_alert(SITE_B, ("snapshot.jpg", jpeg, "image/jpeg"))
-    put = world.put_media(SITE_B, b_alert, "snapshot.jpg", jpeg, "image/jpeg")
+    site = tenant.site
+    alert = world.raise_alert(site, ("snapshot.jpg", jpeg, "image/jpeg"))
+    put = world.put_media(site, alert, "snapshot.jpg", jpeg, "image/jpeg")
     assert put.status in (200, 201), put.text
-    a_alert = world.raise_alert(SITE_A, ("snapshot.jpg", jpeg, "image/jpeg"))
-    assert world.put_media(SITE_A, a_alert, "snapshot.jpg", jpeg, "image/jpeg").status in (
-        200,
-        201,
-    )
     step = world.call(
         "POST",
-        f"/api/v1/alerts/{b_alert}/transitions",
-        "inspector-b",
+        f"/api/v1/alerts/{alert}/transitions",
+        tenant.inspector,
         {"action": "request_rectification", "note": "hats", "deadline": time.time() + 86400},
     )
     assert step.status == 201, step.text
@@ -80,34 +102,32 @@ def build_targets(world: SecurityWorld) -> Targets:
     )
     sub = world.request(
         "POST",
-        f"/api/v1/alerts/{b_alert}/rectification",
-        user="staff-canteen-b",
+        f"/api/v1/alerts/{alert}/rectification",
+        user=tenant.staff,
         body=body,
         headers={"Content-Type": ctype},
     )
     assert sub.status == 201, sub.text
-    evidence_id = sub.json()["evidence"][0]["id"]
     orgs = world.orgs
     hook = world.call(
         "POST",
         "/api/v1/webhooks",
         "admin",
-        {"org_id": orgs["county_b"], "url": f"https://{PUBLIC_IP}/hook"},
+        {"org_id": orgs[tenant.enterprise], "url": f"https://{PUBLIC_IP}/hook/{site}"},
     )
     assert hook.status == 201, hook.text
     link = world.call(
         "POST",
         "/api/v1/public-links",
-        "staff-canteen-b",
-        {"org_id": orgs["canteen_b"], "cameras": [f"{SITE_B}/{CAMERA}"]},
+        tenant.staff,
+        {"org_id": orgs[tenant.enterprise], "cameras": [f"{site}/{CAMERA}"]},
     )
-    assert link.status == 201, link.text
     push = world.call(
         "POST",
         "/api/v1/push/subscriptions",
-        "inspector-b",
+        tenant.staff,
         {
-            "endpoint": f"https://{PUBLIC_IP}/push/b",
+            "endpoint": f"https://{PUBLIC_IP}/push/{site}",
             "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22},
         },
     )
@@ -116,27 +136,36 @@ def build_targets(world: SecurityWorld) -> Targets:
     export = world.call(
         "POST",
         "/api/v1/video/exports",
-        "inspector-b",
-        {"site_id": SITE_B, "camera_id": CAMERA, "start": now - 600, "end": now - 570},
+        tenant.staff,
+        {"site_id": site, "camera_id": CAMERA, "start": now - 600, "end": now - 570},
     )
     assert export.status == 201, export.text
     users = world.call("GET", "/api/v1/users", "admin").json()["items"]
-    inspector_b = next(u["id"] for u in users if u["username"] == "inspector-b")
+    staff_id = next(u["id"] for u in users if u["username"] == tenant.staff)
+    linked = link.json() if link.status == 201 else {"id": 0, "token": "none"}
     values: dict[str, Any] = {
-        "alert_id": b_alert,
-        "event_id": b_alert,
-        "org_id": orgs["canteen_b"],
-        "site_id": SITE_B,
+        "alert_id": alert,
+        "event_id": alert,
+        "org_id": orgs[tenant.enterprise],
+        "site_id": site,
         "camera_id": CAMERA,
-        "user_id": inspector_b,
+        "user_id": staff_id,
         "webhook_id": hook.json()["id"],
-        "link_id": link.json()["id"],
+        "link_id": linked["id"],
         "subscription_id": push.json()["id"],
-        "evidence_id": evidence_id,
+        "evidence_id": sub.json()["evidence"][0]["id"],
         "export_id": export.json()["id"],
         "name": "snapshot.jpg",
-        "token": link.json()["token"],
-        "county_b": orgs["county_b"],
-        "canteen_b": orgs["canteen_b"],
+        "token": linked["token"],
+        "county_b": orgs[tenant.county],
+        "canteen_b": orgs[tenant.enterprise],
     }
-    return Targets({k: str(v) for k, v in values.items()}, a_alert, link.json()["token"])
+    return Targets({k: str(v) for k, v in values.items()}, tenant.markers, a_alert, linked["token"])
+
+
+def county_a_alert(world: SecurityWorld) -> str:
+    """An alert of county A's canteen (the attackers' own), with its snapshot."""
+    jpeg = camera_jpeg()
+    alert = world.raise_alert(SITE_A, ("snapshot.jpg", jpeg, "image/jpeg"))
+    assert world.put_media(SITE_A, alert, "snapshot.jpg", jpeg, "image/jpeg").status in (200, 201)
+    return alert

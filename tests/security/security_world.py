@@ -33,6 +33,7 @@ from testbed.processes import spawn_python, terminate
 REPO = Path(__file__).resolve().parents[2]
 SITE_A = "demo-canteen-a"
 SITE_B = "demo-canteen-b"
+SITE_SLAUGHTER = "demo-slaughter-a"
 CAMERA = "cam1"
 # The users' own client, as the trusted proxy names it (the probes attack from others).
 USERS_CLIENT = "192.0.2.10"
@@ -96,6 +97,9 @@ class SecurityWorld:
         self.site_passwords[SITE_A] = site_broker.site_password
         self.site_passwords[SITE_B] = issue_site_credentials(
             site_broker.admin, SITE_B, "central"
+        ).password
+        self.site_passwords[SITE_SLAUGHTER] = issue_site_credentials(
+            site_broker.admin, SITE_SLAUGHTER, "central"
         ).password
         self.broker.reload()
         config = self.root / "central.yaml"
@@ -219,9 +223,16 @@ class SecurityWorld:
         )
 
     def raise_alert(
-        self, site: str, media: tuple[str, bytes, str] | None = None, camera: str = CAMERA
+        self,
+        site: str,
+        media: tuple[str, bytes, str] | None = None,
+        camera: str = CAMERA,
+        wait: bool = True,
     ) -> str:
-        """Camera online and an event (announcing `media` as its snapshot); the alert id."""
+        """Camera online and an event (announcing `media` as its snapshot); the alert id.
+
+        With `wait`, returns once central opened the alert.
+        """
         now = datetime.now(UTC)
         state = CameraStatePayload(camera=camera, state="online", since=now)
         self.publish(site, topics.camera_state(site, camera), encode(state), retain=True)
@@ -240,6 +251,8 @@ class SecurityWorld:
         )  # fmt: skip
         self.publish(site, topics.camera_event(site, camera), encode(event))
         alert_id = str(event.event_id)
+        if not wait:
+            return alert_id
         wait_until(
             lambda: self.call("GET", f"/api/v1/alerts/{alert_id}", user="admin").status == 200,
             30,

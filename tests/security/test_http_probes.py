@@ -44,7 +44,7 @@ def _url(op: Operation, values: dict[str, str], query: dict[str, str]) -> str:
 
 
 def test_cross_tenant_on_every_documented_route(
-    world: SecurityWorld, targets: Targets, tally: Tally
+    world: SecurityWorld, targets: Targets, enterprise_targets: Targets, tally: Tally
 ) -> None:
     doc = fetch_document(world)
     count = tally["cross_tenant"]
@@ -54,14 +54,17 @@ def test_cross_tenant_on_every_documented_route(
         # Nobody signed in: every route that needs a login refuses.
         reply = _send(world, op, _url(op, targets.values, {}), None, None)
         count.record(400 <= reply.status < 500, f"anonymous {op.method} {op.path}: {reply.status}")
-        for user in ATTACKERS:
-            query = aimed_query(op, targets.values)
-            body = aimed_body(op, doc, targets.values) if op.json_schema(doc) else None
-            reply = _send(world, op, _url(op, targets.values, query), user, body)
+        # County A's inspector and staff against county B; the canteen's staff against the
+        # slaughterhouse of their own county.
+        pairs = [(u, targets) for u in ATTACKERS] + [("staff-canteen-a", enterprise_targets)]
+        for user, victim in pairs:
+            query = aimed_query(op, victim.values)
+            body = aimed_body(op, doc, victim.values) if op.json_schema(doc) else None
+            reply = _send(world, op, _url(op, victim.values, query), user, body)
             if op.path in SESSION_ENDERS:
                 world.forget(user)
             aimed = bool(op.path_params) or (op.method != "GET" and bool(body))
-            marker = targets.leaks(reply.text) if 200 <= reply.status < 300 else None
+            marker = victim.leaks(reply.text) if 200 <= reply.status < 300 else None
             got_through = reply.status >= 500 or (
                 200 <= reply.status < 300 and (aimed or marker is not None)
             )

@@ -52,7 +52,13 @@ def test_media_type_confusion_in_chromium(
     )
     urls = []
     for name, ctype, data in VARIANTS:
-        alert_id = world.raise_alert(SITE_A, (name, data, ctype))
+        alert_id = world.raise_alert(SITE_A, (name, data, ctype), wait=False)
+        # Events of a site are taken in order: once a plain one behind it is an alert, the
+        # hostile one was either taken or refused.
+        world.raise_alert(SITE_A)
+        if world.request("GET", f"/api/v1/alerts/{alert_id}", user="admin").status == 404:
+            count.record(True, f"{name} {ctype}: event refused")
+            continue
         put = world.put_media(SITE_A, alert_id, name, data, ctype)
         stored = 200 <= put.status < 300
         if not stored:
