@@ -191,7 +191,7 @@ def _pct(value: float | None) -> str:
 
 
 def report_html(report: dict[str, Any], title: str) -> str:
-    """A printable HTML page of the report (no script, print styles inline)."""
+    """A printable HTML page of the report (no script; styles from /static, not inline)."""
     e = html.escape
     a = report["alerts"]
 
@@ -204,10 +204,8 @@ def report_html(report: dict[str, Any], title: str) -> str:
     enterprises = {x["name"]: x["count"] for x in a["by_enterprise"]}
     below = {s["name"]: f"{s['days']} d" for s in report["retention"]["sites_below_duty"]}
     return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
-<title>{e(title)}</title><style>
-body{{font:14px sans-serif;margin:2em}} table{{border-collapse:collapse;margin:.5em 0 1.5em}}
-td{{border:1px solid #999;padding:.2em .6em}} h2{{margin-top:1.2em}}
-@media print{{body{{margin:0}} a{{display:none}}}}</style></head><body>
+<title>{e(title)}</title>
+<link rel="stylesheet" href="/static/report-print.css"></head><body>
 <h1>{e(title)}</h1>
 <p>{e(report["period"]["from"])} — {e(report["period"]["to"])} (UTC)</p>
 <h2>预警 Alerts: {a["total"]}</h2>

@@ -155,6 +155,10 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
     )
     html = page.decode()
     assert "<table>" in html and "沙坡头区" in html and "中宁县第二中学食堂" not in html
+    # The strict page CSP allows no inline style: the print styles come from /static.
+    assert "<style" not in html and 'href="/static/report-print.css"' in html
+    css = await central.client.get("/static/report-print.css")
+    assert css.status == 200 and "border-collapse" in await css.text()
 
     status, _ = await call(central, "staff-canteen-a", "GET", "/api/v1/reports", params=period)
     assert status == 403
