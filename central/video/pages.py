@@ -22,7 +22,7 @@ async def replay_page(request: web.Request) -> web.Response:
         request,
         "page.replay",
         "replay.html",
-        ("live-player.js", "replay.js"),
+        ("live-player.js", "replay-timeline.js", "replay.js"),
         "/replay",
         styles=_STYLES,
     )

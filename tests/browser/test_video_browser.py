@@ -175,3 +175,28 @@ def test_a_county_b_user_cannot_open_a_county_a_camera(system: VideoSystem, brow
     seen = browse(mode="scope", site=SITE, camera=CAMERA, **_login(system, "inspector-b"))
     assert seen["tiles"] == 0
     assert seen["ws"] == {"opened": False, "messages": 0}
+
+
+def test_replay_timeline_zooms_and_says_where_nothing_was_recorded(
+    system: VideoSystem, browse: Browse
+) -> None:
+    wait_until(lambda: bool(system.recorded_ranges(8)), 40, "8 s of indexed recording")
+    at = system.recorded_ranges(8)[0]["start"] + 3.3
+    shots = Path("/tmp/fsv-regulator-pages")
+    shots.mkdir(exist_ok=True)
+    seen = browse(
+        mode="timeline", site=SITE, camera=CAMERA, at=at, shots=str(shots),
+        **_login(system, "inspector-a"),
+    )  # fmt: skip
+    assert seen["errors"] == [] and seen["missing"] == []
+    day, minute = seen["day"], seen["minute"]
+    assert day["span"] == 86400 and day["ticks"][0] == "00:00" and day["ticks"][-1] == "24:00"
+    assert day["recs"] >= 1 and day["cursorShown"]
+    assert minute["span"] == 60 and len(minute["ticks"]) >= 6
+    assert all(len(t) == 8 for t in minute["ticks"])  # seconds shown at 1 min
+    assert minute["cursorShown"]  # zoomed around the playing time
+    assert abs(seen["clicked"] - seen["under"]) < 1.0  # 1 px is a fraction of a second now
+    gap = seen["gap"]
+    assert gap["text"].endswith("没有录像") and not gap["player"]
+    assert gap["next"] is not None and gap["next"].startswith("跳到下一段录像")
+    assert seen["phone"]["scrollWidth"] <= seen["phone"]["innerWidth"]

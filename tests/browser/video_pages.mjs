@@ -118,6 +118,50 @@ async function replay(page) {
   return { ...shown, ...drawn, seekMs };
 }
 
+// The timeline: zoom from the day to one minute around a recorded time, then a time before
+// the first recording (a gap): the page says so and offers the next recording, which plays.
+async function timeline(page) {
+  const hash = new URLSearchParams({ site: opts.site, camera: opts.camera, t: String(opts.at) });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.goto(`${opts.url}/replay#${hash}`);
+  await page.waitForFunction(() => window.fsvReplay && window.fsvReplay.ready);
+  const read = () => page.evaluate(() => ({
+    span: window.fsvReplay.view.span, window: document.getElementById("window").textContent,
+    ticks: [...document.querySelectorAll("#hours span")].map((s) => s.textContent),
+    recs: document.querySelectorAll("#timeline .rec").length,
+    cursorShown: !document.getElementById("cursor").hidden,
+    norec: !document.getElementById("norec").hidden,
+  }));
+  const day = await read();
+  for (let i = 0; i < 5; i++) await page.click("#zoom-in");
+  const minute = await read();
+  // Clicking the middle of a 1-minute bar lands within a second of the time under the pointer.
+  const box = await page.locator("#timeline").boundingBox();
+  const under = await page.evaluate(() => fsvTimeline.timeAt(window.fsvReplay.view, 0.5));
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  const clicked = await page.evaluate(() => window.fsvReplay.seekedTo);
+  await page.click("#zoom-out");
+  const gapAt = await page.evaluate(() => Math.min(...window.fsvReplay.data.ranges.map((r) => r.start)) - 120);
+  await page.evaluate((ts) => window.fsvReplay.seek(ts), gapAt);
+  await page.waitForFunction(() => !document.getElementById("norec").hidden);
+  const gap = await page.evaluate(() => ({
+    text: document.getElementById("norec-text").textContent,
+    next: document.getElementById("norec-next").hidden ? null : document.getElementById("norec-next").textContent,
+    player: window.fsvReplay.player !== null,
+  }));
+  await page.screenshot({ path: `${opts.shots}/replay-no-recording-desktop.png` });
+  await page.click("#norec-next");
+  await page.waitForFunction(() => {
+    const p = window.fsvReplay.player;
+    return p && p.originWall != null && p.video.readyState >= 2 && document.getElementById("norec").hidden;
+  }, null, { timeout: 20000 });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const phone = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+  await page.screenshot({ path: `${opts.shots}/replay-phone.png`, fullPage: true });
+  return { day, minute, under, clicked, gapAt, gap, phone, missing: await page.evaluate(() => [...window.fsv.missing]) };
+}
+
 async function scope(page) {
   await page.goto(`${opts.url}/live`);
   await page.waitForFunction(() => window.fsvWall && window.fsvWall.ready);
@@ -139,7 +183,7 @@ try {
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
   await login(page);
-  const modes = { live, replay, scope, glass };
+  const modes = { live, replay, scope, glass, timeline };
   const result = await modes[opts.mode](page);
   console.log(JSON.stringify({ ok: true, ...result, errors }));
 } catch (e) {
