@@ -197,3 +197,29 @@ async def test_token_routes_are_in_the_openapi_document(central: Central) -> Non
     assert "delete" in paths["/api/v1/auth/tokens/{token_id}"]
     assert "get" in paths["/api/v1/users/{user_id}/tokens"]
     assert "delete" in paths["/api/v1/users/{user_id}/tokens/{token_id}"]
+
+
+def test_tokens_from_before_the_upgrade_are_capped_and_listed(tmp_path: Any) -> None:
+    import sqlite_utils
+
+    from central.schema import migrations
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.apply(db, stop_before="m008_api_tokens")
+    db.table("users").insert(
+        {"id": 1, "username": "old", "role": "admin", "password_hash": "x", "created_at": 0.0}
+    )
+    t0 = 1_800_000_000.0
+    for digest, kind, label in (("a", "bearer", "script"), ("b", "bearer", "login"),
+                                ("c", "cookie", "login")):  # fmt: skip
+        db.table("user_sessions").insert(
+            {"token_hash": digest, "user_id": 1, "kind": kind, "label": label, "csrf": "x",
+             "created_at": t0, "expires_at": t0 + 365 * 86400, "last_used_at": t0}
+        )  # fmt: skip
+    migrations.apply(db)
+    rows = {r["token_hash"]: r for r in db.query("select * from user_sessions")}
+    assert rows["a"]["purpose"] == "token" and rows["a"]["scope"] == "full"
+    assert rows["a"]["expires_at"] == t0 + 90 * 86400  # a year-long token now ends in 90 days
+    assert rows["b"]["purpose"] == rows["c"]["purpose"] == "session"
+    ids = {r["token_id"] for r in rows.values()}
+    assert len(ids) == 3 and all(len(i) == 16 for i in ids)
