@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from central.archive.routes import add_edge_routes as add_archive_edge_routes
+from central.archive.service import archive_ctx
 from central.config import CentralConfig, mqtt_password
 from central.db import CentralDatabase
 from central.ingest.commands import Commands
@@ -52,7 +54,9 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(ingest_ctx)
     app.cleanup_ctx.append(integrity_ctx)
     app.cleanup_ctx.append(video_ctx)
+    app.cleanup_ctx.append(archive_ctx)
     add_routes(app)
+    add_archive_edge_routes(app)
     add_regulator(app)
     add_video_pages(app)
     security.install(app)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from central import __version__
+from central.archive import plan as archive_plan
 from central.cli_regulator import COMMANDS as REGULATOR_COMMANDS
 from central.cli_regulator import add_parsers as add_regulator_parsers
 from central.config import CentralConfig, load_config
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_regulator_parsers(sub)
     video_verify.add_parser(sub)
     integrity_cli.add_parser(sub)
+    archive_plan.add_parser(sub)
     return parser
 
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         **REGULATOR_COMMANDS,
         "verify-clip": video_verify.run,
         "audit": integrity_cli.run,
+        "archive": archive_plan.run,
     }
     try:
         return commands[args.command](args)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from central.archive.settings import ArchiveConfig
 from central.errors import ConfigError
 from central.settings import PushConfig, VideoQuotaConfig, WebConfig
 
@@ -115,11 +116,19 @@ class CentralConfig(_Section):
     web: WebConfig = WebConfig()
     push: PushConfig = PushConfig()
     video_quota: VideoQuotaConfig = VideoQuotaConfig()
+    archive: ArchiveConfig = Field(
+        ArchiveConfig(), description="the city archive: footage per site policy"
+    )
 
     @property
     def database_path(self) -> Path:
         """The SQLite file."""
         return self.data_dir / "central.db"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where the city archive keeps footage and archive.db."""
+        return self.archive.path if self.archive.path is not None else self.data_dir / "archive"
 
     @property
     def media_dir(self) -> Path:

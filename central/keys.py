@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from central.archive.service import CityArchive
 from central.config import CentralConfig
 from central.db import CentralDatabase
 from central.ingest.broker_client import BrokerClient
@@ -28,3 +29,4 @@ INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
 COMMANDS = web.AppKey("commands", Commands)
 VIDEO = web.AppKey("video", VideoServices)
 INTEGRITY = web.AppKey("integrity", Audits)
+ARCHIVE = web.AppKey("archive", CityArchive)

@@ -30,6 +30,7 @@ from central.api import (
 from central.api.common import SERVICES, auth_middleware, error_middleware, json_response
 from central.api.openapi import build_openapi
 from central.api.registry import Endpoint
+from central.archive import routes as archive_routes
 from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
@@ -52,6 +53,7 @@ ROUTE_TABLES = (
     public_routes.routes,
     api_live.routes,
     api_archive.routes,
+    archive_routes.routes,
 )
 SESSION_PURGE_S = 3600.0
 

@@ -41,6 +41,7 @@ class EdgeAgent:
         from edge_agent.uplink.streams import build_streams
         from edge_agent.uplink.wiring import (
             attach_budget,
+            build_archive_sender,
             build_scheduler,
             build_uplink,
             uplink_enabled,
@@ -80,7 +81,11 @@ class EdgeAgent:
         # One budget for everything sent to central, in strict priority (edge_agent.uplink.budget).
         self.scheduler = build_scheduler(config, self.streams.taps)
         self.uplink = build_uplink(config, self.index, self.streams.taps, commands, self.scheduler)
-        uplink_parts = [self.uplink] if self.uplink is not None else []
+        uplink_parts: list[Component] = [self.uplink] if self.uplink is not None else []
+        # Recordings for central's city archive, as its site policy asks (class `archive`).
+        self.archive = build_archive_sender(config, self.credentials, self.index, self.scheduler)
+        if self.archive is not None:
+            uplink_parts.append(self.archive)
         # Chain links anchored at central and its integrity audits (none without MQTT).
         integrity_parts: list[Component] = []
         if self.mqtt is not None:

@@ -89,6 +89,14 @@ cannot send what central would refuse.
   `bulk`. Archive transfer pauses while anything is watched. The heartbeat's optional
   `uplink` reports the budget, each class's use and backlog, and the live streams' rates,
   which central uses to refuse a view the line cannot carry.
+- City archive: the edge asks `GET {{central_url}}/api/v1/archive/wants?limit=N` (HTTP
+  Basic, the site's broker login) which anchored segments central's archive still wants
+  under the site's policy, oldest first, each with `have_bytes` already held; it sends each
+  with `PUT /api/v1/archive/segments/{{camera}}/{{path}}`, `X-Content-SHA256` (the anchored
+  hash) and `X-Offset` (= `have_bytes`). Answers: 201 stored, 200 already held (idempotent),
+  202 more bytes expected (`X-Have-Bytes`), 409 not anchored yet, 416 resume at
+  `X-Have-Bytes`, 422 the hash differs from the anchored chain (refused, never asked again,
+  a `footage_tampered` finding).
 
 Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
 `eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,

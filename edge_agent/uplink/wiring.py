@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from edge_agent.config import EdgeConfig
+from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.archive import ArchiveSender
 from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.scheduler import BudgetedReader, UplinkScheduler
 from edge_agent.uplink.service import UplinkService
@@ -75,3 +77,27 @@ def attach_budget(mqtt: MqttSide, scheduler: UplinkScheduler, upload_timeout_s: 
                 return BudgetedReader(f, scheduler, TrafficClass.EVIDENCE, upload_timeout_s)
 
             part.budget = budget
+
+
+def build_archive_sender(
+    config: EdgeConfig,
+    credentials: CredentialStore,
+    index: SegmentIndex,
+    scheduler: UplinkScheduler,
+) -> ArchiveSender | None:
+    """The archive transfer (edge_agent.uplink.archive), or None without central or MQTT
+    credentials, or when `uplink.archive.enabled` is off."""
+    settings = config.uplink.archive
+    if not settings.enabled or not config.central_url or config.mqtt is None:
+        return None
+    sender = ArchiveSender(
+        settings,
+        config.central_url,
+        credentials.get(config.mqtt.credential),
+        config.storage.path,
+        index,
+        scheduler,
+        config.mqtt.upload.ca_file,
+    )
+    scheduler.archive_backlog_segments = lambda: sender.backlog
+    return sender

@@ -10,7 +10,12 @@ from central.api.openapi import openapi_path
 pytestmark = pytest.mark.asyncio
 
 # Routes of the ingest side for edges (site login), documented in docs/mqtt.md, not here.
-EDGE_ONLY = {("put", "/api/v1/media/{event_id}/{name}"), ("get", "/api/v1/ingest/stats")}
+EDGE_ONLY = {
+    ("put", "/api/v1/media/{event_id}/{name}"),
+    ("get", "/api/v1/ingest/stats"),
+    ("get", "/api/v1/archive/wants"),
+    ("put", "/api/v1/archive/segments/{camera}/{path}"),
+}
 
 
 async def test_every_route_is_documented(central: Central) -> None:

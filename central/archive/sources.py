@@ -1,0 +1,94 @@
+"""Replay from the best source: which parts of a time range the archive, the edge or nobody has.
+
+The edge holds what its anchored chain says it has not deleted; it serves replay only while
+its agent is online. The archive holds what it stored and verified. The archive is taken
+wherever it has the footage (it is central's own copy and costs the site's uplink nothing);
+the edge otherwise; `edge_offline` marks footage only an unreachable edge holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from central.archive.store import ArchiveStore, Stored
+
+Source = Literal["archive", "edge", "edge_offline", "none"]
+JOIN_S = 2.0  # parts of one source closer than this are one part
+
+
+class _Reads(Protocol):
+    def read(self) -> Any: ...
+
+
+class _ArchiveLike(Protocol):
+    store: ArchiveStore
+    central: Any
+
+
+@dataclass
+class Part:
+    """A stretch of time and where its footage comes from."""
+
+    start: float
+    end: float
+    source: Source
+    files: list[str]
+
+
+def best_sources(
+    start: float,
+    end: float,
+    archived: list[Stored],
+    on_edge: list[tuple[float, float]],
+    edge_online: bool,
+) -> list[Part]:
+    """Parts covering [start, end) by source, archive first (pure)."""
+    cuts = {start, end}
+    for s in archived:
+        cuts |= {max(start, s.start), min(end, s.end)}
+    for a, b in on_edge:
+        cuts |= {max(start, a), min(end, b)}
+    points = sorted(c for c in cuts if start <= c <= end)
+    parts: list[Part] = []
+    for a, b in zip(points, points[1:], strict=False):
+        if b <= a:
+            continue
+        mid = (a + b) / 2
+        files = [s.path for s in archived if s.start <= mid < s.end]
+        source: Source
+        if files:
+            source = "archive"
+        elif any(x <= mid < y for x, y in on_edge):
+            source = "edge" if edge_online else "edge_offline"
+        else:
+            source = "none"
+        last = parts[-1] if parts else None
+        if last is not None and last.source == source and a - last.end <= JOIN_S:
+            last.end = b
+            last.files += [f for f in files if f not in last.files]
+        else:
+            parts.append(Part(a, b, source, files))
+    return parts
+
+
+def timeline(
+    archive: _ArchiveLike, site: str, camera: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    """The parts of a camera's [start, end) with their source (database reads: off the loop)."""
+    archived = archive.store.between(site, camera, start, end)
+    with archive.central.read() as db:
+        on_edge = [
+            (float(r[0]), float(r[1]))
+            for r in db.execute(
+                'select start, "end" from anchored_segments where site = ? and camera = ? '
+                'and removed_at is null and "end" > ? and start < ? order by start',
+                [site, camera, start, end],
+            ).fetchall()
+        ]
+        row = db.execute("select state from agent_status where site = ?", [site]).fetchone()
+    online = row is not None and row[0] == "online"
+    return [
+        {"start": p.start, "end": p.end, "source": p.source, "files": p.files}
+        for p in best_sources(start, end, archived, on_edge, online)
+    ]

@@ -1,0 +1,221 @@
+"""The city archive end to end over real HTTP: an edge's archive sender sends what the site
+policy asks for, resumes a cut transfer, is idempotent per segment, is refused (and a
+finding raised) when bytes differ from the anchored chain; the timeline says where footage
+comes from; retention removes what is past its days."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from central_support import Central, call, make_config
+from integrity_support import SITE, record_segments
+from video_support import add_camera
+
+from central.api.common import SERVICES
+from central.app import create_app
+from central.config import BrokerAdminConfig
+from central.ingest.accounts import set_password
+from central.keys import ARCHIVE, DATABASE
+from central.regulation.seed import seed_demo
+from edge_agent.credentials import Credential
+from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.uplink.archive import ArchiveSender, Wanted
+from edge_agent.uplink.scheduler import UplinkScheduler
+from edge_agent.uplink.settings import ArchiveSenderConfig
+from testbed.footage import Footage
+
+pytestmark = pytest.mark.asyncio
+PASSWORD = "pw-site"
+
+
+async def _central(aiohttp_client: Any, tmp_path: Path) -> Central:
+    broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    set_password(broker, SITE, PASSWORD)
+    config = make_config(
+        tmp_path,
+        broker={"password_file": str(broker.password_file), "acl_file": str(broker.acl_file)},
+        archive={"min_free_bytes": 0, "min_free_percent": 0},
+    )
+    client = await aiohttp_client(create_app(config))
+    central = Central(client, await asyncio.to_thread(seed_demo, client.app[SERVICES]))
+    add_camera(central, SITE, "cam1")
+    return central
+
+
+def _anchor(central: Central, segments: list[Segment]) -> None:
+    """Put the edge's chain links at central, as the anchor sender would have."""
+    with central.client.app[DATABASE].transaction() as db:
+        for s in segments:
+            db.execute(
+                'insert into anchored_segments (site, camera, path, start, "end", bytes, sha256, '
+                "prev_chain, chain, retention_days, anchored_at) values "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, 90, ?)",
+                [SITE, s.camera, s.path, s.start, s.end, s.bytes, s.sha256, s.prev_chain,
+                 s.chain, time.time()],
+            )  # fmt: skip
+
+
+def _sender(central: Central, storage: Path, index: SegmentIndex) -> ArchiveSender:
+    url = str(central.client.make_url("")).rstrip("/")
+    return ArchiveSender(
+        ArchiveSenderConfig(batch=50, pause_give_up_s=1.0, timeout_s=20),
+        url,
+        Credential(SITE, PASSWORD),
+        storage,
+        index,
+        UplinkScheduler(2_000_000),
+    )
+
+
+async def test_archive_takes_what_the_policy_asks_verified_and_resumable(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    t0 = time.time() - 3600
+    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 4)
+    _anchor(central, segments)
+    sender = _sender(central, storage, index)
+    archive = central.client.app[ARCHIVE]
+
+    # Policy `evidence` (the default): nothing is asked for.
+    assert await asyncio.to_thread(sender.wants) == []
+    status, body = await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}",
+                              json={"policy": "main", "stations": ["kitchen_prep"]})  # fmt: skip
+    assert status == 200, body
+    wanted = await asyncio.to_thread(sender.wants)
+    assert [w.path for w in wanted] == [s.path for s in segments]  # oldest first
+
+    # A transfer cut after half of the first segment resumes from the byte central holds.
+    first = segments[0]
+    half = first.bytes // 2
+    data = (storage / first.path).read_bytes()
+    resp = await central.client.put(
+        f"/api/v1/archive/segments/cam1/{first.path}",
+        data=data[:half],
+        headers={**_basic(), "X-Content-SHA256": first.sha256, "X-Offset": "0"},
+    )
+    assert resp.status == 202 and resp.headers["X-Have-Bytes"] == str(half)
+    wanted = await asyncio.to_thread(sender.wants)
+    assert wanted[0].have_bytes == half
+    more = await asyncio.to_thread(sender.run_round)
+    assert not more and sender.sent_segments == 4
+    for s in segments:
+        stored = archive.file(SITE, s.path).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == s.sha256
+    assert await asyncio.to_thread(sender.wants) == []
+
+    # Idempotent per segment: sending one again changes nothing.
+    assert await asyncio.to_thread(sender.send, Wanted("cam1", first.path, first.bytes,
+                                                       first.sha256, 0))  # fmt: skip
+
+    # The timeline takes the archive; a regulator downloads the archived file.
+    timeline = f"/api/v1/archive/timeline/{SITE}/cam1"
+    status, body = await call(central, "inspector-a", "GET", timeline,
+                              params={"start": str(t0 - 10), "end": str(t0 + 20)})  # fmt: skip
+    assert status == 200, body
+    sources = [p["source"] for p in body["parts"]]
+    assert "archive" in sources and sources[0] == "none"
+    status, got = await call(central, "inspector-a", "GET",
+                             f"/api/v1/archive/files/{SITE}/cam1/{first.path}")  # fmt: skip
+    assert status == 200 and got == data
+
+    # Retention: past the archive's days the footage goes.
+    report = await asyncio.to_thread(archive.cleaner.run_once, time.time() + 91 * 86400)
+    assert report.expired == 4 and not archive.file(SITE, first.path).exists()
+
+
+async def test_bytes_that_differ_from_the_anchored_chain_are_refused_and_flagged(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    segments = await asyncio.to_thread(
+        record_segments, index, storage, footage.short_h264, time.time() - 600, 2
+    )
+    _anchor(central, segments)
+    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    tampered = segments[1]
+    path = storage / tampered.path
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # rewritten on the box after it was anchored
+    path.write_bytes(bytes(raw))
+    sender = _sender(central, storage, index)
+    with pytest.raises(OSError, match="422"):
+        await asyncio.to_thread(sender.run_round)
+    archive = central.client.app[ARCHIVE]
+    assert archive.store.stored(SITE, "cam1", segments[0].path) is not None
+    assert archive.store.stored(SITE, "cam1", tampered.path) is None
+    refused = archive.store.refusals(SITE)
+    assert refused and refused[0]["path"] == tampered.path
+    # Not asked for again, and a footage_tampered alert is open for the camera.
+    assert await asyncio.to_thread(sender.wants) == []
+    with central.client.app[DATABASE].read() as db:
+        found = db.execute(
+            "select source, problem from integrity_findings where path = ?", [tampered.path]
+        ).fetchall()
+    assert found and found[0][0] == "archive" and "anchored" in found[0][1]
+    for _ in range(100):  # the alert feed opens the alert from the finding's event
+        status, alerts = await call(central, "admin", "GET", "/api/v1/alerts",
+                                    params={"kind": "footage_tampered"})  # fmt: skip
+        if alerts["items"]:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200 and alerts["items"], alerts
+    # A claimed hash other than the anchored one is refused before any byte is taken.
+    resp = await central.client.put(
+        f"/api/v1/archive/segments/cam1/{segments[0].path}",
+        data=b"x",
+        headers={**_basic(), "X-Content-SHA256": "0" * 64, "X-Offset": "0"},
+    )
+    assert resp.status == 422
+
+
+def _basic() -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{SITE}:{PASSWORD}".encode()).decode()}
+
+
+async def test_a_viewer_pauses_the_archive_and_it_resumes_from_centrals_bytes(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    segments = await asyncio.to_thread(
+        record_segments, index, storage, footage.short_h264, time.time() - 600, 2
+    )
+    _anchor(central, segments)
+    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    sender = _sender(central, storage, index)
+    rate = max(20_000, segments[0].bytes // 4)  # about four seconds a segment
+    sender.scheduler = UplinkScheduler(rate, burst_s=0.1)
+    archive = central.client.app[ARCHIVE]
+    first = segments[0]
+    running = asyncio.create_task(asyncio.to_thread(sender.run_round))
+    for _ in range(200):
+        if archive.have_bytes(SITE, first.path) > 0:
+            break
+        await asyncio.sleep(0.05)
+    with sender.scheduler.watching():
+        await asyncio.sleep(0.5)  # a block in flight may still land
+        held = archive.have_bytes(SITE, first.path)
+        await asyncio.sleep(1.5)
+        assert archive.have_bytes(SITE, first.path) == held  # paused while watched
+        assert 0 < held < first.bytes
+    await asyncio.wait_for(running, 60)
+    for _ in range(3):  # the cut segment comes back from central's byte count
+        if not await asyncio.to_thread(sender.wants):
+            break
+        await asyncio.to_thread(sender.run_round)
+    for s in segments:
+        stored = archive.store.stored(SITE, "cam1", s.path)
+        assert stored is not None and stored.sha256 == s.sha256
