@@ -35,12 +35,19 @@ class ClassCount:
     refused: int = 0
     leaked: int = 0
     leaks: list[str] = field(default_factory=list)
+    stopped_by: dict[str, int] = field(default_factory=dict)
 
-    def record(self, refused: bool, what: str) -> None:
-        """One attempt; `refused` False means the attack got through (`what` says how)."""
+    def record(self, refused: bool, what: str, stopped_by: str = "") -> None:
+        """One attempt; `refused` False means the attack got through (`what` says how).
+
+        `stopped_by` names the control that stopped a refused attempt, where a class has
+        several (counted in the results).
+        """
         self.attempts += 1
         if refused:
             self.refused += 1
+            if stopped_by:
+                self.stopped_by[stopped_by] = self.stopped_by.get(stopped_by, 0) + 1
         else:
             self.leaked += 1
             if len(self.leaks) < 20:
@@ -66,6 +73,7 @@ class Tally:
                     "attempts": c.attempts,
                     "refused": c.refused,
                     "leaked": c.leaked,
+                    **({"stopped_by": c.stopped_by} if c.stopped_by else {}),
                     **({"leaks": c.leaks} if c.leaks else {}),
                 }
                 for name, c in sorted(self.classes.items())

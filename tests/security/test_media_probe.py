@@ -57,12 +57,12 @@ def test_media_type_confusion_in_chromium(
         # hostile one was either taken or refused.
         world.raise_alert(SITE_A)
         if world.request("GET", f"/api/v1/alerts/{alert_id}", user="admin").status == 404:
-            count.record(True, f"{name} {ctype}: event refused")
+            count.record(True, f"{name} {ctype}: event refused", "event refused at ingest")
             continue
         put = world.put_media(SITE_A, alert_id, name, data, ctype)
         stored = 200 <= put.status < 300
         if not stored:
-            count.record(True, f"{name} {ctype}: upload refused ({put.status})")
+            count.record(True, f"{name} {ctype}: upload refused ({put.status})", "upload refused")
             continue
         urls.append(f"/api/v1/alerts/{alert_id}/media/{name}")
     if urls:
@@ -88,10 +88,15 @@ def test_media_type_confusion_in_chromium(
             safe = (
                 not seen["executed"]
                 and headers.get("x-content-type-options", "").lower() == "nosniff"
+                and "sandbox" in headers.get("content-security-policy", "")
                 and "html" not in ctype
                 and "svg" not in ctype
                 and "xml" not in ctype
             )
-            count.record(safe, f"{seen['url']}: executed={seen['executed']} headers={headers}")
+            count.record(
+                safe,
+                f"{seen['url']}: executed={seen['executed']} headers={headers}",
+                "served inert to Chromium",
+            )
     assert count.attempts == len(VARIANTS)
     assert count.leaked == 0, count.leaks
