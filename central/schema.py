@@ -432,3 +432,13 @@ def m008_api_tokens(db: sqlite_utils.Database) -> None:
 def m009_first_clip(db: sqlite_utils.Database) -> None:
     """An alert's first clip (pre-roll plus the first seconds), before the full one."""
     db.execute("alter table alerts add column first_clip text")
+
+
+@migrations()
+def m010_report_indexes(db: sqlite_utils.Database) -> None:
+    """Covering indexes of the report: alerts grouped in index order, hourly health summed."""
+    db.execute(
+        "create index idx_alerts_report on alerts (org_path, kind, station, state, start, "
+        "created_at, acknowledged_at, requested_at, submitted_at, deadline)"
+    )
+    db.execute("create index idx_health_hourly_sum on health_hourly (site_id, hour, recorded_s)")
