@@ -31,6 +31,7 @@ from central.keys import (
     SITE_PASSWORDS,
     SITE_THROTTLE,
 )
+from central.metrics import add_metrics
 from central.regulator import add_regulator, regulator_ctx
 from central.services import login_throttle
 from central.video.pages import add_video_pages
@@ -59,6 +60,7 @@ def create_app(config: CentralConfig) -> web.Application:
     add_archive_edge_routes(app)
     add_regulator(app)
     add_video_pages(app)
+    add_metrics(app)
     security.install(app)
     return app
 

@@ -99,7 +99,9 @@ class EdgeAgent:
             self.mqtt.heartbeat.uplink_rate = self.uplink.uplink_bps
         if self.mqtt is not None and config.mqtt is not None:
             attach_budget(self.mqtt, self.scheduler, config.mqtt.upload.timeout_s)
+        metrics_parts = [self._metrics(config.metrics_port)] if config.metrics_port else []
         self.components: list[Component] = [
+            *metrics_parts,
             *self.recorders,
             *self.streams.readers,
             self.cleaner,
@@ -109,6 +111,21 @@ class EdgeAgent:
             *integrity_parts,
         ]
         self._started: list[Component] = []
+
+    def _metrics(self, port: int) -> Component:
+        from edge_agent.metrics import EdgeCollector, MetricsServer
+
+        mqtt = self.mqtt
+        collector = EdgeCollector(
+            self.config.storage.path,
+            cameras=lambda: [r.status() for r in self.recorders],
+            storage=self.cleaner.status,
+            pending=(lambda: (mqtt.outbox.count(), mqtt.outbox.media.pending_count()))
+            if mqtt is not None
+            else None,
+            uplink_bps=(lambda: mqtt.heartbeat.last_uplink_bps) if mqtt is not None else None,
+        )
+        return MetricsServer(port, collector)
 
     def start(self) -> None:
         """Repair the index from disk, then start every component in order."""

@@ -116,6 +116,9 @@ class EdgeConfig(_Model):
     uplink: UplinkConfig = Field(
         UplinkConfig(), description="the site's upload budget and archive transfer"
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Prometheus /metrics on 127.0.0.1:PORT; none: off"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @field_validator("timezone")

@@ -123,6 +123,7 @@ class HeartbeatPublisher:
         self.uplink_rate: Callable[[], float] | None = None
         # Set when the agent has an uplink budget: its size, use per class and backlog.
         self.uplink_stats: Callable[[], UplinkStats] | None = None
+        self.last_uplink_bps: float | None = None  # what the last beat reported (metrics)
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -155,6 +156,7 @@ class HeartbeatPublisher:
             payload = payload.model_copy(update={"uplink_bps": max(0.0, self.uplink_rate())})
         if self.uplink_stats is not None:
             payload = payload.model_copy(update={"uplink": self.uplink_stats()})
+        self.last_uplink_bps = payload.uplink_bps
         return payload
 
     def _loop(self) -> None:

@@ -1,0 +1,71 @@
+"""The edge agent's /metrics on a loopback port: recorders, disk, retention, outbox, uplink."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge_agent.config import parse_config
+from edge_agent.errors import ConfigError
+from edge_agent.metrics import EdgeCollector, MetricsServer
+from testbed.ports import free_port
+
+
+@dataclass
+class Cam:
+    camera: str
+    state: str
+    fps: float
+    bitrate_bps: float
+    last_segment_end: float | None
+
+
+@dataclass
+class Forecast:
+    days_forecast: float | None
+    at_risk: bool
+
+
+def test_metrics_served_on_loopback(tmp_path: Path) -> None:
+    now = time.time()
+    cams = [Cam("kitchen", "online", 25.0, 4e6, now - 12), Cam("store", "offline", 0.0, 0.0, None)]
+    collector = EdgeCollector(
+        tmp_path, cameras=lambda: cams, storage=lambda: Forecast(64.5, True),
+        pending=lambda: (7, 2), uplink_bps=lambda: 1.5e6,
+    )  # fmt: skip
+    server = MetricsServer(free_port(), collector)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        server.stop()
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert got[("fsv_edge_camera_online", (("camera", "kitchen"),))] == 1.0
+    assert got[("fsv_edge_camera_online", (("camera", "store"),))] == 0.0
+    assert got[("fsv_edge_camera_fps", (("camera", "kitchen"),))] == 25.0
+    assert 12 <= got[("fsv_edge_camera_last_segment_age_seconds", (("camera", "kitchen"),))] < 60
+    assert ("fsv_edge_camera_last_segment_age_seconds", (("camera", "store"),)) not in got
+    assert got[("fsv_edge_retention_days_forecast", ())] == 64.5
+    assert got[("fsv_edge_retention_at_risk", ())] == 1.0
+    assert got[("fsv_edge_outbox_pending", ())] == 7.0
+    assert got[("fsv_edge_uplink_bps", ())] == 1.5e6
+    assert got[("fsv_edge_disk_total_bytes", ())] > got[("fsv_edge_disk_free_bytes", ())] > 0
+
+
+def test_metrics_port_is_optional_and_checked(tmp_path: Path) -> None:
+    base = f"site_id: s1\nstorage: {{path: {tmp_path}}}\n"
+    assert parse_config(base).metrics_port is None
+    assert parse_config(base + "metrics_port: 9101\n").metrics_port == 9101
+    with pytest.raises(ConfigError, match="metrics_port"):
+        parse_config(base + "metrics_port: 0\n")
