@@ -1,0 +1,557 @@
+"""A city on one central node (SQLite) while regulators use it.
+
+Preloads central's database directly (org tree, `--sites` sites with 10 cameras each,
+`--alerts` alerts over 90 days, 90 days of hourly health rollups plus two days of raw
+heartbeat samples), starts a real Mosquitto and a `central-server run` process, then:
+  1. steady load: every site is a real MQTT client (site login, ACL) sending a heartbeat
+     every `--heartbeat-s` and alerts at `--alerts-per-hour`, plus a probe site sending
+     2 events/s; meanwhile a city wall, a county wall and the city's 90-day report are
+     requested over and over (each waiting for its previous answer);
+  2. burst: `--burst` backlog events (started 2 hours ago, as flushed after an outage) from
+     4 generator processes, and one live alert published 1 s into it: how long until it is
+     in the inbox (alerts table) and its webhook arrives; meanwhile a second process takes
+     central.db's write lock for 2 s every 5 s (as a bulk CLI write does);
+  3. every alert of the run that a webhook wants must arrive (`pushes_lost`).
+Prints the figures and writes bench/results/scale.json.
+
+    .venv/bin/python bench/scale.py [--sites 500] [--alerts 300000] [--steady-s 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.alerts.push_rules import PushFilters
+from central.config import BrokerAdminConfig, load_config
+from central.db import CentralDatabase
+from central.ingest.accounts import set_passwords, write_acl
+from central.regulation.scope import Scope
+from central.services import build_services
+from fsv_contract import EventPayload, HeartbeatPayload, encode, topics
+from testbed.mosquitto import Broker, BrokerOptions
+from testbed.ports import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "scale.json"
+CENTRAL_PASSWORD = "bench-central"
+PASSWORD = "bench-user-password-1"
+CAMERAS = 10
+DAY = 86400.0
+KINDS = ("no_chef_hat", "no_mask", "smoking", "rodent", "no_uniform")
+
+
+# --- preloading -----------------------------------------------------------------------------
+
+
+def build_tree(config_path: Path, sites: int, counties: int, hook_url: str) -> dict[str, Any]:
+    """Org tree, sites, users and the city's webhook through central's own stores."""
+    config = load_config(config_path)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    database = CentralDatabase(config.database_path)
+    try:
+        svc = build_services(database, config.web, config.push, config.data_dir, None)
+        every = Scope.everything()
+        province = svc.orgs.create_org(every, None, "province", name="Province")
+        city = svc.orgs.create_org(every, province["id"], "city", name="City")
+        county_ids = [
+            svc.orgs.create_org(every, city["id"], "county", name=f"County {c}")["id"]
+            for c in range(counties)
+        ]
+        site_paths: dict[str, str] = {}
+        for i in range(sites):
+            ent = svc.orgs.create_org(
+                every, county_ids[i % counties], "enterprise", name=f"Canteen {i}",
+                enterprise_type="canteen",
+            )  # fmt: skip
+            site = svc.orgs.create_site(every, ent["id"], f"site-{i}", f"Canteen {i} NVR")
+            site_paths[site["id"]] = site["org_path"]
+        for username, role, org in (
+            ("admin", "admin", None),
+            ("city", "city_monitor", city["id"]),
+            ("county", "county_inspector", county_ids[0]),
+        ):
+            svc.users.create_user(every, username=username, password=PASSWORD, role=role,
+                                  org_id=org)  # fmt: skip
+        svc.push.add_webhook(every, city["id"], hook_url, "json", "", PushFilters(kinds=["rodent"]))
+    finally:
+        database.close()
+    return {"city_id": city["id"], "site_paths": site_paths}
+
+
+def preload(db_path: Path, site_paths: dict[str, str], alerts: int, now: float) -> int:
+    """Cameras, alerts over 90 days, hourly health for 90 days and 2 days of raw samples."""
+    db = sqlite3.connect(db_path)
+    rng = random.Random(1)
+    sites = list(site_paths)
+    db.executemany(
+        "insert or ignore into cameras (site_id, camera_id, org_path, name, station, created_at) "
+        "values (?, ?, ?, ?, 'kitchen_prep', ?)",
+        [(s, f"cam{c}", site_paths[s], f"Camera {c}", now - 100 * DAY)
+         for s in sites for c in range(CAMERAS)],
+    )  # fmt: skip
+    db.executemany(
+        "insert or replace into camera_status (site, camera, state, since, reason, updated_at) "
+        "values (?, ?, 'online', ?, '', ?)",
+        [(s, f"cam{c}", now - 95 * DAY, now) for s in sites for c in range(CAMERAS)],
+    )
+    db.executemany(
+        "insert into camera_state_log (site, camera, state, since, reason, received_at) "
+        "values (?, ?, 'online', ?, '', ?)",
+        [(s, f"cam{c}", now - 95 * DAY, now) for s in sites for c in range(CAMERAS)],
+    )
+    rows = []
+    for _ in range(alerts):
+        site = rng.choice(sites)
+        start = now - rng.random() * 90 * DAY
+        closed = rng.random() < 0.97
+        rows.append((
+            str(uuid.uuid4()), site, f"cam{rng.randrange(CAMERAS)}", site_paths[site],
+            rng.choice(KINDS), "kitchen_prep", "r", "warning", start, 0.9,
+            "closed" if closed else "new", start + 5, start + 5, start + 300,
+            start + 9000 if closed else None,
+        ))  # fmt: skip
+    db.executemany(
+        "insert into alerts (id, site_id, camera_id, org_path, kind, station, rule, severity, "
+        "start, score, state, created_at, updated_at, acknowledged_at, closed_at) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    raw_from = int((now - 2 * DAY) // 3600 * 3600)
+    first_hour = int((now - 90 * DAY) // 3600 * 3600)
+    db.executemany(
+        "insert into health_hourly (site_id, hour, recorded_s, samples, retention_days, last_ts) "
+        "values (?, ?, ?, 12, 120.0, ?)",
+        [(s, h, 3600.0 * CAMERAS, h + 3599) for s in sites
+         for h in range(first_hour, raw_from, 3600)],
+    )  # fmt: skip
+    flags = json.dumps({f"cam{c}": True for c in range(CAMERAS)})
+    db.executemany(
+        "insert into heartbeat_samples (site_id, ts, interval_s, retention_days, cameras) "
+        "values (?, ?, 300.0, 120.0, ?)",
+        [(s, float(t), flags) for s in sites for t in range(raw_from + 300, int(now), 300)],
+    )
+    db.commit()
+    health = db.execute("select count(*) from health_hourly").fetchone()[0]
+    raw = db.execute("select count(*) from heartbeat_samples").fetchone()[0]
+    db.close()
+    return int(health + raw)
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def event(site: str, kind: str, start: datetime, camera: str = "cam0") -> EventPayload:
+    """One start-phase event as a detector makes it."""
+    return EventPayload(
+        event_id=uuid.uuid4(), site=site, camera=camera, phase="start", kind=kind,
+        station="kitchen_prep", rule="r", start=start, score=0.9,
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def heartbeat() -> HeartbeatPayload:
+    now = datetime.now(UTC)
+    return HeartbeatPayload(
+        ts=now, uptime_s=1000.0, disk_free_bytes=10**12, disk_total_bytes=4 * 10**12,
+        retention_days_available=120.0, cpu_percent=20.0,
+        cameras=[{"camera": f"cam{c}", "state": "online", "last_segment_end": now}
+                 for c in range(CAMERAS)],
+    )  # fmt: skip
+
+
+def site_clients(port: int, creds: dict[str, str], seconds: float, hb_s: float, per_h: float,
+                 probe: bool) -> None:  # fmt: skip
+    """A process of site clients: heartbeats and rodent alerts at the agent's real rates."""
+    clients = {}
+    for site, password in creds.items():
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
+        c.username_pw_set(site, password)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        clients[site] = c
+    rng = random.Random(os.getpid())
+    next_hb = {s: time.monotonic() + rng.random() * hb_s for s in clients}
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        now = time.monotonic()
+        for site, c in clients.items():
+            if now >= next_hb[site]:
+                c.publish(topics.heartbeat(site), encode(heartbeat()), qos=0)
+                next_hb[site] = now + hb_s
+            if probe or rng.random() < per_h / 3600 * 0.5:
+                e = event(site, "rodent", datetime.now(UTC), f"cam{rng.randrange(CAMERAS)}")
+                c.publish(topics.camera_event(site, e.camera), encode(e), qos=1)
+        time.sleep(0.5)
+    for c in clients.values():
+        c.disconnect()
+        c.loop_stop()
+
+
+def burst(port: int, site: str, password: str, count: int) -> None:
+    """A generator process: `count` backlog events (started 2 h ago) at QoS 1, as fast as it can."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    payloads = [(topics.camera_event(site, "cam0"), encode(event(site, "no_chef_hat", start)))
+                for _ in range(count)]  # fmt: skip
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
+    client.username_pw_set(site, password)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    info = None
+    for topic, data in payloads:
+        info = client.publish(topic, data, qos=1)
+    if info is not None:
+        info.wait_for_publish(timeout=600)
+    client.disconnect()
+    client.loop_stop()
+
+
+# --- observers ------------------------------------------------------------------------------
+
+
+class Hooks(BaseHTTPRequestHandler):
+    """The webhook receiver: notes each alert id and when it arrived."""
+
+    got: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        alert_id = json.loads(body)["alert"]["id"]
+        with self.lock:
+            self.got.setdefault(alert_id, time.time())
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the API's name
+        pass
+
+
+class CentralProcess:
+    """A `central-server run` process and a signed-in HTTP client of it."""
+
+    def __init__(self, workdir: Path, broker_port: int) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.db_path = workdir / "data" / "central.db"
+        self.config = workdir / "central.yaml"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump({
+            "data_dir": str(workdir / "data"), "log_level": "WARNING",
+            "http": {"port": self.port},
+            "mqtt": {"port": broker_port, "reconnect_max_s": 1},
+            "push": {"allow_networks": ["127.0.0.1/32"], "concurrency": 16},
+        }))  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.tokens: dict[str, str] = {}
+
+    def start(self) -> None:
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
+        with (self.workdir / "central.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "central", "run", "-c", str(self.config)],
+                env=env, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if self.get("admin", "/api/v1/ingest/stats")["mqtt_connected"]:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("central did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(60)
+            self.proc = None
+
+    def get(self, user: str, path: str, timeout: float = 600) -> Any:
+        if user not in self.tokens:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/api/v1/auth/login", method="POST",
+                data=json.dumps({"username": user, "password": PASSWORD, "kind": "bearer"})
+                .encode(), headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                self.tokens[user] = json.loads(resp.read())["token"]
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            headers={"Authorization": f"Bearer {self.tokens[user]}"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+
+def keep_requesting(central: CentralProcess, user: str, path: str, stop: threading.Event,
+                    times: list[float]) -> None:  # fmt: skip
+    """One page open: the next request only after the previous answer."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        central.get(user, path)
+        times.append(time.perf_counter() - t0)
+        stop.wait(1.0)
+
+
+def second_writer(db_path: Path, stop: threading.Event, held: list[float]) -> None:
+    """Another process's bulk write: the write lock held 2 s every 5 s."""
+    db = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    while not stop.wait(3.0):
+        db.execute("begin immediate")
+        time.sleep(2.0)
+        db.execute("rollback")
+        held.append(2.0)
+    db.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))] if ordered else 0.0
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "sqlite": sqlite3.sqlite_version}  # fmt: skip
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def start_broker(work: Path, creds: dict[str, str]) -> Broker:
+    admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
+    set_passwords(admin, {"central": CENTRAL_PASSWORD, **creds})
+    write_acl(admin, "central")
+    conf = [ln for ln in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
+            if ln and not ln.startswith("#") and ln.split()[0] in (
+                "use_username_as_clientid", "max_packet_size", "max_queued_bytes",
+                "set_tcp_nodelay")]  # fmt: skip
+    broker = Broker(options=BrokerOptions(
+        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,
+        max_inflight_messages=1000, extra_config=conf))  # fmt: skip
+    broker.start()
+    return broker
+
+
+def fresh_alert(central: CentralProcess, port: int, site: str, password: str) -> dict[str, float]:
+    """Publish one live alert; seconds until it is in the inbox and until its webhook came."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
+    client.username_pw_set(site, password)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    e = event(site, "rodent", datetime.now(UTC))
+    sent = time.time()
+    client.publish(topics.camera_event(site, "cam0"), encode(e), qos=1).wait_for_publish(30)
+    inbox = push = None
+    deadline = time.monotonic() + 300
+    while (inbox is None or push is None) and time.monotonic() < deadline:
+        if inbox is None and central.query("select 1 from alerts where id = ?", (str(e.event_id),)):
+            inbox = time.time() - sent
+        with Hooks.lock:
+            if push is None and str(e.event_id) in Hooks.got:
+                push = Hooks.got[str(e.event_id)] - sent
+        time.sleep(0.02)
+    client.disconnect()
+    client.loop_stop()
+    return {"inbox_s": round(inbox if inbox is not None else -1, 3),
+            "push_s": round(push if push is not None else -1, 3)}  # fmt: skip
+
+
+def wait_settled(central: CentralProcess, since: float, timeout: float) -> dict[str, int]:
+    """Wait for the alert feed and push to finish; count wanted pushes that never came."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cursor = central.query("select value from ingest_counters where name = 'feed_cursor'")
+        last = central.query("select coalesce(max(change_seq), 0) from events")[0][0]
+        pending = central.query("select count(*) from deliveries where status = 'pending'")[0][0]
+        if cursor and cursor[0][0] >= last and pending == 0:
+            break
+        time.sleep(1.0)
+    wanted = {r[0] for r in central.query(
+        "select id from alerts where kind = 'rodent' and created_at >= ? and org_path != '/'",
+        (since,))}  # fmt: skip
+    events = central.query(
+        "select count(*) from events where kind = 'rodent' and created_at >= ?", (since,)
+    )[0][0]
+    with Hooks.lock:
+        got = set(Hooks.got)
+    return {"wanted": len(wanted), "rodent_events": int(events), "lost": len(wanted - got),
+            "alerts_missing": int(events) - len(wanted)}  # fmt: skip
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    n = args.sites
+    site_ids = [f"site-{i}" for i in range(n + 2)]  # the last two: the probe and the fresh alert
+    creds = {s: uuid.uuid4().hex for s in [*site_ids, *(f"burst-{i}" for i in range(4))]}
+    broker = start_broker(work, creds)
+    hook_port = free_port()
+    hooks = ThreadingHTTPServer(("127.0.0.1", hook_port), Hooks)
+    threading.Thread(target=hooks.serve_forever, name="webhook", daemon=True).start()
+    central = CentralProcess(work / "central", broker.port)
+    procs: list[multiprocessing.Process] = []
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        t0 = time.perf_counter()
+        tree = build_tree(central.config, n + 2, max(1, n // 25), f"http://127.0.0.1:{hook_port}/h")
+        health_rows = preload(central.db_path, tree["site_paths"], args.alerts, time.time())
+        preload_s = time.perf_counter() - t0
+        central.start()
+        since = time.time()
+        load_s = args.steady_s + args.burst_window_s
+        chunks = [site_ids[i:n:4] for i in range(4)]
+        for chunk in chunks:
+            procs.append(multiprocessing.Process(target=site_clients, args=(
+                broker.port, {s: creds[s] for s in chunk}, load_s, args.heartbeat_s,
+                args.alerts_per_hour, False)))  # fmt: skip
+        procs.append(
+            multiprocessing.Process(
+                target=site_clients,
+                args=(
+                    broker.port,
+                    {site_ids[n]: creds[site_ids[n]]},
+                    load_s,
+                    args.heartbeat_s,
+                    0,
+                    True,
+                ),
+            )
+        )
+        for p in procs:
+            p.start()
+        now = datetime.now(UTC)
+        period = f"from={(now - timedelta(days=90)).isoformat()}&to={now.isoformat()}"
+        times: dict[str, list[float]] = {"city": [], "county": [], "report": []}
+        held: list[float] = []
+        for name, user, path in (
+            ("city", "city", "/api/v1/video/wall"),
+            ("county", "county", "/api/v1/video/wall"),
+            ("report", "city", "/api/v1/reports?" + period.replace("+", "%2B")),
+        ):
+            threads.append(
+                threading.Thread(
+                    target=keep_requesting, name=name, args=(central, user, path, stop, times[name])
+                )
+            )
+        for t in threads:
+            t.start()
+        time.sleep(args.steady_s)
+        burst_at = time.time()
+        bursts = [
+            multiprocessing.Process(
+                target=burst, args=(broker.port, f"burst-{i}", creds[f"burst-{i}"], args.burst // 4)
+            )
+            for i in range(4)
+        ]
+        for p in bursts:
+            p.start()
+        writer = threading.Thread(target=second_writer, name="writer",
+                                  args=(central.db_path, stop, held))  # fmt: skip
+        writer.start()
+        threads.append(writer)
+        time.sleep(1.0)
+        fresh = fresh_alert(central, broker.port, site_ids[n + 1], creds[site_ids[n + 1]])
+        for p in [*bursts, *procs]:
+            p.join()
+        stop.set()
+        for t in threads:
+            t.join()
+        settled = wait_settled(central, since, 300)
+        lag_sql = ("select ingested_at - created_at from events where site like 'site-%' "
+                   "and created_at >= ? and created_at < ?")  # fmt: skip
+        lags = [r[0] for r in central.query(lag_sql, (since, burst_at))]
+        burst_lags = [r[0] for r in central.query(lag_sql, (burst_at, time.time()))]
+        alerts_in_db = central.query("select count(*) from alerts")[0][0]
+        counts = central.query("select (select count(*) from health_hourly), "
+                               "(select count(*) from heartbeat_samples)")[0]  # fmt: skip
+    finally:
+        stop.set()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        central.stop()
+        hooks.shutdown()
+        broker.close()
+    return {
+        "sites": n, "cameras": n * CAMERAS, "nodes": 1, "database": "sqlite",
+        "alerts_in_db": alerts_in_db, "alerts_preloaded": args.alerts,
+        "health_rows": int(counts[0] + counts[1]), "health_rows_hourly": counts[0],
+        "health_rows_raw": counts[1], "health_rows_preloaded": health_rows,
+        "ingest_lag_p50_s": round(statistics.median(lags), 4) if lags else None,
+        "ingest_lag_p95_s": round(pct(lags, 0.95), 4), "ingest_lag_events": len(lags),
+        "ingest_lag_p95_s_during_burst": round(pct(burst_lags, 0.95), 4),
+        "wall_s_city": round(statistics.median(times["city"]), 3),
+        "wall_s_city_max": round(max(times["city"]), 3), "wall_requests_city": len(times["city"]),
+        "wall_s_county": round(statistics.median(times["county"]), 3),
+        "report_90d_s_city": round(statistics.median(times["report"]), 3),
+        "report_90d_s_city_max": round(max(times["report"]), 3),
+        "reports_run": len(times["report"]),
+        "fresh_alert_during_burst_s": max(fresh["inbox_s"], fresh["push_s"]),
+        "fresh_alert_inbox_s": fresh["inbox_s"], "fresh_alert_push_s": fresh["push_s"],
+        "burst_events": args.burst, "pushes_wanted": settled["wanted"],
+        "pushes_lost": settled["lost"], "alerts_missing": settled["alerts_missing"],
+        "second_writer_locks_s": sum(held),
+        "steady_s": args.steady_s, "heartbeat_s": args.heartbeat_s,
+        "alerts_per_site_hour": args.alerts_per_hour, "preload_s": round(preload_s, 1),
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--sites", type=int, default=500)
+    parser.add_argument("--alerts", type=int, default=300_000, help="alerts preloaded")
+    parser.add_argument("--steady-s", type=float, default=60.0, help="steady load before the burst")
+    parser.add_argument("--burst-window-s", type=float, default=30.0, help="load during the burst")
+    parser.add_argument("--burst", type=int, default=20_000, help="backlog events in the burst")
+    parser.add_argument("--heartbeat-s", type=float, default=30.0)
+    parser.add_argument("--alerts-per-hour", type=float, default=2.0, help="per site")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="fsv-bench-scale-"))
+    result = {**run(args, work), "machine": machine(),
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+    print(json.dumps(result, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
