@@ -161,7 +161,7 @@ async def _admin(request: web.Request) -> bool:
     if not token:
         return False
     try:
-        session = await run_db(svc.users.resolve, token, kind)
+        session = await run_db(svc.sessions.resolve, token, kind)
     except AuthError:
         return False
     return session.user.role is Role.ADMIN
