@@ -9,12 +9,16 @@ SHA-256 digests of both; a token is shown once, when it is made.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from central.db import BUSY_TIMEOUT_S
 from central.errors import AuthError, InvalidInputError, NotFoundError
 from central.regulation.passwords import new_token, token_digest
 from central.regulation.users import Session, User, user_from_row
@@ -22,6 +26,9 @@ from central.schema import LockedDb
 
 TokenScope = Literal["read", "full"]
 TOUCH_S = 60.0  # last use is written at most once a minute per session
+TOUCH_WAIT_S = 0.05  # how long a request may wait for the write lock to note it
+
+log = logging.getLogger(__name__)
 TOKEN_AUDIT_S = 3600.0  # a token's use is audited at most once an hour (per process)
 _TOKEN_COLUMNS = "token_id, label, scope, created_at, expires_at, last_used_at"
 
@@ -44,6 +51,9 @@ class SessionStore:
         self._ldb = ldb
         self.policy = policy
         self._clock = clock
+        # Last-use writes go out on their own thread: a request never waits for the write
+        # lock (another process may hold it) just to note that a session was used.
+        self._toucher = ThreadPoolExecutor(1, thread_name_prefix="session-touch")
 
     def open_session(self, user: User, kind: str) -> tuple[str, str]:
         """A `cookie` or `bearer` session after a login; returns (token, csrf token)."""
@@ -82,9 +92,9 @@ class SessionStore:
     def resolve(self, token: str, kind: str) -> Session:
         """The live session of `token`; AuthError if unknown, expired, idle or of another kind."""
         digest, now = token_digest(token), self._clock()
-        with self._ldb.lock:
+        with self._ldb.read() as db:
             rows = list(
-                self._ldb.db.query(
+                db.query(
                     "select s.kind as s_kind, s.csrf as s_csrf, s.expires_at as s_expires, "
                     "s.last_used_at as s_used, s.purpose as s_purpose, s.scope as s_scope, "
                     "s.token_id as s_id, s.label as s_label, u.* from user_sessions s "
@@ -101,16 +111,39 @@ class SessionStore:
             raise AuthError("session ended after inactivity; sign in again")
         if row["disabled"]:
             raise AuthError("account disabled")
-        if now - used > TOUCH_S:
-            with self._ldb.transaction() as db:
-                db.execute(
-                    "update user_sessions set last_used_at = ? where token_hash = ?", [now, digest]
-                )
+        if now - used > TOUCH_S and not self._touch_now(digest, now):
+            self._toucher.submit(self._touch, digest, now)
         return Session(
             user_from_row(row), kind, row["s_csrf"], digest,
             scope=row["s_scope"], purpose=row["s_purpose"], token_id=row["s_id"] or "",
             label=row["s_label"] or "",
         )  # fmt: skip
+
+    def _touch_now(self, digest: str, now: float) -> bool:
+        """Note the use at once if the write lock is free within TOUCH_WAIT_S."""
+        if not self._ldb.lock.acquire(timeout=TOUCH_WAIT_S):
+            return False
+        conn = self._ldb.db.conn
+        try:
+            conn.execute(f"pragma busy_timeout = {int(TOUCH_WAIT_S * 1000)}")
+            self._touch(digest, now, quiet=True)
+            return True
+        except sqlite3.OperationalError:
+            return False  # another process writes: noted later, on the toucher thread
+        finally:
+            conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._ldb.lock.release()
+
+    def _touch(self, digest: str, now: float, quiet: bool = False) -> None:
+        try:
+            with self._ldb.transaction() as db:
+                db.execute(
+                    "update user_sessions set last_used_at = ? where token_hash = ?", [now, digest]
+                )
+        except sqlite3.Error as e:  # the next use a minute later writes it again
+            if quiet:
+                raise
+            log.warning("could not note the use of a session: %s", e)
 
     def close_session(self, token_hash: str) -> None:
         """End a session (logout)."""
