@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from aiohttp import web
@@ -19,8 +20,9 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
+from central.archive.replay import ArchiveReplay, covers, serve_archive_replay
 from central.errors import InvalidInputError, NotFoundError
-from central.keys import VIDEO
+from central.keys import ARCHIVE, VIDEO
 from central.regulation.roles import Permission
 from central.regulation.scope import in_scope
 from central.video.api_live import (
@@ -143,7 +145,13 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
             request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
         )
         await ws.prepare(request)
-        await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
+        # The city archive first where it holds the footage (it costs the site's line nothing).
+        archive = request.app[ARCHIVE]
+        if await asyncio.to_thread(covers, archive, cam["site_id"], cam["camera_id"], start):
+            replay = ArchiveReplay(archive, cam["site_id"], cam["camera_id"], start, q.speed)
+            await serve_archive_replay(ws, replay)
+        else:
+            await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
     finally:
         lease.release()
     return ws

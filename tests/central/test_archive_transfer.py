@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,49 @@ async def test_a_viewer_pauses_the_archive_and_it_resumes_from_centrals_bytes(
     for s in segments:
         stored = archive.store.stored(SITE, "cam1", s.path)
         assert stored is not None and stored.sha256 == s.sha256
+
+
+async def test_replay_comes_from_the_archive_with_the_edge_offline(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    from aiohttp import WSMsgType
+
+    from central.archive.replay import split_fmp4
+    from fsv_contract.video import FrameKind, unpack_frame
+
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    t0 = time.time() - 3600
+    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 2)
+    _anchor(central, segments)
+    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    await asyncio.to_thread(_sender(central, storage, index).run_round)
+    # The edge is gone (no agent online): replay still plays, from the archive.
+    ws = await central.client.ws_connect(
+        f"/api/v1/video/replay/{SITE}/cam1",
+        params={"start": str(t0 + 0.5), "speed": "16"},
+        headers=await central.token("inspector-a"),
+    )
+    texts: list[dict[str, Any]] = []
+    frames: list[tuple[FrameKind, bytes]] = []
+    async with asyncio.timeout(30):
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                texts.append(json.loads(msg.data))
+                if texts[-1]["type"] == "end":
+                    break
+            elif msg.type == WSMsgType.BINARY:
+                header, payload = unpack_frame(msg.data)
+                frames.append((header.kind, bytes(payload)))
+    await ws.close()
+    kinds = [t["type"] for t in texts]
+    assert kinds[0] == "source" and texts[0]["source"] == "archive"
+    assert kinds.count("hello") == 2 and kinds[-1] == "end" and "done" in texts[-1]["reason"]
+    hello = texts[1]
+    assert hello["mime"].startswith('video/mp4; codecs="avc1.') and hello["width"] > 0
+    assert hello["origin_wall"] == pytest.approx(segments[0].start)
+    # What was sent is the archived file itself (init + fragments), byte for byte.
+    first = split_fmp4((storage / segments[0].path).read_bytes())
+    assert frames[0] == (FrameKind.INIT, first.init)
+    assert frames[1] == (FrameKind.FRAGMENT, first.fragments[0].data)

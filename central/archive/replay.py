@@ -1,0 +1,217 @@
+"""Replay from the archive: archived segments sent to a viewer in the edge's replay protocol.
+
+An archived segment is the recorder's fragmented MP4 as anchored: `ftyp`+`moov` (the init),
+then `moof`+`mdat` pairs. Each segment starts its own media timeline (its own hello and
+init, `origin_wall` = the segment's start), as the edge's replay does when a stream's
+parameters change, so the replay page plays it without knowing where it came from; a
+`{"type": "source", "source": "archive"}` message says so for pages that show it.
+Fragments are paced at `speed` with a little lead, like the edge paces its replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from central.archive.store import Stored
+from central.archive.transfer import Archive
+from fsv_contract.video import End, FrameFlags, FrameHeader, FrameKind, Hello, control_json
+
+LEAD_S = 1.0
+WINDOW_S = 3600.0  # segments looked up per step
+CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"traf", b"moof"}
+
+
+class Sink(Protocol):
+    """A viewer socket (aiohttp WebSocketResponse)."""
+
+    async def send_str(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One `moof`+`mdat` pair and its decode time in seconds from the segment's start."""
+
+    data: bytes
+    at_s: float
+
+
+@dataclass(frozen=True)
+class Fmp4:
+    """A segment file split for streaming."""
+
+    init: bytes
+    fragments: list[Fragment]
+    codec: str
+    mime: str
+    width: int
+    height: int
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """(type, offset, size) of the boxes in data[start:end]; stops at a malformed box."""
+    end = len(data) if end is None else end
+    out = []
+    i = start
+    while i + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[i : i + 8])
+        if size == 1 and i + 16 <= end:
+            size = struct.unpack(">Q", data[i + 8 : i + 16])[0]
+        if size < 8 or i + size > end:
+            break
+        out.append((kind, i, size))
+        i += size
+    return out
+
+
+def _find(data: bytes, kind: bytes, start: int = 0, end: int | None = None) -> tuple[int, int]:
+    """(offset, size) of the first box of `kind` anywhere below data[start:end]; (-1, 0) if none."""
+    for k, off, size in _boxes(data, start, end):
+        if k == kind:
+            return off, size
+        if k in CONTAINERS:
+            body = off + 8 + (8 if k == b"stsd" else 0)
+            found = _find(data, kind, body, off + size)
+            if found[0] >= 0:
+                return found
+        if k in (b"avc1", b"hvc1", b"hev1"):
+            found = _find(data, kind, off + 8 + 78, off + size)  # after the sample entry
+            if found[0] >= 0:
+                return found
+    return -1, 0
+
+
+def _codec(init: bytes) -> tuple[str, str]:
+    off, size = _find(init, b"avcC")
+    if off >= 0 and size >= 12:
+        profile = init[off + 9 : off + 12].hex()
+        return "h264", f'video/mp4; codecs="avc1.{profile}"'
+    if _find(init, b"hvcC")[0] >= 0:
+        return "hevc", 'video/mp4; codecs="hvc1.1.6.L93.B0"'
+    return "h264", 'video/mp4; codecs="avc1.42E01E"'
+
+
+def split_fmp4(data: bytes) -> Fmp4:
+    """The init and fragments of a fragmented MP4; ValueError if it is not one."""
+    boxes = _boxes(data)
+    init = b"".join(data[o : o + s] for k, o, s in boxes if k in (b"ftyp", b"moov"))
+    if b"moov" not in init:
+        raise ValueError("not a fragmented MP4: no moov box")
+    off, _ = _find(init, b"mdhd")
+    version = init[off + 8] if off >= 0 else 0
+    if off < 0:
+        timescale = 90000
+    elif version == 1:
+        timescale = struct.unpack(">I", init[off + 28 : off + 32])[0]
+    else:
+        timescale = struct.unpack(">I", init[off + 20 : off + 24])[0]
+    fragments = []
+    for i, (kind, o, s) in enumerate(boxes):
+        if kind != b"moof" or i + 1 >= len(boxes) or boxes[i + 1][0] != b"mdat":
+            continue
+        moof = data[o : o + s]
+        t_off, _ = _find(moof, b"tfdt")
+        decode = 0
+        if t_off >= 0:
+            v = moof[t_off + 8]
+            fmt = ">Q" if v == 1 else ">I"
+            width = 8 if v == 1 else 4
+            decode = struct.unpack(fmt, moof[t_off + 12 : t_off + 12 + width])[0]
+        mdat = boxes[i + 1]
+        fragments.append(Fragment(moof + data[mdat[1] : mdat[1] + mdat[2]], decode / timescale))
+    t_off, t_size = _find(init, b"tkhd")
+    w = h = 0
+    if t_off >= 0:
+        w, h = (v >> 16 for v in struct.unpack(">II", init[t_off + t_size - 8 : t_off + t_size]))
+    codec, mime = _codec(init)
+    return Fmp4(init, fragments, codec, mime, w, h)
+
+
+class ArchiveReplay:
+    """Sends a camera's archived footage from `start` to one viewer at `speed`."""
+
+    def __init__(self, archive: Archive, site: str, camera: str, start: float, speed: float):
+        self.archive = archive
+        self.site = site
+        self.camera = camera
+        self.start = start
+        self.speed = speed
+        self.sent_fragments = 0
+
+    async def run(self, ws: Sink) -> str:
+        """Stream until the archive has nothing further; returns why it ended."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await ws.send_str(json.dumps({"type": "source", "source": "archive"}))
+        cursor = self.start
+        sent_any = False
+        while True:
+            segments = await asyncio.to_thread(
+                self.archive.store.between, self.site, self.camera, cursor, cursor + WINDOW_S
+            )
+            segments = [s for s in segments if s.end > cursor]
+            if not segments:
+                break
+            for seg in segments:
+                await self._segment(ws, seg, began)
+                sent_any = True
+                cursor = seg.end
+        reason = "done: end of the archived recording" if sent_any else "nothing archived there"
+        await ws.send_str(control_json(End(reason=reason)))
+        return reason
+
+    async def _segment(self, ws: Sink, seg: Stored, began: float) -> None:
+        path = self.archive.file(self.site, seg.path)
+        data = await asyncio.to_thread(path.read_bytes)
+        try:
+            fmp4 = split_fmp4(data)
+        except ValueError:
+            return  # a stored file is checked against its hash; this cannot be, skip it
+        hello = Hello(camera=self.camera, stream="main", mode="replay", codec=fmp4.codec,
+                      mime=fmp4.mime, width=fmp4.width, height=fmp4.height,
+                      origin_wall=seg.start, speed=self.speed)  # fmt: skip
+        await ws.send_str(control_json(hello))
+        await ws.send_bytes(FrameHeader(FrameKind.INIT).pack(fmp4.init))
+        loop = asyncio.get_running_loop()
+        for i, frag in enumerate(fmp4.fragments):
+            wall = seg.start + frag.at_s
+            nxt = fmp4.fragments[i + 1].at_s if i + 1 < len(fmp4.fragments) else seg.end - seg.start
+            due = began + max(0.0, wall - self.start) / self.speed - LEAD_S
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            header = FrameHeader(
+                FrameKind.FRAGMENT,
+                FrameFlags.KEYFRAME if i == 0 else FrameFlags.NONE,
+                media_us=round(frag.at_s * 1e6),
+                duration_us=max(0, round((nxt - frag.at_s) * 1e6)),
+                wall_ms=round(wall * 1000),
+            )
+            await ws.send_bytes(header.pack(frag.data))
+            self.sent_fragments += 1
+
+
+def covers(archive: Archive, site: str, camera: str, start: float) -> bool:
+    """Whether the archive holds footage at (or within a minute after) `start`."""
+    return bool(archive.store.between(site, camera, start, start + 60.0))
+
+
+async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> None:
+    """Run a replay on a prepared WebSocket until it ends or the viewer leaves."""
+    sender = asyncio.create_task(replay.run(ws), name=f"archive-replay {replay.camera}")
+    reader = asyncio.create_task(_drain(ws), name="archive-replay-reader")
+    try:
+        await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, reader):
+            task.cancel()
+        await asyncio.gather(sender, reader, return_exceptions=True)
+        await ws.close()
+
+
+async def _drain(ws: Any) -> None:
+    async for _msg in ws:
+        pass  # viewers only listen
