@@ -7,6 +7,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -88,6 +89,11 @@ def test_ssrf_to_a_local_listener(
     world: SecurityWorld, targets: Targets, tally: Tally, listener: Listener
 ) -> None:
     count = tally["ssrf"]
+    # The listener answers a request that does reach it (so silence below means something).
+    with urllib.request.urlopen(f"http://127.0.0.1:{listener.port}/ping", timeout=10) as r:
+        assert r.status == 200
+    assert listener.hits == ["GET /ping"]
+    listener.hits.clear()
     keys = {"p256dh": "B" + "A" * 86, "auth": "A" * 22}
     for url in internal_urls(listener.port):
         for user in ("staff-canteen-a", "inspector-a", "city-monitor", "admin"):
@@ -190,15 +196,20 @@ def test_mqtt_topic_and_acl_abuse(world: SecurityWorld, targets: Targets, tally:
     time.sleep(1.5)
     count.record(not victim.disconnected.is_set(), "site B's session was taken over")
     victim.close()  # B's edge publishes below with its own login and client id
-    # B's traffic: an alert of B (central sends B a hold command) and B's own event.
+    # B's traffic: B's own event and state, and commands central sends B (a hold for the
+    # alert, a stream_start for a regulator's live view); one command to A as the control.
     b_alert = world.raise_alert(SITE_B)
+    asyncio.run(_watch_live(world, "inspector-b", SITE_B))
+    asyncio.run(_watch_live(world, "inspector-a", SITE_A))
     time.sleep(2.0)
-    stolen = [t for t in spy.received if SITE_B in t or "/cmd/" in t or t.startswith("$SYS")]
-    for pattern_topic in (f"fsv/v1/{SITE_B}/#", "fsv/v1/+/cmd/+", "#", "$SYS/#"):
-        count.record(
-            not any(pattern_topic.split("/")[0] in t for t in stolen),
-            f"{SITE_A} read {pattern_topic}: {stolen[:3]}",
-        )
+    own = f"fsv/v1/{SITE_A}/cmd/stream_start"
+    assert own in spy.received, f"the probe saw none of A's own commands: {spy.received[:5]}"
+    stolen = [t for t in spy.received if SITE_B in t or t.startswith("$SYS")]
+    for pattern in (f"fsv/v1/{SITE_B}/", "$SYS/"):
+        seen = [t for t in stolen if t.startswith(pattern)]
+        count.record(not seen, f"{SITE_A} read {pattern}#: {seen[:3]}")
+    other_cmds = [t for t in spy.received if "/cmd/" in t and not t.startswith(f"fsv/v1/{SITE_A}/")]
+    count.record(not other_cmds, f"{SITE_A} read other sites' commands: {other_cmds[:3]}")
     # Forged events: on B's topics, and on A's topics claiming to be B.
     forged = []
     for topic, site in (
@@ -220,6 +231,17 @@ def test_mqtt_topic_and_acl_abuse(world: SecurityWorld, targets: Targets, tally:
     assert world.request("GET", f"/api/v1/alerts/{b_alert}", user="admin").status == 200
     spy.close()
     assert count.leaked == 0, count.leaks
+
+
+async def _watch_live(world: SecurityWorld, user: str, site: str) -> None:
+    """A regulator opens a camera's live view for a moment (central sends stream_start)."""
+    headers = {"Authorization": f"Bearer {world.token(user)}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(
+            f"{world.url}/api/v1/video/live/{site}/{CAMERA}", headers=headers
+        ) as ws:
+            await asyncio.sleep(1.0)
+            await ws.close()
 
 
 async def _uplink(world: SecurityWorld, token: str | None) -> int:
