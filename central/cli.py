@@ -17,6 +17,7 @@ from central.cli_regulator import add_parsers as add_regulator_parsers
 from central.config import CentralConfig, load_config
 from central.errors import CentralError, ConfigError
 from central.integrity import cli as integrity_cli
+from central.models import cli as models_cli
 from central.video import verify as video_verify
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     video_verify.add_parser(sub)
     integrity_cli.add_parser(sub)
     archive_plan.add_parser(sub)
+    models_cli.add_parsers(sub)
     return parser
 
 
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "verify-clip": video_verify.run,
         "audit": integrity_cli.run,
         "archive": archive_plan.run,
+        **models_cli.COMMANDS,
     }
     try:
         return commands[args.command](args)

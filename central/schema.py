@@ -442,3 +442,27 @@ def m010_report_indexes(db: sqlite_utils.Database) -> None:
         "created_at, acknowledged_at, requested_at, submitted_at, deadline)"
     )
     db.execute("create index idx_health_hourly_sum on health_hourly (site_id, hour, recorded_s)")
+
+
+@migrations()
+def m011_labels(db: sqlite_utils.Database) -> None:
+    """Inspectors' verdicts on alerts as training labels, and each site's class map."""
+    db.table("alert_labels").create(
+        {
+            "alert_id": str,
+            "site_id": str,
+            "verdict": str,
+            "boxes": str,
+            "user_id": int,
+            "username": str,
+            "labelled_at": float,
+        },
+        pk="alert_id",
+        not_null={"alert_id", "site_id", "verdict", "boxes", "labelled_at"},
+        foreign_keys=[("alert_id", "alerts", "id")],
+    )
+    db.table("site_class_maps").create(
+        {"site_id": str, "classes": str, "updated_by": str, "updated_at": float},
+        pk="site_id",
+        not_null={"site_id", "classes", "updated_at"},
+    )

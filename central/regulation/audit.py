@@ -38,6 +38,8 @@ AUDITED_ACTIONS = (
     "footage_tampered",
     "evidence_refused",
     "integrity_audit",
+    "alert_label",
+    "class_map_set",
 )
 # Written by central itself (ingest, integrity checks), not by a user's request.
 SYSTEM_ACTIONS = ("footage_tampered", "evidence_refused", "integrity_audit")

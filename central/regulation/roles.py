@@ -30,6 +30,7 @@ class Permission(StrEnum):
     MANAGE_PUBLIC = "manage_public"
     MANAGE_WEBHOOKS = "manage_webhooks"
     WATCH_VIDEO = "watch_video"
+    LABEL = "label"  # mark alerts true/false and draw boxes: training labels
 
 
 _REGULATOR = frozenset(
@@ -42,6 +43,7 @@ _REGULATOR = frozenset(
         Permission.VIEW_REPORTS,
         Permission.MANAGE_PUBLIC,
         Permission.WATCH_VIDEO,
+        Permission.LABEL,
     }
 )
 

@@ -148,6 +148,20 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
         },
     )
     await call(central, "inspector-a", "GET", "/api/v1/reports")
+    await call(
+        central,
+        "inspector-a",
+        "PUT",
+        f"/api/v1/alerts/{alert_id}/label",
+        json={"verdict": "false", "boxes": []},
+    )
+    await call(
+        central,
+        "admin",
+        "PUT",
+        "/api/v1/sites/demo-canteen-a/class-map",
+        json={"classes": ["person", "no_chef_hat"]},
+    )
     await central.client.post("/api/v1/auth/logout", headers=h)
     central.forget("admin")
 

@@ -1,0 +1,1 @@
+"""Models that learn from the regulators' verdicts: labels, datasets, the model registry."""

@@ -1,0 +1,172 @@
+"""Inspectors' verdicts on alerts as training labels, and each site's class map.
+
+A label says whether an alert was a true violation and which objects the snapshot really
+shows: boxes in relative coordinates (0..1), each with a class from the site's class map.
+A false alert with no boxes is a background image ("nothing to find here"), which is what
+teaches a model to stop raising it. One label per alert; relabelling replaces it (the audit
+log keeps who changed what).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from central.errors import InvalidInputError, NotFoundError
+from central.regulation.scope import Scope, in_scope
+from central.regulation.users import User
+from central.schema import LockedDb
+
+# The bright-kitchen violations and the person class, as rules in models/canteen.yaml use
+# them; a site without a class map of its own labels with these.
+DEFAULT_CLASSES = ("person", "no_chef_hat", "no_mask", "smoking", "phone_use", "rodent")
+CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_BOXES = 100
+MAX_CLASSES = 80
+
+
+class LabelBox(BaseModel):
+    """One object on the snapshot: its class and corners relative to the image size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cls: str = Field(pattern=CLASS_NAME.pattern, description="a class of the site's class map")
+    x1: float = Field(ge=0.0, le=1.0)
+    y1: float = Field(ge=0.0, le=1.0)
+    x2: float = Field(ge=0.0, le=1.0)
+    y2: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LabelBox:
+        if not (self.x2 > self.x1 and self.y2 > self.y1):
+            raise ValueError("a box needs x2 > x1 and y2 > y1")
+        return self
+
+
+class LabelIn(BaseModel):
+    """An inspector's verdict on an alert, with the objects really on its snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["true", "false"] = Field(
+        description="true: a real violation; false: a false alarm"
+    )
+    boxes: list[LabelBox] = Field(default_factory=list, max_length=MAX_BOXES)
+
+
+class ClassMapIn(BaseModel):
+    """A site's class map: the class names, in model index order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: list[str] = Field(min_length=1, max_length=MAX_CLASSES)
+
+    @model_validator(mode="after")
+    def _names(self) -> ClassMapIn:
+        for name in self.classes:
+            if not CLASS_NAME.match(name):
+                raise ValueError(f"class {name!r}: use lower_case_words")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("class names repeat")
+        return self
+
+
+class LabelStore:
+    """Labels and class maps in central's database; every call checks the caller's scope."""
+
+    def __init__(self, ldb: LockedDb, clock: Callable[[], float] = time.time) -> None:
+        self._ldb = ldb
+        self._clock = clock
+
+    def class_map(self, scope: Scope, site_id: str) -> dict[str, Any]:
+        """The site's class names (its own, or the default) and whether they are its own."""
+        with self._ldb.read() as db:
+            self._site(db, scope, site_id)
+            rows = list(db.query("select * from site_class_maps where site_id = ?", [site_id]))
+        if rows:
+            return {"site_id": site_id, "classes": json.loads(rows[0]["classes"]), "own": True}
+        return {"site_id": site_id, "classes": list(DEFAULT_CLASSES), "own": False}
+
+    def set_class_map(self, user: User, site_id: str, body: ClassMapIn) -> dict[str, Any]:
+        """Replace the site's class map; returns it."""
+        with self._ldb.transaction() as db:
+            self._site(db, user.scope, site_id)
+            db.table("site_class_maps").upsert(
+                {
+                    "site_id": site_id,
+                    "classes": json.dumps(body.classes),
+                    "updated_by": user.username,
+                    "updated_at": self._clock(),
+                },
+                pk="site_id",
+            )
+        return {"site_id": site_id, "classes": body.classes, "own": True}
+
+    def get(self, scope: Scope, alert_id: str) -> dict[str, Any] | None:
+        """The label of an alert in scope (None: not labelled yet); NotFoundError outside it."""
+        with self._ldb.read() as db:
+            self._alert(db, scope, alert_id)
+            rows = list(db.query("select * from alert_labels where alert_id = ?", [alert_id]))
+        return public_label(dict(rows[0])) if rows else None
+
+    def set_label(
+        self, user: User, alert_id: str, body: LabelIn
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Store the verdict of `user` on an alert in scope: (the new label, the one replaced)."""
+        with self._ldb.transaction() as db:
+            alert = self._alert(db, user.scope, alert_id)
+            allowed = self._classes(db, alert["site_id"])
+            unknown = sorted({b.cls for b in body.boxes} - set(allowed))
+            if unknown:
+                raise InvalidInputError(
+                    f"class {', '.join(unknown)} is not in site {alert['site_id']}'s class map "
+                    f"({', '.join(allowed)})"
+                )
+            old = list(db.query("select * from alert_labels where alert_id = ?", [alert_id]))
+            row = {
+                "alert_id": alert_id,
+                "site_id": alert["site_id"],
+                "verdict": body.verdict,
+                "boxes": json.dumps([b.model_dump() for b in body.boxes]),
+                "user_id": user.id,
+                "username": user.username,
+                "labelled_at": self._clock(),
+            }
+            db.table("alert_labels").upsert(row, pk="alert_id")
+        return public_label(row), public_label(dict(old[0])) if old else None
+
+    @staticmethod
+    def _alert(db: Any, scope: Scope, alert_id: str) -> dict[str, Any]:
+        rows = list(db.query("select id, site_id, org_path from alerts where id = ?", [alert_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"alert {alert_id} not found")
+        return dict(rows[0])
+
+    @staticmethod
+    def _site(db: Any, scope: Scope, site_id: str) -> dict[str, Any]:
+        rows = list(db.query("select id, org_path from sites where id = ?", [site_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"site {site_id} not found")
+        return dict(rows[0])
+
+    @staticmethod
+    def _classes(db: Any, site_id: str) -> list[str]:
+        rows = list(db.query("select classes from site_class_maps where site_id = ?", [site_id]))
+        return list(json.loads(rows[0]["classes"])) if rows else list(DEFAULT_CLASSES)
+
+
+def public_label(row: dict[str, Any]) -> dict[str, Any]:
+    """A label row as the API returns it (boxes decoded)."""
+    return {
+        "alert_id": row["alert_id"],
+        "site_id": row["site_id"],
+        "verdict": row["verdict"],
+        "boxes": json.loads(row["boxes"]),
+        "username": row["username"],
+        "labelled_at": row["labelled_at"],
+    }
