@@ -23,6 +23,7 @@ from central.api.registry import RouteTable
 from central.errors import NotFoundError
 from central.regulation.public import qr_svg
 from central.regulation.roles import Permission
+from central.web import i18n
 
 routes = RouteTable()
 
@@ -131,27 +132,30 @@ async def public_page(request: web.Request) -> web.Response:
     """The HTML page behind the QR code (rate-limited, read-only)."""
     if (limited := _limited(request)) is not None:
         return limited
+    lang = i18n.lang_of(request)
     try:
         view = await run_db(services(request).public.resolve, request.match_info["token"])
     except NotFoundError:
-        return web.Response(status=404, text="此链接不存在或已撤销 / link not found or revoked")
+        return web.Response(status=404, text=i18n.t(lang, "public.not_found"))
     e = html.escape
     c = view["canteen"]
     cams = "".join(
         f'<figure class="cam"><div class="player" data-camera="{e(x["ref"])}" '
         f'data-public-token="{e(request.match_info["token"])}">'
-        f"{'在线 online' if x['online'] else '离线 offline'}</div>"
+        f"{e(i18n.t(lang, 'camera.online' if x['online'] else 'camera.offline'))}</div>"
         f"<figcaption>{e(x['name'])}</figcaption></figure>"
         for x in view["cameras"]
     )
+    brand = i18n.t(lang, "public.bright_kitchen")
+    licence = i18n.t(lang, "public.licence", no=c["licence_no"])
     page = (
-        '<!doctype html><html lang="zh"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{e(c['name'])} · 明厨亮灶</title>"
+        f"<title>{e(c['name'])} · {e(brand)}</title>"
         '<link rel="stylesheet" href="/static/style.css"></head><body class="public">'
-        f"<header><h1>{e(c['name'])}</h1><p>明厨亮灶 · bright kitchen</p></header><main>"
-        f'<section class="info"><p>{e(c["address"])}</p><p>许可证 licence: {e(c["licence_no"])}'
-        f'</p><p>{e(c["public_info"])}</p></section><section class="cams">{cams}</section>'
+        f"<header><h1>{e(c['name'])}</h1><p>{e(brand)}</p></header><main>"
+        f'<section class="info"><p>{e(c["address"])}</p><p>{e(licence)}</p>'
+        f'<p>{e(c["public_info"])}</p></section><section class="cams">{cams}</section>'
         "</main></body></html>"
     )
     return web.Response(

@@ -19,9 +19,12 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
+from central.keys import CONFIG
 from central.regulation.roles import Permission
 from central.regulation.scope import Scope
-from central.reports.builder import build_report, report_csv, report_html
+from central.reports.builder import build_report, report_csv
+from central.web import i18n
+from central.web.report_print import report_html
 
 routes = RouteTable()
 MAX_PERIOD_S = 400 * 86400.0
@@ -64,7 +67,8 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     if not 0 < until - since <= MAX_PERIOD_S:
         raise InvalidInputError("the period must be positive and at most 400 days")
     svc = services(request)
-    scope, title = user.scope, "监管报表 Supervision report"
+    lang = i18n.lang_of(request)
+    scope, title = user.scope, i18n.t(lang, "reports.title")
     if q.org_id is not None:
         org = await run_db(svc.orgs.get_org, user.scope, q.org_id)
         scope, title = Scope(org["org_path"]), f"{org['name']} — {title}"
@@ -79,7 +83,9 @@ async def get_report(request: web.Request) -> web.StreamResponse:
         )
     if q.format == "html":
         return web.Response(
-            text=report_html(report, title), content_type="text/html", charset="utf-8"
+            text=report_html(report, title, lang, request.app[CONFIG].web.timezone),
+            content_type="text/html",
+            charset="utf-8",
         )
     return json_response(report)
 

@@ -15,7 +15,6 @@ Definitions (they are what the numbers mean, so they are written down here):
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections import Counter
 from datetime import UTC, datetime
@@ -184,56 +183,3 @@ def report_csv(report: dict[str, Any]) -> str:
 
 def _blank(value: Any) -> Any:
     return "" if value is None else value
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def report_html(report: dict[str, Any], title: str) -> str:
-    """A printable HTML page of the report (no script; styles from /static, not inline)."""
-    e = html.escape
-    a = report["alerts"]
-
-    def table(rows: dict[str, Any]) -> str:
-        body = "".join(
-            f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in rows.items()
-        )
-        return f"<table>{body}</table>"
-
-    enterprises = {x["name"]: x["count"] for x in a["by_enterprise"]}
-    below = {s["name"]: f"{s['days']} d" for s in report["retention"]["sites_below_duty"]}
-    return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
-<title>{e(title)}</title>
-<link rel="stylesheet" href="/static/report-print.css"></head><body>
-<h1>{e(title)}</h1>
-<p>{e(report["period"]["from"])} — {e(report["period"]["to"])} (UTC)</p>
-<h2>预警 Alerts: {a["total"]}</h2>
-{
-        table(
-            {
-                "平均确认时间 mean time to acknowledge (s)": a["mean_time_to_acknowledge_s"],
-                "平均整改时间 mean time to rectify (s)": a["mean_time_to_rectify_s"],
-                "逾期 overdue": a["overdue"],
-            }
-        )
-    }
-<h3>按类型 by kind</h3>{table(a["by_kind"])}
-<h3>按岗位 by station</h3>{table(a["by_station"])}
-<h3>按企业 by enterprise</h3>{table(enterprises)}
-<h2>设备 Cameras</h2>
-{
-        table(
-            {
-                "数量 count": report["cameras"]["count"],
-                "在线率 online rate": _pct(report["cameras"]["online_rate"]),
-                "录像完整率 recording completeness": _pct(report["recording"]["completeness"]),
-                "已录小时 hours recorded": report["recording"]["hours_recorded"],
-                "应录小时 hours expected": report["recording"]["hours_expected"],
-            }
-        )
-    }
-<h2>存储合规 Retention (≥ {report["retention"]["duty_days"]:.0f} days)</h2>
-{table({"合规率 compliance": _pct(report["retention"]["compliance_rate"])})}
-{table(below) if below else "<p>全部合规 all sites compliant</p>"}
-</body></html>"""

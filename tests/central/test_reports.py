@@ -155,6 +155,10 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
     )
     html = page.decode()
     assert "<table>" in html and "沙坡头区" in html and "中宁县第二中学食堂" not in html
+    # In words and on the site's clock (Beijing), never identifiers or UTC ISO stamps.
+    assert "统计时段：" in html and "鼠患" in html and "rodent" not in html
+    assert "至 2026-09-22 08:13:20" in html  # 00:13:20 UTC is 08:13:20 in Beijing
+    assert "T00:00:00" not in html and "Z" not in html.split("统计时段：")[1][:60]
     # The strict page CSP allows no inline style: the print styles come from /static.
     assert "<style" not in html and 'href="/static/report-print.css"' in html
     css = await central.client.get("/static/report-print.css")

@@ -25,7 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "central" / "web"
 SCRIPTS = sorted((WEB / "static").glob("*.js"))
 FRAGMENTS = sorted(WEB.glob("*.html"))
-PYTHON_PAGES = [WEB / "__init__.py", ROOT / "central" / "video" / "pages.py"]
+PYTHON_PAGES = [
+    WEB / "__init__.py",
+    WEB / "report_print.py",
+    ROOT / "central" / "video" / "pages.py",
+    ROOT / "central" / "api" / "public_routes.py",
+]
 KEY_SHAPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 PARAM = re.compile(r"\{(\w+)\}")
 
