@@ -60,6 +60,7 @@ async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
         squeezed,
         missing: window.fsv ? [...window.fsv.missing] : [],
         placeholders: document.documentElement.innerHTML.includes("{{t:"),
+        filters: document.getElementById("filter-box") ? document.getElementById("filter-box").open : null,
         rawIds: [...new Set(text.match(new RegExp(raw, "g")) || [])],
         lang: document.documentElement.lang,
       };
@@ -179,7 +180,14 @@ async function liveUpdate(page) {
   await page.waitForSelector(`#alerts li[data-id="${newId}"]`, { timeout: 15000 });
   const ms = Date.now() - t0;
   const first = await page.$eval("#alerts li", (li) => ({ id: li.dataset.id, severity: li.querySelector(".sev").textContent, fresh: li.classList.contains("fresh") }));
-  return { id: newId, ms, first, pollsBefore: polls, reloaded: await page.evaluate(() => performance.getEntriesByType("navigation").length) };
+  const reloaded = await page.evaluate(() => performance.getEntriesByType("navigation").length);
+  // Tick the new alert and acknowledge it in bulk.
+  await page.click(`#alerts li[data-id="${newId}"] .pick`);
+  const bulkLabel = await page.textContent("#bulk-ack");
+  await page.click("#bulk-ack");
+  await page.waitForFunction((id) => document.querySelector(`#alerts li[data-id="${id}"]`).dataset.state === "acknowledged", newId);
+  const bulkHidden = await page.evaluate(() => document.getElementById("bulk-ack").hidden);
+  return { id: newId, ms, first, pollsBefore: polls, reloaded, bulkLabel, bulkHidden };
 }
 
 async function staffSubmits(page) {

@@ -133,6 +133,9 @@ def test_no_errors_overflow_or_untranslated_text_at_any_size(world: dict[str, An
         assert a["rawIds"] == [], (where, a)
         assert (SHOTS / f"{where.replace('/', '-')}.png").stat().st_size > 5_000
     assert audits["inspector/inbox/phone"]["lang"] == "zh-CN"
+    # Inbox filters: folded on a phone, always shown on a desk and a wall.
+    assert audits["inspector/inbox/phone"]["filters"] is False
+    assert audits["inspector/inbox/desktop"]["filters"] and audits["inspector/inbox/wall"]["filters"]
 
 
 def test_sign_in_refuses_a_wrong_password_in_chinese(world: dict[str, Any]) -> None:
@@ -166,6 +169,7 @@ def test_new_alert_appears_in_the_open_inbox_within_two_seconds(world: dict[str,
     assert live["ms"] < 2000, live
     assert live["first"] == {"id": live["id"], "severity": "严重", "fresh": True}
     assert live["reloaded"] == 1  # the same page load: no reload
+    assert live["bulkLabel"] == "批量确认（1）" and live["bulkHidden"]
 
 
 def test_rectification_round_trip_through_the_forms(world: dict[str, Any]) -> None:
@@ -235,7 +239,7 @@ def test_dashboard_drills_from_city_to_an_enterprise(world: dict[str, Any]) -> N
     city, county, enterprise = dash["city"], dash["county"], dash["enterprise"]
     assert city["crumbs"] == ["中卫市 Zhongwei"] and "中卫市 Zhongwei" in city["title"]
     assert city["nodes"] == ["中宁县 Zhongning", "沙坡头区 Shapotou"]
-    assert city["kpis"]["摄像头"] == "1" and city["kpis"]["未处理预警"] == "1"
+    assert city["kpis"]["摄像头"] == "1" and city["kpis"]["未处理预警"] == "1"  # acknowledged
     assert city["canvases"] == 2 and city["fits"]  # the wall shows everything at once
     for box in city["chartsInside"]:
         assert box["canvasBottom"] <= box["panelBottom"] and box["canvas"] == box["chart"], box

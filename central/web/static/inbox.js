@@ -28,6 +28,9 @@ function row(a) {
   return li;
 }
 
+// Regulators tick new alerts to acknowledge them together.
+function canBulk() { return inbox.user && inbox.user.role !== "enterprise_staff"; }
+
 function fillRow(li, a) {
   li.className = `alert-item sev-${a.severity || "warning"}${a.overdue ? " overdue" : ""}${inbox.current === a.id ? " selected" : ""}`;
   li.dataset.state = a.state;
@@ -38,6 +41,42 @@ function fillRow(li, a) {
     `<span class="where">${fsv.esc(enterpriseName(a))} · ${fsv.esc(fsv.label("station", a.station))}</span>` +
     `<time>${fsv.esc(fsv.time(a.start))}</time>` +
     (a.overdue ? `<span class="flag">${fsv.esc(fsv.t("inbox.overdue"))}</span>` : "");
+  if (canBulk() && a.state === "new") {
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.className = "pick";
+    box.setAttribute("aria-label", fsv.t("inbox.pick"));
+    box.onclick = (ev) => { ev.stopPropagation(); bulkButton(); };
+    li.prepend(box);
+    li.classList.add("pickable");
+  }
+  bulkButton();
+}
+
+function picked() { return [...document.querySelectorAll("#alerts .pick:checked")].map((b) => b.closest("li").dataset.id); }
+
+function bulkButton() {
+  const ids = picked();
+  const button = document.getElementById("bulk-ack");
+  button.hidden = ids.length === 0;
+  button.textContent = fsv.t("inbox.bulk_ack", { n: ids.length });
+}
+
+async function bulkAcknowledge() {
+  const button = document.getElementById("bulk-ack");
+  button.disabled = true;
+  let failed = 0;
+  for (const id of picked()) {
+    try {
+      await fsv.api(`/api/v1/alerts/${encodeURIComponent(id)}/transitions`, { method: "POST", json: { action: "acknowledge", note: "" } });
+      const a = await fsv.api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+      const li = inbox.shown.get(id);
+      if (li) fillRow(li, a);
+    } catch (e) { failed += 1; }
+  }
+  button.disabled = false;
+  bulkButton();
+  if (failed) document.getElementById("count").textContent = fsv.t("inbox.bulk_failed", { n: failed });
 }
 
 // One listing request at a time: a filter change while one runs waits for it, never overlaps.
@@ -85,7 +124,7 @@ async function poll() {
       inbox.offset += 1;
       fresh += 1;
     }
-    if (fresh) { inbox.arrived += fresh; chime(); }
+    if (fresh) { inbox.arrived += fresh; chime(); notify(page.items.slice(0, fresh)); }
     showCount(page.total);
     document.getElementById("live").classList.remove("down");
   } catch (e) {
@@ -93,6 +132,15 @@ async function poll() {
   } finally {
     inbox.polls += 1;
     setTimeout(poll, POLL_MS);
+  }
+}
+
+// A desktop notification per new alert, when the user switched it on and the browser allows.
+function notify(alerts) {
+  if (!document.getElementById("notify").checked || !window.Notification || Notification.permission !== "granted") return;
+  for (const a of alerts) {
+    const n = new Notification(fsv.label("kind", a.kind), { body: `${enterpriseName(a)} · ${fsv.label("station", a.station)} · ${fsv.time(a.start)}`, tag: a.id });
+    n.onclick = () => { window.focus(); show(a.id); };
   }
 }
 
@@ -281,14 +329,24 @@ async function loadChoices() {
 
 fsv.ready.then(async (u) => {
   inbox.user = u;
-  if (window.matchMedia("(max-width: 480px)").matches) document.getElementById("filter-box").open = false;
+  // Filters fold away on a phone (the alert comes first) and are always open on a desk.
+  const phone = window.matchMedia("(max-width: 480px)");
+  const fold = () => { document.getElementById("filter-box").open = !phone.matches; };
+  fold();
+  phone.addEventListener("change", fold);
   await loadChoices();
   const filters = document.getElementById("filters");
-  filters.onchange = (ev) => { if (ev.target.id !== "sound") load(true); };
+  filters.onchange = (ev) => { if (ev.target.id !== "sound" && ev.target.id !== "notify") load(true); };
   filters.onsubmit = (ev) => { ev.preventDefault(); load(true); };
   let typing = null;
   document.getElementById("f-text").oninput = () => { clearTimeout(typing); typing = setTimeout(() => load(true), 400); };
   document.getElementById("more").onclick = () => load(false);
+  document.getElementById("bulk-ack").onclick = () => bulkAcknowledge();
+  document.getElementById("notify").onchange = async (ev) => {
+    if (!ev.target.checked || !window.Notification) return;
+    if (Notification.permission === "default") await Notification.requestPermission();
+    ev.target.checked = Notification.permission === "granted";
+  };
   document.getElementById("push").onclick = () => enablePush().catch(() => { document.getElementById("push").textContent = fsv.t("err.push"); });
   await load(true);
   const m = location.hash.match(/alert=([\w-]+)/);
