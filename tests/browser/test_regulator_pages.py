@@ -135,7 +135,8 @@ def test_no_errors_overflow_or_untranslated_text_at_any_size(world: dict[str, An
     assert audits["inspector/inbox/phone"]["lang"] == "zh-CN"
     # Inbox filters: folded on a phone, always shown on a desk and a wall.
     assert audits["inspector/inbox/phone"]["filters"] is False
-    assert audits["inspector/inbox/desktop"]["filters"] and audits["inspector/inbox/wall"]["filters"]
+    assert audits["inspector/inbox/desktop"]["filters"] is True
+    assert audits["inspector/inbox/wall"]["filters"] is True
 
 
 def test_sign_in_refuses_a_wrong_password_in_chinese(world: dict[str, Any]) -> None:
