@@ -135,8 +135,12 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     ws = websocket(request)
     key = replay_key(cam["site_id"], cam["camera_id"])
     video = request.app[VIDEO]
+    # The city archive first where it holds the footage (it costs the site's line nothing,
+    # so only the user's own replay count applies to it).
+    archive = request.app[ARCHIVE]
+    from_archive = await asyncio.to_thread(covers, archive, cam["site_id"], cam["camera_id"], start)
     try:
-        lease = await video.quotas.viewer(user.id, "replay", key)
+        lease = await video.quotas.viewer(user.id, "replay", key, uses_uplink=not from_archive)
     except QuotaExceeded as e:
         return await refuse_viewer(request, ws, e)
     try:
@@ -145,9 +149,7 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
             request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
         )
         await ws.prepare(request)
-        # The city archive first where it holds the footage (it costs the site's line nothing).
-        archive = request.app[ARCHIVE]
-        if await asyncio.to_thread(covers, archive, cam["site_id"], cam["camera_id"], start):
+        if from_archive:
             replay = ArchiveReplay(archive, cam["site_id"], cam["camera_id"], start, q.speed)
             await serve_archive_replay(ws, replay)
         else:

@@ -77,11 +77,14 @@ class VideoQuotas:
         cfg = self.config
         return max(1, math.floor(cfg.user_site_share * cfg.site_streams))
 
-    async def viewer(self, user_id: int, kind: ViewerKind, key: StreamKey) -> ViewerLease:
+    async def viewer(
+        self, user_id: int, kind: ViewerKind, key: StreamKey, *, uses_uplink: bool = True
+    ) -> ViewerLease:
         """Count a viewer socket of `user_id`; QuotaExceeded if a limit is reached.
 
-        Joining a live stream someone already watches costs the uplink nothing; a replay or
-        a live stream not yet running starts a new upstream and is checked against the site.
+        Joining a live stream someone already watches costs the uplink nothing, nor does a
+        replay from the city archive (`uses_uplink` False); a replay from the edge or a live
+        stream not yet running starts a new upstream and is checked against the site.
         """
         limit = self.config.replays_per_user if kind == "replay" else self.config.live_per_user
         used = self.viewers[(user_id, kind)]
@@ -92,7 +95,8 @@ class VideoQuotas:
                 f"(at most {limit} at once); close one and try again"
             )
         running = self.hub.find(key)
-        if kind == "replay" or running is None or running.state == "ended":
+        new_upstream = kind == "replay" or running is None or running.state == "ended"
+        if uses_uplink and new_upstream:
             await self.check_site(user_id, key.site)
         self.viewers[(user_id, kind)] += 1
         return ViewerLease(self, user_id, kind)

@@ -18,7 +18,7 @@ from central.api.common import SERVICES
 from central.app import create_app
 from central.keys import VIDEO
 from central.regulation.seed import seed_demo
-from central.video.api_live import QUOTA_CLOSE_CODE
+from central.video.api_live import QUOTA_CLOSE_CODE, replay_key
 
 pytestmark = pytest.mark.asyncio
 SITE = "demo-canteen-a"
@@ -94,6 +94,10 @@ async def test_a_users_share_and_the_sites_uplink(aiohttp_client: Any, tmp_path:
         await accepted(central, ws)
     body = await refusal(await open_replay(central, "admin"))
     assert "already carries 4" in body["message"]
+    # A replay the city archive serves costs the site's line nothing: only the user's count.
+    quotas = central.client.app[VIDEO].quotas
+    lease = await quotas.viewer(1, "replay", replay_key(SITE, "cam1"), uses_uplink=False)
+    lease.release()
     # A live stream nobody watches yet is a new upstream too; an HLS player gets HTTP 429.
     live = await central.client.ws_connect(
         f"/api/v1/video/live/{SITE}/cam1", headers=await central.token("city-monitor")
