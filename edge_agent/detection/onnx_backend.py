@@ -38,22 +38,11 @@ class OnnxDetector:
         iou: float = 0.45,
         threads: int = 1,
     ) -> None:
-        import onnxruntime as ort
-
         self.path = path
         self.class_map = class_map
         self.confidence = confidence
         self.iou = iou
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # keep onnxruntime's own warnings out of the agent log
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises bare RuntimeError subclasses
-            raise ModelError(f"model {path}: not a readable ONNX model: {_short(e)}") from e
+        self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0]
         self._dtype = np.float16 if "float16" in self._input.type else np.float32
         self.height, self.width = self._input_size()
@@ -109,15 +98,31 @@ class OnnxDetector:
             )
             if box[2] > box[0] and box[3] > box[1]:
                 boxes.append((cls, score, box))
-        return map_detections(self.names, self.class_map, boxes)
+        return map_detections(self.names, self.class_map, boxes, self.iou)
 
     def _run(self, frame: Image) -> tuple[NDArray[Any], float, float, float]:
         blob, scale, pad_x, pad_y = letterbox(frame, self.width, self.height)
         try:
             outputs = self._session.run(None, {self._input.name: blob.astype(self._dtype)})
         except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no useful base class
-            raise ModelError(f"model {self.path}: inference failed: {_short(e)}") from e
+            raise ModelError(f"model {self.path}: inference failed: {short_error(e)}") from e
         return np.asarray(outputs[0], dtype=np.float32), scale, pad_x, pad_y
+
+
+def open_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session; ModelError naming the file if it is not a readable model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # keep onnxruntime's own warnings out of the agent log
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises bare RuntimeError subclasses
+        raise ModelError(f"model {path}: not a readable ONNX model: {short_error(e)}") from e
 
 
 def letterbox(frame: Image, width: int, height: int) -> tuple[NDArray[np.float32], float, int, int]:
@@ -181,6 +186,6 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__

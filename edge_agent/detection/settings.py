@@ -99,9 +99,19 @@ class DetectionConfig(_Model):
     """Site-wide detection settings (`detection:` in the edge config)."""
 
     enabled: bool = True
-    backend: Literal["onnx", "ultralytics"] = "onnx"
+    backend: Literal["nanodet", "onnx", "ultralytics"] = Field(
+        "nanodet",
+        description="nanodet: NanoDet head on onnxruntime (default, NanoDet-m COCO); onnx: "
+        "YOLOv8-style head on onnxruntime (without `model`, the former person-only default); "
+        "ultralytics: .pt files",
+    )
     model: Path | None = Field(
-        None, description="model file; default the packaged person detector (ONNX)"
+        None, description="model file; default the backend's built-in model (see models/README)"
+    )
+    model_cache: Path | None = Field(
+        None,
+        description="folder of models built by scripts/fetch-models.sh; "
+        "default $FSV_MODEL_CACHE or /var/cache/fsv/models",
     )
     class_map: Path | None = Field(
         None, description="YAML mapping model classes to labels; relative to models_dir"

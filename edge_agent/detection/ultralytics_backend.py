@@ -87,7 +87,7 @@ class UltralyticsDetector:
             ):
                 x1, y1, x2, y2 = (min(1.0, max(0.0, float(v))) for v in xyxy)
                 rows.append((int(cls), float(score), (x1, y1, x2, y2)))
-        return map_detections(self.names, self.class_map, rows)
+        return map_detections(self.names, self.class_map, rows, self.iou)
 
 
 def _short(error: BaseException) -> str:

