@@ -34,7 +34,12 @@ class EdgeAgent:
     """All components of one agent, wired through their constructors."""
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
-        from edge_agent.detection.pipeline import build_detection, detection_cameras
+        from edge_agent.detection.pipeline import (
+            CameraDetection,
+            build_detection,
+            detection_cameras,
+            detection_statuses,
+        )
         from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.recording.recorder import CameraRecorder
         from edge_agent.retention.cleaner import RetentionCleaner
@@ -99,6 +104,10 @@ class EdgeAgent:
             self.mqtt.heartbeat.uplink_rate = self.uplink.uplink_bps
         if self.mqtt is not None and config.mqtt is not None:
             attach_budget(self.mqtt, self.scheduler, config.mqtt.upload.timeout_s)
+        if self.mqtt is not None and self.detection:
+            # The heartbeat tells central what each camera's rules can see.
+            cameras = [d for d in self.detection if isinstance(d, CameraDetection)]
+            self.mqtt.heartbeat.detection = lambda: detection_statuses(cameras)
         metrics_parts = [self._metrics(config.metrics_port)] if config.metrics_port else []
         self.components: list[Component] = [
             *metrics_parts,

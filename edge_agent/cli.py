@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the agent until SIGTERM/SIGINT")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
 
-    p = sub.add_parser("check-config", help="validate a configuration file and list every error")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a configuration file, list every error and what each rule can see",
+    )
     p.add_argument("config", help="YAML configuration file")
 
     p = sub.add_parser("discover", help="find ONVIF cameras on the local network (WS-Discovery)")
@@ -78,6 +81,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if rule_problems := check_detection(config):  # station presets + camera overrides
             raise ConfigError(args.config, rule_problems)
         print(f"{args.config}: OK ({len(config.cameras)} cameras, site {config.site_id})")
+        from edge_agent.detection.report import camera_reports, format_reports
+
+        print("\n".join(format_reports(camera_reports(config))))
         return 0
     if args.command == "run":
         config = load_config(args.config)

@@ -6,6 +6,7 @@ from fsv_contract.payloads import (
     CONTRACT_VERSION,
     AgentStatePayload,
     Box,
+    CameraDetectionStatus,
     CameraStatePayload,
     CameraStats,
     CommandPayload,
@@ -14,6 +15,7 @@ from fsv_contract.payloads import (
     MediaRef,
     Payload,
     ReplyPayload,
+    RuleStatus,
 )
 from fsv_contract.topics import TopicInfo, TopicKind
 
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "AgentStatePayload",
     "Box",
+    "CameraDetectionStatus",
     "CameraStatePayload",
     "CameraStats",
     "CommandPayload",
@@ -35,6 +38,7 @@ __all__ = [
     "Message",
     "Payload",
     "ReplyPayload",
+    "RuleStatus",
     "TopicInfo",
     "TopicKind",
     "decode",

@@ -196,6 +196,24 @@ class UplinkStats(_Part):
     streams: list[StreamRate] = Field(default_factory=list, max_length=2048)
 
 
+class RuleStatus(_Part):
+    """Whether one detection rule of a camera can fire with the model it runs."""
+
+    rule: Level
+    kind: str = Field(max_length=64, description="the violation kind the rule reports")
+    status: Literal["working", "partial", "blind"]
+    reason: ShortText = ""
+
+
+class CameraDetectionStatus(_Part):
+    """A camera's detection in a heartbeat: its model and what each rule can see."""
+
+    camera: Level
+    model: str | None = Field(None, max_length=200, description="model file name")
+    error: ShortText | None = Field(None, description="why detection is off, if it is")
+    rules: list[RuleStatus] = Field(default_factory=list, max_length=256)
+
+
 class HeartbeatPayload(Payload):
     """Periodic health of an agent (QoS 0: a lost one is replaced by the next)."""
 
@@ -217,6 +235,9 @@ class HeartbeatPayload(Payload):
     )
     uplink: UplinkStats | None = Field(
         None, description="the uplink budget, its use per class and backlog (optional)"
+    )
+    detection: list[CameraDetectionStatus] | None = Field(
+        None, max_length=1024, description="per camera: model and rule capability (optional)"
     )
 
 

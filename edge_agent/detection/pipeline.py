@@ -11,12 +11,17 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from edge_agent.config import CameraConfig, EdgeConfig
+from edge_agent.detection.capability import (
+    RuleCapability,
+    all_blind,
+    assess_rules,
+    runnable,
+)
 from edge_agent.detection.detector import (
-    DEFAULT_CLASS_MAP,
     PASSTHROUGH,
     Detection,
     Detector,
-    default_model_path,
+    builtin_model,
     load_class_map,
     load_detector,
 )
@@ -31,6 +36,7 @@ from edge_agent.detection.zones import anchor_point, in_any
 from edge_agent.errors import ConfigError, ModelError
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
+from fsv_contract.payloads import CameraDetectionStatus, RuleStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +70,12 @@ class ModelCache:
     def _load(self, choice: ModelChoice) -> Detector:
         settings = self.config.detection
         folder = models_dir(self.config)
-        model = choice.model or default_model_path()
-        map_path = choice.class_map or (
-            folder / DEFAULT_CLASS_MAP if choice.model is None else None
-        )
+        map_path: Path | None
+        if choice.model is None:
+            model, builtin_map = builtin_model(choice.backend, settings.model_cache)
+            map_path = choice.class_map or folder / builtin_map
+        else:
+            model, map_path = choice.model, choice.class_map
         if map_path is not None and not map_path.is_absolute():
             map_path = folder / map_path
         class_map = load_class_map(map_path) if map_path is not None else PASSTHROUGH
@@ -81,6 +89,21 @@ class ModelCache:
             sorted(detector.labels()),
         )
         return detector
+
+
+def model_choice(config: EdgeConfig, camera: CameraConfig) -> ModelChoice:
+    """The model a camera uses: its own, else the site's, else the backend's built-in one."""
+    own = camera.detection
+    return ModelChoice(
+        config.detection.backend,
+        (own.model if own else None) or config.detection.model,
+        (own.class_map if own else None) or config.detection.class_map,
+    )
+
+
+def assess_detector(rules: list[RuleSpec], detector: Detector) -> list[RuleCapability]:
+    """Each rule's capability with this detector's labels and class-map caveats."""
+    return assess_rules(rules, detector.labels(), detector.class_map.caveats)
 
 
 class CameraDetection:
@@ -118,6 +141,7 @@ class CameraDetection:
         self.detector: Detector | None = None
         self.source: PacketFrameSource | None = None
         self.error: str | None = None
+        self.capability: list[RuleCapability] = []
         self.frames = 0
         self.detector_runs = 0
         self.events_started = 0
@@ -151,6 +175,8 @@ class CameraDetection:
             "motion_skipped": self.gate.skipped,
             "stream_error": source.last_error if source else None,
             "events": self.events_started,
+            "model": self.detector.path.name if self.detector is not None else None,
+            "rules": {c.rule: c.status for c in self.capability},
         }
 
     def start(self) -> None:
@@ -183,15 +209,14 @@ class CameraDetection:
 
     def _setup(self) -> bool:
         """Load the model and the rules; False (logged) if either is unusable."""
-        own = self.camera.detection
-        choice = ModelChoice(
-            self.config.detection.backend,
-            (own.model if own else None) or self.config.detection.model,
-            (own.class_map if own else None) or self.config.detection.class_map,
-        )
         try:
             rules = camera_rules(self.config, self.camera)
-            self.detector = self.models.get(choice)
+        except ConfigError as e:
+            self.error, self.capability = str(e), []
+            log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
+            return False
+        try:
+            self.detector = self.models.get(model_choice(self.config, self.camera))
             self.source = PacketFrameSource(
                 f"frames-{self.camera.id}",
                 self.feed,
@@ -199,28 +224,26 @@ class CameraDetection:
                 self.fps,
                 self.config.detection.frame_width,
             )
-        except (ModelError, ConfigError) as e:
+        except ModelError as e:
             self.error = str(e)
+            self.capability = all_blind(rules, f"no model: {e}")
             log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
             return False
         if not rules:
             log.warning(
                 "%s: no rules for station %r; detection idle", self.camera.id, self.camera.station
             )
-        self._warn_unseeable(rules, self.detector)
-        self.engine = RuleEngine(rules, ZoneInfo(self.config.timezone))
+        self.capability = assess_detector(rules, self.detector)
+        self._log_capability()
+        self.engine = RuleEngine(runnable(rules, self.capability), ZoneInfo(self.config.timezone))
         self.error = None
         return True
 
-    def _warn_unseeable(self, rules: list[RuleSpec], detector: Detector) -> None:
-        labels = detector.labels()
-        for rule in rules:
-            missing = [c for c in rule.classes if c not in labels]
-            if missing and rule.enabled and rule.type != "required_presence":
-                log.warning(
-                    "%s: rule %r watches %s, which model %s does not produce; it cannot fire",
-                    self.camera.id, rule.id, missing, detector.path,
-                )  # fmt: skip
+    def _log_capability(self) -> None:
+        for c in self.capability:
+            level = logging.INFO if c.status == "working" else logging.WARNING
+            log.log(level, "%s: rule %r (%s) %s: %s", self.camera.id, c.rule, c.kind, c.status,
+                    c.reason)  # fmt: skip
 
     def process(self, frame: Frame) -> list[RuleEvent]:
         """Analyse one frame: gate, detect (or reuse), track, apply rules, record events."""
@@ -258,6 +281,22 @@ class CameraDetection:
             event_id = self._open.pop(rule_id)
             self.keeper.end_event(event_id, event, self._best.pop(rule_id, None))
             log.info("%s: %s ended (rule %s)", self.camera.id, event.rule.event_kind, rule_id)
+
+
+def detection_statuses(cameras: Sequence[CameraDetection]) -> list[CameraDetectionStatus]:
+    """Each camera's model and rule capability, for the heartbeat."""
+    return [
+        CameraDetectionStatus(
+            camera=c.camera.id,
+            model=c.detector.path.name if c.detector is not None else None,
+            error=c.error[:500] if c.error else None,
+            rules=[
+                RuleStatus(rule=r.rule, kind=r.kind, status=r.status, reason=r.reason[:500])
+                for r in c.capability
+            ],
+        )
+        for c in cameras
+    ]
 
 
 class SegmentSource(Protocol):

@@ -15,7 +15,12 @@ import psutil
 
 from fsv_contract import topics
 from fsv_contract.codec import encode
-from fsv_contract.payloads import CameraStats, HeartbeatPayload, UplinkStats
+from fsv_contract.payloads import (
+    CameraDetectionStatus,
+    CameraStats,
+    HeartbeatPayload,
+    UplinkStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +129,8 @@ class HeartbeatPublisher:
         # Set when the agent has an uplink budget: its size, use per class and backlog.
         self.uplink_stats: Callable[[], UplinkStats] | None = None
         self.last_uplink_bps: float | None = None  # what the last beat reported (metrics)
+        # Set by the agent when detection runs: each camera's model and rule capability.
+        self.detection: Callable[[], list[CameraDetectionStatus]] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -157,6 +164,8 @@ class HeartbeatPublisher:
         if self.uplink_stats is not None:
             payload = payload.model_copy(update={"uplink": self.uplink_stats()})
         self.last_uplink_bps = payload.uplink_bps
+        if self.detection is not None:
+            payload = payload.model_copy(update={"detection": self.detection()})
         return payload
 
     def _loop(self) -> None:
