@@ -28,13 +28,23 @@ class RuleCapability:
     reason: str
 
 
-def assess_rule(rule: RuleSpec, labels: set[str], caveats: Mapping[str, str]) -> RuleCapability:
-    """Whether the model behind `labels` lets `rule` work, and why not if it does not."""
+def assess_rule(
+    rule: RuleSpec,
+    labels: set[str],
+    caveats: Mapping[str, str],
+    unavailable: Mapping[str, str] | None = None,
+) -> RuleCapability:
+    """Whether the model behind `labels` lets `rule` work, and why not if it does not.
+
+    `unavailable` names labels a declared model would give but could not be loaded (why)."""
     seen = [c for c in rule.classes if c in labels]
     missing = [c for c in rule.classes if c not in labels]
     kind = rule.event_kind
+    why = [f"{c}: {unavailable[c]}" for c in missing if unavailable and c in unavailable]
     if not seen:
         reason = f"the model does not see {_names(missing)}; needs a model trained for it"
+        if why:
+            reason = f"the model for {_names(missing)} is not loaded: {'; '.join(why)}"
         if rule.type == "required_presence":
             reason += " (the rule is not run: it would report every moment as absence)"
         return RuleCapability(rule.id, kind, "blind", reason)
@@ -47,10 +57,13 @@ def assess_rule(rule: RuleSpec, labels: set[str], caveats: Mapping[str, str]) ->
 
 
 def assess_rules(
-    rules: Iterable[RuleSpec], labels: set[str], caveats: Mapping[str, str]
+    rules: Iterable[RuleSpec],
+    labels: set[str],
+    caveats: Mapping[str, str],
+    unavailable: Mapping[str, str] | None = None,
 ) -> list[RuleCapability]:
     """Capability of every enabled rule."""
-    return [assess_rule(r, labels, caveats) for r in rules if r.enabled]
+    return [assess_rule(r, labels, caveats, unavailable) for r in rules if r.enabled]
 
 
 def all_blind(rules: Iterable[RuleSpec], reason: str) -> list[RuleCapability]:

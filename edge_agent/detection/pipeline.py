@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from edge_agent.config import CameraConfig, EdgeConfig
+from edge_agent.detection.attributes import AttributeStage, TwoStageDetector, load_attribute
 from edge_agent.detection.capability import (
     RuleCapability,
     all_blind,
@@ -24,6 +26,7 @@ from edge_agent.detection.detector import (
     builtin_model,
     load_class_map,
     load_detector,
+    model_cache_dir,
 )
 from edge_agent.detection.events import EventKeeper, Sighting
 from edge_agent.detection.frames import DropOldestQueue, Frame, PacketFeed, PacketFrameSource
@@ -45,11 +48,12 @@ RETRY_SETUP_S = 300.0  # a missing model or bad preset is retried (an operator m
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model a camera uses: backend, file and class map."""
+    """Which model a camera uses: backend, file, class map and two-stage attributes."""
 
     backend: str
     model: Path | None
     class_map: Path | None
+    attributes: tuple[str, ...] = ()
 
 
 class ModelCache:
@@ -57,15 +61,45 @@ class ModelCache:
 
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._models: dict[ModelChoice, Detector] = {}
+        self._stages: dict[str, AttributeStage | str] = {}  # name -> stage or why not
 
     def get(self, choice: ModelChoice) -> Detector:
-        """The loaded detector; ModelError if the model or class map is unusable."""
+        """The loaded detector; ModelError if the model or class map is unusable.
+
+        Attribute stages that cannot be loaded are left out (the capability says why)."""
         with self._lock:
             if choice not in self._models:
-                self._models[choice] = self._load(choice)
+                if choice.attributes:
+                    base = self.get(replace(choice, attributes=()))
+                    self._models[choice] = self._two_stage(base, choice.attributes)
+                else:
+                    self._models[choice] = self._load(choice)
             return self._models[choice]
+
+    def _two_stage(self, base: Detector, names: tuple[str, ...]) -> TwoStageDetector:
+        stages: list[AttributeStage] = []
+        unavailable: dict[str, str] = {}
+        folder = models_dir(self.config)
+        for name in names:
+            if name not in self._stages:
+                try:
+                    spec = load_attribute(folder, name)
+                    cache = model_cache_dir(self.config.detection.model_cache)
+                    self._stages[name] = AttributeStage(spec, cache, self.config.detection.threads)
+                except ModelError as e:
+                    log.error("attribute %s not loaded: %s", name, e)
+                    self._stages[name] = str(e)
+            stage = self._stages[name]
+            if isinstance(stage, AttributeStage):
+                stages.append(stage)
+            else:
+                with suppress(ModelError):
+                    unavailable.update(
+                        dict.fromkeys(load_attribute(folder, name).produces(), stage)
+                    )
+        return TwoStageDetector(base, stages, unavailable)
 
     def _load(self, choice: ModelChoice) -> Detector:
         settings = self.config.detection
@@ -91,19 +125,32 @@ class ModelCache:
         return detector
 
 
-def model_choice(config: EdgeConfig, camera: CameraConfig) -> ModelChoice:
-    """The model a camera uses: its own, else the site's, else the backend's built-in one."""
+def model_choice(
+    config: EdgeConfig, camera: CameraConfig, rules: Sequence[RuleSpec] = ()
+) -> ModelChoice:
+    """The model a camera uses: its own, else the site's, else the backend's built-in one;
+    with the attribute stages whose labels one of its rules watches."""
     own = camera.detection
+    watched = {c for r in rules if r.enabled for c in r.classes}
+    attributes = []
+    for name in config.detection.attributes:
+        try:
+            if load_attribute(models_dir(config), name).produces() & watched:
+                attributes.append(name)
+        except ModelError as e:
+            log.error("%s: %s", camera.id, e)
     return ModelChoice(
         config.detection.backend,
         (own.model if own else None) or config.detection.model,
         (own.class_map if own else None) or config.detection.class_map,
+        tuple(attributes),
     )
 
 
 def assess_detector(rules: list[RuleSpec], detector: Detector) -> list[RuleCapability]:
     """Each rule's capability with this detector's labels and class-map caveats."""
-    return assess_rules(rules, detector.labels(), detector.class_map.caveats)
+    unavailable = detector.unavailable if isinstance(detector, TwoStageDetector) else None
+    return assess_rules(rules, detector.labels(), detector.class_map.caveats, unavailable)
 
 
 class CameraDetection:
@@ -216,7 +263,7 @@ class CameraDetection:
             log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
             return False
         try:
-            self.detector = self.models.get(model_choice(self.config, self.camera))
+            self.detector = self.models.get(model_choice(self.config, self.camera, rules))
             self.source = PacketFrameSource(
                 f"frames-{self.camera.id}",
                 self.feed,

@@ -44,7 +44,7 @@ def camera_reports(config: EdgeConfig) -> list[CameraReport]:
         except ConfigError:
             continue  # check_detection already reported it
         try:
-            detector = models.get(model_choice(config, camera))
+            detector = models.get(model_choice(config, camera, rules))
         except ModelError as e:
             reports.append(
                 CameraReport(camera.id, camera.station, "none", all_blind(rules, f"no model: {e}"))

@@ -119,6 +119,11 @@ class DetectionConfig(_Model):
     models_dir: Path | None = Field(
         None, description="folder of class maps and stations/*.yaml; default the repo's models/"
     )
+    attributes: list[str] = Field(
+        default_factory=lambda: ["mask"],
+        description="two-stage attributes (models/attributes/<name>.yaml) run on cameras "
+        "with a rule on one of their labels",
+    )
     confidence: float = Field(0.35, gt=0.0, lt=1.0)
     iou: float = Field(0.45, gt=0.0, lt=1.0, description="NMS overlap threshold")
     threads: int = Field(1, ge=0, le=64, description="inference threads per model; 0 = all")
