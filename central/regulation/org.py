@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.regulation.capability import camera_detection
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
@@ -271,14 +272,19 @@ class OrgStore:
             return [dict(r) for r in self._ldb.db.query(sql, args)]
 
     def get_camera(self, scope: Scope, site_id: str, camera_id: str) -> dict[str, Any]:
-        """One camera; NotFoundError outside `scope`."""
+        """One camera, with what its detection rules can see (`detection`, from the site's
+        last heartbeat; None if not reported); NotFoundError outside `scope`."""
         with self._ldb.lock:
             rows = list(
                 self._ldb.db.query(
-                    "select * from cameras where site_id = ? and camera_id = ?",
+                    "select c.*, a.heartbeat as _heartbeat from cameras c "
+                    "left join agent_status a on a.site = c.site_id "
+                    "where c.site_id = ? and c.camera_id = ?",
                     [site_id, camera_id],
                 )
             )
         if not rows or not in_scope(scope, rows[0]["org_path"]):
             raise NotFoundError(f"camera {site_id}/{camera_id} not found")
-        return dict(rows[0])
+        camera = dict(rows[0])
+        camera["detection"] = camera_detection(camera.pop("_heartbeat"), camera_id)
+        return camera
