@@ -15,6 +15,7 @@ import psutil
 
 from fsv_contract import topics
 from fsv_contract.codec import encode
+from fsv_contract.errors import InvalidPayload
 from fsv_contract.payloads import (
     CameraDetectionStatus,
     CameraStats,
@@ -98,6 +99,33 @@ def build_heartbeat(
     )
 
 
+def with_detection(
+    payload: HeartbeatPayload, detection: list[CameraDetectionStatus]
+) -> HeartbeatPayload:
+    """The heartbeat with each camera's rule capability; without the reasons, or without the
+    capability at all, if it would not fit in one message (the figures must get through)."""
+    full = payload.model_copy(update={"detection": detection})
+    if _fits(full):
+        return full
+    short = [
+        d.model_copy(update={"rules": [r.model_copy(update={"reason": ""}) for r in d.rules]})
+        for d in detection
+    ]
+    brief = payload.model_copy(update={"detection": short})
+    if _fits(brief):
+        return brief
+    log.warning("heartbeat: rule capability of %d cameras left out (too big)", len(detection))
+    return payload
+
+
+def _fits(payload: HeartbeatPayload) -> bool:
+    try:
+        encode(payload)
+    except InvalidPayload:
+        return False
+    return True
+
+
 class HeartbeatPublisher:
     """Sends a heartbeat every `interval_s` while connected; nothing is queued offline."""
 
@@ -165,7 +193,7 @@ class HeartbeatPublisher:
             payload = payload.model_copy(update={"uplink": self.uplink_stats()})
         self.last_uplink_bps = payload.uplink_bps
         if self.detection is not None:
-            payload = payload.model_copy(update={"detection": self.detection()})
+            payload = with_detection(payload, self.detection())
         return payload
 
     def _loop(self) -> None:

@@ -4,8 +4,14 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from edge_agent.mqtt.camera_states import CameraStateReporter, state_changes
-from edge_agent.mqtt.heartbeat import build_heartbeat
-from fsv_contract import CameraStatePayload
+from edge_agent.mqtt.heartbeat import build_heartbeat, with_detection
+from fsv_contract import (
+    MAX_PAYLOAD_BYTES,
+    CameraDetectionStatus,
+    CameraStatePayload,
+    RuleStatus,
+    encode,
+)
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC).timestamp()
 
@@ -70,3 +76,20 @@ def test_states_carry_the_cameras_name_and_station() -> None:
         ("a", "Quarantine line 1", "quarantine"),
         ("b", None, None),
     ]
+
+
+def test_rule_capability_never_makes_the_heartbeat_too_big() -> None:
+    hb = build_heartbeat(NOW, NOW, (1, 1), None, [], 0.0, None, (0, 0))
+    rule = RuleStatus(rule="no-mask", kind="no_mask", status="blind", reason="x" * 500)
+    small = [CameraDetectionStatus(camera="cam-1", model="nanodet-m.onnx", rules=[rule])]
+    assert with_detection(hb, small).detection == small
+    many = [  # 100 cameras x 20 rules with long reasons: over the 256 KiB message limit
+        CameraDetectionStatus(camera=f"cam-{i}", model="m.onnx", rules=[rule] * 20)
+        for i in range(100)
+    ]
+    brief = with_detection(hb, many).detection
+    assert brief is not None and len(brief) == 100
+    assert all(r.reason == "" and r.status == "blind" for d in brief for r in d.rules)
+    assert len(encode(with_detection(hb, many))) <= MAX_PAYLOAD_BYTES
+    huge = [d.model_copy(update={"rules": [rule] * 256}) for d in many] * 3
+    assert with_detection(hb, huge).detection is None  # left out; the figures still go
