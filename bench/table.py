@@ -30,17 +30,35 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("recording", "lost packets", str(rec["lost_packets"]), "0"),
         ]  # fmt: skip
     if det:
-        ms = det["ms_per_frame"]
+        ms, be = det["ms_per_frame"], det.get("backends", {})
+
+        def cpu(key: str) -> str:
+            return str(be.get(key, {}).get("cpu_ms_per_frame", "?"))
+
+        acc = det.get("accuracy", {})
+        old = acc.get("fall-yolov8s", {})
+        runs = det.get("capacity_runs", {})
+        measured = ", ".join(
+            f"{n}: {r['analysed_fps_median']} fps"
+            for n, r in sorted(runs.items(), key=lambda i: -int(i[0]))
+        )
         out += [
-            ("detection", "ms/frame, default ONNX model, 1 / 2 threads",
-             f"{ms.get('onnx_threads_1')} / {ms.get('onnx_threads_2')}", ""),
+            ("detection", "CPU ms/frame, default NanoDet-m / former YOLOv8s (1 thread)",
+             f"{cpu('nanodet_threads_1')} / {cpu('onnx_threads_1')}", ""),
             ("detection", "ms/frame, ultralytics `.pt`, 2 threads",
              str(ms.get("ultralytics_threads_2")), ""),
+            ("detection", "person precision / recall, default (former) model",
+             f"{det.get('person_precision')} / {det.get('person_recall')} "
+             f"({old.get('person_precision')} / {old.get('person_recall')})", ""),
+            ("detection", "shipped preset rules working / partial / blind",
+             f"{det.get('rules_working')} / {det.get('rules_partial')} / {det.get('rules_blind')}",
+             "all working"),
             ("detection", "static scene frames skipped by the motion gate",
              f"{det['static_skip_fraction']:.1%}", ""),
             ("detection", "frame → event latency (s)", str(det["frame_to_event_s"]), ""),
-            ("detection", "cameras at 1 fps on this box (default model)",
-             str(det["cameras_at_1fps"]), ""),
+            ("detection", "cameras at 1 fps, computed from CPU cost / measured",
+             f"{det['cameras_at_1fps']} / {det.get('cameras_at_1fps_measured')}"
+             + (f" (median analysed fps with N cameras: {measured})" if measured else ""), "16"),
         ]  # fmt: skip
     if sub:
         two, one = sub["two_sessions"], sub["shared"]
