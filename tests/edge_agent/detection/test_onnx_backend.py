@@ -98,3 +98,20 @@ def test_letterbox_and_decode_are_consistent() -> None:
     assert blob.shape == (1, 3, 640, 640) and scale == pytest.approx(640 / 768)
     assert pad_x == 0 and pad_y == (640 - 480) // 2
     assert decode(np.zeros((6, 5), np.float32), 0.3, 0.5) == []
+
+
+def test_former_default_stays_available_as_backend_onnx(tmp_path: Path) -> None:
+    from edge_agent.config import parse_config
+    from edge_agent.detection.pipeline import ModelCache, model_choice
+
+    config = parse_config(
+        f"""
+site_id: site-a
+storage: {{path: {tmp_path / "rec"}}}
+detection: {{backend: onnx}}
+cameras:
+  - {{id: pen, name: Pens, station: rest_pen, main_url: "rtsp://127.0.0.1:9/x"}}
+"""
+    )
+    detector = ModelCache(config).get(model_choice(config, config.cameras[0]))
+    assert detector.path.name == "best_fp16.onnx" and detector.labels() == {"person"}
