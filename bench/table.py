@@ -98,6 +98,17 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("integrity", "scheduled audits: edge seconds per camera over 90 days",
              str(integ["audit_seconds_per_90_days"]), ""),
         ]  # fmt: skip
+    up = _load("uplink")
+    if "first_frame_cold_s" in up:
+        link = f"{up['uplink_mbps']:g} Mbit/s, {up['rtt_ms']:.0f} ms RTT, {up['cameras']} cameras"
+        out += [
+            ("uplink", f"click → first fragment, cold / warm (s), {link}, archive running",
+             f"{up['first_frame_cold_s']} / {up['first_frame_warm_s']}", "≤ 1.0 / ≤ 0.3"),
+            ("uplink", "archive bytes still arriving after a click (s)",
+             str(up["archive_pause_s"]), "≤ 1"),
+            ("uplink", "archive Mbit/s with nobody watching; footage hours archived per hour",
+             f"{up['archive_mbps_idle']}; {up['catch_up_hours_per_hour']}", ""),
+        ]  # fmt: skip
     return out
 
 
