@@ -27,6 +27,7 @@ KIND_LABELS = {
     "unattended_station": "岗位无人 unattended station",
     "after_hours_activity": "非工作时间作业 after-hours activity",
     "retention_at_risk": "录像存储不足 retention at risk",
+    "footage_tampered": "录像被篡改 footage tampered",
 }
 
 

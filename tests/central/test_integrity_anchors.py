@@ -39,12 +39,14 @@ def chain(shas: list[str], t0: float, prev: str = GENESIS, first: int = 0) -> li
     return links
 
 
-def anchor(links: list[AnchorLink], removed: list[Tombstone] | None = None) -> RawMessage:
+def anchor(
+    links: list[AnchorLink], removed: list[Tombstone] | None = None, site: str = SITE
+) -> RawMessage:
     payload = AnchorPayload(
         cameras=[CameraAnchor(camera="cam1", links=links, removed=removed or [])],
         created_at=datetime.now(UTC),
     )
-    return RawMessage(topics.anchor(SITE), encode(payload), 0.0)
+    return RawMessage(topics.anchor(site), encode(payload), 0.0)
 
 
 @pytest.fixture
