@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ def test_a_stream_is_refused_only_when_it_does_not_fit() -> None:
     assert refusal(line, "cam1", "sub", running_bps=[]) is None
     message = refusal(line, "cam1", "main", running_bps=[])
     assert message is not None and "sub stream" in message and "4.0 Mbit/s" in message
+    # The pages translate the refusal by this pattern (central/web/static/app.js).
+    found = re.search(r"uplink too thin: .* the (sub|main) stream needs", message)
+    assert found is not None and found[1] == "main"
     # Eight sub streams of 0.4 Mbit/s fill 3.2 of 3.6 usable Mbit/s: the ninth does not fit.
     assert refusal(line, "cam1", "sub", running_bps=[4e5] * 8) is None
     assert refusal(line, "cam1", "sub", running_bps=[4e5] * 9) is not None

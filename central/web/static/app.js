@@ -25,6 +25,7 @@ const ERROR_PATTERNS = [
   [/video quota: .*uplink already carries/, () => fsv.t("err.quota_site")],
   [/video quota: .*your share is (\d+)/, (m) => fsv.t("err.quota_share", { n: m[1] })],
   [/video quota: .*exports in the last hour \(at most (\d+)\)/, (m) => fsv.t("err.quota_exports", { n: m[1] })],
+  [/uplink too thin: .* the (sub|main) stream needs/, (m) => fsv.t(m[1] === "main" ? "err.thin_line_main" : "err.thin_line")],
   [/not found|does not exist/, () => fsv.t("err.not_found")],
 ];
 
