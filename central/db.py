@@ -55,8 +55,30 @@ class CentralDatabase:
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """Hold the lock and run the block in one transaction."""
-        with self.lock, self.db.atomic():
+        with self.lock, self._immediate():
             yield self.db
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One transaction that takes SQLite's write lock first (`BEGIN IMMEDIATE`).
+
+        A deferred transaction that reads before it writes cannot wait for a lock another
+        process took meanwhile: SQLite refuses it at once ("database is locked"). Taken
+        first, the lock is waited for (busy timeout) like any other. Nested: a savepoint.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @contextmanager
     def durable_transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -64,7 +86,7 @@ class CentralDatabase:
         with self.lock:
             self.db.execute("PRAGMA synchronous=FULL")
             try:
-                with self.db.atomic():
+                with self._immediate():
                     yield self.db
             finally:
                 self.db.execute("PRAGMA synchronous=NORMAL")

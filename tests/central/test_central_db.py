@@ -1,0 +1,59 @@
+"""Central's database: writers wait for another process's write lock; readers never do."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from central.db import CentralDatabase
+
+
+def test_a_write_after_a_read_waits_for_another_process_and_succeeds(tmp_path: Path) -> None:
+    db = CentralDatabase(tmp_path / "c.db")
+    with db.transaction() as t:
+        t.execute("create table t (x integer)")
+    other = sqlite3.connect(tmp_path / "c.db", check_same_thread=False, isolation_level=None)
+    other.execute("begin immediate")
+    other.execute("insert into t values (1)")
+    released = threading.Event()
+
+    def release_soon() -> None:
+        time.sleep(1.0)
+        other.execute("commit")
+        released.set()
+
+    threading.Thread(target=release_soon, name="other-writer").start()
+    # Read, then write, as record_event does: the write waits for the lock, not refused.
+    with db.transaction() as t:
+        n = t.execute("select count(*) from t").fetchone()[0]
+        t.execute("insert into t values (?)", [n + 10])
+    assert released.is_set()
+    with db.read() as r:
+        assert [row[0] for row in r.execute("select x from t order by x")] == [1, 11]
+    other.close()
+    db.close()
+
+
+def test_readers_answer_while_the_write_lock_is_held(tmp_path: Path) -> None:
+    db = CentralDatabase(tmp_path / "c.db")
+    with db.transaction() as t:
+        t.execute("create table t (x integer)")
+        t.execute("insert into t values (1)")
+    with db.lock:  # e.g. a long ingest batch
+        other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+        other.execute("begin immediate")
+        done: list[int] = []
+        reader = threading.Thread(target=lambda: done.append(db_read(db)), name="reader")
+        reader.start()
+        reader.join(10)
+        other.execute("rollback")
+        other.close()
+    assert done == [1]
+    db.close()
+
+
+def db_read(db: CentralDatabase) -> int:
+    with db.read() as r:
+        return int(r.execute("select count(*) from t").fetchone()[0])
