@@ -85,6 +85,24 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("video", "replay seek to first frame (s), 16 cameras × 90 days indexed",
              str(vid["seek_s"]), ""),
         ]  # fmt: skip
+    scale = _load("scale")
+    if scale:
+        size = (
+            f"{scale['sites']} sites, {scale['alerts_in_db']:,} alerts, "
+            f"{scale['health_rows']:,} health rows, {scale['nodes']} node (SQLite)"
+        )
+        out += [
+            ("scale", f"ingest lag p95 (s) under steady load, {size}",
+             str(scale["ingest_lag_p95_s"]), "≤ 1"),
+            ("scale", "city wall (5,000 cameras) / county wall, median (s), at once with the "
+             "90-day report", f"{scale['wall_s_city']} / {scale['wall_s_county']}", "≤ 0.5"),
+            ("scale", "city 90-day report, median (s)", str(scale["report_90d_s_city"]), "≤ 2"),
+            ("scale", f"live alert during a {scale['burst_events']:,}-event burst → inbox / "
+             "push (s)", f"{scale['fresh_alert_inbox_s']} / {scale['fresh_alert_push_s']}",
+             "≤ 1"),
+            ("scale", "pushes lost (a second process holding the write lock meanwhile)",
+             f"{scale['pushes_lost']} of {scale['pushes_wanted']}", "0"),
+        ]  # fmt: skip
     integ = _load("integrity")
     if "tamper_cases" in integ:
         out += [
