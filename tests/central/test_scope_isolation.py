@@ -90,6 +90,8 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         "org_id": str(seed["canteen_b"]),
         "site_id": "demo-canteen-b",
         "camera_id": "cam1",
+        "camera": "cam1",
+        "path": "2026/01/01/seg.mp4",
         "alert_id": alert_id,
         "evidence_id": str(evidence_id),
         "user_id": str(users["inspector-b"]),
