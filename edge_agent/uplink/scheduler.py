@@ -2,8 +2,8 @@
 
 Senders run on several threads (the uplink's event loop, the media uploader, the archive
 sender, paho's MQTT thread); each asks for its chunk before writing it. Blocking callers
-use `acquire`, the event loop `acquire_async` (which only leaves the loop for a thread
-when the chunk cannot go at once), and traffic that must never wait (MQTT, whose client
+use `acquire`, the event loop `acquire_async` (which sleeps on the loop, never holding a
+worker thread), and traffic that must never wait (MQTT, whose client
 writes from its own thread) is `charge`d: it takes budget from everyone below it.
 """
 
@@ -23,6 +23,7 @@ from fsv_contract.video import Stream
 
 MIN_BURST = 16 * 1024
 MAX_WAIT_STEP_S = 0.1  # waiters look again at least this often (the clock, a cancelled stop)
+ASYNC_LOOK_S = 0.01  # an event-loop sender held back by a higher class looks again this often
 
 
 class UplinkPaused(OSError):
@@ -97,14 +98,25 @@ class UplinkScheduler:
                 self._cond.notify_all()
 
     async def acquire_async(self, cls: TrafficClass, nbytes: int) -> None:
-        """`acquire` for the event loop: at once when it can, else on a worker thread."""
+        """`acquire` for the event loop: waits with asyncio.sleep, never on a thread."""
         if self.try_acquire(cls, nbytes):
             return
-        stop = threading.Event()
+        with self._cond:
+            self._waiting[cls] += 1
         try:
-            await asyncio.to_thread(self.acquire, cls, nbytes, None, stop)
+            while True:
+                with self._cond:
+                    self._waiting[cls] -= 1
+                    granted = self._grant_locked(cls, nbytes)
+                    self._waiting[cls] += 1
+                    wait = self._bucket.wait_s(self._clock())
+                if granted:
+                    return
+                await asyncio.sleep(max(0.001, min(MAX_WAIT_STEP_S, wait or ASYNC_LOOK_S)))
         finally:
-            stop.set()  # a cancelled sender leaves the queue at the next look
+            with self._cond:
+                self._waiting[cls] -= 1
+                self._cond.notify_all()
 
     def charge(self, cls: TrafficClass, nbytes: int) -> None:
         """Count traffic that was sent without waiting (it still uses the budget)."""

@@ -86,3 +86,28 @@ def test_charged_traffic_takes_budget_from_the_classes_below() -> None:
     scheduler.charge(C.CONTROL, 20_000)  # MQTT never waits ...
     assert not scheduler.try_acquire(C.EVIDENCE, 1)  # ... and evidence pays for it
     assert scheduler.sent(C.CONTROL) == 20_000
+
+
+def test_an_event_loop_sender_waits_on_the_loop_and_goes_before_lower_classes() -> None:
+    import asyncio
+    import threading
+
+    scheduler = UplinkScheduler(rate=200_000, burst_s=0.1)
+    scheduler.charge(C.CONTROL, 60_000)  # about 0.3 s of debt: everybody waits
+    order: list[str] = []
+
+    def archive() -> None:
+        scheduler.acquire(C.ARCHIVE, 1000, timeout=30)
+        order.append("archive")
+
+    async def live() -> None:
+        await asyncio.sleep(0.05)  # archive is already waiting when live arrives
+        await scheduler.acquire_async(C.LIVE, 1000)
+        order.append("live")
+
+    waiter = threading.Thread(target=archive)
+    waiter.start()
+    asyncio.run(live())
+    waiter.join(30)
+    assert order == ["live", "archive"]
+    assert scheduler.stats().classes[0].waiting == 0  # nobody left counted as waiting
