@@ -12,7 +12,13 @@ _STYLES = ("live-wall.css",)
 async def live_page(request: web.Request) -> web.Response:
     """The live wall."""
     return page_response(
-        request, "page.live", "live.html", ("live-player.js", "live.js"), "/live", styles=_STYLES
+        request,
+        "page.live",
+        "live.html",
+        ("live-player.js", "live.js"),
+        "/live",
+        body_class="wide",  # the wall takes the whole width of the screen
+        styles=_STYLES,
     )
 
 

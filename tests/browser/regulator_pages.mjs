@@ -252,6 +252,21 @@ async function otherCounty(page) {
   return { list, empty, detailText, direct, media, dashboard };
 }
 
+// A live tile's badge links to its camera's alerts: the inbox filters on that camera.
+async function cameraFilter(page) {
+  const seen = {};
+  for (const camera of ["cam1", "cam9"]) {
+    await page.goto(`${opts.url}/inbox#site=demo-canteen-a&camera=${camera}`);
+    await page.reload();
+    await rows(page);
+    seen[camera] = { rows: (await rows(page)).length, chip: await page.textContent("#camera-chip") };
+  }
+  await page.click("#camera-chip");
+  await page.waitForFunction(() => document.querySelectorAll("#alerts li").length === 2);
+  seen.cleared = await page.evaluate(() => ({ chip: document.getElementById("camera-chip").hidden, hash: location.hash }));
+  return seen;
+}
+
 async function reports(page) {
   await page.goto(`${opts.url}/reports`);
   await page.waitForFunction(() => document.querySelectorAll("#figures .figure").length > 0);
@@ -357,12 +372,13 @@ try {
   const staff = await staffSubmits(await open(browser, "staff-canteen-a"));
   const closed = await inspectorCloses(inspector);
   const other = await otherCounty(await open(browser, "inspector-b"));
+  const cameraOnly = await cameraFilter(inspector);
   const report = await reports(inspector);
   const video = await videoPages(inspector);
   const en = await english(inspector);
   const dash = await dashboard(browser);
   const pub = await publicView(browser);
-  console.log(JSON.stringify({ ok: true, requested, live, staff, closed, other, report, video, en, dash, pub, audits, problems, ms: Date.now() - started }));
+  console.log(JSON.stringify({ ok: true, requested, live, cameraOnly, staff, closed, other, report, video, en, dash, pub, audits, problems, ms: Date.now() - started }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems, audits }));
   process.exitCode = 1;

@@ -216,6 +216,13 @@ def test_another_county_sees_nothing_of_the_alert(world: dict[str, Any]) -> None
     assert "未找到，或不在您的管辖范围内" in other["detailText"]
 
 
+def test_inbox_shows_one_camera_from_a_live_tile_badge(world: dict[str, Any]) -> None:
+    only = world["seen"]["cameraOnly"]
+    assert only["cam1"] == {"rows": 2, "chip": "仅看摄像头 demo-canteen-a/cam1"}
+    assert only["cam9"]["rows"] == 0
+    assert only["cleared"] == {"chip": True, "hash": ""}
+
+
 def test_reports_page_shows_figures_and_charts(world: dict[str, Any]) -> None:
     report = world["seen"]["report"]
     assert report["figures"]["预警总数"] == "2"

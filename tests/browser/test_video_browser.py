@@ -59,6 +59,8 @@ def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None
     assert "kitchen_prep" not in caption
     assert seen["online"] is True
     assert seen["badge"] == "1 条预警"
+    assert seen["badgeHref"] == f"/inbox#site={SITE}&camera={CAMERA}"  # the camera's alerts
+    assert seen["full"] == [1920, 1080]  # full screen plays the main stream
 
 
 async def _viewers(system: VideoSystem, count: int) -> list[int]:

@@ -64,9 +64,19 @@ async function live(page) {
       tiles: window.fsvWall.tiles.length,
       latencyS: Date.now() / 1000 - t.player.wallNow(),
       size: [t.video.videoWidth, t.video.videoHeight],
+      badgeHref: t.el.querySelector(".badge").getAttribute("href"),
     };
   });
-  return { ...info, first, second, pageMs: Date.now() - started };
+  // A click takes the tile full screen, on the main (HD) stream; a second click returns.
+  await page.click("#wall .tile video");
+  await page.waitForFunction(() => {
+    const t = window.fsvWall.tiles[0];
+    return document.fullscreenElement === t.el && t.stream === "main" && t.video.videoWidth === 1920;
+  }, null, { timeout: 20000 });
+  const full = await page.evaluate(() => [window.fsvWall.tiles[0].video.videoWidth, window.fsvWall.tiles[0].video.videoHeight]);
+  await page.click("#wall .tile video");
+  await page.waitForFunction(() => !document.fullscreenElement && window.fsvWall.tiles[0].stream === "sub" && window.fsvWall.tiles[0].video.videoWidth === 640, null, { timeout: 20000 });
+  return { ...info, first, second, full, pageMs: Date.now() - started };
 }
 
 async function glass(page) {

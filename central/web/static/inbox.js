@@ -14,6 +14,7 @@ function query(extra = {}) {
   if (f.get("from")) q.set("from", String(fsv.zoned(f.get("from"))));
   if (f.get("to")) q.set("to", String(fsv.zoned(f.get("to")) + 86400));
   if (f.get("overdue")) q.set("overdue", "true");
+  if (inbox.camera) { q.set("site_id", inbox.camera.site); q.set("camera_id", inbox.camera.camera); }
   for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
   return q;
 }
@@ -348,6 +349,15 @@ fsv.ready.then(async (u) => {
     ev.target.checked = Notification.permission === "granted";
   };
   document.getElementById("push").onclick = () => enablePush().catch(() => { document.getElementById("push").textContent = fsv.t("err.push"); });
+  // From a live tile's badge: this camera's alerts only, until the chip is cleared.
+  const h = new URLSearchParams(location.hash.slice(1));
+  if (h.get("site") && h.get("camera")) {
+    inbox.camera = { site: h.get("site"), camera: h.get("camera") };
+    const chip = document.getElementById("camera-chip");
+    chip.hidden = false;
+    chip.textContent = fsv.t("inbox.camera_only", { camera: `${inbox.camera.site}/${inbox.camera.camera}` });
+    chip.onclick = () => { inbox.camera = null; chip.hidden = true; history.replaceState(null, "", location.pathname); load(true); };
+  }
   await load(true);
   const m = location.hash.match(/alert=([\w-]+)/);
   if (m) await show(m[1]);

@@ -75,11 +75,21 @@ function makeTile(cam) {
   const el = document.createElement("div");
   el.className = "tile";
   el.dataset.camera = camKey(cam);
-  el.innerHTML = `<video muted autoplay playsinline></video><span class="badge" hidden></span><div class="msg"></div>${tileCaption(cam)}`;
+  const inbox = `/inbox#site=${encodeURIComponent(cam.site_id)}&camera=${encodeURIComponent(cam.camera_id)}`;
+  el.innerHTML = `<video muted autoplay playsinline></video><a class="badge" href="${inbox}" hidden></a><div class="msg"></div>${tileCaption(cam)}`;
   const video = el.querySelector("video");
   video.muted = true;
-  const tile = { cam, el, video, player: null };
+  const tile = { cam, el, video, player: null, stream: "sub" };
+  el.querySelector(".badge").onclick = (ev) => ev.stopPropagation(); // opens the camera's alerts
   el.onclick = () => (document.fullscreenElement ? document.exitFullscreen() : el.requestFullscreen()).catch(() => {});
+  // Full screen shows the main (HD) stream; back in the grid, the light sub stream again.
+  el.addEventListener("fullscreenchange", () => {
+    const want = document.fullscreenElement === el ? "main" : "sub";
+    if (want === tile.stream) return;
+    tile.stream = want;
+    if (tile.player) tile.player.stop();
+    play(tile);
+  });
   decorate(tile);
   play(tile);
   return tile;
@@ -89,9 +99,9 @@ function play(tile) {
   const msg = tile.el.querySelector(".msg");
   const base = `/api/v1/video/live/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}`;
   const hls = `/api/v1/video/hls/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}/sub.m3u8`;
-  tile.player = new FsvPlayer(tile.video, `${base}?stream=sub`, {
+  tile.player = new FsvPlayer(tile.video, `${base}?stream=${tile.stream || "sub"}`, {
     live: true,
-    hls,
+    hls: tile.stream === "main" ? null : hls,
     onState: (text, key) => { msg.textContent = key === "player.live" ? "" : text; },
     onEnd: (reason) => {
       msg.textContent = fsv.t("live.offline");
