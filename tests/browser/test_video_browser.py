@@ -61,6 +61,12 @@ def test_live_wall_plays_the_camera(system: VideoSystem, browse: Browse) -> None
     assert seen["badge"] == "1 条预警"
     assert seen["badgeHref"] == f"/inbox#site={SITE}&camera={CAMERA}"  # the camera's alerts
     assert seen["full"] == [1920, 1080]  # full screen plays the main stream
+    # Leaving full screen let go of the main stream: its upstream closes after its last viewer.
+    wait_until(
+        lambda: not [u for u in _upstreams(system) if u["stream"] == "main"],
+        60,
+        "the main stream's upstream to close after full screen",
+    )
 
 
 async def _viewers(system: VideoSystem, count: int) -> list[int]:
