@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from central.archive.transfer import Archive
 from fsv_contract.video import End, FrameFlags, FrameHeader, FrameKind, Hello, control_json
 
 LEAD_S = 1.0
+GAP_S = 2.0  # a larger jump between archived segments is a hole in the archive
 WINDOW_S = 3600.0  # segments looked up per step
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"traf", b"moof"}
 
@@ -134,16 +136,31 @@ def split_fmp4(data: bytes) -> Fmp4:
 class ArchiveReplay:
     """Sends a camera's archived footage from `start` to one viewer at `speed`."""
 
-    def __init__(self, archive: Archive, site: str, camera: str, start: float, speed: float):
+    def __init__(
+        self,
+        archive: Archive,
+        site: str,
+        camera: str,
+        start: float,
+        speed: float,
+        edge_has: Callable[[float, float], bool] | None = None,
+    ) -> None:
         self.archive = archive
+        self.edge_has = edge_has
+        self._skipped = 0.0
         self.site = site
         self.camera = camera
         self.start = start
         self.speed = speed
         self.sent_fragments = 0
 
-    async def run(self, ws: Sink) -> str:
-        """Stream until the archive has nothing further; returns why it ended."""
+    async def run(self, ws: Sink) -> float | None:
+        """Stream until the archive has nothing further.
+
+        Returns the time from which the edge should go on (it holds footage there that the
+        archive does not: after the archive's end, or in a hole of it), or None once the
+        replay ended here (an `end` message was sent).
+        """
         loop = asyncio.get_running_loop()
         began = loop.time()
         await ws.send_str(json.dumps({"type": "source", "source": "archive"}))
@@ -157,12 +174,23 @@ class ArchiveReplay:
             if not segments:
                 break
             for seg in segments:
+                if sent_any and seg.start - cursor > GAP_S:
+                    if await self._edge_has(cursor, seg.start):
+                        return cursor  # the edge fills the archive's hole
+                    self._skipped += seg.start - cursor  # a hole everywhere: not waited for
                 await self._segment(ws, seg, began)
                 sent_any = True
                 cursor = seg.end
+        if sent_any and await self._edge_has(cursor, cursor + 60.0):
+            return cursor
         reason = "done: end of the archived recording" if sent_any else "nothing archived there"
         await ws.send_str(control_json(End(reason=reason)))
-        return reason
+        return None
+
+    async def _edge_has(self, start: float, end: float) -> bool:
+        if self.edge_has is None:
+            return False
+        return await asyncio.to_thread(self.edge_has, start, end)
 
     async def _segment(self, ws: Sink, seg: Stored, began: float) -> None:
         path = self.archive.file(self.site, seg.path)
@@ -180,7 +208,7 @@ class ArchiveReplay:
         for i, frag in enumerate(fmp4.fragments):
             wall = seg.start + frag.at_s
             nxt = fmp4.fragments[i + 1].at_s if i + 1 < len(fmp4.fragments) else seg.end - seg.start
-            due = began + max(0.0, wall - self.start) / self.speed - LEAD_S
+            due = began + max(0.0, wall - self.start - self._skipped) / self.speed - LEAD_S
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
             header = FrameHeader(
@@ -199,17 +227,47 @@ def covers(archive: Archive, site: str, camera: str, start: float) -> bool:
     return bool(archive.store.between(site, camera, start, start + 60.0))
 
 
-async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> None:
-    """Run a replay on a prepared WebSocket until it ends or the viewer leaves."""
+async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> float | None:
+    """Run a replay on a prepared WebSocket until it ends or the viewer leaves.
+
+    Returns the time the edge should go on from (the socket stays open for it), or None
+    once the socket is done.
+    """
     sender = asyncio.create_task(replay.run(ws), name=f"archive-replay {replay.camera}")
     reader = asyncio.create_task(_drain(ws), name="archive-replay-reader")
+    handoff: float | None = None
     try:
         await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if sender.done() and not sender.cancelled() and sender.exception() is None:
+            handoff = sender.result()
     finally:
         for task in (sender, reader):
             task.cancel()
         await asyncio.gather(sender, reader, return_exceptions=True)
-        await ws.close()
+        if handoff is None or ws.closed:
+            await ws.close()
+            handoff = None
+    if handoff is not None:
+        await ws.send_str(json.dumps({"type": "source", "source": "edge"}))
+    return handoff
+
+
+def edge_holds(archive: Archive, site: str, camera: str) -> Callable[[float, float], bool]:
+    """Whether the edge is online and (by its anchored chain) holds footage in [start, end)."""
+
+    def check(start: float, end: float) -> bool:
+        with archive.central.read() as db:
+            row = db.execute("select state from agent_status where site = ?", [site]).fetchone()
+            if row is None or row[0] != "online":
+                return False
+            held = db.execute(
+                "select 1 from anchored_segments where site = ? and camera = ? and removed_at "
+                'is null and "end" > ? and start < ? limit 1',
+                [site, camera, start, end],
+            ).fetchone()
+        return held is not None
+
+    return check
 
 
 async def _drain(ws: Any) -> None:

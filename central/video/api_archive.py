@@ -20,19 +20,20 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
-from central.archive.replay import ArchiveReplay, covers, serve_archive_replay
+from central.archive.replay import ArchiveReplay, covers, edge_holds, serve_archive_replay
 from central.errors import InvalidInputError, NotFoundError
 from central.keys import ARCHIVE, VIDEO
 from central.regulation.roles import Permission
 from central.regulation.scope import in_scope
 from central.video.api_live import (
+    QUOTA_CLOSE_CODE,
     camera_in_scope,
     refuse_viewer,
     replay_key,
     serve_viewer,
     websocket,
 )
-from central.video.quotas import QuotaExceeded
+from central.video.quotas import QuotaExceeded, quota_error_message
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
 from central.video.wall import reported_uplinks, wall_cameras
@@ -150,10 +151,20 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
         )
         await ws.prepare(request)
         if from_archive:
-            replay = ArchiveReplay(archive, cam["site_id"], cam["camera_id"], start, q.speed)
-            await serve_archive_replay(ws, replay)
-        else:
-            await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
+            site, camera = cam["site_id"], cam["camera_id"]
+            edge = edge_holds(archive, site, camera)
+            replay = ArchiveReplay(archive, site, camera, start, q.speed, edge)
+            handoff = await serve_archive_replay(ws, replay)
+            if handoff is None:
+                return ws
+            try:  # the edge goes on where the archive's footage ends: now it uses the line
+                await video.quotas.check_site(user.id, site)
+            except QuotaExceeded as e:
+                await ws.send_str(quota_error_message(e))
+                await ws.close(code=QUOTA_CLOSE_CODE, message=b"video quota")
+                return ws
+            start = handoff
+        await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
     finally:
         lease.release()
     return ws

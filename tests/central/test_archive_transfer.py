@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,43 @@ async def test_replay_comes_from_the_archive_with_the_edge_offline(
     first = split_fmp4((storage / segments[0].path).read_bytes())
     assert frames[0] == (FrameKind.INIT, first.init)
     assert frames[1] == (FrameKind.FRAGMENT, first.fragments[0].data)
+
+
+async def test_replay_goes_on_from_the_edge_where_the_archive_ends(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    from aiohttp import WSMsgType
+    from video_support import wait_command
+
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    t0 = time.time() - 3600
+    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 3)
+    _anchor(central, segments[:2])
+    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    await asyncio.to_thread(_sender(central, storage, index).run_round)
+    _anchor(central, segments[2:])  # newer footage the edge holds and the archive not yet
+    with central.client.app[DATABASE].transaction() as db:
+        db.execute("insert into agent_status (site, state) values (?, 'online')", [SITE])
+    ws = await central.client.ws_connect(
+        f"/api/v1/video/replay/{SITE}/cam1",
+        params={"start": str(t0 + 0.5), "speed": "16"},
+        headers=await central.token("inspector-a"),
+    )
+    sources: list[str] = []
+    async with asyncio.timeout(30):
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and json.loads(msg.data)["type"] == "source":
+                sources.append(json.loads(msg.data)["source"])
+                if sources[-1] == "edge":
+                    break
+    assert sources == ["archive", "edge"]
+    # Central asks the edge for its replay from where the archive's footage ended.
+    command = await wait_command(central, "stream_start")
+    assert command["args"]["mode"] == "replay"
+    asked = command["args"]["start"]
+    asked_s = asked if isinstance(asked, int | float) else datetime.fromisoformat(asked).timestamp()
+    assert asked_s == pytest.approx(segments[1].end, abs=0.01)
+    assert not ws.closed
+    await ws.close()
