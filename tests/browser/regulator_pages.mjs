@@ -345,6 +345,22 @@ async function dashboard(browser) {
   return { city, county, enterprise };
 }
 
+// The administrator's big screen starts above the provinces.
+async function adminDashboard(browser) {
+  const page = await open(browser, "admin", SIZES.wall);
+  await login(page, "admin");
+  await page.goto(`${opts.url}/dashboard`);
+  await page.waitForFunction(() => window.fsvDashboard && window.fsvDashboard.ready);
+  const seen = await page.evaluate(() => ({
+    crumbs: [...document.querySelectorAll("#crumbs a, #crumbs span")].map((x) => x.textContent),
+    nodes: [...document.querySelectorAll("#tree .node .name")].map((n) => n.textContent),
+    menu: [...document.querySelectorAll("nav.menu a")].map((a) => a.getAttribute("href")),
+  }));
+  await audit(page, "admin", "dashboard");
+  await page.context().close();
+  return seen;
+}
+
 async function publicView(browser) {
   const context = await browser.newContext({ viewport: PHONE });
   const page = await context.newPage();
@@ -377,8 +393,9 @@ try {
   const video = await videoPages(inspector);
   const en = await english(inspector);
   const dash = await dashboard(browser);
+  const admin = await adminDashboard(browser);
   const pub = await publicView(browser);
-  console.log(JSON.stringify({ ok: true, requested, live, cameraOnly, staff, closed, other, report, video, en, dash, pub, audits, problems, ms: Date.now() - started }));
+  console.log(JSON.stringify({ ok: true, requested, live, cameraOnly, staff, closed, other, report, video, en, dash, admin, pub, audits, problems, ms: Date.now() - started }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems, audits }));
   process.exitCode = 1;
