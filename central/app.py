@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from central.api.model_routes import add_download_route
 from central.archive.routes import add_edge_routes as add_archive_edge_routes
 from central.archive.service import archive_ctx
 from central.config import CentralConfig, mqtt_password
@@ -57,6 +58,7 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(video_ctx)
     app.cleanup_ctx.append(archive_ctx)
     add_routes(app)
+    add_download_route(app)
     add_archive_edge_routes(app)
     add_regulator(app)
     add_video_pages(app)

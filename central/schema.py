@@ -466,3 +466,40 @@ def m011_labels(db: sqlite_utils.Database) -> None:
         pk="site_id",
         not_null={"site_id", "classes", "updated_at"},
     )
+
+
+@migrations()
+def m012_models(db: sqlite_utils.Database) -> None:
+    """The model registry (signed versions with their cards) and rollouts to sites."""
+    db.table("models").create(
+        {
+            "name": str,
+            "version": str,
+            "sha256": str,
+            "bytes": int,
+            "path": str,
+            "classes": str,
+            "card": str,
+            "key_id": str,
+            "signature": str,
+            "uploaded_by": str,
+            "uploaded_at": float,
+        },
+        pk=("name", "version"),
+        not_null={"sha256", "bytes", "path", "classes", "card", "signature", "uploaded_at"},
+    )
+    db.table("model_rollouts").create(
+        {
+            "request_id": str,
+            "site_id": str,
+            "action": str,
+            "name": str,
+            "version": str,
+            "cameras": str,
+            "requested_by": str,
+            "requested_at": float,
+        },
+        pk="request_id",
+        not_null={"site_id", "action", "cameras", "requested_at"},
+    )
+    db.table("model_rollouts").create_index(["site_id", "requested_at"])

@@ -82,6 +82,14 @@ class EdgeAgent:
             sink=self.mqtt.outbox if self.mqtt else None,
             recorders=self.recorders,
         )
+        # Models central signs and distributes (none without a `models` section).
+        from edge_agent.models.installer import build_installer
+
+        self.models = build_installer(
+            config, self.detection, self.index, self.credentials, commands
+        )
+        if self.models is not None and self.mqtt is not None:
+            self.mqtt.heartbeat.camera_models = self.models.camera_models
         # Live/replay/export uplinks to central, on its commands (none without MQTT).
         # One budget for everything sent to central, in strict priority (edge_agent.uplink.budget).
         self.scheduler = build_scheduler(config, self.streams.taps)

@@ -92,6 +92,16 @@ class CameraConfig(_Model):
     )
 
 
+class ModelsConfig(_Model):
+    """Models central distributes (`install_model`): where they go, whose signature counts."""
+
+    public_key: Path = Field(
+        description="central's signing public key, PEM (`central-server model public-key`)"
+    )
+    dir: Path | None = Field(None, description="installed model files; default <data_dir>/models")
+    max_bytes: int = Field(512 << 20, gt=0, description="largest model file accepted")
+
+
 class EdgeConfig(_Model):
     """The whole edge agent configuration file."""
 
@@ -113,6 +123,9 @@ class EdgeConfig(_Model):
         description="central's base URL, for media uploads (https:// outside a test)",
     )
     detection: DetectionConfig = DetectionConfig()
+    models: ModelsConfig | None = Field(
+        None, description="accept signed models from central; none: install commands refused"
+    )
     uplink: UplinkConfig = Field(
         UplinkConfig(), description="the site's upload budget and archive transfer"
     )

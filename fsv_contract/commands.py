@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fsv_contract import integrity, video
+from fsv_contract import integrity, models, video
 from fsv_contract.payloads import Level, UtcDatetime
 
 HOLD = "hold"
@@ -50,4 +50,5 @@ COMMAND_ARGS: dict[str, type[BaseModel]] = {
     RELEASE: ReleaseArgs,
     integrity.VERB_AUDIT: integrity.AuditArgs,
     **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip
+    **models.COMMAND_ARGS,  # install_model, rollback_model
 }

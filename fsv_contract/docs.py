@@ -98,6 +98,15 @@ cannot send what central would refuse.
   `X-Have-Bytes`, 422 the hash differs from the anchored chain (refused, never asked again,
   a `footage_tampered` finding).
 
+- Models: `install_model` tells a site to install a version of central's model registry
+  (`InstallModelArgs`: name, version, SHA-256, size, class names, central's Ed25519
+  signature). The edge downloads `GET {{central_url}}/api/v1/edge/model?name=..&version=..`
+  (HTTP Basic, the site's broker login), checks size, hash and signature, loads the model
+  beside the running one, runs it on a recent recorded frame, and only then switches; on
+  any failure the running model stays and the reply's `error` says why. `rollback_model`
+  restores each camera's previous model. The heartbeat's optional `cameras[].model` names
+  the model each camera runs (`name@version`).
+
 Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
 `eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,
 `cleanup_failed` (`kind` stays an open string).

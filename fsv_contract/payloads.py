@@ -160,6 +160,9 @@ class CameraStats(_Part):
     bitrate_bps: float | None = Field(None, ge=0)
     last_segment_end: UtcDatetime | None = None
     days_held: float | None = Field(None, ge=0)
+    model: str | None = Field(
+        None, max_length=130, description="the model the camera's detection runs: name@version"
+    )
 
 
 UplinkClass = Literal["live", "control", "evidence", "archive", "bulk"]

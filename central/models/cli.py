@@ -1,4 +1,4 @@
-"""`central-server dataset export`: labelled alerts out as a YOLO dataset."""
+"""`central-server dataset export` and `central-server model add|list|public-key`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,31 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     e.add_argument("--seed", default="fsv", help="seed of the split (same seed, same split)")
     e.add_argument("--licence", default=DEFAULT_LICENCE, help="licence recorded per image")
+    _add_model_parsers(subparsers)
+
+
+def _add_model_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("model", help="the model registry: add, list, public key")
+    actions = p.add_subparsers(dest="model_action", required=True, metavar="ACTION")
+    a = actions.add_parser(
+        "add",
+        help="register a model version (copied, hashed, signed with central's key)",
+        description="Versions are immutable: adding an existing name and version fails. "
+        "Install it on a site with POST /api/v1/sites/SITE/models/install.",
+    )
+    a.add_argument("file", type=Path, help="the model file (ONNX, YOLOv8-style head)")
+    a.add_argument("--name", required=True, help="model name, e.g. canteen-hats")
+    a.add_argument("--version", required=True, help="version, e.g. 2026.12.1")
+    a.add_argument("--classes", required=True, help="class names in index order: a,b,c")
+    a.add_argument("--card", type=Path, help="model card JSON (metrics, dataset, training)")
+    a.add_argument("--uploader", default="cli", help="who uploads it (kept in the registry)")
+    a.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    ls = actions.add_parser("list", help="list registered versions")
+    ls.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    k = actions.add_parser(
+        "public-key", help="print central's signing public key (PEM) for edges' models.public_key"
+    )
+    k.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
 
 
 def run_dataset(args: argparse.Namespace) -> int:
@@ -59,4 +84,43 @@ def run_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dataset": run_dataset}
+def run_model(args: argparse.Namespace) -> int:
+    """Add or list model versions, or print the signing public key."""
+    from central.models.registry import registry_for
+    from central.video.signing import KEY_FILE, ManifestSigner, public_pem
+
+    config = load_config(args.config)
+    if args.model_action == "public-key":
+        signer = ManifestSigner(config.data_dir / KEY_FILE)
+        print(public_pem(signer.public_key).decode(), end="")
+        return 0
+    database = CentralDatabase(config.database_path)
+    try:
+        apply_migrations(database)
+        registry = registry_for(database, config.data_dir)
+        if args.model_action == "list":
+            print(json.dumps(registry.list_models(), indent=2, ensure_ascii=False))
+            return 0
+        card = _read_card(args.card) if args.card else {}
+        row = registry.add(
+            args.file, args.name, args.version, parse_classes(args.classes), card, args.uploader
+        )
+    finally:
+        database.close()
+    print(f"model {row['name']} {row['version']}: sha256 {row['sha256']}, signed ({row['key_id']})")
+    return 0
+
+
+def _read_card(path: Path) -> dict[str, object]:
+    from central.errors import InvalidInputError
+
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidInputError(f"model card {path}: {e}") from e
+    if not isinstance(card, dict):
+        raise InvalidInputError(f"model card {path}: a JSON object is expected")
+    return card
+
+
+COMMANDS = {"dataset": run_dataset, "model": run_model}

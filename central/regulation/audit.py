@@ -40,6 +40,8 @@ AUDITED_ACTIONS = (
     "integrity_audit",
     "alert_label",
     "class_map_set",
+    "model_install",
+    "model_rollback",
 )
 # Written by central itself (ingest, integrity checks), not by a user's request.
 SYSTEM_ACTIONS = ("footage_tampered", "evidence_refused", "integrity_audit")

@@ -77,6 +77,11 @@ class ManifestSigner:
             f.write(pem)
         return key
 
+    def sign_bytes(self, data: bytes) -> Signature:
+        """Central's signature over any canonical bytes (e.g. a model version's)."""
+        value = base64.b64encode(self._key.sign(data)).decode()
+        return Signature(key_id=key_id(self.public_key), value=value)
+
     def sign(self, manifest: ClipManifest) -> ClipManifest:
         """The manifest with central's signature over its canonical bytes."""
         value = self._key.sign(manifest.signed_bytes())

@@ -156,6 +156,8 @@ class HeartbeatPublisher:
         self.uplink_rate: Callable[[], float] | None = None
         # Set when the agent has an uplink budget: its size, use per class and backlog.
         self.uplink_stats: Callable[[], UplinkStats] | None = None
+        # Set by the agent when models are managed: camera id -> `name@version` it runs.
+        self.camera_models: Callable[[], dict[str, str | None]] | None = None
         self.last_uplink_bps: float | None = None  # what the last beat reported (metrics)
         # Set by the agent when detection runs: each camera's model and rule capability.
         self.detection: Callable[[], list[CameraDetectionStatus]] | None = None
@@ -191,6 +193,12 @@ class HeartbeatPublisher:
             payload = payload.model_copy(update={"uplink_bps": max(0.0, self.uplink_rate())})
         if self.uplink_stats is not None:
             payload = payload.model_copy(update={"uplink": self.uplink_stats()})
+        if self.camera_models is not None:
+            models = self.camera_models()
+            cameras = [
+                c.model_copy(update={"model": models.get(c.camera)}) for c in payload.cameras
+            ]
+            payload = payload.model_copy(update={"cameras": cameras})
         self.last_uplink_bps = payload.uplink_bps
         if self.detection is not None:
             payload = with_detection(payload, self.detection())

@@ -171,7 +171,15 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     # Live view, replay and clip export are written by the video routes; the clip export of
     # an alert's own clip is covered in test_media_export; central's own entries (tamper
     # findings, refused evidence, integrity audits) in tests/central/test_integrity_*.
-    expected = set(AUDITED_ACTIONS) - {"live_view", "replay", "clip_export", *SYSTEM_ACTIONS}
+    # Model installs and rollbacks need a broker: tests/system/test_models_rollout.py.
+    expected = set(AUDITED_ACTIONS) - {
+        "live_view",
+        "replay",
+        "clip_export",
+        "model_install",
+        "model_rollback",
+        *SYSTEM_ACTIONS,
+    }
     assert expected <= seen, expected - seen
     entry = next(e for e in log["items"] if e["action"] == "user_update")
     assert entry["username"] == "admin" and entry["ip"] == "127.0.0.1"

@@ -15,6 +15,7 @@ EDGE_ONLY = {
     ("get", "/api/v1/ingest/stats"),
     ("get", "/api/v1/archive/wants"),
     ("put", "/api/v1/archive/segments/{camera}/{path}"),
+    ("get", "/api/v1/edge/model"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Models central distributes: download, verify, smoke-test, switch, roll back."""

@@ -1,0 +1,197 @@
+"""Install a model central signed beside the running one, smoke-test it, switch, roll back.
+
+Handles the `install_model` and `rollback_model` commands on the command worker thread.
+The running model keeps running through every step; only a model that downloaded with the
+signed hash, loaded, and ran on a recent recorded frame of each target camera replaces it.
+Each camera keeps a stack of the detectors it ran before, so a rollback is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_agent.config import EdgeConfig
+from edge_agent.credentials import Credential, CredentialStore
+from edge_agent.detection.detector import ClassMap, Detector, load_detector
+from edge_agent.errors import EdgeAgentError, ModelError
+from edge_agent.models.fetch import (
+    check_signature,
+    download,
+    file_matches,
+    load_public_key,
+)
+from edge_agent.models.frames import recent_frame
+from edge_agent.recording.index import SegmentIndex
+from fsv_contract.models import (
+    VERB_INSTALL_MODEL,
+    VERB_ROLLBACK_MODEL,
+    InstallModelArgs,
+    RollbackModelArgs,
+    model_label,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DetectingCamera(Protocol):
+    """What the installer needs of a camera's detection component: its detector."""
+
+    detector: Detector | None
+
+
+class Registrar(Protocol):
+    """The command dispatcher."""
+
+    def register(self, verb: str, handler: Any) -> None:
+        """Handle `verb` with `handler`."""
+        ...
+
+
+@dataclass
+class CameraModels:
+    """One camera's current model label and the (detector, label) pairs it ran before."""
+
+    label: str | None = None
+    previous: list[tuple[Detector, str | None]] = field(default_factory=list)
+
+
+class ModelInstaller:
+    """Turns install/rollback commands into detector switches on the cameras."""
+
+    name = "model-installer"
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        cameras: dict[str, DetectingCamera],
+        index: SegmentIndex,
+        login: Credential,
+    ) -> None:
+        if config.models is None:
+            raise EdgeAgentError("no `models` section: model installs are off")
+        self.config = config
+        self.cameras = cameras
+        self.index = index
+        self.login = login
+        self.dir = config.models.dir or config.state_dir / "models"
+        self._lock = threading.Lock()
+        self._models: dict[str, CameraModels] = {c: CameraModels() for c in cameras}
+
+    def register(self, commands: Registrar) -> None:
+        """Handle `install_model` and `rollback_model`."""
+        commands.register(VERB_INSTALL_MODEL, self.install)
+        commands.register(VERB_ROLLBACK_MODEL, self.rollback)
+
+    def camera_models(self) -> dict[str, str | None]:
+        """What each camera's detection runs now (`name@version`; `file@local` if unmanaged)."""
+        out: dict[str, str | None] = {}
+        with self._lock:
+            for cam, component in self.cameras.items():
+                detector = component.detector
+                label = self._models[cam].label
+                if label is None and detector is not None:
+                    label = model_label(Path(detector.path).stem.lower()[:64], "local")
+                out[cam] = label if detector is not None else None
+        return out
+
+    def install(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Download, verify, load, smoke-test and switch; ModelError (the reply) otherwise."""
+        args = InstallModelArgs.model_validate(raw)
+        targets = self._targets(args.cameras)
+        if self.config.central_url is None:
+            raise ModelError("no central_url configured: cannot download models")
+        assert self.config.models is not None
+        check_signature(args, load_public_key(self.config.models.public_key))
+        if args.bytes > self.config.models.max_bytes:
+            raise ModelError(
+                f"model {args.name} {args.version}: {args.bytes} bytes is over "
+                f"models.max_bytes ({self.config.models.max_bytes})"
+            )
+        path = self.dir / args.name / args.version / "model.onnx"
+        if not file_matches(path, args.sha256):
+            ca_file = self.config.mqtt.upload.ca_file if self.config.mqtt else None
+            download(self.config.central_url, self.login, args, path, ca_file)
+        settings = self.config.detection
+        detector = load_detector(
+            "onnx",
+            path,
+            ClassMap(names=args.classes, passthrough=True),
+            settings.confidence,
+            settings.iou,
+            settings.threads,
+        )
+        smoke = {cam: self._smoke(cam, detector) for cam in targets}
+        label = model_label(args.name, args.version)
+        with self._lock:
+            for cam in targets:
+                state, component = self._models[cam], self.cameras[cam]
+                if component.detector is not None:
+                    state.previous.append((component.detector, state.label))
+                component.detector = detector
+                state.label = label
+        log.info("model %s installed on %s (sha256 %s)", label, targets, args.sha256)
+        return {"installed": label, "cameras": targets, "sha256": args.sha256, "smoke": smoke}
+
+    def rollback(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Put each target camera's previous detector back."""
+        args = RollbackModelArgs.model_validate(raw)
+        targets = self._targets(args.cameras)
+        with self._lock:
+            empty = [c for c in targets if not self._models[c].previous]
+            if empty:
+                raise ModelError(f"no earlier model to roll back to on {', '.join(empty)}")
+            restored: dict[str, str | None] = {}
+            for cam in targets:
+                state = self._models[cam]
+                detector, label = state.previous.pop()
+                self.cameras[cam].detector = detector
+                state.label = label
+                restored[cam] = label
+        log.info("models rolled back: %s", restored)
+        return {"rolled_back": restored, "now": self.camera_models()}
+
+    def _targets(self, cameras: list[str]) -> list[str]:
+        wanted = cameras or sorted(self.cameras)
+        unknown = [c for c in wanted if c not in self.cameras]
+        if unknown:
+            raise ModelError(f"no detecting camera {', '.join(unknown)} on this site")
+        if not wanted:
+            raise ModelError("this site has no camera with detection")
+        return wanted
+
+    def _smoke(self, camera: str, detector: Detector) -> dict[str, Any]:
+        frame, source = recent_frame(self.index, self.config.storage.path, camera)
+        if frame is None:
+            # Nothing recorded yet: the model must at least run on a blank frame.
+            frame = np.zeros((360, 640, 3), dtype=np.uint8)
+        try:
+            found = detector.detect(frame)
+        except Exception as e:  # noqa: BLE001 - any failure of a new model refuses it
+            raise ModelError(f"smoke test on {camera} failed: {e}") from e
+        return {"frame": source, "detections": len(found)}
+
+
+def build_installer(
+    config: EdgeConfig,
+    components: list[Any],
+    index: SegmentIndex,
+    credentials: CredentialStore,
+    commands: Registrar | None,
+) -> ModelInstaller | None:
+    """The installer, registered on the dispatcher; None without `models`, MQTT or detection."""
+    from edge_agent.detection.pipeline import CameraDetection
+
+    if config.models is None or config.mqtt is None or commands is None:
+        return None
+    cameras: dict[str, DetectingCamera] = {
+        c.camera.id: c for c in components if isinstance(c, CameraDetection)
+    }
+    installer = ModelInstaller(config, cameras, index, credentials.get(config.mqtt.credential))
+    installer.register(commands)
+    return installer
