@@ -1,4 +1,4 @@
-"""`central-server dataset export` and `central-server model add|list|public-key`."""
+"""`central-server dataset export`, `model add|list|public-key` and `train`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     e.add_argument("--seed", default="fsv", help="seed of the split (same seed, same split)")
     e.add_argument("--licence", default=DEFAULT_LICENCE, help="licence recorded per image")
     _add_model_parsers(subparsers)
+    t = subparsers.add_parser(
+        "train",
+        help="train a detector on an exported dataset (offline ultralytics), export ONNX",
+        description="Writes OUT/model.onnx and OUT/card.json (dataset, settings, validation "
+        "precision/recall/mAP50 per class). Register it with `model add OUT/model.onnx "
+        "--card OUT/card.json`. Needs the `ultralytics` extra; downloads nothing.",
+    )
+    t.add_argument("--dataset", type=Path, required=True, help="a `dataset export` folder")
+    t.add_argument(
+        "--base", default=None, help="base model file on disk (default: from scratch, yolov8n)"
+    )
+    t.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    t.add_argument("--imgsz", type=int, default=320, help="image size (default 320)")
+    t.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    t.add_argument("--device", default=None, help="cpu, or a GPU index (default: GPU if any)")
+    t.add_argument("--out", type=Path, required=True, help="a new (or empty) folder")
 
 
 def _add_model_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,4 +139,22 @@ def _read_card(path: Path) -> dict[str, object]:
     return card
 
 
-COMMANDS = {"dataset": run_dataset, "model": run_model}
+def run_train(args: argparse.Namespace) -> int:
+    """Train and print the card."""
+    from central.models.train import SCRATCH_ARCHITECTURE, TrainSettings, train
+
+    settings = TrainSettings(
+        dataset=args.dataset,
+        out=args.out,
+        base=args.base or SCRATCH_ARCHITECTURE,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+    )
+    card = train(settings)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+COMMANDS = {"dataset": run_dataset, "model": run_model, "train": run_train}
