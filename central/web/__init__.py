@@ -124,7 +124,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
         request,
         "page.dashboard",
         "dashboard.html",
-        ("vendor/echarts/echarts.common.min.js", "charts.js", "dashboard.js"),
+        ("vendor/echarts/echarts.common.min.js", "charts.js", "live-player.js", "dashboard.js"),
         "/dashboard",
         body_class="bigscreen",
         styles=("dashboard.css",),

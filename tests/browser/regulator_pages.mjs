@@ -313,6 +313,7 @@ async function dashboard(browser) {
   await login(page, "city-monitor");
   await page.goto(`${opts.url}/dashboard`);
   await page.waitForFunction(() => window.fsvDashboard && window.fsvDashboard.ready);
+  await page.waitForFunction(() => document.querySelector("#strip .strip-tile, #strip .empty"));
   const read = () => page.evaluate(() => ({
     crumbs: [...document.querySelectorAll("#crumbs a, #crumbs span")].map((x) => x.textContent),
     title: document.getElementById("dash-title").textContent,
@@ -321,6 +322,7 @@ async function dashboard(browser) {
     ranking: [...document.querySelectorAll("#ranking li")].map((li) => li.textContent),
     ticker: [...document.querySelectorAll("#ticker li")].map((li) => li.textContent),
     canvases: document.querySelectorAll(".dash canvas").length,
+    strip: [...document.querySelectorAll("#strip .strip-tile .cap")].map((c) => c.textContent),
     fits: document.documentElement.scrollHeight <= window.innerHeight + 1,
     // Each chart's canvas lies inside its panel (nothing cut off at the bottom).
     chartsInside: [...document.querySelectorAll(".dash .chart")].map((c) => {

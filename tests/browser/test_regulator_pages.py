@@ -252,6 +252,7 @@ def test_dashboard_drills_from_city_to_an_enterprise(world: dict[str, Any]) -> N
     for box in city["chartsInside"]:
         assert box["canvasBottom"] <= box["panelBottom"] and box["canvas"] == box["chart"], box
     assert any("吸烟" in line for line in city["ticker"])
+    assert city["strip"] == [f"{CANTEEN} · cam1"]  # the live strip: online cameras in focus
     assert county["crumbs"] == ["中卫市 Zhongwei", "沙坡头区 Shapotou"]
     assert set(county["nodes"]) == {CANTEEN, "沙坡头定点屠宰厂"}
     assert enterprise["crumbs"][-1] == CANTEEN and enterprise["nodes"] == ["cam1"]

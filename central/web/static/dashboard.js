@@ -2,7 +2,8 @@
 // breadcrumb to go up), alert trend and kinds, enterprise rankings, the latest alerts.
 "use strict";
 const REFRESH_MS = 10000;
-const dash = { orgId: null, data: null, rank: "open_alerts", charts: {}, seen: new Set(), loads: 0 };
+const dash = { orgId: null, data: null, rank: "open_alerts", charts: {}, seen: new Set(), loads: 0, strip: [], stripOrg: undefined };
+const STRIP = 4; // live tiles: the online cameras with the most open alerts in the focus
 window.fsvDashboard = dash;
 
 function kpis(t) {
@@ -90,6 +91,41 @@ function ticker(d) {
   for (const a of d.latest) dash.seen.add(a.id);
 }
 
+// A few live tiles of the organisation in focus (sub stream), kept while the focus stays.
+async function liveStrip() {
+  if (dash.stripOrg === dash.orgId) return;
+  dash.stripOrg = dash.orgId;
+  for (const t of dash.strip) t.player.stop();
+  dash.strip = [];
+  const box = document.getElementById("strip");
+  box.innerHTML = "";
+  let cams = [];
+  try {
+    const q = dash.orgId ? `?org_id=${encodeURIComponent(dash.orgId)}` : "";
+    cams = (await fsv.api(`/api/v1/video/wall${q}`)).items;
+  } catch (e) { cams = []; }
+  cams = cams.filter((c) => c.state === "online").sort((a, b) => b.open_alerts - a.open_alerts).slice(0, STRIP);
+  if (!cams.length) { box.innerHTML = `<p class="empty">${fsv.esc(fsv.t("dash.no_live"))}</p>`; return; }
+  for (const c of cams) {
+    const tile = document.createElement("a");
+    tile.className = "strip-tile";
+    tile.href = `/live?org_id=${encodeURIComponent(c.enterprise_id)}&grid=1`;
+    tile.innerHTML = `<video muted autoplay playsinline></video><span class="msg"></span>` +
+      `<span class="cap">${fsv.esc(c.enterprise)} · ${fsv.esc(c.name)}</span>`;
+    box.appendChild(tile);
+    const video = tile.querySelector("video");
+    video.muted = true;
+    const msg = tile.querySelector(".msg");
+    const base = `/api/v1/video/live/${encodeURIComponent(c.site_id)}/${encodeURIComponent(c.camera_id)}`;
+    const player = new FsvPlayer(video, `${base}?stream=sub`, {
+      live: true,
+      onState: (text, key) => { msg.textContent = key === "player.live" ? "" : text; },
+      onEnd: () => { msg.textContent = fsv.t("live.offline"); },
+    }).start();
+    dash.strip.push({ cam: c, player });
+  }
+}
+
 async function load() {
   const q = dash.orgId ? `?org_id=${encodeURIComponent(dash.orgId)}` : "";
   const error = document.getElementById("dash-error");
@@ -98,6 +134,7 @@ async function load() {
     dash.data = d;
     error.textContent = "";
     crumbs(d); kpis(d.totals); tree(d); charts(d); ranking(); ticker(d);
+    liveStrip();
     dash.loads += 1;
   } catch (e) { error.textContent = e.message; }
 }
