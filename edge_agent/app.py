@@ -123,6 +123,7 @@ class EdgeAgent:
             *self.streams.readers,
             self.cleaner,
             *self.detection,
+            *([self.models] if self.models is not None else []),
             *uplink_parts,
             *mqtt_parts,
             *integrity_parts,

@@ -4,10 +4,14 @@ Handles the `install_model` and `rollback_model` commands on the command worker 
 The running model keeps running through every step; only a model that downloaded with the
 signed hash, loaded, and ran on a recent recorded frame of each target camera replaces it.
 Each camera keeps a stack of the detectors it ran before, so a rollback is instant.
+What each camera runs is written to `<models dir>/installed.json` (with the signed command
+arguments), and put back at the next start once the camera's own detector is up: the file
+is checked against the signed hash again first, so a model altered on the box is refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -58,7 +62,8 @@ class CameraModels:
     """One camera's current model label and the (detector, label) pairs it ran before."""
 
     label: str | None = None
-    previous: list[tuple[Detector, str | None]] = field(default_factory=list)
+    args: dict[str, Any] | None = None  # the signed install arguments of the current model
+    previous: list[tuple[Detector, str | None, dict[str, Any] | None]] = field(default_factory=list)
 
 
 class ModelInstaller:
@@ -82,6 +87,21 @@ class ModelInstaller:
         self.dir = config.models.dir or config.state_dir / "models"
         self._lock = threading.Lock()
         self._models: dict[str, CameraModels] = {c: CameraModels() for c in cameras}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Put back, in the background, the models installed before the last stop."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._restore, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop restoring (installs run on the command thread, not here)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
 
     def register(self, commands: Registrar) -> None:
         """Handle `install_model` and `rollback_model`."""
@@ -104,6 +124,17 @@ class ModelInstaller:
         """Download, verify, load, smoke-test and switch; ModelError (the reply) otherwise."""
         args = InstallModelArgs.model_validate(raw)
         targets = self._targets(args.cameras)
+        detector = self._fetch_and_load(args, download_missing=True)
+        smoke = {cam: self._smoke(cam, detector) for cam in targets}
+        label = model_label(args.name, args.version)
+        with self._lock:
+            for cam in targets:
+                self._switch(cam, detector, label, args.model_dump(mode="json"))
+            self._save()
+        log.info("model %s installed on %s (sha256 %s)", label, targets, args.sha256)
+        return {"installed": label, "cameras": targets, "sha256": args.sha256, "smoke": smoke}
+
+    def _fetch_and_load(self, args: InstallModelArgs, download_missing: bool) -> Detector:
         if self.config.central_url is None:
             raise ModelError("no central_url configured: cannot download models")
         assert self.config.models is not None
@@ -115,10 +146,12 @@ class ModelInstaller:
             )
         path = self.dir / args.name / args.version / "model.onnx"
         if not file_matches(path, args.sha256):
+            if not download_missing:
+                raise ModelError(f"{path} is missing or no longer has the signed SHA-256")
             ca_file = self.config.mqtt.upload.ca_file if self.config.mqtt else None
             download(self.config.central_url, self.login, args, path, ca_file)
         settings = self.config.detection
-        detector = load_detector(
+        return load_detector(
             "onnx",
             path,
             ClassMap(names=args.classes, passthrough=True),
@@ -126,17 +159,50 @@ class ModelInstaller:
             settings.iou,
             settings.threads,
         )
-        smoke = {cam: self._smoke(cam, detector) for cam in targets}
-        label = model_label(args.name, args.version)
-        with self._lock:
-            for cam in targets:
-                state, component = self._models[cam], self.cameras[cam]
-                if component.detector is not None:
-                    state.previous.append((component.detector, state.label))
-                component.detector = detector
-                state.label = label
-        log.info("model %s installed on %s (sha256 %s)", label, targets, args.sha256)
-        return {"installed": label, "cameras": targets, "sha256": args.sha256, "smoke": smoke}
+
+    def _switch(
+        self, cam: str, detector: Detector, label: str, args: dict[str, Any] | None
+    ) -> None:
+        state, component = self._models[cam], self.cameras[cam]
+        if component.detector is not None:
+            state.previous.append((component.detector, state.label, state.args))
+        component.detector = detector
+        state.label, state.args = label, args
+
+    def _save(self) -> None:
+        installed = {cam: m.args for cam, m in self._models.items() if m.args is not None}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        temp = self.dir / "installed.json.part"
+        temp.write_text(json.dumps(installed, indent=2) + "\n", encoding="utf-8")
+        temp.replace(self.dir / "installed.json")
+
+    def _restore(self) -> None:
+        try:
+            saved = json.loads((self.dir / "installed.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            log.error("%s: unreadable, cameras keep their configured models: %s", self.dir, e)
+            return
+        loaded: dict[str, Detector] = {}
+        for cam, raw in saved.items():
+            if cam not in self.cameras:
+                continue
+            # The camera's own model first: it is what a rollback returns to.
+            while self.cameras[cam].detector is None:
+                if self._stop.wait(1.0):
+                    return
+            try:
+                args = InstallModelArgs.model_validate(raw)
+                key = model_label(args.name, args.version)
+                if key not in loaded:
+                    loaded[key] = self._fetch_and_load(args, download_missing=False)
+            except (ModelError, ValueError) as e:
+                log.error("%s: installed model not restored, configured one runs: %s", cam, e)
+                continue
+            with self._lock:
+                self._switch(cam, loaded[key], key, args.model_dump(mode="json"))
+            log.info("%s: installed model %s restored", cam, key)
 
     def rollback(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Put each target camera's previous detector back."""
@@ -149,10 +215,11 @@ class ModelInstaller:
             restored: dict[str, str | None] = {}
             for cam in targets:
                 state = self._models[cam]
-                detector, label = state.previous.pop()
+                detector, label, earlier = state.previous.pop()
                 self.cameras[cam].detector = detector
-                state.label = label
+                state.label, state.args = label, earlier
                 restored[cam] = label
+            self._save()
         log.info("models rolled back: %s", restored)
         return {"rolled_back": restored, "now": self.camera_models()}
 

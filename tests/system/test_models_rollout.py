@@ -188,6 +188,14 @@ def test_install_refuse_and_roll_back_on_a_real_edge(tmp_path: Path, footage: Fo
         assert back["state"] == "done" and back["result"]["rolled_back"] == {CAMERA: "person@1"}
         _wait(lambda: _camera_model(api) == "person@1", 60, "v1 runs again")
         assert all(p.poll() is None for p in procs), "a process died"
+
+        # The installed version survives a restart of the agent (checked against its hash).
+        terminate(procs.pop(), 20)
+        log = root / "edge-agent-2.log"
+        procs.append(spawn_python(["-m", "edge_agent", "run", "-c", str(edge_yaml)], edge_env,
+                                  log))  # fmt: skip
+        _wait(lambda: "installed model person@1 restored" in log.read_text(), 120, "restore")
+        _wait(lambda: _camera_model(api) == "person@1", 60, "v1 after the restart")
         audit = api.call("GET", "/api/v1/audit?limit=1000")["items"]
         actions = [e["action"] for e in audit if e["target"] == f"site:{SITE}"]
         assert actions.count("model_install") == 4 and actions.count("model_rollback") == 1
