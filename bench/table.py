@@ -127,6 +127,16 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("uplink", "archive Mbit/s with nobody watching; footage hours archived per hour",
              f"{up['archive_mbps_idle']}; {up['catch_up_hours_per_hour']}", ""),
         ]  # fmt: skip
+    mod = _load("models")
+    if "train_seconds" in mod:
+        ds = mod["train_dataset"]
+        size = f"{ds['train_images']}+{ds['val_images']} images at {ds['imgsz']} px"
+        out += [
+            ("models", f"training from scratch, {size}, {ds['epochs']} epochs, {ds['device']}: "
+             "seconds; val mAP50", f"{mod['train_seconds']}; {mod['val_map50']}", ""),
+            ("models", f"rollout of a signed {mod['model_bytes'] / 1e6:.1f} MB model to "
+             f"{mod['sites']} simulated sites (s)", str(mod["rollout_seconds_to_all_sites"]), ""),
+        ]  # fmt: skip
     return out
 
 
