@@ -1,4 +1,4 @@
-"""The `edge-agent` command: run, check-config, discover, probe, storage."""
+"""The `edge-agent` command: run, check-config, discover, probe, storage, verify."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("storage", help="per-camera days held, days forecast, bytes and gaps")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser(
+        "verify",
+        help="rehash segment files against the index and its SHA-256 chain; "
+        "one line per problem, exit 1 if any",
+    )
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument("--camera", default=None, help="only this camera (default: every camera)")
+    p.add_argument(
+        "--from", dest="start", default=None, help="ISO 8601 time (UTC unless zoned) to start at"
+    )
+    p.add_argument("--to", dest="end", default=None, help="ISO 8601 time to stop at")
     return parser
 
 
@@ -95,6 +107,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edge_agent.retention.report import print_storage_report
 
         return print_storage_report(load_config(args.config), as_json=args.json)
+    if args.command == "verify":
+        from edge_agent.recording.verify import parse_time, print_verify
+
+        try:
+            start = None if args.start is None else parse_time(args.start)
+            end = None if args.end is None else parse_time(args.end)
+        except ValueError as e:
+            raise EdgeAgentError(str(e)) from e
+        return print_verify(load_config(args.config), args.camera, start, end)
     if args.command == "discover":
         from edge_agent.onvif.discovery import print_discovered
 

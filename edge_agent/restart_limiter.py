@@ -33,8 +33,17 @@ class RestartLimiter:
         return delay
 
     def reset(self) -> None:
-        """Forget the failures (the thing ran long enough to count as healthy)."""
+        """Restart the back-off from its initial delay (the thing worked, if only briefly)."""
         self._failures = 0
+
+    def forget(self) -> None:
+        """Forget every failure and restart (the thing ran long enough to count as healthy).
+
+        A healthy run's history says nothing about flapping: a camera that drops out for a
+        few seconds now and then must come back as quickly the tenth time as the first.
+        """
+        self._failures = 0
+        self._recent.clear()
 
     @property
     def too_fast(self) -> bool:

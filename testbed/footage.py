@@ -54,6 +54,12 @@ class Footage:
     main_h264_aac: Path
     main_h264_pcma: Path
     short_h264: Path
+    # Audio that real cameras send, for the recorder's audio tests (each EXTRA_SECONDS long).
+    main_h264_ac3: Path
+    main_h264_eac3: Path
+    main_h264_mp3: Path
+    main_h264_opus: Path
+    main_h264_pcmu: Path
 
     @classmethod
     def in_dir(cls, root: Path) -> "Footage":
@@ -132,10 +138,10 @@ def _build_missing(footage: Footage) -> None:
     if not footage.main_h265.is_file():
         _encode({"out": footage.main_h265}, lambda tmp: _h265_args(footage.main_h264, tmp))
     main = footage.main_h264
-    if not footage.main_h264_aac.is_file():
-        _encode({"out": footage.main_h264_aac}, lambda tmp: _audio_args(main, "aac", tmp))
-    if not footage.main_h264_pcma.is_file():
-        _encode({"out": footage.main_h264_pcma}, lambda tmp: _audio_args(main, "pcma", tmp))
+    for codec in AUDIO_ENCODINGS:
+        clip = getattr(footage, f"main_h264_{codec}")
+        if not clip.is_file():
+            _encode({"out": clip}, lambda tmp, codec=codec: _audio_args(main, codec, tmp))
     if not footage.short_h264.is_file():
         _encode({"out": footage.short_h264}, lambda tmp: _short_args(footage.sub_h264, tmp))
 
@@ -203,11 +209,22 @@ def _h265_args(main: Path, tmp: dict[str, Path]) -> list[str]:
     ]  # fmt: skip
 
 
+# Footage audio variant -> (sample rate, ffmpeg encoder arguments).
+AUDIO_ENCODINGS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "aac": (48000, ("-c:a", "aac", "-b:a", "64k")),
+    "pcma": (8000, ("-c:a", "pcm_alaw")),
+    "pcmu": (8000, ("-c:a", "pcm_mulaw")),
+    "ac3": (48000, ("-c:a", "ac3", "-b:a", "96k")),
+    "eac3": (48000, ("-c:a", "eac3", "-b:a", "96k")),
+    "mp3": (44100, ("-c:a", "libmp3lame", "-b:a", "64k")),
+    "opus": (48000, ("-c:a", "libopus", "-b:a", "32k")),
+}
+
+
 def _audio_args(main: Path, codec: str, tmp: dict[str, Path]) -> list[str]:
-    if codec == "aac":
-        tone, encode = "sine=frequency=440:sample_rate=48000", ["-c:a", "aac", "-b:a", "64k"]
-    else:
-        tone, encode = "sine=frequency=1000:sample_rate=8000", ["-c:a", "pcm_alaw", "-ar", "8000"]
+    rate, encoder = AUDIO_ENCODINGS[codec]
+    tone = f"sine=frequency={440 if rate > 8000 else 1000}:sample_rate={rate}"
+    encode = [*encoder, "-ar", str(rate)]
     seconds = str(EXTRA_SECONDS)
     return [
         "-t", seconds, "-i", str(main), "-f", "lavfi", "-t", seconds, "-i", tone,

@@ -23,7 +23,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
 def camera_paths(footage: Footage) -> dict[str, Path]:
-    """The standard test cameras: two H.264 main/sub pairs, H.265, AAC, G.711 and a short clip."""
+    """The standard test cameras: two H.264 main/sub pairs, H.265, audio variants, a short clip."""
     return {
         "cam1": footage.main_h264,
         "cam1_sub": footage.sub_h264,
@@ -32,6 +32,10 @@ def camera_paths(footage: Footage) -> dict[str, Path]:
         "h265": footage.main_h265,
         "aac": footage.main_h264_aac,
         "pcma": footage.main_h264_pcma,
+        "pcmu": footage.main_h264_pcmu,
+        "ac3": footage.main_h264_ac3,
+        "mp3": footage.main_h264_mp3,
+        "opus": footage.main_h264_opus,
         "short": footage.short_h264,
     }
 

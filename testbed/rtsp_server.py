@@ -42,6 +42,9 @@ AUDIO_CHAINS = {
     "aac": ("aacparse", "rtpmp4gpay", 97),
     "pcm_alaw": ("", "rtppcmapay", 8),
     "pcm_mulaw": ("", "rtppcmupay", 0),
+    "ac3": ("ac3parse", "rtpac3pay", 97),
+    "mp3": ("mpegaudioparse", "rtpmpapay", 14),
+    "opus": ("opusparse", "rtpopuspay", 97),
 }
 
 

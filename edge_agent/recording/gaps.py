@@ -10,7 +10,6 @@ from edge_agent.recording.index import SegmentIndex
 
 log = logging.getLogger(__name__)
 
-DOWNTIME_MIN_S = 2.0  # a pause of the agent shorter than this is not worth a gap row
 AGENT_STOPPED = "agent stopped"
 AGENT_NOT_RUNNING = "agent not running"
 
@@ -44,7 +43,9 @@ class GapKeeper:
             if last_end is None:
                 return
             covered = max([last_end, *(g.end for g in gaps if g.end is not None)])
-            if now - covered > DOWNTIME_MIN_S:
+            # Any time at all: a kill -9 and restart take a few seconds and lose them, and
+            # the keyframe wait after the reconnect is part of the same hole.
+            if now > covered:
                 self.gap_id = self.index.open_gap(self.camera, covered, AGENT_NOT_RUNNING)
                 self._gap_start, self._downtime = covered, True
         except sqlite3.Error as e:

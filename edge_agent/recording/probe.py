@@ -7,7 +7,7 @@ from pathlib import Path
 
 import av
 
-from edge_agent.recording.segment_writer import VIDEO_TAGS
+from edge_agent.recording.segment_writer import VIDEO_TAGS, start_of
 
 DECODE_TRIES = 25  # packets fed to the decoder before the file counts as undecodable
 
@@ -24,6 +24,7 @@ class ProbeResult:
     duration: float = 0.0  # seconds from the first video packet to the end of the last
     frames: int = 0
     truncated: bool = False  # the last fragment was cut short (a crash while writing)
+    start: float | None = None  # exact UTC start the recorder wrote into the header, if any
 
     @property
     def playable(self) -> bool:
@@ -76,4 +77,5 @@ def probe_segment(path: Path) -> ProbeResult:
             duration=(end - first) * tb,
             frames=frames,
             truncated=truncated,
+            start=start_of(container.metadata.get("comment")),
         )

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STOP_JOIN_S = 3.0  # how long stop() waits for the read loop before closing the segment itself
 SEAL_JOIN_S = 10.0  # how long stop() waits for the last segments to be hashed and indexed
+HEALTHY_S = 10.0  # a connection that recorded this long was healthy: its retries are forgotten
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
@@ -193,7 +194,7 @@ class CameraRecorder:
             if self._stop.is_set():
                 break
             if healthy:
-                limiter.reset()
+                limiter.forget()
             self._went_offline(reason)
             delay = rc.backoff_max_s if slow else limiter.next_delay(time.monotonic())
             log.info("%s: reconnecting in %.1f s", self.camera.id, delay)
@@ -201,7 +202,7 @@ class CameraRecorder:
             self._stop.wait(delay)
 
     def _attempt(self) -> tuple[str, bool, bool]:
-        """One connection: (why it ended, retry only slowly, it recorded a whole segment)."""
+        """One connection: (why it ended, retry only slowly, it recorded for HEALTHY_S)."""
         session: RecordingSession | None = None
         container = None
         try:
@@ -213,14 +214,14 @@ class CameraRecorder:
             reason = session.run(self._stop)
             if reason != "stopped":
                 log.warning("%s: %s", self.camera.id, reason)
-            return reason, False, session.segments_closed > 0
+            return reason, False, session.recorded_s() >= HEALTHY_S
         except (UnsupportedStreamError, CredentialError) as e:
             log.error("%s: cannot record: %s", self.camera.id, e)
             return str(e), True, False
         except (av.FFmpegError, OSError, SegmentWriteError) as e:
             reason = failure_reason(e, reading=session is not None)
             log.warning("%s: %s", self.camera.id, reason)
-            return reason, False, session is not None and session.segments_closed > 0
+            return reason, False, session is not None and session.recorded_s() >= HEALTHY_S
         except Exception as e:  # noqa: BLE001 - one camera's bug must not end the agent
             text = redact("".join(traceback.format_exception(e)))
             log.error("%s: recorder failed, will retry: %s", self.camera.id, text)
@@ -251,6 +252,7 @@ class CameraRecorder:
             meter=self._meter,
             packet_listeners=self.packet_listeners,
             previous_end=self._last_end,
+            dropped_audio=self._dropped_audio,
         )
         with self._session_lock:
             self._session = session

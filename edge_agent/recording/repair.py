@@ -20,7 +20,9 @@ QUARANTINE = ".quarantine"
 MISSING = "file missing at start-up"  # the tombstone's reason in the index
 _CAMERA = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-CONTIGUOUS_S = 1.5  # a file named this close to the previous segment's end continues it
+# A file without the exact start in its header (written before it was kept there) and named
+# this close to the previous segment's end is taken to continue it.
+CONTIGUOUS_S = 1.5
 
 
 @dataclass
@@ -147,10 +149,8 @@ def _index_or_quarantine(
         log.error("segment %s is not playable (%s); moved to %s", rel, probe.problem, target)
         report.quarantined.append(f"{rel} ({probe.problem})")
         return
-    start = named_start
     previous = index.last_segment(camera)
-    if previous is not None and abs(previous.end - named_start) < CONTIGUOUS_S:
-        start = previous.end  # the name has one-second resolution; the chain is exact
+    start = repaired_start(named_start, probe.start, previous.end if previous else None)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)  # what the hash covers must be what survives the next power cut
@@ -175,6 +175,21 @@ def _index_or_quarantine(
         "segment %s was not indexed (crash while writing); indexed %.1f s", rel, probe.duration
     )
     report.indexed.append(rel)
+
+
+def repaired_start(named: float, exact: float | None, previous_end: float | None) -> float:
+    """Where an unindexed file begins on the timeline.
+
+    The recorder writes the exact start into the header: a real outage before the file,
+    however short, stays a hole (only rounding that overlaps the previous end is clipped).
+    Without it the name's one second is all there is, so a name within CONTIGUOUS_S of the
+    previous end is taken to continue it.
+    """
+    if exact is not None:
+        return exact if previous_end is None else max(exact, previous_end)
+    if previous_end is not None and abs(previous_end - named) < CONTIGUOUS_S:
+        return previous_end
+    return named
 
 
 def _close_open_gaps(index: SegmentIndex, report: RepairReport) -> None:

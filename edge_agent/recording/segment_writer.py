@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import logging
 import os
@@ -30,6 +31,14 @@ VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 # in the 32 KiB I/O buffer.
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 FRAGMENT_US = 2_000_000
+# AC-3 and E-AC-3 sample entries carry facts (bit stream info) read from the first audio
+# packet, so the header cannot be written before it: the muxer refuses an empty moov
+# ("Cannot write moov atom before AC3 packets. Set the delay_moov flag"). delay_moov writes
+# the header with the first fragment instead; a crash in that first GOP loses it.
+DELAY_MOOV_AUDIO = frozenset({"ac3", "eac3"})
+# The exact UTC start is kept in the header's comment tag, so the start-up repair can place
+# a file cut short by a crash to the microsecond (its name has one-second resolution).
+START_TAG = "fsv-start="
 
 
 @functools.lru_cache(maxsize=32)
@@ -37,6 +46,63 @@ def mp4_accepts(codec_name: str) -> bool:
     """Whether the MP4 muxer can store this codec (G.711 PCMA/PCMU, for one, it cannot)."""
     with av.open(io.BytesIO(), "w", format="mp4") as probe:
         return codec_name in probe.supported_codecs
+
+
+def audio_codec_name(audio: AudioStream) -> str:
+    """The codec's own name ("mp3"), not its decoder's ("mp3float")."""
+    return audio.codec_context.codec.canonical_name
+
+
+def movflags(audio_codec: str | None) -> str:
+    """The movflags of a segment holding `audio_codec` (None: video only)."""
+    return MOVFLAGS + "+delay_moov" if audio_codec in DELAY_MOOV_AUDIO else MOVFLAGS
+
+
+def start_of(comment: str | None) -> float | None:
+    """The exact start recorded in a segment header's comment tag, or None."""
+    if not comment or not comment.startswith(START_TAG):
+        return None
+    try:
+        return float(comment[len(START_TAG) :])
+    except ValueError:
+        return None
+
+
+class HashingWriter:
+    """The muxer's output file: hashes every byte on its way to the disk (no second read).
+
+    It has no `seek`, so the muxer treats it as a stream and never rewrites what was
+    hashed (fragmented MP4 needs no seeking). Writes go straight to the file descriptor:
+    a finished fragment reaches the OS at once, as a power cut must find it there.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Write all of `data` (PyAV hands over one buffer at a time)."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            self._sha.update(view[:written])
+            view = view[written:]
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+    def close(self) -> None:
+        """Close the file descriptor (safe to call twice)."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def hexdigest(self) -> str:
+        """SHA-256 of everything written so far."""
+        return self._sha.hexdigest()
 
 
 def free_relpath(storage: Path, camera: str, start: float) -> str:
@@ -53,6 +119,21 @@ def free_relpath(storage: Path, camera: str, start: float) -> str:
         second += 1
 
 
+def rename_for_start(storage: Path, relpath: str, camera: str, start: float) -> str:
+    """Move a closed segment file to the name of its final start; returns the path it has.
+
+    The first segment of a connection is named when its first packet arrives, but its start
+    is placed at close (a burst at connect shows how late packets came), so its name and its
+    index row could disagree by a second.
+    """
+    if relpath == segment_relpath(camera, start):
+        return relpath
+    target = free_relpath(storage, camera, start)
+    (storage / target).parent.mkdir(parents=True, exist_ok=True)
+    os.rename(storage / relpath, storage / target)
+    return target
+
+
 @dataclass(frozen=True)
 class ClosedSegment:
     """A segment file whose muxer is closed, not yet synced, hashed or indexed."""
@@ -67,9 +148,10 @@ class ClosedSegment:
     height: int
     audio_codec: str | None
     damaged: bool = False  # closed after a write error: the end is read back from the file
+    sha256: str | None = None  # hashed while written; None: hash the file when sealing
 
     def seal(self) -> SegmentInfo:
-        """Flush the file to disk and hash it: the facts the index chains."""
+        """Flush the file to disk and take its hash: the facts the index chains."""
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -90,7 +172,7 @@ class ClosedSegment:
             width=self.width,
             height=self.height,
             audio_codec=self.audio_codec,
-            sha256=file_sha256(self.path),
+            sha256=self.sha256 or file_sha256(self.path),
         )
 
 
@@ -111,18 +193,31 @@ class SegmentFile:
     ) -> None:
         self.camera = camera
         self.start = start
+        self.storage = storage
         self.relpath = free_relpath(storage, camera, start)
         self.path = storage / self.relpath
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.codec = video.codec_context.name
         self.width = video.codec_context.width
         self.height = video.codec_context.height
-        self.container: OutputContainer = av.open(
-            str(self.path),
-            "w",
-            format="mp4",
-            options={"movflags": MOVFLAGS, "frag_duration": str(FRAGMENT_US), "flush_packets": "1"},
-        )
+        audio_name = audio_codec_name(audio) if audio is not None else None
+        self._file = HashingWriter(self.path)
+        try:
+            self.container: OutputContainer = av.open(
+                self._file,
+                "w",
+                format="mp4",
+                options={
+                    "movflags": movflags(audio_name),
+                    "frag_duration": str(FRAGMENT_US),
+                    "flush_packets": "1",
+                },
+            )
+        except BaseException:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+            raise
+        self.container.metadata["comment"] = f"{START_TAG}{start:.6f}"
         try:
             self.video_out: VideoStream = self.container.add_stream_from_template(video)
             self.video_out.codec_tag = VIDEO_TAGS[self.codec]
@@ -130,15 +225,17 @@ class SegmentFile:
             self.audio_codec: str | None = None
             if audio is not None:
                 self.audio_out = self.container.add_stream_from_template(audio)
-                self.audio_codec = audio.codec_context.name
+                self.audio_codec = audio_name
         except BaseException:
-            self.container.close()
-            self.path.unlink(missing_ok=True)
+            self.discard()
             raise
 
     def close(self, end: float, start: float | None = None) -> ClosedSegment:
         """Write the last fragment and close the file; `start` corrects the provisional one."""
-        self.container.close()
+        try:
+            self.container.close()
+        finally:
+            self._file.close()
         return self._facts(end, start)
 
     def abandon(self, end: float, start: float | None = None) -> ClosedSegment:
@@ -148,13 +245,37 @@ class SegmentFile:
         except (av.FFmpegError, OSError) as e:
             log.warning("%s: closing %s after an error failed too: %s", self.camera,
                         self.relpath, e.strerror or e)  # fmt: skip
+        finally:
+            self._file.close()
         return self._facts(end, start, damaged=True)
 
+    def discard(self) -> None:
+        """Close and delete a file that holds no video frame (it must never be indexed)."""
+        try:
+            self.container.close()
+        except (av.FFmpegError, OSError):
+            pass  # a header the muxer refused cannot be finished either; the file goes
+        finally:
+            self._file.close()
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as e:
+                log.warning("%s: cannot delete the empty file %s: %s", self.camera,
+                            self.relpath, e.strerror)  # fmt: skip
+
     def _facts(self, end: float, start: float | None, damaged: bool = False) -> ClosedSegment:
+        storage = self.storage
+        relpath = self.relpath
+        if start is not None and not damaged:
+            try:
+                relpath = rename_for_start(storage, relpath, self.camera, start)
+            except OSError as e:
+                log.warning("%s: cannot rename %s to its start: %s", self.camera, relpath,
+                            e.strerror)  # fmt: skip
         return ClosedSegment(
             camera=self.camera,
-            relpath=self.relpath,
-            path=self.path,
+            relpath=relpath,
+            path=storage / relpath,
             start=self.start if start is None else start,
             end=end,
             codec=self.codec,
@@ -162,4 +283,6 @@ class SegmentFile:
             height=self.height,
             audio_codec=self.audio_codec,
             damaged=damaged,
+            # A damaged file's tail may differ from what the muxer was handed: read it back.
+            sha256=None if damaged else self._file.hexdigest(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from edge_agent.recording.segment_writer import (
     VIDEO_TAGS,
     ClosedSegment,
     SegmentFile,
+    audio_codec_name,
     mp4_accepts,
 )
 from edge_agent.recording.status import Counters, RateMeter
@@ -72,7 +74,8 @@ def select_streams(
     """The video track to record and the audio track to keep, if the MP4 muxer can hold it.
 
     Raises UnsupportedStreamError when there is no video or its codec cannot be stored.
-    `dropped_audio` remembers the audio codecs already reported, so each is logged once.
+    `dropped_audio` holds the audio codecs already dropped (each is logged once); a codec
+    the muxer refused at run time is added to it by the session and stays dropped.
     """
     if not container.streams.video:
         raise UnsupportedStreamError("no video track")
@@ -83,13 +86,23 @@ def select_streams(
     if not video.codec_context.width or not video.codec_context.height:
         raise UnsupportedStreamError(f"{codec} video without a picture size (no parameter sets)")
     audio = container.streams.audio[0] if container.streams.audio else None
-    if audio is not None and not mp4_accepts(audio.codec_context.name):
-        name = audio.codec_context.name
-        if name not in dropped_audio:
-            dropped_audio.add(name)
-            log.warning("%s: audio %s cannot be stored in MP4; recording video only", camera, name)
-        audio = None
+    if audio is None:
+        return video, None
+    name = audio_codec_name(audio)
+    if name in dropped_audio:
+        return video, None
+    if not mp4_accepts(name):
+        dropped_audio.add(name)
+        log.warning("%s: audio %s cannot be stored in MP4; recording video only", camera, name)
+        return video, None
     return video, audio
+
+
+def write_failure(error: av.FFmpegError | OSError, what: str) -> str:
+    """A reason naming what could not be written and why ("video h264: disk full")."""
+    if error.errno == errno.ENOSPC:
+        return f"{what}: disk full (no space left on device)"
+    return f"{what}: cannot write a segment: {error.strerror or type(error).__name__}".lower()
 
 
 class RecordingSession:
@@ -113,6 +126,7 @@ class RecordingSession:
         meter: RateMeter,
         packet_listeners: ListenerSet[PacketEvent],
         previous_end: float | None,
+        dropped_audio: set[str] | None = None,
     ) -> None:
         self.camera = camera
         self.lock = threading.Lock()
@@ -126,6 +140,8 @@ class RecordingSession:
         self._meter = meter
         self._listeners = packet_listeners
         self._previous_end = previous_end
+        self._dropped_audio = dropped_audio if dropped_audio is not None else set()
+        self._has_video = False  # the open segment holds at least one video frame
         self._vtb = float(video.time_base or Fraction(1, 90000))
         self._atb = float(audio.time_base or Fraction(1, 8000)) if audio is not None else 1.0
         rate = video.average_rate or video.guessed_rate or 25
@@ -143,6 +159,9 @@ class RecordingSession:
         self._closed = False
         self._stopping = False
         self._pending: Packet[Stream] | None = None
+        self._audio_errors = 0
+        self._video_since: float | None = None  # monotonic time of the first frame written
+        self.audio_refused: str | None = None  # why the muxer refused the audio, if it did
         self.segments_closed = 0
         self._repairs_counted = 0
 
@@ -170,9 +189,34 @@ class RecordingSession:
                     else:
                         self._on_audio(packet)
                 except (av.FFmpegError, OSError) as e:
+                    what = self._blame(e)
                     self._abandon()
-                    raise SegmentWriteError(f"cannot write a segment: {e.strerror or e}") from e
+                    raise SegmentWriteError(write_failure(e, what)) from e
         return "stream ended"
+
+    def _blame(self, error: av.FFmpegError | OSError) -> str:
+        """Which track a write error is about ("audio ac3", "video h264").
+
+        A muxer error in a connection's first segment that has audio is taken as the
+        audio's fault (a delayed header can fail at the first fragment): the codec is then
+        dropped, so the next connection records video only instead of failing again.
+        """
+        segment = self._segment
+        codec = segment.audio_codec if segment is not None else None
+        if (
+            codec is not None
+            and isinstance(error, av.FFmpegError)
+            and error.errno != errno.ENOSPC
+            and self.segments_closed == 0
+        ):
+            self._dropped_audio.add(codec)
+            return f"audio {codec}"
+        return f"video {self._video.codec_context.name}"
+
+    def recorded_s(self) -> float:
+        """Seconds since this connection's first frame reached a file (0 before it)."""
+        since = self._video_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def request_stop(self) -> None:
         """Make `run()` return before its next packet (call after setting its stop event)."""
@@ -246,14 +290,15 @@ class RecordingSession:
             # late a burst delivered at connect time arrived.
             self._clock.observe(ts, time.time())
         segment = self._segment
-        if segment is None:
-            if not keyframe:
+        if segment is None or (keyframe and stamp.dts >= self._cut_at):
+            if segment is None and not keyframe:
                 self._counters.skipped += 1
                 return
-            segment = self._open(stamp.dts, ts)
-        elif keyframe and stamp.dts >= self._cut_at:
-            self._close_segment(ts)
-            segment = self._open(stamp.dts, ts)
+            if segment is not None:
+                self._close_segment(ts)
+            self._open(stamp.dts, ts)
+            self._first_frame(packet, stamp, ts)
+            return
         c = self._counters
         if keyframe:
             self._meter.sample(time.monotonic(), c.video_packets, c.bytes)
@@ -266,6 +311,51 @@ class RecordingSession:
         c.bytes += packet.size
         packet.stream = segment.video_out
         segment.container.mux_one(packet)
+
+    def _first_frame(self, packet: Packet[Stream], stamp: Stamp, ts: float) -> None:
+        """Write a new segment's keyframe; audio the muxer refuses costs the audio, not video.
+
+        The MP4 header is written with the first packet, so this is where a muxer that
+        cannot describe the audio track says so. The camera counts as recording only once a
+        frame is in a file.
+        """
+        segment = self._segment
+        assert segment is not None
+        packet.dts = stamp.dts
+        packet.pts = stamp.pts
+        packet.stream = segment.video_out
+        try:
+            segment.container.mux_one(packet)
+        except av.FFmpegError as e:
+            if segment.audio_codec is None:
+                raise
+            segment = self._drop_audio(segment, e)
+            packet.stream = segment.video_out
+            segment.container.mux_one(packet)
+        self._has_video = True
+        if self._listeners.callbacks:
+            self._listeners.notify(self._event(packet, "video", ts))
+        self._end_dts = stamp.dts + (packet.duration or self._vguard.default_duration)
+        c = self._counters
+        c.video_packets += 1
+        c.bytes += packet.size
+        self._meter.sample(time.monotonic(), c.video_packets, c.bytes)
+        if not self._started:
+            self._started = True
+            self._video_since = time.monotonic()
+            self._events.recording_started(segment.start)
+
+    def _drop_audio(self, segment: SegmentFile, error: av.FFmpegError) -> SegmentFile:
+        """Reopen the segment without its audio track, which the muxer refused."""
+        codec = segment.audio_codec
+        self.audio_refused = f"audio {codec}: the MP4 muxer refused it ({error.strerror or error})"
+        log.warning("%s: %s; recording video only", self.camera, self.audio_refused)
+        if codec is not None:
+            self._dropped_audio.add(codec)
+        segment.discard()
+        self._audio = None
+        self._segment = SegmentFile(self._storage, self.camera, segment.start, self._video, None)
+        return self._segment
 
     def _on_audio(self, packet: Packet[Stream]) -> None:
         segment = self._segment
@@ -302,7 +392,17 @@ class RecordingSession:
         counters.bytes += packet.size
         assert segment.audio_out is not None
         packet.stream = segment.audio_out
-        segment.container.mux_one(packet)
+        try:
+            segment.container.mux_one(packet)
+        except av.FFmpegError as e:
+            if e.errno == errno.ENOSPC:
+                raise
+            # One bad audio packet must not end the connection (and cost the video).
+            counters.dropped += 1
+            if not self._audio_errors:
+                log.warning("%s: audio %s: %s; packet dropped", self.camera,
+                            segment.audio_codec, e.strerror)  # fmt: skip
+            self._audio_errors += 1
 
     def _event(
         self, packet: Packet[Stream], kind: Literal["video", "audio"], ts: float
@@ -337,12 +437,10 @@ class RecordingSession:
                 start = max(start, previous_end)
         segment = SegmentFile(self._storage, self.camera, start, self._video, self._audio)
         self._segment = segment
+        self._has_video = False
         self._first_s = ts
         self._cut_at = cut_tick(dts, self._segment_s, self._vtb, CUT_TOLERANCE_S)
         self._aguard.last = None  # a new file: audio starts its own strictly rising dts
-        if not self._started:
-            self._started = True
-            self._events.recording_started(start)
         return segment
 
     def _close_segment(self, end_s: float, failed: bool = False) -> None:
@@ -350,6 +448,11 @@ class RecordingSession:
         segment = self._segment
         assert segment is not None
         self._segment = None
+        if not self._has_video:
+            # Nothing but a header (the first write failed): never a 0-second segment.
+            log.warning("%s: %s holds no video frame; deleted", self.camera, segment.relpath)
+            segment.discard()
+            return
         self._clock.settle()
         first = self.segments_closed == 0
         previous = self._previous_end

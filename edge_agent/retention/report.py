@@ -29,6 +29,8 @@ class IndexSnapshot:
     stats: dict[str, CameraStats]
     gaps: list[Gap]
     holds: list[Hold]
+    states: dict[str, dict[str, Any]]  # each camera's latest state row (state, reason, ts)
+    first_seen: dict[str, float]  # when the agent first reported each camera's state
 
 
 def read_index(path: Path) -> IndexSnapshot:
@@ -44,11 +46,27 @@ def read_index(path: Path) -> IndexSnapshot:
             ]
             gaps = [Gap(**r) for r in db.table("gaps").rows_where(order_by="start, id")]
             stats = queries.camera_stats(db, holds)
+            states, first_seen = _states(db)
         finally:
             db.close()
     except sqlite3.Error as e:
         raise StorageReportError(f"cannot read the segment index {path}: {e}") from e
-    return IndexSnapshot(stats, gaps, holds)
+    return IndexSnapshot(stats, gaps, holds, states, first_seen)
+
+
+def _states(db: Any) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Each camera's latest state row and the time of its first one."""
+    latest: dict[str, dict[str, Any]] = {}
+    first: dict[str, float] = {}
+    rows = db.execute(
+        "select camera, state, reason, ts, min_ts from camera_states join "
+        "(select camera as c, max(id) as last, min(ts) as min_ts from camera_states "
+        "group by camera) on camera = c and id = last"
+    ).fetchall()
+    for camera, state, reason, ts, min_ts in rows:
+        latest[camera] = {"state": state, "reason": reason, "since": ts}
+        first[camera] = min_ts
+    return latest, first
 
 
 def _recent_events(config: EdgeConfig) -> list[RetentionEvent]:
@@ -63,18 +81,26 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def gap_summary(gaps: Sequence[Gap], held_from: float | None, now: float) -> dict[str, Any]:
-    """Count and seconds of a camera's gaps within [held_from, now], and its open gap if any."""
+def gap_summary(
+    gaps: Sequence[Gap], held_from: float | None, now: float, never_since: float | None = None
+) -> dict[str, Any]:
+    """Count and seconds of a camera's gaps within [held_from, now], and its open gap if any.
+
+    A camera that never recorded (`held_from` None) counts all its gaps; without any gap
+    row, `never_since` (when the agent first knew it) opens one: nothing was ever recorded.
+    """
     count, seconds = 0, 0.0
     open_since: float | None = None
     for gap in gaps:
         end = now if gap.end is None else gap.end
         if gap.end is None:
             open_since = gap.start if open_since is None else min(open_since, gap.start)
-        if held_from is None or end <= held_from:
+        if held_from is not None and end <= held_from:
             continue
         count += 1
-        seconds += max(0.0, end - max(gap.start, held_from))
+        seconds += max(0.0, end - max(gap.start, held_from or gap.start))
+    if held_from is None and count == 0 and never_since is not None:
+        count, seconds, open_since = 1, max(0.0, now - never_since), never_since
     return {
         "count": count,
         "seconds": round(seconds, 3),
@@ -100,8 +126,12 @@ def _camera_entry(
         "segments": cam.segments,
         "bytes_per_s": None if cam.bytes_per_s is None else round(cam.bytes_per_s, 3),
         "gaps": gap_summary(
-            [g for g in snap.gaps if g.camera == cam.camera], cam.oldest_start, now
+            [g for g in snap.gaps if g.camera == cam.camera],
+            cam.oldest_start,
+            now,
+            snap.first_seen.get(cam.camera, now) if cam.configured else None,
         ),
+        "state": _state_entry(snap.states.get(cam.camera), cam.configured),
         "holds": [
             {
                 "id": h.id,
@@ -114,6 +144,14 @@ def _camera_entry(
             if h.camera == cam.camera
         ],
     }
+
+
+def _state_entry(row: dict[str, Any] | None, configured: bool) -> dict[str, Any]:
+    """The camera's latest state and why (what makes it offline, or that it never ran)."""
+    if row is None:
+        reason = "never started by the agent" if configured else "not configured"
+        return {"state": "offline" if configured else "removed", "reason": reason, "since": None}
+    return {"state": row["state"], "reason": row["reason"], "since": _iso(row["since"])}
 
 
 def storage_report(
@@ -184,11 +222,12 @@ def format_report(report: dict[str, Any], zone: ZoneInfo) -> str:
         f"{'gaps':>5} {'gap s':>8} {'holds':>5}  oldest -> newest",
     ]
     for cam in report["cameras"]:
-        gaps = cam["gaps"]
+        gaps, state = cam["gaps"], cam["state"]
         flag = "  AT RISK" if cam["at_risk"] else ""
-        offline = (
-            f"  offline since {_local(gaps['open_since'], zone)}" if gaps["open_since"] else ""
-        )
+        offline = ""
+        if state["state"] != "online" and cam["configured"]:
+            since = gaps["open_since"] or state["since"]
+            offline = f"  offline since {_local(since, zone)}: {state['reason']}"
         lines.append(
             f"{cam['camera']:<20} {_days(cam['days_held']):>6} {cam['retention_days']:>5} "
             f"{_days(cam['days_forecast']):>6} {_size(cam['bytes']):>10} {cam['segments']:>7} "

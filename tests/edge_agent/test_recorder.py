@@ -417,7 +417,7 @@ def test_a_failing_disk_write_keeps_what_was_written_and_retries(
         assert seg.duration == pytest.approx(probe_segment(file).duration, abs=0.05)
     assert index.verify_chain("cam1", config.storage.path) == []
     reasons = {r["reason"] for r in index.states("cam1")}
-    assert any(r.startswith("cannot write a segment") for r in reasons)
+    assert any(r.startswith("video h264: cannot write a segment") for r in reasons)
     index.close()
 
 

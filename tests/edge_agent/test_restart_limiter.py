@@ -20,3 +20,14 @@ def test_too_many_restarts_in_window() -> None:
     assert lim.too_fast
     lim.reset()
     assert lim.next_delay(200) == 1  # the old restarts left the window
+
+
+def test_a_healthy_run_forgets_its_history() -> None:
+    """A camera that drops out for 5 s now and then comes back as fast the tenth time."""
+    lim = RestartLimiter(initial_s=1, max_s=60, limit=10, window_s=300)
+    for outage in range(10):
+        t0 = outage * 30.0
+        delays = [lim.next_delay(t0 + k) for k in range(4)]  # four failed connects
+        assert delays == [1, 2, 4, 8]
+        lim.forget()  # then it recorded for a while
+    assert not lim.too_fast

@@ -133,3 +133,34 @@ def test_storage_table_and_missing_index(make_site: SiteFactory, tmp_path: Path)
     (site.config.state_dir / "index.db").rename(tmp_path / "moved.db")
     proc = edge_agent("storage", "-c", str(site.config_path), "--json")
     assert proc.returncode == 1 and "no segment index" in proc.stderr
+
+
+def test_offline_cameras_say_why_and_a_never_recorded_one_is_a_gap(
+    make_site: SiteFactory,
+) -> None:
+    site = make_site({"cam-a": 90, "cam-b": 90, "cam-c": 90})
+    now = time.time()
+    site.add_run("cam-a", now - 600, 2)
+    site.index.record_state("cam-a", "online", "recording", ts=now - 600)
+    site.index.record_state("cam-a", "offline", "connection refused", ts=now - 480)
+    site.index.open_gap("cam-a", now - 480, "connection refused")
+    site.index.record_state("cam-b", "offline", "unauthorized (check the camera credential)",
+                            ts=now - 900)  # fmt: skip
+    site.index.close()
+
+    cams = {c["camera"]: c for c in storage_json(site)["cameras"]}
+    assert cams["cam-a"]["state"]["reason"] == "connection refused"
+    assert cams["cam-a"]["gaps"]["count"] == 1
+    b = cams["cam-b"]  # never recorded, and no gap row: all of its time is one gap
+    assert b["segments"] == 0 and b["gaps"]["count"] == 1
+    assert b["gaps"]["seconds"] == pytest.approx(900, abs=30)
+    assert b["state"] == {"state": "offline", "since": b["state"]["since"],
+                          "reason": "unauthorized (check the camera credential)"}  # fmt: skip
+    c = cams["cam-c"]  # configured but the agent never ran it
+    assert c["state"]["reason"] == "never started by the agent" and c["gaps"]["count"] == 1
+
+    table = edge_agent("storage", "-c", str(site.config_path)).stdout
+    line_a = next(line for line in table.splitlines() if line.startswith("cam-a"))
+    line_b = next(line for line in table.splitlines() if line.startswith("cam-b"))
+    assert line_a.endswith(": connection refused")
+    assert line_b.endswith(": unauthorized (check the camera credential)")
