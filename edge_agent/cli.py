@@ -92,6 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if rule_problems := check_detection(config):  # station presets + camera overrides
             raise ConfigError(args.config, rule_problems)
+        _warn_stations(args.config, config)
         print(f"{args.config}: OK ({len(config.cameras)} cameras, site {config.site_id})")
         from edge_agent.detection.report import camera_reports, format_reports
 
@@ -133,6 +134,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
     raise AssertionError(args.command)
+
+
+def _warn_stations(path: str, config: EdgeConfig) -> None:
+    """Warn (on stderr, still OK) about cameras where nothing would ever be detected."""
+    from edge_agent.config import line_of
+    from edge_agent.detection.presets import station_warnings
+
+    warnings = station_warnings(config)
+    if not warnings:
+        return
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for index, warning in warnings:
+        line = line_of(text, ["cameras", index, "station"])
+        print(f"warning: {path}:{line}: {warning}", file=sys.stderr)
 
 
 def _setup_logging(config: EdgeConfig) -> None:

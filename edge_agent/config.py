@@ -184,10 +184,59 @@ def parse_config(text: str, source: str = "<config>") -> EdgeConfig:
         raise ConfigError(source, [f"{source}: not valid YAML: {e}"]) from e
     if not isinstance(data, dict):
         raise ConfigError(source, [f"{source}: top level must be a mapping of settings"])
+    duplicates = _duplicate_ids(data, node, source)
     try:
-        return EdgeConfig.model_validate(data)
+        config = EdgeConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(source, format_errors(e, node, source)) from e
+        problems = format_errors(e, node, source)
+        if duplicates:  # the model's own check says it once more, without a line
+            problems = [p for p in problems if "is used twice" not in p]
+        raise ConfigError(source, sorted(problems + duplicates, key=_line_key)) from e
+    if duplicates:
+        raise ConfigError(source, duplicates)
+    return config
+
+
+def _duplicate_ids(data: dict[str, Any], node: yaml.Node | None, source: str) -> list[str]:
+    """A located error at every camera whose id an earlier camera already uses.
+
+    Checked on the raw YAML, so it is reported together with every other error (the model
+    validator only runs once all fields are valid).
+    """
+    cameras = data.get("cameras")
+    if not isinstance(cameras, list):
+        return []
+    first: dict[str, int] = {}
+    problems = []
+    for i, cam in enumerate(cameras):
+        ident = cam.get("id") if isinstance(cam, dict) else None
+        if not isinstance(ident, str):
+            continue
+        if ident in first:
+            line = _line_of(node, ["cameras", i, "id"])
+            where = f"{source}:{line}" if line is not None else source
+            other = _line_of(node, ["cameras", first[ident], "id"])
+            problems.append(
+                f"{where}: cameras[{i}].id: camera id {ident!r} is used twice "
+                f"(first at cameras[{first[ident]}], line {other})"
+            )
+        else:
+            first[ident] = i
+    return problems
+
+
+def _line_key(problem: str) -> int:
+    """Sort key: the line number after `file:`, errors without one first."""
+    match = re.match(r"^.*?:(\d+): ", problem)
+    return int(match.group(1)) if match else 0
+
+
+def line_of(text: str, loc: list[Any]) -> int | None:
+    """1-based line of the setting at `loc` (e.g. ["cameras", 2, "station"]) in YAML `text`."""
+    try:
+        return _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+    except yaml.YAMLError:
+        return None
 
 
 def format_errors(error: ValidationError, root: yaml.Node | None, source: str) -> list[str]:

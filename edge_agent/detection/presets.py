@@ -91,6 +91,34 @@ def _gaps(rule: RuleSpec) -> list[str]:
     return []
 
 
+def station_warnings(config: EdgeConfig) -> list[tuple[int, str]]:
+    """(camera index, warning) for each camera whose station has no preset and no rules.
+
+    Such a camera records but nothing is ever detected at its station, most often because
+    the station name is misspelt.
+    """
+    if not config.detection.enabled:
+        return []
+    folder = models_dir(config)
+    warnings = []
+    for i, camera in enumerate(config.cameras):
+        own = camera.detection
+        station = (own.preset if own and own.preset else None) or camera.station
+        if own is not None and own.rules:
+            continue
+        if not (folder / "stations" / f"{station}.yaml").is_file():
+            known = sorted(p.stem for p in (folder / "stations").glob("*.yaml"))
+            warnings.append(
+                (
+                    i,
+                    f"cameras[{i}].station: {station!r} matches no station preset and the "
+                    f"camera has no rules, so nothing is detected there "
+                    f"(presets: {', '.join(known) or 'none'})",
+                )
+            )
+    return warnings
+
+
 def check_detection(config: EdgeConfig) -> list[str]:
     """Every rule problem of every camera (for `check-config`); [] if all resolve."""
     problems: list[str] = []

@@ -112,3 +112,27 @@ def test_check_config_cli(tmp_path: Path) -> None:
         [*cmd[:-1], str(tmp_path / "nope.yaml")], capture_output=True, text=True, check=False
     )
     assert missing.returncode == 2 and "cannot read file" in missing.stderr
+
+
+def test_a_duplicate_id_is_reported_at_its_line_with_the_other_errors() -> None:
+    cam = GOOD.split("cameras:\n", 1)[1]
+    text = (GOOD + cam).replace("site_id: site-a", "site_id: Site A")
+    problems = _problems(text)
+    assert problems[0].startswith("edge.yaml:1: site_id:")
+    assert problems[1] == (
+        "edge.yaml:11: cameras[1].id: camera id 'cam1' is used twice (first at cameras[0], line 5)"
+    )
+    assert len(problems) == 2
+
+
+def test_check_config_warns_about_a_station_without_preset_or_rules(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(GOOD.replace("station: quarantine", "station: quarantien"))
+    cmd = [sys.executable, "-m", "edge_agent", "check-config", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"warning: {path}:7: cameras[0].station: 'quarantien' matches")
+    assert "quarantine" in result.stderr  # the presets it could have meant
+    path.write_text(GOOD)
+    clean = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert clean.returncode == 0 and clean.stderr == ""
