@@ -62,6 +62,8 @@ class EdgeAgent:
             if cam.enabled and cam.record
         ]
         self.cleaner = RetentionCleaner(config, self.index)
+        for recorder in self.recorders:  # a full or nearly full disk runs a pass at once
+            recorder.on_disk_low = self.cleaner.wake
         # MQTT to central (None without an `mqtt` section): the outbox is the events' sink.
         self.mqtt = build_mqtt(config, self.credentials, self.recorders, self.cleaner, self.index)
         commands = self.mqtt.commands if self.mqtt else None

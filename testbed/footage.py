@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -141,7 +142,7 @@ def _build_missing(footage: Footage) -> None:
     for codec in AUDIO_ENCODINGS:
         clip = getattr(footage, f"main_h264_{codec}")
         if not clip.is_file():
-            _encode({"out": clip}, lambda tmp, codec=codec: _audio_args(main, codec, tmp))
+            _encode({"out": clip}, functools.partial(_audio_args, main, codec))
     if not footage.short_h264.is_file():
         _encode({"out": footage.short_h264}, lambda tmp: _short_args(footage.sub_h264, tmp))
 

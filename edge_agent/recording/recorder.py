@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -26,12 +27,15 @@ from edge_agent.recording.segment_writer import ClosedSegment
 from edge_agent.recording.session import RecordingSession, open_camera, select_streams
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
 from edge_agent.restart_limiter import RestartLimiter
+from edge_agent.retention.planner import required_free_bytes
 
 log = logging.getLogger(__name__)
 
 STOP_JOIN_S = 3.0  # how long stop() waits for the read loop before closing the segment itself
 SEAL_JOIN_S = 10.0  # how long stop() waits for the last segments to be hashed and indexed
 HEALTHY_S = 10.0  # a connection that recorded this long was healthy: its retries are forgotten
+LOW_SPACE_SEGMENTS = 4  # wake the cleaner when free space is this many segments above the floor
+RESEAL_S = 5.0  # how soon a segment the index refused (full disk) is tried again
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
@@ -66,6 +70,15 @@ def failure_reason(error: BaseException, reading: bool) -> str:
         # strerror is FFmpeg's message alone; str() would add the URL, login included.
         return f"stream error: {error.strerror or type(error).__name__}".lower()
     return f"internal error: {type(error).__name__}"
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether an error (or the one it was raised from) is ENOSPC."""
+    while error is not None:
+        if isinstance(error, OSError | av.FFmpegError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__  # type: ignore[assignment]
+    return False
 
 
 class CameraRecorder:
@@ -105,6 +118,9 @@ class CameraRecorder:
         self._last_end: float | None = None  # end of the last segment closed (or indexed)
         self._last_indexed_end: float | None = None
         self._dropped_audio: set[str] = set()
+        # Called (on the recording or sealing thread) when the disk is full or about to be:
+        # the agent points it at the retention cleaner's wake(). Must return at once.
+        self.on_disk_low: Callable[[], None] | None = None
 
     # --- component -------------------------------------------------------------------------
 
@@ -219,6 +235,8 @@ class CameraRecorder:
             log.error("%s: cannot record: %s", self.camera.id, e)
             return str(e), True, False
         except (av.FFmpegError, OSError, SegmentWriteError) as e:
+            if _disk_full(e):
+                self._disk_low()
             reason = failure_reason(e, reading=session is not None)
             log.warning("%s: %s", self.camera.id, reason)
             return reason, False, session is not None and session.recorded_s() >= HEALTHY_S
@@ -272,11 +290,31 @@ class CameraRecorder:
         self._set_state("online", "recording")
 
     def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
-        """Close the open gap where this connection's video begins; queue the file for sealing."""
+        """Close the open gap where this connection's video begins; queue the file for sealing.
+
+        Before the next file opens, a disk close to the watermark wakes the cleaner, so space
+        is made before it is needed rather than a cleanup interval later.
+        """
         self._last_end = closed.end
         if first_of_session:
             self._gaps.resumed(closed.start)
         self._sealing.put(closed)
+        try:
+            disk = shutil.disk_usage(self.config.storage.path)
+            size = closed.path.stat().st_size
+        except OSError:
+            return
+        floor = required_free_bytes(self.config.storage, disk.total)
+        if disk.free < floor + LOW_SPACE_SEGMENTS * size:
+            self._disk_low()
+
+    def _disk_low(self) -> None:
+        callback = self.on_disk_low
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - the recorder must go on whatever the listener does
+                log.exception("%s: the disk-low callback failed", self.camera.id)
 
     def timeline_broken(self, previous_end: float, start: float, reason: str) -> None:
         """Record the hole a clock jump left inside one connection."""
@@ -306,19 +344,41 @@ class CameraRecorder:
     # --- the sealing thread ----------------------------------------------------------------
 
     def _seal_loop(self) -> None:
-        while (closed := self._sealing.get()) is not None:
+        waiting: list[ClosedSegment] = []  # files the index refused (full disk), oldest first
+        while True:
             try:
-                segment = self.index.add_segment(closed.seal())
-            except (OSError, sqlite3.Error) as e:
-                log.error(
-                    "%s: %s not indexed (%s); the start-up repair will index it",
-                    self.camera.id,
-                    closed.relpath,
-                    e,
-                )
-                continue
-            except Exception:  # noqa: BLE001 - later segments must still be sealed
-                log.exception("%s: sealing %s failed", self.camera.id, closed.relpath)
-                continue
-            self._last_indexed_end = segment.end
-            self.segment_listeners.notify(segment)
+                closed = self._sealing.get(timeout=RESEAL_S if waiting else None)
+            except queue.Empty:
+                closed = waiting.pop(0)  # time to try the oldest refused file again
+            else:
+                if closed is None:
+                    break
+                if waiting:  # keep the chain in order: older refused files go first
+                    waiting.append(closed)
+                    closed = waiting.pop(0)
+            if not self._seal_one(closed):
+                waiting.insert(0, closed)
+        for closed in waiting:
+            log.error("%s: %s not indexed; the start-up repair will index it",
+                      self.camera.id, closed.relpath)  # fmt: skip
+
+    def _seal_one(self, closed: ClosedSegment) -> bool:
+        """Hash (if needed) and index one file; False if the disk is full (try again later)."""
+        try:
+            segment = self.index.add_segment(closed.seal())
+        except (OSError, sqlite3.Error) as e:
+            if isinstance(e, sqlite3.Error) or e.errno == errno.ENOSPC:
+                # The index shares the disk: the cleaner makes room, the file waits.
+                log.error("%s: %s not indexed yet (%s); retrying in %.0f s",
+                          self.camera.id, closed.relpath, e, RESEAL_S)  # fmt: skip
+                self._disk_low()
+                return False
+            log.error("%s: %s not indexed (%s); the start-up repair will index it",
+                      self.camera.id, closed.relpath, e)  # fmt: skip
+            return True
+        except Exception:  # noqa: BLE001 - later segments must still be sealed
+            log.exception("%s: sealing %s failed", self.camera.id, closed.relpath)
+            return True
+        self._last_indexed_end = segment.end
+        self.segment_listeners.notify(segment)
+        return True

@@ -30,7 +30,13 @@ class RetentionAlerts:
         self.log_db = log_db
         self.on_alert = on_alert
         self.raised: list[RetentionEvent] = []  # events of the current pass
-        self._at_risk = False
+        # At risk is a lasting condition: one raised before a restart is not raised again.
+        try:
+            last = log_db.last_kind((ev.RETENTION_AT_RISK, ev.RETENTION_OK))
+        except sqlite3.Error:
+            log.exception("cannot read the last retention risk event")
+            last = None
+        self._at_risk = last == ev.RETENTION_AT_RISK
         self._unrecoverable = False
         self._failed_paths: set[str] = set()
         self._pass_failing = False

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 ROW_BATCH = 500
 # The forecast sums the whole index (a table scan): often enough for a daily-scale figure.
 FORECAST_INTERVAL_S = 600.0
+# While a recording camera has no observed rate yet (first start), a pass this often.
+RATE_POLL_S = 10.0
 # Segments read per camera and query while looking for the oldest ones to delete.
 PAGE = 500
 # Expired segments deleted per camera and pass at most (a minute's pass normally has one).
@@ -101,6 +103,7 @@ class RetentionCleaner:
         self.events = events or RetentionEventLog(config.state_dir / "retention.db")
         self.alerts = RetentionAlerts(self.events, on_alert)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
         self._status: StorageForecast | None = None
@@ -123,9 +126,14 @@ class RetentionCleaner:
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Run a pass now (a recorder found the disk full or low); safe from any thread."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Stop the thread (a pass in progress stops deleting at once) and close databases."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30.0)
             if self._thread.is_alive():
@@ -145,8 +153,17 @@ class RetentionCleaner:
             except Exception as e:  # noqa: BLE001 - the duty outlives one bad pass: retry next time
                 log.exception("retention pass failed")
                 self.alerts.pass_failed(e, time.time())
-            if self._stop.wait(self.config.storage.cleanup_interval_s):
-                break
+            self._wake.wait(self._next_pass_in())
+            self._wake.clear()
+
+    def _next_pass_in(self) -> float:
+        """Seconds to the next pass: the cleanup interval, sooner while the forecast lacks
+        a camera's rate (first start: at-risk is raised as soon as the rates are known)."""
+        interval = self.config.storage.cleanup_interval_s
+        status = self._status
+        if status is not None and status.cameras_without_rate:
+            return min(interval, RATE_POLL_S)
+        return interval
 
     def status(self) -> StorageForecast | None:
         """The latest forecast (days forecast, at-risk flag, bytes per camera); None before it."""
@@ -173,7 +190,12 @@ class RetentionCleaner:
         )
         forecast = None
         last = self._status
-        if last is None or now - last.ts >= self.forecast_interval_s or now < last.ts:
+        if (
+            last is None
+            or last.cameras_without_rate  # a camera's first segment: forecast at once
+            or now - last.ts >= self.forecast_interval_s
+            or now < last.ts
+        ):
             forecast = self._forecast(now)
             self.alerts.risk(forecast)
             self._status = forecast
@@ -227,18 +249,19 @@ class RetentionCleaner:
         storage = self.config.storage
         disk = self.disk_usage(storage.path)
         required = required_free_bytes(storage, disk.total)
-        if disk.free >= required:
-            self.alerts.shortfall(0, disk.free, required, now)
-            return _Deleted(), 0
         with self.index.reading() as db:
             rate = queries.write_rate(db, recording_cameras(self.config))
         deficit = watermark_deficit(disk.free, required, rate, storage.cleanup_interval_s)
+        if deficit <= 0:
+            self.alerts.shortfall(0, disk.free, required, now)
+            return _Deleted(), 0
         holds = self.index.active_holds()
         candidates = self._oldest_candidates(cameras, holds, deficit)
         chosen = set(plan_watermark(candidates, holds, deficit))
         plan = [s for s in candidates if s.id in chosen]
         log.warning(
-            "free space %d bytes is under the hard watermark of %d bytes: evicting %d segments",
+            "free space %d bytes would fall under the hard watermark of %d bytes before the "
+            "next pass: evicting %d segments",
             disk.free,
             required,
             len(plan),

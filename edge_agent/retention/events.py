@@ -106,6 +106,17 @@ class RetentionEventLog:
             )
             return [_from_row(r) for r in rows]
 
+    def last_kind(self, kinds: tuple[str, ...]) -> str | None:
+        """The kind of the newest event among `kinds`, None if there is none."""
+        marks = ",".join("?" * len(kinds))
+        with self._ldb.lock:
+            row = self._ldb.db.execute(
+                f"select kind from retention_events where kind in ({marks}) "
+                "order by id desc limit 1",
+                list(kinds),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def close(self) -> None:
         """Close the database."""
         self._ldb.close()

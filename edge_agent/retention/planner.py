@@ -113,12 +113,12 @@ def required_free_bytes(storage: StorageConfig, total_bytes: int) -> int:
 def watermark_deficit(
     free_bytes: int, required_bytes: int, write_bytes_per_s: float, interval_s: float
 ) -> int:
-    """Bytes to evict now; 0 while free space is at or above the watermark.
+    """Bytes to evict now; 0 while the cameras cannot reach the watermark before the next pass.
 
-    Once under the watermark, free enough that the cameras can keep writing until the next
-    cleanup pass without dropping under it again, so recording never runs out of room.
+    The watermark is a floor, not a trigger: the pass evicts as soon as one interval of
+    writing would take free space under it, so it never does.
     """
-    if free_bytes >= required_bytes:
-        return 0
     headroom = math.ceil(max(write_bytes_per_s, 0.0) * interval_s)
-    return required_bytes - free_bytes + headroom
+    if free_bytes >= required_bytes + headroom:
+        return 0
+    return required_bytes + headroom - free_bytes

@@ -258,3 +258,40 @@ def test_thread_runs_passes_and_stops_at_once(
     cleaner.stop()
     assert time.monotonic() - started < 5  # the hour-long wait ends on stop
     assert "retention" not in {t.name for t in threading.enumerate()}
+
+
+def test_at_risk_is_raised_on_time_at_first_start_and_once_across_restarts(
+    make_site: SiteFactory, alerts: Alerts, cleaners: list[RetentionCleaner]
+) -> None:
+    site = make_site({"cam-a": 90}, hard_min_free_bytes=0, hard_min_free_percent=0)
+    disk = SimulatedDisk(site.storage, total=10 * site.size)  # far less than 90 days
+    first = RetentionCleaner(site.config, site.index, disk_usage=disk, on_alert=alerts.append)
+    cleaners.append(first)  # the default forecast interval (600 s)
+    status = first.run_once(now=T0).forecast
+    assert status is not None and status.cameras_without_rate == ("cam-a",)
+    assert first._next_pass_in() <= 10.0  # polls for the first rate instead of waiting
+    site.add_run("cam-a", T0, 2)
+    first.run_once(now=T0 + 10)  # seconds later, not after the forecast interval
+    assert alerts.kinds() == [ev.RETENTION_AT_RISK]
+    first.stop()
+    again = RetentionCleaner(site.config, site.index, disk_usage=disk, on_alert=alerts.append)
+    cleaners.append(again)  # a restart: the condition is already known
+    again.run_once(now=T0 + 20)
+    assert alerts.kinds() == [ev.RETENTION_AT_RISK]
+
+
+def test_eviction_starts_before_the_watermark_is_reached(
+    make_site: SiteFactory, alerts: Alerts, cleaners: list[RetentionCleaner]
+) -> None:
+    """Free space is a floor: evict while one interval of writing would cross it."""
+    site = make_site({"cam-a": 90}, hard_min_free_percent=0)
+    segs = site.add_run("cam-a", T0, 6)
+    rate = site.size / 60
+    interval = site.config.storage.cleanup_interval_s
+    site.set_storage(hard_min_free_bytes=2 * site.size)
+    disk = SimulatedDisk(site.storage, total=8 * site.size + int(rate * interval) // 2)
+    cleaner = cleaner_for(site, disk, alerts, cleaners)
+    assert disk(site.storage).free >= 2 * site.size  # not under the watermark yet
+    result = cleaner.run_once(now=T0 + 400)
+    assert result.evicted == (segs[0].id,)
+    assert disk(site.storage).free >= 2 * site.size + rate * interval

@@ -79,9 +79,11 @@ def test_required_free_is_the_larger_of_percent_and_bytes() -> None:
 
 def test_watermark_deficit_adds_one_interval_of_writing() -> None:
     assert (
-        watermark_deficit(free_bytes=5000, required_bytes=5000, write_bytes_per_s=10, interval_s=60)
+        watermark_deficit(free_bytes=5600, required_bytes=5000, write_bytes_per_s=10, interval_s=60)
         == 0
     )
+    # Still above the watermark, but one interval of writing would take it under: evict now.
+    assert watermark_deficit(5000, 5000, write_bytes_per_s=10, interval_s=60) == 600
     assert watermark_deficit(4000, 5000, write_bytes_per_s=10, interval_s=60) == 1600
     assert watermark_deficit(4000, 5000, write_bytes_per_s=0, interval_s=60) == 1000
 
