@@ -20,9 +20,14 @@ class RestartLimiter:
         self._failures = 0
         self._recent: deque[float] = deque()
 
-    def next_delay(self, now: float) -> float:
-        """Record a failure at `now` and return the seconds to wait before retrying."""
-        self._recent.append(now)
+    def next_delay(self, now: float, restart: bool = True) -> float:
+        """Record a failure at `now` and return the seconds to wait before retrying.
+
+        `restart=False` for a failure to start at all (a camera that refuses connections):
+        it backs off but does not count toward the restart limit, which is about flapping.
+        """
+        if restart:
+            self._recent.append(now)
         while self._recent and now - self._recent[0] > self.window_s:
             self._recent.popleft()
         # The exponent is capped: a camera down for weeks must not grow an unbounded integer.

@@ -35,6 +35,8 @@ STOP_JOIN_S = 3.0  # how long stop() waits for the read loop before closing the 
 SEAL_JOIN_S = 10.0  # how long stop() waits for the last segments to be hashed and indexed
 HEALTHY_S = 10.0  # a connection that recorded this long was healthy: its retries are forgotten
 LOW_SPACE_SEGMENTS = 4  # wake the cleaner when free space is this many segments above the floor
+FAST_RETRY_S = 2.0  # the longest wait between connects early in an outage
+FAST_RETRY_WINDOW_S = 120.0  # how long an outage counts as a reboot, retried every FAST_RETRY_S
 RESEAL_S = 5.0  # how soon a segment the index refused (full disk) is tried again
 
 _ERRNO_REASONS = {
@@ -205,45 +207,71 @@ class CameraRecorder:
         limiter = RestartLimiter(
             rc.backoff_initial_s, rc.backoff_max_s, rc.restart_limit, rc.restart_window_s
         )
+        outage_since: float | None = None
         while not self._stop.is_set():
-            reason, slow, healthy = self._attempt()
+            reason, slow, recorded = self._attempt()
             if self._stop.is_set():
                 break
-            if healthy:
-                limiter.forget()
+            now = time.monotonic()
+            if recorded is not None:  # it delivered video: a new outage begins now
+                outage_since = now
+                if recorded >= HEALTHY_S:
+                    limiter.forget()
+            elif outage_since is None:
+                outage_since = now
             self._went_offline(reason)
-            delay = rc.backoff_max_s if slow else limiter.next_delay(time.monotonic())
+            delay = self._retry_delay(limiter, now, now - outage_since, slow, recorded is not None)
             log.info("%s: reconnecting in %.1f s", self.camera.id, delay)
             self.counters.reconnects += 1
             self._stop.wait(delay)
 
-    def _attempt(self) -> tuple[str, bool, bool]:
-        """One connection: (why it ended, retry only slowly, it recorded for HEALTHY_S)."""
+    def _retry_delay(
+        self, limiter: RestartLimiter, now: float, outage_s: float, slow: bool, restart: bool
+    ) -> float:
+        """Seconds to the next connect: a camera back from a reboot is found within seconds.
+
+        For the first FAST_RETRY_WINDOW_S of an outage the back-off is capped at
+        FAST_RETRY_S; only connections that delivered video and died count toward the
+        restart limit (a flapping camera), failed connects do not.
+        """
+        rc = self.config.recorder
+        if slow:
+            return rc.backoff_max_s
+        delay = limiter.next_delay(now, restart=restart)
+        if not limiter.too_fast and outage_s < FAST_RETRY_WINDOW_S:
+            delay = min(delay, FAST_RETRY_S)
+        return delay
+
+    def _attempt(self) -> tuple[str, bool, float | None]:
+        """One connection: (why it ended, retry only slowly, seconds of video it recorded).
+
+        The seconds are None when no frame reached a file.
+        """
         session: RecordingSession | None = None
         container = None
         try:
             container = open_camera(self._url(), self.config.recorder)
             if self._stop.is_set():
-                return "stopped", False, False
+                return "stopped", False, None
             video, audio = select_streams(container, self.camera.id, self._dropped_audio)
             session = self._new_session(container, video, audio)
             reason = session.run(self._stop)
             if reason != "stopped":
                 log.warning("%s: %s", self.camera.id, reason)
-            return reason, False, session.recorded_s() >= HEALTHY_S
+            return reason, False, session.recorded()
         except (UnsupportedStreamError, CredentialError) as e:
             log.error("%s: cannot record: %s", self.camera.id, e)
-            return str(e), True, False
+            return str(e), True, None
         except (av.FFmpegError, OSError, SegmentWriteError) as e:
             if _disk_full(e):
                 self._disk_low()
             reason = failure_reason(e, reading=session is not None)
             log.warning("%s: %s", self.camera.id, reason)
-            return reason, False, session is not None and session.recorded_s() >= HEALTHY_S
+            return reason, False, session.recorded() if session is not None else None
         except Exception as e:  # noqa: BLE001 - one camera's bug must not end the agent
             text = redact("".join(traceback.format_exception(e)))
             log.error("%s: recorder failed, will retry: %s", self.camera.id, text)
-            return failure_reason(e, reading=session is not None), False, False
+            return failure_reason(e, reading=session is not None), False, None
         finally:
             if session is not None:
                 session.finish()

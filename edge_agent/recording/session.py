@@ -213,10 +213,10 @@ class RecordingSession:
             return f"audio {codec}"
         return f"video {self._video.codec_context.name}"
 
-    def recorded_s(self) -> float:
-        """Seconds since this connection's first frame reached a file (0 before it)."""
+    def recorded(self) -> float | None:
+        """Seconds since this connection's first frame reached a file (None: not one did)."""
         since = self._video_since
-        return 0.0 if since is None else time.monotonic() - since
+        return None if since is None else time.monotonic() - since
 
     def request_stop(self) -> None:
         """Make `run()` return before its next packet (call after setting its stop event)."""

@@ -31,3 +31,10 @@ def test_a_healthy_run_forgets_its_history() -> None:
         assert delays == [1, 2, 4, 8]
         lim.forget()  # then it recorded for a while
     assert not lim.too_fast
+
+
+def test_failed_connects_back_off_but_do_not_count_as_restarts() -> None:
+    lim = RestartLimiter(initial_s=1, max_s=60, limit=3, window_s=300)
+    delays = [lim.next_delay(t, restart=False) for t in range(8)]
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert not lim.too_fast

@@ -1,0 +1,123 @@
+"""Outages measured to the frame with the footage's burned-in counter: kill -9, camera restarts."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+import yaml
+from recording_helpers import make_config, wait_for
+
+from edge_agent.credentials import CredentialStore
+from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.recorder import CameraRecorder
+from testbed.footage import Footage
+from testbed.outage_check import holes, kept_live, loop_frames
+from testbed.rtsp import RtspServer
+
+pytestmark = pytest.mark.slow
+RtspServerFactory = Callable[..., RtspServer]
+ROOT = Path(__file__).resolve().parents[2]
+GOP_S = 2.0
+
+
+def start_agent(config_file: Path, log_file: Path) -> "subprocess.Popen[bytes]":
+    """`edge-agent run` of this checkout in its own process group."""
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "-c", str(config_file)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+
+def kill_loop(config_file: Path, index_db: Path, log: Path, kills: int, rng: random.Random) -> None:
+    """Start the agent, let it record a random while, kill -9 it; `kills` times, then stop."""
+    index = SegmentIndex(index_db)
+    try:
+        for _ in range(kills):
+            agent = start_agent(config_file, log)
+            try:
+                started = time.time()
+                wait_for(partial(recorded_since, index, started), 60, "video after a restart")
+                time.sleep(rng.uniform(0.5, 4.0))  # anywhere in a segment, mid-fragment too
+            finally:
+                agent.send_signal(signal.SIGKILL)
+                agent.wait(10)
+        agent = start_agent(config_file, log)
+        try:
+            started = time.time()
+            wait_for(partial(recorded_since, index, started), 60, "video after the last restart")
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(30) == 0
+    finally:
+        index.close()
+
+
+def recorded_since(index: SegmentIndex, since: float) -> bool:
+    """Whether a segment that began after `since` is indexed."""
+    return any(s.start >= since for s in index.segments("cam1", start=since))
+
+
+def test_every_kill_9_is_a_gap_row_as_long_as_the_frames_lost(
+    footage: Footage, rtsp_server_factory: RtspServerFactory, tmp_path: Path
+) -> None:
+    server = rtsp_server_factory({"cam1": footage.main_h264})
+    config = make_config(tmp_path, {"cam1": server.url("cam1")})
+    config_file = tmp_path / "edge.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    index_db = config.state_dir / "index.db"
+    SegmentIndex(index_db).close()
+    kills = 4
+    with kept_live(server.url("cam1")):
+        kill_loop(config_file, index_db, tmp_path / "agent.log", kills, random.Random(11))
+
+    found = holes(index_db, config.storage.path, "cam1", loop_frames(footage.main_h264))
+    log = (tmp_path / "agent.log").read_text()
+    assert len(found) == kills, (found, log[-3000:])
+    for hole in found:
+        assert hole.gap_rows == ("agent not running",), hole
+        assert 0 < hole.true_s <= 15.0, hole  # restart, reconnect and the keyframe wait
+        assert abs(hole.error_s) <= 0.1, hole  # the index's hole is the real one
+    index = SegmentIndex(index_db)
+    assert index.verify_chain("cam1", config.storage.path) == []
+    index.close()
+
+
+def test_a_flapping_camera_comes_back_within_5_s_every_time(
+    footage: Footage, rtsp_server_factory: RtspServerFactory, tmp_path: Path
+) -> None:
+    """Default back-off (1 s doubling to 60 s, 10 restarts in 5 min): no long pause."""
+    server = rtsp_server_factory({"cam1": footage.main_h264})
+    config = make_config(tmp_path, {"cam1": server.url("cam1")}, backoff_initial_s=1.0,
+                         backoff_max_s=60.0)  # fmt: skip
+    index = SegmentIndex(config.state_dir / "index.db")
+    recorder = CameraRecorder(config.cameras[0], config, index, CredentialStore(environ={}))
+    recorder.start()
+    back_after: list[float] = []
+    try:
+        wait_for(lambda: recorder.status().state == "online", 20, "online")
+        for _ in range(4):
+            time.sleep(12.0)  # a healthy stretch of recording
+            server.stop()
+            wait_for(lambda: recorder.status().state == "offline", 15, "offline")
+            time.sleep(5.0)  # the camera reboots: four failed connects or so
+            server.start()
+            back = time.time()
+            wait_for(lambda: recorder.status().state == "online", 30, "online again")
+            back_after.append(recorder.status().since - back)
+        time.sleep(3)
+    finally:
+        recorder.stop()
+    assert max(back_after) <= 5.0 + GOP_S, back_after
+    gaps = [g for g in index.gaps("cam1") if g.reason != "agent stopped"]
+    assert len(gaps) == 4 and all(g.end is not None for g in gaps)
+    assert index.verify_chain("cam1", config.storage.path) == []
+    index.close()
