@@ -168,10 +168,11 @@ def child_main(args: argparse.Namespace) -> int:
 
 
 def _time_sealing() -> dict[str, float]:
-    """Count the CPU time of segment sealing (fsync, SHA-256 read-back) in the child.
+    """Count the CPU time of segment sealing (fsync, indexing) in the child.
 
     Sealing is work ffmpeg does not do; measured apart, the report can also show the
-    copy path alone.
+    copy path alone. The SHA-256 is taken while the file is written, so it is part of the
+    copy path (a file is hashed at sealing only after a write error).
     """
     from edge_agent.recording.index import SegmentInfo
     from edge_agent.recording.segment_writer import ClosedSegment

@@ -23,6 +23,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A file without the exact start in its header (written before it was kept there) and named
 # this close to the previous segment's end is taken to continue it.
 CONTIGUOUS_S = 1.5
+TAG_ROUNDING_S = 1e-3  # an exact start this close to the previous end continues it
 
 
 @dataclass
@@ -186,7 +187,9 @@ def repaired_start(named: float, exact: float | None, previous_end: float | None
     previous end is taken to continue it.
     """
     if exact is not None:
-        return exact if previous_end is None else max(exact, previous_end)
+        if previous_end is not None and exact - previous_end < TAG_ROUNDING_S:
+            return previous_end  # the tag's six decimals: the file continues the previous one
+        return exact
     if previous_end is not None and abs(previous_end - named) < CONTIGUOUS_S:
         return previous_end
     return named

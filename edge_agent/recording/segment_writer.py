@@ -39,6 +39,9 @@ DELAY_MOOV_AUDIO = frozenset({"ac3", "eac3"})
 # The exact UTC start is kept in the header's comment tag, so the start-up repair can place
 # a file cut short by a crash to the microsecond (its name has one-second resolution).
 START_TAG = "fsv-start="
+# The muxer hands whole fragments over (flush_packets): a buffer this size passes most of
+# them in one write, one Python call each.
+WRITE_BUFFER = 1 << 20
 
 
 @functools.lru_cache(maxsize=32)
@@ -207,6 +210,7 @@ class SegmentFile:
                 self._file,
                 "w",
                 format="mp4",
+                buffer_size=WRITE_BUFFER,
                 options={
                     "movflags": movflags(audio_name),
                     "frag_duration": str(FRAGMENT_US),

@@ -18,14 +18,22 @@ def make_config(
     cameras: dict[str, str],
     credentials: dict[str, str] | None = None,
     segment_seconds: int = 5,
+    storage: dict[str, Any] | None = None,
     **recorder: Any,
 ) -> EdgeConfig:
-    """A config recording `cameras` (id -> URL) into tmp_path/storage with quick retries."""
+    """A config recording `cameras` (id -> URL) into tmp_path/storage with quick retries.
+
+    `storage` adds storage settings (watermarks, cleanup interval).
+    """
     creds = credentials or {}
     return EdgeConfig.model_validate(
         {
             "site_id": "test",
-            "storage": {"path": str(tmp_path / "storage"), "segment_seconds": segment_seconds},
+            "storage": {
+                "path": str(tmp_path / "storage"),
+                "segment_seconds": segment_seconds,
+                **(storage or {}),
+            },
             "recorder": {"backoff_initial_s": 0.5, "backoff_max_s": 2.0, **recorder},
             "detection": {"enabled": False},
             "cameras": [

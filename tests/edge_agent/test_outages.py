@@ -1,5 +1,6 @@
 """Outages measured to the frame with the footage's burned-in counter: kill -9, camera restarts."""
 
+import json
 import os
 import random
 import signal
@@ -121,3 +122,33 @@ def test_a_flapping_camera_comes_back_within_5_s_every_time(
     assert len(gaps) == 4 and all(g.end is not None for g in gaps)
     assert index.verify_chain("cam1", config.storage.path) == []
     index.close()
+
+
+def test_free_space_stays_above_the_watermark_and_a_full_disk_is_survived(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    """Two cameras on a 48 MB disk (a private tmpfs), then another program fills it."""
+    cams = {"cam1": rtsp_server.url("cam1"), "cam2": rtsp_server.url("cam2")}
+    storage = {
+        "hard_min_free_bytes": 8_000_000,
+        "hard_min_free_percent": 0,
+        "cleanup_interval_s": 10,
+    }
+    config = make_config(tmp_path, cams, storage=storage)
+    config_file = tmp_path / "edge.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    run = subprocess.run(
+        ["unshare", "-Urm", sys.executable, "-m", "testbed.disk_full", str(config_file),
+         str(48 << 20), "45", "20"],
+        capture_output=True, text=True, cwd=ROOT, timeout=240, check=False,
+    )  # fmt: skip
+    log = config_file.with_suffix(".log").read_text()
+    assert run.returncode == 0, run.stderr[-3000:] + log[-3000:]
+    result = json.loads(run.stdout)
+    assert result["min_free_bytes"] >= result["watermark_bytes"], result
+    assert result["enospc_fill_bytes"] > 0  # the disk really was full
+    assert result["agent_exit"] == 0
+    assert result["verify_exit"] == 0, result["verify"]
+    facts = result["index"]
+    assert facts["evicted"] > 0 and facts["min_duration"] > 0
+    assert "evicting" in log

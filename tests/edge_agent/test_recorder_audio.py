@@ -15,6 +15,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording import segment_writer
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.paths import segment_relpath
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.recorder import CameraRecorder
 from edge_agent.recording.segment_writer import audio_codec_name, mp4_accepts
@@ -86,6 +87,7 @@ def test_audio_mp4_can_carry_is_kept_with_every_frame(audio_run: AudioRun, camer
         file = audio_run.config.storage.path / seg.path
         kinds = {s["codec_type"]: s for s in ffprobe(file)}
         assert seg.audio_codec == KEPT[camera]
+        assert seg.path == segment_relpath(camera, seg.start)  # named by its row's start
         assert kinds["audio"]["codec_name"] == KEPT[camera]
         assert int(kinds["audio"]["nb_read_packets"]) > 0
         assert seg.duration >= 1.9 and seg.bytes > 100_000

@@ -8,7 +8,7 @@ from recording_helpers import copy_clip
 
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.recording.paths import segment_relpath
-from edge_agent.recording.repair import QUARANTINE, scan_and_repair
+from edge_agent.recording.repair import QUARANTINE, repaired_start, scan_and_repair
 from testbed.footage import Footage
 
 T0 = 1_795_000_000.0
@@ -115,3 +115,12 @@ def test_open_gaps_close_where_recording_resumed_or_now(
 
 def test_missing_storage_folder_is_nothing_to_repair(tmp_path: Path, index: SegmentIndex) -> None:
     assert not scan_and_repair(index, tmp_path / "absent").changed
+
+
+def test_a_repaired_start_comes_from_the_header_not_snapped_over_an_outage() -> None:
+    end = 1_764_547_260.0
+    # 1.2 s after the previous end: a real outage (it used to be snapped onto it).
+    assert repaired_start(end + 1.0, end + 1.2, end) == end + 1.2
+    assert repaired_start(end, end + 0.0000004, end) == end  # rounding of the tag: continues
+    assert repaired_start(end + 1.0, None, end) == end  # no tag (older file): the name's second
+    assert repaired_start(end + 5.0, None, end) == end + 5.0
