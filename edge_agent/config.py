@@ -53,6 +53,11 @@ class StorageConfig(_Model):
         7, ge=0, le=90, description="warn while forecast days < retention duty + this margin"
     )
     cleanup_interval_s: float = Field(60.0, gt=0, le=3600)
+    reserved_bytes: int = Field(
+        128 << 20,
+        ge=0,
+        description="the last free bytes video never takes: kept for the index, outbox and logs",
+    )
 
 
 class RecorderConfig(_Model):

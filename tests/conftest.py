@@ -22,7 +22,8 @@ def footage() -> Footage:
 
 @pytest.fixture(scope="session")
 def rtsp_server(footage: Footage) -> Iterator[RtspServer]:
-    """One shared RTSP server with paths cam1, cam1_sub, cam2, cam2_sub, h265, aac, pcma, short.
+    """One shared RTSP server: cam1, cam1_sub, cam2, cam2_sub, h265, short and audio variants
+    (aac, pcma, pcmu, ac3, mp3, opus).
 
     Do not stop it in a test: use `rtsp_server_factory` for outages.
     """

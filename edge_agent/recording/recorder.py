@@ -23,7 +23,7 @@ from edge_agent.errors import CredentialError, SegmentWriteError, UnsupportedStr
 from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.gaps import GapKeeper
 from edge_agent.recording.index import Segment, SegmentIndex
-from edge_agent.recording.segment_writer import ClosedSegment
+from edge_agent.recording.segment_writer import ClosedSegment, SpaceGuard
 from edge_agent.recording.session import RecordingSession, open_camera, select_streams
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
 from edge_agent.restart_limiter import RestartLimiter
@@ -123,6 +123,7 @@ class CameraRecorder:
         # Called (on the recording or sealing thread) when the disk is full or about to be:
         # the agent points it at the retention cleaner's wake(). Must return at once.
         self.on_disk_low: Callable[[], None] | None = None
+        self._guard = SpaceGuard(config.storage.path, config.storage.reserved_bytes)
 
     # --- component -------------------------------------------------------------------------
 
@@ -299,6 +300,7 @@ class CameraRecorder:
             packet_listeners=self.packet_listeners,
             previous_end=self._last_end,
             dropped_audio=self._dropped_audio,
+            guard=self._guard,
         )
         with self._session_lock:
             self._session = session

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from av.video.stream import VideoStream
 
 from edge_agent.recording.index import SegmentInfo, file_sha256
 from edge_agent.recording.paths import segment_relpath
+from edge_agent.retention.files import DiskUsageProbe
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +74,56 @@ def start_of(comment: str | None) -> float | None:
         return None
 
 
+class SpaceGuard:
+    """Keeps the last `reserved_bytes` of the disk free of video, for the index and outbox.
+
+    A segment write that would start inside the reserve fails with ENOSPC, as a full disk
+    would, so the recorder wakes the cleaner and records a gap; the index can still take
+    the rows of what was written, and the outbox its messages.
+    """
+
+    def __init__(
+        self, path: Path, reserved_bytes: int, disk_usage: DiskUsageProbe = shutil.disk_usage
+    ) -> None:
+        self.path = path
+        self.reserved_bytes = reserved_bytes
+        self.disk_usage = disk_usage
+
+    def check(self) -> None:
+        """Raise OSError(ENOSPC) when free space is inside the reserve."""
+        if self.reserved_bytes <= 0:
+            return
+        try:
+            free = self.disk_usage(self.path).free
+        except OSError:
+            return  # the write itself will say what is wrong
+        if free < self.reserved_bytes:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left for video (the last {self.reserved_bytes} bytes are kept "
+                "for the index and outbox)",
+            )
+
+
 class HashingWriter:
     """The muxer's output file: hashes every byte on its way to the disk (no second read).
 
     It has no `seek`, so the muxer treats it as a stream and never rewrites what was
     hashed (fragmented MP4 needs no seeking). Writes go straight to the file descriptor:
-    a finished fragment reaches the OS at once, as a power cut must find it there.
+    a finished fragment reaches the OS at once, as a power cut must find it there. With a
+    `guard`, each write (about one per fragment) first checks the disk's reserve.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, guard: SpaceGuard | None = None) -> None:
+        self._guard = guard
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self._sha = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
         """Write all of `data` (PyAV hands over one buffer at a time)."""
+        if self._guard is not None:
+            self._guard.check()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -193,7 +231,10 @@ class SegmentFile:
         start: float,
         video: VideoStream,
         audio: AudioStream | None,
+        guard: SpaceGuard | None = None,
     ) -> None:
+        if guard is not None:
+            guard.check()  # no new file inside the reserve
         self.camera = camera
         self.start = start
         self.storage = storage
@@ -204,7 +245,7 @@ class SegmentFile:
         self.width = video.codec_context.width
         self.height = video.codec_context.height
         audio_name = audio_codec_name(audio) if audio is not None else None
-        self._file = HashingWriter(self.path)
+        self._file = HashingWriter(self.path, guard)
         try:
             self.container: OutputContainer = av.open(
                 self._file,

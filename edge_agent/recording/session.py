@@ -24,6 +24,7 @@ from edge_agent.recording.segment_writer import (
     VIDEO_TAGS,
     ClosedSegment,
     SegmentFile,
+    SpaceGuard,
     audio_codec_name,
     mp4_accepts,
 )
@@ -127,6 +128,7 @@ class RecordingSession:
         packet_listeners: ListenerSet[PacketEvent],
         previous_end: float | None,
         dropped_audio: set[str] | None = None,
+        guard: SpaceGuard | None = None,
     ) -> None:
         self.camera = camera
         self.lock = threading.Lock()
@@ -141,6 +143,7 @@ class RecordingSession:
         self._listeners = packet_listeners
         self._previous_end = previous_end
         self._dropped_audio = dropped_audio if dropped_audio is not None else set()
+        self._guard = guard
         self._has_video = False  # the open segment holds at least one video frame
         self._vtb = float(video.time_base or Fraction(1, 90000))
         self._atb = float(audio.time_base or Fraction(1, 8000)) if audio is not None else 1.0
@@ -354,7 +357,9 @@ class RecordingSession:
             self._dropped_audio.add(codec)
         segment.discard()
         self._audio = None
-        self._segment = SegmentFile(self._storage, self.camera, segment.start, self._video, None)
+        self._segment = SegmentFile(
+            self._storage, self.camera, segment.start, self._video, None, self._guard
+        )
         return self._segment
 
     def _on_audio(self, packet: Packet[Stream]) -> None:
@@ -435,7 +440,9 @@ class RecordingSession:
                 if self._started and start - previous_end > BREAK_GAP_S:
                     self._events.timeline_broken(previous_end, start, "stream clock jumped")
                 start = max(start, previous_end)
-        segment = SegmentFile(self._storage, self.camera, start, self._video, self._audio)
+        segment = SegmentFile(
+            self._storage, self.camera, start, self._video, self._audio, self._guard
+        )
         self._segment = segment
         self._has_video = False
         self._first_s = ts

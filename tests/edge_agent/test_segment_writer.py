@@ -1,15 +1,22 @@
 """Segment files: fragmented MP4 by packet copy, HEVC as hvc1, audio rules, crash tolerance."""
 
+import errno
 import shutil
 from pathlib import Path
 
 import av
+import pytest
 from recording_helpers import copy_clip, decoded_frames, ffprobe, fill
 
 from edge_agent.recording.index import file_sha256
 from edge_agent.recording.paths import segment_relpath
 from edge_agent.recording.probe import probe_segment
-from edge_agent.recording.segment_writer import SegmentFile, free_relpath, mp4_accepts
+from edge_agent.recording.segment_writer import (
+    SegmentFile,
+    SpaceGuard,
+    free_relpath,
+    mp4_accepts,
+)
 from testbed.footage import Footage
 
 T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
@@ -78,3 +85,30 @@ def test_probe_names_what_is_wrong(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     assert probe_segment(empty).problem is not None
+
+
+class ShrinkingDisk:
+    """A disk whose free space is set by the test (the real files are still written)."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def __call__(self, path: Path) -> "shutil._ntuple_diskusage":
+        return shutil._ntuple_diskusage(10**12, 10**12 - self.free, self.free)
+
+
+def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_path: Path) -> None:
+    disk = ShrinkingDisk(free=10**9)
+    guard = SpaceGuard(tmp_path, reserved_bytes=64 << 20, disk_usage=disk)
+    with av.open(str(footage.main_h264)) as src:
+        segment = SegmentFile(tmp_path, "cam1", T0, src.streams.video[0], None, guard)
+        fill(segment, src, 4.0)  # two whole fragments reach the disk
+        disk.free = 32 << 20  # now inside the reserve: the next fragment is refused
+        with pytest.raises(OSError) as refused:
+            fill(segment, src, 8.0)
+        assert refused.value.errno == errno.ENOSPC and "kept for the index" in str(refused.value)
+        closed = segment.abandon(end=T0 + 8)
+        with pytest.raises(OSError):  # and no new file starts inside the reserve
+            SegmentFile(tmp_path, "cam1", T0 + 10, src.streams.video[0], None, guard)
+    assert decoded_frames(closed.path) >= 100  # what was written before stays playable
+    assert sorted(p.name for p in (tmp_path / "cam1").rglob("*.mp4")) == [closed.path.name]

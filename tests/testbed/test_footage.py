@@ -22,6 +22,11 @@ def test_clips_are_shaped_like_camera_streams(footage: Footage) -> None:
         "main_h264_aac": [("h264", 1920, None), ("aac", None, "48000")],
         "main_h264_pcma": [("h264", 1920, None), ("pcm_alaw", None, "8000")],
         "short_h264": [("h264", 640, None)],
+        "main_h264_ac3": [("h264", 1920, None), ("ac3", None, "48000")],
+        "main_h264_eac3": [("h264", 1920, None), ("eac3", None, "48000")],
+        "main_h264_mp3": [("h264", 1920, None), ("mp3", None, "44100")],
+        "main_h264_opus": [("h264", 1920, None), ("opus", None, "48000")],
+        "main_h264_pcmu": [("h264", 1920, None), ("pcm_mulaw", None, "8000")],
     }
     for path in (footage.main_h264, footage.sub_h264, footage.main_h265):
         video = probe_streams(path)[0]
