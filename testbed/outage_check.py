@@ -81,13 +81,25 @@ def holes(index_db: Path, storage: Path, camera: str, loop: int) -> list[Hole]:
         index_s = nxt.start - prev.end
         if missing == 0 and abs(index_s) < EDGE_S:
             continue
-        covering = tuple(
-            reason
-            for start, end, reason in gaps
-            if start <= prev.end + EDGE_S and (end is None or end >= nxt.start - EDGE_S)
-        )
+        covering = _covering(gaps, prev.end, nxt.start)
         found.append(Hole(prev.path, nxt.path, index_s, missing / FPS, covering))
     return found
+
+
+def _covering(
+    gaps: list[tuple[float, float | None, str]], start: float, end: float
+) -> tuple[str, ...]:
+    """Reasons of the gap rows that together cover [start, end) without a hole; () if none."""
+    reasons: list[str] = []
+    reached = start
+    for g_start, g_end, reason in gaps:  # sorted by start
+        if g_start > reached + EDGE_S or (g_end is not None and g_end <= reached):
+            continue
+        reasons.append(reason)
+        if g_end is None or g_end >= end - EDGE_S:
+            return tuple(reasons)
+        reached = g_end
+    return ()
 
 
 @contextlib.contextmanager

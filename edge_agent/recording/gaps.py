@@ -43,6 +43,18 @@ class GapKeeper:
             if last_end is None:
                 return
             covered = max([last_end, *(g.end for g in gaps if g.end is not None)])
+            latest = gaps[-1] if gaps else None
+            if (
+                latest is not None
+                and latest.end == covered
+                and latest.start >= last_end
+                and latest.reason in (AGENT_STOPPED, AGENT_NOT_RUNNING)
+            ):
+                # The agent's previous downtime never ended in video (it died again before
+                # its first segment, and the start-up repair closed the gap): it goes on.
+                self.index.reopen_gap(latest.id)
+                self.gap_id, self._gap_start, self._downtime = latest.id, latest.start, True
+                return
             # Any time at all: a kill -9 and restart take a few seconds and lose them, and
             # the keyframe wait after the reconnect is part of the same hole.
             if now > covered:

@@ -343,6 +343,11 @@ class SegmentIndex:
         with self._ldb.transaction() as db:
             db.execute('update gaps set "end" = ? where id = ?', [end, gap_id])
 
+    def reopen_gap(self, gap_id: int) -> None:
+        """Make a closed gap open again (the outage it recorded turned out to go on)."""
+        with self._ldb.transaction() as db:
+            db.execute('update gaps set "end" = null where id = ?', [gap_id])
+
     def close_open_gaps(self, camera: str, end: float) -> None:
         """End every open gap of a camera (at start-up, after a crash)."""
         with self._ldb.transaction() as db:

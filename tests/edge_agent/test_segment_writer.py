@@ -102,7 +102,7 @@ def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_pat
     guard = SpaceGuard(tmp_path, reserved_bytes=64 << 20, disk_usage=disk)
     with av.open(str(footage.main_h264)) as src:
         segment = SegmentFile(tmp_path, "cam1", T0, src.streams.video[0], None, guard)
-        fill(segment, src, 4.0)  # two whole fragments reach the disk
+        fill(segment, src, 4.0)  # the first fragment reaches the disk (a keyframe ends it)
         disk.free = 32 << 20  # now inside the reserve: the next fragment is refused
         with pytest.raises(OSError) as refused:
             fill(segment, src, 8.0)
@@ -110,5 +110,5 @@ def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_pat
         closed = segment.abandon(end=T0 + 8)
         with pytest.raises(OSError):  # and no new file starts inside the reserve
             SegmentFile(tmp_path, "cam1", T0 + 10, src.streams.video[0], None, guard)
-    assert decoded_frames(closed.path) >= 100  # what was written before stays playable
+    assert decoded_frames(closed.path) == 50  # the fragments that reached the disk still play
     assert sorted(p.name for p in (tmp_path / "cam1").rglob("*.mp4")) == [closed.path.name]
