@@ -79,7 +79,8 @@ class SpaceGuard:
 
     A segment write that would start inside the reserve fails with ENOSPC, as a full disk
     would, so the recorder wakes the cleaner and records a gap; the index can still take
-    the rows of what was written, and the outbox its messages.
+    the rows of what was written, and the outbox its messages. The reserve is never more
+    than a tenth of the disk (a small test disk must still take video).
     """
 
     def __init__(
@@ -94,13 +95,14 @@ class SpaceGuard:
         if self.reserved_bytes <= 0:
             return
         try:
-            free = self.disk_usage(self.path).free
+            usage = self.disk_usage(self.path)
         except OSError:
             return  # the write itself will say what is wrong
-        if free < self.reserved_bytes:
+        reserve = min(self.reserved_bytes, usage.total // 10)
+        if usage.free < reserve:
             raise OSError(
                 errno.ENOSPC,
-                f"No space left for video (the last {self.reserved_bytes} bytes are kept "
+                f"No space left for video (the last {reserve} bytes are kept "
                 "for the index and outbox)",
             )
 

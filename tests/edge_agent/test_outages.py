@@ -150,5 +150,7 @@ def test_free_space_stays_above_the_watermark_and_a_full_disk_is_survived(
     assert result["agent_exit"] == 0
     assert result["verify_exit"] == 0, result["verify"]
     facts = result["index"]
-    assert facts["evicted"] > 0 and facts["min_duration"] > 0
+    assert facts["segments"] >= 4 and facts["evicted"] > 0 and facts["min_duration"] > 0
+    # Filled by another program, the disk got room again from the cleaner, woken at once.
+    assert result["free_after_full_bytes"] >= result["watermark_bytes"]
     assert "evicting" in log
