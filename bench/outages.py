@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key}: {value}")
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     existing.update(figures)
-    existing["machine"] = {**existing.get("machine", {}), **machine()}
+    earlier = existing.get("machine")  # other benchmarks' description, kept
+    kept = earlier if isinstance(earlier, dict) else {"description": earlier} if earlier else {}
+    existing["machine"] = {**kept, **machine()}
     existing["outages_note"] = (
         "true loss read from the burned-in frame counter; reconnect_s: from the camera's "
         "return to the first frame in a file (includes the wait for a keyframe, 2 s GOP); "

@@ -24,8 +24,9 @@ from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.gaps import GapKeeper
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.recording.segment_writer import ClosedSegment, SpaceGuard
-from edge_agent.recording.session import RecordingSession, open_camera, select_streams
+from edge_agent.recording.session import RecordingSession
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
+from edge_agent.recording.streams import open_camera, select_streams
 from edge_agent.restart_limiter import RestartLimiter
 from edge_agent.retention.planner import required_free_bytes
 

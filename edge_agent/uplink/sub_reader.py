@@ -21,7 +21,7 @@ from edge_agent.credentials import CredentialStore, with_credential
 from edge_agent.errors import CredentialError
 from edge_agent.recording.events import PacketEvent
 from edge_agent.recording.recorder import failure_reason
-from edge_agent.recording.session import open_camera
+from edge_agent.recording.streams import open_camera
 from edge_agent.recording.timeline import DtsGuard, Verdict, WallClock
 from edge_agent.restart_limiter import RestartLimiter
 from edge_agent.uplink.tap import LiveTap

@@ -28,8 +28,9 @@ from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.recorder import CameraRecorder, failure_reason
 from edge_agent.recording.repair import scan_and_repair
 from edge_agent.recording.segment_writer import ClosedSegment
-from edge_agent.recording.session import RecordingSession, select_streams
+from edge_agent.recording.session import RecordingSession
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus
+from edge_agent.recording.streams import select_streams
 from testbed.footage import Footage
 from testbed.ports import free_port
 from testbed.rtsp import RtspServer
