@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import random
 import signal
 import statistics
@@ -36,7 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.record import machine  # noqa: E402
 from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.credentials import CredentialStore  # noqa: E402
 from edge_agent.recording.index import SegmentIndex  # noqa: E402
@@ -48,6 +48,25 @@ from testbed.rtsp import RtspServer  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "integrity.json"
 OUTAGE_S = 5.0  # how long the camera is away on each restart
 HEALTHY_S = 12.0  # recording between camera restarts
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores and load of this machine."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def config_for(root: Path, cameras: dict[str, str], **storage: Any) -> EdgeConfig:
