@@ -26,7 +26,7 @@ def rows() -> list[tuple[str, str, str, str]]:
              "half the box free at 32"),
             ("recording", "CPU vs `ffmpeg -c copy -f segment` (ratio)",
              f"{rec['cpu_ratio_vs_ffmpeg']} ({rec.get('cpu_ratio_vs_ffmpeg_without_sealing', '?')}"
-             " without SHA-256 + fsync sealing)", "≤ 1.0"),
+             " without fsync + indexing; SHA-256 taken while writing)", "≤ 1.0"),
             ("recording", "lost packets", str(rec["lost_packets"]), "0"),
         ]  # fmt: skip
     if det:
@@ -136,6 +136,19 @@ def rows() -> list[tuple[str, str, str, str]]:
              "seconds; val mAP50", f"{mod['train_seconds']}; {mod['val_map50']}", ""),
             ("models", f"rollout of a signed {mod['model_bytes'] / 1e6:.1f} MB model to "
              f"{mod['sites']} simulated sites (s)", str(mod["rollout_seconds_to_all_sites"]), ""),
+        ]  # fmt: skip
+    if "kill_loss_s_median" in integ:
+        out += [
+            ("outages", f"footage lost per kill -9 and restart, median / max (s), "
+             f"{integ.get('kills', '?')} kills, frame counter",
+             f"{integ['kill_loss_s_median']} / {integ['kill_loss_s_max']}", ""),
+            ("outages", "kills without a gap row; index hole vs true loss, worst (s)",
+             f"{integ['kills_without_gap_row']}; {integ.get('kill_index_error_s_max', '?')}",
+             "0; ≤ 0.1"),
+            ("outages", "camera back → first frame recorded, worst (s)",
+             str(integ["reconnect_s_max"]), "≤ 5"),
+            ("outages", "least free space above the watermark (MB)",
+             f"{integ['min_free_bytes_vs_watermark'] / 1e6:.1f}", "≥ 0"),
         ]  # fmt: skip
     return out
 
