@@ -24,7 +24,8 @@ class ProbeResult:
     duration: float = 0.0  # seconds from the first video packet to the end of the last
     frames: int = 0
     truncated: bool = False  # the last fragment was cut short (a crash while writing)
-    start: float | None = None  # exact UTC start the recorder wrote into the header, if any
+    start: float | None = None  # UTC start the recorder wrote into the header, if any
+    start_estimated: bool = False  # that start was an estimate (a connection's first segment)
 
     @property
     def playable(self) -> bool:
@@ -68,6 +69,7 @@ def probe_segment(path: Path) -> ProbeResult:
             return ProbeResult(problem="no video packets")
         if not decoded:
             return ProbeResult(problem="first video packet does not decode")
+        start, estimated = start_of(container.metadata.get("comment"))
         return ProbeResult(
             problem=None,
             codec=ctx.name,
@@ -77,5 +79,6 @@ def probe_segment(path: Path) -> ProbeResult:
             duration=(end - first) * tb,
             frames=frames,
             truncated=truncated,
-            start=start_of(container.metadata.get("comment")),
+            start=start,
+            start_estimated=estimated,
         )

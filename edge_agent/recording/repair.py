@@ -151,7 +151,10 @@ def _index_or_quarantine(
         report.quarantined.append(f"{rel} ({probe.problem})")
         return
     previous = index.last_segment(camera)
-    start = repaired_start(named_start, probe.start, previous.end if previous else None)
+    # The last fragment reached the disk when the keyframe after it arrived: the file's
+    # modification time, less its duration, places a file whose header start was an estimate.
+    written = path.stat().st_mtime - probe.duration if probe.start_estimated else None
+    start = repaired_start(named_start, probe.start, previous.end if previous else None, written)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)  # what the hash covers must be what survives the next power cut
@@ -178,15 +181,24 @@ def _index_or_quarantine(
     report.indexed.append(rel)
 
 
-def repaired_start(named: float, exact: float | None, previous_end: float | None) -> float:
+def repaired_start(
+    named: float,
+    exact: float | None,
+    previous_end: float | None,
+    written_start: float | None = None,
+) -> float:
     """Where an unindexed file begins on the timeline.
 
-    The recorder writes the exact start into the header: a real outage before the file,
-    however short, stays a hole (only rounding that overlaps the previous end is clipped).
-    Without it the name's one second is all there is, so a name within CONTIGUOUS_S of the
-    previous end is taken to continue it.
+    The recorder writes the start into the header: a real outage before the file, however
+    short, stays a hole (only rounding that overlaps the previous end is clipped). A
+    connection's first segment has only an estimate there, late by however long packets
+    buffered at connect took to arrive; `written_start` (from when its last fragment was
+    written) is taken when earlier. Without a header start the name's one second is all
+    there is, so a name within CONTIGUOUS_S of the previous end is taken to continue it.
     """
     if exact is not None:
+        if written_start is not None:
+            exact = min(exact, written_start)
         if previous_end is not None and exact - previous_end < TAG_ROUNDING_S:
             return previous_end  # the tag's six decimals: the file continues the previous one
         return exact

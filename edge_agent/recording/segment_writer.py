@@ -42,6 +42,9 @@ DELAY_MOOV_AUDIO = frozenset({"ac3", "eac3"})
 # The exact UTC start is kept in the header's comment tag, so the start-up repair can place
 # a file cut short by a crash to the microsecond (its name has one-second resolution).
 START_TAG = "fsv-start="
+# Marks a start that was still an estimate when the header was written: a connection's first
+# segment is placed at close, once its packets show how late a burst at connect arrived.
+ESTIMATE_MARK = "~"
 # The muxer hands whole fragments over (flush_packets): a buffer this size passes most of
 # them in one write, one Python call each.
 WRITE_BUFFER = 1 << 20
@@ -64,14 +67,22 @@ def movflags(audio_codec: str | None) -> str:
     return MOVFLAGS + "+delay_moov" if audio_codec in DELAY_MOOV_AUDIO else MOVFLAGS
 
 
-def start_of(comment: str | None) -> float | None:
-    """The exact start recorded in a segment header's comment tag, or None."""
+def start_tag(start: float, estimated: bool) -> str:
+    """The header's comment tag holding a segment's start."""
+    return f"{START_TAG}{ESTIMATE_MARK if estimated else ''}{start:.6f}"
+
+
+def start_of(comment: str | None) -> tuple[float | None, bool]:
+    """The start recorded in a segment header's comment tag (None if none), and whether it
+    was an estimate when written."""
     if not comment or not comment.startswith(START_TAG):
-        return None
+        return None, False
+    value = comment[len(START_TAG) :]
+    estimated = value.startswith(ESTIMATE_MARK)
     try:
-        return float(comment[len(START_TAG) :])
+        return float(value.removeprefix(ESTIMATE_MARK)), estimated
     except ValueError:
-        return None
+        return None, False
 
 
 class SpaceGuard:
@@ -234,6 +245,7 @@ class SegmentFile:
         video: VideoStream,
         audio: AudioStream | None,
         guard: SpaceGuard | None = None,
+        estimated_start: bool = False,
     ) -> None:
         if guard is not None:
             guard.check()  # no new file inside the reserve
@@ -264,7 +276,8 @@ class SegmentFile:
             self._file.close()
             self.path.unlink(missing_ok=True)
             raise
-        self.container.metadata["comment"] = f"{START_TAG}{start:.6f}"
+        self.estimated_start = estimated_start
+        self.container.metadata["comment"] = start_tag(start, estimated_start)
         try:
             self.video_out: VideoStream = self.container.add_stream_from_template(video)
             self.video_out.codec_tag = VIDEO_TAGS[self.codec]

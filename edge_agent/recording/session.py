@@ -307,8 +307,9 @@ class RecordingSession:
         segment.discard()
         self._audio = None
         self._segment = SegmentFile(
-            self._storage, self.camera, segment.start, self._video, None, self._guard
-        )
+            self._storage, self.camera, segment.start, self._video, None, self._guard,
+            estimated_start=segment.estimated_start,
+        )  # fmt: skip
         return self._segment
 
     def _on_audio(self, packet: Packet[Stream]) -> None:
@@ -390,8 +391,9 @@ class RecordingSession:
                     self._events.timeline_broken(previous_end, start, "stream clock jumped")
                 start = max(start, previous_end)
         segment = SegmentFile(
-            self._storage, self.camera, start, self._video, self._audio, self._guard
-        )
+            self._storage, self.camera, start, self._video, self._audio, self._guard,
+            estimated_start=not (self._contiguous and previous_end is not None),
+        )  # fmt: skip
         self._segment = segment
         self._has_video = False
         self._first_s = ts

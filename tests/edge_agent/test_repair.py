@@ -3,12 +3,15 @@
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import pytest
-from recording_helpers import copy_clip
+from recording_helpers import copy_clip, fill
 
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.recording.paths import segment_relpath
+from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.repair import QUARANTINE, repaired_start, scan_and_repair
+from edge_agent.recording.segment_writer import SegmentFile
 from testbed.footage import Footage
 
 T0 = 1_795_000_000.0
@@ -124,3 +127,26 @@ def test_a_repaired_start_comes_from_the_header_not_snapped_over_an_outage() -> 
     assert repaired_start(end, end + 0.0000004, end) == end  # rounding of the tag: continues
     assert repaired_start(end + 1.0, None, end) == end  # no tag (older file): the name's second
     assert repaired_start(end + 5.0, None, end) == end + 5.0
+
+
+def test_an_estimated_header_start_yields_to_when_the_file_was_written() -> None:
+    end = 1_764_547_260.0
+    # A connection's first segment killed before it closed: its header start came from a
+    # burst of buffered packets (1.1 s late); the last fragment's write time says better.
+    assert repaired_start(end + 4.0, end + 5.1, end, written_start=end + 4.0) == end + 4.0
+    # Written late (a busy box): the header's estimate stays.
+    assert repaired_start(end + 4.0, end + 4.0, end, written_start=end + 4.3) == end + 4.0
+    # Never before the previous segment's end.
+    assert repaired_start(end, end + 0.5, end, written_start=end - 0.4) == end
+
+
+def test_the_header_says_where_a_segment_starts_and_whether_it_was_estimated(
+    footage: Footage, tmp_path: Path
+) -> None:
+    with av.open(str(footage.short_h264)) as src:
+        segment = SegmentFile(tmp_path, "cam1", T0 + 0.25, src.streams.video[0], None,
+                              estimated_start=True)  # fmt: skip
+        fill(segment, src, 2.0)
+    closed = segment.close(end=T0 + 2.25)
+    probe = probe_segment(closed.path)
+    assert (probe.start, probe.start_estimated) == (T0 + 0.25, True)
