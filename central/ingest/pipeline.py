@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
@@ -50,11 +53,35 @@ def check_media_types(event: EventPayload) -> None:
             )
 
 
+# An event that started at most this long before it arrived is live (not a flushed backlog).
+LIVE_WINDOW_S = 120.0
+_START = re.compile(rb'"start"\s*:\s*"([^"]{10,40})"')
+
+
+def is_live_event(raw: RawMessage) -> bool:
+    """True for an event message whose event started within LIVE_WINDOW_S (a cheap peek)."""
+    if not raw.topic.endswith("/event"):
+        return False
+    found = _START.search(raw.payload[:4096])
+    if found is None:
+        return False
+    try:
+        start = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return start.tzinfo is not None and raw.received_at - start.timestamp() <= LIVE_WINDOW_S
+
+
 class Ingest:
     """Drains delivered messages in arrival order, one batch (≤ batch_max) at a time.
 
     Decoding and the database transaction run in a worker thread; the broker acks are
     sent after the commit and after `hooks` saw every stored message.
+
+    Live lane: while more than a batch waits (e.g. an outbox flushed after an outage), the
+    live events among it are written first, in a transaction of their own, so an alert
+    happening now is not stored behind minutes of backlog. They are acknowledged only when
+    the drain reaches them, so the broker still gets its acks in arrival order.
     """
 
     def __init__(
@@ -69,12 +96,18 @@ class Ingest:
         self._wake_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acker: Callable[[int, int], None] | None = None
+        self._live: list[RawMessage] = []  # live events among the pending, not yet written
+        self._live_lock = threading.Lock()
+        self._written_early: set[int] = set()  # id() of pending messages already stored
 
     def deliver(self, raw: RawMessage) -> None:
         """Called on paho's thread for each delivered message: queue it, never block.
 
         The event loop is woken once per burst, not once per message.
         """
+        if is_live_event(raw):
+            with self._live_lock:
+                self._live.append(raw)
         self._pending.append(raw)
         if not self._wake_scheduled and self._loop is not None:
             self._wake_scheduled = True
@@ -104,19 +137,34 @@ class Ingest:
             if not self._pending:
                 await self._ready.wait()
             self._ready.clear()
+            if len(self._pending) > self.batch_max:
+                await self._write_live_first()
             batch: list[RawMessage] = []
             while self._pending and len(batch) < self.batch_max:
                 batch.append(self._pending.popleft())
             if not batch:
                 continue
+            with self._live_lock:
+                taken = {id(r) for r in batch}
+                self._live = [r for r in self._live if id(r) not in taken]
             result = await self._write_until_done(batch)
             if result.new_events or result.ended_events:
                 self.changed.set()
 
-    async def _write_until_done(self, batch: list[RawMessage]) -> BatchResult:
+    async def _write_live_first(self) -> None:
+        with self._live_lock:
+            live, self._live = self._live[: self.batch_max], self._live[self.batch_max :]
+        if not live:
+            return
+        result = await self._write_until_done(live, ack=False)
+        self._written_early.update(id(r) for r in live)
+        if result.new_events or result.ended_events:
+            self.changed.set()
+
+    async def _write_until_done(self, batch: list[RawMessage], ack: bool = True) -> BatchResult:
         delay = 0.5
         while True:
-            work = asyncio.ensure_future(asyncio.to_thread(self.process, batch))
+            work = asyncio.ensure_future(asyncio.to_thread(self.process, batch, ack))
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -128,17 +176,24 @@ class Ingest:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    def process(self, batch: Sequence[RawMessage]) -> BatchResult:
-        """Decode, write and acknowledge one batch (worker thread)."""
-        accepted, rejected = decode_batch(batch)
+    def process(self, batch: Sequence[RawMessage], ack: bool = True) -> BatchResult:
+        """Decode, write and (unless `ack` is False) acknowledge one batch (worker thread).
+
+        Messages the live lane already stored are acknowledged here, not written again.
+        """
+        early = self._written_early
+        todo = [raw for raw in batch if id(raw) not in early] if early else list(batch)
+        accepted, rejected = decode_batch(todo)
         for r in rejected:
             log.warning("rejected message on %s: %s", r.topic[:200], r.reason[:300])
         result = self.store.write_batch(accepted, rejected)
         if self.hooks is not None:
             self._call_hooks(self.hooks, accepted)
-        if self._acker is not None:
+        if ack:
             for raw in batch:
-                self._acker(raw.mid, raw.qos)
+                early.discard(id(raw))
+                if self._acker is not None:
+                    self._acker(raw.mid, raw.qos)
         return result
 
     @staticmethod
