@@ -11,9 +11,11 @@ file; each set is applied at start-up by the component that owns it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,9 @@ migrations = sqlite_utils.Migrations("central.ingest")
 
 # Readers open on demand up to this many; a reader beyond it waits for a free one.
 MAX_READERS = 4
+CLOSE_WAIT_S = 10.0  # how long close() waits for reads still running in other threads
+
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -46,6 +51,7 @@ class CentralDatabase:
         self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
         self._opened: list[sqlite_utils.Database] = []
         self._open_lock = threading.Lock()
+        self._closed = False
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -110,6 +116,8 @@ class CentralDatabase:
             self._readers.put(reader)
 
     def _take_reader(self) -> sqlite_utils.Database:
+        if self._closed:
+            raise sqlite3.ProgrammingError("the database is closed")
         try:
             return self._readers.get_nowait()
         except queue.Empty:
@@ -124,13 +132,26 @@ class CentralDatabase:
         return self._readers.get()
 
     def close(self) -> None:
-        """Close the write connection and every reader."""
+        """Close the write connection and every reader.
+
+        A reader still in use by another thread (a background task's read that was running
+        when the application stopped) is closed only once it is handed back: closing a
+        connection under a running statement crashes the process.
+        """
         with self.lock:
+            self._closed = True
             self.db.close()
         with self._open_lock:
-            for reader in self._opened:
-                reader.close()
+            opened = len(self._opened)
             self._opened.clear()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for _ in range(opened):
+            try:
+                reader = self._readers.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                log.warning("a read still runs at close; its connection is left to the process")
+                return
+            reader.close()
 
 
 @migrations()

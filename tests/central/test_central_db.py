@@ -57,3 +57,27 @@ def test_readers_answer_while_the_write_lock_is_held(tmp_path: Path) -> None:
 def db_read(db: CentralDatabase) -> int:
     with db.read() as r:
         return int(r.execute("select count(*) from t").fetchone()[0])
+
+
+def test_close_waits_for_a_read_running_in_another_thread(tmp_path: Path) -> None:
+    db = CentralDatabase(tmp_path / "c.db")
+    reading = threading.Event()
+    finished: list[int] = []
+
+    def slow_read() -> None:
+        with db.read() as reader:
+            reading.set()
+            time.sleep(0.5)
+            finished.append(reader.execute("select count(*) from events").fetchone()[0])
+
+    thread = threading.Thread(target=slow_read)
+    thread.start()
+    assert reading.wait(10)
+    db.close()  # must not close the reader under the running statement
+    thread.join(10)
+    assert finished == [0]
+    try:
+        with db.read():
+            raise AssertionError("a read after close must be refused")
+    except sqlite3.ProgrammingError as e:
+        assert "closed" in str(e)
