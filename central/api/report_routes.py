@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Literal
 
@@ -23,11 +24,13 @@ from central.keys import CONFIG
 from central.regulation.roles import Permission
 from central.regulation.scope import Scope
 from central.reports.builder import build_report, report_csv
+from central.reports.xlsx import report_xlsx
 from central.web import i18n
 from central.web.report_print import report_html
 
 routes = RouteTable()
 MAX_PERIOD_S = 400 * 86400.0
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class ReportQuery(BaseModel):
@@ -36,7 +39,7 @@ class ReportQuery(BaseModel):
     org_id: int | None = Field(None, description="default: the caller's whole scope")
     since: str | None = Field(None, alias="from", description="default: 30 days ago")
     until: str | None = Field(None, alias="to", description="default: now")
-    format: Literal["json", "csv", "html"] = "json"
+    format: Literal["json", "csv", "xlsx", "html"] = "json"
 
 
 class AuditQuery(BaseModel):
@@ -56,7 +59,7 @@ class AuditQuery(BaseModel):
     summary="Report of a subtree and period",
     tag="reports",
     query=ReportQuery,
-    produces=("application/json", "text/csv", "text/html"),
+    produces=("application/json", "text/csv", XLSX_TYPE, "text/html"),
 )
 async def get_report(request: web.Request) -> web.StreamResponse:
     """Alerts by kind/station/enterprise, response times, online, recording, retention."""
@@ -80,6 +83,14 @@ async def get_report(request: web.Request) -> web.StreamResponse:
             content_type="text/csv",
             charset="utf-8",
             headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+    if q.format == "xlsx":
+        timezone = request.app[CONFIG].web.timezone
+        data = await asyncio.to_thread(report_xlsx, report, title, lang, timezone)
+        return web.Response(
+            body=data,
+            content_type=XLSX_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="report.xlsx"'},
         )
     if q.format == "html":
         return web.Response(

@@ -1,4 +1,4 @@
-"""Report figures on a known data set, in JSON, CSV and printable HTML."""
+"""Report figures on a known data set, in JSON, CSV, XLSX and printable HTML."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
+import openpyxl
 import pytest
 from central_support import Central, call
 
@@ -102,6 +104,38 @@ def load_known_data(central: Central) -> None:
         db.table("heartbeat_samples").insert_all(samples)
 
 
+async def _check_xlsx(central: Central, period: dict[str, str]) -> None:
+    """The workbook: Chinese headers, words not identifiers, Beijing times, same scope."""
+    params = {**period, "format": "xlsx"}
+    resp = await central.client.get(
+        "/api/v1/reports", params=params, headers=await central.token("city-monitor")
+    )
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    sheet = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
+    assert sheet is not None
+    rows = [tuple(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0][0] == "食品安全视频监管报表" and rows[1] == ("分类", "项目", "数值")
+    body = {(r[0], r[1]): r[2] for r in rows[2:]}
+    assert body[("统计时段", "到")] == datetime(2026, 9, 22, 8, 13, 20)  # 00:13:20 UTC
+    assert body[("主要指标", "预警总数")] == 4 and body[("主要指标", "录像完整率")] == 0.25
+    assert body[("主要指标", "平均确认时间（分钟）")] == 2.0
+    assert body[("按预警类型", "鼠患")] == 1 and body[("按预警类型", "未戴厨师帽")] == 3
+    assert body[("按企业", "中宁县第二中学食堂")] == 1
+    assert not any("rodent" in str(cell) for row in rows for cell in row)
+    county = await central.client.get(
+        "/api/v1/reports", params=params, headers=await central.token("inspector-a")
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(await county.read())).active
+    assert sheet is not None
+    names = [r[1] for r in sheet.iter_rows(values_only=True) if r[0] == "按企业"]
+    assert names == ["中卫市第一小学食堂"]  # the county's own enterprises only, as in CSV
+    staff = await central.client.get(
+        "/api/v1/reports", params=params, headers=await central.token("staff-canteen-a")
+    )
+    assert staff.status == 403
+
+
 def _everything() -> Any:
     from central.regulation.scope import Scope
 
@@ -146,6 +180,7 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
     rows = list(csv.reader(io.StringIO(text.decode())))
     assert ["alerts", "total", "4"] in rows and ["alerts.by_kind", "rodent", "1"] in rows
     assert ["recording", "completeness", "0.25"] in rows
+    await _check_xlsx(central, period)
     _, page = await call(
         central,
         "city-monitor",

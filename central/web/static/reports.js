@@ -1,4 +1,4 @@
-// Reports of the user's scope for a period of local days: key figures, charts, CSV, print.
+// Reports of the user's scope for a period of local days: key figures, charts, CSV/XLSX, print.
 "use strict";
 
 function figures(r) {
@@ -76,6 +76,10 @@ fsv.ready.then(() => {
     const csv = document.getElementById("csv");
     csv.href = `/api/v1/reports?${q}`;
     csv.hidden = false;
+    q.set("format", "xlsx");
+    const xlsx = document.getElementById("xlsx");
+    xlsx.href = `/api/v1/reports?${q}`;
+    xlsx.hidden = false;
     document.getElementById("print").hidden = false;
   };
   document.getElementById("print").onclick = () => window.print();
