@@ -348,3 +348,10 @@ def m004_live_lane(db: sqlite_utils.Database) -> None:
 def m004_first_clip(db: sqlite_utils.Database) -> None:
     """An event's first clip, sent while it still runs."""
     db.execute("alter table events add column first_clip text")
+
+
+@migrations()
+def m005_frame_and_model(db: sqlite_utils.Database) -> None:
+    """An event's clean frame (beside the snapshot) and the model that raised it."""
+    db.execute("alter table events add column frame text")
+    db.execute("alter table events add column model text")

@@ -503,3 +503,10 @@ def m012_models(db: sqlite_utils.Database) -> None:
         not_null={"site_id", "action", "cameras", "requested_at"},
     )
     db.table("model_rollouts").create_index(["site_id", "requested_at"])
+
+
+@migrations()
+def m013_alert_frame_and_model(db: sqlite_utils.Database) -> None:
+    """An alert's clean frame (what labels are drawn on) and the model that raised it."""
+    db.execute("alter table alerts add column frame text")
+    db.execute("alter table alerts add column model text")

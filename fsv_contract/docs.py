@@ -105,7 +105,11 @@ cannot send what central would refuse.
   beside the running one, runs it on a recent recorded frame, and only then switches; on
   any failure the running model stays and the reply's `error` says why. `rollback_model`
   restores each camera's previous model. The heartbeat's optional `cameras[].model` names
-  the model each camera runs (`name@version`).
+  the model each camera runs (`name@version`), and every violation event names the model
+  that raised it (`model`, the same form), so each alert can be traced to one version.
+- Clean frames: with its snapshot an event may announce `frame` (`frame.jpg`), the same
+  frame without boxes, zones or stamps, uploaded and kept write-once like the snapshot; it
+  is what inspectors label and what training datasets are built from.
 
 Known event kinds: {", ".join(f"`{k}`" for k in KNOWN_KINDS)}, and the retention kinds
 `eviction_below_duty`, `space_unrecoverable`, `retention_ok`, `delete_failed`,

@@ -115,6 +115,17 @@ class EventPayload(Payload):
         description="pre-roll plus the first seconds, sent again with `phase: start` while the "
         "event runs, so inspectors need not wait for its end; the full `clip` follows",
     )
+    frame: MediaRef | None = Field(
+        None,
+        description="the snapshot's frame without boxes or stamps (frame.jpg), so inspectors "
+        "label the objects on a clean image; write-once like the snapshot",
+    )
+    model: str | None = Field(
+        None,
+        max_length=130,
+        description="the model that raised the event: name@version (`file@local` when the "
+        "edge runs a model central did not install); null for events about the agent",
+    )
     details: dict[str, Any] = Field(default_factory=dict)
     created_at: UtcDatetime | None = Field(
         None, description="when the edge wrote this message to its outbox"

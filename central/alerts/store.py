@@ -85,7 +85,7 @@ def release_args(alert_id: str) -> dict[str, Any]:
 def public_alert(row: dict[str, Any], now: float) -> dict[str, Any]:
     """An alert row as the API returns it, with the overdue flag computed."""
     out = dict(row)
-    for key in ("snapshot", "clip", "first_clip"):
+    for key in ("snapshot", "clip", "first_clip", "frame"):
         out[key] = json.loads(row[key]) if row.get(key) else None
     out["overdue"] = is_overdue(State(row["state"]), row.get("deadline"), now)
     return out
@@ -121,6 +121,7 @@ class AlertStore:
                 "snapshot": event.snapshot.model_dump_json() if event.snapshot else None,
                 "clip": event.clip.model_dump_json() if event.clip else None,
                 "first_clip": event.first_clip.model_dump_json() if event.first_clip else None,
+                "frame": event.frame.model_dump_json() if event.frame else None,
             }
             if existing:
                 changes: dict[str, Any] = {
@@ -144,6 +145,7 @@ class AlertStore:
                     "start": event.start.timestamp(),
                     "end": end,
                     "score": event.score,
+                    "model": event.model,
                     **media,
                     "state": State.NEW.value,
                     "created_at": now,

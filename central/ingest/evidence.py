@@ -1,4 +1,4 @@
-"""Write-once evidence: an event's first announced snapshot and clip are final.
+"""Write-once evidence: an event's first announced snapshot, clip and frame are final.
 
 An event belongs to the site that opened it. A later message about it (its end phase, or a
 repeat of either phase) may add a snapshot or clip not announced yet, but never replace one
@@ -15,7 +15,7 @@ from typing import Any
 
 from fsv_contract.payloads import EventPayload
 
-SLOTS = ("snapshot", "clip", "first_clip")
+SLOTS = ("snapshot", "clip", "first_clip", "frame")
 
 
 @dataclass

@@ -40,7 +40,7 @@ class MediaStore:
         """The event's announcement of `name`; NotFound/Conflict if it cannot be uploaded yet."""
         with self.database.lock:
             row = self.database.db.execute(
-                "select site, snapshot, clip, first_clip from events where event_id = ?",
+                "select site, snapshot, clip, first_clip, frame from events where event_id = ?",
                 [event_id],
             ).fetchone()
         if row is None or row[0] != site:

@@ -44,8 +44,14 @@ def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Reje
 
 
 def check_media_types(event: EventPayload) -> None:
-    """Refuse an event announcing a snapshot or clip of a type off the media allow-list."""
-    for part, ref in (("snapshot", event.snapshot), ("clip", event.clip)):
+    """Refuse an event announcing media of a type off the media allow-list."""
+    parts = (
+        ("snapshot", event.snapshot),
+        ("clip", event.clip),
+        ("first_clip", event.first_clip),
+        ("frame", event.frame),
+    )
+    for part, ref in parts:
         if ref is not None and not allowed(ref.content_type):
             raise InvalidPayload(
                 f"{part}.content_type {ref.content_type[:100]!r} is not an accepted media type"

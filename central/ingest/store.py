@@ -30,7 +30,7 @@ MAX_REJECTS_KEPT = 1000
 _EVENT_COLUMNS = (
     "event_id", "site", "camera", "kind", "station", "rule", "severity", "phase", "start",
     "end", "score", "boxes", "snapshot", "clip", "first_clip", "details", "created_at",
-    "received_at", "ingested_at", "updated_at", "change_seq",
+    "received_at", "ingested_at", "updated_at", "frame", "model", "change_seq",
 )  # fmt: skip
 _INSERT_EVENT = (
     f"insert or ignore into events ({', '.join(f'[{c}]' for c in _EVENT_COLUMNS)}) "
@@ -38,7 +38,7 @@ _INSERT_EVENT = (
 )
 _END_EVENT = (
     "update events set phase = 'end', \"end\" = ?, score = ?, boxes = ?, snapshot = ?, "
-    "clip = ?, first_clip = ?, details = ?, updated_at = ?, change_seq = ? "
+    "clip = ?, first_clip = ?, frame = ?, details = ?, updated_at = ?, change_seq = ? "
     "where event_id = ? and phase = 'start'"
 )
 _FIRST_CLIP = (
@@ -123,11 +123,13 @@ def _payload_of(row: dict[str, Any]) -> EventPayload | None:
             {
                 **{k: row[k] for k in ("event_id", "site", "camera", "phase", "kind",
                                        "station", "rule", "severity", "score")},
+                "model": row.get("model"),
                 "start": _utc(row["start"]),
                 "end": _utc(row["end"]),
                 "created_at": _utc(row["created_at"]),
                 **{k: json.loads(row[k]) if row[k] else None
-                   for k in ("boxes", "snapshot", "clip", "first_clip", "details")},
+                   for k in ("boxes", "snapshot", "clip", "first_clip", "frame", "details")
+                   if k in row},
             }
         )  # fmt: skip
     except (ValidationError, ValueError):
@@ -230,7 +232,7 @@ class IngestStore:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"select event_id, site, phase, snapshot, clip, first_clip from events "
+                f"select event_id, site, phase, snapshot, clip, first_clip, frame from events "
                 f"where event_id in ({marks})",
                 chunk,
             )
@@ -240,13 +242,13 @@ class IngestStore:
     @staticmethod
     def _event_row(p: EventPayload, received_at: float, now: float) -> tuple[Any, ...]:
         data = p.model_dump(
-            mode="json", include={"boxes", "snapshot", "clip", "first_clip", "details"}
+            mode="json", include={"boxes", "snapshot", "clip", "first_clip", "frame", "details"}
         )
         return (
             str(p.event_id), p.site, p.camera, p.kind, p.station, p.rule, p.severity, p.phase,
             _ts(p.start), _ts(p.end), p.score, _json(data["boxes"]), _json(data["snapshot"]),
             _json(data["clip"]), _json(data["first_clip"]), _json(data["details"]),
-            _ts(p.created_at), received_at, now, now,
+            _ts(p.created_at), received_at, now, now, _json(data["frame"]), p.model,
         )  # fmt: skip
 
     @staticmethod
@@ -254,8 +256,8 @@ class IngestStore:
         data = p.model_dump(mode="json", include={"boxes", "details"})
         return (
             _ts(p.end), p.score, _json(data["boxes"]), _json(refs["snapshot"]),
-            _json(refs["clip"]), _json(refs["first_clip"]), _json(data["details"]), now, seq,
-            str(p.event_id),
+            _json(refs["clip"]), _json(refs["first_clip"]), _json(refs["frame"]),
+            _json(data["details"]), now, seq, str(p.event_id),
         )  # fmt: skip
 
     @staticmethod
@@ -421,7 +423,7 @@ class IngestStore:
             [*args, limit],
         )
         for row in rows:
-            for column in ("boxes", "snapshot", "clip", "first_clip", "details"):
+            for column in ("boxes", "snapshot", "clip", "first_clip", "frame", "details"):
                 row[column] = json.loads(row[column]) if row[column] else None
         return rows
 

@@ -120,11 +120,15 @@ class EventKeeper:
 
     # --- called by the camera pipelines ------------------------------------------------------
 
-    def open_event(self, camera: CameraConfig, event: RuleEvent, sighting: Sighting) -> str:
-        """Record a violation that just started; write its snapshot; hold its footage."""
+    def open_event(
+        self, camera: CameraConfig, event: RuleEvent, sighting: Sighting, model: str | None = None
+    ) -> str:
+        """Record a violation that just started (raised by `model`, name@version); write its
+        snapshot and the clean frame under it; hold its footage."""
         event_id = str(uuid.uuid4())
         folder, rel = self.store.folder(camera.id, event_id, event.start)
         snapshot = self._snapshot(folder, rel, "snapshot.jpg", event, sighting)
+        frame = self._frame(folder, rel, sighting) if snapshot is not None else None
         now = time.time()
         stored = StoredEvent(
             id=event_id,
@@ -149,6 +153,8 @@ class EventKeeper:
             sent="",
             created_at=now,
             updated_at=now,
+            frame=frame,
+            model=model,
         )
         self.store.open_event(stored)
         if camera.record:
@@ -190,6 +196,8 @@ class EventKeeper:
             folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
             stored.snapshot = self._snapshot(folder, rel, "best.jpg", event, best)
             stored.boxes = boxes_of(best.objects)
+            if stored.snapshot is not None and stored.frame is None:
+                stored.frame = self._frame(folder, rel, best)
         if stored.clip_state == CLIP_PENDING:
             self.index.release_holds_by_ref(stored.id)
             self.index.add_hold(
@@ -216,6 +224,17 @@ class EventKeeper:
             log.error("event snapshot %s/%s not written: %s", rel, name, e)
             return None
         return MediaInfo(name, f"{rel}/{name}", written.sha256, written.bytes, "image/jpeg")
+
+    def _frame(self, folder: Path, rel: str, sighting: Sighting) -> MediaInfo | None:
+        """The snapshot's frame as decoded, without boxes or stamps: what labels are drawn on."""
+        try:
+            written = write_snapshot(folder / "frame.jpg", sighting.image)
+        except (ClipError, OSError) as e:
+            log.error("event frame %s/frame.jpg not written: %s", rel, e)
+            return None
+        return MediaInfo(
+            "frame.jpg", f"{rel}/frame.jpg", written.sha256, written.bytes, "image/jpeg"
+        )
 
     # --- the clip thread -------------------------------------------------------------------
 
@@ -343,8 +362,8 @@ class EventKeeper:
         payload = event_payload(self.config.site_id, stored, "start" if phase == "first" else phase)
         if phase != "first" and "first" not in stored.sent:
             payload = payload.model_copy(update={"first_clip": None})  # never uploaded
-        media = {"start": [stored.snapshot], "first": [stored.first_clip]}.get(
-            phase, [stored.snapshot, stored.clip]
+        media = {"start": [stored.snapshot, stored.frame], "first": [stored.first_clip]}.get(
+            phase, [stored.snapshot, stored.frame, stored.clip]
         )
         for item in media:
             if item is not None:

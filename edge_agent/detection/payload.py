@@ -50,6 +50,8 @@ def event_payload(site: str, event: StoredEvent, phase: str) -> EventPayload:
         snapshot=_ref(event.snapshot),
         clip=_ref(event.clip) if ending else None,
         first_clip=_ref(event.first_clip),
+        frame=_ref(event.frame),
+        model=event.model,
         details=details,
         created_at=datetime.now(UTC),
     )

@@ -39,6 +39,7 @@ from edge_agent.detection.zones import anchor_point, in_any
 from edge_agent.errors import ConfigError, ModelError
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
+from fsv_contract.models import model_label
 from fsv_contract.payloads import CameraDetectionStatus, RuleStatus
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,11 @@ def model_choice(
     )
 
 
+def local_model_label(detector: Detector) -> str:
+    """How a model central did not install is named: `<file stem>@local`."""
+    return model_label(Path(detector.path).stem.lower()[:64], "local")
+
+
 def assess_detector(rules: list[RuleSpec], detector: Detector) -> list[RuleCapability]:
     """Each rule's capability with this detector's labels and class-map caveats."""
     unavailable = detector.unavailable if isinstance(detector, TwoStageDetector) else None
@@ -186,6 +192,8 @@ class CameraDetection:
         self.tracker = IouTracker(max_age_s=settings.track_max_age_s)
         self.engine: RuleEngine | None = None
         self.detector: Detector | None = None
+        # name@version of a model central installed (set by the installer with `detector`).
+        self.installed_label: str | None = None
         self.source: PacketFrameSource | None = None
         self.error: str | None = None
         self.capability: list[RuleCapability] = []
@@ -198,6 +206,13 @@ class CameraDetection:
         self._last_ts: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def model_label(self) -> str | None:
+        """The running model as events and heartbeats name it: `name@version`."""
+        detector = self.detector
+        if detector is None:
+            return None
+        return self.installed_label or local_model_label(detector)
 
     @property
     def dropped(self) -> int:
@@ -319,7 +334,9 @@ class CameraDetection:
     def _handle(self, event: RuleEvent, sighting: Sighting | None) -> None:
         rule_id = event.rule.id
         if event.phase == "start" and sighting is not None:
-            self._open[rule_id] = self.keeper.open_event(self.camera, event, sighting)
+            self._open[rule_id] = self.keeper.open_event(
+                self.camera, event, sighting, self.model_label()
+            )
             self.events_started += 1
             log.info("%s: %s started (rule %s)", self.camera.id, event.rule.event_kind, rule_id)
         elif event.phase == "update" and sighting is not None:

@@ -61,6 +61,13 @@ def m002_first_clip(db: sqlite_utils.Database) -> None:
     db.execute("alter table events add column first_clip text")
 
 
+@migrations()
+def m003_frame_and_model(db: sqlite_utils.Database) -> None:
+    """The clean frame beside the snapshot, and the model that raised the event."""
+    db.execute("alter table events add column frame text")
+    db.execute("alter table events add column model text")
+
+
 @dataclass
 class MediaInfo:
     """An evidence file kept with an event (relative to the event folder)."""
@@ -101,6 +108,8 @@ class StoredEvent:
     created_at: float
     updated_at: float
     first_clip: MediaInfo | None = None  # pre-roll and the first seconds, while it runs
+    frame: MediaInfo | None = None  # the snapshot's frame without annotations
+    model: str | None = None  # name@version of the model that raised it
 
 
 def _media(text: str | None) -> MediaInfo | None:
@@ -116,6 +125,7 @@ def _from_row(row: dict[str, Any]) -> StoredEvent:
             "snapshot": _media(row["snapshot"]),
             "clip": _media(row["clip"]),
             "first_clip": _media(row.get("first_clip")),
+            "frame": _media(row.get("frame")),
         }
     )
 
@@ -161,6 +171,7 @@ class EventStore:
         row["snapshot"] = json.dumps(vars(event.snapshot)) if event.snapshot else None
         row["clip"] = json.dumps(vars(event.clip)) if event.clip else None
         row["first_clip"] = json.dumps(vars(event.first_clip)) if event.first_clip else None
+        row["frame"] = json.dumps(vars(event.frame)) if event.frame else None
         return row
 
     def get(self, event_id: str) -> StoredEvent | None:

@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 
 
 class DetectingCamera(Protocol):
-    """What the installer needs of a camera's detection component: its detector."""
+    """What the installer needs of a camera's detection component: its detector, and the
+    label of the model central installed (None: its own)."""
 
     detector: Detector | None
+    installed_label: str | None
 
 
 class Registrar(Protocol):
@@ -167,6 +169,7 @@ class ModelInstaller:
         if component.detector is not None:
             state.previous.append((component.detector, state.label, state.args))
         component.detector = detector
+        component.installed_label = label
         state.label, state.args = label, args
 
     def _save(self) -> None:
@@ -217,6 +220,7 @@ class ModelInstaller:
                 state = self._models[cam]
                 detector, label, earlier = state.previous.pop()
                 self.cameras[cam].detector = detector
+                self.cameras[cam].installed_label = label
                 state.label, state.args = label, earlier
                 restored[cam] = label
             self._save()

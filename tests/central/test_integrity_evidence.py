@@ -149,3 +149,38 @@ async def test_the_alert_shows_its_first_clip_before_the_event_ends(central: Cen
     status, alert = await call(central, "inspector-a", "GET", f"/api/v1/alerts/{alert_id}")
     assert status == 200 and alert["first_clip"]["name"] == "first.mp4"
     assert alert["clip"] is None and alert["end"] is None
+
+
+async def test_the_clean_frame_is_write_once_and_the_alert_names_its_model(
+    aiohttp_client: AiohttpClient, config: CentralConfig
+) -> None:
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    ingest = Ingest(app[INGEST_STORE])
+    eid = str(uuid4())
+    frame, other = _ref(S2, "frame.jpg"), _ref(S1, "frame.jpg")
+    start = _event("s1", eid, "start", snapshot=_ref(S1), frame=frame, model="hats@3")
+    await asyncio.to_thread(ingest.process, [start])
+    ended = await asyncio.to_thread(
+        ingest.process, [_event("s1", eid, "end", snapshot=_ref(S1), frame=other)]
+    )
+    assert len(ended.refused) == 1 and "frame frame.jpg" in ended.refused[0][1][0]
+    row = app[INGEST_STORE].event(eid)
+    assert row is not None and row["model"] == "hats@3"
+    assert hashlib.sha256(S2).hexdigest() in row["frame"]  # the first announcement stands
+    url = f"/api/v1/media/{eid}/frame.jpg"
+    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 409
+    assert (await client.put(url, data=S2, headers=_put_headers(S2))).status == 201
+    [(_, fed)] = [c for c in app[INGEST_STORE].changes_after(0, 10) if c[1]]
+    assert fed is not None and fed.model == "hats@3" and fed.frame == frame
+
+
+async def test_the_alert_carries_its_model_and_clean_frame(central: Central) -> None:
+    alert_id = await central.event(
+        "demo-canteen-a", model="hats@3", frame=_ref(S2, "frame.jpg").model_dump(mode="json")
+    )
+    status, alert = await call(central, "inspector-a", "GET", f"/api/v1/alerts/{alert_id}")
+    assert status == 200 and alert["model"] == "hats@3"
+    assert alert["frame"]["name"] == "frame.jpg"
+    listed = await call(central, "inspector-a", "GET", "/api/v1/alerts?limit=5")
+    assert [a["model"] for a in listed[1]["items"] if a["id"] == alert_id] == ["hats@3"]

@@ -67,6 +67,7 @@ class Camera:
 
     def __init__(self, detector: Detector | None) -> None:
         self.detector = detector
+        self.installed_label: str | None = None
 
 
 class Running:
@@ -132,11 +133,13 @@ def test_install_switches_and_rollback_restores(
     # Nothing recorded yet: the smoke test ran the model on a blank frame.
     assert result["smoke"]["cam1"]["frame"].startswith("blank")
     assert camera.detector is not before and installer.camera_models() == {"cam1": "person@1"}
+    assert camera.installed_label == "person@1"  # what the camera's events will carry
     installed = tmp_path / "rec" / ".agent" / "models" / "installed.json"
     assert '"person"' in installed.read_text()
 
     back = installer.rollback({})
     assert back["rolled_back"] == {"cam1": None} and camera.detector is before
+    assert camera.installed_label is None
     assert installed.read_text().strip() == "{}"
     with pytest.raises(ModelError, match="no earlier model"):
         installer.rollback({})

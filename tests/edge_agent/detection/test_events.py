@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -81,11 +82,24 @@ def test_event_gets_snapshot_hold_clip_and_both_phases_in_the_outbox(
     keeper = EventKeeper(config, index, outbox)
     see = sighting(vtest_frame, t0 + 3)
     event_id = keeper.open_event(
-        config.cameras[0], RuleEvent("start", RULE, t0 + 3, None, 0.9, see.objects), see
+        config.cameras[0],
+        RuleEvent("start", RULE, t0 + 3, None, 0.9, see.objects),
+        see,
+        "person@7",
     )
     stored = keeper.store.get(event_id)
     assert stored is not None and stored.state == OPEN and stored.snapshot is not None
     assert (keeper.store.files / stored.snapshot.relpath).read_bytes()[:2] == b"\xff\xd8"
+    # The clean frame beside the snapshot: the decoded image without boxes or stamps.
+    assert stored.frame is not None and stored.frame.name == "frame.jpg"
+    clean = cv2.imdecode(
+        np.frombuffer((keeper.store.files / stored.frame.relpath).read_bytes(), np.uint8), 1
+    )
+    drawn = cv2.imdecode(
+        np.frombuffer((keeper.store.files / stored.snapshot.relpath).read_bytes(), np.uint8), 1
+    )
+    assert float(np.abs(clean.astype(int) - vtest_frame.astype(int)).mean()) < 3.0
+    assert float(np.abs(drawn.astype(int) - vtest_frame.astype(int)).mean()) > 3.0
     [hold] = index.active_holds("cam-1")
     assert hold.ref == event_id and hold.start == pytest.approx(t0 + 2)
     [start] = payloads(outbox)
@@ -96,6 +110,10 @@ def test_event_gets_snapshot_hold_clip_and_both_phases_in_the_outbox(
         "critical",
     )
     assert start.boxes[0].track_id == 3 and start.snapshot is not None
+    assert start.model == "person@7" and start.frame is not None
+    assert start.frame.sha256 == stored.frame.sha256
+    queued = {m.name for m in outbox.media.due(limit=50) if m.event_id == event_id}
+    assert {"snapshot.jpg", "frame.jpg"} <= queued
 
     keeper.end_event(event_id, RuleEvent("end", RULE, t0 + 3, t0 + 6, 0.9, ()), None)
     assert keeper.store.get(event_id).state == ENDED  # type: ignore[union-attr]
@@ -123,7 +141,7 @@ def test_event_gets_snapshot_hold_clip_and_both_phases_in_the_outbox(
     assert end.clip is not None and end.clip.sha256 == done.clip.sha256
     assert end.end is not None and end.end.timestamp() == pytest.approx(t0 + 6)
     media = {m.name for m in outbox.media.due(10)}
-    assert media == {"snapshot.jpg", "clip.mp4"}
+    assert media == {"snapshot.jpg", "frame.jpg", "clip.mp4"}
     assert keeper.purge(time.time() + 91 * 86400) == 1
     assert keeper.store.get(event_id) is None and not clip_path.exists()
     keeper.store.close()
@@ -186,6 +204,11 @@ def test_an_open_event_gets_its_first_clip_before_the_full_one(
     assert first.first_clip.end.timestamp() <= t0 + 5.1
     assert end.clip is not None and end.first_clip == first.first_clip
     assert end.clip.sha256 != first.first_clip.sha256
-    assert {m.name for m in outbox.media.due(10)} == {"snapshot.jpg", "first.mp4", "clip.mp4"}
+    assert {m.name for m in outbox.media.due(10)} == {
+        "snapshot.jpg",
+        "frame.jpg",
+        "first.mp4",
+        "clip.mp4",
+    }
     outbox.close()
     index.close()

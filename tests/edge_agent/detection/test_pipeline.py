@@ -127,6 +127,9 @@ def test_people_over_rtsp_make_an_event_with_snapshot_and_clip(
     snapshot = keeper.store.files / event.snapshot.relpath  # type: ignore[union-attr]
     image = cv2.imread(str(snapshot))
     assert image is not None and image.shape[:2] == (360, 640)
+    # The event names the model that raised it; the clean frame lies beside the snapshot.
+    assert event.model == f"{Path(good.detector.path).stem.lower()}@local"  # type: ignore[union-attr]
+    assert event.frame is not None and (keeper.store.files / event.frame.relpath).is_file()
 
     assert event.clip_state == CLIP_DONE and event.clip is not None
     assert event.clip_start is not None and event.clip_end is not None
