@@ -27,6 +27,7 @@ from central.api import (
     push_routes,
     report_routes,
     token_routes,
+    update_routes,
     user_routes,
 )
 from central.api.common import SERVICES, auth_middleware, error_middleware, json_response
@@ -55,6 +56,7 @@ ROUTE_TABLES = (
     dashboard_routes.routes,
     integrity_routes.routes,
     public_routes.routes,
+    update_routes.routes,
     api_live.routes,
     api_archive.routes,
     archive_routes.routes,
@@ -81,7 +83,19 @@ def add_regulator(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/p/{token}", public_routes.public_page)
     add_pages(app)
+    app.on_shutdown.append(_close_update_sockets)
     app.cleanup_ctx.append(watchdog_ctx)
+
+
+async def _close_update_sockets(app: web.Application) -> None:
+    """At shutdown the pages' update sockets close ("going away"); the pages reconnect."""
+    svc = app.get(SERVICES)
+    if svc is not None:
+        svc.updates.close_all()
+        for _ in range(20):  # the senders close them on the next loop rounds
+            if not svc.updates.count:
+                break
+            await asyncio.sleep(0.05)
 
 
 async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -114,9 +128,14 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     svc.hooks.push = dispatcher.wake
     app[SERVICES] = svc
     app[INGEST_HOOKS] = svc.hooks
+    svc.updates.attach(asyncio.get_running_loop())
     tasks = [
         asyncio.create_task(dispatcher.run(), name="push-dispatch"),
         asyncio.create_task(_purge_sessions(svc.sessions), name="session-purge"),
+        asyncio.create_task(
+            svc.updates.watch_sessions(svc.ldb, config.web.idle_minutes * 60),
+            name="update-sessions",
+        ),
     ]
     try:
         yield

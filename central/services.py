@@ -10,6 +10,7 @@ from central.alerts.push import PushStore
 from central.alerts.push_dispatch import PushDispatcher
 from central.alerts.push_jobs import PushJobs
 from central.alerts.store import AlertStore, CommandSender
+from central.alerts.updates import UpdateHub
 from central.regulation.audit import AuditLog
 from central.regulation.org import OrgStore
 from central.regulation.public import PublicLinks, RateLimiter
@@ -40,6 +41,7 @@ class Services:
     throttle: LoginThrottle
     token_uses: TokenUses
     public_rate: RateLimiter
+    updates: UpdateHub = field(default_factory=UpdateHub)
     vapid_public_key: str | None = None
     dispatcher: PushDispatcher | None = field(default=None)
 
@@ -68,6 +70,10 @@ def build_services(
     alerts = AlertStore(ldb, send_command)
     jobs = PushJobs(ldb, push_config.expire_s)
     alerts.on_created = jobs.create
+    updates = UpdateHub()
+    alerts.announce = updates.alert_changed
+    hooks = RegulatorHooks(ldb, orgs, alerts)
+    hooks.announce_state = updates.camera_state
     services = Services(
         ldb=ldb,
         web=web,
@@ -84,9 +90,10 @@ def build_services(
         push=PushStore(ldb),
         jobs=jobs,
         public=PublicLinks(ldb),
-        hooks=RegulatorHooks(ldb, orgs, alerts),
+        hooks=hooks,
         throttle=login_throttle(web),
         token_uses=TokenUses(),
         public_rate=RateLimiter(web.public_rate_per_min, 60.0),
+        updates=updates,
     )
     return services

@@ -37,6 +37,8 @@ RAW_SAMPLES_KEEP_S = 2 * 86400.0
 PURGE_EVERY_S = 3600.0
 
 PushSubmit = Callable[[dict[str, Any]], None]
+# (org path, site, camera, state): a camera went online/offline, for the open pages.
+StateAnnounce = Callable[[str, str, str, str], None]
 
 
 def is_recording(last_segment_end: datetime | None, state: str, at: datetime) -> bool:
@@ -54,6 +56,7 @@ class RegulatorHooks:
         self._orgs = orgs
         self._alerts = alerts
         self.push: PushSubmit | None = None
+        self.announce_state: StateAnnounce | None = None
         self._last_sample: dict[str, float] | None = None
         self._lock = threading.Lock()
         self._purged_at = 0.0
@@ -84,6 +87,14 @@ class RegulatorHooks:
             )
         except Exception:  # noqa: BLE001 - the state itself is stored; listing is best effort
             log.exception("cannot list camera %s/%s", site, payload.camera)
+            return
+        if self.announce_state is not None:
+            try:
+                org_path = self._orgs.site_org_path(site)
+                if org_path is not None:
+                    self.announce_state(org_path, site, payload.camera, payload.state)
+            except Exception:  # noqa: BLE001 - the wall re-syncs on its next list request
+                log.exception("cannot announce the state of %s/%s", site, payload.camera)
 
     def on_heartbeat(self, site: str, payload: HeartbeatPayload) -> None:
         """A heartbeat was stored: sample it for the recording and retention reports."""

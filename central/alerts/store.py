@@ -42,6 +42,9 @@ MAX_COUNT = 10_000
 CommandSender = Callable[[str, str, dict[str, Any]], str]
 # (connection, new alert row, now) -> jobs written; runs inside the alert's transaction.
 OnCreated = Callable[[Any, dict[str, Any], float], int]
+# (op "created"/"changed", the alert as the API shows it, open alerts of its camera or None);
+# called after the commit, for the pages' live updates.
+Announce = Callable[[str, dict[str, Any], int | None], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class AlertStore:
         self._clock = clock
         # Set by the services: the push jobs of a new alert, committed with the alert.
         self.on_created: OnCreated | None = None
+        # Set by the services: tells the open pages about a new or changed alert.
+        self.announce: Announce | None = None
 
     # --- from ingest ------------------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class AlertStore:
                 "first_clip": event.first_clip.model_dump_json() if event.first_clip else None,
                 "frame": event.frame.model_dump_json() if event.frame else None,
             }
+            changed = False
             if existing:
                 changes: dict[str, Any] = {
                     k: v for k, v in media.items() if v and not existing[0][k]
@@ -131,6 +137,7 @@ class AlertStore:
                     changes["end"] = end
                 if changes:
                     db.table("alerts").update(alert_id, {**changes, "updated_at": now})
+                    changed = True
                 created = None
             else:
                 created = {
@@ -155,9 +162,28 @@ class AlertStore:
                 if self.on_created is not None:
                     self.on_created(db, created, now)
         row = self._row(alert_id)
+        if created or changed:
+            self._announce("created" if created else "changed", row, now)
         if row["state"] != State.CLOSED and row["camera_id"] and (created or end is not None):
             self._command(row, HOLD, hold_args(row))
         return public_alert(row, now) if created else None
+
+    def _announce(self, op: str, row: dict[str, Any], now: float) -> None:
+        """Tell the open pages (never raises: the change itself is committed)."""
+        if self.announce is None:
+            return
+        try:
+            open_alerts = None
+            if row["camera_id"]:
+                with self._ldb.read() as db:
+                    found = db.execute(
+                        "select open from camera_open_alerts where site_id = ? and camera_id = ?",
+                        [row["site_id"], row["camera_id"]],
+                    ).fetchone()
+                open_alerts = int(found[0]) if found else 0
+            self.announce(op, public_alert(row, now), open_alerts)
+        except Exception:  # noqa: BLE001 - pages re-sync on their next list request
+            log.exception("could not announce alert %s", row.get("id"))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -305,6 +331,7 @@ class AlertStore:
             )
             for item in evidence or list[dict[str, Any]]():
                 db.table("evidence").insert({**item, "alert_id": alert_id, "transition_id": tid})
+        self._announce("changed", self._row(alert_id), now)
         if step.closes and alert["camera_id"]:
             self._command(alert, RELEASE, release_args(alert_id))
         elif step.opens and alert["camera_id"]:

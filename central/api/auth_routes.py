@@ -83,6 +83,7 @@ async def logout(request: web.Request) -> web.Response:
     """End the session the request came with, on the server (the cookie alone is not trusted)."""
     session = current_session(request)
     await run_db(services(request).sessions.close_session, session.token_hash)
+    services(request).updates.end_session(session.token_hash)
     await audit(request, "logout", session.user.username)
     resp = json_response({"ok": True})
     resp.del_cookie(COOKIE, path="/")

@@ -1,0 +1,254 @@
+"""Live updates for the pages: alert and camera changes fanned out in memory to open sockets.
+
+Each browser tab opens one WebSocket (`/api/v1/updates`). Its scope (an org path, or the
+whole tree) is fixed when it connects; subscribers are kept by scope root, so a change is
+matched by looking up the roots above its org path (a few dictionary reads), serialised
+once and queued for each matching socket: no database query per client per change.
+
+A socket's queue is bounded: a client that cannot keep up is closed with SLOW_CLOSE_CODE
+and the page reconnects and re-syncs with one list request. Logging out closes the
+session's sockets at once; a periodic check (one query for all open sockets) closes those
+whose session expired, was revoked or whose user was disabled, and notes the others as
+used, as the pages' polling did before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from central.regulation.scope import Scope, ancestors
+from central.schema import LockedDb
+
+log = logging.getLogger(__name__)
+
+QUEUE_MAX = 256  # messages waiting for one socket before it counts as too slow
+SLOW_CLOSE_CODE = 4008  # the client fell behind: reconnect and re-sync
+SESSION_CLOSE_CODE = 4401  # the session ended (logout, expiry, disabled user): sign in again
+LIMIT_CLOSE_CODE = 4429  # too many sockets open for one user
+MAX_PER_USER = 32  # open update sockets per user (one per tab)
+SESSION_CHECK_S = 30.0
+SESSION_TOUCH_S = 60.0
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open socket: its scope root, session and bounded queue of serialised messages."""
+
+    ws: web.WebSocketResponse
+    root: str | None
+    token_hash: str
+    user_id: int
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    closing: int | None = None  # the close code once the hub decided to close it
+
+    def offer(self, text: str) -> bool:
+        """Queue `text`; False (and marked for closing) if the queue is full."""
+        if self.closing is not None:
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close_soon(SLOW_CLOSE_CODE)
+            return False
+        return True
+
+    def close_soon(self, code: int) -> None:
+        """Make the sender stop and close the socket with `code`."""
+        if self.closing is None:
+            self.closing = code
+            # Wake the sender: an empty string is never a message.
+            while True:
+                try:
+                    self.queue.put_nowait("")
+                    break
+                except asyncio.QueueFull:
+                    self.queue.get_nowait()
+
+
+class UpdateHub:
+    """Subscribers by scope root; changes come from any thread through `publish`."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._by_root: dict[str | None, set[Subscriber]] = {}
+        self._by_session: dict[str, set[Subscriber]] = {}
+        self._per_user: dict[int, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = clock
+        self.sent = 0
+        self.dropped_slow = 0
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop the sockets live on (publish hands changes to it)."""
+        self._loop = loop
+
+    @property
+    def count(self) -> int:
+        """Open sockets."""
+        return sum(len(s) for s in self._by_root.values())
+
+    # --- changes in -------------------------------------------------------------------------
+
+    def publish(self, org_path: str | None, message: dict[str, Any]) -> None:
+        """Send `message` to every socket whose scope holds `org_path` (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self._by_root:
+            return
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        try:
+            loop.call_soon_threadsafe(self._fan_out, org_path, text)
+        except RuntimeError:  # the loop is closing: nobody is listening any more
+            pass
+
+    def alert_changed(self, op: str, alert: dict[str, Any], open_alerts: int | None) -> None:
+        """A new or changed alert, and its camera's open-alert counter (AlertStore.announce)."""
+        org_path = alert.get("org_path")
+        self.publish(org_path, {"type": "alert", "op": op, "alert": alert})
+        if open_alerts is not None and alert.get("camera_id"):
+            camera = {"site_id": alert["site_id"], "camera_id": alert["camera_id"]}
+            self.publish(org_path, {"type": "camera", **camera, "open_alerts": open_alerts})
+
+    def camera_state(self, org_path: str, site: str, camera: str, state: str) -> None:
+        """A camera went online or offline (the wall's dots)."""
+        message = {"type": "camera", "site_id": site, "camera_id": camera, "state": state}
+        self.publish(org_path, message)
+
+    def _fan_out(self, org_path: str | None, text: str) -> None:
+        roots: list[str | None] = [None]
+        if org_path:
+            roots += ancestors(org_path)
+        for root in roots:
+            for sub in self._by_root.get(root, ()):
+                if sub.offer(text):
+                    self.sent += 1
+                elif sub.closing == SLOW_CLOSE_CODE:
+                    self.dropped_slow += 1
+
+    # --- sockets ----------------------------------------------------------------------------
+
+    def admit(self, user_id: int) -> bool:
+        """True if the user may open one more socket."""
+        return self._per_user.get(user_id, 0) < MAX_PER_USER
+
+    def add(self, sub: Subscriber) -> None:
+        """Register an open socket."""
+        self._by_root.setdefault(sub.root, set()).add(sub)
+        self._by_session.setdefault(sub.token_hash, set()).add(sub)
+        self._per_user[sub.user_id] = self._per_user.get(sub.user_id, 0) + 1
+
+    def remove(self, sub: Subscriber) -> None:
+        """Forget a socket that ended."""
+        by_root = self._by_root.get(sub.root)
+        if by_root is not None:
+            by_root.discard(sub)
+            if not by_root:
+                del self._by_root[sub.root]
+        by_session = self._by_session.get(sub.token_hash)
+        if by_session is not None:
+            by_session.discard(sub)
+            if not by_session:
+                del self._by_session[sub.token_hash]
+        left = self._per_user.get(sub.user_id, 1) - 1
+        if left > 0:
+            self._per_user[sub.user_id] = left
+        else:
+            self._per_user.pop(sub.user_id, None)
+
+    def end_session(self, token_hash: str) -> int:
+        """Close every socket of a session (logout); returns how many (event loop thread)."""
+        subs = list(self._by_session.get(token_hash, ()))
+        for sub in subs:
+            sub.close_soon(SESSION_CLOSE_CODE)
+        return len(subs)
+
+    def close_all(self, code: int = 1001) -> None:
+        """Close every socket (shutdown: "going away", the pages reconnect)."""
+        for subs in list(self._by_root.values()):
+            for sub in subs:
+                sub.close_soon(code)
+
+    async def serve(self, sub: Subscriber, hello: dict[str, Any]) -> None:
+        """Run one prepared socket until it or the hub closes it."""
+        self.add(sub)
+        sender = asyncio.create_task(self._send(sub, hello), name="updates-send")
+        try:
+            async for _msg in sub.ws:
+                pass  # clients only listen; aiohttp answers pings
+        finally:
+            self.remove(sub)
+            if sub.closing is None:
+                sub.closing = 1000
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _send(self, sub: Subscriber, hello: dict[str, Any]) -> None:
+        ws = sub.ws
+        try:
+            await ws.send_str(json.dumps(hello, ensure_ascii=False))
+            while sub.closing is None:
+                text = await sub.queue.get()
+                if text:
+                    await ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            return  # the client went away; the reader ends the socket
+        reason = {SLOW_CLOSE_CODE: b"too slow", SESSION_CLOSE_CODE: b"session ended"}
+        await ws.close(code=sub.closing, message=reason.get(sub.closing, b""))
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def check_sessions(self, ldb: LockedDb, idle_s: float) -> list[str]:
+        """Sessions of open sockets that ended (worker thread); notes the live ones as used.
+
+        One read for all open sockets; the use is written at most every SESSION_TOUCH_S.
+        """
+        digests = list(self._by_session)
+        if not digests:
+            return []
+        now = self._clock()
+        live: dict[str, float] = {}
+        with ldb.read() as db:
+            for i in range(0, len(digests), 500):
+                part = digests[i : i + 500]
+                marks = ", ".join("?" for _ in part)
+                for row in db.query(
+                    "select s.token_hash, s.expires_at, s.last_used_at, s.purpose, u.disabled "
+                    f"from user_sessions s join users u on u.id = s.user_id "
+                    f"where s.token_hash in ({marks})",
+                    part,
+                ):
+                    used = row["last_used_at"] or 0.0
+                    idle = row["purpose"] == "session" and now - used > idle_s + SESSION_CHECK_S
+                    if row["expires_at"] >= now and not row["disabled"] and not idle:
+                        live[row["token_hash"]] = used
+        stale = [d for d, used in live.items() if now - used > SESSION_TOUCH_S]
+        if stale:
+            with ldb.transaction() as db:
+                db.conn.executemany(
+                    "update user_sessions set last_used_at = ? where token_hash = ?",
+                    [(now, d) for d in stale],
+                )
+        return [d for d in digests if d not in live]
+
+    async def watch_sessions(self, ldb: LockedDb, idle_s: float) -> None:
+        """Every SESSION_CHECK_S, close the sockets of sessions that ended (until cancelled)."""
+        while True:
+            await asyncio.sleep(SESSION_CHECK_S)
+            try:
+                ended = await asyncio.to_thread(self.check_sessions, ldb, idle_s)
+            except Exception:  # noqa: BLE001 - e.g. the database is busy: next round
+                log.exception("checking the sessions of update sockets failed")
+                continue
+            for digest in ended:
+                self.end_session(digest)
+
+
+def scope_root(scope: Scope) -> str | None:
+    """The subscriber key of a scope."""
+    return scope.root

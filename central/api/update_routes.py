@@ -1,0 +1,63 @@
+"""The pages' live-update socket: alert and camera changes in the caller's scope."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from central.alerts.updates import LIMIT_CLOSE_CODE, Subscriber, scope_root
+from central.api.common import current_session, services
+from central.api.registry import RouteTable
+from central.errors import ForbiddenError
+
+routes = RouteTable()
+
+
+def same_origin(request: web.Request, base_url: str) -> bool:
+    """True unless a browser says the socket is opened from another site.
+
+    Browsers always send `Origin` on a WebSocket handshake; a page of another site may open
+    one to central (the session cookie is SameSite=Strict, so it would not be signed in,
+    but it is refused outright). Clients that are no browser send none and pass.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    host = urlsplit(origin).netloc.lower()
+    allowed = {request.host.lower(), urlsplit(base_url).netloc.lower()}
+    return host in allowed
+
+
+@routes.route(
+    "GET",
+    "/api/v1/updates",
+    tag="alerts",
+    summary="WebSocket: new and changed alerts and camera counters in the caller's scope",
+    statuses=(101, 400, 401, 403),
+)
+async def updates(request: web.Request) -> web.StreamResponse:
+    """One socket per page: a hello, then `alert` (created/changed) and `camera` messages.
+
+    Closes with 4008 when the client falls behind (reconnect and list again), 4401 when the
+    session ends, 4429 when the user already has too many open, 1001 at shutdown.
+    """
+    session = current_session(request)
+    svc = services(request)
+    if not same_origin(request, svc.web.base_url):
+        raise ForbiddenError("this socket may only be opened from central's own pages")
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this endpoint expects a WebSocket upgrade")
+    user = session.user
+    hub = svc.updates
+    await ws.prepare(request)
+    if not hub.admit(user.id):
+        await ws.close(code=LIMIT_CLOSE_CODE, message=b"too many update sockets")
+        return ws
+    root = scope_root(user.scope)
+    sub = Subscriber(ws, root, session.token_hash, user.id)
+    hello = {"type": "hello", "scope": root, "user": user.username, "time": time.time()}
+    await hub.serve(sub, hello)
+    return ws
