@@ -15,7 +15,7 @@ async def live_page(request: web.Request) -> web.Response:
         request,
         "page.live",
         "live.html",
-        ("live-player.js", "live.js"),
+        ("live-player.js", "updates.js", "live.js"),
         "/live",
         body_class="wide",  # the wall takes the whole width of the screen
         styles=_STYLES,

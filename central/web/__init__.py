@@ -104,7 +104,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def inbox_page(request: web.Request) -> web.Response:
     """The alert inbox with the rectification workflow."""
-    return page_response(request, "page.inbox", "inbox.html", ("inbox.js",), "/inbox")
+    return page_response(request, "page.inbox", "inbox.html", ("updates.js", "inbox.js"), "/inbox")
 
 
 async def reports_page(request: web.Request) -> web.Response:

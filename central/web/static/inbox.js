@@ -1,16 +1,22 @@
 // The alert inbox: filtered list that keeps itself current, detail with the history in words,
 // the actions the alert's state and the user's role allow (each with its own form), evidence
 // thumbnails with a viewer, push opt-in.
+// New and changed alerts arrive over the update socket (updates.js); while it is down the
+// newest page is polled instead, one request at a time.
 "use strict";
 const PAGE = 50;
-const POLL_MS = 1000; // a new alert shows within about a second of ingest (non-overlapping poll)
-const inbox = { offset: 0, user: null, shown: new Map(), enterprises: {}, current: null, polls: 0, arrived: 0 };
+const POLL_MS = 1000; // fallback while the socket is down: non-overlapping, once a second
+const inbox = { offset: 0, user: null, shown: new Map(), enterprises: {}, orgPaths: {}, current: null, polls: 0, arrived: 0, resyncs: 0 };
 window.fsvInbox = inbox;
+const REMEMBER = { sound: "fsv_inbox_sound", notify: "fsv_inbox_notify" };
 
 function query(extra = {}) {
   const f = new FormData(document.getElementById("filters"));
   const q = new URLSearchParams();
-  for (const name of ["org_id", "kind", "state", "text"]) if (f.get(name)) q.set(name, f.get(name));
+  for (const name of ["kind", "station", "state", "text"]) if (f.get(name)) q.set(name, f.get(name));
+  // The enterprise lies inside the county: the narrower choice decides.
+  const org = f.get("org_id") || f.get("county_id");
+  if (org) q.set("org_id", org);
   if (f.get("from")) q.set("from", String(fsv.zoned(f.get("from"))));
   if (f.get("to")) q.set("to", String(fsv.zoned(f.get("to")) + 86400));
   if (f.get("overdue")) q.set("overdue", "true");
@@ -35,6 +41,7 @@ function canBulk() { return inbox.user && inbox.user.role !== "enterprise_staff"
 function fillRow(li, a) {
   li.className = `alert-item sev-${a.severity || "warning"}${a.overdue ? " overdue" : ""}${inbox.current === a.id ? " selected" : ""}`;
   li.dataset.state = a.state;
+  li.dataset.end = String(a.end || "");
   li.innerHTML =
     `<span class="sev" title="${fsv.esc(fsv.t("field.severity"))}">${fsv.esc(fsv.label("severity", a.severity || "warning"))}</span>` +
     `<span class="kind">${fsv.esc(fsv.label("kind", a.kind))}</span>` +
@@ -110,30 +117,87 @@ function showCount(total) {
 }
 
 // The newest page again: new alerts go on top (with a chime if wanted), known ones update.
-async function poll() {
-  try {
+// Runs through `load`'s chain, so it never overlaps a listing request.
+function newest() {
+  loading = loading.catch(() => {}).then(async () => {
     const page = await fsv.api(`/api/v1/alerts?${query({ limit: 20, offset: 0 })}`);
-    const list = document.getElementById("alerts");
-    let fresh = 0;
-    for (const a of [...page.items].reverse()) {
-      const li = inbox.shown.get(a.id);
-      if (li) { if (li.dataset.state !== a.state) fillRow(li, a); continue; }
-      const added = row(a);
-      added.classList.add("fresh");
-      inbox.shown.set(a.id, added);
-      list.prepend(added);
-      inbox.offset += 1;
-      fresh += 1;
-    }
-    if (fresh) { inbox.arrived += fresh; chime(); notify(page.items.slice(0, fresh)); }
+    const fresh = [];
+    for (const a of [...page.items].reverse()) if (place(a)) fresh.push(a);
+    if (fresh.length) announce(fresh.reverse());
     showCount(page.total);
-    document.getElementById("live").classList.remove("down");
-  } catch (e) {
-    document.getElementById("live").classList.add("down");
-  } finally {
-    inbox.polls += 1;
-    setTimeout(poll, POLL_MS);
+  });
+  return loading;
+}
+
+// Put an alert on the list: a known one is updated, a new one goes on top; true if new.
+function place(a) {
+  const li = inbox.shown.get(a.id);
+  if (li) { if (li.dataset.state !== a.state || li.dataset.end !== String(a.end || "")) fillRow(li, a); return false; }
+  const added = row(a);
+  added.classList.add("fresh");
+  inbox.shown.set(a.id, added);
+  document.getElementById("alerts").prepend(added);
+  inbox.offset += 1;
+  return true;
+}
+
+function announce(alerts) {
+  inbox.arrived += alerts.length;
+  chime();
+  notify(alerts);
+}
+
+// Does an alert pushed over the socket belong on the list as it is filtered now?
+function matches(a) {
+  const f = new FormData(document.getElementById("filters"));
+  const org = f.get("org_id") || f.get("county_id");
+  if (org && !(inbox.orgPaths[org] && (a.org_path || "").startsWith(inbox.orgPaths[org]))) return false;
+  for (const name of ["kind", "station"]) if (f.get(name) && a[name] !== f.get(name)) return false;
+  if (f.get("state") && !f.get("state").split(",").includes(a.state)) return false;
+  if (f.get("from") && a.start < fsv.zoned(f.get("from"))) return false;
+  if (f.get("to") && a.start >= fsv.zoned(f.get("to")) + 86400) return false;
+  if (f.get("overdue") && !a.overdue) return false;
+  if (inbox.camera && (a.site_id !== inbox.camera.site || a.camera_id !== inbox.camera.camera)) return false;
+  const text = (f.get("text") || "").trim().toLowerCase();
+  if (text && ![a.site_id, a.camera_id, a.rule, inbox.enterprises[a.org_path]].some((v) => String(v || "").toLowerCase().includes(text))) return false;
+  return true;
+}
+
+// A message from the update socket.
+function onUpdate(msg) {
+  if (msg.type !== "alert" || !inbox.ready) return;
+  const a = msg.alert;
+  if (msg.op === "created" && !inbox.shown.has(a.id)) {
+    if (!matches(a)) return;
+    place(a);
+    showCount((inbox.total || 0) + 1);
+    announce([a]);
+  } else if (inbox.shown.has(a.id)) {
+    fillRow(inbox.shown.get(a.id), a);
   }
+}
+
+function liveState(up) {
+  const dot = document.getElementById("live");
+  dot.classList.toggle("down", !up);
+  dot.title = fsv.t(up ? "inbox.live_hint" : "inbox.live_polling");
+}
+
+// While the socket is down: the newest page once a second, each request after the last.
+async function poll() {
+  if (!inbox.updates.up) {
+    try {
+      await newest();
+      inbox.polls += 1;
+    } catch (e) { /* the next round tries again */ }
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+// The socket (re)connected: whatever happened while it was down comes with one list request.
+async function resync() {
+  inbox.resyncs += 1;
+  try { await newest(); } catch (e) { /* the socket carries what comes next */ }
 }
 
 // A desktop notification per new alert, when the user switched it on and the browser allows.
@@ -147,6 +211,7 @@ function notify(alerts) {
 
 function chime() {
   if (!document.getElementById("sound").checked) return;
+  inbox.chimes = (inbox.chimes || 0) + 1;
   try {
     const ctx = new AudioContext();
     const osc = ctx.createOscillator();
@@ -311,22 +376,49 @@ async function enablePush() {
 }
 
 async function loadChoices() {
-  const orgs = await fsv.api("/api/v1/orgs?level=enterprise");
-  const sel = document.getElementById("f-org");
-  for (const o of orgs.items) {
-    inbox.enterprises[o.org_path] = o.name;
+  const [enterprises, counties] = await Promise.all([fsv.api("/api/v1/orgs?level=enterprise"), fsv.api("/api/v1/orgs?level=county")]);
+  const option = (sel, value, text, path) => {
     const opt = document.createElement("option");
-    opt.value = o.id;
-    opt.textContent = o.name;
+    opt.value = value;
+    opt.textContent = text;
+    if (path) opt.dataset.path = path;
     sel.appendChild(opt);
+  };
+  for (const o of enterprises.items) {
+    inbox.enterprises[o.org_path] = o.name;
+    inbox.orgPaths[o.id] = o.org_path;
+    option(document.getElementById("f-org"), o.id, o.name, o.org_path);
   }
-  const kinds = document.getElementById("f-kind");
-  for (const kind of (window.FSV_I18N.enums && window.FSV_I18N.enums.kind) || []) {
-    const opt = document.createElement("option");
-    opt.value = kind;
-    opt.textContent = fsv.label("kind", kind);
-    kinds.appendChild(opt);
+  const county = document.getElementById("f-county");
+  for (const o of counties.items) {
+    inbox.orgPaths[o.id] = o.org_path;
+    option(county, o.id, o.name, o.org_path);
   }
+  // A county inspector has one county: the choice would change nothing.
+  county.closest("label").hidden = counties.items.length < 2;
+  const enums = window.FSV_I18N.enums || {};
+  for (const kind of enums.kind || []) option(document.getElementById("f-kind"), kind, fsv.label("kind", kind));
+  const stations = (enums.station || []).map((s) => [s, fsv.label("station", s)]).sort((x, y) => x[1].localeCompare(y[1], fsv.lang));
+  for (const [s, text] of stations) option(document.getElementById("f-station"), s, text);
+}
+
+// Choosing a county keeps only its enterprises in the enterprise list.
+function narrowEnterprises() {
+  const path = inbox.orgPaths[document.getElementById("f-county").value] || "";
+  const sel = document.getElementById("f-org");
+  for (const opt of sel.options) if (opt.value) opt.hidden = !opt.dataset.path.startsWith(path);
+  if (sel.selectedOptions[0] && sel.selectedOptions[0].hidden) sel.value = "";
+}
+
+// Sound and desktop notifications stay as the user left them on this device.
+function remembered(id) {
+  const box = document.getElementById(id);
+  try { box.checked = localStorage.getItem(REMEMBER[id]) === "1"; } catch (e) { box.checked = false; }
+  if (id === "notify" && box.checked && (!window.Notification || Notification.permission !== "granted")) box.checked = false;
+}
+
+function remember(id) {
+  try { localStorage.setItem(REMEMBER[id], document.getElementById(id).checked ? "1" : "0"); } catch (e) { /* private mode */ }
 }
 
 fsv.ready.then(async (u) => {
@@ -337,17 +429,27 @@ fsv.ready.then(async (u) => {
   fold();
   phone.addEventListener("change", fold);
   await loadChoices();
+  remembered("sound");
+  remembered("notify");
   const filters = document.getElementById("filters");
-  filters.onchange = (ev) => { if (ev.target.id !== "sound" && ev.target.id !== "notify") load(true); };
+  filters.onchange = (ev) => {
+    if (ev.target.id === "sound" || ev.target.id === "notify") return;
+    if (ev.target.id === "f-county") narrowEnterprises();
+    load(true);
+  };
+  document.getElementById("sound").addEventListener("change", () => remember("sound"));
   filters.onsubmit = (ev) => { ev.preventDefault(); load(true); };
   let typing = null;
   document.getElementById("f-text").oninput = () => { clearTimeout(typing); typing = setTimeout(() => load(true), 400); };
   document.getElementById("more").onclick = () => load(false);
   document.getElementById("bulk-ack").onclick = () => bulkAcknowledge();
+  // The browser asks for permission only when the user ticks the box (a click), never before.
   document.getElementById("notify").onchange = async (ev) => {
-    if (!ev.target.checked || !window.Notification) return;
-    if (Notification.permission === "default") await Notification.requestPermission();
-    ev.target.checked = Notification.permission === "granted";
+    if (ev.target.checked && window.Notification) {
+      if (Notification.permission === "default") await Notification.requestPermission();
+      ev.target.checked = Notification.permission === "granted";
+    } else if (ev.target.checked) ev.target.checked = false;
+    remember("notify");
   };
   document.getElementById("push").onclick = () => enablePush().catch(() => { document.getElementById("push").textContent = fsv.t("err.push"); });
   // From a live tile's badge: this camera's alerts only, until the chip is cleared.
@@ -362,6 +464,8 @@ fsv.ready.then(async (u) => {
   await load(true);
   const m = location.hash.match(/alert=([\w-]+)/);
   if (m) await show(m[1]);
-  setTimeout(poll, POLL_MS);
   inbox.ready = true;
+  inbox.updates = new FsvUpdates({ message: onUpdate, resync, state: liveState }).start();
+  liveState(false);
+  setTimeout(poll, POLL_MS);
 });

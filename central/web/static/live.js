@@ -1,6 +1,8 @@
 // The live wall: 1/4/9/16 cameras per page chosen by organisation and station, auto-cycle,
-// online state and open-alert badges, a tile goes full screen on click.
+// online state and open-alert badges, a tile goes full screen on click. Badges and dots
+// follow the update socket (updates.js); while it is down the wall list is polled instead.
 "use strict";
+const POLL_MS = 15000; // fallback while the socket is down; never overlapping
 
 const wall = {
   cameras: [],
@@ -161,11 +163,31 @@ fsv.ready.then(async () => {
   document.getElementById("cycle-s").onchange = cycle;
   await reload();
   // Badges and online dots follow the alerts and camera states without restarting video.
-  // The next round is scheduled only once this one answered: requests never pile up.
+  // The socket carries each change; while it is down the list is polled, and each round is
+  // scheduled only once the last one answered: requests never pile up.
   const refresh = async () => {
-    try { await loadCameras(); wall.tiles.forEach(decorate); } catch (e) { /* next round */ }
-    wall.refresh = setTimeout(refresh, 15000);
+    if (!wall.updates.up) {
+      try { await loadCameras(); wall.tiles.forEach(decorate); wall.polls = (wall.polls || 0) + 1; } catch (e) { /* next round */ }
+    }
+    wall.refresh = setTimeout(refresh, POLL_MS);
   };
-  wall.refresh = setTimeout(refresh, 15000);
+  wall.updates = new FsvUpdates({ message: onUpdate, resync }).start();
+  wall.refresh = setTimeout(refresh, POLL_MS);
   wall.ready = true;
 });
+
+// A camera's open-alert counter or online state changed: its tile follows, video untouched.
+function onUpdate(msg) {
+  if (msg.type !== "camera") return;
+  const cam = wall.cameras.find((c) => c.site_id === msg.site_id && c.camera_id === msg.camera_id);
+  if (!cam) return;
+  if (msg.open_alerts != null) cam.open_alerts = msg.open_alerts;
+  if (msg.state) cam.state = msg.state;
+  for (const t of wall.tiles) if (camKey(t.cam) === camKey(cam)) decorate(t);
+}
+
+// The socket (re)connected: one list request catches up with what it missed.
+async function resync() {
+  wall.resyncs = (wall.resyncs || 0) + 1;
+  try { await loadCameras(); wall.tiles.forEach(decorate); } catch (e) { /* the socket carries what comes next */ }
+}

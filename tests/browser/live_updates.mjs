@@ -1,0 +1,126 @@
+// The inbox's update socket in headless Chromium: two county inspectors and the city monitor
+// have their inboxes open; alerts are raised over MQTT; central is restarted under them.
+// Usage: node live_updates.mjs '{"url": ..., "users": {name: password}, "shots": <folder>}'
+// It prints {"waiting": "alert"|"restart"} and reads one JSON line back from stdin each time
+// ({"id", "published"} for an alert, published in epoch ms); the result is the last line.
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
+const opts = JSON.parse(process.argv[2]);
+const problems = [];
+let restarting = false; // while central restarts, failed socket attempts are expected
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+
+async function ask(what) {
+  console.log(JSON.stringify({ waiting: what }));
+  const { value } = await lines.next();
+  return JSON.parse(value);
+}
+
+async function inbox(browser, who, viewport = SIZES.desktop) {
+  const context = await browser.newContext({ viewport, locale: "zh-CN", timezoneId: "Asia/Shanghai" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => problems.push(`${who}: ${e}`));
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (restarting && /WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) return;
+    problems.push(`${who} console: ${m.text()}`);
+  });
+  await page.goto(`${opts.url}/login`);
+  await page.fill('input[name="username"]', who);
+  await page.fill('input[name="password"]', opts.users[who]);
+  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+  await page.waitForFunction(() => window.fsvInbox && window.fsvInbox.ready && window.fsvInbox.updates.up);
+  // Note when each row enters the list (epoch ms), whatever brought it.
+  await page.evaluate(() => {
+    window.rowSeen = {};
+    new MutationObserver((changes) => {
+      const at = performance.timeOrigin + performance.now();
+      for (const c of changes) for (const n of c.addedNodes) if (n.dataset && n.dataset.id && !window.rowSeen[n.dataset.id]) window.rowSeen[n.dataset.id] = at;
+    }).observe(document.getElementById("alerts"), { childList: true });
+  });
+  return page;
+}
+
+// Raise an alert; how long from its publication until the open inbox shows it.
+async function arrival(page, others) {
+  const before = await page.evaluate(() => ({ polls: window.fsvInbox.polls, navigations: performance.getEntriesByType("navigation").length }));
+  const raised = await ask("alert");
+  await page.waitForSelector(`#alerts li[data-id="${raised.id}"]`, { timeout: 15000 });
+  const seen = await page.evaluate((id) => {
+    const li = document.querySelector(`#alerts li[data-id="${id}"]`);
+    const u = window.fsvInbox.updates;
+    return {
+      at: window.rowSeen[id],
+      first: document.querySelector("#alerts li").dataset.id === id,
+      fresh: li.classList.contains("fresh"),
+      severity: li.querySelector(".sev").textContent,
+      viaSocket: u.log.some((m) => m.id === id && m.op === "created"),
+      polls: window.fsvInbox.polls,
+      navigations: performance.getEntriesByType("navigation").length,
+    };
+  }, raised.id);
+  const heard = {};
+  await page.waitForTimeout(300); // the others' sockets had the same chance to carry it
+  for (const [who, other] of Object.entries(others)) {
+    heard[who] = await other.evaluate((id) => ({
+      up: window.fsvInbox.updates.up,
+      carried: window.fsvInbox.updates.log.some((m) => m.id === id),
+      listed: document.querySelector(`#alerts li[data-id="${id}"]`) !== null,
+    }), raised.id);
+  }
+  return { id: raised.id, ms: Math.round(seen.at - raised.published), ...seen, pollsDuring: seen.polls - before.polls, reloaded: seen.navigations - before.navigations, heard };
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+try {
+  const a = await inbox(browser, "inspector-a");
+  const b = await inbox(browser, "inspector-b");
+  const city = await inbox(browser, "city-monitor");
+  const first = await arrival(a, { "inspector-b": b, "city-monitor": city });
+  for (const [name, size] of Object.entries(SIZES)) {
+    await a.setViewportSize(size);
+    await a.waitForTimeout(300);
+    await a.screenshot({ path: `${opts.shots}/inbox-live-${name}.png`, fullPage: name === "phone" });
+  }
+  // The city monitor narrows by county (the enterprise list follows) and by station.
+  const filters = {};
+  const listed = () => city.$$eval("#alerts li", (lis) => lis.map((li) => li.dataset.id));
+  const choose = async (sel, value) => {
+    await city.evaluate(() => { document.getElementById("alerts").dataset.loaded = ""; });
+    await city.selectOption(sel, value);
+    await city.waitForFunction(() => document.getElementById("alerts").dataset.loaded === "1");
+  };
+  await choose("#f-county", { label: "中宁县 Zhongning" });
+  filters.otherCounty = { rows: await listed(), enterprises: await city.$$eval("#f-org option", (os) => os.filter((o) => o.value && !o.hidden).map((o) => o.textContent)) };
+  await choose("#f-county", { label: "沙坡头区 Shapotou" });
+  await choose("#f-station", "storage");
+  filters.otherStation = await listed();
+  await choose("#f-station", "kitchen_prep");
+  filters.station = await listed();
+  await city.screenshot({ path: `${opts.shots}/inbox-city-filters-desktop.png` });
+  const layout = await a.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, missing: [...window.fsv.missing] }));
+  await a.setViewportSize(SIZES.desktop);
+  // Central restarts: the socket drops, the page polls meanwhile, reconnects and re-syncs.
+  const opened = await a.evaluate(() => ({ opened: window.fsvInbox.updates.opened, resyncs: window.fsvInbox.resyncs }));
+  restarting = true;
+  await ask("restart");
+  await a.waitForFunction((n) => window.fsvInbox.updates.up && window.fsvInbox.updates.opened > n, opened.opened, { timeout: 60000 });
+  await b.waitForFunction(() => window.fsvInbox.updates.up, null, { timeout: 60000 });
+  restarting = false;
+  const reconnected = await a.evaluate(() => ({ opened: window.fsvInbox.updates.opened, resyncs: window.fsvInbox.resyncs }));
+  const second = await arrival(a, { "inspector-b": b });
+  console.log(JSON.stringify({ ok: true, first, second, before: opened, reconnected, layout, filters, problems }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  stdin.close();
+}
