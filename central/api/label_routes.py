@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Literal
 
-from central.api.common import audit, current_user, json_response, read_body, run_db, services
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from central.api.common import (
+    audit,
+    current_user,
+    json_response,
+    read_body,
+    read_query,
+    run_db,
+    services,
+)
 from central.api.registry import RouteTable
-from central.models.labels import ClassMapIn, LabelIn, LabelStore
+from central.models.labels import MAX_QUEUE_PAGE, ClassMapIn, LabelIn, LabelStore
 from central.regulation.roles import Permission
 
 routes = RouteTable()
@@ -14,6 +25,32 @@ routes = RouteTable()
 
 def _store(request: web.Request) -> LabelStore:
     return LabelStore(services(request).ldb)
+
+
+class QueueQuery(BaseModel):
+    """Which images of the labelling queue to list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["unlabelled", "labelled", "all"] = "unlabelled"
+    limit: int = Field(50, ge=1, le=MAX_QUEUE_PAGE)
+    offset: int = Field(0, ge=0)
+
+
+@routes.route(
+    "GET",
+    "/api/v1/labels/queue",
+    summary="Images to label: alerts in scope with a stored frame, newest first",
+    tag="labels",
+    query=QueueQuery,
+)
+async def label_queue(request: web.Request) -> web.Response:
+    """Each with its image, the edge's detections (boxes to correct) and its label."""
+    user = current_user(request, Permission.LABEL)
+    q = read_query(request, QueueQuery)
+    return json_response(
+        await run_db(_store(request).queue, user.scope, q.state, q.limit, q.offset)
+    )
 
 
 @routes.route(

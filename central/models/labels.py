@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from central.errors import InvalidInputError, NotFoundError
-from central.regulation.scope import Scope, in_scope
+from central.regulation.scope import Scope, in_scope, scope_filter
 from central.regulation.users import User
 from central.schema import LockedDb
 
@@ -28,6 +28,10 @@ DEFAULT_CLASSES = ("person", "no_chef_hat", "no_mask", "smoking", "phone_use", "
 CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_BOXES = 100
 MAX_CLASSES = 80
+MAX_QUEUE_PAGE = 200
+QUEUE_STATES = ("unlabelled", "labelled", "all")
+# The image a label is drawn on: the clean frame when the edge sent one, else the snapshot.
+IMAGE_NAMES = ("frame.jpg", "snapshot.jpg")
 
 
 class LabelBox(BaseModel):
@@ -140,6 +144,39 @@ class LabelStore:
             db.table("alert_labels").upsert(row, pk="alert_id")
         return public_label(row), public_label(dict(old[0])) if old else None
 
+    def queue(
+        self, scope: Scope, state: str = "unlabelled", limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        """Alerts in scope with a stored image to label, newest first, each with its image,
+        the edge's detections (as boxes to correct) and its label if it has one."""
+        if state not in QUEUE_STATES:
+            raise InvalidInputError(f"state: one of {', '.join(QUEUE_STATES)}")
+        if not 1 <= limit <= MAX_QUEUE_PAGE:
+            raise InvalidInputError(f"limit: 1 to {MAX_QUEUE_PAGE}")
+        if offset < 0:
+            raise InvalidInputError("offset: 0 or more")
+        clause, args = scope_filter(scope, "a.org_path")
+        labelled = {"unlabelled": "l.alert_id is null", "labelled": "l.alert_id is not null"}
+        where = " and ".join([clause, labelled.get(state, "1 = 1")])
+        marks = ", ".join("?" for _ in IMAGE_NAMES)
+        with self._ldb.read() as db:
+            rows = list(
+                db.query(
+                    "select a.id, a.site_id, a.camera_id, a.kind, a.station, a.start, a.model, "
+                    "e.boxes as detections, l.verdict, l.boxes, l.username, l.labelled_at, "
+                    f"(select group_concat(m.name) from media m where m.event_id = a.id "
+                    f"and m.name in ({marks})) as images "
+                    "from alerts a left join alert_labels l on l.alert_id = a.id "
+                    "left join events e on e.event_id = a.id "
+                    f"where {where} and exists (select 1 from media m where m.event_id = a.id "
+                    f"and m.name in ({marks})) "
+                    "order by a.start desc, a.id limit ? offset ?",
+                    [*IMAGE_NAMES, *args, *IMAGE_NAMES, limit + 1, offset],
+                )
+            )
+        items = [_queue_item(dict(r)) for r in rows[:limit]]
+        return {"items": items, "more": len(rows) > limit, "state": state}
+
     @staticmethod
     def _alert(db: Any, scope: Scope, alert_id: str) -> dict[str, Any]:
         rows = list(db.query("select id, site_id, org_path from alerts where id = ?", [alert_id]))
@@ -169,4 +206,53 @@ def public_label(row: dict[str, Any]) -> dict[str, Any]:
         "boxes": json.loads(row["boxes"]),
         "username": row["username"],
         "labelled_at": row["labelled_at"],
+    }
+
+
+def detection_boxes(raw: str | None) -> list[dict[str, Any]]:
+    """The edge's boxes (x, y, w, h, label, score) as label boxes (cls, x1, y1, x2, y2)."""
+    out: list[dict[str, Any]] = []
+    for box in json.loads(raw) if raw else []:
+        try:
+            x, y, w, h = (float(box[k]) for k in ("x", "y", "w", "h"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        out.append(
+            {
+                "cls": str(box.get("label", "")),
+                "x1": max(0.0, x),
+                "y1": max(0.0, y),
+                "x2": min(1.0, x + w),
+                "y2": min(1.0, y + h),
+                "score": box.get("score"),
+            }
+        )
+    return out
+
+
+def _queue_item(row: dict[str, Any]) -> dict[str, Any]:
+    names = set((row["images"] or "").split(","))
+    image = next(n for n in IMAGE_NAMES if n in names)
+    label = None
+    if row["verdict"] is not None:
+        label = {
+            "verdict": row["verdict"],
+            "boxes": json.loads(row["boxes"]),
+            "username": row["username"],
+            "labelled_at": row["labelled_at"],
+        }
+    return {
+        "kind": "alert",
+        "id": row["id"],
+        "site_id": row["site_id"],
+        "camera_id": row["camera_id"],
+        "alert_kind": row["kind"],
+        "station": row["station"],
+        "start": row["start"],
+        "model": row["model"],
+        "image": f"/api/v1/alerts/{row['id']}/media/{image}",
+        "annotated": image != "frame.jpg",
+        "label_url": f"/api/v1/alerts/{row['id']}/label",
+        "detections": detection_boxes(row["detections"]),
+        "label": label,
     }

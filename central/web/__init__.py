@@ -22,6 +22,7 @@ NAV = (
     ("/live", "nav.live", Permission.WATCH_VIDEO),
     ("/replay", "nav.replay", Permission.WATCH_VIDEO),
     ("/reports", "nav.reports", Permission.VIEW_REPORTS),
+    ("/label", "nav.label", Permission.LABEL),
 )
 
 
@@ -107,6 +108,13 @@ async def inbox_page(request: web.Request) -> web.Response:
     return page_response(request, "page.inbox", "inbox.html", ("updates.js", "inbox.js"), "/inbox")
 
 
+async def label_page(request: web.Request) -> web.Response:
+    """The labelling page: verdicts and boxes on alert frames, the training labels."""
+    return page_response(
+        request, "page.label", "label.html", ("label.js",), "/label", styles=("label.css",)
+    )
+
+
 async def reports_page(request: web.Request) -> web.Response:
     """Reports of the user's scope."""
     return page_response(
@@ -161,6 +169,7 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/login", login_page)
     app.router.add_get("/inbox", inbox_page)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/label", label_page)
     app.router.add_get("/dashboard", dashboard_page)
     app.router.add_get("/i18n.js", i18n_script)
     app.router.add_get("/sw.js", service_worker)

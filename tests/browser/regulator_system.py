@@ -18,7 +18,7 @@ import cv2
 import paho.mqtt.publish as publish
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
-from fsv_contract import CameraStatePayload, EventPayload, MediaRef, encode, topics
+from fsv_contract import Box, CameraStatePayload, EventPayload, MediaRef, encode, topics
 from testbed.demo import start_site_broker
 from testbed.rtsp import RtspServer
 
@@ -68,9 +68,16 @@ class RegulatorSystem(VideoSystem):
         )
 
     def raise_alert_with_snapshot(
-        self, jpeg: bytes, kind: str = "no_chef_hat", severity: str = "warning"
+        self,
+        jpeg: bytes,
+        kind: str = "no_chef_hat",
+        severity: str = "warning",
+        frame: bytes | None = None,
+        boxes: list[Box] | None = None,
+        model: str | None = None,
     ) -> str:
-        """Camera online, an event announcing `jpeg` as its snapshot, then the upload: its id."""
+        """Camera online, an event announcing `jpeg` as its snapshot (and `frame` as its clean
+        frame), then the uploads: its id."""
         before = self.api("GET", "/api/v1/alerts", user="admin")["total"]
         now = datetime.now(UTC)
         state = CameraStatePayload(camera=CAMERA, state="online", since=now)
@@ -79,10 +86,16 @@ class RegulatorSystem(VideoSystem):
         snapshot = MediaRef(
             name="snapshot.jpg", sha256=sha, bytes=len(jpeg), content_type="image/jpeg"
         )
+        clean = None
+        if frame is not None:
+            clean = MediaRef(
+                name="frame.jpg", sha256=hashlib.sha256(frame).hexdigest(), bytes=len(frame),
+                content_type="image/jpeg",
+            )  # fmt: skip
         event = EventPayload(
             event_id=uuid.uuid4(), site=SITE, camera=CAMERA, phase="start", kind=kind,
             station="kitchen_prep", rule="hat", start=now, score=0.9, snapshot=snapshot,
-            severity=severity,
+            severity=severity, frame=clean, boxes=boxes or [], model=model,
         )  # fmt: skip
         self._publish(topics.camera_event(SITE, CAMERA), encode(event))
         alert_id = str(event.event_id)
@@ -91,17 +104,23 @@ class RegulatorSystem(VideoSystem):
             20,
             "central to open the alert",
         )
+        self.upload(alert_id, "snapshot.jpg", jpeg)
+        if frame is not None:
+            self.upload(alert_id, "frame.jpg", frame)
+        return alert_id
+
+    def upload(self, event_id: str, name: str, data: bytes) -> None:
+        """PUT an announced media file with the site's login, as the edge does."""
         login = base64.b64encode(f"{SITE}:{self.site_password}".encode()).decode()
         put = urllib.request.Request(
-            f"{self.url}/api/v1/media/{alert_id}/snapshot.jpg",
-            data=jpeg,
+            f"{self.url}/api/v1/media/{event_id}/{name}",
+            data=data,
             method="PUT",
             headers={
                 "Authorization": f"Basic {login}",
-                "X-Content-SHA256": sha,
+                "X-Content-SHA256": hashlib.sha256(data).hexdigest(),
                 "Content-Type": "image/jpeg",
             },
         )
         with urllib.request.urlopen(put, timeout=30) as resp:
             assert resp.status in (200, 201), resp.status
-        return alert_id

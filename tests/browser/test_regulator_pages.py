@@ -154,7 +154,14 @@ def test_inbox_shows_the_alert_in_words_with_its_snapshot(world: dict[str, Any])
     assert row["where"] == f"{CANTEEN} · 后厨加工区" and row["severity"] == "一般"
     # The browser runs in Berlin; the page still tells Beijing time, in the one format.
     assert row["time"] == local_time(world["alert"]["start"], "Asia/Shanghai")
-    assert requested["menuLinks"] == ["/dashboard", "/inbox", "/live", "/replay", "/reports"]
+    assert requested["menuLinks"] == [
+        "/dashboard",
+        "/inbox",
+        "/live",
+        "/replay",
+        "/reports",
+        "/label",
+    ]
     assert requested["image"]["width"] == 768 and requested["image"]["height"] == 576
     assert 0 < requested["image"]["shown"] <= 390  # scaled to the phone's width
     before = requested["before"]
@@ -261,7 +268,7 @@ def test_dashboard_drills_from_city_to_an_enterprise(world: dict[str, Any]) -> N
 def test_admin_dashboard_starts_at_the_provinces(world: dict[str, Any]) -> None:
     admin = world["seen"]["admin"]
     assert admin["crumbs"] == ["全部"] and admin["nodes"] == ["宁夏回族自治区 Ningxia"]
-    assert admin["menu"] == ["/dashboard", "/inbox", "/live", "/replay", "/reports"]
+    assert admin["menu"] == ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]
 
 
 def test_public_kitchen_page_shows_the_canteen_and_nothing_else(world: dict[str, Any]) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+
 import pytest
-from central_support import Central, call
+from central_support import Central, call, jpeg_bytes
+
+from central.ingest.media import Announced
+from central.keys import MEDIA
 
 pytestmark = pytest.mark.asyncio
 
@@ -102,3 +108,44 @@ async def test_boxes_must_use_the_sites_class_map_and_be_well_formed(central: Ce
     assert status == 200, body
     bad = await call(central, "admin", "PUT", cmap, json={"classes": ["Bad Name"]})
     assert bad[0] == 400, bad
+
+
+async def _with_image(central: Central, site: str, name: str, seed: int) -> str:
+    alert_id = await central.event(site, "cam1")
+    media = central.client.app[MEDIA]
+    data = jpeg_bytes(seed)
+    temp = media.temp_path(site, alert_id, name)
+    temp.write_bytes(data)
+    ann = Announced(hashlib.sha256(data).hexdigest(), len(data), "image/jpeg")
+    await asyncio.to_thread(media.commit, site, alert_id, name, temp, ann)
+    return alert_id
+
+
+async def test_the_queue_lists_images_to_label_in_scope_clean_frame_first(
+    central: Central,
+) -> None:
+    framed = await _with_image(central, "demo-canteen-a", "frame.jpg", 1)
+    snapped = await _with_image(central, "demo-canteen-a", "snapshot.jpg", 2)
+    other_county = await _with_image(central, "demo-canteen-b", "frame.jpg", 3)
+    no_image = await central.event("demo-canteen-a", "cam1")
+    status, body = await call(central, "inspector-a", "GET", "/api/v1/labels/queue")
+    assert status == 200, body
+    items = {i["id"]: i for i in body["items"]}
+    assert framed in items and snapped in items
+    assert other_county not in items and no_image not in items
+    assert items[framed]["image"].endswith("/media/frame.jpg")
+    assert items[framed]["annotated"] is False and items[snapped]["annotated"] is True
+    assert (await call(central, "inspector-a", "GET", items[framed]["image"]))[0] == 200
+
+    path = f"/api/v1/alerts/{framed}/label"
+    put = await call(central, "inspector-a", "PUT", path, json={"verdict": "true", "boxes": [BOX]})
+    assert put[0] == 200, put
+    unlabelled = (await call(central, "inspector-a", "GET", "/api/v1/labels/queue"))[1]
+    assert framed not in {i["id"] for i in unlabelled["items"]}
+    done = await call(central, "inspector-a", "GET", "/api/v1/labels/queue?state=labelled")
+    [item] = [i for i in done[1]["items"] if i["id"] == framed]
+    assert item["label"]["boxes"] == [BOX] and item["label"]["verdict"] == "true"
+
+    bad = await call(central, "inspector-a", "GET", "/api/v1/labels/queue?state=maybe")
+    assert bad[0] == 400 and "state" in bad[1]["error"]["message"], bad
+    assert (await call(central, "staff-canteen-a", "GET", "/api/v1/labels/queue"))[0] == 403

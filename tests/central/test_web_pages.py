@@ -45,16 +45,17 @@ async def test_pages_are_chinese_first_and_english_on_request(central: Central) 
 @pytest.mark.parametrize(
     ("username", "links"),
     [
-        ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports"]),
-        ("inspector-a", ["/dashboard", "/inbox", "/live", "/replay", "/reports"]),
-        ("staff-canteen-a", ["/inbox", "/live", "/replay"]),  # no reports, no dashboard
+        ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]),
+        ("inspector-a", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]),
+        # no reports, no dashboard, no labelling (the supervised party does not judge)
+        ("staff-canteen-a", ["/inbox", "/live", "/replay"]),
     ],
 )
 async def test_menu_shows_what_the_role_may_use(
     central: Central, username: str, links: list[str]
 ) -> None:
     await sign_in(central, username)
-    for path in ("/inbox", "/live", "/replay", "/reports", "/dashboard"):
+    for path in ("/inbox", "/live", "/replay", "/reports", "/dashboard", "/label"):
         page = await (await central.client.get(path)).text()
         assert menu_links(page) == links, (username, path)
         for key in re.findall(r"\{\{t:[^}]*\}\}", page):

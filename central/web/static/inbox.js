@@ -267,6 +267,7 @@ async function show(id) {
     (a.deadline ? ` · ${fsv.esc(fsv.t("alert.deadline"))} <time>${fsv.esc(fsv.time(a.deadline))}</time>` : "") +
     (a.overdue ? ` <span class="flag">${fsv.esc(fsv.t("inbox.overdue"))}</span>` : "") + "</p>" +
     (a.model ? `<p class="muted model">${fsv.esc(fsv.t("alert.model"))} <code>${fsv.esc(a.model)}</code></p>` : "") +
+    ((a.frame || a.snapshot) && fsv.user && fsv.user.role !== "enterprise_staff" ? `<p><a class="label-link" href="/label#alert=${encodeURIComponent(a.id)}">${fsv.esc(fsv.t("alert.label"))}</a></p>` : "") +
     `<div id="actions" class="actions"></div>` + media(a) +
     `<h3>${fsv.esc(fsv.t("alert.history"))}</h3><ol class="history">${a.transitions.map(historyLine).join("")}</ol>` + (a.transitions.length ? "" : `<p class="muted">${fsv.esc(fsv.t("alert.no_history"))}</p>`) +
     (photos ? `<h3>${fsv.esc(fsv.t("alert.evidence"))}</h3><div class="thumbs">${photos}</div>` : "");
