@@ -19,6 +19,7 @@ from central.api import (
     alert_routes,
     auth_routes,
     dashboard_routes,
+    inspection_routes,
     integrity_routes,
     label_routes,
     model_routes,
@@ -38,7 +39,7 @@ from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
 from central.services import build_services
-from central.video import api_archive, api_live
+from central.video import api_archive, api_live, api_public
 from central.web import add_pages
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ ROUTE_TABLES = (
     integrity_routes.routes,
     public_routes.routes,
     update_routes.routes,
+    inspection_routes.routes,
     api_live.routes,
+    api_public.routes,
     api_archive.routes,
     archive_routes.routes,
 )

@@ -510,3 +510,28 @@ def m013_alert_frame_and_model(db: sqlite_utils.Database) -> None:
     """An alert's clean frame (what labels are drawn on) and the model that raised it."""
     db.execute("alter table alerts add column frame text")
     db.execute("alter table alerts add column model text")
+
+
+@migrations()
+def m014_public_video_inspections(db: sqlite_utils.Database) -> None:
+    """Public links gain an expiry and a viewer cap; inspections of enterprises are recorded."""
+    links = db.table("public_links")
+    links.add_column("expires_at", float)
+    links.add_column("max_viewers", int)
+    db.table("inspections").create(
+        {
+            "id": int,
+            "org_id": int,
+            "org_path": str,
+            "inspected_at": float,
+            "result": str,
+            "rating": str,
+            "note": str,
+            "inspector_id": int,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"org_id", "org_path", "inspected_at", "result", "created_at"},
+        foreign_keys=[("org_id", "orgs", "id")],
+    )
+    db.table("inspections").create_index(["org_id", "inspected_at"])

@@ -12,6 +12,7 @@ from central.alerts.push_jobs import PushJobs
 from central.alerts.store import AlertStore, CommandSender
 from central.alerts.updates import UpdateHub
 from central.regulation.audit import AuditLog
+from central.regulation.inspections import Inspections
 from central.regulation.org import OrgStore
 from central.regulation.public import PublicLinks, RateLimiter
 from central.regulation.sessions import SessionPolicy, SessionStore, TokenUses
@@ -37,6 +38,7 @@ class Services:
     push: PushStore
     jobs: PushJobs
     public: PublicLinks
+    inspections: Inspections
     hooks: RegulatorHooks
     throttle: LoginThrottle
     token_uses: TokenUses
@@ -90,6 +92,7 @@ def build_services(
         push=PushStore(ldb),
         jobs=jobs,
         public=PublicLinks(ldb),
+        inspections=Inspections(ldb),
         hooks=hooks,
         throttle=login_throttle(web),
         token_uses=TokenUses(),

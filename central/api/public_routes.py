@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import time
 
 from aiohttp import web
@@ -21,9 +20,11 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import NotFoundError
-from central.regulation.public import qr_svg
+from central.keys import CONFIG, VIDEO
+from central.regulation.public import MAX_VIEWERS, qr_svg
 from central.regulation.roles import Permission
 from central.web import i18n
+from central.web.public_page import render as render_public
 
 routes = RouteTable()
 
@@ -34,6 +35,12 @@ class PublicLinkIn(BaseModel):
     org_id: int
     cameras: list[str] = Field(min_length=1, max_length=16)
     label: str = Field("", max_length=100)
+    expires_at: float | None = Field(
+        None, description="UTC seconds when the link stops working by itself (none: never)"
+    )
+    max_viewers: int | None = Field(
+        None, ge=1, le=MAX_VIEWERS, description="video connections the link carries at once"
+    )
 
 
 def public_url(request: web.Request, token: str) -> str:
@@ -62,13 +69,24 @@ async def create_link(request: web.Request) -> web.Response:
     user = current_user(request, Permission.MANAGE_PUBLIC)
     body = await read_body(request, PublicLinkIn)
     link = await run_db(
-        services(request).public.create, user.scope, body.org_id, body.cameras, body.label, user.id
+        services(request).public.create,
+        user.scope,
+        body.org_id,
+        body.cameras,
+        body.label,
+        user.id,
+        expires_at=body.expires_at,
+        max_viewers=body.max_viewers,
     )
     await audit(
         request,
         "public_link_create",
         f"public_link:{link['id']}",
-        {"cameras": body.cameras},
+        {
+            "cameras": body.cameras,
+            "expires_at": body.expires_at,
+            "max_viewers": link["max_viewers"],
+        },
         org_path=link["org_path"],
     )
     return json_response({**link, "url": public_url(request, link["token"])}, status=201)
@@ -78,9 +96,10 @@ async def create_link(request: web.Request) -> web.Response:
     "DELETE", "/api/v1/public-links/{link_id}", summary="Revoke a public link", tag="public"
 )
 async def revoke_link(request: web.Request) -> web.Response:
-    """The link stops working at once."""
+    """The link stops working at once: its page, its info and the video its viewers watch."""
     user = current_user(request, Permission.MANAGE_PUBLIC)
     link = await run_db(services(request).public.revoke, user.scope, path_int(request, "link_id"))
+    request.app[VIDEO].public.end(link["id"])
     await audit(
         request, "public_link_revoke", f"public_link:{link['id']}", org_path=link["org_path"]
     )
@@ -102,7 +121,8 @@ async def link_qr(request: web.Request) -> web.Response:
     return web.Response(body=svg, content_type="image/svg+xml")
 
 
-def _limited(request: web.Request) -> web.Response | None:
+def rate_limited(request: web.Request) -> web.Response | None:
+    """A 429 response when the caller's address asked for public views too often, else None."""
     svc = services(request)
     if svc.public_rate.allow(client_ip(request), time.monotonic()):
         return None
@@ -121,7 +141,7 @@ def _limited(request: web.Request) -> web.Response | None:
 )
 async def public_info(request: web.Request) -> web.Response:
     """The canteen's public info and published cameras, nothing else."""
-    if (limited := _limited(request)) is not None:
+    if (limited := rate_limited(request)) is not None:
         return limited
     return json_response(
         await run_db(services(request).public.resolve, request.match_info["token"])
@@ -130,34 +150,19 @@ async def public_info(request: web.Request) -> web.Response:
 
 async def public_page(request: web.Request) -> web.Response:
     """The HTML page behind the QR code (rate-limited, read-only)."""
-    if (limited := _limited(request)) is not None:
+    if (limited := rate_limited(request)) is not None:
         return limited
     lang = i18n.lang_of(request)
+    token = request.match_info["token"]
     try:
-        view = await run_db(services(request).public.resolve, request.match_info["token"])
+        view = await run_db(services(request).public.resolve, token)
     except NotFoundError:
-        return web.Response(status=404, text=i18n.t(lang, "public.not_found"))
-    e = html.escape
-    c = view["canteen"]
-    cams = "".join(
-        f'<figure class="cam"><div class="player" data-camera="{e(x["ref"])}" '
-        f'data-public-token="{e(request.match_info["token"])}">'
-        f"{e(i18n.t(lang, 'camera.online' if x['online'] else 'camera.offline'))}</div>"
-        f"<figcaption>{e(x['name'])}</figcaption></figure>"
-        for x in view["cameras"]
-    )
-    brand = i18n.t(lang, "public.bright_kitchen")
-    licence = i18n.t(lang, "public.licence", no=c["licence_no"])
-    page = (
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{e(c['name'])} · {e(brand)}</title>"
-        '<link rel="stylesheet" href="/static/style.css"></head><body class="public">'
-        f"<header><h1>{e(c['name'])}</h1><p>{e(brand)}</p></header><main>"
-        f'<section class="info"><p>{e(c["address"])}</p><p>{e(licence)}</p>'
-        f'<p>{e(c["public_info"])}</p></section><section class="cams">{cams}</section>'
-        "</main></body></html>"
-    )
+        return web.Response(
+            status=404,
+            text=i18n.t(lang, "public.not_found"),
+            headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
+        )
+    page = render_public(lang, request.app[CONFIG].web.timezone, token, view)
     return web.Response(
         text=page,
         content_type="text/html",

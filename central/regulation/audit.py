@@ -33,6 +33,8 @@ AUDITED_ACTIONS = (
     "webhook_delete",
     "public_link_create",
     "public_link_revoke",
+    "public_view",
+    "inspection_record",
     "push_subscribe",
     "report_view",
     "footage_tampered",

@@ -12,11 +12,15 @@ from typing import Any
 import segno
 
 from central.errors import InvalidInputError, NotFoundError
+from central.regulation.inspections import latest_public
 from central.regulation.passwords import new_token
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
 MAX_CAMERAS = 16
+DEFAULT_MAX_VIEWERS = 20  # video connections one link carries at once, unless it says
+MAX_VIEWERS = 500
+_LIVE = "l.revoked_at is null and (l.expires_at is null or l.expires_at > ?)"
 
 
 @dataclass
@@ -63,11 +67,27 @@ class PublicLinks:
         self._ldb = ldb
 
     def create(
-        self, scope: Scope, org_id: int, cameras: list[str], label: str, user_id: int
+        self,
+        scope: Scope,
+        org_id: int,
+        cameras: list[str],
+        label: str,
+        user_id: int,
+        *,
+        expires_at: float | None = None,
+        max_viewers: int | None = None,
     ) -> dict[str, Any]:
-        """Publish cameras (``site/camera``) of a canteen; returns the link with its token."""
+        """Publish cameras (``site/camera``) of a canteen; returns the link with its token.
+
+        `expires_at` (UTC seconds) ends the link by itself; `max_viewers` caps the video
+        connections it carries at once (DEFAULT_MAX_VIEWERS if not given).
+        """
         if not cameras or len(cameras) > MAX_CAMERAS:
             raise InvalidInputError(f"choose 1 to {MAX_CAMERAS} cameras")
+        if expires_at is not None and expires_at <= time.time():
+            raise InvalidInputError("expires_at must lie in the future")
+        if max_viewers is not None and not 1 <= max_viewers <= MAX_VIEWERS:
+            raise InvalidInputError(f"max_viewers must be 1 to {MAX_VIEWERS}")
         with self._ldb.transaction() as db:
             org = list(db.query("select * from orgs where id = ?", [org_id]))
             if not org or not in_scope(scope, org[0]["org_path"]):
@@ -93,6 +113,8 @@ class PublicLinks:
                 "label": label,
                 "created_by": user_id,
                 "created_at": time.time(),
+                "expires_at": expires_at,
+                "max_viewers": max_viewers or DEFAULT_MAX_VIEWERS,
             }
             pk = db.table("public_links").insert(row).last_pk
         return self.get(scope, int(str(pk)))
@@ -122,53 +144,96 @@ class PublicLinks:
             )
         return self.get(scope, link_id)
 
-    def resolve(self, token: str) -> dict[str, Any]:
-        """What a public visitor may see: the canteen's public info and its published cameras."""
-        with self._ldb.lock:
-            db = self._ldb.db
-            rows = list(
-                db.query(
-                    "select l.cameras, o.name, o.address, o.licence_no, o.public_info "
-                    "from public_links l join orgs o on o.id = l.org_id "
-                    "where l.token = ? and l.revoked_at is null",
-                    [token],
-                )
-            )
-            if not rows:
+    def link(self, token: str) -> dict[str, Any]:
+        """The live link of `token` (id, org, published cameras still in that org, cap, expiry).
+
+        NotFoundError if the token is unknown, revoked or expired: the caller cannot tell which.
+        """
+        with self._ldb.read() as db:
+            row = db.execute(
+                "select l.id, l.org_id, l.org_path, l.cameras, l.max_viewers, l.expires_at "
+                f"from public_links l where l.token = ? and {_LIVE}",
+                [token, time.time()],
+            ).fetchone()
+            if row is None:
                 raise NotFoundError("this public link does not exist or was revoked")
-            refs = json.loads(rows[0]["cameras"])
-            cams = []
-            for ref in refs:
+            published = []
+            for ref in json.loads(row[3]):
                 site, _, cam = ref.partition("/")
-                found = list(
-                    db.query(
-                        "select c.name, c.station, s.state from cameras c left join "
-                        "camera_status s on s.site = c.site_id and s.camera = c.camera_id "
-                        "where c.site_id = ? and c.camera_id = ?",
-                        [site, cam],
-                    )
-                )
-                if found:
-                    row = found[0]
+                found = db.execute(
+                    "select 1 from cameras where site_id = ? and camera_id = ? and org_path = ?",
+                    [site, cam, row[2]],
+                ).fetchone()
+                if found is not None:  # a camera moved to another organisation is not shown
+                    published.append(ref)
+        return {
+            "id": row[0],
+            "org_id": row[1],
+            "org_path": row[2],
+            "cameras": published,
+            "max_viewers": row[4] or DEFAULT_MAX_VIEWERS,
+            "expires_at": row[5],
+        }
+
+    def live_ids(self, link_ids: list[int]) -> set[int]:
+        """Those of `link_ids` that are neither revoked nor expired now."""
+        if not link_ids:
+            return set()
+        marks = ",".join("?" for _ in link_ids)
+        with self._ldb.read() as db:
+            rows = db.execute(
+                f"select l.id from public_links l where l.id in ({marks}) and {_LIVE}",
+                [*link_ids, time.time()],
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def resolve(self, token: str) -> dict[str, Any]:
+        """What a public visitor may see: the canteen's public info, its latest inspection
+        and its published cameras, nothing else."""
+        link = self.link(token)
+        with self._ldb.read() as db:
+            info = db.execute(
+                "select name, address, licence_no, public_info from orgs where id = ?",
+                [link["org_id"]],
+            ).fetchone()
+            cams = []
+            for ref in link["cameras"]:
+                site, _, cam = ref.partition("/")
+                row = db.execute(
+                    "select c.name, c.station, s.state from cameras c left join "
+                    "camera_status s on s.site = c.site_id and s.camera = c.camera_id "
+                    "where c.site_id = ? and c.camera_id = ?",
+                    [site, cam],
+                ).fetchone()
+                if row is not None:
                     cams.append(
                         {
                             "ref": ref,
-                            "name": row["name"],
-                            "station": row["station"],
-                            "online": row["state"] == "online",
+                            "name": row[0] or cam,
+                            "station": row[1],
+                            "online": row[2] == "online",
                         }
                     )
-        info = rows[0]
+            inspection = latest_public(db, link["org_id"])
         return {
             "canteen": {
-                "name": info["name"],
-                "address": info["address"] or "",
-                "licence_no": info["licence_no"] or "",
-                "public_info": info["public_info"] or "",
+                "name": info[0],
+                "address": info[1] or "",
+                "licence_no": info[2] or "",
+                "public_info": info[3] or "",
             },
+            "inspection": inspection,
             "cameras": cams,
+            "expires_at": link["expires_at"],
         }
 
 
 def _link(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "cameras": json.loads(row["cameras"]), "active": row["revoked_at"] is None}
+    expired = row.get("expires_at") is not None and row["expires_at"] <= time.time()
+    return {
+        **row,
+        "cameras": json.loads(row["cameras"]),
+        "max_viewers": row.get("max_viewers") or DEFAULT_MAX_VIEWERS,
+        "expired": expired,
+        "active": row["revoked_at"] is None and not expired,
+    }

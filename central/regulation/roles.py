@@ -31,6 +31,7 @@ class Permission(StrEnum):
     MANAGE_WEBHOOKS = "manage_webhooks"
     WATCH_VIDEO = "watch_video"
     LABEL = "label"  # mark alerts true/false and draw boxes: training labels
+    RECORD_INSPECTION = "record_inspection"  # an on-site inspection's result and rating
 
 
 _REGULATOR = frozenset(
@@ -44,6 +45,7 @@ _REGULATOR = frozenset(
         Permission.MANAGE_PUBLIC,
         Permission.WATCH_VIDEO,
         Permission.LABEL,
+        Permission.RECORD_INSPECTION,
     }
 )
 

@@ -71,9 +71,11 @@ async def serve_viewer(
     start: float | None = None,
     speed: float = 1.0,
     user_id: int | None = None,
+    viewer: SocketViewer | None = None,
 ) -> None:
-    """Attach a WebSocket viewer to the upstream of `key` until one of them ends."""
-    viewer = SocketViewer(ws)
+    """Attach a WebSocket viewer (`viewer`, or a new one) to the upstream of `key` until one
+    of them ends."""
+    viewer = viewer or SocketViewer(ws)
     upstream = await hub.open(key, start, speed)
     upstream.org_path = org_path
     if upstream.opened_by is None:

@@ -101,8 +101,11 @@ class VideoQuotas:
         self.viewers[(user_id, kind)] += 1
         return ViewerLease(self, user_id, kind)
 
-    async def check_site(self, user_id: int, site: str) -> None:
-        """QuotaExceeded if a new upstream of `site` for `user_id` would exceed the uplink."""
+    async def check_site(self, user_id: int | None, site: str) -> None:
+        """QuotaExceeded if a new upstream of `site` for `user_id` would exceed the uplink.
+
+        A public viewer (`user_id` None) has no share of its own: only the site's limit counts.
+        """
         cfg = self.config
         streams = [u for u in self.hub.upstreams() if u.key.site == site and u.state != "ended"]
         exports = await asyncio.to_thread(self._running_exports, site)
@@ -112,6 +115,8 @@ class VideoQuotas:
                 f"视频配额 video quota: site {site}'s uplink already carries {busy} streams and "
                 f"exports (at most {cfg.site_streams}); try again when one ends"
             )
+        if user_id is None:
+            return
         mine = sum(1 for u in streams if u.opened_by == user_id)
         mine += sum(1 for uid in exports if uid == user_id)
         if mine >= self.user_streams:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from aiohttp import web
 from central.ingest.commands import Commands
 from central.video.exports import ExportStore
 from central.video.hub import VideoHub
+from central.video.public_viewers import PublicViewers
 from central.video.quotas import VideoQuotas
 from central.video.recordings import RecordingsCache
 from central.video.signing import KEY_FILE, ManifestSigner
@@ -25,13 +26,15 @@ EXPIRE_EVERY_S = 5.0
 
 @dataclass
 class VideoServices:
-    """The hub, the export store, the recordings cache, the manifest signer and the quotas."""
+    """The hub, the export store, the recordings cache, the manifest signer, the quotas and
+    the public links' viewers."""
 
     hub: VideoHub
     exports: ExportStore
     recordings: RecordingsCache
     signer: ManifestSigner
     quotas: VideoQuotas
+    public: PublicViewers
 
 
 class LateCommands:
@@ -57,6 +60,16 @@ class LateCommands:
         return self._commands().get(request_id)
 
 
+def _public_live_ids(app: web.Application) -> Callable[[list[int]], set[int]]:
+    """Which public links still live: asked of the regulator services when it is called."""
+    from central.api.common import SERVICES
+
+    def live_ids(ids: list[int]) -> set[int]:
+        return app[SERVICES].public.live_ids(ids)
+
+    return live_ids
+
+
 def build_video(app: web.Application) -> VideoServices:
     """The services, on the app's database and data folder."""
     from central.keys import CONFIG, DATABASE
@@ -71,6 +84,7 @@ def build_video(app: web.Application) -> VideoServices:
         recordings=RecordingsCache(commands.send, commands.reply),
         signer=signer,
         quotas=VideoQuotas(config.video_quota, hub, app[DATABASE]),
+        public=PublicViewers(_public_live_ids(app)),
     )
 
 
@@ -83,6 +97,7 @@ async def video_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(video.hub.run(), name="video-watchdog"),
         asyncio.create_task(_expire_exports(video.exports), name="video-exports"),
+        asyncio.create_task(video.public.run(), name="video-public-links"),
     ]
     try:
         yield

@@ -162,6 +162,13 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
         "/api/v1/sites/demo-canteen-a/class-map",
         json={"classes": ["person", "no_chef_hat"]},
     )
+    await call(
+        central,
+        "inspector-a",
+        "POST",
+        f"/api/v1/orgs/{central.seed['orgs']['canteen_a']}/inspections",
+        json={"result": "compliant", "rating": "good"},
+    )
     await central.client.post("/api/v1/auth/logout", headers=h)
     central.forget("admin")
 
@@ -172,8 +179,10 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     # an alert's own clip is covered in test_media_export; central's own entries (tamper
     # findings, refused evidence, integrity audits) in tests/central/test_integrity_*.
     # Model installs and rollbacks need a broker: tests/system/test_models_rollout.py.
+    # A public link's video views: tests/central/test_public_view.py.
     expected = set(AUDITED_ACTIONS) - {
         "live_view",
+        "public_view",
         "replay",
         "clip_export",
         "model_install",

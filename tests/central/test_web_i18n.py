@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from central.alerts.workflow import Action, State
+from central.regulation.inspections import RATINGS, RESULTS
 from central.regulation.org import ENTERPRISE_TYPES, LEVELS
 from central.regulation.roles import Role
 from central.web import NAV, i18n
@@ -30,6 +31,7 @@ PYTHON_PAGES = [
     WEB / "report_print.py",
     ROOT / "central" / "video" / "pages.py",
     ROOT / "central" / "api" / "public_routes.py",
+    ROOT / "central" / "web" / "public_page.py",
 ]
 KEY_SHAPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 PARAM = re.compile(r"\{(\w+)\}")
@@ -81,6 +83,8 @@ def enum_values() -> dict[str, set[str]]:
         "severity": severities,
         "export": {"requested", "receiving", "done", "failed"},
         "camera": {"online", "offline", "unknown"},
+        "result": set(RESULTS),  # inspections, on the public kitchen page
+        "rating": set(RATINGS),
     }
 
 

@@ -26,6 +26,7 @@ const ERROR_PATTERNS = [
   [/video quota: .*your share is (\d+)/, (m) => fsv.t("err.quota_share", { n: m[1] })],
   [/video quota: .*exports in the last hour \(at most (\d+)\)/, (m) => fsv.t("err.quota_exports", { n: m[1] })],
   [/uplink too thin: .* the (sub|main) stream needs/, (m) => fsv.t(m[1] === "main" ? "err.thin_line_main" : "err.thin_line")],
+  [/viewers full: .* at most (\d+) viewers/, (m) => fsv.t("err.public_full", { n: m[1] })],
   [/not found|does not exist/, () => fsv.t("err.not_found")],
 ];
 
@@ -127,7 +128,8 @@ const fsv = {
     let stored = null;
     try { stored = localStorage.getItem(LANG_COOKIE); } catch (e) { stored = null; }
     if (stored && stored !== fsv.lang && !document.cookie.includes(`${LANG_COOKIE}=`)) fsv.setLang(stored);
-    if (location.pathname === "/login") return null;
+    // The sign-in form and the public kitchen page have nobody signed in to ask about.
+    if (location.pathname === "/login" || document.body.classList.contains("public")) return null;
     const me = await fsv.api("/api/v1/auth/me");
     fsv.csrf = me.csrf_token;
     fsv.user = me.user;
