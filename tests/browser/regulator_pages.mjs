@@ -372,7 +372,7 @@ async function publicView(browser) {
   const seen = await page.evaluate(() => ({
     title: document.querySelector("h1")?.textContent ?? "",
     info: document.querySelector(".info")?.textContent ?? "",
-    cameras: [...document.querySelectorAll(".cams figure")].map((f) => f.textContent),
+    cameras: [...document.querySelectorAll(".cams .cam")].map((f) => f.textContent),
     text: document.body.textContent,
     inboxParts: document.querySelectorAll("#alerts, #detail, nav, #logout, img").length,
   }));

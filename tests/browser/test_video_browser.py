@@ -208,3 +208,44 @@ def test_replay_timeline_zooms_and_says_where_nothing_was_recorded(
     assert gap["text"].endswith("没有录像") and not gap["player"]
     assert gap["next"] is not None and gap["next"].startswith("跳到下一段录像")
     assert seen["phone"]["scrollWidth"] <= seen["phone"]["innerWidth"]
+
+
+def test_public_kitchen_page_plays_on_a_phone_within_its_cap_until_revoked(
+    system: VideoSystem, browse: Browse
+) -> None:
+    org = system.orgs["canteen_a"]
+    body = {"result": "compliant", "rating": "excellent"}
+    system.api("POST", f"/api/v1/orgs/{org}/inspections", user="inspector-a", body=body)
+    link = system.api(
+        "POST",
+        "/api/v1/public-links",
+        user="staff-canteen-a",
+        body={"org_id": org, "cameras": [f"{SITE}/{CAMERA}"], "max_viewers": 2},
+    )
+    shots = Path("/tmp/fsv-regulator-pages")
+    shots.mkdir(exist_ok=True)
+    seen = browse(
+        mode="public", url=system.url, publicUrl=link["url"], linkId=link["id"],
+        token=system.token("staff-canteen-a"), shots=str(shots), timeout=120,
+    )  # fmt: skip
+    assert seen["errors"] == [] and seen["status"] == 200
+    first, second = seen["first"], seen["second"]
+    assert second["currentTime"] > first["currentTime"] + 2.0  # the video keeps playing
+    assert second["mediaTime"] > first["mediaTime"] + 2.0  # painted frames advance
+    assert second["frames"] > first["frames"] + 40
+    layout = seen["layout"]
+    assert layout["size"] == [640, 360]  # the sub stream
+    assert layout["cameras"] == [f"{SITE}/{CAMERA}"] and "后厨加工区" in layout["camera"]
+    assert layout["video"]["width"] == layout["innerWidth"] == 390  # the full width of a phone
+    assert layout["caption"]["top"] >= layout["video"]["bottom"]  # under the picture, not over
+    assert layout["scrollWidth"] <= layout["innerWidth"]
+    assert layout["title"] == "中卫市第一小学食堂" and layout["lang"] == "zh-CN"
+    assert "符合" in layout["info"] and "优秀" in layout["info"]
+    assert layout["missing"] == [] and layout["state"] == "player.live"
+    assert layout["api"] == 401  # the page opens no door to the API
+    assert "观看人数已满" in seen["full"]["text"] and "2" in seen["full"]["text"]
+    assert seen["revokedStatus"] == 200
+    ended = seen["ended"]
+    assert ended["key"] == "public.ended" and "已撤销" in ended["text"]
+    assert ended["src"] is None and ended["disabled"]  # the player let go of the stream
+    assert seen["after"] == 404

@@ -1,6 +1,8 @@
 // Drives central's video pages in headless Chromium and prints what it saw as one JSON line.
 // Usage: node video_pages.mjs '{"mode": "live"|"replay"|"scope", "url": ..., "username": ...,
 //   "password": ..., "site": ..., "camera": ..., "at": <UTC seconds, replay>}'
+//   or '{"mode": "public", "url": ..., "publicUrl": ..., "linkId": ..., "token": <bearer of
+//   a user who may revoke it>, "shots": <screenshot folder>}'
 import { chromium } from "playwright-core";
 
 const ARGS = [
@@ -186,16 +188,80 @@ async function scope(page) {
   return { tiles, ws };
 }
 
+// The public kitchen page, no login: a phone plays the published camera (frames advance, the
+// video fills the width, its caption sits under it), a desk plays it too, a third viewer is
+// refused in words (the link's cap is 2), then the link is revoked and the phone's video ends.
+async function publicKitchen(browser, errors) {
+  const opened = async (viewport) => {
+    const context = await browser.newContext({ viewport, locale: "zh-CN" });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
+    const resp = await page.goto(opts.publicUrl);
+    await page.waitForFunction(() => window.fsvPublic && window.fsvPublic.ready);
+    return { page, context, status: resp.status() };
+  };
+  const playing = (page) => page.waitForFunction(() => window.fsvPublic.player && window.fsvPublic.player.firstFrameMs != null, null, { timeout: 20000 });
+  const phone = await opened({ width: 390, height: 844 });
+  await playing(phone.page);
+  const sample = () => phone.page.evaluate(() => new Promise((resolve) => {
+    const v = document.getElementById("pub-video");
+    // One painted frame's media time, from the compositor: proof the picture advances.
+    v.requestVideoFrameCallback((_now, meta) => resolve({ currentTime: v.currentTime, mediaTime: meta.mediaTime, frames: window.fsvPublic.player.framesDecoded() }));
+  }));
+  const first = await sample();
+  await sleep(3000);
+  const second = await sample();
+  const layout = await phone.page.evaluate(() => {
+    const box = (sel) => { const r = document.querySelector(sel).getBoundingClientRect(); return { top: r.top, bottom: r.bottom, left: r.left, width: r.width }; };
+    const v = document.getElementById("pub-video");
+    return {
+      video: box("#pub-video"), caption: box(".caption"), size: [v.videoWidth, v.videoHeight],
+      scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+      title: document.querySelector("h1").textContent, info: document.querySelector(".info").textContent,
+      state: document.getElementById("pub-state").dataset.key, camera: document.getElementById("pub-cam").textContent,
+      cameras: [...document.querySelectorAll(".cams .cam")].map((b) => b.dataset.ref),
+      lang: document.documentElement.lang, missing: [...window.fsv.missing],
+      api: null,
+    };
+  });
+  layout.api = await phone.page.evaluate(async () => (await fetch("/api/v1/alerts")).status);
+  await phone.page.screenshot({ path: `${opts.shots}/public-phone.png`, fullPage: true });
+  const desk = await opened({ width: 1440, height: 900 });
+  await playing(desk.page);
+  await sleep(500);
+  await desk.page.screenshot({ path: `${opts.shots}/public-desktop.png` });
+  const third = await opened({ width: 390, height: 844 });
+  await third.page.waitForFunction(() => document.getElementById("pub-state").dataset.key === "player.refused", null, { timeout: 15000 });
+  const full = await third.page.evaluate(() => ({ text: document.getElementById("pub-state").textContent, playing: document.getElementById("pub-video").readyState > 0 }));
+  await third.page.screenshot({ path: `${opts.shots}/public-full-phone.png`, fullPage: true });
+  await third.context.close();
+  await desk.context.close();
+  // Revoked while the phone watches: the video ends mid-stream and the page says why.
+  const revoked = await fetch(`${opts.url}/api/v1/public-links/${opts.linkId}`, { method: "DELETE", headers: { Authorization: `Bearer ${opts.token}` } });
+  await phone.page.waitForFunction(() => window.fsvPublic.ended, null, { timeout: 10000 });
+  const ended = await phone.page.evaluate(() => ({ key: document.getElementById("pub-state").dataset.key, text: document.getElementById("pub-state").textContent, src: document.getElementById("pub-video").getAttribute("src"), disabled: [...document.querySelectorAll(".cams .cam")].every((b) => b.disabled) }));
+  await phone.page.screenshot({ path: `${opts.shots}/public-revoked-phone.png`, fullPage: true });
+  const after = (await phone.page.reload()).status();
+  await phone.context.close();
+  return { status: phone.status, first, second, layout, full, revokedStatus: revoked.status, ended, after };
+}
+
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
 try {
-  const page = await browser.newPage();
   const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
-  await login(page);
-  const modes = { live, replay, scope, glass, timeline };
-  const result = await modes[opts.mode](page);
-  console.log(JSON.stringify({ ok: true, ...result, errors }));
+  if (opts.mode === "public") {
+    const result = await publicKitchen(browser, errors);
+    console.log(JSON.stringify({ ok: true, ...result, errors }));
+  } else {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
+    await login(page);
+    const modes = { live, replay, scope, glass, timeline };
+    const result = await modes[opts.mode](page);
+    console.log(JSON.stringify({ ok: true, ...result, errors }));
+  }
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }));
   process.exitCode = 1;

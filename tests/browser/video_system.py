@@ -95,7 +95,9 @@ class VideoSystem:
             check=True,
             cwd=REPO,
         )
-        self.users = {u["username"]: u["password"] for u in json.loads(seeded.stdout)["users"]}
+        result = json.loads(seeded.stdout)
+        self.users = {u["username"]: u["password"] for u in result["users"]}
+        self.orgs: dict[str, int] = result["orgs"]
         self._spawn("central", ["-m", "central", "run", "-c", str(config)], env)
         wait_until(lambda: port_accepts(self.port), 30, "central to listen")
 
