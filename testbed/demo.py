@@ -25,6 +25,14 @@ import yaml
 
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import issue_site_credentials, set_password, write_acl
+from testbed.demo_public import (
+    CANTEEN_SITE,
+    PublicLink,
+    canteen_edge_config,
+    canteen_streams,
+    ensure_public_link,
+    ensure_site,
+)
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
 from testbed.ports import free_port, port_accepts
@@ -191,24 +199,31 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.closers: list[Callable[[], None]] = []
         self.accounts: list[dict[str, str]] = []
+        self.orgs: dict[str, int] = {}
+        self.public: PublicLink | None = None
 
     def start(self) -> None:
-        """Footage, cameras, broker, central (seeded), then the edge agent."""
+        """Footage, cameras, broker, central (seeded), the slaughterhouse's and the canteen's
+        edge agents, then the canteen's public link."""
         self.root.mkdir(parents=True, exist_ok=True)
         say("building sample footage (cached after the first run)")
         footage = ensure_footage()
-        rtsp = RtspServer(camera_streams(footage))
+        rtsp = RtspServer({**camera_streams(footage), **canteen_streams(footage)})
         rtsp.start()
         self.closers.append(rtsp.close)
-        say(f"sample cameras: {rtsp.url('disposal-1')}, {rtsp.url('quarantine-1')} (+ _sub)")
+        say(
+            f"sample cameras: {rtsp.url('disposal-1')}, {rtsp.url('quarantine-1')}, "
+            f"{rtsp.url('kitchen-1')}, {rtsp.url('washing-1')} (+ _sub)"
+        )
 
         site_broker = start_site_broker(self.root, SITE)
         broker = site_broker.broker
         self.closers.append(broker.close)
         say(f"MQTT broker (per-site accounts and ACL): 127.0.0.1:{broker.port}")
 
-        self._start_central(site_broker.admin, broker.port, site_broker.central_password)
         central_url = f"http://127.0.0.1:{self.http_port}"
+        canteen_password = self._start_canteen(site_broker, rtsp, central_url)
+        self._start_central(site_broker.admin, broker.port, site_broker.central_password)
         config = edge_config(self.root, rtsp, broker.port, central_url)
         edge_yaml = self.root / "edge.yaml"
         edge_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -218,6 +233,33 @@ class Demo:
             "EDGE_CRED_MQTT_PASSWORD": site_broker.site_password,
         }
         self._spawn("edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
+        if ensure_site(central_url, self.accounts, self.orgs):
+            # A demo state from before the canteen's site: registering it issued another
+            # password; the running canteen agent keeps its own.
+            set_password(site_broker.admin, CANTEEN_SITE, canteen_password)
+            broker.reload()
+        say("publishing the canteen's kitchen cameras (public link and QR code)")
+        self.public = ensure_public_link(central_url, self.accounts, self.orgs, self.root, 60)
+
+    def _start_canteen(self, site_broker: SiteBroker, rtsp: RtspServer, central_url: str) -> str:
+        """The school canteen's edge agent with its own broker login (its password).
+
+        It starts before central, so central finds its cameras' retained states at once.
+        """
+        password = issue_site_credentials(site_broker.admin, CANTEEN_SITE, "central").password
+        site_broker.broker.reload()
+        config = canteen_edge_config(
+            self.root, rtsp, site_broker.broker.port, central_url, TIMEZONE
+        )
+        edge_yaml = self.root / "canteen-edge.yaml"
+        edge_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+        env = {
+            **os.environ,
+            "EDGE_CRED_MQTT_USER": CANTEEN_SITE,
+            "EDGE_CRED_MQTT_PASSWORD": password,
+        }
+        self._spawn("canteen-edge-agent", ["-m", "edge_agent", "run", "-c", str(edge_yaml)], env)
+        return password
 
     def _start_central(self, admin: BrokerAdminConfig, broker_port: int, password: str) -> None:
         config_path = self.root / "central.yaml"
@@ -240,6 +282,8 @@ class Demo:
                     str(config_path),
                     "--site",
                     f"{SITE}=slaughter_a",
+                    "--site",
+                    f"{CANTEEN_SITE}=canteen_a",
                 ],
                 env=env,
                 capture_output=True,
@@ -248,7 +292,9 @@ class Demo:
                 cwd=REPO,
             )
             accounts_file.write_text(seeded.stdout)
-        self.accounts = json.loads(accounts_file.read_text())["users"]
+        seeded_state = json.loads(accounts_file.read_text())
+        self.accounts = seeded_state["users"]
+        self.orgs = seeded_state["orgs"]
         self._spawn("central-server", ["-m", "central", "run", "-c", str(config_path)], env)
         wait_until(lambda: port_accepts(self.http_port), 30, "central to listen")
 
@@ -275,13 +321,25 @@ class Demo:
             f"  Open:        {url}",
             "  Accounts:",
             *(f"    {a['role']:<17} {a['username']:<18} {a['password']}" for a in self.accounts),
+            *self._public_lines(),
             f"  Recordings:  {self.root / 'recordings'}  ({{camera}}/{{date}}/{{hour}}/MM.SS.mp4)",
+            f"               {self.root / 'canteen-recordings'}  (the canteen's cameras)",
             f"  Storage:     .venv/bin/edge-agent storage -c {self.root / 'edge.yaml'}",
-            f"  Logs:        {self.root}/edge-agent.log, {self.root}/central-server.log",
+            f"  Logs:        {self.root}/edge-agent.log, {self.root}/canteen-edge-agent.log, "
+            f"{self.root}/central-server.log",
             "  Stop:        Ctrl-C (or kill -TERM this process)",
             "",
         ]
         return "\n".join(lines)
+
+    def _public_lines(self) -> list[str]:
+        if self.public is None:
+            return []
+        return [
+            f"  Public page: {self.public.url}",
+            "               (明厨亮灶 bright kitchen: what parents see from the QR code, no login)",
+            f"  QR code:     {self.public.qr_path}  (print it for the kitchen door)",
+        ]
 
 
 def say(text: str) -> None:

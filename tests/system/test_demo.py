@@ -82,6 +82,17 @@ def test_demo_records_alerts_and_serves_pages(tmp_path: Path, footage: Footage) 
         with urllib.request.urlopen(url.group(1), timeout=10) as page:
             assert page.status == 200
             assert "<html" in page.read().decode().lower()
+        # The school canteen's public kitchen page (no login) and its QR code to print.
+        public = re.search(r"Public page:\s+(http://127\.0\.0\.1:\d+/p/[\w-]+)", banner)
+        assert public, banner
+        with urllib.request.urlopen(public.group(1), timeout=10) as page:
+            assert "中卫市第一小学食堂" in page.read().decode()
+        view = _api(public.group(1).replace("/p/", "/api/v1/public/"), "")
+        assert isinstance(view, dict)
+        refs = [c["ref"] for c in view["cameras"]]
+        assert refs == ["demo-canteen-01/kitchen-1", "demo-canteen-01/washing-1"]
+        assert view["inspection"]["rating"] == "excellent"
+        assert (root / "public-kitchen-qr.svg").read_bytes().startswith(b"<?xml")
 
         deadline = time.monotonic() + 100
         events: list[tuple[str, str, str]] = []
