@@ -4,6 +4,9 @@ The footage carries a burned-in frame counter, so the true loss of every outage 
 the recorded files themselves and compared with the index (segment rows and gap rows):
 
 - `--kills N` times `edge-agent run` is killed with SIGKILL at a random point and restarted;
+  each kill's loss is split into the fragment under way, the agent's downtime and the
+  wait for a keyframe after the reconnect, from the index and the agent's log
+  (`kill_figures` says what each key means);
 - `--restarts M` times the RTSP server (the camera) goes away for 5 s and comes back, with
   the default back-off settings; the time from its return to the first recorded frame is
   the reconnect time;
@@ -12,7 +15,7 @@ the recorded files themselves and compared with the index (segment rows and gap 
 
 Merges its keys into bench/results/integrity.json (other keys are kept):
 
-    .venv/bin/python bench/outages.py --only kills            # 20 kills, about 3 minutes
+    .venv/bin/python bench/outages.py --only kills            # 20 kills, about 4 minutes
     .venv/bin/python bench/outages.py --only restarts --only disk --restarts 5
 """
 
@@ -41,8 +44,12 @@ from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.credentials import CredentialStore  # noqa: E402
 from edge_agent.recording.index import SegmentIndex  # noqa: E402
 from edge_agent.recording.recorder import CameraRecorder  # noqa: E402
-from testbed.footage import ensure_footage  # noqa: E402
-from testbed.outage_check import Hole, holes, kept_live, loop_frames  # noqa: E402
+from testbed.footage import (  # noqa: E402
+    FPS,
+    GOP_FRAMES,
+    ensure_footage,  # noqa: E402
+)
+from testbed.outage_check import Hole, KillLoss, holes, kept_live, kill_losses, loop_frames  # noqa: E402
 from testbed.rtsp import RtspServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "integrity.json"
@@ -107,13 +114,17 @@ def online_since(index: SegmentIndex, since: float) -> bool:
     return any(r["state"] == "online" and r["ts"] >= since for r in index.states("cam1"))
 
 
-def run_kills(server: RtspServer, root: Path, kills: int, loop: int) -> list[Hole]:
-    """Kill -9 the agent `kills` times; the holes the recording has afterwards."""
+def run_kills(
+    server: RtspServer, root: Path, kills: int, loop: int
+) -> tuple[list[Hole], list[KillLoss]]:
+    """Kill -9 the agent `kills` times; the holes the recording has afterwards, and where
+    each kill's loss went (from the index and the agent's log)."""
     config = config_for(root, {"cam1": server.url("cam1")})
     config_file = write_config(config, root / "edge.yaml")
     index = SegmentIndex(config.state_dir / "index.db")
     rng = random.Random(6)
     log = (root / "agent.log").open("ab")
+    killed_at: list[float] = []
     try:
         for round_ in range(kills + 1):
             agent = subprocess.Popen(
@@ -127,13 +138,17 @@ def run_kills(server: RtspServer, root: Path, kills: int, loop: int) -> list[Hol
                 agent.wait(60)
                 break
             time.sleep(rng.uniform(0.5, 4.5))
+            killed_at.append(time.time())
             agent.send_signal(signal.SIGKILL)
             agent.wait(10)
             print(f"kill {round_ + 1}/{kills}", flush=True)
     finally:
         log.close()
         index.close()
-    return holes(config.state_dir / "index.db", config.storage.path, "cam1", loop)
+    index_db = config.state_dir / "index.db"
+    found = holes(index_db, config.storage.path, "cam1", loop)
+    text = (root / "agent.log").read_text(errors="replace")
+    return found, kill_losses(index_db, found, killed_at, text, "cam1")
 
 
 def run_restarts(
@@ -209,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         with RtspServer(paths) as server, kept_live(server.url("cam1")):
             if "kills" in parts:
                 figures["kills"] = args.kills
-                figures |= kill_figures(run_kills(server, root / "kills", args.kills, loop))
+                figures |= kill_figures(*run_kills(server, root / "kills", args.kills, loop))
             if "disk" in parts:
                 figures |= disk_figures(run_disk_full(server, root / "disk"))
         if "restarts" in parts:
@@ -234,16 +249,56 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def kill_figures(found: list[Hole]) -> dict[str, Any]:
-    """The kill -9 keys of integrity.json."""
+def kill_figures(found: list[Hole], parts: list[KillLoss]) -> dict[str, Any]:
+    """The kill -9 keys of integrity.json.
+
+    `kill_loss_s_*` is the whole loss: every frame missing between the last frame saved
+    before the kill and the first one after the restart (burned-in counter). It splits
+    into three parts (testbed.outage_check.KillLoss), each from the index and the log:
+    - tail: what the killed agent had received but not written (the fragment under way,
+      at most segment_writer.FRAGMENT_US plus a frame);
+    - down: the agent not running, from the kill to the restarted recorder's connect
+      (process start, imports, config, index, start-up repair); it grows with the
+      machine's load;
+    - after: from the connect to the first frame in a file (the RTSP handshake and the
+      wait for the camera's next keyframe, at most one GOP).
+    "Loss <= one GOP after restart" means `kill_loss_after_restart_s_max` <= the GOP: once
+    the agent runs again, at most one GOP is missed. `kill_loss_beyond_downtime_s_*` is
+    the whole loss less the downtime (tail + after): what a kill costs beyond the
+    seconds the agent was not running.
+    """
     losses = [h.true_s for h in found]
+
+    def spread(values: list[float], key: str) -> dict[str, float | None]:
+        return {
+            f"{key}_median": round(statistics.median(values), 3) if values else None,
+            f"{key}_max": round(max(values), 3) if values else None,
+        }
+
     return {
         "kill_holes_found": len(found),
         "kill_loss_s_median": round(statistics.median(losses), 3) if losses else None,
         "kill_loss_s_max": round(max(losses), 3) if losses else None,
+        "gop_s": GOP_FRAMES / FPS,
+        **spread([p.after_s for p in parts], "kill_loss_after_restart_s"),
+        **spread([p.beyond_downtime_s for p in parts], "kill_loss_beyond_downtime_s"),
+        **spread([p.tail_s for p in parts], "kill_tail_s"),
+        **spread([p.down_s for p in parts], "kill_downtime_s"),
+        **spread([p.imports_s for p in parts], "kill_process_start_s"),
+        "kills_explained": len(parts),
         "kills_without_gap_row": sum(1 for h in found if not h.gap_rows),
         "kill_index_error_s_max": round(max((abs(h.error_s) for h in found), default=0), 3),
         "kill_holes": [hole_entry(h) for h in found],
+        "kill_parts": [
+            {
+                "true_s": round(p.true_s, 3),
+                "tail_s": round(p.tail_s, 3),
+                "down_s": round(p.down_s, 3),
+                "process_start_s": round(p.imports_s, 3),
+                "after_s": round(p.after_s, 3),
+            }
+            for p in parts
+        ],
     }
 
 

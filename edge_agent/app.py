@@ -8,12 +8,15 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
 from fsv_common.sdnotify import notify, watchdog_interval
+
+if TYPE_CHECKING:
+    from edge_agent.mqtt.wiring import MqttParts
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +37,7 @@ class EdgeAgent:
     """All components of one agent, wired through their constructors."""
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
-        from edge_agent.detection.pipeline import (
-            CameraDetection,
-            build_detection,
-            detection_cameras,
-            detection_statuses,
-        )
-        from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.recording.recorder import CameraRecorder
-        from edge_agent.retention.cleaner import RetentionCleaner
-        from edge_agent.uplink.streams import build_streams
-        from edge_agent.uplink.wiring import (
-            attach_budget,
-            build_archive_sender,
-            build_scheduler,
-            build_uplink,
-            uplink_enabled,
-        )
 
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
@@ -61,6 +48,32 @@ class EdgeAgent:
             for cam in config.cameras
             if cam.enabled and cam.record
         ]
+        # Built by start() once the recorders run (see there): every component, recorders
+        # included, in start order.
+        self.components: list[Component] = [*self.recorders]
+        self._started: list[Component] = []
+        self.mqtt: MqttParts | None = None
+
+    def _build(self) -> None:
+        """Import and wire every component but the recorders (their listeners attach now)."""
+        from edge_agent.detection.pipeline import (
+            CameraDetection,
+            build_detection,
+            detection_cameras,
+            detection_statuses,
+        )
+        from edge_agent.mqtt.wiring import build_mqtt
+        from edge_agent.retention.cleaner import RetentionCleaner
+        from edge_agent.uplink.streams import build_streams
+        from edge_agent.uplink.wiring import (
+            attach_budget,
+            build_archive_sender,
+            build_scheduler,
+            build_uplink,
+            uplink_enabled,
+        )
+
+        config = self.config
         self.cleaner = RetentionCleaner(config, self.index)
         for recorder in self.recorders:  # a full or nearly full disk runs a pass at once
             recorder.on_disk_low = self.cleaner.wake
@@ -119,9 +132,9 @@ class EdgeAgent:
             cameras = [d for d in self.detection if isinstance(d, CameraDetection)]
             self.mqtt.heartbeat.detection = lambda: detection_statuses(cameras)
         metrics_parts = [self._metrics(config.metrics_port)] if config.metrics_port else []
-        self.components: list[Component] = [
-            *metrics_parts,
+        self.components = [
             *self.recorders,
+            *metrics_parts,
             *self.streams.readers,
             self.cleaner,
             *self.detection,
@@ -130,7 +143,6 @@ class EdgeAgent:
             *mqtt_parts,
             *integrity_parts,
         ]
-        self._started: list[Component] = []
 
     def _metrics(self, port: int) -> Component:
         from edge_agent.metrics import EdgeCollector, MetricsServer
@@ -148,16 +160,29 @@ class EdgeAgent:
         return MetricsServer(port, collector)
 
     def start(self) -> None:
-        """Repair the index from disk, then start every component in order."""
+        """Repair the index from disk, start the recorders, then build and start the rest.
+
+        Every second between a crash and the recorders' first connect is footage lost, so
+        the recorders start before detection, MQTT, the uplinks and their libraries
+        (onnxruntime, OpenCV, aiohttp, ...) are even imported.
+        """
         from edge_agent.recording.repair import scan_and_repair
 
+        began = time.monotonic()
         report = scan_and_repair(self.index, self.config.storage.path)
         if report.changed:
-            log.warning("storage repaired at start-up: %s", report.summary())
-        for component in self.components:
-            log.info("starting %s", component.name)
-            component.start()
-            self._started.append(component)
+            log.warning("storage repaired at start-up in %.2f s: %s",
+                        time.monotonic() - began, report.summary())  # fmt: skip
+        for recorder in self.recorders:
+            self._start(recorder)
+        self._build()
+        for component in self.components[len(self.recorders) :]:
+            self._start(component)
+
+    def _start(self, component: Component) -> None:
+        log.info("starting %s", component.name)
+        component.start()
+        self._started.append(component)
 
     def healthy(self) -> bool:
         """Whether every recorder thread still runs (recording is the agent's legal duty)."""

@@ -101,6 +101,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         config = load_config(args.config)
         _setup_logging(config)
+        logging.getLogger("edge_agent").info("edge-agent %s starting", __version__)
         from edge_agent.app import run
 
         return run(config)

@@ -2,10 +2,12 @@
 
 import contextlib
 import json
+import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from testbed.footage import FPS
@@ -100,6 +102,75 @@ def _covering(
             return tuple(reasons)
         reached = g_end
     return ()
+
+
+@dataclass(frozen=True)
+class KillLoss:
+    """Where the footage lost to one kill -9 and restart went, from the index and the log.
+
+    The parts add up to the index's hole: `tail_s` (what the killed agent had received but
+    not yet written: the fragment under way), `down_s` (the agent not running: from the kill
+    to the restarted recorder's connect; `imports_s` of it before the new process logged
+    its start) and `after_s` (from the connect to the first frame in a file: the RTSP
+    handshake and the wait for a keyframe).
+    """
+
+    kill: float
+    true_s: float  # frames really missing (burned-in counter), in seconds
+    tail_s: float
+    down_s: float
+    imports_s: float
+    after_s: float
+
+    @property
+    def beyond_downtime_s(self) -> float:
+        """The frames lost that the agent's downtime does not explain: tail and keyframe wait."""
+        return self.true_s - self.down_s
+
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def log_times(log: str, needle: str) -> list[float]:
+    """UTC epoch times of the agent's log lines (UTC `asctime`) that contain `needle`."""
+    found = []
+    for line in log.splitlines():
+        match = _LOG_TIME.match(line)
+        if match and needle in line:
+            when = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+            found.append(when.timestamp())
+    return found
+
+
+def kill_losses(
+    index_db: Path, found: Sequence[Hole], kills: Sequence[float], log: str, camera: str
+) -> list[KillLoss]:
+    """Each kill's hole split into its parts; holes no kill explains are left out."""
+    with sqlite3.connect(f"file:{index_db}?mode=ro", uri=True) as db:
+        rows = db.execute('select path, start, "end" from segments where camera = ?', [camera])
+        bounds = {path: (start, end) for path, start, end in rows}
+    connects = log_times(log, f"{camera}: connecting")
+    starts = log_times(log, "] edge_agent: edge-agent ")  # "edge-agent 0.1.0 starting"
+    losses = []
+    for hole in found:
+        prev_end = bounds[hole.before][1]
+        next_start = bounds[hole.after][0]
+        kill = next((k for k in kills if prev_end - 1.0 < k < next_start), None)
+        connect = next((t for t in connects if kill is not None and t > kill), None)
+        started = next((t for t in starts if kill is not None and t > kill), None)
+        if kill is None or connect is None or started is None:
+            continue
+        losses.append(
+            KillLoss(
+                kill=kill,
+                true_s=hole.true_s,
+                tail_s=kill - prev_end,
+                down_s=connect - kill,
+                imports_s=started - kill,
+                after_s=next_start - connect,
+            )
+        )
+    return losses
 
 
 @contextlib.contextmanager

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
 from pydantic import AfterValidator, Field
+
+if TYPE_CHECKING:  # OpenCV and NumPy load with the first mask, not with the config
+    import numpy as np
+    from numpy.typing import NDArray
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2, relative to the frame
@@ -88,6 +89,9 @@ def mask_image(
     """A 0/255 image that is 0 inside the masked polygons, or None when nothing is masked."""
     if not polygons:
         return None
+    import cv2
+    import numpy as np
+
     keep = np.full((height, width), 255, dtype=np.uint8)
     for polygon in polygons:
         pts = np.array([[round(x * (width - 1)), round(y * (height - 1))] for x, y in polygon])

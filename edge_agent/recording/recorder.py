@@ -120,6 +120,7 @@ class CameraRecorder:
         self._gaps = GapKeeper(index, camera.id)
         self._last_end: float | None = None  # end of the last segment closed (or indexed)
         self._last_indexed_end: float | None = None
+        self._connect_began = time.time()  # when the current connection was asked for
         self._dropped_audio: set[str] = set()
         # Called (on the recording or sealing thread) when the disk is full or about to be:
         # the agent points it at the retention cleaner's wake(). Must return at once.
@@ -210,6 +211,7 @@ class CameraRecorder:
             rc.backoff_initial_s, rc.backoff_max_s, rc.restart_limit, rc.restart_window_s
         )
         outage_since: float | None = None
+        log.info("%s: connecting", self.camera.id)
         while not self._stop.is_set():
             reason, slow, recorded = self._attempt()
             if self._stop.is_set():
@@ -251,6 +253,7 @@ class CameraRecorder:
         """
         session: RecordingSession | None = None
         container = None
+        self._connect_began = time.time()
         try:
             container = open_camera(self._url(), self.config.recorder)
             if self._stop.is_set():
@@ -316,7 +319,8 @@ class CameraRecorder:
 
     def recording_started(self, start: float) -> None:
         """The camera delivers video again: it is online."""
-        log.info("%s: recording", self.camera.id)
+        log.info("%s: recording (first frame written %.2f s after the connect began)",
+                 self.camera.id, time.time() - self._connect_began)  # fmt: skip
         self._gaps.online()
         self._set_state("online", "recording")
 

@@ -29,11 +29,13 @@ VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}
 
 # empty_moov: the header is complete before the first packet, so a file cut short by a
 # power failure still plays up to its last fragment. frag_keyframe starts a fragment at
-# every keyframe; frag_duration bounds what a crash can lose when a camera's GOP is long;
-# flush_packets hands each finished fragment to the OS at once instead of keeping its tail
-# in the 32 KiB I/O buffer.
+# every keyframe and frag_duration within a GOP: the muxer holds a fragment until it is
+# finished, so a crash (kill -9) loses at most FRAGMENT_US plus a frame of what the camera
+# had sent, not the GOP under way. flush_packets hands each finished fragment to the OS at
+# once instead of keeping its tail in the 32 KiB I/O buffer. Each fragment costs a header
+# of about 100 bytes (0.4 kB/s, 0.2 % of a 2 Mbit/s stream) and one write.
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
-FRAGMENT_US = 2_000_000
+FRAGMENT_US = 250_000
 # AC-3 and E-AC-3 sample entries carry facts (bit stream info) read from the first audio
 # packet, so the header cannot be written before it: the muxer refuses an empty moov
 # ("Cannot write moov atom before AC3 packets. Set the delay_moov flag"). delay_moov writes

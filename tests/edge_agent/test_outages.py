@@ -18,8 +18,9 @@ from recording_helpers import make_config, wait_for
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.recording.recorder import CameraRecorder
+from edge_agent.recording.segment_writer import FRAGMENT_US
 from testbed.footage import Footage
-from testbed.outage_check import holes, kept_live, loop_frames
+from testbed.outage_check import holes, kept_live, kill_losses, loop_frames
 from testbed.rtsp import RtspServer
 
 pytestmark = pytest.mark.slow
@@ -38,9 +39,15 @@ def start_agent(config_file: Path, log_file: Path) -> "subprocess.Popen[bytes]":
         )  # fmt: skip
 
 
-def kill_loop(config_file: Path, index_db: Path, log: Path, kills: int, rng: random.Random) -> None:
-    """Start the agent, let it record a random while, kill -9 it; `kills` times, then stop."""
+def kill_loop(
+    config_file: Path, index_db: Path, log: Path, kills: int, rng: random.Random
+) -> list[float]:
+    """Start the agent, let it record a random while, kill -9 it; `kills` times, then stop.
+
+    Returns when each kill was sent.
+    """
     index = SegmentIndex(index_db)
+    killed_at: list[float] = []
     try:
         for _ in range(kills):
             agent = start_agent(config_file, log)
@@ -49,6 +56,7 @@ def kill_loop(config_file: Path, index_db: Path, log: Path, kills: int, rng: ran
                 wait_for(partial(recorded_since, index, started), 60, "video after a restart")
                 time.sleep(rng.uniform(0.5, 4.0))  # anywhere in a segment, mid-fragment too
             finally:
+                killed_at.append(time.time())
                 agent.send_signal(signal.SIGKILL)
                 agent.wait(10)
         agent = start_agent(config_file, log)
@@ -60,6 +68,7 @@ def kill_loop(config_file: Path, index_db: Path, log: Path, kills: int, rng: ran
             assert agent.wait(30) == 0
     finally:
         index.close()
+    return killed_at
 
 
 def recorded_since(index: SegmentIndex, since: float) -> bool:
@@ -78,7 +87,8 @@ def test_every_kill_9_is_a_gap_row_as_long_as_the_frames_lost(
     SegmentIndex(index_db).close()
     kills = 4
     with kept_live(server.url("cam1")):
-        kill_loop(config_file, index_db, tmp_path / "agent.log", kills, random.Random(11))
+        killed_at = kill_loop(config_file, index_db, tmp_path / "agent.log", kills,
+                              random.Random(11))  # fmt: skip
 
     found = holes(index_db, config.storage.path, "cam1", loop_frames(footage.main_h264))
     log = (tmp_path / "agent.log").read_text()
@@ -87,6 +97,13 @@ def test_every_kill_9_is_a_gap_row_as_long_as_the_frames_lost(
         assert hole.gap_rows == ("agent not running",), hole
         assert 0 < hole.true_s <= 15.0, hole  # restart, reconnect and the keyframe wait
         assert abs(hole.error_s) <= 0.1, hole  # the index's hole is the real one
+    # Beyond the seconds the agent was not running, a kill costs the fragment under way
+    # (not the GOP) and, once the recorder connects again, the wait for a keyframe.
+    parts = kill_losses(index_db, found, killed_at, log, "cam1")
+    assert len(parts) == kills, (parts, log[-3000:])
+    for part in parts:
+        assert -0.1 < part.tail_s <= FRAGMENT_US / 1e6 + 0.3, part
+        assert 0 < part.after_s <= GOP_S + 0.5, part  # the RTSP handshake, then the keyframe
     index = SegmentIndex(index_db)
     assert index.verify_chain("cam1", config.storage.path) == []
     index.close()

@@ -12,6 +12,7 @@ from edge_agent.recording.index import file_sha256
 from edge_agent.recording.paths import segment_relpath
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.segment_writer import (
+    FRAGMENT_US,
     SegmentFile,
     SpaceGuard,
     free_relpath,
@@ -71,8 +72,9 @@ def test_a_file_cut_short_while_writing_still_plays(footage: Footage, tmp_path: 
         segment.close(end=T0 + 6)
     probe = probe_segment(crashed)
     assert probe.playable, probe.problem
-    assert probe.duration == 4.0  # whole 2 s fragments; the one still open is lost
-    assert decoded_frames(crashed) == 100
+    # Whole fragments (FRAGMENT_US, not a GOP); only the one still open is lost.
+    assert 6.0 - FRAGMENT_US / 1e6 <= probe.duration < 6.0
+    assert decoded_frames(crashed) == round(probe.duration * 25)
     full = probe_segment(segment.path)
     assert full.duration == 6.0
     assert full.frames == 150
@@ -102,7 +104,9 @@ def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_pat
     guard = SpaceGuard(tmp_path, reserved_bytes=64 << 20, disk_usage=disk)
     with av.open(str(footage.main_h264)) as src:
         segment = SegmentFile(tmp_path, "cam1", T0, src.streams.video[0], None, guard)
-        fill(segment, src, 4.0)  # the first fragment reaches the disk (a keyframe ends it)
+        fill(segment, src, 4.0)  # finished fragments reach the disk, the open one not yet
+        on_disk = decoded_frames(segment.path)
+        assert 100 - FRAGMENT_US / 40_000 <= on_disk < 100  # 25 fps, 40 ms a frame
         disk.free = 32 << 20  # now inside the reserve: the next fragment is refused
         with pytest.raises(OSError) as refused:
             fill(segment, src, 8.0)
@@ -110,5 +114,5 @@ def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_pat
         closed = segment.abandon(end=T0 + 8)
         with pytest.raises(OSError):  # and no new file starts inside the reserve
             SegmentFile(tmp_path, "cam1", T0 + 10, src.streams.video[0], None, guard)
-    assert decoded_frames(closed.path) == 50  # the fragments that reached the disk still play
+    assert decoded_frames(closed.path) == on_disk  # the fragments on the disk still play
     assert sorted(p.name for p in (tmp_path / "cam1").rglob("*.mp4")) == [closed.path.name]
