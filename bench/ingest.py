@@ -41,7 +41,12 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import BrokerAdminConfig
-from central.ingest.accounts import issue_site_credentials, set_password, write_acl
+from central.ingest.accounts import (
+    central_passwords,
+    issue_site_credentials,
+    set_passwords,
+    write_acl,
+)
 from edge_agent.credentials import Credential
 from edge_agent.mqtt.link import MqttLink
 from edge_agent.mqtt.outbox import Outbox
@@ -242,7 +247,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="fsv-bench-ingest-"))
     admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
-    set_password(admin, "central", CENTRAL_PASSWORD)
+    set_passwords(admin, central_passwords("central", CENTRAL_PASSWORD))
     write_acl(admin, "central")
     sites = {f"gen-{i}": issue_site_credentials(admin, f"gen-{i}", "central").password
              for i in range(args.sites)}  # fmt: skip

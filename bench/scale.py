@@ -8,9 +8,11 @@ heartbeat samples), starts a real Mosquitto and a `central-server run` process, 
      2 events/s; meanwhile a city wall, a county wall and the city's 90-day report are
      requested over and over (each waiting for its previous answer);
   2. burst: `--burst` backlog events (started 2 hours ago, as flushed after an outage) from
-     4 generator processes, and one live alert published 1 s into it: how long until it is
-     in the inbox (alerts table) and its webhook arrives; meanwhile a second process takes
-     central.db's write lock for 2 s every 5 s (as a bulk CLI write does);
+     4 generator processes, and `--fresh-probes` live alerts (one site each, 0.5 s apart,
+     the first 1 s into it, sent on the live lane as an edge does): how long until each is in
+     the inbox (alerts table) and its webhook arrives; then a second process takes
+     central.db's write lock for 2 s every 5 s (as a bulk CLI write does) and the probes
+     run again, each saying whether it overlapped one of those windows;
   3. every alert of the run that a webhook wants must arrive (`pushes_lost`).
 Prints the figures and writes bench/results/scale.json.
 
@@ -47,7 +49,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central.alerts.push_rules import PushFilters
 from central.config import BrokerAdminConfig, load_config
 from central.db import CentralDatabase
-from central.ingest.accounts import set_passwords, write_acl
+from central.ingest.accounts import central_passwords, set_passwords, write_acl
 from central.regulation.scope import Scope
 from central.services import build_services
 from fsv_contract import EventPayload, HeartbeatPayload, encode, topics
@@ -327,15 +329,55 @@ def keep_requesting(central: CentralProcess, user: str, path: str, stop: threadi
         stop.wait(1.0)
 
 
-def second_writer(db_path: Path, stop: threading.Event, held: list[float]) -> None:
-    """Another process's bulk write: the write lock held 2 s every 5 s."""
+def second_writer(db_path: Path, stop: threading.Event, held: list[tuple[float, float]]) -> None:
+    """Another process's bulk write: the write lock held 2 s every 5 s (windows noted)."""
     db = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     while not stop.wait(3.0):
         db.execute("begin immediate")
+        began = time.time()
         time.sleep(2.0)
         db.execute("rollback")
-        held.append(2.0)
+        held.append((began, time.time()))
     db.close()
+
+
+def run_probes(
+    central: CentralProcess, port: int, sites: list[str], creds: dict[str, str]
+) -> list[dict[str, float]]:
+    """One live alert per site, 0.5 s apart, each timed on its own thread."""
+    fresh: list[dict[str, float]] = []
+    probes = []
+    for site in sites:
+        probes.append(threading.Thread(target=lambda s=site: fresh.append(
+            fresh_alert(central, port, s, creds[s]))))  # fmt: skip
+        probes[-1].start()
+        time.sleep(0.5)
+    for t in probes:
+        t.join()
+    return fresh
+
+
+def fresh_figures(
+    fresh: list[dict[str, float]], name: str, held: list[tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """Median and worst live alert (the later of inbox and push); with `held`, each probe
+    says whether it overlapped a window where the second process held the write lock."""
+    probes: list[dict[str, Any]] = []
+    for f in sorted(fresh, key=lambda f: f["sent"]):
+        took = max(f["inbox_s"], f["push_s"])
+        probe: dict[str, Any] = {k: f[k] for k in ("received_s", "stored_s", "inbox_s", "push_s")}
+        probe["s"] = took
+        if held is not None:
+            probe["during_foreign_lock"] = any(
+                a < f["sent"] + took and b > f["sent"] for a, b in held
+            )
+        probes.append(probe)
+    took_all = [p["s"] for p in probes]
+    return {
+        f"{name}_s": round(statistics.median(took_all), 3),
+        f"{name}_s_max": round(max(took_all), 3),
+        f"{name}_probes": probes,
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -358,7 +400,7 @@ def machine() -> dict[str, Any]:
 
 def start_broker(work: Path, creds: dict[str, str]) -> Broker:
     admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
-    set_passwords(admin, {"central": CENTRAL_PASSWORD, **creds})
+    set_passwords(admin, {**central_passwords("central", CENTRAL_PASSWORD), **creds})
     write_acl(admin, "central")
     conf = [ln for ln in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
             if ln and not ln.startswith("#") and ln.split()[0] in (
@@ -372,14 +414,15 @@ def start_broker(work: Path, creds: dict[str, str]) -> Broker:
 
 
 def fresh_alert(central: CentralProcess, port: int, site: str, password: str) -> dict[str, float]:
-    """Publish one live alert; seconds until it is in the inbox and until its webhook came."""
+    """Publish one live alert on the live lane (as an edge sends an event's start within the
+    live window); seconds until it is in the inbox and until its webhook came."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
     client.username_pw_set(site, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     e = event(site, "rodent", datetime.now(UTC))
     sent = time.time()
-    client.publish(topics.camera_event(site, "cam0"), encode(e), qos=1).wait_for_publish(30)
+    client.publish(topics.camera_live_event(site, "cam0"), encode(e), qos=1).wait_for_publish(30)
     inbox = push = None
     deadline = time.monotonic() + 300
     while (inbox is None or push is None) and time.monotonic() < deadline:
@@ -391,7 +434,12 @@ def fresh_alert(central: CentralProcess, port: int, site: str, password: str) ->
         time.sleep(0.02)
     client.disconnect()
     client.loop_stop()
-    return {"inbox_s": round(inbox if inbox is not None else -1, 3),
+    row = central.query(
+        "select received_at, ingested_at from events where event_id = ?", (str(e.event_id),)
+    )
+    received, stored = (row[0][0] - sent, row[0][1] - sent) if row else (-1.0, -1.0)
+    return {"sent": sent, "received_s": round(received, 3), "stored_s": round(stored, 3),
+            "inbox_s": round(inbox if inbox is not None else -1, 3),
             "push_s": round(push if push is not None else -1, 3)}  # fmt: skip
 
 
@@ -419,7 +467,8 @@ def wait_settled(central: CentralProcess, since: float, timeout: float) -> dict[
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     n = args.sites
-    site_ids = [f"site-{i}" for i in range(n + 2)]  # the last two: the probe and the fresh alert
+    # after the n sites: the 2 events/s probe site, then one site per live-alert probe
+    site_ids = [f"site-{i}" for i in range(n + 1 + args.fresh_probes)]
     creds = {s: uuid.uuid4().hex for s in [*site_ids, *(f"burst-{i}" for i in range(4))]}
     broker = start_broker(work, creds)
     hook_port = free_port()
@@ -431,7 +480,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     threads: list[threading.Thread] = []
     try:
         t0 = time.perf_counter()
-        tree = build_tree(central.config, n + 2, max(1, n // 25), f"http://127.0.0.1:{hook_port}/h")
+        tree = build_tree(
+            central.config, len(site_ids), max(1, n // 25), f"http://127.0.0.1:{hook_port}/h"
+        )
         health_rows = preload(central.db_path, tree["site_paths"], args.alerts, time.time())
         preload_s = time.perf_counter() - t0
         central.start()
@@ -460,7 +511,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         now = datetime.now(UTC)
         period = f"from={(now - timedelta(days=90)).isoformat()}&to={now.isoformat()}"
         times: dict[str, list[float]] = {"city": [], "county": [], "report": []}
-        held: list[float] = []
+        held: list[tuple[float, float]] = []
         for name, user, path in (
             ("city", "city", "/api/v1/video/wall"),
             ("county", "county", "/api/v1/video/wall"),
@@ -483,12 +534,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ]
         for p in bursts:
             p.start()
+        time.sleep(1.0)
+        probe_sites = site_ids[n + 1 :]
+        fresh = run_probes(central, broker.port, probe_sites, creds)
+        # Then another process takes the write lock now and then (a bulk CLI write): pushes
+        # must still all arrive, and live alerts meanwhile wait for the lock at worst.
         writer = threading.Thread(target=second_writer, name="writer",
                                   args=(central.db_path, stop, held))  # fmt: skip
         writer.start()
         threads.append(writer)
-        time.sleep(1.0)
-        fresh = fresh_alert(central, broker.port, site_ids[n + 1], creds[site_ids[n + 1]])
+        fresh_locked = run_probes(central, broker.port, probe_sites, creds)
         for p in [*bursts, *procs]:
             p.join()
         stop.set()
@@ -524,11 +579,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "report_90d_s_city": round(statistics.median(times["report"]), 3),
         "report_90d_s_city_max": round(max(times["report"]), 3),
         "reports_run": len(times["report"]),
-        "fresh_alert_during_burst_s": max(fresh["inbox_s"], fresh["push_s"]),
-        "fresh_alert_inbox_s": fresh["inbox_s"], "fresh_alert_push_s": fresh["push_s"],
+        **fresh_figures(fresh, "fresh_alert_during_burst"),
+        **fresh_figures(fresh_locked, "fresh_alert_during_foreign_writes", held),
         "burst_events": args.burst, "pushes_wanted": settled["wanted"],
         "pushes_lost": settled["lost"], "alerts_missing": settled["alerts_missing"],
-        "second_writer_locks_s": sum(held),
+        "second_writer_locks_s": round(sum(b - a for a, b in held), 1),
         "steady_s": args.steady_s, "heartbeat_s": args.heartbeat_s,
         "alerts_per_site_hour": args.alerts_per_hour, "preload_s": round(preload_s, 1),
     }  # fmt: skip
@@ -541,6 +596,7 @@ def main() -> int:
     parser.add_argument("--steady-s", type=float, default=60.0, help="steady load before the burst")
     parser.add_argument("--burst-window-s", type=float, default=30.0, help="load during the burst")
     parser.add_argument("--burst", type=int, default=20_000, help="backlog events in the burst")
+    parser.add_argument("--fresh-probes", type=int, default=5, help="live alerts in the burst")
     parser.add_argument("--heartbeat-s", type=float, default=30.0)
     parser.add_argument("--alerts-per-hour", type=float, default=2.0, help="per site")
     parser.add_argument("--output", type=Path, default=RESULTS)

@@ -208,13 +208,19 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
     """Write the ACL and create central's own broker account (password to a private file)."""
     import secrets
 
-    from central.ingest.accounts import reload_broker, set_password, write_acl, write_private_file
+    from central.ingest.accounts import (
+        central_passwords,
+        reload_broker,
+        set_passwords,
+        write_acl,
+        write_private_file,
+    )
 
     config = load_config(args.config)
     if config.broker is None or config.mqtt.password_file is None:
         raise ConfigError(f"{args.config}: init-broker needs `broker` and `mqtt.password_file`")
     password = secrets.token_urlsafe(24)
-    set_password(config.broker, config.mqtt.username, password)
+    set_passwords(config.broker, central_passwords(config.mqtt.username, password))
     write_private_file(config.mqtt.password_file, password + "\n")
     write_acl(config.broker, config.mqtt.username)
     reloaded = reload_broker(config.broker)

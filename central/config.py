@@ -56,6 +56,11 @@ class MqttConfig(_Section):
         30 * 86400, ge=60, le=0xFFFFFFFF, description="how long the broker queues for us"
     )
     reconnect_max_s: float = Field(30.0, ge=1, le=600)
+    live_lane: bool = Field(
+        True,
+        description="read the events' live lane on a second connection ({username}.live, "
+        "created by init-broker), so a live alert never waits behind a flushed backlog",
+    )
 
 
 class BrokerAdminConfig(_Section):

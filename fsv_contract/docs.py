@@ -30,6 +30,8 @@ TOPICS: list[tuple[str, str, str, str, type[BaseModel]]] = [
     (f"{_ROOT}/camera/{{camera}}/state", "edge → central", "1, retained", "outbox",
      CameraStatePayload),
     (f"{_ROOT}/camera/{{camera}}/event", "edge → central", "1", "outbox", EventPayload),
+    (f"{_ROOT}/camera/{{camera}}/live", "edge → central", "1",
+     "outbox: a start sent within the live window", EventPayload),
     (f"{_ROOT}/agent/event", "edge → central", "1", 'outbox (camera `""`)', EventPayload),
     (f"{_ROOT}/agent/anchor", "edge → central", "1", "outbox, about once a minute",
      AnchorPayload),
@@ -64,6 +66,13 @@ cannot send what central would refuse.
   While the event runs, the edge may send `phase: start` once more with `first_clip`
   (pre-roll plus the first seconds); central adds it to the alert once.
   Instant events (retention, outbox overflow) are sent once, already at `end`.
+- Live lane: an event's `phase: start` message that leaves the edge at most
+  {topics.LIVE_WINDOW_S:.0f} s after the event's `start` goes on `camera/{{camera}}/live`
+  instead of `camera/{{camera}}/event` (same payload). Central reads the live lane on a
+  connection of its own, so an alert happening now never waits behind a backlog another site
+  is flushing; its main subscription also carries the lane, and the dedupe by event id keeps
+  one copy. A broker that refuses the live topic (an ACL from before the lane) makes the
+  edge send the message on `camera/{{camera}}/event` and stop using the lane until restart.
 - Delivery: what goes "through the outbox" is written to the edge's SQLite outbox first
   and deleted only after the broker's PUBACK; central writes a batch to its database and
   only then acknowledges it (MQTT 5 manual ack, persistent sessions on both sides).

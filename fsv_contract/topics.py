@@ -37,6 +37,7 @@ class TopicInfo:
     camera: str | None = None
     verb: str | None = None
     request_id: str | None = None
+    live: bool = False  # an event sent on the live lane (`camera/{id}/live`)
 
 
 def check_level(value: str, what: str) -> str:
@@ -79,6 +80,27 @@ def camera_event(site: str, camera: str) -> str:
     return f"{ROOT}/{check_level(site, 'site')}/camera/{check_level(camera, 'camera')}/event"
 
 
+def camera_live_event(site: str, camera: str) -> str:
+    """The live lane of a camera's events (QoS 1): the same payload as `camera_event`, used for
+    an event's `start` phase sent within LIVE_WINDOW_S of its start. Central reads this lane
+    on a connection of its own, so an alert happening now is not queued behind a backlog
+    another site is flushing; the main subscription also carries it (central keeps one copy).
+    """
+    return f"{ROOT}/{check_level(site, 'site')}/camera/{check_level(camera, 'camera')}/live"
+
+
+# An event's start phase sent at most this long after the event started goes on the live lane.
+LIVE_WINDOW_S = 60.0
+
+
+def live_lane_of(topic: str) -> str | None:
+    """The live-lane topic for a camera event topic; None for any other topic."""
+    head, sep, tail = topic.rpartition("/")
+    if tail != "event" or "/camera/" not in head:
+        return None
+    return f"{head}{sep}live"
+
+
 def event_topic(site: str, camera: str) -> str:
     """The topic of an event payload: the camera's, or the agent's when `camera` is empty."""
     return agent_event(site) if camera == "" else camera_event(site, camera)
@@ -100,11 +122,14 @@ def command_filter(site: str) -> str:
 
 
 # What central subscribes to: everything the edges publish, not the commands it sends itself.
+# The main subscription includes the live lane, so a live event is never lost when central's
+# live connection is down; central's live connection reads only the live lane.
 CENTRAL_FILTERS = (
     f"{ROOT}/+/agent/+",
     f"{ROOT}/+/camera/+/+",
     f"{ROOT}/+/reply/+",
 )
+CENTRAL_LIVE_FILTERS = (f"{ROOT}/+/camera/+/live",)
 
 
 def parse(topic: str) -> TopicInfo:
@@ -127,6 +152,8 @@ def parse(topic: str) -> TopicInfo:
             return TopicInfo(TopicKind.CAMERA_STATE, site, camera=check_level(cam, "camera"))
         case ["camera", cam, "event"]:
             return TopicInfo(TopicKind.EVENT, site, camera=check_level(cam, "camera"))
+        case ["camera", cam, "live"]:
+            return TopicInfo(TopicKind.EVENT, site, camera=check_level(cam, "camera"), live=True)
         case ["cmd", verb]:
             return TopicInfo(TopicKind.COMMAND, site, verb=check_level(verb, "verb"))
         case ["reply", rid]:

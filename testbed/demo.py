@@ -24,7 +24,13 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from central.config import BrokerAdminConfig
-from central.ingest.accounts import issue_site_credentials, set_password, write_acl
+from central.ingest.accounts import (
+    central_passwords,
+    issue_site_credentials,
+    set_password,
+    set_passwords,
+    write_acl,
+)
 from testbed.demo_public import (
     CANTEEN_SITE,
     PublicLink,
@@ -100,7 +106,7 @@ def start_site_broker(root: Path, site: str) -> SiteBroker:
         password_file=root / "auth" / "passwd", acl_file=root / "auth" / "acl"
     )
     central_password = os.urandom(12).hex()
-    set_password(admin, "central", central_password)
+    set_passwords(admin, central_passwords("central", central_password))
     write_acl(admin, "central")
     site_password = issue_site_credentials(admin, site, "central").password
     broker = Broker(options=shipped_broker_options(admin))

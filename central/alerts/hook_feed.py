@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from central.ingest.store import IngestStore
@@ -69,12 +71,19 @@ class HookFeed:
         self.batch = batch
         self._clock = clock
         self._live_cursor = 0
+        # Each lane on a thread of its own: neither queues behind page reads (or the other).
+        self._backlog_thread = ThreadPoolExecutor(1, thread_name_prefix="alert-feed")
+        self._live_thread = ThreadPoolExecutor(1, thread_name_prefix="alert-feed-live")
+        # Set while the live lane feeds: the backlog lane waits between events, so the two
+        # do not race for the database lock (Python's lock is not fair: a thread that takes
+        # it in a loop can keep another waiting for seconds).
+        self._live_feeding = threading.Event()
 
     def run_once(self) -> int:
         """Feed up to one batch of changes (worker thread); returns how many."""
         cursor = self.store.feed_cursor()
         changes = self.store.changes_after(cursor, self.batch)
-        done = self._feed(changes)
+        done = self._feed(changes, self._live_feeding)
         if done:
             self.store.set_feed_cursor(changes[done - 1][0])
         return done
@@ -83,18 +92,31 @@ class HookFeed:
         """Feed the changes of live events not fed yet (worker thread); returns how many."""
         after = max(self._live_cursor, self.store.feed_cursor())
         changes = self.store.live_changes_after(after, self._clock() - LIVE_WINDOW_S, self.batch)
-        done = self._feed(changes)
+        if not changes:
+            return 0
+        self._live_feeding.set()
+        try:
+            done = self._feed(changes)
+        finally:
+            self._live_feeding.clear()
         if done:
             self._live_cursor = changes[done - 1][0]
         return done
 
-    def _feed(self, changes: list[tuple[int, EventPayload | None]]) -> int:
+    def _feed(
+        self,
+        changes: list[tuple[int, EventPayload | None]],
+        give_way: threading.Event | None = None,
+    ) -> int:
         """Hand changes to the hooks in order; returns how many are done.
 
         It stops at a change whose alert the database refused to store (e.g. another
         process holds the write lock): that change and those after come again next round.
+        Before each change it waits while `give_way` is set (the live lane is feeding).
         """
         for done, (seq, payload) in enumerate(changes):
+            while give_way is not None and give_way.is_set():
+                time.sleep(0.002)
             if payload is None:
                 log.error("event change %d cannot be read back; skipped by the alert feed", seq)
                 continue
@@ -117,7 +139,7 @@ class HookFeed:
         task = asyncio.create_task(self._run_live(), name="alert-feed-live")
         try:
             while True:
-                fed = await self._round(self.run_once)
+                fed = await self._round(self.run_once, self._backlog_thread)
                 if fed and busy():
                     await self._wait_until_idle(busy)
                 elif fed < self.batch:
@@ -132,13 +154,13 @@ class HookFeed:
 
     async def _run_live(self) -> None:
         while True:
-            if await self._round(self.run_live_once) < self.batch:
+            if await self._round(self.run_live_once, self._live_thread) < self.batch:
                 await asyncio.sleep(LIVE_POLL_S)
 
     @staticmethod
-    async def _round(fn: Callable[[], int]) -> int:
+    async def _round(fn: Callable[[], int], thread: ThreadPoolExecutor) -> int:
         try:
-            return await asyncio.to_thread(fn)
+            return await asyncio.get_running_loop().run_in_executor(thread, fn)
         except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
             log.exception("alert feed round failed")
             await asyncio.sleep(ERROR_PAUSE_S)

@@ -28,6 +28,7 @@ pattern write fsv/v1/%u/agent/event
 pattern write fsv/v1/%u/agent/anchor
 pattern write fsv/v1/%u/camera/+/state
 pattern write fsv/v1/%u/camera/+/event
+pattern write fsv/v1/%u/camera/+/live
 pattern write fsv/v1/%u/reply/+
 pattern read fsv/v1/%u/cmd/+
 
@@ -37,7 +38,21 @@ topic read fsv/v1/+/agent/+
 topic read fsv/v1/+/camera/+/+
 topic read fsv/v1/+/reply/+
 topic write fsv/v1/+/cmd/+
+
+# Central's live-lane connection (same password) reads only the live lane of the events.
+user {central_live}
+topic read fsv/v1/+/camera/+/live
 """
+
+
+def live_username(central_username: str) -> str:
+    """The broker account of central's live-lane connection ('.' is never in a site id)."""
+    return f"{central_username}.live"
+
+
+def central_passwords(central_username: str, password: str) -> dict[str, str]:
+    """Central's broker accounts (main and live lane), both with central's password."""
+    return {central_username: password, live_username(central_username): password}
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,9 @@ class SiteCredentials:
 
 def render_acl(central_username: str) -> str:
     """The ACL file's text."""
-    return ACL_TEMPLATE.format(central=central_username)
+    return ACL_TEMPLATE.format(
+        central=central_username, central_live=live_username(central_username)
+    )
 
 
 def write_acl(broker: BrokerAdminConfig, central_username: str) -> None:

@@ -31,6 +31,7 @@ class RawMessage:
     mid: int = 0
     qos: int = 0
     retain: bool = False
+    live: bool = False  # delivered on central's live-lane connection (acked there)
 
 
 class BrokerClient:
@@ -41,6 +42,10 @@ class BrokerClient:
     (paho's manual ack), so a crash between delivery and commit makes the broker deliver
     them again: together with the dedupe by event id, nothing is lost and nothing doubled.
     The subscription is made in `on_connect`, so every reconnect restores it.
+
+    With `live=True` it is central's live-lane connection: its own account and session
+    (`{username}.live`), subscribed only to the events' live lane, so a live alert does not
+    queue at the broker behind whatever the main session still has to deliver.
     """
 
     def __init__(
@@ -48,17 +53,21 @@ class BrokerClient:
         config: MqttConfig,
         password: str,
         deliver: Callable[[RawMessage], None],
+        live: bool = False,
     ) -> None:
         self.config = config
+        self.live = live
         self.connected = threading.Event()
         self._deliver = deliver
+        self._filters = topics.CENTRAL_LIVE_FILTERS if live else topics.CENTRAL_FILTERS
+        suffix = ".live" if live else ""
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
+            client_id=config.client_id + suffix,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        self._client.username_pw_set(config.username, password)
+        self._client.username_pw_set(config.username + suffix, password)
         if config.tls is not None:
             self._client.tls_set(
                 ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
@@ -109,16 +118,18 @@ class BrokerClient:
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
+        lane = "live-lane" if self.live else "main"
         if reason_code.is_failure:
-            log.error("broker refused central's connection: %s", reason_code)
+            log.error("broker refused central's %s connection: %s", lane, reason_code)
             return
         log.info(
-            "connected to %s:%d (session kept: %s)",
+            "%s connection to %s:%d (session kept: %s)",
+            lane,
             self.config.host,
             self.config.port,
             flags.session_present,
         )
-        client.subscribe([(f, 1) for f in topics.CENTRAL_FILTERS])
+        client.subscribe([(f, 1) for f in self._filters])
         self.connected.set()
 
     def _on_disconnect(
@@ -145,5 +156,6 @@ class BrokerClient:
             mid=msg.mid,
             qos=msg.qos,
             retain=bool(msg.retain),
+            live=self.live,
         )
         self._deliver(raw)

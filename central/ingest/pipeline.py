@@ -6,8 +6,10 @@ import asyncio
 import logging
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -61,6 +63,7 @@ def check_media_types(event: EventPayload) -> None:
 
 # An event that started at most this long before it arrived is live (not a flushed backlog).
 LIVE_WINDOW_S = 120.0
+BATCH_MIN = 50  # the smallest backlog batch, however slow the writes
 _START = re.compile(rb'"start"\s*:\s*"([^"]{10,40})"')
 
 
@@ -88,13 +91,28 @@ class Ingest:
     live events among it are written first, in a transaction of their own, so an alert
     happening now is not stored behind minutes of backlog. They are acknowledged only when
     the drain reaches them, so the broker still gets its acks in arrival order.
+
+    Messages from central's live-lane connection (`raw.live`) skip the queue altogether:
+    each round writes them first and acknowledges them on that connection at once (its acks
+    are in its own order). The main connection brings the same events again later; the
+    dedupe by event id keeps one copy. So that a live message never waits long for the batch
+    being written, backlog batches are sized to take about `batch_target_s` each (between
+    BATCH_MIN and `batch_max` messages), from the time the last ones took.
     """
 
     def __init__(
-        self, store: IngestStore, batch_max: int = 2000, hooks: IngestHooks | None = None
+        self,
+        store: IngestStore,
+        batch_max: int = 2000,
+        hooks: IngestHooks | None = None,
+        batch_target_s: float = 0.2,
     ) -> None:
         self.store = store
         self.batch_max = batch_max
+        self.batch_target_s = batch_target_s
+        self.batch_size = batch_max  # adapted to batch_target_s by each write
+        # Writes run on a thread of their own, never queued behind page reads in the default pool.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-write")
         self.hooks = hooks
         self.changed = asyncio.Event()  # set after a batch stored new or ended events
         self._pending: deque[RawMessage] = deque()
@@ -102,6 +120,8 @@ class Ingest:
         self._wake_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acker: Callable[[int, int], None] | None = None
+        self._live_acker: Callable[[int, int], None] | None = None
+        self._priority: deque[RawMessage] = deque()  # from the live-lane connection
         self._live: list[RawMessage] = []  # live events among the pending, not yet written
         self._live_lock = threading.Lock()
         self._written_early: set[int] = set()  # id() of pending messages already stored
@@ -111,10 +131,13 @@ class Ingest:
 
         The event loop is woken once per burst, not once per message.
         """
-        if is_live_event(raw):
-            with self._live_lock:
-                self._live.append(raw)
-        self._pending.append(raw)
+        if raw.live:
+            self._priority.append(raw)
+        else:
+            if is_live_event(raw):
+                with self._live_lock:
+                    self._live.append(raw)
+            self._pending.append(raw)
         if not self._wake_scheduled and self._loop is not None:
             self._wake_scheduled = True
             try:
@@ -130,32 +153,59 @@ class Ingest:
     @property
     def backlog(self) -> int:
         """Messages delivered but not yet written."""
-        return len(self._pending)
+        return len(self._pending) + len(self._priority)
 
-    def set_acker(self, acker: Callable[[int, int], None]) -> None:
-        """Who acknowledges a written message to the broker (mid, qos)."""
+    def set_acker(
+        self,
+        acker: Callable[[int, int], None],
+        live_acker: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Who acknowledges a written message to the broker (mid, qos), on the main
+        connection and on the live-lane connection."""
         self._acker = acker
+        self._live_acker = live_acker
 
     async def run(self) -> None:
         """Drain forever (until cancelled); a failing batch is retried, never dropped."""
         self._loop = asyncio.get_running_loop()
         while True:
-            if not self._pending:
+            if not self._pending and not self._priority:
                 await self._ready.wait()
             self._ready.clear()
+            if self._priority:
+                await self._write_priority()
             if len(self._pending) > self.batch_max:
                 await self._write_live_first()
             batch: list[RawMessage] = []
-            while self._pending and len(batch) < self.batch_max:
+            while self._pending and len(batch) < self.batch_size:
                 batch.append(self._pending.popleft())
             if not batch:
                 continue
             with self._live_lock:
                 taken = {id(r) for r in batch}
                 self._live = [r for r in self._live if id(r) not in taken]
+            began = time.monotonic()
             result = await self._write_until_done(batch)
+            self._adapt_batch(len(batch), time.monotonic() - began)
             if result.new_events or result.ended_events:
                 self.changed.set()
+
+    def _adapt_batch(self, size: int, took_s: float) -> None:
+        if size < self.batch_size:
+            return  # the queue ran dry: says nothing about how long a full batch takes
+        if took_s > self.batch_target_s:
+            scaled = int(size * self.batch_target_s / took_s)
+            self.batch_size = max(min(BATCH_MIN, self.batch_max), scaled)
+        elif took_s < self.batch_target_s / 2:
+            self.batch_size = min(self.batch_max, size * 2)
+
+    async def _write_priority(self) -> None:
+        batch: list[RawMessage] = []
+        while self._priority and len(batch) < self.batch_max:
+            batch.append(self._priority.popleft())
+        result = await self._write_until_done(batch)
+        if result.new_events or result.ended_events:
+            self.changed.set()
 
     async def _write_live_first(self) -> None:
         with self._live_lock:
@@ -170,7 +220,10 @@ class Ingest:
     async def _write_until_done(self, batch: list[RawMessage], ack: bool = True) -> BatchResult:
         delay = 0.5
         while True:
-            work = asyncio.ensure_future(asyncio.to_thread(self.process, batch, ack))
+            loop = asyncio.get_running_loop()
+            work = asyncio.ensure_future(
+                loop.run_in_executor(self._executor, self.process, batch, ack)
+            )
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -198,8 +251,9 @@ class Ingest:
         if ack:
             for raw in batch:
                 early.discard(id(raw))
-                if self._acker is not None:
-                    self._acker(raw.mid, raw.qos)
+                acker = self._live_acker if raw.live else self._acker
+                if acker is not None:
+                    acker(raw.mid, raw.qos)
         return result
 
     @staticmethod
@@ -221,17 +275,21 @@ async def running_ingest(
 ) -> AsyncIterator[BrokerClient]:
     """Connect to the broker and drain into the database until the block exits."""
     client = BrokerClient(config.mqtt, password, ingest.deliver)
-    ingest.set_acker(client.ack)
+    live = BrokerClient(config.mqtt, password, ingest.deliver, live=True)
+    clients = [client, live] if config.mqtt.live_lane else [client]
+    ingest.set_acker(client.ack, live.ack)
     tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]
     if ingest.hooks is not None:
         feed = HookFeed(ingest.store, ingest.hooks)
         busy = lambda: ingest.backlog > 0  # noqa: E731
         tasks.append(asyncio.create_task(feed.run(ingest.changed, busy), name="alert-feed"))
-    await asyncio.to_thread(client.start)
+    for c in clients:
+        await asyncio.to_thread(c.start)
     try:
         yield client
     finally:
-        await asyncio.to_thread(client.stop)
+        for c in clients:
+            await asyncio.to_thread(c.stop)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -347,9 +347,10 @@ class IngestStore:
     # --- the alerting feed -----------------------------------------------------------------
 
     def feed_cursor(self) -> int:
-        """The last event change (change_seq) the hooks have seen."""
-        with self.database.lock:
-            row = self.database.db.execute(
+        """The last event change (change_seq) the hooks have seen (committed; read without
+        waiting for the write lock)."""
+        with self.database.read() as db:
+            row = db.execute(
                 "select value from ingest_counters where name = 'feed_cursor'"
             ).fetchone()
         return int(row[0]) if row else 0
@@ -373,11 +374,19 @@ class IngestStore:
     def live_changes_after(
         self, seq: int, started_since: float, limit: int
     ) -> list[tuple[int, EventPayload | None]]:
-        """Changes after `seq` of events that started at `started_since` or later (live ones)."""
-        rows = self._rows(
-            "select * from events where start >= ? and change_seq > ? order by change_seq limit ?",
-            [started_since, seq, limit],
-        )
+        """Changes after `seq` of events that started at `started_since` or later (live ones).
+
+        Read on a reader connection: the live lane must not wait for a backlog batch that
+        holds the write lock.
+        """
+        with self.database.read() as db:
+            cur = db.execute(
+                "select * from events where start >= ? and change_seq > ? "
+                "order by change_seq limit ?",
+                [started_since, seq, limit],
+            )
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         return [(int(r["change_seq"]), _payload_of(r)) for r in rows]
 
     # --- reading -------------------------------------------------------------------------

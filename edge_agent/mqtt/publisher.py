@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from edge_agent.mqtt.outbox import Outbox, OutboxMessage
+from fsv_contract import topics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,24 @@ class _InFlight:
     row_id: int
     message: OutboxMessage
     sent_at: float
+    live: bool = False  # sent on the live lane
+
+
+def live_topic(message: OutboxMessage, now: float) -> str | None:
+    """The live-lane topic for an event's start phase sent within the live window, else None."""
+    lane = topics.live_lane_of(message.topic)
+    if lane is None:
+        return None
+    try:
+        body = json.loads(message.payload)
+        if body.get("phase") != "start":
+            return None
+        start = datetime.fromisoformat(str(body["start"]).replace("Z", "+00:00"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if start.tzinfo is None or now - start.timestamp() > topics.LIVE_WINDOW_S:
+        return None
+    return lane
 
 
 class OutboxPublisher:
@@ -48,6 +69,10 @@ class OutboxPublisher:
     reconnect; one that got no ack `resend_after_s` after it was sent while connected is
     published again (central drops the duplicate). A message the broker refuses (e.g. not
     authorised) stays in the outbox and is retried after `resend_after_s`.
+
+    An event's start phase sent within the live window goes on the live lane (contract
+    `camera/{id}/live`). If the broker refuses that topic (an ACL from before the lane), the
+    message is sent again at once on its own topic and the lane is not used again.
     """
 
     name = "mqtt-publisher"
@@ -75,6 +100,9 @@ class OutboxPublisher:
         self._cursor = 0
         self.published = 0
         self.acked = 0
+        self.live_sent = 0
+        self.live_lane = True  # False once the broker refused the live lane
+        self._wall: Callable[[], float] = time.time
         link.on_ack = self._on_ack
         link.add_connect_listener(self._on_connect)
         outbox.add_listener(self._wake.set)
@@ -151,6 +179,17 @@ class OutboxPublisher:
                 continue  # the agent-state message, or an ack after a resend
             if accepted:
                 done.append(entry.row_id)
+            elif entry.live:
+                log.warning(
+                    "broker refused the live lane (%s): %s; sending on %s and no longer "
+                    "using the lane (re-run `central-server init-broker` to allow it)",
+                    topics.live_lane_of(entry.message.topic),
+                    reason,
+                    entry.message.topic,
+                )
+                self.live_lane = False
+                if not self._send(entry.message):
+                    self._refused[entry.row_id] = (entry.message, self._clock())
             else:
                 log.error("broker refused %s: %s; retrying later", entry.message.topic, reason)
                 retry_at = self._clock() + self.resend_after_s
@@ -176,11 +215,14 @@ class OutboxPublisher:
             self._cursor = message.id
 
     def _send(self, message: OutboxMessage) -> bool:
-        mid = self.link.publish(message.topic, message.payload, message.qos, message.retain)
+        lane = live_topic(message, self._wall()) if self.live_lane else None
+        topic = lane or message.topic
+        mid = self.link.publish(topic, message.payload, message.qos, message.retain)
         if mid is None:
             return False
-        self._inflight[mid] = _InFlight(message.id, message, self._clock())
+        self._inflight[mid] = _InFlight(message.id, message, self._clock(), live=lane is not None)
         self.published += 1
+        self.live_sent += lane is not None
         return True
 
     def _restart_timers(self) -> None:

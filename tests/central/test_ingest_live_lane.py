@@ -61,3 +61,45 @@ async def test_a_live_event_jumps_the_backlog_and_acks_keep_arrival_order(
     live_id = EventPayload.model_validate_json(live.payload).event_id
     assert order.index(str(live_id)) == 0  # stored before any of the backlog
     assert store.stats()["duplicates"] == 0
+
+
+def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(tmp_path: Path) -> None:
+    ingest = Ingest(IngestStore(CentralDatabase(tmp_path / "c.db")), batch_max=2000)
+    ingest._adapt_batch(2000, 1.6)  # a full batch took 8 x the 0.2 s target
+    assert ingest.batch_size == 250
+    ingest._adapt_batch(100, 5.0)  # the queue ran dry: not a measure of a full batch
+    assert ingest.batch_size == 250
+    ingest._adapt_batch(250, 50.0)  # however slow, batches keep a useful size
+    assert ingest.batch_size == 50
+    for _ in range(8):
+        ingest._adapt_batch(ingest.batch_size, 0.01)
+    assert ingest.batch_size == 2000  # fast writes: back to the configured maximum
+
+
+@pytest.mark.asyncio
+async def test_live_lane_messages_are_written_first_and_acked_on_their_connection(
+    tmp_path: Path,
+) -> None:
+    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    ingest = Ingest(store, batch_max=500)
+    main_acks: list[int] = []
+    live_acks: list[int] = []
+    ingest.set_acker(lambda mid, _q: main_acks.append(mid), lambda mid, _q: live_acks.append(mid))
+    old = datetime.now(UTC) - timedelta(hours=2)
+    for mid in range(1, 1001):
+        ingest.deliver(message(mid, old))
+    live = message(7, datetime.now(UTC))
+    ingest.deliver(RawMessage(live.topic, live.payload, time.time(), 7, 1, live=True))
+    ingest.deliver(message(1001, datetime.now(UTC)))  # a copy of another event, main lane
+    task = asyncio.create_task(ingest.run())
+    try:
+        deadline = time.monotonic() + 60
+        while len(main_acks) < 1001 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert live_acks == [7]  # its own connection's mid, acked there only
+    assert main_acks == list(range(1, 1002))
+    order = [r["event_id"] for r in store.events(limit=5000)]
+    assert order[0] == str(EventPayload.model_validate_json(live.payload).event_id)

@@ -14,7 +14,12 @@ from typing import Any
 import yaml
 
 from central.config import BrokerAdminConfig
-from central.ingest.accounts import issue_site_credentials, set_password, write_acl
+from central.ingest.accounts import (
+    central_passwords,
+    issue_site_credentials,
+    set_passwords,
+    write_acl,
+)
 from testbed.central_admin import AdminReader, create_admin
 from testbed.demo import shipped_broker_options
 from testbed.mosquitto import Broker
@@ -179,7 +184,7 @@ class MqttWorld:
         self.admin = BrokerAdminConfig(
             password_file=workdir / "auth" / "passwd", acl_file=workdir / "auth" / "acl"
         )
-        set_password(self.admin, "central", CENTRAL_PASSWORD)
+        set_passwords(self.admin, central_passwords("central", CENTRAL_PASSWORD))
         write_acl(self.admin, "central")
         self.passwords: dict[str, str] = {}
         # The broker keeps its own folder: mosquitto drops root and cannot enter tmp_path.
