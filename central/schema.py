@@ -535,3 +535,52 @@ def m014_public_video_inspections(db: sqlite_utils.Database) -> None:
         foreign_keys=[("org_id", "orgs", "id")],
     )
     db.table("inspections").create_index(["org_id", "inspected_at"])
+
+
+@migrations()
+def m015_samples(db: sqlite_utils.Database) -> None:
+    """Sample frames asked of the edges for labelling, the frames stored, and their labels."""
+    db.table("sample_requests").create(
+        {
+            "batch_id": str,
+            "request_id": str,
+            "site_id": str,
+            "camera_id": str,
+            "org_path": str,
+            "count": int,
+            "mode": str,
+            "requested_by": str,
+            "requested_at": float,
+        },
+        pk="batch_id",
+        not_null={"request_id", "site_id", "camera_id", "org_path", "count", "requested_at"},
+    )
+    db.table("sample_frames").create(
+        {
+            "batch_id": str,
+            "name": str,
+            "site_id": str,
+            "camera_id": str,
+            "org_path": str,
+            "ts": float,
+            "sha256": str,
+            "stored_at": float,
+        },
+        pk=("batch_id", "name"),
+        not_null={"site_id", "camera_id", "org_path", "ts", "sha256", "stored_at"},
+    )
+    db.table("sample_frames").create_index(["org_path", "ts"])
+    db.table("sample_labels").create(
+        {
+            "batch_id": str,
+            "name": str,
+            "site_id": str,
+            "verdict": str,
+            "boxes": str,
+            "user_id": int,
+            "username": str,
+            "labelled_at": float,
+        },
+        pk=("batch_id", "name"),
+        not_null={"site_id", "verdict", "boxes", "labelled_at"},
+    )

@@ -105,6 +105,12 @@ class EdgeAgent:
         )
         if self.models is not None and self.mqtt is not None:
             self.mqtt.heartbeat.camera_models = self.models.camera_models
+        # Sample frames of the recordings for central's labelling queue (on its command).
+        from edge_agent.models.samples import build_sampler
+
+        self.samples = build_sampler(
+            config, self.index, self.mqtt.outbox if self.mqtt else None, commands
+        )
         # Live/replay/export uplinks to central, on its commands (none without MQTT).
         # One budget for everything sent to central, in strict priority (edge_agent.uplink.budget).
         self.scheduler = build_scheduler(config, self.streams.taps)

@@ -50,5 +50,5 @@ COMMAND_ARGS: dict[str, type[BaseModel]] = {
     RELEASE: ReleaseArgs,
     integrity.VERB_AUDIT: integrity.AuditArgs,
     **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip
-    **models.COMMAND_ARGS,  # install_model, rollback_model
+    **models.COMMAND_ARGS,  # install_model, rollback_model, sample_frames
 }

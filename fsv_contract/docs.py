@@ -116,6 +116,10 @@ cannot send what central would refuse.
   restores each camera's previous model. The heartbeat's optional `cameras[].model` names
   the model each camera runs (`name@version`), and every violation event names the model
   that raised it (`model`, the same form), so each alert can be traced to one version.
+- Sample frames: `sample_frames` asks for N frames of a camera's recordings (at the
+  `times` central chose around events, or at random instants) for labelling; the reply's
+  `result.frames` announces each `sample-NNN.jpg` with its SHA-256 and time, and the edge
+  then PUTs them to `/api/v1/media/{{batch}}/{{name}}` under the same write-once rules.
 - Clean frames: with its snapshot an event may announce `frame` (`frame.jpg`), the same
   frame without boxes, zones or stamps, uploaded and kept write-once like the snapshot; it
   is what inspectors label and what training datasets are built from.

@@ -9,13 +9,17 @@ then switches. On any failure it keeps the running model and replies with the re
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fsv_contract.payloads import Level
+from fsv_contract.payloads import Level, UtcDatetime
 
 VERB_INSTALL_MODEL = "install_model"
 VERB_ROLLBACK_MODEL = "rollback_model"
+VERB_SAMPLE_FRAMES = "sample_frames"
+MAX_SAMPLES = 50
+SAMPLE_NAME_PATTERN = r"^sample-[0-9]{3}\.jpg$"
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DOWNLOAD_PATH = "/api/v1/edge/model"
 
@@ -49,6 +53,33 @@ class RollbackModelArgs(_Args):
     )
 
 
+class SampleFramesArgs(_Args):
+    """Decode sample frames of a camera's recordings for labelling and upload them.
+
+    The edge takes the frames at `times` (central picks them around events) or, without
+    times, at random instants of its recordings in [since, until]; it writes each as
+    `sample-NNN.jpg`, replies with their names, SHA-256 and times (`result.frames`), then
+    PUTs them to `/api/v1/media/{batch}/{name}`: central stores only what the reply announced.
+    """
+
+    batch: str = Field(pattern=r"^[0-9a-f]{32}$", description="central's id of this request")
+    camera: Level
+    count: int = Field(ge=1, le=MAX_SAMPLES)
+    mode: Literal["random", "events"] = "random"
+    times: list[UtcDatetime] = Field(default_factory=list, max_length=MAX_SAMPLES)
+    since: UtcDatetime | None = Field(None, description="random mode: from (default a day ago)")
+    until: UtcDatetime | None = Field(None, description="random mode: to (default now)")
+
+
+class SampleFrame(_Args):
+    """One frame a `sample_frames` reply announces."""
+
+    name: str = Field(pattern=SAMPLE_NAME_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(gt=0)
+    ts: UtcDatetime = Field(description="the instant of the recording the frame shows")
+
+
 def signed_bytes(name: str, version: str, sha256: str, classes: list[str]) -> bytes:
     """The canonical bytes central signs for a model version."""
     body = {"classes": classes, "name": name, "sha256": sha256, "version": version}
@@ -63,4 +94,5 @@ def model_label(name: str, version: str) -> str:
 COMMAND_ARGS: dict[str, type[BaseModel]] = {
     VERB_INSTALL_MODEL: InstallModelArgs,
     VERB_ROLLBACK_MODEL: RollbackModelArgs,
+    VERB_SAMPLE_FRAMES: SampleFramesArgs,
 }

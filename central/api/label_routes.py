@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
@@ -17,8 +19,12 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
+from central.keys import COMMANDS
 from central.models.labels import MAX_QUEUE_PAGE, ClassMapIn, LabelIn, LabelStore
+from central.models.samples import SampleRequestIn, SampleStore
 from central.regulation.roles import Permission
+from central.web.security import media_headers
+from fsv_contract.models import VERB_SAMPLE_FRAMES
 
 routes = RouteTable()
 
@@ -34,7 +40,7 @@ class QueueQuery(BaseModel):
 
     state: Literal["unlabelled", "labelled", "all"] = "unlabelled"
     limit: int = Field(50, ge=1, le=MAX_QUEUE_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=10_000)
 
 
 @routes.route(
@@ -133,3 +139,86 @@ async def put_class_map(request: web.Request) -> web.Response:
         org_path=site["org_path"],
     )
     return json_response(after)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/sites/{site_id}/samples",
+    summary="Ask a site's edge for sample frames of a camera to label",
+    tag="labels",
+    body=SampleRequestIn,
+    statuses=(202,),
+)
+async def request_samples(request: web.Request) -> web.Response:
+    """Random instants of the recordings, or around the camera's alerts; audited."""
+    user = current_user(request, Permission.LABEL)
+    site_id = request.match_info["site_id"]
+    samples = SampleStore(services(request).ldb)
+    site = await run_db(services(request).orgs.get_site, user.scope, site_id)
+    body = await read_body(request, SampleRequestIn)
+    batch, args = await run_db(samples.plan, user.scope, site_id, body)
+    commands = request.app.get(COMMANDS)
+    if commands is None:
+        raise web.HTTPServiceUnavailable(text="not connected to the broker yet; try again")
+    request_id = await asyncio.to_thread(commands.send, site_id, VERB_SAMPLE_FRAMES, args)
+    await run_db(samples.record, user, site_id, batch, request_id, args)
+    await audit(
+        request,
+        "sample_request",
+        f"site:{site_id}",
+        {"batch_id": batch, "camera": body.camera, "count": body.count, "mode": body.mode},
+        org_path=site["org_path"],
+    )
+    return json_response({"batch_id": batch, "request_id": request_id}, status=202)
+
+
+@routes.route(
+    "GET",
+    "/api/v1/sites/{site_id}/samples",
+    summary="A site's sample requests and how many frames arrived",
+    tag="labels",
+)
+async def list_samples(request: web.Request) -> web.Response:
+    """Newest first; `state` sent, done or failed (with the edge's reason)."""
+    user = current_user(request, Permission.LABEL)
+    store = SampleStore(services(request).ldb)
+    items = await run_db(store.requests, user.scope, request.match_info["site_id"])
+    return json_response({"items": items})
+
+
+@routes.route(
+    "GET",
+    "/api/v1/samples/{batch_id}/{name}",
+    summary="A sample frame an edge sent",
+    tag="labels",
+    produces=("image/jpeg",),
+)
+async def get_sample(request: web.Request) -> web.StreamResponse:
+    """The clean JPEG (audited as an evidence view)."""
+    user = current_user(request, Permission.LABEL)
+    batch, name = request.match_info["batch_id"], request.match_info["name"]
+    frame = await run_db(SampleStore(services(request).ldb).frame, user.scope, batch, name)
+    await audit(request, "evidence_view", f"sample:{batch}/{name}", {"sha256": frame["sha256"]},
+                org_path=frame["org_path"])  # fmt: skip
+    return web.FileResponse(Path(frame["path"]), headers=media_headers("image/jpeg", name))
+
+
+@routes.route(
+    "PUT",
+    "/api/v1/samples/{batch_id}/{name}/label",
+    summary="Label a sample frame: true or false, with boxes",
+    tag="labels",
+    body=LabelIn,
+)
+async def put_sample_label(request: web.Request) -> web.Response:
+    """Store the caller's label (replacing any earlier one); audited."""
+    user = current_user(request, Permission.LABEL)
+    batch, name = request.match_info["batch_id"], request.match_info["name"]
+    store = SampleStore(services(request).ldb)
+    await run_db(store.frame, user.scope, batch, name)  # scope first: 404 outside it
+    body = await read_body(request, LabelIn)
+    label, frame = await run_db(store.set_label, user, batch, name, body)
+    await audit(request, "sample_label", f"sample:{batch}/{name}",
+                {"verdict": label["verdict"], "boxes": label["boxes"]},
+                org_path=frame["org_path"])  # fmt: skip
+    return json_response({"batch_id": batch, "name": name, "label": label})

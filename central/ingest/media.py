@@ -17,6 +17,7 @@ from typing import Any
 
 from central.db import CentralDatabase
 from central.errors import ConflictError, NotFoundError
+from central.models.samples import announced_sample, record_sample
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Announced:
     sha256: str
     bytes: int
     content_type: str
+    sample: dict[str, Any] | None = None  # a sample frame: its request row and time
 
 
 class MediaStore:
@@ -43,7 +45,9 @@ class MediaStore:
                 "select site, snapshot, clip, first_clip, frame from events where event_id = ?",
                 [event_id],
             ).fetchone()
-        if row is None or row[0] != site:
+        if row is None:
+            return announced_sample(self.database, site, event_id, name)
+        if row[0] != site:
             raise NotFoundError(f"event {event_id} is not known (yet) for site {site}")
         for ref_text in row[1:]:
             ref: dict[str, Any] | None = json.loads(ref_text) if ref_text else None
@@ -115,3 +119,5 @@ class MediaStore:
                 },
                 pk=("event_id", "name"),
             )
+            if ann.sample is not None:
+                record_sample(db, ann, name, time.time())

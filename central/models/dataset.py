@@ -1,6 +1,7 @@
 """Export labelled alert images as an ultralytics (YOLO) dataset, split by camera and day.
 
-Each labelled alert contributes one image: the clean frame the edge uploaded beside the
+Each labelled sample frame (asked of an edge for labelling) is one clean image, and each
+labelled alert contributes one image: the clean frame the edge uploaded beside the
 snapshot (`frame.jpg`) when there is one, else the snapshot itself (which carries the boxes
 the edge drew; the manifest marks such images `annotated`). Train and validation are split
 by whole (site, camera, UTC day) groups, so frames of one camera on one day, and therefore
@@ -26,6 +27,7 @@ from central.errors import InvalidInputError
 from central.models.labels import CLASS_NAME
 
 SOURCES = ("frame.jpg", "snapshot.jpg")  # preferred first
+SAMPLE_SOURCE = "sample"  # a frame an edge sent on request (sample_frames), always clean
 DEFAULT_LICENCE = (
     "Surveillance footage of a supervised enterprise, collected under food-safety regulation; "
     "for training the regulator's own models only, not for publication."
@@ -78,7 +80,7 @@ def parse_classes(text: str) -> list[str]:
 
 
 def labelled_images(database: CentralDatabase) -> list[LabelledImage]:
-    """Every labelled alert whose image is stored, oldest first."""
+    """Every labelled alert and sample frame whose image is stored, oldest first."""
     with database.read() as db:
         rows = list(
             db.query(
@@ -91,12 +93,20 @@ def labelled_images(database: CentralDatabase) -> list[LabelledImage]:
                 list(SOURCES),
             )
         )
+        samples = list(
+            db.query(
+                "select l.batch_id, l.name, l.verdict, l.boxes, l.username, l.labelled_at, "
+                "f.site_id, f.camera_id, f.ts, m.path, m.sha256 from sample_labels l "
+                "join sample_frames f on f.batch_id = l.batch_id and f.name = l.name "
+                "join media m on m.event_id = l.batch_id and m.name = l.name order by f.ts"
+            )
+        )
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         kept = best.get(row["alert_id"])
         if kept is None or SOURCES.index(row["name"]) < SOURCES.index(kept["name"]):
             best[row["alert_id"]] = dict(row)
-    return [
+    images = [
         LabelledImage(
             alert_id=r["alert_id"],
             site_id=r["site_id"],
@@ -111,7 +121,23 @@ def labelled_images(database: CentralDatabase) -> list[LabelledImage]:
             sha256=r["sha256"],
         )
         for r in best.values()
+    ] + [
+        LabelledImage(
+            alert_id=f"sample-{r['batch_id']}-{Path(r['name']).stem}",
+            site_id=r["site_id"],
+            camera_id=r["camera_id"],
+            captured_at=float(r["ts"]),
+            verdict=r["verdict"],
+            boxes=json.loads(r["boxes"]),
+            labelled_by=r["username"] or "",
+            labelled_at=float(r["labelled_at"]),
+            path=Path(r["path"]),
+            source=SAMPLE_SOURCE,
+            sha256=r["sha256"],
+        )
+        for r in samples
     ]
+    return sorted(images, key=lambda i: (i.captured_at, i.alert_id))
 
 
 def split_groups(groups: set[str], val_fraction: float, seed: str) -> set[str]:
@@ -215,7 +241,8 @@ def _provenance(image: LabelledImage, split: str, name: str, licence: str) -> di
     return {
         "file": f"images/{split}/{name}",
         "split": split,
-        "alert_id": image.alert_id,
+        "alert_id": None if image.source == SAMPLE_SOURCE else image.alert_id,
+        "sample": image.alert_id if image.source == SAMPLE_SOURCE else None,
         "site_id": image.site_id,
         "camera_id": image.camera_id,
         "captured_at": datetime.fromtimestamp(image.captured_at, UTC).isoformat(),

@@ -124,13 +124,7 @@ class LabelStore:
         """Store the verdict of `user` on an alert in scope: (the new label, the one replaced)."""
         with self._ldb.transaction() as db:
             alert = self._alert(db, user.scope, alert_id)
-            allowed = self._classes(db, alert["site_id"])
-            unknown = sorted({b.cls for b in body.boxes} - set(allowed))
-            if unknown:
-                raise InvalidInputError(
-                    f"class {', '.join(unknown)} is not in site {alert['site_id']}'s class map "
-                    f"({', '.join(allowed)})"
-                )
+            self.check_classes(db, alert["site_id"], body)
             old = list(db.query("select * from alert_labels where alert_id = ?", [alert_id]))
             row = {
                 "alert_id": alert_id,
@@ -170,12 +164,18 @@ class LabelStore:
                     "left join events e on e.event_id = a.id "
                     f"where {where} and exists (select 1 from media m where m.event_id = a.id "
                     f"and m.name in ({marks})) "
-                    "order by a.start desc, a.id limit ? offset ?",
-                    [*IMAGE_NAMES, *args, *IMAGE_NAMES, limit + 1, offset],
+                    "order by a.start desc, a.id limit ?",
+                    [*IMAGE_NAMES, *args, *IMAGE_NAMES, offset + limit + 1],
                 )
             )
-        items = [_queue_item(dict(r)) for r in rows[:limit]]
-        return {"items": items, "more": len(rows) > limit, "state": state}
+        from central.models.samples import SampleStore
+
+        items = [_queue_item(dict(r)) for r in rows]
+        # Sample frames the edges sent join the same queue, in time order with the alerts.
+        items += SampleStore(self._ldb).queue_items(scope, state, offset + limit + 1)
+        items.sort(key=lambda i: (-float(i["start"]), i["id"]))
+        page = items[offset : offset + limit]
+        return {"items": page, "more": len(items) > offset + limit, "state": state}
 
     @staticmethod
     def _alert(db: Any, scope: Scope, alert_id: str) -> dict[str, Any]:
@@ -190,6 +190,17 @@ class LabelStore:
         if not rows or not in_scope(scope, rows[0]["org_path"]):
             raise NotFoundError(f"site {site_id} not found")
         return dict(rows[0])
+
+    @classmethod
+    def check_classes(cls, db: Any, site_id: str, body: LabelIn) -> None:
+        """InvalidInputError naming each box class not in the site's class map."""
+        allowed = cls._classes(db, site_id)
+        unknown = sorted({b.cls for b in body.boxes} - set(allowed))
+        if unknown:
+            raise InvalidInputError(
+                f"class {', '.join(unknown)} is not in site {site_id}'s class map "
+                f"({', '.join(allowed)})"
+            )
 
     @staticmethod
     def _classes(db: Any, site_id: str) -> list[str]:

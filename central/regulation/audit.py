@@ -42,6 +42,8 @@ AUDITED_ACTIONS = (
     "integrity_audit",
     "alert_label",
     "class_map_set",
+    "sample_request",
+    "sample_label",
     "model_install",
     "model_rollback",
 )

@@ -350,6 +350,35 @@ function onKey(e) {
   e.preventDefault();
 }
 
+// --- sample frames asked of an edge -------------------------------------------------------------
+
+async function loadCameras() {
+  const cams = await fsv.api("/api/v1/cameras");
+  const sel = $("s-camera");
+  sel.replaceChildren(...cams.items.map((c) => {
+    const o = document.createElement("option");
+    o.value = `${c.site_id}/${c.camera_id}`;
+    o.textContent = `${c.name || c.camera_id} · ${c.enterprise || c.site_id}`;
+    return o;
+  }));
+  $("s-send").disabled = !cams.items.length;
+}
+
+async function requestSamples(e) {
+  e.preventDefault();
+  const [site, camera] = $("s-camera").value.split("/");
+  const body = { camera, count: Number($("s-count").value), mode: $("s-mode").value };
+  const out = $("s-status");
+  out.classList.remove("error");
+  try {
+    await fsv.api(`/api/v1/sites/${encodeURIComponent(site)}/samples`, { method: "POST", json: body });
+    out.textContent = fsv.t("label.sample_sent");
+  } catch (err) {
+    out.textContent = err.message;
+    out.classList.add("error");
+  }
+}
+
 async function openFromHash() {
   const m = location.hash.match(/alert=([\w-]+)/);
   if (!m) return false;
@@ -387,6 +416,8 @@ fsv.ready.then(async () => {
   $("prev").onclick = () => step(-1);
   $("q-state").onchange = () => loadQueue().catch((e) => status(e.message, true));
   $("q-more").onclick = () => loadQueue(true).catch((e) => status(e.message, true));
+  $("sample-form").addEventListener("submit", requestSamples);
+  $("sample-box").addEventListener("toggle", () => { if ($("sample-box").open && !$("s-camera").options.length) loadCameras().catch((e) => { $("s-status").textContent = e.message; }); });
   try {
     await loadQueue();
     if (!(await openFromHash()) && lab.items.length) await openItem(0);

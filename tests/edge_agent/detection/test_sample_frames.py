@@ -1,0 +1,113 @@
+"""Sample frames for labelling (edge_agent.models.samples) from real recorded segments."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.config import EdgeConfig, parse_config
+from edge_agent.errors import ModelError
+from edge_agent.models.samples import SampleTaker, pick_random
+from edge_agent.recording.index import SegmentIndex
+from tests.edge_agent.detection.conftest import VTEST, RecordedClip, index_segments
+
+
+class Sink:
+    """The outbox's media queue as the sampler sees it."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, str, Path, str, str]] = []
+
+    def queue_media(
+        self, event_id: str, name: str, path: Path, sha256: str, content_type: str
+    ) -> None:
+        self.queued.append((event_id, name, path, sha256, content_type))
+
+
+def _config(root: Path) -> EdgeConfig:
+    return parse_config(
+        f"""
+site_id: site-1
+storage: {{path: {root / "rec"}}}
+data_dir: {root / "state"}
+cameras:
+  - {{id: cam-1, name: Cam, station: kitchen_prep, main_url: "rtsp://127.0.0.1:1/x"}}
+"""
+    )
+
+
+def _source_frame(seconds: float) -> np.ndarray[Any, Any]:
+    cap = cv2.VideoCapture(str(VTEST))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        cap.set(cv2.CAP_PROP_POS_FRAMES, round(seconds * fps))
+        ok, image = cap.read()
+    finally:
+        cap.release()
+    assert ok
+    return cv2.resize(image, (640, 360))
+
+
+def test_frames_at_the_asked_instants_are_written_queued_and_announced(
+    tmp_path: Path, segment_files: RecordedClip
+) -> None:
+    config = _config(tmp_path)
+    index = SegmentIndex(config.state_dir / "index.db")
+    t0 = time.time() - 60
+    index_segments(segment_files, config.storage.path, index, "cam-1", t0)
+    sink = Sink()
+    taker = SampleTaker(config, index, sink, random.Random(1))
+    batch = uuid.uuid4().hex
+    times = [datetime.fromtimestamp(t0 + s, UTC).isoformat() for s in (3.0, 7.0, 300.0)]
+    result = taker.take({"batch": batch, "camera": "cam-1", "count": 3, "mode": "events",
+                         "times": times})  # fmt: skip
+    # 300 s after the start is not recorded: two frames, in time order, named in sequence.
+    frames = result["frames"]
+    assert [f["name"] for f in frames] == ["sample-001.jpg", "sample-002.jpg"]
+    assert [datetime.fromisoformat(f["ts"]).timestamp() for f in frames] == pytest.approx(
+        [t0 + 3.0, t0 + 7.0], abs=0.01
+    )
+    assert [(q[0], q[1], q[3], q[4]) for q in sink.queued] == [
+        (batch, f["name"], f["sha256"], "image/jpeg") for f in frames
+    ]
+    image = cv2.imread(str(sink.queued[0][2]))
+    assert image.shape[:2] == (360, 640)
+    # The frame shows the recording at that instant (within a frame or two of the source).
+    near = float(np.abs(image.astype(int) - _source_frame(3.0).astype(int)).mean())
+    far = float(np.abs(image.astype(int) - _source_frame(7.0).astype(int)).mean())
+    assert near < 12 and far > near + 3, (near, far)
+
+    randomly = taker.take({"batch": uuid.uuid4().hex, "camera": "cam-1", "count": 4})
+    stamps = [datetime.fromisoformat(f["ts"]).timestamp() for f in randomly["frames"]]
+    assert len(stamps) == 4 and stamps == sorted(stamps)
+    assert all(t0 <= s <= t0 + 10 for s in stamps)
+
+    with pytest.raises(ModelError, match="no camera cam-9"):
+        taker.take({"batch": batch, "camera": "cam-9", "count": 1})
+    with pytest.raises(ModelError, match="nothing recorded"):
+        taker.take({"batch": batch, "camera": "cam-1", "count": 1,
+                    "since": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"})  # fmt: skip
+    index.close()
+
+
+def test_random_instants_spread_over_segments_by_duration() -> None:
+    from edge_agent.recording.index import Segment
+
+    def seg(start: float, end: float) -> Segment:
+        return Segment(
+            0, "c", "p", start, end, end - start, 1, "h264", 1, 1, None, "", "", "", 0, 0.0
+        )
+
+    picks = pick_random([seg(0, 10), seg(100, 190)], 400, random.Random(3))
+    late = sum(1 for p in picks if p.ts >= 100)
+    assert 320 <= late <= 390  # ~90 % of the recorded time lies in the second segment
+    assert all(0 <= p.ts <= 9.5 or 100 <= p.ts <= 189.5 for p in picks)
+    assert pick_random([], 3, random.Random(1)) == []
