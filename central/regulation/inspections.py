@@ -66,9 +66,12 @@ class Inspections:
         return {"id": pk, **row}
 
     def list_for(self, scope: Scope, org_id: int, limit: int = 50) -> list[dict[str, Any]]:
-        """Inspections of one enterprise in scope, newest first."""
+        """Inspections of one enterprise in scope, newest first; NotFoundError outside it."""
         where, args = scope_filter(scope)
         with self._ldb.read() as db:
+            org = db.execute("select org_path from orgs where id = ?", [org_id]).fetchone()
+            if org is None or not in_scope(scope, org[0]):
+                raise NotFoundError(f"organisation {org_id} not found")
             rows = db.execute(
                 f"select id, org_id, inspected_at, result, rating, note from inspections "
                 f"where org_id = ? and {where} order by inspected_at desc limit ?",

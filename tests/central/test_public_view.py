@@ -181,6 +181,12 @@ async def test_inspection_result_and_rating_shown_publicly(central: Central) -> 
         json={"result": "basically_compliant", "rating": "good", "inspected_at": time.time() - 9e5},
     )  # fmt: skip
     assert status == 201
+    status, listed = await call(
+        central, "staff-canteen-a", "GET", f"/api/v1/orgs/{org}/inspections"
+    )
+    assert status == 200 and [i["rating"] for i in listed["items"]] == ["excellent", "good"]
+    status, _ = await call(central, "inspector-b", "GET", f"/api/v1/orgs/{org}/inspections")
+    assert status == 404  # another county's canteen, not an empty list
     view = await (await central.client.get(f"/api/v1/public/{link['token']}")).json()
     assert view["inspection"]["result"] == "compliant"  # the latest visit, not the latest row
     assert view["inspection"]["rating"] == "excellent"
