@@ -105,6 +105,10 @@ class IntegrityConfig(_Section):
         900.0, ge=10, le=86400, description="an audit not answered by then is 'unanswered'"
     )
     poll_s: float = Field(2.0, gt=0, le=60, description="how often audit requests are looked at")
+    anchor_margin_days: float = Field(
+        30.0, ge=0, le=3650,
+        description="anchored chain links are pruned this many days after their retention date",
+    )  # fmt: skip
 
 
 class CentralConfig(_Section):

@@ -355,3 +355,22 @@ def m005_frame_and_model(db: sqlite_utils.Database) -> None:
     """An event's clean frame (beside the snapshot) and the model that raised it."""
     db.execute("alter table events add column frame text")
     db.execute("alter table events add column model text")
+
+
+@migrations()
+def m005_anchor_checkpoints(db: sqlite_utils.Database) -> None:
+    """The last anchored link pruned per camera: the chain goes on from it."""
+    db.table("anchor_checkpoints").create(
+        {
+            "site": str,
+            "camera": str,
+            "through_id": int,
+            "chain": str,
+            "path": str,
+            "end": float,
+            "pruned": int,
+            "pruned_at": float,
+        },
+        pk=("site", "camera"),
+        not_null={"through_id", "chain", "path", "end", "pruned", "pruned_at"},
+    )

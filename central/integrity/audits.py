@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from central.db import CentralDatabase
 from central.integrity.anchors import DAY_S, early_deletion
 from central.integrity.findings import Finding, audit_system, report
+from central.integrity.prune import BATCH, MARGIN_S, Pruned, prune_anchors
 from fsv_contract.integrity import (
     MAX_AUDIT_SAMPLES,
     VERB_AUDIT,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A segment this close to its retention date may be deleted while the audit is in flight.
 NEAR_DUE_S = DAY_S
+PRUNE_EVERY_S = DAY_S  # how often anchored links past their retention are pruned
 
 
 class CommandLink(Protocol):
@@ -57,6 +59,7 @@ class AuditSettings:
     interval_s: float = 6 * 3600.0
     samples_per_camera: int = 3
     reply_timeout_s: float = 900.0
+    anchor_margin_s: float = MARGIN_S  # anchored links kept this long past retention
 
 
 class Audits:
@@ -71,6 +74,7 @@ class Audits:
         self.database = database
         self.settings = settings or AuditSettings()
         self._clock = clock
+        self._pruned_at: float | None = None
 
     def request(
         self, site: str, camera: str | None = None, samples: int | None = None, by: str = ""
@@ -96,12 +100,31 @@ class Audits:
     # --- the worker's rounds ---------------------------------------------------------------
 
     def run_round(self, commands: CommandLink) -> None:
-        """Schedule due audits, send requested ones, evaluate replies (one worker round)."""
+        """Schedule due audits, send requested ones, evaluate replies (one worker round);
+        once a day, prune the anchored links nobody needs any more."""
+        if self._pruned_at is None or self._clock() - self._pruned_at >= PRUNE_EVERY_S:
+            try:
+                self.prune()
+            except Exception:  # noqa: BLE001 - audits must go on; pruning is tried tomorrow
+                log.exception("pruning anchored links failed")
+                self._pruned_at = self._clock()
         self.schedule()
         for row in self._rows("select * from integrity_audits where state = 'requested'", []):
             self._send(commands, row)
         for row in self._rows("select * from integrity_audits where state = 'sent'", []):
             self._collect(commands, row)
+
+    def prune(self, batch: int = BATCH) -> list[Pruned]:
+        """Prune anchored links past retention (central.integrity.prune), one batch per
+        camera; a camera with more left is pruned again at the next round."""
+        now = self._clock()
+        with self.database.transaction() as db:
+            done = prune_anchors(db, now, self.settings.anchor_margin_s, batch)
+        for p in done:
+            log.info("pruned %d anchored links of %s/%s", p.links, p.site, p.camera)
+        if all(p.links < batch for p in done):
+            self._pruned_at = now
+        return done
 
     def schedule(self) -> list[int]:
         """Request an audit of every anchored site whose last one is older than the interval."""

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 async def integrity_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run audit rounds every `integrity.poll_s` (after ingest started: audits need commands)."""
     cfg = app[CONFIG].integrity
-    settings = AuditSettings(cfg.audit_interval_s, cfg.samples_per_camera, cfg.reply_timeout_s)
+    settings = AuditSettings(
+        cfg.audit_interval_s, cfg.samples_per_camera, cfg.reply_timeout_s,
+        anchor_margin_s=cfg.anchor_margin_days * 86400.0,
+    )  # fmt: skip
     audits = Audits(app[DATABASE], settings)
     app[INTEGRITY] = audits
     task = asyncio.create_task(_run(app, audits, cfg.poll_s), name="integrity-audits")

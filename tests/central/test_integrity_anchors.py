@@ -16,6 +16,8 @@ from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
+from central.integrity.audits import Audits
+from central.integrity.prune import stored_chain_problems
 from central.video.signing import KEY_FILE, ManifestSigner
 from central.video.verify import verify_clip
 from fsv_contract import EventPayload, encode, topics
@@ -163,3 +165,86 @@ def test_verify_clip_checks_the_segments_against_the_anchored_chain(
     out = capsys.readouterr().out
     assert "differs from the link central anchored" in out
     assert "signature by central checked" in out
+
+
+def test_links_past_retention_are_pruned_to_a_checkpoint_the_chain_goes_on_from(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    now = time.time()
+    links = chain([sha(i) for i in range(12)], now - 200 * DAY)  # 12 segments of 60 s
+    ingest.process([anchor(links)])
+    # The box deleted the first ten at their retention date and still holds the last two
+    # (an evidence hold keeps them): those stay, and so does whatever an event holds.
+    deleted = [Tombstone(path=lk.path, chain=lk.chain, removed_at=lk.end + 90 * DAY,
+                         reason="retention") for lk in links[:10]]  # fmt: skip
+    ingest.process([anchor([], deleted)])
+    at = datetime.fromtimestamp(links[5].start + 10, UTC)
+    event = EventPayload(
+        event_id=uuid4(), site=SITE, camera="cam1", phase="end", kind="no_chef_hat",
+        station="kitchen", rule="hat", severity="warning", start=at, end=at, score=0.9,
+    )  # fmt: skip
+    ingest.process([RawMessage(topics.event_topic(SITE, "cam1"), encode(event), 0.0)])
+    database = ingest.store.database
+    audits = Audits(database, clock=lambda: now)
+
+    done = audits.prune()
+
+    # The event holds from 60 s before it to 120 s after it: segments 4 to 7 stay.
+    with database.lock:
+        db = database.db
+        kept = [r[0] for r in db.execute("select path from anchored_segments order by id")]
+        checkpoint = db.execute("select chain, path, pruned from anchor_checkpoints").fetchone()
+        assert stored_chain_problems(db, SITE, "cam1") == []
+    assert kept == [lk.path for lk in links[4:8] + links[10:]]
+    assert [(p.camera, p.links) for p in done] == [("cam1", 6)]
+    assert tuple(checkpoint) == (links[9].chain, links[9].path, 6)
+    assert audits.prune() == []  # nothing more to prune; the event's links stay
+    # New links are still checked against the head; a stored chain that lost a link does not.
+    ingest.process([anchor(chain([sha(20)], now - 60, prev=links[11].chain, first=12))])
+    assert findings(ingest) == [] and tamper_events(ingest) == []
+    with database.transaction() as db:
+        db.execute("delete from anchored_segments where path = ?", [links[10].path])
+        db.execute("update anchored_segments set bytes = 7 where path = ?", [links[5].path])
+        problems = stored_chain_problems(db, SITE, "cam1")
+    assert problems == [
+        f"{links[5].path}: the stored link does not match its facts",
+        f"{links[11].path}: does not follow {links[9].path}",
+    ]
+    # An exported clip of the event's footage still verifies against the anchored links.
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"the event's clip")
+    manifest = tmp_path / "clip.json"
+    manifest.write_text(_manifest(links[6:8], clip.read_bytes()).model_dump_json())
+    assert verify_clip(clip, manifest, None, tmp_path / "central.db").ok
+
+
+def test_pruning_runs_with_the_audit_rounds_once_a_day(ingest: Ingest) -> None:
+    now = [time.time()]
+    links = chain([sha(i) for i in range(3)], now[0] - 200 * DAY)
+    ingest.process([anchor(links)])
+    audits = Audits(ingest.store.database, clock=lambda: now[0])
+    audits.run_round(NoCommands())  # pruned nothing: the box never deleted these
+    deleted = [Tombstone(path=lk.path, chain=lk.chain, removed_at=lk.end + 90 * DAY,
+                         reason="retention") for lk in links[:2]]  # fmt: skip
+    ingest.process([anchor([], deleted)])
+
+    def anchored() -> int:
+        with ingest.store.database.lock:
+            return int(ingest.store.database.db.execute(
+                "select count(*) from anchored_segments").fetchone()[0])  # fmt: skip
+
+    audits.run_round(NoCommands())
+    assert anchored() == 3  # the day is not over
+    now[0] += DAY
+    audits.run_round(NoCommands())
+    assert anchored() == 1
+
+
+class NoCommands:
+    """A command link with no site connected: audits wait, pruning does not."""
+
+    def send(self, site: str, verb: str, args: dict[str, Any], ttl_s: float | None = None) -> str:
+        raise ConnectionError("not connected")
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        return None
