@@ -23,6 +23,14 @@ async function ask(what) {
   return JSON.parse(value);
 }
 
+// The live wall of the same inspector: its camera tile's badge, and how it got there.
+async function wallBadge(wall) {
+  return wall.evaluate(() => {
+    const badge = document.querySelector("#wall .tile .badge");
+    return { text: badge ? badge.textContent : null, hidden: badge ? badge.hidden : null, polls: window.fsvWall.polls || 0, up: window.fsvWall.updates.up };
+  });
+}
+
 async function inbox(browser, who, viewport = SIZES.desktop) {
   const context = await browser.newContext({ viewport, locale: "zh-CN", timezoneId: "Asia/Shanghai" });
   const page = await context.newPage();
@@ -30,6 +38,7 @@ async function inbox(browser, who, viewport = SIZES.desktop) {
   page.on("console", (m) => {
     if (m.type() !== "error") return;
     if (restarting && /WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) return;
+    if (m.location().url.includes("/api/v1/video/")) return; // no edge here: the tiles have no video
     problems.push(`${who} console: ${m.text()}`);
   });
   await page.goto(`${opts.url}/login`);
@@ -110,13 +119,28 @@ try {
   // Central restarts: the socket drops, the page polls meanwhile, reconnects and re-syncs.
   const opened = await a.evaluate(() => ({ opened: window.fsvInbox.updates.opened, resyncs: window.fsvInbox.resyncs }));
   restarting = true;
+  const down = Date.now();
   await ask("restart");
+  const restartedMs = Date.now() - down;
   await a.waitForFunction((n) => window.fsvInbox.updates.up && window.fsvInbox.updates.opened > n, opened.opened, { timeout: 60000 });
   await b.waitForFunction(() => window.fsvInbox.updates.up, null, { timeout: 60000 });
   restarting = false;
+  const backMs = Date.now() - down;
   const reconnected = await a.evaluate(() => ({ opened: window.fsvInbox.updates.opened, resyncs: window.fsvInbox.resyncs }));
+  // The wall, opened after the first alert, shows its badge; the next alert raises it by the
+  // socket alone (no wall request in between). It opens after the restart: a tile's video
+  // socket waiting for an absent edge holds central's shutdown up to its 20 s kill.
+  const wall = await a.context().newPage();
+  wall.on("pageerror", (e) => problems.push(`wall: ${e}`));
+  await wall.goto(`${opts.url}/live`);
+  await wall.waitForFunction(() => window.fsvWall && window.fsvWall.ready && window.fsvWall.updates.up && document.querySelector("#wall .tile .badge"));
+  const badges = { before: await wallBadge(wall) };
+  const wallRequests = [];
+  wall.on("request", (r) => { if (r.url().includes("/api/v1/video/wall")) wallRequests.push(r.url()); });
   const second = await arrival(a, { "inspector-b": b });
-  console.log(JSON.stringify({ ok: true, first, second, before: opened, reconnected, layout, filters, problems }));
+  await wall.waitForFunction((t) => document.querySelector("#wall .tile .badge").textContent !== t, badges.before.text, { timeout: 5000 });
+  badges.after = { ...(await wallBadge(wall)), requests: wallRequests.length };
+  console.log(JSON.stringify({ ok: true, first, second, before: opened, reconnected: { ...reconnected, restartedMs, backMs }, layout, filters, badges, problems }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e), problems }));
   process.exitCode = 1;

@@ -163,3 +163,10 @@ def test_county_and_station_filters(seen: dict[str, Any]) -> None:
     filters = seen["filters"]
     assert filters["otherCounty"] == {"rows": [], "enterprises": ["中宁县第二中学食堂"]}
     assert filters["otherStation"] == [] and filters["station"] == [seen["first"]["id"]]
+
+
+def test_live_wall_badge_follows_the_socket(seen: dict[str, Any]) -> None:
+    before, after = seen["badges"]["before"], seen["badges"]["after"]
+    assert before["up"] and not before["hidden"] and before["text"] == "1 条预警"
+    assert after["text"] == "2 条预警" and not after["hidden"]
+    assert after["requests"] == 0  # the socket alone raised it (no wall request)

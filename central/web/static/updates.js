@@ -67,10 +67,10 @@ class FsvUpdates {
     };
   }
 
-  // Back off 1, 2, 4 … 30 s while the socket cannot connect (the page polls meanwhile).
+  // Back off 1, 2, 4, 8, 10 s while the socket cannot connect (the page polls meanwhile).
   retry() {
     clearTimeout(this.timer);
-    const delay = Math.min(30000, 1000 * 2 ** Math.min(this.failures, 5)) * (0.8 + Math.random() * 0.4);
+    const delay = Math.min(10000, 1000 * 2 ** Math.min(this.failures, 4)) * (0.8 + Math.random() * 0.4);
     this.timer = setTimeout(() => this.connect(), this.failures ? delay : 300);
   }
 }
