@@ -7,6 +7,7 @@ organisation's materialised path (`org_path`), which is what scope.py filters on
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -584,3 +585,37 @@ def m015_samples(db: sqlite_utils.Database) -> None:
         pk=("batch_id", "name"),
         not_null={"site_id", "verdict", "boxes", "labelled_at"},
     )
+
+
+# A camera's recording record, kept with each heartbeat sample (central.alerts.hooks): when it
+# was first and last sampled, and the last time it was seen not recording or not reported
+# for longer than a sample may vouch for (a gap). The dashboard reads it per camera.
+RECORDING_GAP_S = 600.0  # = central.alerts.hooks.MAX_CREDIT_S
+CAMERA_RECORDING_UPSERT = f"""insert into camera_recording
+    (site_id, camera_id, first_ts, last_ts, last_gap_ts) values (?, ?, ?, ?, ?)
+  on conflict (site_id, camera_id) do update set
+    last_gap_ts = case when excluded.last_gap_ts is not null
+                         or excluded.last_ts - last_ts > {RECORDING_GAP_S}
+                       then excluded.last_ts else last_gap_ts end,
+    last_ts = max(last_ts, excluded.last_ts)"""
+
+
+@migrations()
+def m016_camera_recording(db: sqlite_utils.Database) -> None:
+    """Per-camera recording record (first/last sample, last gap), replayed from raw samples."""
+    db.execute(
+        """create table camera_recording (
+            site_id text not null, camera_id text not null, first_ts real not null,
+            last_ts real not null, last_gap_ts real,
+            primary key (site_id, camera_id)
+        )"""
+    )
+    rows = db.execute("select site_id, ts, cameras from heartbeat_samples order by ts, id")
+    for site_id, ts, cameras in rows.fetchall():
+        try:
+            flags = json.loads(cameras or "{}")
+        except ValueError:
+            continue
+        for camera, recording in flags.items():
+            gap = None if recording else ts
+            db.execute(CAMERA_RECORDING_UPSERT, [site_id, camera, ts, ts, gap])

@@ -20,7 +20,7 @@ from typing import Any
 
 from central.alerts.store import AlertStore
 from central.regulation.org import OrgStore
-from central.schema import LockedDb
+from central.schema import CAMERA_RECORDING_UPSERT, LockedDb
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,9 @@ class RegulatorHooks:
                     "cameras": json.dumps(flags),
                 }
             )
+            for camera, recording in flags.items():
+                gap = None if recording else ts
+                db.execute(CAMERA_RECORDING_UPSERT, [site, camera, ts, ts, gap])
             if ts - self._purged_at >= PURGE_EVERY_S:
                 self._purged_at = ts
                 db.execute("delete from heartbeat_samples where ts < ?", [ts - RAW_SAMPLES_KEEP_S])

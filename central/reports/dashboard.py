@@ -5,6 +5,13 @@ with camera online/offline counts and open and overdue alerts; the daily alert t
 split by kind over recent days (days of the site's time zone); enterprise rankings by open
 alerts, overdue rectifications and online rate; the latest alerts. Everything is read inside
 the caller's scope (``scope_filter``) and then narrowed to the focus.
+
+Recording complete: a camera whose recording had no gap in the last 24 hours. Central samples
+each site's heartbeat every 5 minutes; the camera counts as complete when it has been sampled
+for at least 24 hours, every sample of the last 24 hours found it recording (a segment ended
+within 5 minutes of the heartbeat), no two of its samples in that time lay more than 10
+minutes apart (lost heartbeats are a gap), and its last sample is at most 10 minutes old. The
+per-camera record (first and last sample, last gap) is kept on write (`camera_recording`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
 TREND_DAYS = 14
+COMPLETE_WINDOW_S = 86400.0  # recording complete: no gap in this long
+SAMPLE_FRESH_S = 600.0  # ... and sampled at most this long ago
 RANK_SIZE = 10
 LATEST = 15
 
@@ -48,6 +57,15 @@ def day_starts(now: float, timezone: str, days: int) -> list[tuple[str, float]]:
     return out
 
 
+def recording_complete(cam: dict[str, Any], now: float) -> bool:
+    """True if the camera's recording had no gap in the last 24 h (see the module text)."""
+    first, last, gap = cam.get("first_ts"), cam.get("last_ts"), cam.get("last_gap_ts")
+    if first is None or last is None:
+        return False
+    since = now - COMPLETE_WINDOW_S
+    return bool(first <= since and last >= now - SAMPLE_FRESH_S and (gap is None or gap <= since))
+
+
 def _under(scope: Scope, focus: Focus, column: str) -> tuple[str, list[Any]]:
     where, args = scope_filter(scope, column)
     if focus.path is not None:
@@ -69,12 +87,18 @@ def build_dashboard(
         cameras = [
             dict(r)
             for r in db.query(
-                "select c.site_id, c.camera_id, c.name, c.station, c.org_path, st.state "
+                "select c.site_id, c.camera_id, c.name, c.station, c.org_path, st.state, "
+                "r.first_ts, r.last_ts, r.last_gap_ts "
                 "from cameras c left join camera_status st "
-                f"on st.site = c.site_id and st.camera = c.camera_id where {cam_where}",
+                "on st.site = c.site_id and st.camera = c.camera_id "
+                "left join camera_recording r "
+                "on r.site_id = c.site_id and r.camera_id = c.camera_id "
+                f"where {cam_where}",
                 cam_args,
             )
         ]
+        for cam in cameras:
+            cam["complete"] = recording_complete(cam, now)
         trail = _breadcrumb(db, scope, focus)
         alerts = [
             dict(r)
@@ -139,6 +163,7 @@ def _counts(
         "cameras": len(cameras),
         "online": online,
         "offline": len(cameras) - online,
+        "recording_complete": sum(1 for c in cameras if c.get("complete")),
         "open_alerts": sum(1 for a in alerts if _is_open(a)),
         "overdue": sum(1 for a in alerts if _is_overdue(a, now)),
     }

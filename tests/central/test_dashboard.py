@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from central_support import Central, call
 
 from central.reports.dashboard import day_starts
+from central.schema import m016_camera_recording
+from fsv_contract import CameraStats, HeartbeatPayload
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,7 +50,10 @@ async def test_county_inspector_sees_their_county_and_nothing_else(central: Cent
     assert [o["level"] for o in d["breadcrumb"]] == ["county"]  # the city above is not theirs
     names = {c["name"] for c in d["children"]}
     assert names == {"中卫市第一小学食堂", "沙坡头定点屠宰厂"}
-    assert d["totals"] == {"cameras": 2, "online": 1, "offline": 1, "open_alerts": 1, "overdue": 0}
+    assert d["totals"] == {
+        "cameras": 2, "online": 1, "offline": 1, "recording_complete": 0, "open_alerts": 1,
+        "overdue": 0,
+    }  # fmt: skip
     assert [a["id"] for a in d["latest"]] == [alerts["a"]]
     assert d["by_kind"] == {"no_chef_hat": 1}
     assert sum(d["trend"]["total"]) == 1 and d["trend"]["critical"][-1] == 1
@@ -91,3 +98,75 @@ async def test_trend_days_are_local_days() -> None:
     days = day_starts(1796171400.0, "Asia/Shanghai", 3)
     assert [d for d, _ in days] == ["2026-11-30", "2026-12-01", "2026-12-02"]
     assert days[-1][1] == 1796171400.0 - 8.5 * 3600
+
+
+def heartbeats(central: Central, site: str, hours: float, plan: dict[str, Any]) -> None:
+    """A heartbeat every 5 minutes for `hours` up to now; `plan[camera](ts)` says if it records
+    (None: the camera is missing from that heartbeat); `plan["lost"](ts)`: no heartbeat."""
+    now = time.time()
+    ts = now - hours * 3600
+    while ts <= now:
+        if not plan.get("lost", lambda _t: False)(ts):
+            cams = []
+            for camera, recording in plan.items():
+                if camera == "lost" or recording(ts) is None:
+                    continue
+                end = ts - 10 if recording(ts) else ts - 3600
+                cams.append(
+                    CameraStats(
+                        camera=camera,
+                        state="online",
+                        last_segment_end=datetime.fromtimestamp(end, UTC),
+                    )  # fmt: skip
+                )
+            beat = HeartbeatPayload(
+                ts=datetime.fromtimestamp(ts, UTC), uptime_s=1, disk_free_bytes=1,
+                disk_total_bytes=2, cpu_percent=1, cameras=cams,
+            )  # fmt: skip
+            central.svc.hooks.on_heartbeat(site, beat)
+        ts += 300
+
+
+async def test_recording_complete_counts_cameras_without_a_gap_in_24_hours(
+    central: Central,
+) -> None:
+    await world(central)
+    now = time.time()
+    always: Any = lambda _ts: True  # noqa: E731
+    # cam1 records all day; cam2 stopped for one sample three hours ago.
+    a_plan = {"cam1": always, "cam2": lambda ts: not now - 3 * 3600 < ts < now - 3 * 3600 + 300}
+    # Canteen B's heartbeats were lost for half an hour ten hours ago.
+    b_plan = {"cam1": always, "lost": lambda ts: now - 10 * 3600 < ts < now - 9.5 * 3600}
+    await asyncio.to_thread(heartbeats, central, "demo-canteen-a", 25, a_plan)
+    await asyncio.to_thread(heartbeats, central, "demo-canteen-b", 25, b_plan)
+    # The slaughterhouse's camera has been recording for 20 hours only.
+    await camera(central, "demo-slaughter-a", "cam1", "online")
+    await asyncio.to_thread(heartbeats, central, "demo-slaughter-a", 20, {"cam1": always})
+
+    async def seen() -> tuple[dict[str, Any], dict[str, Any]]:
+        status, city = await call(central, "city-monitor", "GET", "/api/v1/dashboard")
+        assert status == 200, city
+        canteen = central.seed["orgs"]["canteen_a"]
+        path = f"/api/v1/dashboard?org_id={canteen}"
+        status, enterprise = await call(central, "city-monitor", "GET", path)
+        assert status == 200
+        return city, enterprise
+
+    city, enterprise = await seen()
+    assert city["totals"]["cameras"] == 4 and city["totals"]["recording_complete"] == 1
+    counties = {c["name"]: c for c in city["children"]}
+    assert counties["沙坡头区 Shapotou"]["recording_complete"] == 1
+    assert counties["中宁县 Zhongning"]["recording_complete"] == 0  # the lost heartbeats
+    cams = {c["camera_id"]: c["recording_complete"] for c in enterprise["children"]}
+    assert cams == {"cam1": 1, "cam2": 0}
+
+    # The record rebuilt from the raw samples (the migration on an existing database) agrees.
+    def rebuild() -> None:
+        with central.svc.ldb.transaction() as db:
+            db.execute("drop table camera_recording")
+            m016_camera_recording(db)
+
+    await asyncio.to_thread(rebuild)
+    again, again_enterprise = await seen()
+    assert again["totals"] == city["totals"] and again["children"] == city["children"]
+    assert again_enterprise["children"] == enterprise["children"]

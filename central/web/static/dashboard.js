@@ -11,6 +11,7 @@ function kpis(t) {
   const items = [
     ["dash.cameras", t.cameras, ""], ["dash.online", t.online, "good"], ["dash.offline", t.offline, t.offline ? "bad" : ""],
     ["dash.online_rate", fsv.pct(rate), rate != null && rate < 0.9 ? "bad" : "good"],
+    ["dash.recording_complete", t.recording_complete, t.recording_complete < t.cameras ? "bad" : "good"],
     ["dash.open_alerts", t.open_alerts, t.open_alerts ? "bad" : ""], ["dash.overdue", t.overdue, t.overdue ? "bad" : ""],
   ];
   document.getElementById("kpis").innerHTML = items.map(([key, value, cls]) =>
@@ -41,7 +42,8 @@ function tree(d) {
       node.className = `node camera ${c.state}`;
       node.href = `/replay#site=${encodeURIComponent(c.site_id)}&camera=${encodeURIComponent(c.camera_id)}`;
       node.innerHTML = `<span class="name"><span class="dot"></span>${fsv.esc(c.name)}</span><span class="lvl">${fsv.esc(fsv.label("station", c.station))}</span>` +
-        `<span class="nums"><span>${fsv.esc(fsv.label("camera", c.state))}</span><span class="${c.open_alerts ? "warn" : ""}">${fsv.esc(fsv.t("dash.open_alerts"))} <b>${c.open_alerts}</b></span></span>`;
+        `<span class="nums"><span>${fsv.esc(fsv.label("camera", c.state))}</span><span class="${c.recording_complete ? "" : "warn"}">${fsv.esc(fsv.t(c.recording_complete ? "dash.recording_complete" : "dash.recording_gaps"))}</span>` +
+        `<span class="${c.open_alerts ? "warn" : ""}">${fsv.esc(fsv.t("dash.open_alerts"))} <b>${c.open_alerts}</b></span></span>`;
     } else {
       node.className = "node";
       node.dataset.org = c.id;
@@ -50,6 +52,7 @@ function tree(d) {
       node.innerHTML = `<span class="name">${fsv.esc(c.name)}</span><span class="lvl">${fsv.esc(fsv.label("level", c.level))}</span>` +
         `<span class="bar"><span></span></span>` +
         `<span class="nums"><span>${fsv.esc(fsv.t("dash.online"))} <b>${c.online}</b></span><span class="${c.offline ? "warn" : ""}">${fsv.esc(fsv.t("dash.offline"))} <b>${c.offline}</b></span>` +
+        `<span class="${c.recording_complete < c.cameras ? "warn" : ""}">${fsv.esc(fsv.t("dash.recording_complete"))} <b>${c.recording_complete}</b></span>` +
         `<span class="${c.open_alerts ? "warn" : ""}">${fsv.esc(fsv.t("dash.open_alerts"))} <b>${c.open_alerts}</b></span>` +
         (c.level !== "enterprise" ? `<span>${fsv.esc(fsv.t("dash.enterprises"))} <b>${c.enterprises}</b></span>` : "") + "</span>";
       node.querySelector(".bar span").style.width = `${(rate * 100).toFixed(1)}%`; // CSSOM, allowed by the CSP
