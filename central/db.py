@@ -374,3 +374,23 @@ def m005_anchor_checkpoints(db: sqlite_utils.Database) -> None:
         pk=("site", "camera"),
         not_null={"through_id", "chain", "path", "end", "pruned", "pruned_at"},
     )
+
+
+@migrations()
+def m006_shadow_days(db: sqlite_utils.Database) -> None:
+    """Shadow models' daily agreement with the running ones, from the heartbeats."""
+    db.table("shadow_days").create(
+        {
+            "site": str,
+            "camera": str,
+            "model": str,
+            "day": str,
+            "current": str,
+            "frames": int,
+            "errors": int,
+            "classes": str,
+            "updated_at": float,
+        },
+        pk=("site", "camera", "model", "day"),
+        not_null={"frames", "errors", "classes", "updated_at"},
+    )

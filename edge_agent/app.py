@@ -61,6 +61,7 @@ class EdgeAgent:
             build_detection,
             detection_cameras,
             detection_statuses,
+            shadow_statuses,
         )
         from edge_agent.mqtt.wiring import build_mqtt
         from edge_agent.retention.cleaner import RetentionCleaner
@@ -137,6 +138,7 @@ class EdgeAgent:
             # The heartbeat tells central what each camera's rules can see.
             cameras = [d for d in self.detection if isinstance(d, CameraDetection)]
             self.mqtt.heartbeat.detection = lambda: detection_statuses(cameras)
+            self.mqtt.heartbeat.shadow = lambda: shadow_statuses(cameras)
         metrics_parts = [self._metrics(config.metrics_port)] if config.metrics_port else []
         self.components = [
             *self.recorders,

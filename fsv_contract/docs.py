@@ -116,6 +116,11 @@ cannot send what central would refuse.
   restores each camera's previous model. The heartbeat's optional `cameras[].model` names
   the model each camera runs (`name@version`), and every violation event names the model
   that raised it (`model`, the same form), so each alert can be traced to one version.
+- Shadow mode: `install_model` with `shadow: true` verifies and smoke-tests the version the
+  same way but runs it beside the current model on the same frames, raising nothing; the
+  heartbeat's optional `shadow` reports, per camera and UTC day, how many boxes of each
+  class both found (IoU >= 0.5) or only one found. `rollback_model` with `shadow: true`
+  stops it. A shadow model is not restored after the agent restarts.
 - Sample frames: `sample_frames` asks for N frames of a camera's recordings (at the
   `times` central chose around events, or at random instants) for labelling; the reply's
   `result.frames` announces each `sample-NNN.jpg` with its SHA-256 and time, and the edge

@@ -43,6 +43,11 @@ class InstallModelArgs(_Args):
     cameras: list[Level] = Field(
         default_factory=list, max_length=1024, description="only these cameras; empty: all"
     )
+    shadow: bool = Field(
+        False,
+        description="run it beside the current model without raising alerts, and report "
+        "how their detections agree in the heartbeat (`shadow`); nothing is switched",
+    )
 
 
 class RollbackModelArgs(_Args):
@@ -51,6 +56,7 @@ class RollbackModelArgs(_Args):
     cameras: list[Level] = Field(
         default_factory=list, max_length=1024, description="only these cameras; empty: all"
     )
+    shadow: bool = Field(False, description="stop the shadow model instead (nothing switched)")
 
 
 class SampleFramesArgs(_Args):

@@ -228,6 +228,27 @@ class CameraDetectionStatus(_Part):
     rules: list[RuleStatus] = Field(default_factory=list, max_length=256)
 
 
+class ShadowClass(_Part):
+    """One class of a shadow comparison: boxes both models found, or only one of them."""
+
+    name: str = Field(max_length=64)
+    matched: int = Field(0, ge=0, description="same class, IoU >= 0.5 on the same frame")
+    only_current: int = Field(0, ge=0, description="found by the running model only")
+    only_shadow: int = Field(0, ge=0, description="found by the shadow model only")
+
+
+class ShadowStats(_Part):
+    """A shadow model's agreement with the running one on a camera, over one UTC day."""
+
+    camera: Level
+    model: str = Field(max_length=130, description="the shadow model: name@version")
+    current: str | None = Field(None, max_length=130, description="the running model")
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="UTC day the counts cover")
+    frames: int = Field(0, ge=0, description="frames both models ran on")
+    errors: int = Field(0, ge=0, description="frames the shadow model failed on")
+    classes: list[ShadowClass] = Field(default_factory=list, max_length=256)
+
+
 class HeartbeatPayload(Payload):
     """Periodic health of an agent (QoS 0: a lost one is replaced by the next)."""
 
@@ -252,6 +273,12 @@ class HeartbeatPayload(Payload):
     )
     detection: list[CameraDetectionStatus] | None = Field(
         None, max_length=1024, description="per camera: model and rule capability (optional)"
+    )
+    shadow: list[ShadowStats] | None = Field(
+        None,
+        max_length=1024,
+        description="per camera running a shadow model: today's comparison with the running "
+        "model (the shadow raises no alerts)",
     )
 
 

@@ -33,6 +33,9 @@ class InstallIn(BaseModel):
     name: str = Field(pattern=MODEL_NAME_PATTERN)
     version: str = Field(pattern=MODEL_NAME_PATTERN)
     cameras: list[str] = Field(default_factory=list, max_length=1024)
+    shadow: bool = Field(
+        False, description="run beside the current model without alerts, to compare first"
+    )
 
 
 class RollbackIn(BaseModel):
@@ -41,6 +44,7 @@ class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cameras: list[str] = Field(default_factory=list, max_length=1024)
+    shadow: bool = Field(False, description="stop the shadow model instead")
 
 
 def _registry(request: web.Request) -> ModelRegistry:
@@ -86,17 +90,22 @@ async def install(request: web.Request) -> web.Response:
     body = await read_body(request, InstallIn)
     _check_cameras(body.cameras)
     registry = await run_db(_registry, request)
-    args = await run_db(registry.install_args, body.name, body.version, body.cameras)
+    args = await run_db(registry.install_args, body.name, body.version, body.cameras, body.shadow)
     request_id = await _send(request, site_id, VERB_INSTALL_MODEL, args)
     await run_db(
-        registry.record_rollout, request_id, site_id, "install", body.cameras, user.username,
-        body.name, body.version,
+        registry.record_rollout, request_id, site_id, "shadow" if body.shadow else "install",
+        body.cameras, user.username, body.name, body.version,
     )  # fmt: skip
     await audit(
         request,
         "model_install",
         f"site:{site_id}",
-        {"name": body.name, "version": body.version, "cameras": body.cameras},
+        {
+            "name": body.name,
+            "version": body.version,
+            "cameras": body.cameras,
+            "shadow": body.shadow,
+        },  # fmt: skip
         org_path=site["org_path"],
     )
     return json_response({"request_id": request_id, "site_id": site_id}, status=202)
@@ -118,16 +127,15 @@ async def rollback(request: web.Request) -> web.Response:
     body = await read_body(request, RollbackIn)
     _check_cameras(body.cameras)
     registry = await run_db(_registry, request)
-    args = ModelRegistry.rollback_args(body.cameras)
+    args = ModelRegistry.rollback_args(body.cameras, body.shadow)
     request_id = await _send(request, site_id, VERB_ROLLBACK_MODEL, args)
-    await run_db(
-        registry.record_rollout, request_id, site_id, "rollback", body.cameras, user.username
-    )
+    action = "shadow_stop" if body.shadow else "rollback"
+    await run_db(registry.record_rollout, request_id, site_id, action, body.cameras, user.username)
     await audit(
         request,
         "model_rollback",
         f"site:{site_id}",
-        {"cameras": body.cameras},
+        {"cameras": body.cameras, "shadow": body.shadow},
         org_path=site["org_path"],
     )
     return json_response({"request_id": request_id, "site_id": site_id}, status=202)

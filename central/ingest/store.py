@@ -67,6 +67,13 @@ _HEARTBEAT = (
     "heartbeat = excluded.heartbeat "
     "where excluded.last_heartbeat_at >= coalesce(agent_status.last_heartbeat_at, 0)"
 )
+# The edge's counts are today's totals so far: the newest beat replaces the row.
+_SHADOW = (
+    "insert into shadow_days (site, camera, model, day, current, frames, errors, classes, "
+    "updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (site, camera, model, day) "
+    "do update set current = excluded.current, frames = excluded.frames, "
+    "errors = excluded.errors, classes = excluded.classes, updated_at = excluded.updated_at"
+)
 _REPLY = (
     "update commands set ok = ?, result = ?, error = ?, replied_at = ? "
     "where request_id = ? and site = ? and replied_at is null"
@@ -275,6 +282,11 @@ class IngestStore:
                 )
             elif isinstance(p, HeartbeatPayload):
                 db.execute(_HEARTBEAT, [site, _ts(p.ts), p.model_dump_json()])
+                for shadow in p.shadow or []:
+                    classes = _json([c.model_dump() for c in shadow.classes])
+                    db.execute(_SHADOW, [site, shadow.camera, shadow.model, shadow.day,
+                                         shadow.current, shadow.frames, shadow.errors, classes,
+                                         now])  # fmt: skip
             elif isinstance(p, ReplyPayload):
                 db.execute(
                     _REPLY,

@@ -122,7 +122,9 @@ class ModelRegistry:
             raise NotFoundError(f"model {name} version {version} not found")
         return row
 
-    def install_args(self, name: str, version: str, cameras: list[str]) -> dict[str, Any]:
+    def install_args(
+        self, name: str, version: str, cameras: list[str], shadow: bool = False
+    ) -> dict[str, Any]:
         """The `install_model` command's arguments for a version (contract InstallModelArgs)."""
         row = self.get(name, version)
         args = InstallModelArgs(
@@ -134,13 +136,14 @@ class ModelRegistry:
             key_id=row["key_id"],
             signature=row["signature"],
             cameras=cameras,
+            shadow=shadow,
         )
         return args.model_dump(mode="json")
 
     @staticmethod
-    def rollback_args(cameras: list[str]) -> dict[str, Any]:
-        """The `rollback_model` command's arguments."""
-        return RollbackModelArgs(cameras=cameras).model_dump(mode="json")
+    def rollback_args(cameras: list[str], shadow: bool = False) -> dict[str, Any]:
+        """The `rollback_model` command's arguments (`shadow`: stop the shadow model)."""
+        return RollbackModelArgs(cameras=cameras, shadow=shadow).model_dump(mode="json")
 
     def record_rollout(
         self,
@@ -183,11 +186,19 @@ class ModelRegistry:
                 )
             ]
             beat = list(db.query("select heartbeat from agent_status where site = ?", [site_id]))
+            shadow = [
+                shadow_day(dict(r))
+                for r in db.query(
+                    "select * from shadow_days where site = ? order by day desc, camera, model "
+                    "limit 200",
+                    [site_id],
+                )
+            ]
         cameras: dict[str, str | None] = {}
         if beat and beat[0]["heartbeat"]:
             for cam in json.loads(beat[0]["heartbeat"]).get("cameras", []):
                 cameras[cam["camera"]] = cam.get("model")
-        return {"site_id": site_id, "cameras": cameras, "rollouts": rollouts}
+        return {"site_id": site_id, "cameras": cameras, "rollouts": rollouts, "shadow": shadow}
 
     def _row(self, name: str, version: str) -> dict[str, Any] | None:
         with self._ldb.read() as db:
@@ -210,6 +221,29 @@ def public_model(row: dict[str, Any]) -> dict[str, Any]:
         "signature": row["signature"],
         "uploaded_by": row["uploaded_by"],
         "uploaded_at": row["uploaded_at"],
+    }
+
+
+def shadow_day(row: dict[str, Any]) -> dict[str, Any]:
+    """A day of a shadow model on a camera, with each class's and the overall agreement
+    (matched boxes over all boxes either model found)."""
+    classes = json.loads(row["classes"])
+    for c in classes:
+        total = c["matched"] + c["only_current"] + c["only_shadow"]
+        c["agreement"] = round(c["matched"] / total, 4) if total else None
+    totals = {k: sum(c[k] for c in classes) for k in ("matched", "only_current", "only_shadow")}
+    seen = sum(totals.values())
+    return {
+        "camera": row["camera"],
+        "model": row["model"],
+        "current": row["current"],
+        "day": row["day"],
+        "frames": row["frames"],
+        "errors": row["errors"],
+        "classes": classes,
+        **totals,
+        "agreement": round(totals["matched"] / seen, 4) if seen else None,
+        "updated_at": row["updated_at"],
     }
 
 

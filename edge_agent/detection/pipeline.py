@@ -37,10 +37,11 @@ from edge_agent.detection.settings import RuleSpec
 from edge_agent.detection.tracker import IouTracker
 from edge_agent.detection.zones import anchor_point, in_any
 from edge_agent.errors import ConfigError, ModelError
+from edge_agent.models.shadow import ShadowTally
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
 from fsv_contract.models import model_label
-from fsv_contract.payloads import CameraDetectionStatus, RuleStatus
+from fsv_contract.payloads import CameraDetectionStatus, RuleStatus, ShadowStats
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,8 @@ class CameraDetection:
         self.detector: Detector | None = None
         # name@version of a model central installed (set by the installer with `detector`).
         self.installed_label: str | None = None
+        # A model on trial beside it (shadow mode): run on the same frames, raises nothing.
+        self.shadow: tuple[Detector, ShadowTally] | None = None
         self.source: PacketFrameSource | None = None
         self.error: str | None = None
         self.capability: list[RuleCapability] = []
@@ -318,6 +321,8 @@ class CameraDetection:
                 log.error("%s: %s", self.camera.id, e)
                 self._last = []
             self.detector_runs += 1
+            if self.shadow is not None:
+                self._run_shadow(frame, *self.shadow)
         # Gated out: the scene did not change, so what was there still is.
         objects = self.tracker.update(self._last, frame.ts)
         self._last_ts = frame.ts
@@ -325,6 +330,15 @@ class CameraDetection:
         for event in events:
             self._handle(event, Sighting(frame.image, event.objects, frame.ts, event.score))
         return events
+
+    def _run_shadow(self, frame: Frame, detector: Detector, tally: ShadowTally) -> None:
+        try:
+            found = self._unmasked(detector.detect(frame.image))
+        except Exception as e:  # noqa: BLE001 - a model on trial must never stop detection
+            log.warning("%s: shadow model %s failed: %s", self.camera.id, tally.model, e)
+            tally.failed(frame.ts)
+            return
+        tally.add(frame.ts, self._last, found)
 
     def _unmasked(self, detections: list[Detection]) -> list[Detection]:
         if not self.masks:
@@ -345,6 +359,16 @@ class CameraDetection:
             event_id = self._open.pop(rule_id)
             self.keeper.end_event(event_id, event, self._best.pop(rule_id, None))
             log.info("%s: %s ended (rule %s)", self.camera.id, event.rule.event_kind, rule_id)
+
+
+def shadow_statuses(cameras: Sequence[CameraDetection]) -> list[ShadowStats]:
+    """Today's shadow comparison of each camera running a shadow model, for the heartbeat."""
+    out = []
+    for c in cameras:
+        shadow = c.shadow
+        if shadow is not None:
+            out.append(shadow[1].stats(c.model_label()))
+    return out
 
 
 def detection_statuses(cameras: Sequence[CameraDetection]) -> list[CameraDetectionStatus]:

@@ -31,6 +31,7 @@ from edge_agent.models.fetch import (
     load_public_key,
 )
 from edge_agent.models.frames import recent_frame
+from edge_agent.models.shadow import ShadowTally
 from edge_agent.recording.index import SegmentIndex
 from fsv_contract.models import (
     VERB_INSTALL_MODEL,
@@ -49,6 +50,7 @@ class DetectingCamera(Protocol):
 
     detector: Detector | None
     installed_label: str | None
+    shadow: tuple[Detector, ShadowTally] | None
 
 
 class Registrar(Protocol):
@@ -129,6 +131,11 @@ class ModelInstaller:
         detector = self._fetch_and_load(args, download_missing=True)
         smoke = {cam: self._smoke(cam, detector) for cam in targets}
         label = model_label(args.name, args.version)
+        if args.shadow:
+            for cam in targets:
+                self.cameras[cam].shadow = (detector, ShadowTally(cam, label))
+            log.info("model %s runs in shadow on %s (sha256 %s)", label, targets, args.sha256)
+            return {"shadow": label, "cameras": targets, "sha256": args.sha256, "smoke": smoke}
         with self._lock:
             for cam in targets:
                 self._switch(cam, detector, label, args.model_dump(mode="json"))
@@ -211,6 +218,14 @@ class ModelInstaller:
         """Put each target camera's previous detector back."""
         args = RollbackModelArgs.model_validate(raw)
         targets = self._targets(args.cameras)
+        if args.shadow:
+            stopped = {}
+            for cam in targets:
+                shadow = self.cameras[cam].shadow
+                stopped[cam] = shadow[1].model if shadow is not None else None
+                self.cameras[cam].shadow = None
+            log.info("shadow models stopped: %s", stopped)
+            return {"shadow_stopped": stopped}
         with self._lock:
             empty = [c for c in targets if not self._models[c].previous]
             if empty:

@@ -20,6 +20,7 @@ from fsv_contract.payloads import (
     CameraDetectionStatus,
     CameraStats,
     HeartbeatPayload,
+    ShadowStats,
     UplinkStats,
 )
 
@@ -161,6 +162,8 @@ class HeartbeatPublisher:
         self.last_uplink_bps: float | None = None  # what the last beat reported (metrics)
         # Set by the agent when detection runs: each camera's model and rule capability.
         self.detection: Callable[[], list[CameraDetectionStatus]] | None = None
+        # Set by the agent when detection runs: today's shadow-model comparisons.
+        self.shadow: Callable[[], list[ShadowStats]] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -202,6 +205,9 @@ class HeartbeatPublisher:
         self.last_uplink_bps = payload.uplink_bps
         if self.detection is not None:
             payload = with_detection(payload, self.detection())
+        if self.shadow is not None:
+            shadow = self.shadow()
+            payload = payload.model_copy(update={"shadow": shadow or None})
         return payload
 
     def _loop(self) -> None:

@@ -24,6 +24,7 @@ from edge_agent.detection.detector import Detector, default_model_path
 from edge_agent.errors import ModelError
 from edge_agent.models.fetch import key_id
 from edge_agent.models.installer import ModelInstaller
+from edge_agent.models.shadow import ShadowTally
 from edge_agent.recording.index import SegmentIndex
 from fsv_contract.models import InstallModelArgs, signed_bytes
 
@@ -68,6 +69,7 @@ class Camera:
     def __init__(self, detector: Detector | None) -> None:
         self.detector = detector
         self.installed_label: str | None = None
+        self.shadow: tuple[Detector, ShadowTally] | None = None
 
 
 class Running:
@@ -140,6 +142,16 @@ def test_install_switches_and_rollback_restores(
     back = installer.rollback({})
     assert back["rolled_back"] == {"cam1": None} and camera.detector is before
     assert camera.installed_label is None
+
+    # In shadow the verified model runs beside the current one; nothing is switched.
+    trial = installer.install(_args(key, served.body, "2", shadow=True))
+    assert trial["shadow"] == "person@2" and camera.detector is before
+    assert camera.shadow is not None and camera.shadow[1].model == "person@2"
+    assert installer.camera_models() == {"cam1": "configured@local"}
+    assert '"2"' not in installed.read_text()  # a trial is not what the camera runs
+    stopped = installer.rollback({"shadow": True})
+    assert stopped == {"shadow_stopped": {"cam1": "person@2"}} and camera.shadow is None
+    assert camera.detector is before
     assert installed.read_text().strip() == "{}"
     with pytest.raises(ModelError, match="no earlier model"):
         installer.rollback({})
