@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from central.config import load_config
 from central.db import CentralDatabase
@@ -70,6 +71,25 @@ def _add_model_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     a.add_argument("--card", type=Path, help="model card JSON (metrics, dataset, training)")
     a.add_argument("--uploader", default="cli", help="who uploads it (kept in the registry)")
     a.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    r = actions.add_parser(
+        "rollout",
+        help="install a version on a share of the sites, then the rest; show progress; go back",
+        description="--percent P sends install_model to the first P %% of the sites (a seeded "
+        "order: the same sites first every time), --rest to every site not sent this version "
+        "yet, --sites a,b to a group. --status prints progress (replies and heartbeats), "
+        "--back rolls back every site this rollout installed the version on.",
+    )
+    r.add_argument("name", help="model name")
+    r.add_argument("version", help="model version")
+    how = r.add_mutually_exclusive_group(required=True)
+    how.add_argument("--percent", type=float, help="share of all sites (0-100]")
+    how.add_argument("--rest", action="store_true", help="every site not sent it yet")
+    how.add_argument("--sites", help="a group of site ids: a,b,c")
+    how.add_argument("--status", action="store_true", help="print the rollout's progress")
+    how.add_argument("--back", action="store_true", help="roll back the sites that installed it")
+    r.add_argument("--shadow", action="store_true", help="install in shadow mode (no alerts)")
+    r.add_argument("--by", default="cli", help="who runs the rollout (kept with each command)")
+    r.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
     ls = actions.add_parser("list", help="list registered versions")
     ls.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
     k = actions.add_parser(
@@ -117,6 +137,8 @@ def run_model(args: argparse.Namespace) -> int:
         if args.model_action == "list":
             print(json.dumps(registry.list_models(), indent=2, ensure_ascii=False))
             return 0
+        if args.model_action == "rollout":
+            return _rollout(args, config, database, registry)
         card = _read_card(args.card) if args.card else {}
         row = registry.add(
             args.file, args.name, args.version, parse_classes(args.classes), card, args.uploader
@@ -124,6 +146,26 @@ def run_model(args: argparse.Namespace) -> int:
     finally:
         database.close()
     print(f"model {row['name']} {row['version']}: sha256 {row['sha256']}, signed ({row['key_id']})")
+    return 0
+
+
+def _rollout(args: argparse.Namespace, config: Any, database: Any, registry: Any) -> int:
+    from central.models.rollout import Rollout, broker_sender
+
+    plan = Rollout(database, registry, args.name, args.version)
+    if not args.status:
+        registry.get(args.name, args.version)  # an unknown version fails before anything is sent
+        with broker_sender(config, database) as send:
+            if args.back:
+                sent = plan.back(send, args.by)
+            else:
+                group = (
+                    [s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None
+                )
+                sites = plan.choose(args.percent, args.rest, group)
+                sent = plan.install(sites, send, args.by, args.shadow)
+        print(f"{'rollback' if args.back else 'install'} sent to {len(sent)} site(s)")
+    print(json.dumps(plan.progress(), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -1,0 +1,142 @@
+"""Rollout plans from the CLI over a real broker: 10 % of the sites, then the rest, then back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from central_support import make_config
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.cli import main
+from central.db import CentralDatabase
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.ingest.store import IngestStore
+from central.models.registry import registry_for
+from central.schema import apply_migrations
+from edge_agent.detection.detector import default_model_path
+from fsv_contract import CameraStats, HeartbeatPayload, ReplyPayload, encode, topics
+from testbed.mosquitto import Broker
+
+SITES = [f"site-{i:02d}" for i in range(20)]
+
+
+def _setup(tmp_path: Path, port: int) -> tuple[Path, CentralDatabase]:
+    config = make_config(tmp_path, mqtt_port=port)
+    path = tmp_path / "central.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    database = CentralDatabase(config.database_path)
+    apply_migrations(database)
+    with database.transaction() as db:
+        db.table("orgs").insert({"id": 1, "name": "city", "level": "city", "org_path": "/1/",
+                                 "created_at": 0.0}, alter=True)  # fmt: skip
+        for site in SITES:
+            db.table("sites").insert({"id": site, "org_id": 1, "org_path": "/1/", "name": site,
+                                      "created_at": 0.0})  # fmt: skip
+    registry = registry_for(database, config.data_dir)
+    registry.add(default_model_path(), "person", "2", ["person"], {}, "test")
+    return path, database
+
+
+class Edges:
+    """Every site's command topic, as the edges would read it."""
+
+    def __init__(self, port: int) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edges-probe")
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("fsv/v1/+/cmd/#", qos=1)
+        self.client.loop_start()
+
+    def _message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        with self.lock:
+            self.seen.append((parts[2], parts[4]))
+
+    def wait(self, count: int) -> list[tuple[str, str]]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.seen) >= count:
+                    return list(self.seen)
+            time.sleep(0.05)
+        raise AssertionError(f"only {self.seen} arrived")
+
+
+def _edge_answers(database: CentralDatabase, sites: list[str]) -> None:
+    """Each site replies ok and its heartbeat names the new model, through ingest."""
+    ingest = Ingest(IngestStore(database))
+    with database.read() as db:
+        rows = list(db.query(
+            f"select request_id, site from commands where site in ({','.join('?' * len(sites))})",
+            sites,
+        ))  # fmt: skip
+    now = datetime.now(UTC)
+    raw = []
+    for r in rows:
+        reply = ReplyPayload(request_id=r["request_id"], verb="install_model", ok=True,
+                             result={"installed": "person@2"}, finished_at=now)  # fmt: skip
+        raw.append(RawMessage(topics.reply(r["site"], r["request_id"]), encode(reply), 0.0))
+        beat = HeartbeatPayload(ts=now, uptime_s=1, disk_free_bytes=1, disk_total_bytes=2,
+                                cpu_percent=1, cameras=[CameraStats(camera="cam1",
+                                                                    model="person@2")])  # fmt: skip
+        raw.append(RawMessage(topics.heartbeat(r["site"]), encode(beat), 0.0))
+    ingest.process(raw)
+
+
+@pytest.mark.slow
+def test_ten_percent_then_the_rest_then_one_command_back(
+    tmp_path: Path, mosquitto_broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, database = _setup(tmp_path, mosquitto_broker.port)
+    edges = Edges(mosquitto_broker.port)
+    try:
+        base = ["model", "rollout", "person", "2", "-c", str(config)]
+        assert main([*base, "--percent", "10"]) == 0
+        first = edges.wait(2)
+        assert len(first) == 2 and {verb for _, verb in first} == {"install_model"}
+        first_sites = sorted(site for site, _ in first)
+        capsys.readouterr()
+        # The same 10 % come first every time: asking again sends nothing new.
+        assert main([*base, "--percent", "10"]) == 0
+        assert "sent to 0 site(s)" in capsys.readouterr().out
+        _edge_answers(database, first_sites)
+        assert main([*base, "--status"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert (status["sent"], status["done"], status["running"], status["of_sites"]) == (
+            2, 2, 2, 20,
+        )  # fmt: skip
+
+        assert main([*base, "--rest"]) == 0
+        everyone = edges.wait(20)
+        assert sorted(site for site, _ in everyone) == SITES  # each site once
+        capsys.readouterr()
+
+        assert main([*base, "--back"]) == 0  # only the two that installed it go back
+        back = edges.wait(22)[20:]
+        assert sorted(back) == [(s, "rollback_model") for s in first_sites]
+        out = capsys.readouterr().out
+        status = json.loads(out[out.index("{") :])
+        assert status["rolled_back"] == 2 and status["sent"] == 18
+
+        assert main([*base[:3], "9", *base[4:], "--rest"]) == 1  # an unknown version
+        assert main([*base, "--sites", "site-00,nowhere"]) == 1
+        assert "no site nowhere" in capsys.readouterr().err
+        with database.read() as db:
+            audited = db.execute(
+                "select count(*) from audit_log where action in ('model_install', 'model_rollback')"
+            ).fetchone()[0]
+        assert audited == 22
+    finally:
+        edges.client.loop_stop()
+        edges.client.disconnect()
+        database.close()
