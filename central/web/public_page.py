@@ -71,7 +71,7 @@ def render(lang: str, timezone: str, token: str, view: dict[str, Any]) -> str:
     if cams:
         video = (
             '<div class="frame"><video id="pub-video" muted playsinline autoplay '
-            "disablepictureinpicture></video></div>"
+            'disablepictureinpicture></video><p id="pub-msg" class="msg" hidden></p></div>'
             f'<p class="caption"><span id="pub-cam"></span>'
             f'<span id="pub-state" class="state">{e(i18n.t(lang, "player.connecting"))}</span></p>'
             f'<div class="cams" role="group" aria-label="{e(i18n.t(lang, "public.cameras"))}">'

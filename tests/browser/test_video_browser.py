@@ -243,7 +243,12 @@ def test_public_kitchen_page_plays_on_a_phone_within_its_cap_until_revoked(
     assert "符合" in layout["info"] and "优秀" in layout["info"]
     assert layout["missing"] == [] and layout["state"] == "player.live"
     assert layout["api"] == 401  # the page opens no door to the API
-    assert "观看人数已满" in seen["full"]["text"] and "2" in seen["full"]["text"]
+    assert layout["msgHidden"]  # nothing is drawn over the playing video
+    full = seen["full"]
+    assert "观看人数已满" in full["text"] and "2" in full["text"] and "自动重试" in full["text"]
+    assert full["scrollWidth"] <= 390  # the longer message wraps on a phone
+    assert full["frame"] == full["text"]  # said on the empty picture too
+    assert full["msgHiddenAfter"]  # a seat freed: the refused phone retried by itself, plays
     assert seen["revokedStatus"] == 200
     ended = seen["ended"]
     assert ended["key"] == "public.ended" and "已撤销" in ended["text"]

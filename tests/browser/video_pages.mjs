@@ -222,6 +222,7 @@ async function publicKitchen(browser, errors) {
       state: document.getElementById("pub-state").dataset.key, camera: document.getElementById("pub-cam").textContent,
       cameras: [...document.querySelectorAll(".cams .cam")].map((b) => b.dataset.ref),
       lang: document.documentElement.lang, missing: [...window.fsv.missing],
+      msgHidden: document.getElementById("pub-msg").hidden,
       api: null,
     };
   });
@@ -233,10 +234,15 @@ async function publicKitchen(browser, errors) {
   await desk.page.screenshot({ path: `${opts.shots}/public-desktop.png` });
   const third = await opened({ width: 390, height: 844 });
   await third.page.waitForFunction(() => document.getElementById("pub-state").dataset.key === "player.refused", null, { timeout: 15000 });
-  const full = await third.page.evaluate(() => ({ text: document.getElementById("pub-state").textContent, playing: document.getElementById("pub-video").readyState > 0 }));
+  const full = await third.page.evaluate(() => ({ text: document.getElementById("pub-state").textContent, frame: document.getElementById("pub-msg").hidden ? null : document.getElementById("pub-msg").textContent, scrollWidth: document.documentElement.scrollWidth }));
   await third.page.screenshot({ path: `${opts.shots}/public-full-phone.png`, fullPage: true });
-  await third.context.close();
+  // A seat frees up: the refused page tries again by itself and plays.
   await desk.context.close();
+  const retryStarted = Date.now();
+  await third.page.waitForFunction(() => window.fsvPublic.retries > 0 && window.fsvPublic.player.firstFrameMs != null, null, { timeout: 40000 });
+  full.retriedAfterMs = Date.now() - retryStarted;
+  full.msgHiddenAfter = await third.page.evaluate(() => document.getElementById("pub-msg").hidden);
+  await third.context.close();
   // Revoked while the phone watches: the video ends mid-stream and the page says why.
   const revoked = await fetch(`${opts.url}/api/v1/public-links/${opts.linkId}`, { method: "DELETE", headers: { Authorization: `Bearer ${opts.token}` } });
   await phone.page.waitForFunction(() => window.fsvPublic.ended, null, { timeout: 10000 });
