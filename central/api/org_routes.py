@@ -18,6 +18,7 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
+from central.errors import ConflictError
 from central.keys import CONFIG
 from central.regulation.roles import Permission
 
@@ -57,6 +58,12 @@ class OrgQuery(BaseModel):
 
     under: int | None = Field(None, description="only this organisation's subtree")
     level: Level | None = None
+
+
+class OrgMove(BaseModel):
+    """The new parent of an organisation (of the level its parent must have)."""
+
+    parent_id: int
 
 
 class SiteIn(BaseModel):
@@ -145,6 +152,27 @@ async def patch_org(request: web.Request) -> web.Response:
     return json_response(org)
 
 
+@routes.route(
+    "POST",
+    "/api/v1/orgs/{org_id}/move",
+    summary="Move an organisation under another parent",
+    tag="orgs",
+    body=OrgMove,
+)
+async def move_org(request: web.Request) -> web.Response:
+    """Admins move a city, county or enterprise, with everything below it, within their scope."""
+    user = current_user(request, Permission.MANAGE_ORGS)
+    org_id = path_int(request, "org_id")
+    body = await read_body(request, OrgMove)
+    org = await run_db(services(request).orgs.move_org, user.scope, org_id, body.parent_id)
+    old_path = org.pop("old_path")
+    detail = {"parent_id": body.parent_id, "from": old_path, "to": org["org_path"]}
+    # One entry where the organisation was and one where it is now: both subtrees see it.
+    for path in dict.fromkeys((old_path, org["org_path"])):
+        await audit(request, "org_move", f"org:{org_id}", detail, org_path=path)
+    return json_response(org)
+
+
 @routes.route("GET", "/api/v1/sites", summary="Edge sites in scope", tag="sites", query=SiteQuery)
 async def list_sites(request: web.Request) -> web.Response:
     """Sites with their agent status."""
@@ -178,17 +206,41 @@ async def create_site(request: web.Request) -> web.Response:
     )
     config = request.app[CONFIG]
     if config.broker is not None:
-        from central.ingest.accounts import enrolment, issue_site_credentials
-
-        creds = await run_db(
-            issue_site_credentials, config.broker, body.site_id, config.mqtt.username
-        )
-        site = {
-            **site,
-            "mqtt": {"username": creds.site, "password": creds.password},
-            "enrolment": enrolment(config.broker, creds),
-        }
+        site = {**site, **(await _issue_credentials(request, body.site_id))}
     return json_response(site, status=201)
+
+
+async def _issue_credentials(request: web.Request, site_id: str) -> dict[str, object]:
+    """A fresh broker password for the site and its enrolment: the snippet and both files."""
+    from central.ingest.accounts import enrolment, enrolment_parts, issue_site_credentials
+
+    config = request.app[CONFIG]
+    if config.broker is None:
+        raise ConflictError("no `broker` section: central cannot issue site credentials")
+    creds = await run_db(issue_site_credentials, config.broker, site_id, config.mqtt.username)
+    section, secret = enrolment_parts(config.broker, creds)
+    return {
+        "mqtt": {"username": creds.site, "password": creds.password},
+        "enrolment": enrolment(config.broker, creds),
+        "files": {f"{site_id}.edge.yaml": section, f"{site_id}.credentials.yaml": secret},
+    }
+
+
+@routes.route(
+    "POST",
+    "/api/v1/sites/{site_id}/credentials",
+    summary="Issue a site new broker credentials",
+    tag="sites",
+)
+async def reset_site_credentials(request: web.Request) -> web.Response:
+    """Replace the site's broker password (the old one stops working at the broker's reload);
+    the new one is shown only in this answer, with the enrolment files for the edge box."""
+    user = current_user(request, Permission.MANAGE_ORGS)
+    site_id = request.match_info["site_id"]
+    site = await run_db(services(request).orgs.get_site, user.scope, site_id)
+    issued = await _issue_credentials(request, site_id)
+    await audit(request, "site_credentials_reset", f"site:{site_id}", {}, org_path=site["org_path"])
+    return json_response({**site, **issued})
 
 
 @routes.route("GET", "/api/v1/sites/{site_id}", summary="One edge site", tag="sites")

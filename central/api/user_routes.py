@@ -16,7 +16,8 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
-from central.regulation.roles import Permission, Role
+from central.errors import ConflictError
+from central.regulation.roles import ROLE_LEVEL, Permission, Role, grantable_roles
 
 routes = RouteTable()
 
@@ -32,10 +33,28 @@ class UserIn(BaseModel):
 
 
 class UserPatch(BaseModel):
-    """Password reset or (de)activation."""
+    """Password reset, (de)activation, another shown name, role or organisation."""
 
     password: str | None = Field(None, min_length=10, max_length=256)
     disabled: bool | None = None
+    display_name: str | None = Field(None, min_length=1, max_length=100)
+    role: Role | None = None
+    org_id: int | None = Field(None, description="with role: the organisation the role needs")
+
+
+class RoleOut(BaseModel):
+    """A role the caller may grant and the organisation level it belongs to."""
+
+    role: Role
+    level: str | None
+
+
+@routes.route("GET", "/api/v1/users/roles", summary="Roles the caller may grant", tag="users")
+async def list_grantable(request: web.Request) -> web.Response:
+    """Each role the caller may give to a user, with the organisation level it needs."""
+    user = current_user(request, Permission.MANAGE_USERS)
+    items = [{"role": r.value, "level": ROLE_LEVEL[r]} for r in grantable_roles(user.role)]
+    return json_response({"items": items})
 
 
 @routes.route("GET", "/api/v1/users", summary="Users in scope", tag="users")
@@ -61,6 +80,7 @@ async def create_user(request: web.Request) -> web.Response:
         role=body.role.value,
         org_id=body.org_id,
         display_name=body.display_name,
+        granted_by=user.role,
     )
     await audit(
         request,
@@ -83,29 +103,53 @@ async def get_user(request: web.Request) -> web.Response:
 @routes.route(
     "PATCH",
     "/api/v1/users/{user_id}",
-    summary="Reset a password or disable a user",
+    summary="Change a user: password, disabled, shown name, role or organisation",
     tag="users",
     body=UserPatch,
 )
 async def patch_user(request: web.Request) -> web.Response:
-    """Reset a password (signs the user out) or disable/enable an account."""
+    """Reset a password (signs the user out), disable/enable an account, or change its shown
+    name, role and organisation (only to a role the caller may grant, in the caller's scope).
+
+    Nobody disables their own account or changes their own role: an administrator cannot
+    lock the last way in by mistake.
+    """
     user = current_user(request, Permission.MANAGE_USERS)
     user_id = path_int(request, "user_id")
     body = await read_body(request, UserPatch)
     svc = services(request)
     target = await run_db(svc.users.get_user, user.scope, user_id)
+    moves = body.role is not None or "org_id" in body.model_fields_set
+    if user_id == user.id and (body.disabled or moves):
+        raise ConflictError("you cannot disable your own account or change your own role")
+    if body.display_name is not None or moves:
+        await run_db(
+            svc.users.update_user,
+            user.scope,
+            user_id,
+            granted_by=user.role,
+            display_name=body.display_name,
+            role=body.role.value if body.role is not None else None,
+            org_id=body.org_id,
+            move_org="org_id" in body.model_fields_set,
+        )
     if body.password is not None:
         await run_db(svc.users.set_password, user.scope, user_id, body.password)
     if body.disabled is not None:
         await run_db(svc.users.set_disabled, user.scope, user_id, body.disabled)
-    await audit(
-        request,
-        "user_update",
-        f"user:{user_id}",
-        {"password_reset": body.password is not None, "disabled": body.disabled},
-        org_path=target.org_path,
-    )
-    return json_response(target.public())
+    detail: dict[str, object] = {
+        "password_reset": body.password is not None,
+        "disabled": body.disabled,
+    }
+    for key in ("display_name", "role", "org_id"):
+        if key in body.model_fields_set:
+            detail[key] = getattr(body, key)
+    updated = await run_db(svc.users.get_user, user.scope, user_id)
+    await audit(request, "user_update", f"user:{user_id}", detail, org_path=target.org_path)
+    if updated.org_path != target.org_path:
+        # The user moved: the new subtree's auditors see the change as well.
+        await audit(request, "user_update", f"user:{user_id}", detail, org_path=updated.org_path)
+    return json_response(updated.public())
 
 
 @routes.route(

@@ -121,6 +121,46 @@ class OrgStore:
                 db.table("orgs").update(org_id, changes)
             return self._get(db, scope, org_id)
 
+    def move_org(self, scope: Scope, org_id: int, parent_id: int) -> dict[str, Any]:
+        """Hang an organisation and its whole subtree under another parent of the same level.
+
+        Both the organisation and the new parent must lie in `scope`. Every row that carries
+        the subtree's paths (organisations, sites, cameras, users, alerts, links...) follows in
+        one transaction; the append-only audit log keeps the paths the entries were written
+        under. Returns the moved organisation with `old_path`.
+        """
+        with self._ldb.transaction() as db:
+            org = self._get(db, scope, org_id)
+            want = parent_level(org["level"])
+            if want is None:
+                raise InvalidInputError("parent_id: a province has no parent")
+            try:
+                parent = self._get(db, scope, parent_id)
+            except NotFoundError:
+                raise NotFoundError(f"organisation {parent_id} not found") from None
+            if parent["level"] != want:
+                raise InvalidInputError(
+                    f"parent_id: a {org['level']} hangs under a {want}, not a {parent['level']}"
+                )
+            old = str(org["org_path"])
+            new = f"{parent['org_path']}{org_id}/"
+            if new != old:
+                where, args = scope_filter(Scope(old))
+                tables = [
+                    str(r[0])
+                    for r in db.execute(
+                        "select m.name from sqlite_master m join pragma_table_info(m.name) c "
+                        "where m.type = 'table' and c.name = 'org_path' and m.name != 'audit_log'"
+                    ).fetchall()
+                ]
+                for table in tables:
+                    db.execute(
+                        f"update {table} set org_path = ? || substr(org_path, ?) where {where}",
+                        [new, len(old) + 1, *args],
+                    )
+                db.execute("update orgs set parent_id = ? where id = ?", [parent_id, org_id])
+            return {**self._get(db, Scope.everything(), org_id), "old_path": old}
+
     def tree(self, scope: Scope) -> list[dict[str, Any]]:
         """The organisations in scope as nested dicts with a `children` list each."""
         nodes = {o["id"]: {**o, "children": []} for o in self.list_orgs(scope)}

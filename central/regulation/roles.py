@@ -76,3 +76,14 @@ ROLE_LEVEL: dict[Role, str | None] = {
 def can(role: Role, permission: Permission) -> bool:
     """True if users of `role` may perform `permission` (within their scope)."""
     return permission in GRANTS[role]
+
+
+def grantable_roles(role: Role) -> list[Role]:
+    """The roles a user of `role` may give to others: only roles that can do nothing more.
+
+    Nobody hands out a permission they do not hold themselves; with the grants above, only an
+    administrator manages users at all, and within their own subtree.
+    """
+    if not can(role, Permission.MANAGE_USERS):
+        return []
+    return [r for r in Role if GRANTS[r] <= GRANTS[role]]

@@ -16,7 +16,7 @@ from central.regulation.passwords import (
     hash_password,
     verify_password,
 )
-from central.regulation.roles import ROLE_LEVEL, Role
+from central.regulation.roles import ROLE_LEVEL, Role, grantable_roles
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
@@ -41,6 +41,7 @@ class User:
     org_id: int | None
     org_path: str | None
     push_filters: dict[str, Any] = field(default_factory=dict)
+    disabled: bool = False
 
     @property
     def scope(self) -> Scope:
@@ -59,6 +60,7 @@ class User:
             "org_id": self.org_id,
             "org_path": self.org_path,
             "push_filters": self.push_filters,
+            "disabled": self.disabled,
         }
 
 
@@ -86,7 +88,14 @@ def user_from_row(row: dict[str, Any]) -> User:
         org_id=row["org_id"],
         org_path=row["org_path"],
         push_filters=json.loads(row["push_filters"] or "{}"),
+        disabled=bool(row.get("disabled")),
     )
+
+
+def _check_grant(granted_by: Role | None, role: Role) -> None:
+    """InvalidInputError unless a user of `granted_by` may hand out `role`."""
+    if granted_by is not None and role not in grantable_roles(granted_by):
+        raise InvalidInputError(f"role: a {granted_by.value} may not grant {role.value}")
 
 
 class UserStore:
@@ -104,15 +113,24 @@ class UserStore:
         role: str,
         org_id: int | None,
         display_name: str = "",
+        granted_by: Role | None = None,
     ) -> User:
-        """Create a user attached to an organisation within `scope`."""
+        """Create a user attached to an organisation within `scope`.
+
+        `granted_by` is the role of the user creating the account (None: the system itself,
+        e.g. the demo seed); the new role must be one that role may grant.
+        """
         if not USERNAME.match(username):
             raise InvalidInputError("username: 2-64 letters, digits, '_', '.', '@' or '-'")
         try:
             the_role = Role(role)
+        except ValueError as e:
+            raise InvalidInputError(f"role: {e}") from e
+        try:
             check_password_strength(password)
         except ValueError as e:
-            raise InvalidInputError(str(e)) from e
+            raise InvalidInputError(f"password: {e}") from e
+        _check_grant(granted_by, the_role)
         org_path = self._check_org(scope, the_role, org_id)
         row = {
             "username": username,
@@ -129,7 +147,7 @@ class UserStore:
             try:
                 user_id = db.table("users").insert(row).last_pk
             except sqlite3.IntegrityError as e:
-                raise ConflictError(f"user {username!r} already exists") from e
+                raise ConflictError(f"username: user {username!r} already exists") from e
         return self.get_user(Scope.everything(), int(str(user_id)))
 
     def _check_org(self, scope: Scope, role: Role, org_id: int | None) -> str | None:
@@ -137,13 +155,15 @@ class UserStore:
         if org_id is None:
             if role is Role.ADMIN and scope.root is None:
                 return None
-            raise InvalidInputError(f"a {role.value} user needs an org_id")
+            raise InvalidInputError(f"org_id: a {role.value} user needs an organisation")
         with self._ldb.lock:
             rows = list(self._ldb.db.query("select * from orgs where id = ?", [org_id]))
         if not rows or not in_scope(scope, rows[0]["org_path"]):
             raise NotFoundError(f"organisation {org_id} not found")
         if want is not None and rows[0]["level"] != want:
-            raise InvalidInputError(f"a {role.value} belongs to a {want}, not a {rows[0]['level']}")
+            raise InvalidInputError(
+                f"org_id: a {role.value} belongs to a {want}, not a {rows[0]['level']}"
+            )
         return str(rows[0]["org_path"])
 
     def get_user(self, scope: Scope, user_id: int) -> User:
@@ -163,12 +183,49 @@ class UserStore:
             rows = self._ldb.db.query(f"select * from users where {where} order by id", args)
             return [user_from_row(dict(r)) for r in rows]
 
+    def update_user(
+        self,
+        scope: Scope,
+        user_id: int,
+        *,
+        granted_by: Role,
+        display_name: str | None = None,
+        role: str | None = None,
+        org_id: int | None = None,
+        move_org: bool = False,
+    ) -> User:
+        """Change a user's shown name, role and/or organisation (`move_org`: org_id given).
+
+        The target must lie in `scope`, the new role must be one `granted_by` may grant and
+        the organisation must lie in `scope` at the level the role needs.
+        """
+        current = self.get_user(scope, user_id)
+        changes: dict[str, Any] = {}
+        if display_name is not None:
+            if not display_name.strip():
+                raise InvalidInputError("display_name: must not be empty")
+            changes["display_name"] = display_name.strip()
+        if role is not None or move_org:
+            try:
+                the_role = Role(role) if role is not None else current.role
+            except ValueError as e:
+                raise InvalidInputError(f"role: {e}") from e
+            _check_grant(granted_by, the_role)
+            new_org = org_id if move_org else current.org_id
+            changes["role"] = the_role.value
+            changes["org_id"] = new_org
+            changes["org_path"] = self._check_org(scope, the_role, new_org)
+        if changes:
+            with self._ldb.transaction() as db:
+                db.table("users").update(user_id, changes)
+        return self.get_user(scope, user_id)
+
     def set_password(self, scope: Scope, user_id: int, password: str) -> None:
         """Replace a user's password and end every session of theirs."""
         try:
             check_password_strength(password)
         except ValueError as e:
-            raise InvalidInputError(str(e)) from e
+            raise InvalidInputError(f"password: {e}") from e
         self.get_user(scope, user_id)
         with self._ldb.transaction() as db:
             db.table("users").update(user_id, {"password_hash": hash_password(password)})

@@ -88,6 +88,13 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     )
     await call(central, "admin", "PATCH", f"/api/v1/orgs/{org['id']}", json={"phone": "1"})
     await call(
+        central,
+        "admin",
+        "POST",
+        f"/api/v1/orgs/{org['id']}/move",
+        json={"parent_id": orgs["county_b"]},
+    )
+    await call(
         central, "admin", "POST", "/api/v1/sites", json={"org_id": org["id"], "site_id": "s9"}
     )
     alert_id = await central.event("demo-canteen-a", "cam1")
@@ -178,9 +185,11 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     # Live view, replay and clip export are written by the video routes; the clip export of
     # an alert's own clip is covered in test_media_export; central's own entries (tamper
     # findings, refused evidence, integrity audits) in tests/central/test_integrity_*.
-    # Model installs and rollbacks need a broker: tests/system/test_models_rollout.py.
+    # Model installs and rollbacks need a broker: tests/system/test_models_rollout.py; so
+    # do new site credentials: tests/central/test_admin_api.py.
     # A public link's video views: tests/central/test_public_view.py.
     expected = set(AUDITED_ACTIONS) - {
+        "site_credentials_reset",
         "live_view",
         "public_view",
         "replay",

@@ -126,6 +126,7 @@ def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             }
         },
         ("PATCH", "/api/v1/orgs/{org_id}"): {"json": {"name": "taken over"}},
+        ("POST", "/api/v1/orgs/{org_id}/move"): {"json": {"parent_id": b["county_b"]}},
         ("POST", "/api/v1/sites"): {"json": {"org_id": b["canteen_b"], "site_id": "evil"}},
         ("PATCH", "/api/v1/sites/{site_id}/cameras/{camera_id}"): {"json": {"name": "x"}},
         ("POST", "/api/v1/users"): {
