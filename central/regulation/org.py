@@ -42,9 +42,11 @@ class OrgStore:
         want_parent = parent_level(level)
         info = {k: v for k, v in info.items() if k in ORG_FIELDS}
         if not str(info.get("name") or "").strip():
-            raise InvalidInputError("an organisation needs a name")
+            raise InvalidInputError("name: an organisation needs a name")
         if level == "enterprise" and info.get("enterprise_type") not in ENTERPRISE_TYPES:
-            raise InvalidInputError(f"enterprise_type must be one of {', '.join(ENTERPRISE_TYPES)}")
+            raise InvalidInputError(
+                f"enterprise_type: must be one of {', '.join(ENTERPRISE_TYPES)}"
+            )
         if level != "enterprise":
             info["enterprise_type"] = None
         with self._ldb.transaction() as db:
@@ -176,12 +178,12 @@ class OrgStore:
         """Register an edge site (one NVR box) of an enterprise."""
         if not SITE_ID.match(site_id):
             raise InvalidInputError(
-                "site id: lower-case letters, digits, '_' and '-', at most 63 characters"
+                "site_id: lower-case letters, digits, '_' and '-', at most 63 characters"
             )
         with self._ldb.transaction() as db:
             org = self._get(db, scope, org_id)
             if org["level"] != "enterprise":
-                raise InvalidInputError("a site belongs to an enterprise")
+                raise InvalidInputError("org_id: a site belongs to an enterprise")
             try:
                 db.table("sites").insert(
                     {
@@ -194,7 +196,7 @@ class OrgStore:
                     }
                 )
             except sqlite3.IntegrityError as e:
-                raise ConflictError(f"site {site_id!r} already exists") from e
+                raise ConflictError(f"site_id: site {site_id!r} already exists") from e
             # Alerts that arrived before the site was registered belonged to nobody (admins
             # only); they now join the enterprise's inbox.
             db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -23,7 +24,19 @@ NAV = (
     ("/replay", "nav.replay", Permission.WATCH_VIDEO),
     ("/reports", "nav.reports", Permission.VIEW_REPORTS),
     ("/label", "nav.label", Permission.LABEL),
+    ("/admin", "nav.admin", Permission.MANAGE_USERS),
 )
+
+# The administration pages: (href, message key, permission, fragment, script). The header's
+# "/admin" entry opens the first of them the role may use; each shows the tabs it may use.
+ADMIN_TABS = (
+    ("/admin/users", "admin.tab.users", Permission.MANAGE_USERS, "admin_users.html",
+     "admin-users.js"),
+    ("/admin/orgs", "admin.tab.orgs", Permission.MANAGE_ORGS, "admin_orgs.html",
+     "admin-orgs.js"),
+    ("/admin/sites", "admin.tab.sites", Permission.MANAGE_ORGS, "admin_sites.html",
+     "admin-sites.js"),
+)  # fmt: skip
 
 
 def menu(request: web.Request, lang: str, active: str) -> str:
@@ -139,6 +152,55 @@ async def dashboard_page(request: web.Request) -> web.Response:
     )
 
 
+def admin_tabs(request: web.Request, lang: str, active: str) -> str:
+    """The tab bar of the administration pages, limited to what the role may use."""
+    session = request.get(SESSION)
+    role = session.user.role if session is not None else None
+    current = ' class="active" aria-current="page"'
+    links = "".join(
+        f'<a href="{href}"{current if href == active else ""}>{html.escape(i18n.t(lang, key))}</a>'
+        for href, key, permission, _fragment, _script in ADMIN_TABS
+        if role is not None and can(role, permission)
+    )
+    return f'<nav class="admin-tabs">{links}</nav>'
+
+
+def admin_handler(href: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of the administration page at `href`."""
+    _, key, permission, fragment_file, script = next(t for t in ADMIN_TABS if t[0] == href)
+
+    async def handler(request: web.Request) -> web.Response:
+        session = request.get(SESSION)
+        lang = i18n.lang_of(request)
+        if session is not None and not can(session.user.role, permission):
+            # Signed in without the right: say so (the API refuses the data anyway).
+            text = render_page(
+                request, key, '<p class="error">{{t:admin.no_access}}</p>', (), "/admin"
+            )
+            return web.Response(text=text, status=403, content_type="text/html", charset="utf-8")
+        fragment = admin_tabs(request, lang, href) + (WEB_DIR / fragment_file).read_text("utf-8")
+        text = render_page(
+            request, key, fragment, ("admin.js", script), "/admin", "wide", ("admin.css",)
+        )
+        return web.Response(
+            text=text, content_type="text/html", charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )  # fmt: skip
+
+    return handler
+
+
+async def admin_home(request: web.Request) -> web.Response:
+    """The first administration page the signed-in role may use (sign-in page otherwise)."""
+    session = request.get(SESSION)
+    if session is None:
+        raise web.HTTPFound("/login")
+    for href, _key, permission, _fragment, _script in ADMIN_TABS:
+        if can(session.user.role, permission):
+            raise web.HTTPFound(href)
+    raise web.HTTPFound("/inbox")
+
+
 async def i18n_script(request: web.Request) -> web.Response:
     """The catalogue of the caller's language and the site's time zone, as a script."""
     lang = i18n.lang_of(request)
@@ -171,6 +233,9 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/label", label_page)
     app.router.add_get("/dashboard", dashboard_page)
+    app.router.add_get("/admin", admin_home)
+    for href, *_ in ADMIN_TABS:
+        app.router.add_get(href, admin_handler(href))
     app.router.add_get("/i18n.js", i18n_script)
     app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

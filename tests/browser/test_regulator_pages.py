@@ -268,7 +268,15 @@ def test_dashboard_drills_from_city_to_an_enterprise(world: dict[str, Any]) -> N
 def test_admin_dashboard_starts_at_the_provinces(world: dict[str, Any]) -> None:
     admin = world["seen"]["admin"]
     assert admin["crumbs"] == ["全部"] and admin["nodes"] == ["宁夏回族自治区 Ningxia"]
-    assert admin["menu"] == ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]
+    assert admin["menu"] == [
+        "/dashboard",
+        "/inbox",
+        "/live",
+        "/replay",
+        "/reports",
+        "/label",
+        "/admin",
+    ]
 
 
 def test_public_kitchen_page_shows_the_canteen_and_nothing_else(world: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ async def test_pages_are_chinese_first_and_english_on_request(central: Central) 
 @pytest.mark.parametrize(
     ("username", "links"),
     [
-        ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]),
+        ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label", "/admin"]),
         ("inspector-a", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]),
         # no reports, no dashboard, no labelling (the supervised party does not judge)
         ("staff-canteen-a", ["/inbox", "/live", "/replay"]),
@@ -60,6 +60,35 @@ async def test_menu_shows_what_the_role_may_use(
         assert menu_links(page) == links, (username, path)
         for key in re.findall(r"\{\{t:[^}]*\}\}", page):
             pytest.fail(f"{path}: untranslated placeholder {key}")
+
+
+async def test_admin_pages_for_administrators_only(central: Central) -> None:
+    await sign_in(central, "admin")
+    resp = await central.client.get("/admin", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/admin/users"
+    for path in ("/admin/users", "/admin/orgs", "/admin/sites"):
+        resp = await central.client.get(path)
+        page = await resp.text()
+        assert resp.status == 200 and "{{t:" not in page and "<script>" not in page
+        assert (
+            "style=" not in page and "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        )
+        tabs = re.search(r'<nav class="admin-tabs">(.*?)</nav>', page, re.S)
+        assert tabs is not None
+        assert re.findall(r'href="([^"]+)"', tabs.group(1)) == [
+            "/admin/users",
+            "/admin/orgs",
+            "/admin/sites",
+        ]
+        assert f'<a href="{path}" class="active"' in tabs.group(1)
+    for username in ("city-monitor", "inspector-a", "staff-canteen-a"):
+        await sign_in(central, username)
+        for path in ("/admin/users", "/admin/orgs", "/admin/sites"):
+            resp = await central.client.get(path)
+            page = await resp.text()
+            assert resp.status == 403 and "admin-tabs" not in page and "无权" in page, path
+        resp = await central.client.get("/admin", allow_redirects=False)
+        assert resp.headers["Location"] == "/inbox"
 
 
 async def test_signed_out_pages_show_no_menu(central: Central) -> None:
