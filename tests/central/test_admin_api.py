@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp.test_utils import TestClient
 from central_support import Central, call, make_config
-from conftest import ClientFactory
 
 from central.api.common import SERVICES
 from central.app import create_app
@@ -20,6 +21,7 @@ from central.regulation.scope import Scope
 from central.regulation.seed import seed_demo
 
 pytestmark = pytest.mark.asyncio
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest_asyncio.fixture
