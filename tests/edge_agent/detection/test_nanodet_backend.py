@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -20,6 +21,7 @@ from edge_agent.detection.detector import (
 )
 from edge_agent.detection.model_check import check, differences, fingerprint
 from edge_agent.detection.nanodet_backend import MEAN, decode, prepare
+from edge_agent.detection.onnx_backend import open_session
 from edge_agent.errors import ModelError
 
 SPEC = default_models_dir() / "nanodet-m.build.json"
@@ -153,3 +155,33 @@ def test_missing_default_model_says_how_to_build_it(
     monkeypatch.setenv("FSV_MODEL_CACHE", str(tmp_path))
     with pytest.raises(ModelError, match=r"not built yet; run scripts/fetch-models\.sh"):
         nanodet_model_path()
+
+
+def test_input_fits_the_frame_instead_of_the_square(
+    nanodet_detector: Detector, vtest_frame: NDArray[np.uint8]
+) -> None:
+    """A 16:9 frame runs at 416x256 (not 416x416) at the same scale and finds the same
+    people; a small crop runs at its own size, not enlarged."""
+    from edge_agent.detection.detector import box_iou
+    from edge_agent.detection.nanodet_backend import NanoDetDetector, prepare_fitted
+
+    assert isinstance(nanodet_detector, NanoDetDetector) and nanodet_detector.free_size
+    frame = np.asarray(cv2.resize(vtest_frame, (640, 360)), np.uint8)
+    blob, scale, _, _ = prepare_fitted(frame, 416, 416)
+    assert blob.shape == (1, 3, 256, 416) and scale == pytest.approx(416 / 640)
+    assert prepare_fitted(frame[:170, :200], 416, 416)[0].shape == (1, 3, 192, 224)
+    square = load_detector("nanodet", nanodet_detector.path, nanodet_detector.class_map, threads=2)
+    assert isinstance(square, NanoDetDetector)
+    square.free_size = False  # letterboxed to 416x416 as the model declares
+    square._session = open_session(square.path, 2)
+    fitted = [d for d in nanodet_detector.detect(frame) if d.label == "person"]
+    boxed = [d for d in square.detect(frame) if d.label == "person"]
+    assert len(boxed) >= 4 and abs(len(fitted) - len(boxed)) <= 1
+    assert all(max(box_iou(b.box, f.box) for f in fitted) > 0.8 for b in boxed)
+
+
+def test_a_model_whose_outputs_ignore_the_input_keeps_its_size(tmp_path: Path) -> None:
+    model = make_head_onnx(tmp_path / "fixed.onnx", 32, head_outputs(32, 3, {}))
+    detector = load_detector("nanodet", model, ClassMap(names=["a", "b", "c"]))
+    assert not detector.free_size  # type: ignore[attr-defined]
+    assert detector.detect(np.zeros((48, 64, 3), np.uint8)) == []
