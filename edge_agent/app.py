@@ -153,7 +153,10 @@ class EdgeAgent:
         ]
 
     def _metrics(self, port: int) -> Component:
+        from edge_agent.detection.pipeline import CameraDetection
         from edge_agent.metrics import EdgeCollector, MetricsServer
+
+        cameras = [d for d in self.detection if isinstance(d, CameraDetection)]
 
         mqtt = self.mqtt
         collector = EdgeCollector(
@@ -164,6 +167,8 @@ class EdgeAgent:
             if mqtt is not None
             else None,
             uplink_bps=(lambda: mqtt.heartbeat.last_uplink_bps) if mqtt is not None else None,
+            counters=lambda: [r.status() for r in self.recorders],
+            detection=lambda: [c.counters() for c in cameras],
         )
         return MetricsServer(port, collector)
 

@@ -43,6 +43,10 @@ class ModelError(DetectionError):
     """A detection model file is missing, corrupt or has an unexpected input/output shape."""
 
 
+class InferenceStopped(DetectionError):
+    """The shared inference pool stopped before it ran a camera's job."""
+
+
 class ClipError(DetectionError):
     """An evidence clip cannot be cut from the recorded segments."""
 

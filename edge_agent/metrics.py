@@ -1,4 +1,5 @@
-"""Prometheus metrics of the edge agent on a loopback port: recorders, disk, retention, uplink.
+"""Prometheus metrics of the edge agent on a loopback port: recorders, disk, retention, uplink,
+detection (frames analysed and dropped per camera, lag, time waiting for the inference pool).
 
 Figures are read when scraped (a collector, no counters kept elsewhere), from the same
 sources the heartbeat reads: each recorder's status, the retention forecast, the disk, the
@@ -13,10 +14,16 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from edge_agent.mqtt.heartbeat import CameraFigures, StorageFigures
@@ -24,6 +31,42 @@ from edge_agent.mqtt.heartbeat import CameraFigures, StorageFigures
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+
+
+class RecorderCounters(Protocol):
+    """A recorder's running totals (edge_agent.recording.status.RecorderStatus)."""
+
+    @property
+    def camera(self) -> str: ...
+    @property
+    def video_packets(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def segments(self) -> int: ...
+
+
+class DetectionFigures(Protocol):
+    """A camera's detection totals (edge_agent.detection.pipeline.DetectionCounters)."""
+
+    @property
+    def camera(self) -> str: ...
+    @property
+    def frames_analysed(self) -> int: ...
+    @property
+    def frames_dropped(self) -> int: ...
+    @property
+    def detector_runs(self) -> int: ...
+    @property
+    def crops(self) -> int: ...
+    @property
+    def lag_s(self) -> float: ...
+    @property
+    def lag_sum_s(self) -> float: ...
+    @property
+    def inference_wait_s(self) -> float: ...
+    @property
+    def inference_run_s(self) -> float: ...
 
 
 class EdgeCollector(Collector):
@@ -36,16 +79,24 @@ class EdgeCollector(Collector):
         storage: Callable[[], StorageFigures | None],
         pending: Callable[[], tuple[int, int]] | None = None,
         uplink_bps: Callable[[], float | None] | None = None,
+        counters: Callable[[], Sequence[RecorderCounters]] | None = None,
+        detection: Callable[[], Sequence[DetectionFigures]] | None = None,
     ) -> None:
         self.storage_path = storage_path
         self._cameras = cameras
         self._storage = storage
         self._pending = pending
         self._uplink = uplink_bps
+        self._counters = counters
+        self._detection = detection
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family, read now."""
         yield from self._recorders()
+        if self._counters is not None:
+            yield from self._recorder_totals(self._counters())
+        if self._detection is not None:
+            yield from self._detection_figures(self._detection())
         usage = shutil.disk_usage(self.storage_path)
         yield _gauge("fsv_edge_disk_total_bytes", "size of the recording disk", usage.total)
         yield _gauge("fsv_edge_disk_free_bytes", "free space on the recording disk", usage.free)
@@ -80,6 +131,62 @@ class EdgeCollector(Collector):
             if c.last_segment_end is not None:
                 age.add_metric([c.camera], max(0.0, now - c.last_segment_end))
         yield from (online, fps, bitrate, age)
+
+    @staticmethod
+    def _recorder_totals(counters: Sequence[RecorderCounters]) -> Iterator[Metric]:
+        cam = ["camera"]
+        packets = CounterMetricFamily(
+            "fsv_edge_camera_video_packets", "video packets recorded", labels=cam
+        )
+        dropped = CounterMetricFamily(
+            "fsv_edge_camera_packets_dropped", "packets the recorder lost", labels=cam
+        )
+        segments = CounterMetricFamily("fsv_edge_camera_segments", "segments written", labels=cam)
+        for c in counters:
+            packets.add_metric([c.camera], c.video_packets)
+            dropped.add_metric([c.camera], c.dropped)
+            segments.add_metric([c.camera], c.segments)
+        yield from (packets, dropped, segments)
+
+    @staticmethod
+    def _detection_figures(figures: Sequence[DetectionFigures]) -> Iterator[Metric]:
+        cam = ["camera"]
+        families = {
+            "frames_analysed": CounterMetricFamily(
+                "fsv_edge_detection_frames_analysed", "frames analysed", labels=cam
+            ),
+            "frames_dropped": CounterMetricFamily(
+                "fsv_edge_detection_frames_dropped",
+                "frames dropped because analysis fell behind",
+                labels=cam,
+            ),
+            "detector_runs": CounterMetricFamily(
+                "fsv_edge_detection_detector_runs", "frames the detector ran on", labels=cam
+            ),
+            "crops": CounterMetricFamily(
+                "fsv_edge_detection_crops", "detector runs on a motion crop", labels=cam
+            ),
+            "inference_wait_s": CounterMetricFamily(
+                "fsv_edge_inference_wait_seconds", "waiting for the inference pool", labels=cam
+            ),
+            "inference_run_s": CounterMetricFamily(
+                "fsv_edge_inference_run_seconds", "running on the inference pool", labels=cam
+            ),
+        }
+        last = GaugeMetricFamily(
+            "fsv_edge_detection_last_lag_seconds",
+            "capture to detections ready, last frame",
+            labels=cam,
+        )
+        lag = SummaryMetricFamily(
+            "fsv_edge_detection_lag_seconds", "capture to detections ready", labels=cam
+        )
+        for f in figures:
+            for key, family in families.items():
+                family.add_metric([f.camera], getattr(f, key))
+            last.add_metric([f.camera], f.lag_s)
+            lag.add_metric([f.camera], count_value=f.frames_analysed, sum_value=f.lag_sum_s)
+        yield from (*families.values(), last, lag)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -226,6 +226,14 @@ class CameraDetectionStatus(_Part):
     model: str | None = Field(None, max_length=200, description="model file name")
     error: ShortText | None = Field(None, description="why detection is off, if it is")
     rules: list[RuleStatus] = Field(default_factory=list, max_length=256)
+    fps: float | None = Field(None, ge=0, description="frames analysed per second")
+    lag_s: float | None = Field(
+        None, ge=0, description="capture to detections ready, last analysed frame"
+    )
+    lag_max_s: float | None = Field(None, ge=0, description="the longest such lag since start")
+    frames_dropped: int = Field(
+        0, ge=0, description="frames dropped since start because analysis fell behind"
+    )
 
 
 class ShadowClass(_Part):

@@ -1,5 +1,6 @@
 """The motion gate: a running-average background on small grey frames decides if the
-detector runs at all, so a static scene costs almost nothing."""
+detector runs at all, so a static scene costs almost nothing, and says where the frame
+moved (edge_agent.detection.crop turns that region into the detector's crop)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_agent.detection.settings import MotionConfig
-from edge_agent.detection.zones import Point, mask_image
+from edge_agent.detection.zones import Box, Point, mask_image
+
+_SPECKS = np.ones((3, 3), np.uint8)  # opening with this drops isolated changed pixels
 
 
 class MotionGate:
@@ -19,6 +22,8 @@ class MotionGate:
     It runs when enough pixels (outside the masks) differ from the background, for
     `hold_s` after motion stops (a person who stands still is still there), and at least
     every `refresh_s` (lighting changes, objects that arrived while gated out).
+    `region` is the box (relative to the frame) around the pixels that moved in the last
+    frame, None when nothing moved.
     """
 
     def __init__(self, config: MotionConfig, masks: Sequence[Sequence[Point]] = ()) -> None:
@@ -31,10 +36,12 @@ class MotionGate:
         self.frames = 0
         self.skipped = 0
         self.last_fraction = 0.0
+        self.region: Box | None = None
 
     def should_detect(self, image: NDArray[np.uint8], now: float) -> bool:
         """Feed one BGR frame taken at `now`; True if the detector should look at it."""
         self.frames += 1
+        self.region = None
         moving = self._moving(image) if self.config.enabled else True
         if moving:
             self._last_motion = now
@@ -66,7 +73,10 @@ class MotionGate:
             area = changed.size
         self.last_fraction = float(np.count_nonzero(changed)) / area
         cv2.accumulateWeighted(grey, self._background, self.config.learning_rate)
-        return self.last_fraction >= self.config.min_area
+        if self.last_fraction < self.config.min_area:
+            return False
+        self.region = _region(np.asarray(changed, np.uint8))
+        return True
 
     def _small_grey(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         height, width = image.shape[:2]
@@ -80,3 +90,11 @@ class MotionGate:
     def skip_fraction(self) -> float:
         """Share of frames the detector did not have to look at."""
         return self.skipped / self.frames if self.frames else 0.0
+
+
+def _region(changed: NDArray[np.uint8]) -> Box:
+    """The box around the changed pixels, relative; specks alone do not widen it."""
+    solid = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _SPECKS)
+    x, y, w, h = cv2.boundingRect(solid if np.count_nonzero(solid) else changed)
+    height, width = changed.shape
+    return (x / width, y / height, (x + w) / width, (y + h) / height)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -19,10 +20,19 @@ from edge_agent.detection.capability import (
     assess_rules,
     runnable,
 )
+from edge_agent.detection.crop import (
+    Crop,
+    CropSettings,
+    detect_in_crop,
+    input_aspect,
+    merge,
+    plan_crop,
+)
 from edge_agent.detection.detector import (
     PASSTHROUGH,
     Detection,
     Detector,
+    Image,
     builtin_model,
     load_class_map,
     load_detector,
@@ -30,22 +40,39 @@ from edge_agent.detection.detector import (
 )
 from edge_agent.detection.events import EventKeeper, Sighting
 from edge_agent.detection.frames import DropOldestQueue, Frame, PacketFeed, PacketFrameSource
+from edge_agent.detection.inference import InferencePool, default_workers
 from edge_agent.detection.motion import MotionGate
 from edge_agent.detection.presets import camera_rules, models_dir
 from edge_agent.detection.rules import RuleEngine, RuleEvent
 from edge_agent.detection.settings import RuleSpec
 from edge_agent.detection.tracker import IouTracker
 from edge_agent.detection.zones import anchor_point, in_any
-from edge_agent.errors import ConfigError, ModelError
+from edge_agent.errors import ConfigError, InferenceStopped, ModelError
 from edge_agent.models.shadow import ShadowTally
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.recording.status import RateMeter
 from fsv_contract.models import model_label
 from fsv_contract.payloads import CameraDetectionStatus, RuleStatus, ShadowStats
 
 log = logging.getLogger(__name__)
 
 RETRY_SETUP_S = 300.0  # a missing model or bad preset is retried (an operator may fix it)
+
+
+@dataclass(frozen=True)
+class DetectionCounters:
+    """A camera's detection totals since start, for the metrics."""
+
+    camera: str
+    frames_analysed: int
+    frames_dropped: int
+    detector_runs: int
+    crops: int
+    lag_s: float
+    lag_sum_s: float
+    inference_wait_s: float
+    inference_run_s: float
 
 
 @dataclass(frozen=True)
@@ -165,9 +192,10 @@ class CameraDetection:
 
     Packets come from `feed`, the camera stream the agent reads once for everybody (the
     sub stream's reader, or the recorder for the main stream); detection opens no RTSP
-    session of its own. Setup problems (model, class map, rules) are logged with the file
-    they concern and retried every few minutes; recording and live view never depend on
-    this component.
+    session of its own. The detector itself runs on the shared inference `pool` (cameras
+    in turn; without one, on the analysis thread). Setup problems (model, class map, rules)
+    are logged with the file they concern and retried every few minutes; recording and
+    live view never depend on this component.
     """
 
     def __init__(
@@ -177,6 +205,7 @@ class CameraDetection:
         models: ModelCache,
         keeper: EventKeeper,
         feed: PacketFeed,
+        pool: InferencePool | None = None,
     ) -> None:
         self.camera = camera
         self.config = config
@@ -184,12 +213,19 @@ class CameraDetection:
         self.models = models
         self.keeper = keeper
         self.feed = feed
+        self.pool = pool
         settings = config.detection
         own = camera.detection
         self.fps = (own.fps if own and own.fps else None) or settings.fps
         self.masks = [list(m) for m in (own.masks if own else [])]
         self.queue = DropOldestQueue(settings.queue_size)
         self.gate = MotionGate(settings.motion, self.masks)
+        motion = settings.motion
+        self.crop_settings = (
+            CropSettings(motion.crop_pad, motion.crop_min_side, motion.crop_max_area)
+            if motion.crop
+            else None
+        )
         self.tracker = IouTracker(max_age_s=settings.track_max_age_s)
         self.engine: RuleEngine | None = None
         self.detector: Detector | None = None
@@ -202,7 +238,12 @@ class CameraDetection:
         self.capability: list[RuleCapability] = []
         self.frames = 0
         self.detector_runs = 0
+        self.crops = 0  # detector runs on a crop around the motion rather than the frame
         self.events_started = 0
+        self.lag_s = 0.0  # capture to detections ready, last frame
+        self.lag_max_s = 0.0
+        self.lag_sum_s = 0.0
+        self._meter = RateMeter(min_window_s=5.0)
         self._last: list[Detection] = []
         self._open: dict[str, str] = {}  # rule id -> event id
         self._best: dict[str, Sighting] = {}
@@ -237,12 +278,30 @@ class CameraDetection:
             "gops_dropped": source.packets.gops_dropped if source else 0,
             "decode_errors": source.decode_errors if source else 0,
             "detector_runs": self.detector_runs,
+            "crops": self.crops,
+            "lag_s": round(self.lag_s, 3),
+            "lag_max_s": round(self.lag_max_s, 3),
             "motion_skipped": self.gate.skipped,
             "stream_error": source.last_error if source else None,
             "events": self.events_started,
             "model": self.detector.path.name if self.detector is not None else None,
             "rules": {c.rule: c.status for c in self.capability},
         }
+
+    def counters(self) -> DetectionCounters:
+        """Totals since start: frames analysed and dropped, lag, time on the pool."""
+        load = self.pool.load.get(self.camera.id) if self.pool is not None else None
+        return DetectionCounters(
+            camera=self.camera.id,
+            frames_analysed=self.frames,
+            frames_dropped=self.queue.dropped,
+            detector_runs=self.detector_runs,
+            crops=self.crops,
+            lag_s=self.lag_s,
+            lag_sum_s=self.lag_sum_s,
+            inference_wait_s=load.wait_s if load is not None else 0.0,
+            inference_run_s=load.run_s if load is not None else 0.0,
+        )
 
     def start(self) -> None:
         """Start the analysis thread (it starts decoding once set up)."""
@@ -316,13 +375,16 @@ class CameraDetection:
         self.frames += 1
         if self.gate.should_detect(frame.image, frame.ts):
             try:
-                self._last = self._unmasked(self.detector.detect(frame.image))
+                self._last = self._unmasked(self._detect(self.detector, frame.image))
             except ModelError as e:
                 log.error("%s: %s", self.camera.id, e)
                 self._last = []
+            except InferenceStopped:
+                return []  # the agent is stopping
             self.detector_runs += 1
             if self.shadow is not None:
                 self._run_shadow(frame, *self.shadow)
+        self._note_lag(frame.ts)
         # Gated out: the scene did not change, so what was there still is.
         objects = self.tracker.update(self._last, frame.ts)
         self._last_ts = frame.ts
@@ -333,12 +395,48 @@ class CameraDetection:
 
     def _run_shadow(self, frame: Frame, detector: Detector, tally: ShadowTally) -> None:
         try:
-            found = self._unmasked(detector.detect(frame.image))
+            found = self._unmasked(self._on_pool(lambda: detector.detect(frame.image)))
+        except InferenceStopped:
+            return  # the agent is stopping
         except Exception as e:  # noqa: BLE001 - a model on trial must never stop detection
             log.warning("%s: shadow model %s failed: %s", self.camera.id, tally.model, e)
             tally.failed(frame.ts)
             return
         tally.add(frame.ts, self._last, found)
+
+    def _on_pool(self, job: Callable[[], list[Detection]]) -> list[Detection]:
+        """Run an inference job on the shared pool's turn (here without a pool)."""
+        return self.pool.run(self.camera.id, job) if self.pool is not None else job()
+
+    def _detect(self, detector: Detector, image: Image) -> list[Detection]:
+        """The detector on the motion crop or the whole frame, on the pool's turn."""
+        crop = self._crop(detector, image)
+        previous = self._last
+
+        def job() -> list[Detection]:
+            if crop is None:
+                return detector.detect(image)
+            return merge(previous, detect_in_crop(detector, image, crop), crop)
+
+        found = self._on_pool(job)
+        self.crops += crop is not None
+        return found
+
+    def _crop(self, detector: Detector, image: Image) -> Crop | None:
+        if self.crop_settings is None or self.gate.region is None:
+            return None
+        height, width = image.shape[:2]
+        aspect = input_aspect(detector, image)
+        return plan_crop(self.gate.region, width, height, aspect, self.crop_settings)
+
+    def _note_lag(self, ts: float) -> None:
+        self.lag_s = max(0.0, time.time() - ts)
+        self.lag_max_s = max(self.lag_max_s, self.lag_s)
+        self.lag_sum_s += self.lag_s
+
+    def analysed_fps(self) -> float:
+        """Frames analysed per second (over at least the last 5 s between calls)."""
+        return self._meter.sample(time.monotonic(), self.frames, 0)[0]
 
     def _unmasked(self, detections: list[Detection]) -> list[Detection]:
         if not self.masks:
@@ -372,7 +470,7 @@ def shadow_statuses(cameras: Sequence[CameraDetection]) -> list[ShadowStats]:
 
 
 def detection_statuses(cameras: Sequence[CameraDetection]) -> list[CameraDetectionStatus]:
-    """Each camera's model and rule capability, for the heartbeat."""
+    """Each camera's model, rule capability, analysis rate, lag and drops, for the heartbeat."""
     return [
         CameraDetectionStatus(
             camera=c.camera.id,
@@ -382,6 +480,10 @@ def detection_statuses(cameras: Sequence[CameraDetection]) -> list[CameraDetecti
                 RuleStatus(rule=r.rule, kind=r.kind, status=r.status, reason=r.reason[:500])
                 for r in c.capability
             ],
+            fps=round(c.analysed_fps(), 2),
+            lag_s=round(c.lag_s, 3),
+            lag_max_s=round(c.lag_max_s, 3),
+            frames_dropped=c.dropped,
         )
         for c in cameras
     ]
@@ -407,11 +509,11 @@ def build_detection(
     feeds: Mapping[str, PacketFeed],
     sink: EventSink | None = None,
     recorders: Sequence[SegmentSource] = (),
-) -> list[EventKeeper | CameraDetection]:
-    """The event keeper and one detection component per watched camera that has a feed
-    (camera id -> the stream it reads, edge_agent.uplink.streams); [] if detection is off.
-    The keeper comes first so that it starts first and stops last. Without a sink (no
-    MQTT), events are kept locally only."""
+) -> list[EventKeeper | InferencePool | CameraDetection]:
+    """The event keeper, the shared inference pool and one detection component per watched
+    camera that has a feed (camera id -> the stream it reads, edge_agent.uplink.streams);
+    [] if detection is off. The keeper comes first so that it starts first and stops last.
+    Without a sink (no MQTT), events are kept locally only."""
     cameras = [c for c in detection_cameras(config) if c.id in feeds]
     if not cameras:
         return []
@@ -419,4 +521,10 @@ def build_detection(
     for recorder in recorders:
         recorder.add_segment_listener(keeper.segment_indexed)
     models = ModelCache(config)
-    return [keeper, *(CameraDetection(c, config, models, keeper, feeds[c.id]) for c in cameras)]
+    # The pool starts before the cameras and stops after them (components stop in reverse).
+    pool = InferencePool(default_workers(config.detection.workers))
+    return [
+        keeper,
+        pool,
+        *(CameraDetection(c, config, models, keeper, feeds[c.id], pool) for c in cameras),
+    ]

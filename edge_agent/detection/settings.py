@@ -93,6 +93,20 @@ class MotionConfig(_Model):
     refresh_s: float = Field(
         30.0, gt=0.0, le=3600, description="run the detector at least this often anyway"
     )
+    crop: bool = Field(
+        True,
+        description="detect on a crop around the moving region when motion is confined "
+        "(whole frame when it is spread, while holding and on refresh)",
+    )
+    crop_pad: float = Field(
+        0.25, ge=0.0, le=2.0, description="the moving region grows by this share on every side"
+    )
+    crop_min_side: float = Field(
+        0.5, gt=0.0, le=1.0, description="a crop is at least this share of the frame's height"
+    )
+    crop_max_area: float = Field(
+        0.6, gt=0.0, le=1.0, description="a crop over this share of the frame: whole frame"
+    )
 
 
 class DetectionConfig(_Model):
@@ -127,6 +141,13 @@ class DetectionConfig(_Model):
     confidence: float = Field(0.35, gt=0.0, lt=1.0)
     iou: float = Field(0.45, gt=0.0, lt=1.0, description="NMS overlap threshold")
     threads: int = Field(1, ge=0, le=64, description="inference threads per model; 0 = all")
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="inference workers shared by all cameras (each runs one frame at a time, "
+        "cameras served in turn); 0 = half the CPU cores, at least 1",
+    )
     fps: float = Field(2.0, gt=0.0, le=15.0, description="frames per second analysed")
     frame_width: int = Field(640, ge=160, le=1920, description="frames are downscaled to this")
     queue_size: int = Field(4, ge=1, le=100, description="decoded frames waiting; oldest dropped")

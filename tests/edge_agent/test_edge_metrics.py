@@ -69,3 +69,39 @@ def test_metrics_port_is_optional_and_checked(tmp_path: Path) -> None:
     assert parse_config(base + "metrics_port: 9101\n").metrics_port == 9101
     with pytest.raises(ConfigError, match="metrics_port"):
         parse_config(base + "metrics_port: 0\n")
+
+
+@dataclass
+class Totals:
+    camera: str
+    video_packets: int
+    dropped: int
+    segments: int
+
+
+def test_recorder_totals_and_detection_per_camera(tmp_path: Path) -> None:
+    from edge_agent.detection.pipeline import DetectionCounters
+
+    detection = DetectionCounters(
+        camera="kitchen", frames_analysed=40, frames_dropped=3, detector_runs=38, crops=5,
+        lag_s=0.4, lag_sum_s=10.0, inference_wait_s=1.5, inference_run_s=2.5,
+    )  # fmt: skip
+    collector = EdgeCollector(
+        tmp_path, cameras=lambda: [], storage=lambda: None,
+        counters=lambda: [Totals("kitchen", 1500, 2, 6)], detection=lambda: [detection],
+    )  # fmt: skip
+    got = {
+        (s.name, tuple(s.labels.values())): s.value
+        for family in collector.collect()
+        for s in family.samples
+    }
+    assert got[("fsv_edge_camera_video_packets_total", ("kitchen",))] == 1500
+    assert got[("fsv_edge_camera_packets_dropped_total", ("kitchen",))] == 2
+    assert got[("fsv_edge_camera_segments_total", ("kitchen",))] == 6
+    assert got[("fsv_edge_detection_frames_analysed_total", ("kitchen",))] == 40
+    assert got[("fsv_edge_detection_frames_dropped_total", ("kitchen",))] == 3
+    assert got[("fsv_edge_detection_crops_total", ("kitchen",))] == 5
+    assert got[("fsv_edge_detection_last_lag_seconds", ("kitchen",))] == 0.4
+    assert got[("fsv_edge_detection_lag_seconds_sum", ("kitchen",))] == 10.0
+    assert got[("fsv_edge_detection_lag_seconds_count", ("kitchen",))] == 40
+    assert got[("fsv_edge_inference_wait_seconds_total", ("kitchen",))] == 1.5
