@@ -3,17 +3,26 @@ finds the same people as the whole frame."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from edge_agent.config import parse_config
 from edge_agent.detection.crop import Crop, CropSettings, detect_in_crop, input_aspect, merge
 from edge_agent.detection.crop import plan_crop as plan
 from edge_agent.detection.detector import Detection, Detector, box_iou
+from edge_agent.detection.events import EventKeeper
+from edge_agent.detection.frames import Frame
+from edge_agent.detection.inference import InferencePool
 from edge_agent.detection.motion import MotionGate
+from edge_agent.detection.pipeline import CameraDetection, ModelCache
 from edge_agent.detection.settings import MotionConfig
 from edge_agent.detection.zones import Box
+from edge_agent.recording.index import SegmentIndex
+from edge_agent.uplink.tap import LiveTap
 from tests.edge_agent.detection.conftest import read_frames
 
 
@@ -104,3 +113,53 @@ def test_crop_mode_finds_the_same_people_as_the_whole_frame_on_real_footage(
     merged = merge(previous, found, crop)
     assert len(merged) == len(whole)
     assert min(_matches(whole, merged)) >= 0.5
+
+
+def test_a_camera_detects_on_the_crop_when_motion_is_confined(tmp_path: Path) -> None:
+    """The pipeline's wiring: gate region -> crop -> merge, through the shared pool."""
+    config = parse_config(
+        f"""
+site_id: t
+storage: {{path: {tmp_path}/rec}}
+data_dir: {tmp_path}/state
+detection: {{threads: 1, motion: {{hold_s: 0}}}}
+cameras:
+  - id: cam
+    name: Test
+    station: quarantine
+    main_url: rtsp://127.0.0.1:9/none
+    record: false
+    detection:
+      use_preset: false
+      rules: [{{id: people, type: forbidden, classes: [person], min_seconds: 0}}]
+"""
+    )
+    index = SegmentIndex(tmp_path / "index.db")
+    keeper = EventKeeper(config, index)
+    pool = InferencePool(1)
+    camera = CameraDetection(
+        config.cameras[0], config, ModelCache(config), keeper, LiveTap("cam", "sub"), pool
+    )
+    before, later = (
+        np.asarray(cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA), np.uint8)
+        for f in read_frames([50, 58])
+    )
+    frame = before.copy()
+    frame[:, 320:] = later[:, 320:]
+    pool.start()
+    try:
+        assert camera._setup(), camera.error
+        for i in range(3):
+            camera.process(Frame(1000.0 + i, before, i))
+        assert camera.crops == 0  # the first frame and a still scene: whole frame
+        camera.process(Frame(1003.0, frame, 3))
+    finally:
+        pool.stop()
+        keeper.store.close()
+        index.close()
+    assert camera.crops == 1 and camera.detector_runs == 2 and pool.load["cam"].jobs == 2
+    assert camera.detector is not None
+    whole = [d for d in camera.detector.detect(frame) if d.label == "person"]
+    seen = [d for d in camera._last if d.label == "person"]
+    assert len(seen) == len(whole)
+    assert min(_matches(whole, seen)) >= 0.5
