@@ -36,6 +36,7 @@ LIMIT_CLOSE_CODE = 4429  # too many sockets open for one user
 MAX_PER_USER = 32  # open update sockets per user (one per tab)
 SESSION_CHECK_S = 30.0
 SESSION_TOUCH_S = 60.0
+CLOSE_WAIT_S = 5.0  # how long a socket the hub closes may take for the close handshake
 
 
 @dataclass(eq=False)
@@ -183,9 +184,14 @@ class UpdateHub:
                 pass  # clients only listen; aiohttp answers pings
         finally:
             self.remove(sub)
-            if sub.closing is None:
+            if sub.closing is None:  # the client closed it
                 sub.closing = 1000
-            sender.cancel()
+                sender.cancel()
+            else:
+                # The hub closes it: the sender finishes the close handshake with its code
+                # (cancelled half way, the client would only see the connection drop).
+                await asyncio.wait({sender}, timeout=CLOSE_WAIT_S)
+                sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
     async def _send(self, sub: Subscriber, hello: dict[str, Any]) -> None:

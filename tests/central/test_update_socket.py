@@ -94,9 +94,9 @@ async def test_a_slow_client_is_dropped_with_its_code(
     async with asyncio.timeout(5):
         while True:
             msg = await ws.receive()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+            if msg.type == WSMsgType.CLOSE:
                 break
-    assert ws.close_code == SLOW_CLOSE_CODE
+    assert msg.data == SLOW_CLOSE_CODE and msg.extra == "too slow"
     assert hub.dropped_slow >= 1
     for _ in range(100):
         if hub.count == 0:
@@ -118,7 +118,9 @@ async def test_logout_closes_the_sessions_sockets(central: Central) -> None:
     assert out.status == 200
     async with asyncio.timeout(5):
         msg = await ws.receive()
-    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED) and ws.close_code == SESSION_CLOSE_CODE
+    # The close frame the server sent (the client's own close_code may read 1006 if the
+    # server drops the connection before the client's answering close frame arrives).
+    assert msg.type == WSMsgType.CLOSE and msg.data == SESSION_CLOSE_CODE, msg
     # Without a session the socket is refused before the upgrade.
     resp = await central.client.get("/api/v1/updates", headers={"Upgrade": "websocket"})
     assert resp.status == 401
@@ -139,8 +141,8 @@ async def test_an_expired_session_is_closed_by_the_check(
     for d in ended:
         hub.end_session(d)
     async with asyncio.timeout(5):
-        await ws.receive()
-    assert ws.close_code == SESSION_CLOSE_CODE
+        msg = await ws.receive()
+    assert msg.type == WSMsgType.CLOSE and msg.data == SESSION_CLOSE_CODE, msg
     await nothing_within(other, 0.1)
     assert not other.closed
     await other.close()
