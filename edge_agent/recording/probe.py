@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import av
 from edge_agent.recording.segment_writer import VIDEO_TAGS, start_of
 
 DECODE_TRIES = 25  # packets fed to the decoder before the file counts as undecodable
-NTP_TO_UNIX_S = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
-VIDEO_TRACK_ID = 1  # the recorder adds the video track first
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,6 @@ class ProbeResult:
     truncated: bool = False  # the last fragment was cut short (a crash while writing)
     start: float | None = None  # UTC start the recorder wrote into the header, if any
     start_estimated: bool = False  # that start was an estimate (a connection's first segment)
-    written_start: float | None = None  # the start by when its fragments were written
 
     @property
     def playable(self) -> bool:
@@ -74,10 +70,6 @@ def probe_segment(path: Path) -> ProbeResult:
         if not decoded:
             return ProbeResult(problem="first video packet does not decode")
         start, estimated = start_of(container.metadata.get("comment"))
-        try:
-            written = written_start(path, 1 / tb) if tb else None
-        except OSError:
-            written = None
         return ProbeResult(
             problem=None,
             codec=ctx.name,
@@ -89,43 +81,4 @@ def probe_segment(path: Path) -> ProbeResult:
             truncated=truncated,
             start=start,
             start_estimated=estimated,
-            written_start=written,
         )
-
-
-def written_start(path: Path, timescale: float) -> float | None:
-    """Where a segment starts by the wall clock of its fragments' writing (`prft` boxes).
-
-    A fragment is written when the packet after it arrives: that packet's media time, from
-    the first fragment's, set against the fragment's write time, places the file's first
-    frame no earlier than it arrived. The earliest over all fragments is the best estimate:
-    a recorder that fell behind for a while (a busy machine) is late only for some. None
-    without two such boxes (the file was written before they were kept).
-    """
-    marks: list[tuple[float, int]] = []  # (wall clock written, media time of its first sample)
-    with path.open("rb") as f:
-        while (head := f.read(8)) and len(head) == 8:
-            size, kind = struct.unpack(">I4s", head)
-            body = size - 8
-            if size == 1:
-                body = struct.unpack(">Q", f.read(8))[0] - 16
-            if size == 0 or body < 0:
-                break  # to the end of the file, or damaged: nothing further to read
-            if kind != b"prft":
-                f.seek(body, 1)
-                continue
-            data = f.read(body)
-            wide = data[:1] == b"\x01"
-            if len(data) < (24 if wide else 20):
-                break
-            track, ntp = struct.unpack(">IQ", data[4:16])
-            media = struct.unpack(">Q" if wide else ">I", data[16 : 24 if wide else 20])[0]
-            if track == VIDEO_TRACK_ID:
-                marks.append(((ntp >> 32) - NTP_TO_UNIX_S + (ntp & 0xFFFFFFFF) / 2**32, media))
-    if len(marks) < 2:
-        return None
-    first = marks[0][1]
-    return min(
-        written - (media - first) / timescale
-        for (written, _), (_, media) in zip(marks, marks[1:], strict=False)
-    )

@@ -151,14 +151,9 @@ def _index_or_quarantine(
         report.quarantined.append(f"{rel} ({probe.problem})")
         return
     previous = index.last_segment(camera)
-    # A fragment reached the disk when the packet after it arrived: the file's modification
-    # time less its duration, or better the earliest of its fragments' write times (each
-    # against its media time), places a file whose header start was an estimate.
-    written = None
-    if probe.start_estimated:
-        written = path.stat().st_mtime - probe.duration
-        if probe.written_start is not None:
-            written = min(written, probe.written_start)
+    # The last fragment reached the disk when the keyframe after it arrived: the file's
+    # modification time, less its duration, places a file whose header start was an estimate.
+    written = path.stat().st_mtime - probe.duration if probe.start_estimated else None
     start = repaired_start(named_start, probe.start, previous.end if previous else None, written)
     fd = os.open(path, os.O_RDONLY)
     try:

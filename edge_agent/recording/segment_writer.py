@@ -272,9 +272,6 @@ class SegmentFile:
                     "movflags": movflags(audio_name),
                     "frag_duration": str(FRAGMENT_US),
                     "flush_packets": "1",
-                    # Each fragment carries the wall clock of its writing (a `prft` box):
-                    # the start-up repair places a crashed first segment by the earliest.
-                    "write_prft": "wallclock",
                 },
             )
         except BaseException:
