@@ -197,7 +197,8 @@ class UserStore:
         """Change a user's shown name, role and/or organisation (`move_org`: org_id given).
 
         The target must lie in `scope`, the new role must be one `granted_by` may grant and
-        the organisation must lie in `scope` at the level the role needs.
+        the organisation must lie in `scope` at the level the role needs. A change of role or
+        organisation ends the user's sessions.
         """
         current = self.get_user(scope, user_id)
         changes: dict[str, Any] = {}
@@ -218,6 +219,13 @@ class UserStore:
         if changes:
             with self._ldb.transaction() as db:
                 db.table("users").update(user_id, changes)
+                if (
+                    changes.get("org_path", current.org_path) != current.org_path
+                    or changes.get("role", current.role.value) != current.role.value
+                ):
+                    # A new role or place: sessions and tokens of the old one end (their live
+                    # sockets close at the next session check) and the user signs in again.
+                    db.execute("delete from user_sessions where user_id = ?", [user_id])
         return self.get_user(scope, user_id)
 
     def set_password(self, scope: Scope, user_id: int, password: str) -> None:

@@ -94,6 +94,12 @@ async def test_admin_edits_a_user_and_never_itself(central: Central) -> None:
     orgs = central.seed["orgs"]
     users = {u.username: u for u in central.svc.users.list_users(Scope.everything())}
     target = users["inspector-b"].id
+    old_session = await central.token("inspector-b")
+    status, _ = await call(
+        central, "admin", "PATCH", f"/api/v1/users/{target}", json={"display_name": "B 县"}
+    )
+    assert status == 200  # a new name leaves the user signed in
+    assert (await central.client.get("/api/v1/auth/me", headers=old_session)).status == 200
     status, changed = await call(
         central,
         "admin",
@@ -103,6 +109,8 @@ async def test_admin_edits_a_user_and_never_itself(central: Central) -> None:
     )
     assert status == 200, changed
     assert changed["role"] == "city_monitor" and changed["display_name"] == "中卫市监控员"
+    # The county's session ends with the new role: county B's scope does not linger.
+    assert (await central.client.get("/api/v1/auth/me", headers=old_session)).status == 401
     assert (
         changed["org_path"]
         == central.svc.orgs.get_org(Scope.everything(), orgs["city"])["org_path"]
