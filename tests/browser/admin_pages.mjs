@@ -257,11 +257,24 @@ async function refused(browser, username) {
   return seen;
 }
 
-// The new user signs in with the password the administrator gave.
-async function newUserSignsIn(browser) {
+// The new user signs in with the password the administrator gave; the administrator then
+// disables the account through the page, and the new user's open session ends.
+async function newUserSignsIn(browser, admin) {
   const page = await open(browser, opts.newUser.username, PHONE);
   await login(page, opts.newUser.username, opts.newUser.password);
   const seen = { who: await page.getAttribute("#who", "title"), menu: await menu(page) };
+  await admin.goto(`${opts.url}/admin/users`);
+  await admin.waitForFunction(() => window.fsvAdminUsers && window.fsvAdminUsers.ready);
+  const row = `#list tbody tr:has(td:text-is("${opts.newUser.username}"))`;
+  await admin.click(`${row} button[data-act="toggle"]`);
+  await admin.waitForSelector("#confirm[open]");
+  seen.question = await admin.textContent("#confirm-text");
+  await admin.click("#confirm-ok");
+  await admin.waitForSelector(`${row}.off`);
+  seen.row = await admin.$eval(row, (tr) => [tr.cells[4].textContent, tr.querySelector('[data-act="toggle"]').textContent]);
+  expected = /\/api\/v1\/auth\/me$/;
+  seen.after = await page.evaluate(async () => (await fetch("/api/v1/auth/me")).status);
+  expected = null;
   await page.context().close();
   return seen;
 }
@@ -275,7 +288,7 @@ try {
   const o = await orgs(admin);
   const s = await sites(admin);
   const en = await english(admin);
-  const fresh = await newUserSignsIn(browser);
+  const fresh = await newUserSignsIn(browser, admin);
   const inspector = await refused(browser, "inspector-a");
   const staff = await refused(browser, "staff-canteen-a");
   console.log(JSON.stringify({ ok: true, users: u, orgs: o, sites: s, en, fresh, inspector, staff, audits, problems, ms: Date.now() - started }));

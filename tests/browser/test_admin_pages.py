@@ -148,8 +148,13 @@ def test_admin_creates_a_user_who_then_signs_in(world: dict[str, Any]) -> None:
     assert users["selfRow"].strip().endswith("本人")
     fresh = world["seen"]["fresh"]
     assert fresh["who"] == "王检查员 · 县级监管员" and "/admin" not in fresh["menu"]
+    # Disabled through the page's own dialog: the row says so and the open session ends.
+    assert fresh["question"] == "停用用户 inspector-c？其登录将立即失效。"
+    assert fresh["row"] == ["已停用", "启用"] and fresh["after"] == 401
     [entry] = [e for e in world["audit"] if e["action"] == "user_create"]
     assert entry["username"] == "admin" and entry["detail"]["username"] == "inspector-c"
+    [off] = [e for e in world["audit"] if e["action"] == "user_update"]
+    assert off["detail"] == {"password_reset": False, "disabled": True}
     assert "county-c-2026" not in json.dumps(world["audit"], ensure_ascii=False)
 
 
