@@ -13,6 +13,7 @@ from pathlib import Path
 from edge_agent.recording.index import SegmentIndex, SegmentInfo, file_sha256
 from edge_agent.recording.paths import parse_relpath
 from edge_agent.recording.probe import probe_segment
+from edge_agent.recording.segment_writer import noted_start
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,15 @@ def _index_or_quarantine(
         report.quarantined.append(f"{rel} ({probe.problem})")
         return
     previous = index.last_segment(camera)
-    # The last fragment reached the disk when the keyframe after it arrived: the file's
-    # modification time, less its duration, places a file whose header start was an estimate.
-    written = path.stat().st_mtime - probe.duration if probe.start_estimated else None
+    # A file whose header start was an estimate: the last fragment reached the disk when the
+    # packet after it arrived, so the file's modification time less its duration places it;
+    # so does the recorder's later estimate kept on the file. The earliest is the best.
+    written = None
+    if probe.start_estimated:
+        written = path.stat().st_mtime - probe.duration
+        noted = noted_start(path)
+        if noted is not None:
+            written = min(written, noted)
     start = repaired_start(named_start, probe.start, previous.end if previous else None, written)
     fd = os.open(path, os.O_RDONLY)
     try:

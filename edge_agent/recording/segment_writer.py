@@ -47,6 +47,9 @@ START_TAG = "fsv-start="
 # Marks a start that was still an estimate when the header was written: a connection's first
 # segment is placed at close, once its packets show how late a burst at connect arrived.
 ESTIMATE_MARK = "~"
+# While such a segment is written, the recorder keeps its latest estimate of the start in
+# this extended attribute of the file, for the start-up repair after a crash.
+START_XATTR = "user.fsv.start"
 # The muxer hands whole fragments over (flush_packets): a buffer this size passes most of
 # them in one write, one Python call each.
 WRITE_BUFFER = 1 << 20
@@ -85,6 +88,14 @@ def start_of(comment: str | None) -> tuple[float | None, bool]:
         return float(value.removeprefix(ESTIMATE_MARK)), estimated
     except ValueError:
         return None, False
+
+
+def noted_start(path: Path) -> float | None:
+    """The start estimate the recorder kept on a file (START_XATTR), if any."""
+    try:
+        return float(os.getxattr(path, START_XATTR))
+    except (OSError, ValueError):
+        return None
 
 
 class SpaceGuard:
@@ -279,6 +290,7 @@ class SegmentFile:
             self.path.unlink(missing_ok=True)
             raise
         self.estimated_start = estimated_start
+        self._noted: float | None = None
         self.container.metadata["comment"] = start_tag(start, estimated_start)
         try:
             self.video_out: VideoStream = self.container.add_stream_from_template(video)
@@ -291,6 +303,18 @@ class SegmentFile:
         except BaseException:
             self.discard()
             raise
+
+    def note_start(self, start: float) -> None:
+        """Keep a better estimate of an estimated start on the file (START_XATTR), so that a
+        crash before close does not leave only the late first guess. Best effort: a file
+        system without user extended attributes keeps the header's estimate."""
+        if self._noted is not None and start >= self._noted - 0.001:
+            return
+        self._noted = start
+        try:
+            os.setxattr(self.path, START_XATTR, f"{start:.6f}".encode())
+        except OSError:
+            pass
 
     def close(self, end: float, start: float | None = None) -> ClosedSegment:
         """Write the last fragment and close the file; `start` corrects the provisional one."""

@@ -254,6 +254,10 @@ class RecordingSession:
         c = self._counters
         if keyframe:
             self._meter.sample(time.monotonic(), c.video_packets, c.bytes)
+            if segment.estimated_start:  # the clock knows better now than at the first frame
+                start = self._clock.wall(self._first_s)
+                previous = self._previous_end
+                segment.note_start(start if previous is None else max(start, previous))
         packet.dts = stamp.dts
         packet.pts = stamp.pts
         if self._listeners.callbacks:

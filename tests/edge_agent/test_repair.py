@@ -1,5 +1,7 @@
 """Start-up repair: unknown files indexed, unplayable ones quarantined, missing rows removed."""
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +152,29 @@ def test_the_header_says_where_a_segment_starts_and_whether_it_was_estimated(
     closed = segment.close(end=T0 + 2.25)
     probe = probe_segment(closed.path)
     assert (probe.start, probe.start_estimated) == (T0 + 0.25, True)
+
+
+def test_a_crashed_first_segment_is_placed_by_the_recorders_later_estimate(
+    footage: Footage, tmp_path: Path, index: SegmentIndex
+) -> None:
+    """The header holds the first guess (a burst at connect came 1.1 s late); the recorder
+    learnt better at a later keyframe and kept that on the file; then it was killed while
+    behind (its last write late)."""
+    storage = tmp_path / "storage"
+    with av.open(str(footage.short_h264)) as src:
+        segment = SegmentFile(storage, "cam1", T0 + 1.1, src.streams.video[0], None,
+                              estimated_start=True)  # fmt: skip
+        fill(segment, src, 3.0)
+        segment.note_start(T0 + 0.3)
+        segment.note_start(T0 + 0.5)  # a later, worse estimate never replaces a better one
+        crashed = tmp_path / "crashed.mp4"
+        shutil.copy2(segment.path, crashed)  # what kill -9 leaves, attributes included
+        rel = segment.relpath
+        segment.discard()
+    shutil.copy2(crashed, storage / rel)
+    os.utime(storage / rel, (T0 + 4.5, T0 + 4.5))  # written last 0.4 s late
+
+    scan_and_repair(index, storage)
+
+    (repaired,) = index.segments_by_id("cam1")
+    assert repaired.start == pytest.approx(T0 + 0.3)
