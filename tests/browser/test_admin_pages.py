@@ -15,12 +15,16 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from regulator_system import RegulatorSystem
+from video_system import SITE, wait_until
+
+from fsv_contract import AgentStatePayload, encode, topics
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
@@ -41,6 +45,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     system = RegulatorSystem(tmp_path_factory.mktemp("admin"))
     system.start()
     try:
+        # One site's agent reports itself online, the way an edge does (retained, its login).
+        online = AgentStatePayload(state="online", since=datetime.now(UTC))
+        system._publish(topics.agent_state(SITE), encode(online), retain=True)
+        wait_until(
+            lambda: any(
+                s["id"] == SITE and s["agent_state"] == "online"
+                for s in system.api("GET", "/api/v1/sites", user="admin")["items"]
+            ),
+            20,
+            "central to see the agent online",
+        )
         orgs = {o["name"]: o for o in system.api("GET", "/api/v1/orgs", user="admin")["items"]}
         SHOTS.mkdir(exist_ok=True)
         seen = _walk(
@@ -162,12 +177,16 @@ def test_org_tree_adds_and_moves_an_enterprise(world: dict[str, Any]) -> None:
     orgs = world["seen"]["orgs"]
     tree = {row[0]: row for row in orgs["county"]["tree"]}
     assert tree["宁夏回族自治区 Ningxia"][1] == "省" and tree["中卫市 Zhongwei"][1] == "市"
-    assert tree["沙坡头区 Shapotou"][1] == "县（区）" and tree["沙坡头区 Shapotou"][2] == "0/2 在线"
+    assert tree["沙坡头区 Shapotou"][1] == "县（区）" and tree["沙坡头区 Shapotou"][2] == "1/2 在线"
     assert (
         orgs["county"]["name"] == "沙坡头区 Shapotou" and orgs["county"]["addChild"] == "新建企业"
     )
     assert sorted(s[0] for s in orgs["county"]["sites"]) == ["demo-canteen-a", "demo-slaughter-a"]
-    assert all(s[3] == "未知" for s in orgs["county"]["sites"])  # no edge has reported yet
+    # demo-canteen-a's agent said it is online; the slaughterhouse's never reported.
+    assert {s[0]: s[3] for s in orgs["county"]["sites"]} == {
+        "demo-canteen-a": "在线",
+        "demo-slaughter-a": "未知",
+    }
     assert orgs["orgChecks"] == {"enterprise_type": "请选择"}
     assert orgs["created"]["name"] == NEW_ORG and orgs["created"]["level"] == "企业 · 学校食堂"
     assert orgs["parents"][1:] == ["中卫市 Zhongwei › 中宁县 Zhongning"]
@@ -184,7 +203,7 @@ def test_org_tree_adds_and_moves_an_enterprise(world: dict[str, Any]) -> None:
 def test_site_created_with_its_enrolment_shown_once(world: dict[str, Any]) -> None:
     sites = world["seen"]["sites"]
     assert {r[0] for r in sites["rows"]} >= {"demo-canteen-a", "demo-canteen-b"}
-    assert sites["count"] == "共 3 个站点，0 个在线"
+    assert sites["count"] == "共 3 个站点，1 个在线"
     assert sites["pageChecks"]["site_id"].startswith("站点编号须为小写字母")
     assert sites["serverChecks"] == {"site_id": "已被占用，请换一个"}
     bundle = sites["bundle"]
