@@ -619,3 +619,14 @@ def m016_camera_recording(db: sqlite_utils.Database) -> None:
         for camera, recording in flags.items():
             gap = None if recording else ts
             db.execute(CAMERA_RECORDING_UPSERT, [site_id, camera, ts, ts, gap])
+
+
+@migrations()
+def m016_admin_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes the audit log pages and the webhook delivery counts read along."""
+    db.execute("create index idx_audit_action_ts on audit_log (action, ts)")
+    db.execute("create index idx_audit_username_ts on audit_log (username, ts)")
+    db.execute("create index idx_audit_target_ts on audit_log (target, ts)")
+    db.execute(
+        "create index idx_deliveries_target on deliveries (target, target_id, status, updated_at)"
+    )

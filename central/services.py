@@ -45,6 +45,8 @@ class Services:
     public_rate: RateLimiter
     updates: UpdateHub = field(default_factory=UpdateHub)
     vapid_public_key: str | None = None
+    # Test messages to webhooks: a few a minute per admin, so the button is no request cannon.
+    webhook_tests: RateLimiter = field(default_factory=lambda: RateLimiter(6, 60.0))
     dispatcher: PushDispatcher | None = field(default=None)
 
 

@@ -131,6 +131,50 @@ class PushStore:
             rows = self._ldb.db.query(f"select * from webhooks where {where} order by id", args)
             return [_public_webhook(dict(r)) for r in rows]
 
+    def webhook_row(self, scope: Scope, webhook_id: int) -> dict[str, Any]:
+        """One webhook with its secret (for a test send); NotFoundError outside `scope`."""
+        self.get_webhook(scope, webhook_id)
+        with self._ldb.lock:
+            rows = self._ldb.db.query("select * from webhooks where id = ?", [webhook_id])
+            return dict(next(iter(rows)))
+
+    def set_webhook_enabled(self, scope: Scope, webhook_id: int, enabled: bool) -> dict[str, Any]:
+        """Pause or resume a webhook in scope (a paused one gets no new deliveries)."""
+        self.get_webhook(scope, webhook_id)
+        with self._ldb.transaction() as db:
+            db.execute("update webhooks set enabled = ? where id = ?", [int(enabled), webhook_id])
+        return self.get_webhook(scope, webhook_id)
+
+    def delivery_stats(self, webhook_id: int, since: float) -> dict[str, Any]:
+        """A webhook's deliveries since `since`: counts by outcome, the last success and error.
+
+        Each figure is one range of the (target, target_id, status, updated_at) index.
+        """
+        counts: dict[str, int] = {}
+        last: dict[str, Any] = {"delivered_at": None, "error": "", "error_at": None}
+        with self._ldb.read() as db:
+            for status in ("ok", "pending", "failed", "expired", "gone"):
+                row = db.execute(
+                    "select count(*), max(updated_at) from deliveries "
+                    "where target = 'webhook' and target_id = ? and status = ? "
+                    "and updated_at >= ?",
+                    [webhook_id, status, since],
+                ).fetchone()
+                counts[status] = int(row[0])
+                if status == "ok":
+                    last["delivered_at"] = row[1]
+                    continue
+                err = db.execute(
+                    "select last_error, updated_at from deliveries "
+                    "where target = 'webhook' and target_id = ? and status = ? "
+                    "and updated_at >= ? order by updated_at desc limit 1",
+                    [webhook_id, status, since],
+                ).fetchone()
+                if status != "pending" and err and (last["error_at"] or 0) < err[1]:
+                    last["error"], last["error_at"] = err[0] or "", err[1]
+        failed = counts["failed"] + counts["expired"] + counts["gone"]
+        return {"delivered": counts["ok"], "failed": failed, "pending": counts["pending"], **last}
+
     def delete_webhook(self, scope: Scope, webhook_id: int) -> None:
         """Remove a webhook in scope."""
         self.get_webhook(scope, webhook_id)

@@ -25,6 +25,7 @@ from central.alerts.push_rules import (
     backoff_delays,
     is_permanent_failure,
     webhook_request,
+    webhook_test_request,
     webpush_message,
 )
 from central.errors import EndpointRefused
@@ -161,6 +162,21 @@ class PushDispatcher:
             gone = job.target.kind == "webpush" and code in (404, 410)
             return ("gone" if gone else "failed"), error
         return "retry", error
+
+    async def send_test(self, hook: dict[str, Any]) -> tuple[bool, str]:
+        """Post one test message to a webhook now (same checks as a delivery): (ok, error)."""
+        request = webhook_test_request(
+            hook["format"], hook["url"], self._base_url, hook["secret"] or "", time.time()
+        )
+        try:
+            code, text = await self._post(request)
+        except EndpointRefused as e:
+            return False, str(e)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            return False, f"{type(e).__name__}: {e}"
+        if 200 <= code < 300:
+            return True, ""
+        return False, f"HTTP {code}: {text[:200]}"
 
     async def _build(
         self, alert: dict[str, Any], kind: str, row: dict[str, Any]

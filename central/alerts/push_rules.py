@@ -154,6 +154,36 @@ def webhook_request(
     raise ValueError(f"unknown webhook format {fmt!r} (one of {', '.join(WEBHOOK_FORMATS)})")
 
 
+def webhook_test_request(
+    fmt: str, url: str, base_url: str, secret: str, now: float
+) -> OutgoingRequest:
+    """A test message in a webhook's format, signed like an alert, so a receiver can be checked.
+
+    `json` receivers tell it from an alert by ``"type": "test"``; WeCom and DingTalk robots
+    show it as a short markdown message.
+    """
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    sent = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+    text = f"### 测试消息 test message\n> 食品安全视频监管平台 {base_url} · {sent}"
+    if fmt == "json":
+        body = json.dumps(
+            {"type": "test", "sent_at": sent, "from": base_url}, ensure_ascii=False
+        ).encode()
+        if secret:
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-FSV-Signature"] = f"sha256={digest}"
+        return OutgoingRequest(url, body, headers)
+    if fmt == "wecom":
+        payload = {"msgtype": "markdown", "markdown": {"content": text}}
+        return OutgoingRequest(url, json.dumps(payload, ensure_ascii=False).encode(), headers)
+    if fmt == "dingtalk":
+        payload = {"msgtype": "markdown", "markdown": {"title": "测试消息 test", "text": text}}
+        if secret:
+            url = dingtalk_signed_url(url, secret, int(now * 1000))
+        return OutgoingRequest(url, json.dumps(payload, ensure_ascii=False).encode(), headers)
+    raise ValueError(f"unknown webhook format {fmt!r} (one of {', '.join(WEBHOOK_FORMATS)})")
+
+
 def dingtalk_signed_url(url: str, secret: str, timestamp_ms: int) -> str:
     """DingTalk's robot signature: base64(HMAC-SHA256(secret, "{timestamp}\\n{secret}"))."""
     to_sign = f"{timestamp_ms}\n{secret}".encode()

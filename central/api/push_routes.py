@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+from typing import Any
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -17,7 +21,7 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
-from central.errors import NotFoundError
+from central.errors import InvalidInputError, NotFoundError, ThrottledError
 from central.regulation.roles import Permission
 
 routes = RouteTable()
@@ -49,7 +53,19 @@ class WebhookIn(BaseModel):
     url: str = Field(min_length=8, max_length=2000)
     format: str = Field("json", pattern="^(json|wecom|dingtalk)$")
     secret: str = Field("", max_length=200, description="HMAC key (json) or DingTalk secret")
+    generate_secret: bool = Field(
+        False, description="central makes the HMAC key (json); the answer shows it, once"
+    )
     filters: PushFilters = PushFilters()
+
+
+class WebhookPatch(BaseModel):
+    """Pause or resume a webhook."""
+
+    enabled: bool
+
+
+STATS_WINDOW_S = 7 * 86400.0
 
 
 @routes.route(
@@ -103,9 +119,16 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 @routes.route("GET", "/api/v1/webhooks", summary="Webhooks in scope", tag="push")
 async def list_webhooks(request: web.Request) -> web.Response:
-    """Webhooks (secrets hidden)."""
+    """Webhooks (secrets hidden) with their last 7 days of deliveries and the last error."""
     user = current_user(request, Permission.MANAGE_WEBHOOKS)
-    return json_response({"items": await run_db(services(request).push.list_webhooks, user.scope)})
+    push = services(request).push
+    since = time.time() - STATS_WINDOW_S
+
+    def with_stats() -> list[dict[str, Any]]:
+        hooks = push.list_webhooks(user.scope)
+        return [{**h, "deliveries": push.delivery_stats(h["id"], since)} for h in hooks]
+
+    return json_response({"items": await run_db(with_stats), "stats_window_s": STATS_WINDOW_S})
 
 
 @routes.route(
@@ -116,13 +139,20 @@ async def add_webhook(request: web.Request) -> web.Response:
     user = current_user(request, Permission.MANAGE_WEBHOOKS)
     body = await read_body(request, WebhookIn)
     await _check_endpoint(request, body.url)
+    secret = body.secret
+    if body.generate_secret:
+        if body.format != "json" or secret:
+            raise InvalidInputError(
+                "generate_secret: only for the json format, and not with a secret of your own"
+            )
+        secret = secrets.token_urlsafe(32)
     hook = await run_db(
         services(request).push.add_webhook,
         user.scope,
         body.org_id,
         body.url,
         body.format,
-        body.secret,
+        secret,
         body.filters,
     )
     await audit(
@@ -132,7 +162,62 @@ async def add_webhook(request: web.Request) -> web.Response:
         {"url": body.url, "format": body.format, "org_id": body.org_id},
         org_path=hook["org_path"],
     )
+    if body.generate_secret:
+        hook = {**hook, "secret": secret}  # shown this once; never again
     return json_response(hook, status=201)
+
+
+@routes.route(
+    "PATCH",
+    "/api/v1/webhooks/{webhook_id}",
+    summary="Pause or resume a webhook",
+    tag="push",
+    body=WebhookPatch,
+)
+async def patch_webhook(request: web.Request) -> web.Response:
+    """A paused webhook receives nothing until resumed (alerts meanwhile are not sent later)."""
+    user = current_user(request, Permission.MANAGE_WEBHOOKS)
+    body = await read_body(request, WebhookPatch)
+    hook = await run_db(
+        services(request).push.set_webhook_enabled,
+        user.scope,
+        path_int(request, "webhook_id"),
+        body.enabled,
+    )
+    await audit(
+        request,
+        "webhook_update",
+        f"webhook:{hook['id']}",
+        {"enabled": body.enabled},
+        org_path=hook["org_path"],
+    )
+    return json_response(hook)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/webhooks/{webhook_id}/test",
+    summary="Send a test message to a webhook",
+    tag="push",
+)
+async def test_webhook(request: web.Request) -> web.Response:
+    """Post a test message now, through the same address checks as a delivery; the outcome."""
+    user = current_user(request, Permission.MANAGE_WEBHOOKS)
+    svc = services(request)
+    row = await run_db(svc.push.webhook_row, user.scope, path_int(request, "webhook_id"))
+    if not svc.webhook_tests.allow(str(user.id), time.monotonic()):
+        raise ThrottledError(60.0)
+    if svc.dispatcher is None:
+        raise NotFoundError("push is not running on this server")
+    ok, error = await svc.dispatcher.send_test(row)
+    await audit(
+        request,
+        "webhook_test",
+        f"webhook:{row['id']}",
+        {"ok": ok, "error": error},
+        org_path=row["org_path"],
+    )
+    return json_response({"ok": ok, "error": error})
 
 
 @routes.route("DELETE", "/api/v1/webhooks/{webhook_id}", summary="Remove a webhook", tag="push")

@@ -1,4 +1,4 @@
-"""Reports (JSON, CSV, printable HTML) and the audit log."""
+"""Reports (JSON, CSV, printable HTML)."""
 
 from __future__ import annotations
 
@@ -40,17 +40,6 @@ class ReportQuery(BaseModel):
     since: str | None = Field(None, alias="from", description="default: 30 days ago")
     until: str | None = Field(None, alias="to", description="default: now")
     format: Literal["json", "csv", "xlsx", "html"] = "json"
-
-
-class AuditQuery(BaseModel):
-    """Filters and page of the audit log."""
-
-    action: str | None = None
-    username: str | None = None
-    since: str | None = Field(None, alias="from")
-    until: str | None = Field(None, alias="to")
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
 
 
 @routes.route(
@@ -99,23 +88,3 @@ async def get_report(request: web.Request) -> web.StreamResponse:
             charset="utf-8",
         )
     return json_response(report)
-
-
-@routes.route(
-    "GET", "/api/v1/audit", summary="The audit log (admins)", tag="audit", query=AuditQuery
-)
-async def get_audit(request: web.Request) -> web.Response:
-    """Entries newest first: who, when, what, from where."""
-    user = current_user(request, Permission.VIEW_AUDIT)
-    q = read_query(request, AuditQuery)
-    page = await run_db(
-        services(request).audit.query,
-        user.scope,
-        action=q.action,
-        username=q.username,
-        since=parse_time(q.since),
-        until=parse_time(q.until),
-        limit=q.limit,
-        offset=q.offset,
-    )
-    return json_response(page)

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from central.regulation.scope import Scope, scope_filter
+from central.regulation.audit_search import AuditFilter, AuditSearch
+from central.regulation.scope import Scope
 from central.schema import LockedDb
 
 # The actions written to the log; a test checks that each one is produced by its route.
@@ -32,6 +33,8 @@ AUDITED_ACTIONS = (
     "user_create",
     "user_update",
     "webhook_create",
+    "webhook_update",
+    "webhook_test",
     "webhook_delete",
     "public_link_create",
     "public_link_revoke",
@@ -39,6 +42,7 @@ AUDITED_ACTIONS = (
     "inspection_record",
     "push_subscribe",
     "report_view",
+    "audit_export",
     "footage_tampered",
     "evidence_refused",
     "integrity_audit",
@@ -107,30 +111,7 @@ class AuditLog:
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> dict[str, Any]:
-        """A page of entries, newest first, limited to entries about `scope`."""
-        where, args = scope_filter(scope)
-        clauses, params = [where], list[Any](args)
-        for column, op, value in (
-            ("action", "=", action),
-            ("username", "=", username),
-            ("ts", ">=", since),
-            ("ts", "<", until),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        sql_where = " and ".join(clauses)
-        limit = max(1, min(limit, 1000))
-        with self._ldb.lock:
-            db = self._ldb.db
-            total = next(
-                iter(db.query(f"select count(*) n from audit_log where {sql_where}", params))
-            )
-            rows = db.query(
-                f"select * from audit_log where {sql_where} order by id desc limit ? offset ?",
-                [*params, limit, max(0, offset)],
-            )
-            items = [{**dict(r), "detail": json.loads(r["detail"] or "{}")} for r in rows]
-        return {"items": items, "total": total["n"], "limit": limit, "offset": offset}
+        """The newest page of entries about `scope` (see audit_search for filters and paging)."""
+        f = AuditFilter(actor=username, action=action, since=since, until=until)
+        return AuditSearch(self._ldb).page(scope, f, None, limit).as_json(limit)

@@ -24,7 +24,8 @@ NAV = (
     ("/replay", "nav.replay", Permission.WATCH_VIDEO),
     ("/reports", "nav.reports", Permission.VIEW_REPORTS),
     ("/label", "nav.label", Permission.LABEL),
-    ("/admin", "nav.admin", Permission.MANAGE_USERS),
+    # Every role with an administration tab (public links at least) gets the entry.
+    ("/admin", "nav.admin", Permission.MANAGE_PUBLIC),
 )
 
 # The administration pages: (href, message key, permission, fragment, script). The header's
@@ -36,6 +37,12 @@ ADMIN_TABS = (
      "admin-orgs.js"),
     ("/admin/sites", "admin.tab.sites", Permission.MANAGE_ORGS, "admin_sites.html",
      "admin-sites.js"),
+    ("/admin/links", "admin.tab.links", Permission.MANAGE_PUBLIC, "links.html",
+     "admin-links.js"),
+    ("/admin/webhooks", "admin.tab.webhooks", Permission.MANAGE_WEBHOOKS, "webhooks.html",
+     "admin-webhooks.js"),
+    ("/admin/audit", "admin.tab.audit", Permission.VIEW_AUDIT, "audit.html",
+     "admin-audit.js"),
 )  # fmt: skip
 
 
@@ -180,7 +187,13 @@ def admin_handler(href: str) -> Callable[[web.Request], Awaitable[web.Response]]
             return web.Response(text=text, status=403, content_type="text/html", charset="utf-8")
         fragment = admin_tabs(request, lang, href) + (WEB_DIR / fragment_file).read_text("utf-8")
         text = render_page(
-            request, key, fragment, ("admin.js", script), "/admin", "wide", ("admin.css",)
+            request,
+            key,
+            fragment,
+            ("admin.js", script),
+            "/admin",
+            "wide",
+            ("admin.css", "admin-tools.css"),
         )
         return web.Response(
             text=text, content_type="text/html", charset="utf-8",

@@ -25,7 +25,9 @@ LANG_COOKIE = "fsv_lang"
 PLACEHOLDER = re.compile(r"\{\{t:([a-z0-9_.]+)\}\}")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Catalogue groups that name the values of an enum ("kind.no_chef_hat"), listed for filters.
-ENUM_GROUPS = ("kind", "station", "state", "action", "role", "level", "severity", "etype")
+ENUM_GROUPS = (
+    "kind", "station", "state", "action", "role", "level", "severity", "etype", "audit_action",
+)  # fmt: skip
 
 
 @functools.cache

@@ -96,7 +96,7 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
     status, log = await call(
         central, "admin", "GET", "/api/v1/audit", params={"action": "alert_transition"}
     )
-    assert log["total"] == 5
+    assert len(log["items"]) == 5 and log["next"] is None
     assert {e["detail"]["action"] for e in log["items"]} >= {"close", "submit_rectification"}
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from central.alerts.workflow import Action, State
 from central.regulation.inspections import RATINGS, RESULTS
+from central.regulation.audit import AUDITED_ACTIONS
 from central.regulation.org import ENTERPRISE_TYPES, LEVELS
 from central.regulation.roles import Role
 from central.web import NAV, i18n
@@ -32,6 +33,8 @@ PYTHON_PAGES = [
     ROOT / "central" / "video" / "pages.py",
     ROOT / "central" / "api" / "public_routes.py",
     ROOT / "central" / "web" / "public_page.py",
+    ROOT / "central" / "api" / "audit_routes.py",
+    WEB / "poster.py",
 ]
 KEY_SHAPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 PARAM = re.compile(r"\{(\w+)\}")
@@ -85,6 +88,7 @@ def enum_values() -> dict[str, set[str]]:
         "camera": {"online", "offline", "unknown"},
         "result": set(RESULTS),  # inspections, on the public kitchen page
         "rating": set(RATINGS),
+        "audit_action": set(AUDITED_ACTIONS),
     }
 
 

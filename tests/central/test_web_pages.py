@@ -46,27 +46,32 @@ async def test_pages_are_chinese_first_and_english_on_request(central: Central) 
     ("username", "links"),
     [
         ("admin", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label", "/admin"]),
-        ("inspector-a", ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label"]),
+        (
+            "inspector-a",
+            ["/dashboard", "/inbox", "/live", "/replay", "/reports", "/label", "/admin"],
+        ),
         # no reports, no dashboard, no labelling (the supervised party does not judge)
-        ("staff-canteen-a", ["/inbox", "/live", "/replay"]),
+        ("staff-canteen-a", ["/inbox", "/live", "/replay", "/admin"]),  # public links only
     ],
 )
 async def test_menu_shows_what_the_role_may_use(
     central: Central, username: str, links: list[str]
 ) -> None:
     await sign_in(central, username)
-    for path in ("/inbox", "/live", "/replay", "/reports", "/dashboard", "/label"):
+    for path in ("/inbox", "/live", "/replay", "/reports", "/dashboard", "/label", "/admin/audit"):
         page = await (await central.client.get(path)).text()
         assert menu_links(page) == links, (username, path)
         for key in re.findall(r"\{\{t:[^}]*\}\}", page):
             pytest.fail(f"{path}: untranslated placeholder {key}")
 
 
-async def test_admin_pages_for_administrators_only(central: Central) -> None:
+async def test_admin_pages_show_the_tabs_each_role_may_use(central: Central) -> None:
     await sign_in(central, "admin")
     resp = await central.client.get("/admin", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/admin/users"
-    for path in ("/admin/users", "/admin/orgs", "/admin/sites"):
+    every = ("/admin/users", "/admin/orgs", "/admin/sites")
+    every += ("/admin/links", "/admin/webhooks", "/admin/audit")
+    for path in every:
         resp = await central.client.get(path)
         page = await resp.text()
         assert resp.status == 200 and "{{t:" not in page and "<script>" not in page
@@ -75,20 +80,26 @@ async def test_admin_pages_for_administrators_only(central: Central) -> None:
         )
         tabs = re.search(r'<nav class="admin-tabs">(.*?)</nav>', page, re.S)
         assert tabs is not None
-        assert re.findall(r'href="([^"]+)"', tabs.group(1)) == [
+        assert tuple(re.findall(r'href="([^"]+)"', tabs.group(1))) == every
+        assert f'<a href="{path}" class="active"' in tabs.group(1)
+    # Regulators and canteen staff manage public links, nothing else of the administration.
+    for username in ("city-monitor", "inspector-a", "staff-canteen-a"):
+        await sign_in(central, username)
+        for path in (
             "/admin/users",
             "/admin/orgs",
             "/admin/sites",
-        ]
-        assert f'<a href="{path}" class="active"' in tabs.group(1)
-    for username in ("city-monitor", "inspector-a", "staff-canteen-a"):
-        await sign_in(central, username)
-        for path in ("/admin/users", "/admin/orgs", "/admin/sites"):
+            "/admin/webhooks",
+            "/admin/audit",
+        ):
             resp = await central.client.get(path)
             page = await resp.text()
             assert resp.status == 403 and "admin-tabs" not in page and "无权" in page, path
         resp = await central.client.get("/admin", allow_redirects=False)
-        assert resp.headers["Location"] == "/inbox"
+        assert resp.headers["Location"] == "/admin/links"
+        page = await (await central.client.get("/admin/links")).text()
+        tabs = re.search(r'<nav class="admin-tabs">(.*?)</nav>', page, re.S)
+        assert tabs is not None and re.findall(r'href="([^"]+)"', tabs.group(1)) == ["/admin/links"]
 
 
 async def test_signed_out_pages_show_no_menu(central: Central) -> None:

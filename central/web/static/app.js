@@ -27,6 +27,15 @@ const ERROR_PATTERNS = [
   [/video quota: .*exports in the last hour \(at most (\d+)\)/, (m) => fsv.t("err.quota_exports", { n: m[1] })],
   [/uplink too thin: .* the (sub|main) stream needs/, (m) => fsv.t(m[1] === "main" ? "err.thin_line_main" : "err.thin_line")],
   [/viewers full: .* at most (\d+) viewers/, (m) => fsv.t("err.public_full", { n: m[1] })],
+  [/must be public addresses/, () => fsv.t("err.endpoint_private")],
+  [/endpoints? must use https|must be an https URL/, () => fsv.t("err.endpoint_https")],
+  [/host name does not resolve/, () => fsv.t("err.endpoint_dns")],
+  [/not a valid URL|must not carry a user name|url must be an http/, () => fsv.t("err.endpoint_url")],
+  [/^generate_secret:/, () => fsv.t("err.generate_secret")],
+  [/expires_at must lie in the future/, () => fsv.t("err.expiry_past")],
+  [/^choose 1 to (\d+) cameras/, (m) => fsv.t("err.cameras_count", { n: m[1] })],
+  [/only a canteen publishes/, () => fsv.t("err.canteen_only")],
+  [/revoked or has expired: no poster/, () => fsv.t("err.link_inactive")],
   [/not found|does not exist/, () => fsv.t("err.not_found")],
 ];
 

@@ -1,0 +1,154 @@
+// Public kitchen links: per canteen, which cameras the public sees, until when and by how many
+// at once; revoke; open the printable QR poster.
+"use strict";
+const linksPage = { canteens: {}, cameras: [], links: [], ready: false, loads: 0 };
+window.fsvLinks = linksPage;
+
+function cell(label, html, cls = "") {
+  return `<td data-label="${fsv.esc(label)}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+}
+
+function linkState(l) {
+  if (l.revoked_at) return ["off", fsv.t("links.revoked")];
+  if (l.expires_at && l.expires_at * 1000 <= Date.now()) return ["wait", fsv.t("links.expired")];
+  return ["on", fsv.t("links.active")];
+}
+
+function cameraName(ref) {
+  const cam = linksPage.cameras.find((c) => `${c.site_id}/${c.camera_id}` === ref);
+  return cam ? (cam.name || cam.camera_id) : ref;
+}
+
+function linkRow(l) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = l.id;
+  const [cls, text] = linkState(l);
+  tr.dataset.state = cls;
+  const canteen = linksPage.canteens[l.org_id];
+  tr.innerHTML =
+    cell(fsv.t("links.canteen"), fsv.esc(canteen ? canteen.name : l.org_id)) +
+    cell(fsv.t("links.label"), l.label ? fsv.esc(l.label) : `<span class="muted">${fsv.esc(fsv.t("common.none"))}</span>`) +
+    cell(fsv.t("links.cameras"), fsv.esc(l.cameras.map(cameraName).join("、"))) +
+    cell(fsv.t("links.state"), `<span class="badge ${cls}">${fsv.esc(text)}</span><br><span class="muted">${fsv.esc(fsv.t("links.created", { time: fsv.time(l.created_at) }))}</span>`) +
+    cell(fsv.t("links.expires"), l.expires_at ? `<time>${fsv.esc(fsv.time(l.expires_at))}</time>` : fsv.esc(fsv.t("links.never"))) +
+    cell(fsv.t("links.max_viewers"), l.max_viewers ? fsv.esc(String(l.max_viewers)) : `<span class="muted">${fsv.esc(fsv.t("common.none"))}</span>`) +
+    cell(fsv.t("links.address"), cls === "on" ? `<a class="public-url" href="${fsv.esc(l.url)}" target="_blank" rel="noopener">${fsv.esc(l.url)}</a>` : `<span class="muted">${fsv.esc(fsv.t("links.address_gone"))}</span>`, "url") +
+    cell(fsv.t("webhook.actions"), '<div class="row-actions"></div>');
+  const box = tr.querySelector(".row-actions");
+  if (cls !== "on") return tr;
+  const poster = document.createElement("a");
+  poster.className = "button";
+  poster.dataset.action = "poster";
+  poster.href = `/api/v1/public-links/${l.id}/poster`;
+  poster.target = "_blank";
+  poster.textContent = fsv.t("links.poster");
+  const qr = document.createElement("a");
+  qr.className = "button secondary";
+  qr.href = `/api/v1/public-links/${l.id}/qr.svg`;
+  qr.download = `qr-${l.id}.svg`;
+  qr.textContent = fsv.t("links.qr");
+  const revoke = document.createElement("button");
+  revoke.type = "button";
+  revoke.className = "danger";
+  revoke.dataset.action = "revoke";
+  revoke.textContent = fsv.t("links.revoke");
+  const result = document.createElement("span");
+  result.className = "result bad";
+  revoke.onclick = async () => {
+    if (revoke.dataset.armed !== "1") { revoke.dataset.armed = "1"; revoke.textContent = fsv.t("links.revoke_confirm"); return; }
+    try {
+      await fsv.api(`/api/v1/public-links/${l.id}`, { method: "DELETE" });
+      await load();
+    } catch (e) { result.textContent = e.message; }
+  };
+  box.append(poster, qr, revoke, result);
+  return tr;
+}
+
+function render() {
+  const org = document.getElementById("f-org").value;
+  const inactive = document.getElementById("f-inactive").checked;
+  const shown = linksPage.links.filter((l) => (!org || String(l.org_id) === org) && (inactive || linkState(l)[0] === "on"));
+  document.querySelector("#links tbody").replaceChildren(...shown.map(linkRow));
+  document.getElementById("empty").hidden = shown.length > 0;
+  document.getElementById("links").hidden = shown.length === 0;
+}
+
+async function load() {
+  const error = document.getElementById("error");
+  try {
+    linksPage.links = (await fsv.api("/api/v1/public-links")).items.sort((a, b) => b.id - a.id);
+    render();
+    error.textContent = "";
+  } catch (e) { error.textContent = e.message; }
+  linksPage.loads += 1;
+}
+
+function showCameras() {
+  const org = linksPage.canteens[document.getElementById("l-org").value];
+  const box = document.getElementById("l-cameras");
+  const cams = org ? linksPage.cameras.filter((c) => c.org_path === org.org_path) : [];
+  box.replaceChildren(...cams.map((c) => {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox"; input.name = "cameras"; input.value = `${c.site_id}/${c.camera_id}`;
+    const station = c.station ? ` · ${fsv.label("station", c.station)}` : "";
+    label.append(input, ` ${c.name || c.camera_id}${station}`);
+    return label;
+  }));
+  document.getElementById("l-no-cameras").hidden = cams.length > 0;
+}
+
+async function createLink(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const error = document.getElementById("add-error");
+  error.textContent = "";
+  const f = new FormData(form);
+  const cameras = f.getAll("cameras");
+  if (!cameras.length) { error.textContent = fsv.t("links.cameras_required"); return; }
+  const body = { org_id: Number(f.get("org_id")), cameras, label: String(f.get("label") || "").trim() };
+  // The chosen day is the last one the link works: it ends at the next midnight, site time.
+  if (f.get("expires")) body.expires_at = fsv.zoned(f.get("expires")) + 86400;
+  if (f.get("max_viewers")) {
+    const n = Number(f.get("max_viewers"));
+    if (!Number.isInteger(n) || n < 1 || n > 500) { error.textContent = fsv.t("links.max_viewers_range"); return; }
+    body.max_viewers = n;
+  }
+  const submit = document.getElementById("l-submit");
+  submit.disabled = true;
+  try {
+    await fsv.api("/api/v1/public-links", { method: "POST", json: body });
+    form.elements.label.value = "";
+    for (const box of form.querySelectorAll('input[name="cameras"]')) box.checked = false;
+    await load();
+  } catch (e) { error.textContent = e.message; }
+  submit.disabled = false;
+}
+
+fsv.ready.then(async () => {
+  const [orgs, cams] = await Promise.all([fsv.api("/api/v1/orgs?level=enterprise"), fsv.api("/api/v1/cameras")]);
+  linksPage.cameras = cams.items;
+  const canteens = orgs.items.filter((o) => o.enterprise_type === "canteen").sort((a, b) => a.name.localeCompare(b.name, "zh-CN"));
+  const pick = document.getElementById("l-org");
+  const filter = document.getElementById("f-org");
+  for (const o of canteens) {
+    linksPage.canteens[o.id] = o;
+    pick.append(new Option(o.name, o.id));
+    filter.append(new Option(o.name, o.id));
+  }
+  if (!canteens.length) {
+    document.getElementById("add-link").hidden = true;
+    document.getElementById("error").textContent = fsv.t("links.no_canteens");
+  }
+  const today = fsv.today();
+  document.getElementById("l-expires").min = today;
+  pick.onchange = showCameras;
+  showCameras();
+  document.getElementById("add-link").onsubmit = createLink;
+  document.getElementById("f-org").onchange = render;
+  document.getElementById("f-inactive").onchange = render;
+  if (window.matchMedia("(max-width: 480px)").matches) document.getElementById("add-box").open = false;
+  await load();
+  linksPage.ready = true;
+}).catch((e) => { document.getElementById("error").textContent = e.message; });
