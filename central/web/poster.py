@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import html
+import io
 from typing import Any
 
+import segno
 from aiohttp import web
 
-from central.regulation.public import qr_svg
 from central.web import i18n, render_page
+
+
+def scalable_qr_svg(url: str) -> str:
+    """The QR code of `url` as inline SVG that scales to its box (a viewBox, no fixed size)."""
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(
+        out, kind="svg", scale=8, border=2, xmldecl=False, omitsize=True, svgclass="qr"
+    )
+    return out.getvalue().decode("utf-8")
 
 
 def _text(value: object) -> str:
@@ -24,7 +34,7 @@ def poster_fragment(
     def t(key: str, **params: object) -> str:
         return _text(i18n.t(lang, key, **params))
 
-    svg = qr_svg(url).decode("utf-8")
+    svg = scalable_qr_svg(url)
     facts = []
     if org.get("licence_no"):
         facts.append(f"<p>{t('public.licence', no=org['licence_no'])}</p>")

@@ -273,6 +273,7 @@ async def test_poster_prints_the_canteen_and_its_qr_in_scope_only(central: Centr
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert "中卫市第一小学食堂" in page and "扫码查看后厨直播" in page
     assert f">{link['url']}<" in page and '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert 'viewBox="0 0 ' in page and "<?xml" not in page  # scales to the printed box
     assert "style=" not in page and "<script>" not in page and "{{t:" not in page
     assert "JY36405020000001" in page
     # County A's inspector and canteen A's staff cannot print canteen B's poster.

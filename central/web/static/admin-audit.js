@@ -18,8 +18,16 @@ function query() {
   return q;
 }
 
+// A value that names an alert step or an audited action is shown in words.
+function detailValue(v) {
+  if (typeof v === "object" && v !== null) return JSON.stringify(v);
+  if (typeof v === "string" && fsv.has(`action.${v}`)) return fsv.label("action", v);
+  if (typeof v === "string" && fsv.has(`audit_action.${v}`)) return fsv.label("audit_action", v);
+  return String(v);
+}
+
 function detailText(detail) {
-  const parts = Object.entries(detail || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
+  const parts = Object.entries(detail || {}).map(([k, v]) => `${k}: ${detailValue(v)}`);
   return parts.join(" · ");
 }
 
@@ -27,7 +35,7 @@ function entryRow(e) {
   const tr = document.createElement("tr");
   tr.dataset.id = e.id;
   tr.dataset.action = e.action;
-  const c = (key, html, cls = "") => `<td data-label="${fsv.esc(fsv.t(key))}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+  const c = (key, html, cls = "") => `<td data-label="${fsv.esc(fsv.t(key))}"${cls ? ` class="${cls}"` : ""}><div>${html}</div></td>`;
   tr.innerHTML =
     c("audit.col_time", `<time>${fsv.esc(fsv.time(e.ts))}</time>`, "nowrap") +
     c("audit.col_actor", fsv.esc(e.username || fsv.t("audit.system"))) +

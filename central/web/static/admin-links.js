@@ -5,7 +5,8 @@ const linksPage = { canteens: {}, cameras: [], links: [], ready: false, loads: 0
 window.fsvLinks = linksPage;
 
 function cell(label, html, cls = "") {
-  return `<td data-label="${fsv.esc(label)}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+  // One child beside the label on a phone, whatever the cell holds.
+  return `<td data-label="${fsv.esc(label)}"${cls ? ` class="${cls}"` : ""}><div>${html}</div></td>`;
 }
 
 function linkState(l) {

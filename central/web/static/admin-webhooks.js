@@ -7,7 +7,8 @@ window.fsvWebhooks = hooksPage;
 const FORMAT_KEYS = { json: "webhook.format_json", wecom: "webhook.format_wecom", dingtalk: "webhook.format_dingtalk" };
 
 function cell(label, html, cls = "") {
-  return `<td data-label="${fsv.esc(label)}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+  // One child beside the label on a phone, whatever the cell holds.
+  return `<td data-label="${fsv.esc(label)}"${cls ? ` class="${cls}"` : ""}><div>${html}</div></td>`;
 }
 
 function events(filters) {
