@@ -161,6 +161,7 @@ def test_inbox_shows_the_alert_in_words_with_its_snapshot(world: dict[str, Any])
         "/replay",
         "/reports",
         "/label",
+        "/admin",  # public links
     ]
     assert requested["image"]["width"] == 768 and requested["image"]["height"] == 576
     assert 0 < requested["image"]["shown"] <= 390  # scaled to the phone's width
@@ -186,7 +187,7 @@ def test_rectification_round_trip_through_the_forms(world: dict[str, Any]) -> No
     assert requested["stateText"] == "待整改"
     assert any(REQUEST_NOTE in line and "要求整改，期限" in line for line in requested["history"])
     # Staff see the request and only their own action; no reports menu, and reports refuse.
-    assert staff["menuLinks"] == ["/inbox", "/live", "/replay"]
+    assert staff["menuLinks"] == ["/inbox", "/live", "/replay", "/admin"]  # public links
     assert staff["before"]["actions"] == ["submit_rectification"]
     assert any(REQUEST_NOTE in line for line in staff["before"]["history"])
     assert staff["after"]["evidence"] == ["rectified.jpg"]
