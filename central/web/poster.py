@@ -41,7 +41,8 @@ def poster_fragment(
     if org.get("public_info"):
         facts.append(f"<p>{_text(org['public_info'])}</p>")
     if link.get("expires_at"):
-        until = i18n.local_time(float(link["expires_at"]), timezone, "%Y-%m-%d")
+        # The link ends at the midnight after its last day: print that last day.
+        until = i18n.local_time(float(link["expires_at"]) - 1, timezone, "%Y-%m-%d")
         facts.append(f"<p>{t('poster.valid_until', date=until)}</p>")
     return (
         '<div class="poster-tools no-print">'

@@ -155,11 +155,12 @@ def test_canteen_manager_publishes_a_camera_and_prints_the_poster(seen: dict[str
     assert len(link["cameras"]) == 1 and link["noCamera"] == "请至少选择一个摄像头"
     cells = link["row"]["cells"]
     assert cells[0] == CANTEEN and cells[1] == "校门口海报" and cells[3].startswith("有效")
+    assert cells[4] == link["expiry"] and cells[5] == "50"  # the last day, the viewer cap
     sheet = link["sheet"]
     assert sheet["name"] == CANTEEN and sheet["call"] == "扫码查看后厨直播"
     assert sheet["url"] == link["row"]["url"] and sheet["svg"] == 1 and sheet["qrWidth"] > 200
     assert sheet["qrFill"] > 0.85  # the code fills its box (2 light modules each side)
-    assert "JY36405020000001" in sheet["text"]
+    assert "JY36405020000001" in sheet["text"] and f"有效期至 {link['expiry']}" in sheet["text"]
     printed = link["printed"]
     assert printed["header"] == "none" and printed["tools"] == "none"
     assert printed["pages"] == 1  # one A4 sheet

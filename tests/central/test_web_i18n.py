@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from central.alerts.workflow import Action, State
-from central.regulation.inspections import RATINGS, RESULTS
 from central.regulation.audit import AUDITED_ACTIONS
+from central.regulation.inspections import RATINGS, RESULTS
 from central.regulation.org import ENTERPRISE_TYPES, LEVELS
 from central.regulation.roles import Role
 from central.web import NAV, i18n

@@ -31,7 +31,8 @@ function linkRow(l) {
     cell(fsv.t("links.label"), l.label ? fsv.esc(l.label) : `<span class="muted">${fsv.esc(fsv.t("common.none"))}</span>`) +
     cell(fsv.t("links.cameras"), fsv.esc(l.cameras.map(cameraName).join("、"))) +
     cell(fsv.t("links.state"), `<span class="badge ${cls}">${fsv.esc(text)}</span><br><span class="muted">${fsv.esc(fsv.t("links.created", { time: fsv.time(l.created_at) }))}</span>`) +
-    cell(fsv.t("links.expires"), l.expires_at ? `<time>${fsv.esc(fsv.time(l.expires_at))}</time>` : fsv.esc(fsv.t("links.never"))) +
+    // A link ends at the midnight after its last day: the page names that last day.
+    cell(fsv.t("links.expires"), l.expires_at ? `<time title="${fsv.esc(fsv.time(l.expires_at))}">${fsv.esc(fsv.date(l.expires_at - 1))}</time>` : fsv.esc(fsv.t("links.never"))) +
     cell(fsv.t("links.max_viewers"), l.max_viewers ? fsv.esc(String(l.max_viewers)) : `<span class="muted">${fsv.esc(fsv.t("common.none"))}</span>`) +
     cell(fsv.t("links.address"), cls === "on" ? `<a class="public-url" href="${fsv.esc(l.url)}" target="_blank" rel="noopener">${fsv.esc(l.url)}</a>` : `<span class="muted">${fsv.esc(fsv.t("links.address_gone"))}</span>`, "url") +
     cell(fsv.t("webhook.actions"), '<div class="row-actions"></div>');
