@@ -622,7 +622,7 @@ def m016_camera_recording(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m016_admin_indexes(db: sqlite_utils.Database) -> None:
+def m017_admin_indexes(db: sqlite_utils.Database) -> None:
     """Indexes the audit log pages and the webhook delivery counts read along."""
     db.execute("create index idx_audit_action_ts on audit_log (action, ts)")
     db.execute("create index idx_audit_username_ts on audit_log (username, ts)")
