@@ -191,9 +191,12 @@ async def test_each_audited_action_writes_an_entry(central: Central) -> None:
     # do new site credentials: tests/central/test_admin_api.py.
     # A public link's video views: tests/central/test_public_view.py.
     # A webhook test sends a real request: test_admin_tools does it to a local receiver.
+    # Sample frames are asked of an edge and labelled: tests/central/test_models_samples.py.
     expected = set(AUDITED_ACTIONS) - {
         "site_credentials_reset",
         "webhook_test",
+        "sample_request",
+        "sample_label",
         "live_view",
         "public_view",
         "replay",
