@@ -69,6 +69,7 @@ async function audit(page, name) {
 }
 
 const menu = (page) => page.$$eval("nav.menu a", (as) => as.map((a) => a.getAttribute("href")));
+const tabs = (page) => page.$$eval("nav.admin-tabs a", (as) => as.map((a) => a.getAttribute("href")));
 
 async function webhooks(page) {
   await login(page, "admin");
@@ -111,7 +112,7 @@ async function webhooks(page) {
   await page.reload();
   await page.waitForFunction(() => window.fsvWebhooks && window.fsvWebhooks.ready);
   const secretAfterReload = (await page.content()).includes(secret);
-  return { empty, orgOptions, generateShown, secretShown, refused, secret, testResult, secretGone, row, paused, secretAfterReload, menu: await menu(page) };
+  return { empty, orgOptions, generateShown, secretShown, refused, secret, testResult, secretGone, row, paused, secretAfterReload, menu: await menu(page), tabs: await tabs(page) };
 }
 
 async function links(browser) {
@@ -162,8 +163,9 @@ async function links(browser) {
   await poster.emulateMedia({ media: "screen" });
   await poster.close();
   const staffMenu = await menu(page);
+  const staffTabs = await tabs(page);
   await page.context().close();
-  return { canteens, cameras, noCamera, expiry, row, sheet, printed, menu: staffMenu };
+  return { canteens, cameras, noCamera, expiry, row, sheet, printed, menu: staffMenu, tabs: staffTabs };
 }
 
 async function auditLog(page) {

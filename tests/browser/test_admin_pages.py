@@ -148,7 +148,10 @@ def test_no_errors_overflow_or_untranslated_text_at_any_size(world: dict[str, An
 def test_admin_creates_a_user_who_then_signs_in(world: dict[str, Any]) -> None:
     users = world["seen"]["users"]
     assert users["menu"][-1] == "/admin"
-    assert users["tabs"] == ["用户与角色", "组织机构", "站点与接入"]
+    assert users["tabs"] == [
+        *("用户与角色", "组织机构", "站点与接入"),
+        *("公开链接", "推送机器人", "审计日志"),
+    ]
     assert users["roles"] == ["全部", "系统管理员", "市级监控中心", "县级监管员", "企业人员"]
     rows = {r[0]: r for r in users["rows"]}
     assert rows["inspector-a"][2] == "县级监管员" and "沙坡头区" in rows["inspector-a"][3]
@@ -162,7 +165,8 @@ def test_admin_creates_a_user_who_then_signs_in(world: dict[str, Any]) -> None:
     assert "中宁县" in users["created"][3] and users["created"][4] == "启用"
     assert users["selfRow"].strip().endswith("本人")
     fresh = world["seen"]["fresh"]
-    assert fresh["who"] == "王检查员 · 县级监管员" and "/admin" not in fresh["menu"]
+    # The new inspector's administration entry holds public links only.
+    assert fresh["who"] == "王检查员 · 县级监管员" and fresh["menu"][-1] == "/admin"
     # Disabled through the page's own dialog: the row says so and the open session ends.
     assert fresh["question"] == "停用用户 inspector-c？其登录将立即失效。"
     assert fresh["row"] == ["已停用", "启用"] and fresh["after"] == 401
@@ -229,13 +233,16 @@ def test_site_created_with_its_enrolment_shown_once(world: dict[str, Any]) -> No
 def test_english_on_request(world: dict[str, Any]) -> None:
     en = world["seen"]["en"]
     assert en["lang"] == "en" and en["missing"] == []
-    assert en["tabs"] == ["Users & roles", "Organisations", "Sites & enrolment"]
+    assert en["tabs"] == [
+        *("Users & roles", "Organisations", "Sites & enrolment"),
+        *("Public links", "Webhooks", "Audit log"),
+    ]
     assert en["back"] == "zh-CN"
 
 
 @pytest.mark.parametrize("who", ["inspector", "staff"])
-def test_others_see_no_admin_menu_and_are_refused(world: dict[str, Any], who: str) -> None:
+def test_others_are_refused_the_user_admin(world: dict[str, Any], who: str) -> None:
     seen = world["seen"][who]
-    assert "/admin" not in seen["menu"]
+    assert seen["menu"][-1] == "/admin"  # their administration entry: public links only
     assert seen["status"] == 403 and "无权使用此管理页面" in seen["text"]
     assert seen["api"] == 403 and seen["sites"] == 403

@@ -146,7 +146,8 @@ def test_admin_adds_a_webhook_sees_its_key_once_and_tests_it(seen: dict[str, Any
     assert "未戴厨师帽" in cells[2] and "吸烟" in cells[2] and "一般及以上" in cells[2]
     assert cells[3] == "启用中" and "成功 0" in cells[4] and cells[5] == "无"
     assert hooks["paused"] == "已暂停"
-    assert hooks["menu"][-3:] == ["/admin/links", "/admin/webhooks", "/admin/audit"]
+    assert hooks["menu"][-1] == "/admin"
+    assert hooks["tabs"][-3:] == ["/admin/links", "/admin/webhooks", "/admin/audit"]
 
 
 def test_canteen_manager_publishes_a_camera_and_prints_the_poster(seen: dict[str, Any]) -> None:
@@ -164,7 +165,8 @@ def test_canteen_manager_publishes_a_camera_and_prints_the_poster(seen: dict[str
     printed = link["printed"]
     assert printed["header"] == "none" and printed["tools"] == "none"
     assert printed["pages"] == 1  # one A4 sheet
-    assert link["menu"] == ["/inbox", "/live", "/replay", "/admin/links"]
+    assert link["menu"] == ["/inbox", "/live", "/replay", "/admin"]
+    assert link["tabs"] == ["/admin/links"]  # the manager's one administration tab
 
 
 def test_audit_log_filters_and_exports_what_it_shows(seen: dict[str, Any]) -> None:
