@@ -99,9 +99,16 @@ def clients(url: str, tokens: dict[str, str], sockets: int, pipe: Connection) ->
 def event(site: str) -> EventPayload:
     return EventPayload.model_validate(
         {
-            "event_id": str(uuid.uuid4()), "site": site, "camera": "cam1", "phase": "start",
-            "kind": "smoking", "station": "kitchen_prep", "rule": "smoke", "severity": "critical",
-            "start": datetime.now(UTC).isoformat(), "score": 0.9,
+            "event_id": str(uuid.uuid4()),
+            "site": site,
+            "camera": "cam1",
+            "phase": "start",
+            "kind": "smoking",
+            "station": "kitchen_prep",
+            "rule": "smoke",
+            "severity": "critical",
+            "start": datetime.now(UTC).isoformat(),
+            "score": 0.9,
         }  # fmt: skip
     )
 
@@ -156,9 +163,7 @@ async def bench(sockets: int, alerts: int, gap: float) -> dict[str, Any]:
         open_s = time.time() - t_open
         busy = await raise_alerts(app, alerts, gap)
         parent.send("done")
-        while not parent.poll(0.1):
-            await asyncio.sleep(0.1)
-        arrivals = parent.recv()
+        arrivals = await asyncio.to_thread(parent.recv)
         proc.join(10)
     finally:
         await runner.cleanup()
