@@ -16,10 +16,12 @@ loaded machine: say so when quoting it).
 The testbed serves the sub stream as the cameras of this project are set up: H.264
 640x360, 25 fps, 512 kbit/s, 2 s GOP, no B-frames. Every frame must be decoded (P-frames
 depend on the previous one) even when 1 in 25 is analysed, so `--sub-fps 5` re-encodes it
-at 5 fps (what a camera's sub stream can be set to) to show what that saves.
+at 5 fps (what a camera's sub stream can be set to) to show what that saves, and
+`--sub-gop 1` with a keyframe every second: then the agent decodes the keyframes alone
+(edge_agent.detection.frames.KeyframeGate).
 
     .venv/bin/python bench/detect_capacity.py [--cameras 4,8,12,16] [--seconds 60]
-        [--warmup 20] [--sub-fps 25] [--no-save]
+        [--warmup 20] [--sub-fps 25] [--sub-gop 2] [--no-save]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -53,7 +56,7 @@ from testbed.ports import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "detect.json"
 MIN_FPS = 0.95
-SUB_STREAM = "H.264 640x360, {fps} fps, 512 kbit/s, 2 s GOP, no B-frames (testbed/footage.py)"
+SUB_STREAM = "H.264 640x360, {fps} fps, 512 kbit/s, {gop:g} s GOP, no B-frames (testbed/footage.py)"
 
 Metrics = dict[tuple[str, str], float]  # (metric, camera) -> value
 
@@ -85,18 +88,19 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def sub_stream(folder: Path, fps: int) -> Path:
-    """The testbed's sub stream, re-encoded at `fps` if that is not its own 25."""
+def sub_stream(folder: Path, fps: int, gop_s: float) -> Path:
+    """The testbed's sub stream, re-encoded if the rate or GOP is not its own (25, 2 s)."""
     footage = ensure_footage()
-    if fps == 25:
+    if (fps, gop_s) == (25, 2.0):
         return footage.sub_h264
-    out = folder / f"sub_{fps}fps.mkv"
+    out = folder / f"sub_{fps}fps_{gop_s:g}s.mkv"
+    gop = str(max(1, round(fps * gop_s)))
     subprocess.run(
         [
             "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
             str(footage.sub_h264), "-vf", f"fps={fps}", "-c:v", "libx264", "-preset",
-            "superfast", "-profile:v", "high", "-bf", "0", "-g", str(2 * fps), "-keyint_min",
-            str(2 * fps), "-sc_threshold", "0", "-b:v", "512k", "-maxrate", "512k", "-bufsize",
+            "superfast", "-profile:v", "high", "-bf", "0", "-g", gop, "-keyint_min",
+            gop, "-sc_threshold", "0", "-b:v", "512k", "-maxrate", "512k", "-bufsize",
             "512k", "-f", "matroska", str(out),
         ],
         check=True,
@@ -142,13 +146,20 @@ def agent_config(cameras: int, rtsp_port: int, metrics_port: int, root: Path) ->
 
 
 def scrape(port: int) -> Metrics:
-    """The agent's /metrics, per camera (samples without a camera label under '')."""
+    """The agent's /metrics by (name, camera or thread label; '' for neither)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {
-        (s.name, s.labels.get("camera", "")): s.value
+        (s.name, s.labels.get("camera", s.labels.get("thread", ""))): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
+    }
+
+
+def thread_cpu(metrics: Metrics) -> dict[str, float]:
+    """CPU seconds per agent thread (scraped with the thread name in the camera slot)."""
+    return {
+        thread: v for (n, thread), v in metrics.items() if n == "fsv_edge_thread_cpu_seconds_total"
     }
 
 
@@ -279,6 +290,11 @@ def window(
     waits = delta("fsv_edge_inference_wait_seconds_total")
     runs = delta("fsv_edge_detection_detector_runs_total")
     packets = delta("fsv_edge_camera_video_packets_total")
+    roles: dict[str, float] = {}
+    earlier = thread_cpu(before)
+    for thread, seconds in thread_cpu(after).items():
+        role = re.sub(r"\d+", "N", thread)
+        roles[role] = roles.get(role, 0.0) + seconds - earlier.get(thread, 0.0)
     return {
         "cameras_run": cameras,
         "window_s": round(span, 1),
@@ -301,6 +317,13 @@ def window(
             3,
         ),
         "agent_cpu_cores": round((cpu1 - cpu0) / span, 3),
+        # By thread role (frames-camN: sub-stream decode, inference-N: the detector,
+        # rec-camN: recording, live-camN: sub-stream reader), CPU ms per camera-second.
+        "cpu_ms_per_camera_second": {
+            role: round(1000 * seconds / span / cameras, 1)
+            for role, seconds in sorted(roles.items(), key=lambda i: -i[1])
+            if seconds / span / cameras >= 0.0005
+        },
         "agent_rss_mib": round(rss / 2**20),
         "recorded_fps_min": round(min(packets.values()) / span, 1),
         "recorder_packets_dropped": int(
@@ -313,11 +336,14 @@ def window(
 def save(runs: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, Any]) -> None:
     """Add the runs to bench/results/detect.json; the best passing N is the headline.
 
-    Runs with another sub-stream rate are kept apart (`capacity_runs_sub_<fps>fps`): the
+    Runs with another sub-stream rate or GOP are kept apart (`capacity_runs_sub_...`): the
     headline is the testbed's own stream."""
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    if args.sub_fps != 25:
-        data[f"capacity_runs_sub_{args.sub_fps}fps"] = {**runs, "machine": info}
+    if (args.sub_fps, args.sub_gop) != (25, 2.0):
+        key = f"capacity_runs_sub_{args.sub_fps}fps" + (
+            f"_gop_{args.sub_gop:g}s" if args.sub_gop != 2.0 else ""
+        )
+        data[key] = {**runs, "machine": info}
         RESULTS.write_text(json.dumps(data, indent=2) + "\n")
         return
     data["capacity_runs"] = runs
@@ -325,7 +351,8 @@ def save(runs: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[s
     data["cameras_at_1fps_measured"] = max(passed, default=0)
     data["cameras_at_1fps_note"] = (
         f"measured: N testbed RTSP cameras (people in every frame) on one `edge-agent run`, "
-        f"recording 1080p main, analysing the sub stream ({SUB_STREAM.format(fps=args.sub_fps)}) "
+        f"recording 1080p main, analysing the sub stream "
+        f"({SUB_STREAM.format(fps=args.sub_fps, gop=args.sub_gop)}) "
         f"at 1 fps; the largest N whose every camera analysed >= {MIN_FPS} frames/s with the "
         f"agent at <= half the cores and the recorders losing nothing; {args.seconds:.0f} s "
         f"windows; runs in capacity_runs, machine and load in capacity_machine"
@@ -342,16 +369,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window per N")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before the window")
     parser.add_argument("--sub-fps", type=int, default=25, help="sub stream frame rate")
+    parser.add_argument("--sub-gop", type=float, default=2.0, help="sub stream GOP, seconds")
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args()
     counts = [int(n) for n in args.cameras.split(",") if n.strip()]
     info = {**machine(), "load_avg_at_start": load_average(),
-            "sub_stream": SUB_STREAM.format(fps=args.sub_fps)}  # fmt: skip
+            "sub_stream": SUB_STREAM.format(fps=args.sub_fps, gop=args.sub_gop)}  # fmt: skip
     print(json.dumps(info, indent=2), flush=True)
     footage = ensure_footage()
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="detect-capacity-sub-") as tmp:
-        sub = sub_stream(Path(tmp), args.sub_fps)
+        sub = sub_stream(Path(tmp), args.sub_fps, args.sub_gop)
         for n in counts:
             runs[str(n)] = measure(args, n, sub, footage.main_h264)
             print(json.dumps({str(n): runs[str(n)]}, indent=2), flush=True)

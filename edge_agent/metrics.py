@@ -1,5 +1,7 @@
 """Prometheus metrics of the edge agent on a loopback port: recorders, disk, retention, uplink,
-detection (frames analysed and dropped per camera, lag, time waiting for the inference pool).
+detection (frames analysed and dropped per camera, lag, time waiting for the inference pool),
+and the CPU time of each of the agent's threads (named by component: rec-<camera>,
+frames-<camera>, inference-<n>, ...), which says what the box spends its cores on.
 
 Figures are read when scraped (a collector, no counters kept elsewhere), from the same
 sources the heartbeat reads: each recorder's status, the retention forecast, the disk, the
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
+import psutil
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -93,6 +97,7 @@ class EdgeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Every metric family, read now."""
         yield from self._recorders()
+        yield _thread_cpu()
         if self._counters is not None:
             yield from self._recorder_totals(self._counters())
         if self._detection is not None:
@@ -187,6 +192,21 @@ class EdgeCollector(Collector):
             last.add_metric([f.camera], f.lag_s)
             lag.add_metric([f.camera], count_value=f.frames_analysed, sum_value=f.lag_sum_s)
         yield from (*families.values(), last, lag)
+
+
+def _thread_cpu() -> CounterMetricFamily:
+    """CPU seconds of each thread of this process, by thread name (native threads: `other`)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    family = CounterMetricFamily(
+        "fsv_edge_thread_cpu_seconds", "CPU time of each agent thread", labels=["thread"]
+    )
+    totals: dict[str, float] = {}
+    for thread in psutil.Process().threads():
+        name = names.get(thread.id, "other")
+        totals[name] = totals.get(name, 0.0) + thread.user_time + thread.system_time
+    for name, seconds in sorted(totals.items()):
+        family.add_metric([name], seconds)
+    return family
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +97,46 @@ class FrameSampler:
         return True
 
 
+class KeyframeGate:
+    """Whether the non-key packets need decoding at all (pure).
+
+    Every P-frame depends on the one before, so a frame in the middle of a GOP costs the
+    whole GOP up to it. When keyframes alone come often enough for the analysis rate (a
+    camera whose sub stream sends one every second, analysed at 1 fps), only they are
+    decoded: the sampler takes every k-th keyframe, and that must keep at least
+    `min_share` of the rate. The spacing is watched over the last keyframes, so a camera
+    that lengthens its GOP is decoded in full again from its next keyframe on.
+    """
+
+    def __init__(self, fps: float, min_share: float = 0.95, window: int = 4) -> None:
+        self.interval = 1.0 / fps
+        self.min_share = min_share
+        self.window = window
+        self._spacings: collections.deque[float] = collections.deque(maxlen=window)
+        self._last_key: float | None = None
+        self.keyframes_only = False
+
+    def wants(self, stream_s: float, keyframe: bool) -> bool:
+        """Feed each video packet's time (stream seconds); True if it must be decoded."""
+        if not keyframe:
+            return not self.keyframes_only
+        last, self._last_key = self._last_key, stream_s
+        spacing = stream_s - last if last is not None else 0.0
+        if not 0.0 < spacing <= 10 * self.interval:
+            self._spacings.clear()  # the first keyframe, a jump or a reconnect: start over
+        else:
+            self._spacings.append(spacing)
+        self.keyframes_only = self._fits()
+        return True
+
+    def _fits(self) -> bool:
+        if len(self._spacings) < self.window:
+            return False
+        shortest, longest = min(self._spacings), max(self._spacings)
+        every = math.ceil(self.interval / shortest - 1e-6)  # the sampler takes every k-th
+        return every * longest <= self.interval / self.min_share
+
+
 def to_image(frame: av.VideoFrame, width: int) -> NDArray[np.uint8]:
     """The frame scaled to `width` (even height, aspect kept), BGR."""
     height = max(2, round(frame.height * width / frame.width / 2) * 2)
@@ -180,8 +221,10 @@ class PacketFrameSource:
     The reader's thread only stamps and queues each packet (GopQueue: bounded, never
     blocks, drops whole GOPs when decoding falls behind); this thread decodes every packet
     (inter prediction needs them all) and scales the sampled frames. Frame times come from
-    a StreamClock fed with each packet's arrival. Counters: frames, decode_errors and the
-    packet queue's dropped, gops_dropped, skipped.
+    a StreamClock fed with each packet's arrival. When keyframes alone are frequent enough
+    for `fps` (KeyframeGate), the other packets are not even queued. Counters: frames,
+    decode_errors, not_decoded (packets the keyframe gate left out) and the packet queue's
+    dropped, gops_dropped, skipped.
     """
 
     def __init__(
@@ -195,7 +238,9 @@ class PacketFrameSource:
         self.packets = GopQueue()
         self.frames = 0
         self.decode_errors = 0
+        self.not_decoded = 0
         self.last_error: str | None = None
+        self.keyframes = KeyframeGate(fps)
         self._clock = StreamClock()
         self._callback = self.on_packet  # one object: feeds unsubscribe by identity
         # Keeps the cached GOP ahead of the first live packets (held for microseconds).
@@ -228,7 +273,11 @@ class PacketFrameSource:
     def _queue(self, event: PacketEvent, arrival: float) -> None:
         if event.kind != "video":
             return
-        wall = self._clock.wall(event.dts * float(event.time_base), arrival)
+        stream_s = event.dts * float(event.time_base)
+        wall = self._clock.wall(stream_s, arrival)
+        if not self.keyframes.wants(stream_s, event.keyframe):
+            self.not_decoded += 1
+            return
         self.packets.put(QueuedPacket(event, wall))
 
     def _run(self) -> None:

@@ -277,6 +277,8 @@ class CameraDetection:
             "packets_dropped": source.packets.dropped if source else 0,
             "gops_dropped": source.packets.gops_dropped if source else 0,
             "decode_errors": source.decode_errors if source else 0,
+            "keyframes_only": source.keyframes.keyframes_only if source else False,
+            "packets_not_decoded": source.not_decoded if source else 0,
             "detector_runs": self.detector_runs,
             "crops": self.crops,
             "lag_s": round(self.lag_s, 3),

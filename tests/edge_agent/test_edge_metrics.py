@@ -61,6 +61,9 @@ def test_metrics_served_on_loopback(tmp_path: Path) -> None:
     assert got[("fsv_edge_outbox_pending", ())] == 7.0
     assert got[("fsv_edge_uplink_bps", ())] == 1.5e6
     assert got[("fsv_edge_disk_total_bytes", ())] > got[("fsv_edge_disk_free_bytes", ())] > 0
+    threads = {labels[0][1]: v for (name, labels), v in got.items()
+               if name == "fsv_edge_thread_cpu_seconds_total"}  # fmt: skip
+    assert threads["MainThread"] > 0  # this test's own thread has run
 
 
 def test_metrics_port_is_optional_and_checked(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import av
 from edge_agent.detection.frames import (
     DropOldestQueue,
     FrameSampler,
+    KeyframeGate,
     PacketDecoder,
     PacketFrameSource,
     StreamClock,
@@ -18,7 +19,7 @@ from edge_agent.detection.frames import (
 from edge_agent.detection.packets import GopQueue, QueuedPacket
 from edge_agent.recording.events import PacketEvent
 from edge_agent.uplink.tap import LiveTap
-from testbed.footage import Footage
+from testbed.footage import Footage, read_frame_counter
 from tests.edge_agent.detection.conftest import RecordedClip
 from tests.edge_agent.uplink.conftest import annexb_events
 
@@ -115,3 +116,44 @@ def test_a_shared_feed_is_decoded_at_the_sampling_rate_with_wall_times(
     times = [f.ts for f in got]
     assert times[0] == events[50].wall
     assert [round(b - a, 2) for a, b in zip(times, times[1:], strict=False)] == [0.52] * 3
+
+
+def test_keyframes_alone_are_decoded_when_they_come_often_enough() -> None:
+    def mode(fps: float, spacing: float) -> bool:
+        gate = KeyframeGate(fps)
+        for i in range(6):
+            assert gate.wants(i * spacing, True)
+        return gate.keyframes_only
+
+    assert mode(1.0, 1.0) and mode(1.0, 0.5) and mode(0.5, 2.0)  # every (2nd) keyframe is due
+    assert not mode(1.0, 2.0)  # 2 s GOPs give 0.5 fps: decode them
+    assert not mode(1.0, 0.96)  # every 2nd keyframe is due: 0.52 fps
+    gate = KeyframeGate(1.0)
+    for i in range(5):
+        gate.wants(float(i), True)
+    assert not gate.wants(4.04, False)  # a P-frame is left out
+    assert gate.wants(6.0, True) and gate.wants(6.04, False)  # the GOP grew: decode it all
+
+
+def test_a_feed_with_keyframes_at_the_analysis_rate_decodes_only_them(
+    footage: Footage,
+) -> None:
+    events = annexb_events(footage.sub_h264, wall0=time.time() - 12)[:300]  # 2 s GOPs
+    tap = LiveTap("cam1", "sub")
+    frames = DropOldestQueue(100)
+    source = PacketFrameSource("frames-test", tap, frames, 0.5, 640)
+    source.start()
+    try:
+        for event in events:
+            tap.publish(event)
+        deadline = time.monotonic() + 20
+        while source.frames < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        source.stop()
+    assert source.keyframes.keyframes_only and source.decode_errors == 0
+    # 12 s at 0.5 fps: from the 5th keyframe on (4 spacings seen), keyframes alone; the
+    # 49 P-frames of each of the last two GOPs were never decoded.
+    assert source.frames == 6 and source.not_decoded == 2 * 49
+    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+    assert [read_frame_counter(f.image) for f in got] == [0, 50, 100, 150, 200, 250]
