@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,7 +69,7 @@ class SampleFramesArgs(_Args):
     PUTs them to `/api/v1/media/{batch}/{name}`: central stores only what the reply announced.
     """
 
-    batch: str = Field(pattern=r"^[0-9a-f]{32}$", description="central's id of this request")
+    batch: UUID = Field(description="central's id of this request; the frames' media event id")
     camera: Level
     count: int = Field(ge=1, le=MAX_SAMPLES)
     mode: Literal["random", "events"] = "random"

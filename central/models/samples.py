@@ -126,7 +126,7 @@ class SampleStore:
                     [site_id, body.camera, since, until],
                 )
             ]
-        batch = uuid.uuid4().hex
+        batch = str(uuid.uuid4())
         args: dict[str, Any] = {"batch": batch, "camera": body.camera, "count": body.count,
                                 "mode": body.mode}  # fmt: skip
         if body.mode == "events":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,8 +75,10 @@ def pick_random(segments: list[Segment], count: int, rng: random.Random) -> list
     return sorted(picks, key=lambda p: p.ts)
 
 
-def frame_at(path: Path, seg_start: float, ts: float) -> NDArray[np.uint8] | None:
-    """The decoded frame of a segment file at UTC instant `ts` (None if it holds none)."""
+def frames_at(path: Path, seg_start: float, times: list[float]) -> dict[float, NDArray[np.uint8]]:
+    """The decoded frames of a segment file at the UTC instants `times`, in one pass."""
+    wanted = sorted(set(times))
+    found: dict[float, NDArray[np.uint8]] = {}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         origin: float | None = None
@@ -84,9 +87,15 @@ def frame_at(path: Path, seg_start: float, ts: float) -> NDArray[np.uint8] | Non
                 continue
             if origin is None:
                 origin = float(frame.time)
-            if seg_start + float(frame.time) - origin >= ts:
-                return np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
-    return None
+            at = seg_start + float(frame.time) - origin
+            if at < wanted[len(found)]:
+                continue
+            image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
+            while len(found) < len(wanted) and at >= wanted[len(found)]:
+                found[wanted[len(found)]] = image  # distinct instants: the count always grows
+            if len(found) == len(wanted):
+                break
+    return found
 
 
 class SampleTaker:
@@ -118,19 +127,15 @@ class SampleTaker:
         picks = self._picks(args)
         if not picks:
             raise ModelError(f"{args.camera}: nothing recorded in the time asked for")
-        folder = self.dir / args.batch
+        batch = str(args.batch)
+        folder = self.dir / batch
         frames: list[dict[str, Any]] = []
-        for pick in picks[: args.count]:
+        for pick, image in self._decode(args.camera, picks[: args.count]):
             name = f"sample-{len(frames) + 1:03d}.jpg"
-            path = Path(pick.segment.path)
-            path = path if path.is_absolute() else self.config.storage.path / path
             try:
-                image = frame_at(path, pick.segment.start, pick.ts)
-                if image is None:
-                    continue
                 written = write_snapshot(folder / name, image)
-            except (av.error.FFmpegError, OSError, ClipError) as e:
-                log.warning("%s: no sample at %.1f from %s: %s", args.camera, pick.ts, path, e)
+            except (OSError, ClipError) as e:
+                log.warning("%s: sample %s not written: %s", args.camera, name, e)
                 continue
             frame = SampleFrame(
                 name=name,
@@ -139,11 +144,29 @@ class SampleTaker:
                 ts=datetime.fromtimestamp(pick.ts, UTC),
             )
             frames.append(frame.model_dump(mode="json"))
-            self.sink.queue_media(args.batch, name, written.path, written.sha256, "image/jpeg")
+            self.sink.queue_media(batch, name, written.path, written.sha256, "image/jpeg")
         if not frames:
             raise ModelError(f"{args.camera}: no frame could be decoded at the instants asked for")
-        log.info("%s: %d sample frames queued (batch %s)", args.camera, len(frames), args.batch)
-        return {"batch": args.batch, "camera": args.camera, "frames": frames}
+        log.info("%s: %d sample frames queued (batch %s)", args.camera, len(frames), batch)
+        return {"batch": batch, "camera": args.camera, "frames": frames}
+
+    def _decode(self, camera: str, picks: list[Pick]) -> Iterator[tuple[Pick, NDArray[np.uint8]]]:
+        """Each pick with its frame, in time order; each segment is decoded once."""
+        by_segment: dict[int, list[Pick]] = {}
+        for pick in sorted(picks, key=lambda p: p.ts):
+            by_segment.setdefault(pick.segment.id, []).append(pick)
+        for group in by_segment.values():
+            segment = group[0].segment
+            path = Path(segment.path)
+            path = path if path.is_absolute() else self.config.storage.path / path
+            try:
+                images = frames_at(path, segment.start, [p.ts for p in group])
+            except (av.error.FFmpegError, OSError) as e:
+                log.warning("%s: no samples from %s: %s", camera, path, e)
+                continue
+            for pick in group:
+                if pick.ts in images:
+                    yield pick, images[pick.ts]
 
     def _picks(self, args: SampleFramesArgs) -> list[Pick]:
         if args.times:

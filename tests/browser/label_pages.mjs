@@ -59,6 +59,7 @@ async function main() {
   await page.fill('input[name="username"]', opts.user);
   await page.fill('input[name="password"]', opts.password);
   await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+  if (opts.mode === "queue") return labelQueue(browser, page);
   // The alert detail links to the labelling page.
   await page.waitForSelector(".alert-item");
   await page.click(".alert-item");
@@ -122,6 +123,32 @@ async function main() {
   seen.ok = true;
   await browser.close();
   console.log(JSON.stringify(seen));
+}
+
+// Label the first `count` frames of the queue (alerts' frames and sample frames alike):
+// one person box each, drawn with the mouse, true, saved with the key.
+async function labelQueue(browser, page) {
+  await page.goto(`${opts.url}/label`);
+  await page.waitForSelector("body[data-ready='1']");
+  const labelled = [];
+  for (let n = 0; n < opts.count; n += 1) {
+    await page.waitForFunction(() => window.lab.index >= 0 && document.getElementById("lab-img").complete);
+    const before = await state(page);
+    await page.keyboard.press("1");
+    while ((await state(page)).boxes.length) { // the edge's own boxes are redrawn by hand
+      await page.keyboard.press("j");
+      await page.keyboard.press("Delete");
+    }
+    const [x1, y1, x2, y2] = opts.box;
+    await drag(page, x1, y1, x2, y2);
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("t");
+    await page.keyboard.press("s");
+    await page.waitForFunction((i) => window.lab.items[i].label && (window.lab.index !== i || i === window.lab.items.length - 1), before.index);
+    labelled.push({ id: before.id, kind: await page.evaluate((i) => window.lab.items[i].kind, before.index) });
+  }
+  await browser.close();
+  console.log(JSON.stringify({ ok: true, labelled, problems }));
 }
 
 main().catch((e) => {

@@ -65,7 +65,7 @@ def test_frames_at_the_asked_instants_are_written_queued_and_announced(
     index_segments(segment_files, config.storage.path, index, "cam-1", t0)
     sink = Sink()
     taker = SampleTaker(config, index, sink, random.Random(1))
-    batch = uuid.uuid4().hex
+    batch = str(uuid.uuid4())
     times = [datetime.fromtimestamp(t0 + s, UTC).isoformat() for s in (3.0, 7.0, 300.0)]
     result = taker.take({"batch": batch, "camera": "cam-1", "count": 3, "mode": "events",
                          "times": times})  # fmt: skip
@@ -85,7 +85,7 @@ def test_frames_at_the_asked_instants_are_written_queued_and_announced(
     far = float(np.abs(image.astype(int) - _source_frame(7.0).astype(int)).mean())
     assert near < 12 and far > near + 3, (near, far)
 
-    randomly = taker.take({"batch": uuid.uuid4().hex, "camera": "cam-1", "count": 4})
+    randomly = taker.take({"batch": str(uuid.uuid4()), "camera": "cam-1", "count": 4})
     stamps = [datetime.fromisoformat(f["ts"]).timestamp() for f in randomly["frames"]]
     assert len(stamps) == 4 and stamps == sorted(stamps)
     assert all(t0 <= s <= t0 + 10 for s in stamps)
@@ -111,3 +111,10 @@ def test_random_instants_spread_over_segments_by_duration() -> None:
     assert 320 <= late <= 390  # ~90 % of the recorded time lies in the second segment
     assert all(0 <= p.ts <= 9.5 or 100 <= p.ts <= 189.5 for p in picks)
     assert pick_random([], 3, random.Random(1)) == []
+
+
+def test_the_same_instant_twice_is_decoded_once(segment_files: RecordedClip) -> None:
+    from edge_agent.models.samples import frames_at
+
+    found = frames_at(segment_files.files[0], 100.0, [101.0, 101.0, 100.5])
+    assert sorted(found) == [100.5, 101.0]
