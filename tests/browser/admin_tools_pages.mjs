@@ -61,6 +61,13 @@ async function audit(page, name) {
         missing: window.fsv ? [...window.fsv.missing] : [],
         placeholders: document.documentElement.innerHTML.includes("{{t:"),
         rawIds: [...new Set(document.body.innerText.match(new RegExp(raw, "g")) || [])],
+        // The open administration tab lies within its (sideways scrolling) bar.
+        tabShown: (() => {
+          const tab = document.querySelector("nav.admin-tabs a.active");
+          if (!tab) return null;
+          const a = tab.getBoundingClientRect(), b = tab.parentElement.getBoundingClientRect();
+          return a.left >= b.left - 1 && a.right <= b.right + 1;
+        })(),
         lang: document.documentElement.lang,
       };
     }, RAW_IDS.source);

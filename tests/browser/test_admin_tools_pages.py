@@ -125,6 +125,7 @@ def test_pages_have_no_errors_overflow_or_untranslated_text(seen: dict[str, Any]
         assert a["headerHeight"] <= 56, (where, a)
         assert a["squeezed"] == [] and a["rawIds"] == [], (where, a)
         assert a["missing"] == [] and not a["placeholders"], (where, a)
+        assert a["tabShown"] is not False, (where, a)  # the open tab is in view
         assert (SHOTS / f"{where.replace('/', '-')}.png").stat().st_size > 5_000
     assert audits["admin-audit/phone"]["lang"] == "zh-CN"
     assert audits["admin-audit-en/desktop"]["lang"] == "en"

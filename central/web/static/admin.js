@@ -143,10 +143,13 @@ const fsvAdmin = {
   fail(e) { document.getElementById("error").textContent = e.message; },
 };
 window.fsvAdmin = fsvAdmin;
-// On a phone the header's menu scrolls sideways: keep "管理" in view.
+// On a phone the header's menu and the tab bar scroll sideways: keep "管理" and the open tab
+// in view.
 function showActiveMenu() {
-  const active = document.querySelector("header.top nav.menu a.active");
-  if (active) active.parentElement.scrollLeft = active.offsetLeft + active.offsetWidth - active.parentElement.clientWidth;
+  for (const active of document.querySelectorAll("header.top nav.menu a.active, nav.admin-tabs a.active")) {
+    const bar = active.parentElement;
+    bar.scrollLeft = Math.max(0, active.offsetLeft - bar.offsetLeft + active.offsetWidth - bar.clientWidth);
+  }
 }
 fsv.ready.then(showActiveMenu, () => {});
 window.addEventListener("resize", showActiveMenu);
