@@ -9,6 +9,15 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
+def _fresh(scale: dict[str, Any], name: str) -> str:
+    """Median / max of a live-alert probe set (older results held one probe: inbox / push)."""
+    if f"{name}_s_max" in scale:
+        return f"{scale[f'{name}_s']} / {scale[f'{name}_s_max']}"
+    if name == "fresh_alert_during_burst" and "fresh_alert_inbox_s" in scale:
+        return f"{scale['fresh_alert_inbox_s']} / {scale['fresh_alert_push_s']} (inbox / push)"
+    return "not measured"
+
+
 def _load(name: str) -> dict[str, Any]:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -97,9 +106,11 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("scale", "city wall (5,000 cameras) / county wall, median (s), at once with the "
              "90-day report", f"{scale['wall_s_city']} / {scale['wall_s_county']}", "≤ 0.5"),
             ("scale", "city 90-day report, median (s)", str(scale["report_90d_s_city"]), "≤ 2"),
-            ("scale", f"live alert during a {scale['burst_events']:,}-event burst → inbox / "
-             "push (s)", f"{scale['fresh_alert_inbox_s']} / {scale['fresh_alert_push_s']}",
-             "≤ 1"),
+            ("scale", f"live alert during a {scale['burst_events']:,}-event burst → inbox and "
+             "push, median / max of the probes (s)",
+             _fresh(scale, "fresh_alert_during_burst"), "≤ 1"),
+            ("scale", "live alert while another process takes the write lock 2 s in 5, "
+             "median / max (s)", _fresh(scale, "fresh_alert_during_foreign_writes"), "—"),
             ("scale", "pushes lost (a second process holding the write lock meanwhile)",
              f"{scale['pushes_lost']} of {scale['pushes_wanted']}", "0"),
         ]  # fmt: skip
