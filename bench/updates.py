@@ -7,7 +7,8 @@ Then `--alerts` alerts of county A are raised one every `--gap` seconds, and for
   - how long the hook (alert written, push jobs, announcement) took, with and without
     the sockets open (`hook_ms_p50_*`): what open pages cost the alert feed;
   - when the last county-A socket had it (`delivered_all_ms_*`, from the hook's start);
-  - how many county-B sockets got it (must be 0).
+  - how many county-B sockets got it (must be 0);
+  - the time central's event loop spent writing each change to the sockets (`fan_out_ms`).
 Prints the figures and writes bench/results/updates.json.
 
     .venv/bin/python bench/updates.py [--sockets 1000] [--alerts 30] [--gap 0.2]
@@ -161,7 +162,9 @@ async def bench(sockets: int, alerts: int, gap: float) -> dict[str, Any]:
             await asyncio.sleep(0.1)
         assert parent.recv() == "ready"
         open_s = time.time() - t_open
+        app[SERVICES].updates.fan_out_s.clear()
         busy = await raise_alerts(app, alerts, gap)
+        fan_out_ms = [x * 1000 for x in app[SERVICES].updates.fan_out_s]
         parent.send("done")
         arrivals = await asyncio.to_thread(parent.recv)
         proc.join(10)
@@ -188,6 +191,7 @@ async def bench(sockets: int, alerts: int, gap: float) -> dict[str, Any]:
         "hook_ratio_with_to_without": round(
             statistics.median(busy["hook_ms"]) / statistics.median(quiet["hook_ms"]), 2
         ),
+        "fan_out_ms_p50": round(statistics.median(fan_out_ms), 3) if fan_out_ms else None,
         "delivered_first_ms_p50": round(statistics.median(delivered_first), 1)
         if delivered_first
         else None,

@@ -2,10 +2,11 @@
 
 Each browser tab opens one WebSocket (`/api/v1/updates`). Its scope (an org path, or the
 whole tree) is fixed when it connects; subscribers are kept by scope root, so a change is
-matched by looking up the roots above its org path (a few dictionary reads), serialised
-once and queued for each matching socket: no database query per client per change.
+matched by looking up the roots above its org path (a few dictionary reads), framed once
+and the same bytes written to each matching socket: no database query, no serialisation and
+no task wake-up per client per change.
 
-A socket's queue is bounded: a client that cannot keep up is closed with SLOW_CLOSE_CODE
+A socket's write buffer is bounded: a client that cannot keep up is closed with SLOW_CLOSE_CODE
 and the page reconnects and re-syncs with one list request. Logging out closes the
 session's sockets at once; a periodic check (one query for all open sockets) closes those
 whose session expired, was revoked or whose user was disabled, and notes the others as
@@ -18,6 +19,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from central.schema import LockedDb
 
 log = logging.getLogger(__name__)
 
-QUEUE_MAX = 256  # messages waiting for one socket before it counts as too slow
+WRITE_BUFFER_MAX = 256 * 1024  # bytes waiting for one socket before it counts as too slow
 SLOW_CLOSE_CODE = 4008  # the client fell behind: reconnect and re-sync
 SESSION_CLOSE_CODE = 4401  # the session ended (logout, expiry, disabled user): sign in again
 LIMIT_CLOSE_CODE = 4429  # too many sockets open for one user
@@ -39,39 +41,55 @@ SESSION_TOUCH_S = 60.0
 CLOSE_WAIT_S = 5.0  # how long a socket the hub closes may take for the close handshake
 
 
+def text_frame(text: str) -> bytes:
+    """One unmasked WebSocket text frame (server to client, RFC 6455 section 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x81, size])
+    elif size < 1 << 16:
+        header = bytes([0x81, 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([0x81, 127]) + size.to_bytes(8, "big")
+    return header + payload
+
+
 @dataclass(eq=False)
 class Subscriber:
-    """One open socket: its scope root, session and bounded queue of serialised messages."""
+    """One open socket: its scope root, session and the transport its frames go out on.
+
+    A change is framed once and the same bytes are written to every matching socket's
+    transport (frames from server to client are not masked); aiohttp writes its own frames
+    (pings, the close) whole and synchronously, so they never interleave with ours. The
+    transport's write buffer is the bounded queue: past WRITE_BUFFER_MAX the client is too slow.
+    """
 
     ws: web.WebSocketResponse
     root: str | None
     token_hash: str
     user_id: int
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    transport: asyncio.BaseTransport | None = None
     closing: int | None = None  # the close code once the hub decided to close it
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, text: str) -> bool:
-        """Queue `text`; False (and marked for closing) if the queue is full."""
-        if self.closing is not None:
+    def offer(self, frame: bytes) -> bool:
+        """Write one frame; False (and marked for closing) if the client fell behind."""
+        transport = self.transport
+        if self.closing is not None or not isinstance(transport, asyncio.WriteTransport):
             return False
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > WRITE_BUFFER_MAX:
             self.close_soon(SLOW_CLOSE_CODE)
             return False
+        transport.write(frame)
         return True
 
     def close_soon(self, code: int) -> None:
-        """Make the sender stop and close the socket with `code`."""
+        """Stop writing to it and have its handler close the socket with `code`."""
         if self.closing is None:
             self.closing = code
-            # Wake the sender: an empty string is never a message.
-            while True:
-                try:
-                    self.queue.put_nowait("")
-                    break
-                except asyncio.QueueFull:
-                    self.queue.get_nowait()
+            self.closed.set()
 
 
 class UpdateHub:
@@ -85,6 +103,7 @@ class UpdateHub:
         self._clock = clock
         self.sent = 0
         self.dropped_slow = 0
+        self.fan_out_s: deque[float] = deque(maxlen=1000)  # time on the loop per change
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop the sockets live on (publish hands changes to it)."""
@@ -102,9 +121,9 @@ class UpdateHub:
         loop = self._loop
         if loop is None or loop.is_closed() or not self._by_root:
             return
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        frame = text_frame(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
         try:
-            loop.call_soon_threadsafe(self._fan_out, org_path, text)
+            loop.call_soon_threadsafe(self._fan_out, org_path, frame)
         except RuntimeError:  # the loop is closing: nobody is listening any more
             pass
 
@@ -121,16 +140,18 @@ class UpdateHub:
         message = {"type": "camera", "site_id": site, "camera_id": camera, "state": state}
         self.publish(org_path, message)
 
-    def _fan_out(self, org_path: str | None, text: str) -> None:
+    def _fan_out(self, org_path: str | None, frame: bytes) -> None:
+        started = time.perf_counter()
         roots: list[str | None] = [None]
         if org_path:
             roots += ancestors(org_path)
         for root in roots:
             for sub in self._by_root.get(root, ()):
-                if sub.offer(text):
+                if sub.offer(frame):
                     self.sent += 1
                 elif sub.closing == SLOW_CLOSE_CODE:
                     self.dropped_slow += 1
+        self.fan_out_s.append(time.perf_counter() - started)
 
     # --- sockets ----------------------------------------------------------------------------
 
@@ -177,8 +198,9 @@ class UpdateHub:
 
     async def serve(self, sub: Subscriber, hello: dict[str, Any]) -> None:
         """Run one prepared socket until it or the hub closes it."""
+        await sub.ws.send_str(json.dumps(hello, ensure_ascii=False))
         self.add(sub)
-        sender = asyncio.create_task(self._send(sub, hello), name="updates-send")
+        closer = asyncio.create_task(self._close_when_told(sub), name="updates-close")
         try:
             async for _msg in sub.ws:
                 pass  # clients only listen; aiohttp answers pings
@@ -186,26 +208,23 @@ class UpdateHub:
             self.remove(sub)
             if sub.closing is None:  # the client closed it
                 sub.closing = 1000
-                sender.cancel()
+                closer.cancel()
             else:
-                # The hub closes it: the sender finishes the close handshake with its code
-                # (cancelled half way, the client would only see the connection drop).
-                await asyncio.wait({sender}, timeout=CLOSE_WAIT_S)
-                sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+                # The hub closes it: the close handshake finishes with its code (cancelled
+                # half way, the client would only see the connection drop).
+                await asyncio.wait({closer}, timeout=CLOSE_WAIT_S)
+                closer.cancel()
+            await asyncio.gather(closer, return_exceptions=True)
 
-    async def _send(self, sub: Subscriber, hello: dict[str, Any]) -> None:
-        ws = sub.ws
-        try:
-            await ws.send_str(json.dumps(hello, ensure_ascii=False))
-            while sub.closing is None:
-                text = await sub.queue.get()
-                if text:
-                    await ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            return  # the client went away; the reader ends the socket
+    @staticmethod
+    async def _close_when_told(sub: Subscriber) -> None:
+        await sub.closed.wait()
+        code = sub.closing or 1000
         reason = {SLOW_CLOSE_CODE: b"too slow", SESSION_CLOSE_CODE: b"session ended"}
-        await ws.close(code=sub.closing, message=reason.get(sub.closing, b""))
+        try:
+            await sub.ws.close(code=code, message=reason.get(code, b""))
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away meanwhile
 
     # --- sessions ---------------------------------------------------------------------------
 

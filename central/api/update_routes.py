@@ -59,7 +59,7 @@ async def updates(request: web.Request) -> web.StreamResponse:
         await ws.close(code=LIMIT_CLOSE_CODE, message=b"too many update sockets")
         return ws
     root = scope_root(user.scope)
-    sub = Subscriber(ws, root, session.token_hash, user.id)
+    sub = Subscriber(ws, root, session.token_hash, user.id, transport=request.transport)
     hello = {"type": "hello", "scope": root, "user": user.username, "time": time.time()}
     await hub.serve(sub, hello)
     return ws
