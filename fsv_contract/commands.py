@@ -49,6 +49,6 @@ COMMAND_ARGS: dict[str, type[BaseModel]] = {
     HOLD: HoldArgs,
     RELEASE: ReleaseArgs,
     integrity.VERB_AUDIT: integrity.AuditArgs,
-    **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip
+    **video.COMMAND_ARGS,  # stream_start, stream_stop, recordings, export_clip, thumbnail
     **models.COMMAND_ARGS,  # install_model, rollback_model, sample_frames
 }

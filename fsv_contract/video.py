@@ -27,7 +27,8 @@ VERB_STREAM_START = "stream_start"
 VERB_STREAM_STOP = "stream_stop"
 VERB_RECORDINGS = "recordings"
 VERB_EXPORT = "export_clip"
-VIDEO_VERBS = (VERB_STREAM_START, VERB_STREAM_STOP, VERB_RECORDINGS, VERB_EXPORT)
+VERB_THUMBNAIL = "thumbnail"
+VIDEO_VERBS = (VERB_STREAM_START, VERB_STREAM_STOP, VERB_RECORDINGS, VERB_EXPORT, VERB_THUMBNAIL)
 
 # Where the edge connects (relative to its configured central_url) and how it proves who it is.
 UPLINK_PATH = "/api/v1/video/uplink"
@@ -99,12 +100,25 @@ class ExportArgs(_Args):
         return self
 
 
+class ThumbnailArgs(_Args):
+    """`thumbnail`: a small JPEG of the keyframe at or before `at`, uploaded at low priority.
+
+    The edge connects to the uplink with `token` and sends the JPEG as one `file` frame,
+    then `end` (`done`, or the reason there is none); class `bulk` of the uplink budget.
+    """
+
+    token: str = Field(pattern=TOKEN_PATTERN)
+    camera: str = Field(pattern=LEVEL_PATTERN)
+    at: UtcDatetime
+
+
 # The argument model of each video verb (merged into fsv_contract.commands.COMMAND_ARGS).
 COMMAND_ARGS: dict[str, type[_Args]] = {
     VERB_STREAM_START: StreamStartArgs,
     VERB_STREAM_STOP: StreamStopArgs,
     VERB_RECORDINGS: RecordingsArgs,
     VERB_EXPORT: ExportArgs,
+    VERB_THUMBNAIL: ThumbnailArgs,
 }
 
 

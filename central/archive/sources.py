@@ -77,8 +77,44 @@ def timeline(
 ) -> list[dict[str, Any]]:
     """The parts of a camera's [start, end) with their source (database reads: off the loop)."""
     archived = archive.store.between(site, camera, start, end)
+    on_edge = _anchored(archive, site, camera, start, end)
+    online = agent_online(archive, site)
+    return [
+        {"start": p.start, "end": p.end, "source": p.source, "files": p.files}
+        for p in best_sources(start, end, archived, on_edge, online)
+    ]
+
+
+def replay_sources(
+    archive: _ArchiveLike,
+    site: str,
+    camera: str,
+    start: float,
+    end: float,
+    edge_ranges: list[tuple[float, float]] | None,
+) -> list[dict[str, Any]]:
+    """Where replay takes each recorded stretch of [start, end) from (database reads: off the loop).
+
+    `edge_ranges` are the ranges the edge just reported; None when it did not answer, then
+    what its anchored chain says it holds counts, as `edge_offline`. Stretches nobody holds
+    are left out: the timeline shows them as gaps already.
+    """
+    archived = archive.store.between(site, camera, start, end)
+    on_edge = edge_ranges
+    if on_edge is None:
+        on_edge = _anchored(archive, site, camera, start, end)
+    parts = best_sources(start, end, archived, on_edge, edge_ranges is not None)
+    return [
+        {"start": p.start, "end": p.end, "source": p.source} for p in parts if p.source != "none"
+    ]
+
+
+def _anchored(
+    archive: _ArchiveLike, site: str, camera: str, start: float, end: float
+) -> list[tuple[float, float]]:
+    """What the edge's anchored chain says it still holds in [start, end)."""
     with archive.central.read() as db:
-        on_edge = [
+        return [
             (float(r[0]), float(r[1]))
             for r in db.execute(
                 'select start, "end" from anchored_segments where site = ? and camera = ? '
@@ -86,9 +122,10 @@ def timeline(
                 [site, camera, start, end],
             ).fetchall()
         ]
+
+
+def agent_online(archive: _ArchiveLike, site: str) -> bool:
+    """Whether the site's agent says it is online (its retained state)."""
+    with archive.central.read() as db:
         row = db.execute("select state from agent_status where site = ?", [site]).fetchone()
-    online = row is not None and row[0] == "online"
-    return [
-        {"start": p.start, "end": p.end, "source": p.source, "files": p.files}
-        for p in best_sources(start, end, archived, on_edge, online)
-    ]
+    return row is not None and row[0] == "online"

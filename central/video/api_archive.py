@@ -21,6 +21,7 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.archive.replay import ArchiveReplay, covers, edge_holds, serve_archive_replay
+from central.archive.sources import agent_online, replay_sources
 from central.errors import InvalidInputError, NotFoundError
 from central.keys import ARCHIVE, VIDEO
 from central.regulation.roles import Permission
@@ -36,6 +37,7 @@ from central.video.api_live import (
 from central.video.quotas import QuotaExceeded, quota_error_message
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
+from central.video.thumbnails import EdgeTimeout, ThumbnailBusy
 from central.video.wall import reported_uplinks, wall_cameras
 from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
 
@@ -54,6 +56,12 @@ class RangeQuery(BaseModel):
 
     start: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
     end: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
+
+
+class ThumbnailQuery(BaseModel):
+    """The moment to preview."""
+
+    at: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
 
 
 class ExportBody(BaseModel):
@@ -92,19 +100,40 @@ def _range(q: RangeQuery, limit: float) -> tuple[float, float]:
     "/api/v1/video/recordings/{site_id}/{camera_id}",
     tag="video",
     query=RangeQuery,
-    summary="Recorded ranges, gaps and alert markers of a camera (asked of its edge, cached)",
+    summary="Recorded ranges, gaps, alert markers and the source of each range (edge, archive)",
     statuses=(200, 404, 502, 504),
 )
 async def video_recordings(request: web.Request) -> web.Response:
     """The replay timeline of one camera for a range (at most two days)."""
     user, cam = await camera_in_scope(request)
     start, end = _range(read_query(request, RangeQuery), MAX_RANGE_QUERY_S)
+    site, camera = cam["site_id"], cam["camera_id"]
+    archive = request.app[ARCHIVE]
     try:
-        answer = await request.app[VIDEO].recordings.get(
-            cam["site_id"], cam["camera_id"], start, end
+        answer = await request.app[VIDEO].recordings.get(site, camera, start, end)
+        on_edge = [(float(r["start"]), float(r["end"])) for r in answer.get("ranges", [])]
+        sources = await asyncio.to_thread(
+            replay_sources, archive, site, camera, start, end, on_edge
         )
+        # Footage the edge no longer holds (retention, a wiped disk) but the archive does.
+        only_archived = [
+            {**s, "codec": None}
+            for s in sources
+            if s["source"] == "archive"
+            and not any(a < s["end"] and s["start"] < b for a, b in on_edge)
+        ]
+        if only_archived:
+            answer = {
+                **answer,
+                "ranges": sorted(answer["ranges"] + only_archived, key=lambda r: r["start"]),
+            }
     except EdgeUnavailable as e:
-        raise web.HTTPGatewayTimeout(text=str(e)) from e
+        # The edge is away: what the city archive holds still plays (and is shown as such).
+        sources = await asyncio.to_thread(replay_sources, archive, site, camera, start, end, None)
+        archived = [s for s in sources if s["source"] == "archive"]
+        if not archived:
+            raise web.HTTPGatewayTimeout(text=str(e)) from e
+        answer = {"ranges": archived, "gaps": [], "edge": "unavailable"}
     except EdgeRefused as e:
         raise web.HTTPBadGateway(text=str(e)) from e
     query = AlertQuery(
@@ -115,7 +144,7 @@ async def video_recordings(request: web.Request) -> web.Response:
         {k: a.get(k) for k in ("id", "kind", "state", "severity", "start", "end")}
         for a in page["items"]
     ]
-    return json_response({**answer, "alerts": alerts})
+    return json_response({**answer, "sources": sources, "alerts": alerts})
 
 
 @routes.route(
@@ -168,6 +197,34 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     finally:
         lease.release()
     return ws
+
+
+@routes.route(
+    "GET",
+    "/api/v1/video/thumbnail/{site_id}/{camera_id}",
+    tag="video",
+    query=ThumbnailQuery,
+    summary="A small JPEG of the keyframe near a moment (cached; archive first, else the edge)",
+    produces=("image/jpeg",),
+    statuses=(200, 404, 503, 504),
+)
+async def video_thumbnail(request: web.Request) -> web.Response:
+    """The scrubbing preview of the bucket a moment falls in; `X-Thumbnail-Source` says from
+    where (cache, archive, edge). Not audited: a 192-px keyframe is a preview, not footage."""
+    _user, cam = await camera_in_scope(request)
+    at = parse_time(read_query(request, ThumbnailQuery).at)
+    assert at is not None
+    site, camera = cam["site_id"], cam["camera_id"]
+    archive = request.app[ARCHIVE]
+    online = await asyncio.to_thread(agent_online, archive, site)
+    try:
+        data, source = await request.app[VIDEO].thumbnails.get(archive, site, camera, at, online)
+    except ThumbnailBusy as e:
+        raise web.HTTPServiceUnavailable(text=str(e), headers={"Retry-After": "1"}) from e
+    except EdgeTimeout as e:
+        raise web.HTTPGatewayTimeout(text=str(e)) from e
+    headers = {"X-Thumbnail-Source": source, "Cache-Control": "private, max-age=3600"}
+    return web.Response(body=data, content_type="image/jpeg", headers=headers)
 
 
 @routes.route(

@@ -256,17 +256,20 @@ class EdgeSocket:
     statuses=(101, 403),
 )
 async def video_uplink(request: web.Request) -> web.StreamResponse:
-    """An edge dials in with the token of a `stream_start` or `export_clip` command."""
+    """An edge dials in with the token of a `stream_start`, `export_clip` or `thumbnail` command."""
     token = request.headers.get(TOKEN_HEADER, "")
     video = request.app[VIDEO]
     upstream = video.hub.claim(token) if re.match(TOKEN_PATTERN, token) else None
     export_id = video.exports.claim(token) if upstream is None and token else None
-    if upstream is None and export_id is None:
+    preview = video.thumbnails.claim(token) if upstream is None and export_id is None else None
+    if upstream is None and export_id is None and preview is None:
         raise web.HTTPForbidden(text="unknown or used uplink token")
     ws = websocket(request, MAX_UPLINK_FRAME)
     await ws.prepare(request)
     if export_id is not None:
         await video.exports.receive(ws, export_id)
+    elif preview is not None:
+        await video.thumbnails.receive(ws, preview)
     else:
         assert upstream is not None
         await _relay(ws, video.hub, upstream)

@@ -18,6 +18,7 @@ from central.video.public_viewers import PublicViewers
 from central.video.quotas import VideoQuotas
 from central.video.recordings import RecordingsCache
 from central.video.signing import KEY_FILE, ManifestSigner
+from central.video.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,13 @@ EXPIRE_EVERY_S = 5.0
 
 @dataclass
 class VideoServices:
-    """The hub, the export store, the recordings cache, the manifest signer, the quotas and
+    """The hub, exports, recordings and preview caches, the manifest signer, the quotas and
     the public links' viewers."""
 
     hub: VideoHub
     exports: ExportStore
     recordings: RecordingsCache
+    thumbnails: ThumbnailCache
     signer: ManifestSigner
     quotas: VideoQuotas
     public: PublicViewers
@@ -82,6 +84,7 @@ def build_video(app: web.Application) -> VideoServices:
         hub=hub,
         exports=ExportStore(app[DATABASE], config.data_dir / "exports", signer, commands.send),
         recordings=RecordingsCache(commands.send, commands.reply),
+        thumbnails=ThumbnailCache(config.data_dir / "thumbnails", commands.send),
         signer=signer,
         quotas=VideoQuotas(config.video_quota, hub, app[DATABASE]),
         public=PublicViewers(_public_live_ids(app)),

@@ -26,10 +26,11 @@ from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.export import export_clip
 from edge_agent.uplink.link import UplinkLink, ssl_context
 from edge_agent.uplink.live import run_live
-from edge_agent.uplink.recordings import recorded
+from edge_agent.uplink.recordings import recorded, segments_between
 from edge_agent.uplink.replay import run_replay
 from edge_agent.uplink.scheduler import UplinkScheduler
 from edge_agent.uplink.tap import LiveTap, TapRegistry
+from fsv_common.thumbnail import ThumbnailError, keyframe_jpeg
 from fsv_contract.video import (
     ExportArgs,
     FrameHeader,
@@ -38,6 +39,7 @@ from fsv_contract.video import (
     RecordingsArgs,
     StreamStartArgs,
     StreamStopArgs,
+    ThumbnailArgs,
     control_json,
 )
 
@@ -49,7 +51,7 @@ STOP_TIMEOUT_S = 5.0
 
 
 class UplinkService:
-    """Component `uplink`: live, replay and export uplinks to central."""
+    """Component `uplink`: live, replay, export and thumbnail uplinks to central."""
 
     name = "uplink"
 
@@ -169,6 +171,13 @@ class UplinkService:
         a = ExportArgs.model_validate(args)
         self._camera(a.camera)
         self._spawn(a.token, self._export(a))
+        return {"accepted": True}
+
+    def thumbnail(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`thumbnail`: send a keyframe's small JPEG in the background, at low priority."""
+        a = ThumbnailArgs.model_validate(args)
+        self._camera(a.camera)
+        self._spawn(a.token, self._thumbnail(a))
         return {"accepted": True}
 
     # --- internals ---------------------------------------------------------------------------
@@ -291,6 +300,28 @@ class UplinkService:
                 await link.end("done")
         finally:
             path.unlink(missing_ok=True)
+
+    async def _thumbnail(self, a: ThumbnailArgs) -> None:
+        at = a.at.timestamp()
+        # Class bulk: a preview never delays video someone watches, evidence or the archive.
+        async with self._link(a.token, TrafficClass.BULK) as link:
+            try:
+                jpeg = await asyncio.to_thread(self._keyframe_jpeg, a.camera, at)
+            except (UplinkError, ThumbnailError) as e:
+                await link.end(f"error: {e}")
+                return
+            await link.raw(FrameHeader(FrameKind.FILE).pack(jpeg))
+            await link.end("done")
+
+    def _keyframe_jpeg(self, camera: str, at: float) -> bytes:
+        storage = self.config.storage.path
+        held = [
+            s for s in segments_between(self.index, camera, at, at + 0.001, limit=4)
+            if (storage / s.path).is_file()
+        ]  # fmt: skip
+        if not held:
+            raise UplinkError(f"camera {camera!r} recorded nothing at that time")
+        return keyframe_jpeg(storage / held[-1].path, at - held[-1].start)
 
     @staticmethod
     async def _send_file(link: UplinkLink, path: Path) -> None:

@@ -13,7 +13,13 @@ from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.scheduler import BudgetedReader, UplinkScheduler
 from edge_agent.uplink.service import UplinkService
 from edge_agent.uplink.tap import TapRegistry
-from fsv_contract.video import VERB_EXPORT, VERB_RECORDINGS, VERB_STREAM_START, VERB_STREAM_STOP
+from fsv_contract.video import (
+    VERB_EXPORT,
+    VERB_RECORDINGS,
+    VERB_STREAM_START,
+    VERB_STREAM_STOP,
+    VERB_THUMBNAIL,
+)
 
 
 class Dispatcher(Protocol):
@@ -52,6 +58,7 @@ def build_uplink(
     commands.register(VERB_STREAM_STOP, service.stream_stop)
     commands.register(VERB_RECORDINGS, service.recordings)
     commands.register(VERB_EXPORT, service.export_clip)
+    commands.register(VERB_THUMBNAIL, service.thumbnail)
     return service
 
 

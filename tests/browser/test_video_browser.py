@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,3 +255,95 @@ def test_public_kitchen_page_plays_on_a_phone_within_its_cap_until_revoked(
     assert ended["key"] == "public.ended" and "已撤销" in ended["text"]
     assert ended["src"] is None and ended["disabled"]  # the player let go of the stream
     assert seen["after"] == 404
+
+
+def _archive_one_segment(system: VideoSystem) -> dict[str, Any]:
+    """Send a recent anchored segment to central's archive as the site would (its login)."""
+    import base64
+    import urllib.request
+
+    central_db = system.root / "central" / "central.db"
+
+    def anchored() -> list[tuple[str, float, float, str]]:
+        db = sqlite3.connect(f"file:{central_db}?mode=ro", uri=True)
+        try:
+            return db.execute(
+                'select path, start, "end", sha256 from anchored_segments where site = ? and '
+                'camera = ? and "end" - start >= 4 order by start',
+                [SITE, CAMERA],
+            ).fetchall()
+        finally:
+            db.close()
+
+    wait_until(lambda: len(anchored()) >= 2, 40, "two segments anchored at central")
+    path, start, end, sha = anchored()[-2]  # recent: the edge-only footage after it is near
+    login = base64.b64encode(f"{SITE}:{system.site_password}".encode()).decode()
+    req = urllib.request.Request(
+        f"{system.url}/api/v1/archive/segments/{CAMERA}/{path}",
+        data=(system.root / "recordings" / path).read_bytes(),
+        method="PUT",
+        headers={"Authorization": f"Basic {login}", "X-Content-SHA256": sha, "X-Offset": "0"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201, resp.status
+    return {"start": start, "end": end}
+
+
+def test_replay_shows_sources_previews_keys_and_exports_a_selection(
+    system: VideoSystem, browse: Browse, tmp_path: Path
+) -> None:
+    archived = _archive_one_segment(system)
+    wait_until(
+        lambda: any(r["end"] > archived["end"] + 12 for r in system.recorded_ranges(1)),
+        40,
+        "12 s recorded after the archived segment",
+    )
+    now = time.time()
+    path = f"/api/v1/video/recordings/{SITE}/{CAMERA}?start={now - 3600}&end={now}"
+    sources = system.api("GET", path, user="inspector-a")["sources"]
+    assert ("archive", archived["start"]) in [(s["source"], s["start"]) for s in sources]
+    edge_only = [s for s in sources if s["source"] == "edge" and s["end"] - s["start"] >= 8]
+    assert edge_only, sources
+    at = (archived["start"] + archived["end"]) / 2
+    edge_at = edge_only[-1]["end"] - 2.5
+    # The edge sends previews in its lowest class, which waits while any video of the site
+    # is watched: earlier tests' streams must have ended.
+    wait_until(lambda: not _upstreams(system), 30, "earlier tests' upstreams to stop")
+    shots = Path("/tmp/fsv-regulator-pages")
+    shots.mkdir(exist_ok=True)
+    seen = browse(
+        timeout=150, mode="scrub", site=SITE, camera=CAMERA, at=at, edgeAt=edge_at,
+        shots=str(shots), **_login(system, "inspector-a"),
+    )  # fmt: skip
+    assert seen["errors"] == [] and seen["consoleErrors"] == [] and seen["missing"] == []
+    drawn = seen["drawn"]
+    assert drawn["span"] == 300 and drawn["archive"] >= 1 and drawn["edge"] >= 1
+    assert "城市存档" in drawn["legend"] and "企业端录像" in drawn["legend"]
+    # One preview from the archive (decoded at central), one sent by the edge.
+    assert seen["archived"]["width"] == 192 and seen["edge"]["width"] == 192
+    assert {t["source"] for t in seen["thumbs"]} == {"archive", "edge"}, seen["thumbs"]
+    assert all(t["status"] == 200 for t in seen["thumbs"]), seen["thumbs"]
+    # Keys at the 5-minute zoom step from where playback is: Shift+← 50 s back (the clock
+    # follows), Shift+→ 50 s on, → 5 s on (a little slack: playback moves during a key press).
+    (b0, b1), (f0, f1), (r0, r1) = seen["back"], seen["forth"], seen["right"]
+    assert b1 - b0 == pytest.approx(-50, abs=0.5) and f1 - f0 == pytest.approx(50, abs=0.5)
+    assert r1 - r0 == pytest.approx(5, abs=0.5)
+    assert seen["clockAfter"] != "--:--:--"
+    assert seen["paused"] is True and seen["resumed"] is True
+    sel = seen["selection"]
+    assert sel["bar"] and sel["shown"] and sel["text"].startswith("已选")
+    assert 4 <= sel["range"][1] - sel["range"][0] <= 6
+    exported = seen["exported"]
+    assert exported["progress"] == 3 and exported["state"] == "导出完成", (exported, sel)
+    for size, page in seen["sizes"].items():
+        assert page["scrollWidth"] <= page["innerWidth"], size
+    clip = tmp_path / "selection.mp4"
+    clip.write_bytes(system.api("GET", seen["exported"]["href"], user="inspector-a", raw=True))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width:format=duration",
+         "-of", "json", str(clip)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    info = json.loads(probe.stdout)
+    assert info["streams"][0]["codec_name"] == "h264" and info["streams"][0]["width"] == 1920
+    assert 3.0 <= float(info["format"]["duration"]) <= 8.0

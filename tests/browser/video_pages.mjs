@@ -174,6 +174,118 @@ async function timeline(page) {
   return { day, minute, under, clicked, gapAt, gap, phone, missing: await page.evaluate(() => [...window.fsv.missing]) };
 }
 
+// Sources, previews, keys and export from a selection: `at` is archived, `edgeAt` only on the
+// edge. Nothing plays until the bar is clicked, so the edge's preview (class bulk, which waits
+// while a video of the site is watched) is asked while the line is free.
+async function scrub(page) {
+  const thumbs = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/api/v1/video/thumbnail/")) thumbs.push({ status: r.status(), source: r.headers()["x-thumbnail-source"] || null });
+  });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  const hash = new URLSearchParams({ site: opts.site, camera: opts.camera });
+  await page.goto(`${opts.url}/replay#${hash}`);
+  await page.waitForFunction(() => window.fsvReplay && window.fsvReplay.ready && window.fsvReplay.data);
+  const box = await page.locator("#timeline").boundingBox();
+  const xOf = (ts) => page.evaluate(({ ts, x, w }) => {
+    const v = window.fsvReplay.view;
+    return x + ((ts - v.start) / v.span) * w;
+  }, { ts, x: box.x, w: box.width });
+  const y = box.y + box.height / 2;
+  // The wheel zooms where the pointer is: from the day down to 5 minutes; then the window is
+  // centred between the two times (where the wheel left them depends on the time of day).
+  const mid = (opts.at + opts.edgeAt) / 2;
+  for (let i = 0; i < 4; i++) {
+    await page.mouse.move(await xOf(mid), y);
+    await page.mouse.wheel(0, -100);
+    await page.waitForTimeout(50);
+  }
+  await page.evaluate((mid) => {
+    const v = window.fsvReplay.view;
+    v.start = mid - v.span / 2;
+    fsvTimeline.clamp(v);
+    window.fsvReplay.draw();
+  }, mid);
+  const drawn = await page.evaluate(() => ({
+    span: window.fsvReplay.view.span,
+    archive: document.querySelectorAll("#timeline .src.archive").length,
+    edge: document.querySelectorAll("#timeline .src.edge").length,
+    legend: document.querySelector(".legend").textContent,
+  }));
+  const previewAt = async (ts) => {
+    await page.mouse.move(await xOf(ts) - 2, y);
+    await page.mouse.move(await xOf(ts), y);
+    await page.waitForFunction(() => {
+      const img = document.getElementById("preview-img");
+      return !document.getElementById("preview").hidden && !img.hidden && img.dataset.loaded === img.dataset.url && img.naturalWidth > 0;
+    }, null, { timeout: 20000 });
+    return page.evaluate(() => ({
+      url: document.getElementById("preview-img").dataset.loaded,
+      width: document.getElementById("preview-img").naturalWidth,
+      time: document.getElementById("preview-time").textContent,
+    }));
+  };
+  const archived = await previewAt(opts.at);
+  await page.screenshot({ path: `${opts.shots}/replay-preview-1440.png` });
+  const edgeView = await page.evaluate((ts) => fsvTimeline.frac(window.fsvReplay.view, ts) != null, opts.edgeAt);
+  if (!edgeView) throw new Error("the edge-only time is outside the 5-minute window");
+  const edge = await previewAt(opts.edgeAt);
+  // Click to play, then step with the keys: the playhead moves by the zoom's step.
+  await page.mouse.click(await xOf(opts.at), y);
+  // Each step goes from where playback is at the key press: [position before, seeked to].
+  const stepped = async (key) => {
+    const from = await page.evaluate(() => window.fsvReplay.position());
+    await page.keyboard.press(key);
+    return [from, await page.evaluate(() => window.fsvReplay.seekedTo)];
+  };
+  const back = await stepped("Shift+ArrowLeft");
+  const clockAfter = await page.evaluate(() => document.getElementById("clock").textContent);
+  const forth = await stepped("Shift+ArrowRight");
+  const right = await stepped("ArrowRight");
+  await page.waitForFunction(() => {
+    const p = window.fsvReplay.player;
+    return p && p.originWall != null && p.video.readyState >= 2 && !p.video.paused;
+  }, null, { timeout: 20000 });
+  await page.keyboard.press(" ");
+  const paused = await page.evaluate(() => window.fsvReplay.player.video.paused);
+  await page.keyboard.press(" ");
+  await page.waitForTimeout(200);
+  const resumed = await page.evaluate(() => !window.fsvReplay.player.video.paused);
+  // Drag a stretch of the edge's recording; export it; the link appears when it is done.
+  const a = opts.edgeAt - 4;
+  const b = opts.edgeAt + 1;
+  await page.mouse.move(await xOf(a), y);
+  await page.mouse.down();
+  await page.mouse.move(await xOf((a + b) / 2), y, { steps: 4 });
+  await page.mouse.move(await xOf(b), y, { steps: 4 });
+  await page.mouse.up();
+  const selection = await page.evaluate(() => ({
+    range: window.fsvReplay.selection, bar: !document.getElementById("sel-bar").hidden,
+    text: document.getElementById("sel-text").textContent, shown: !document.getElementById("selection").hidden,
+  }));
+  await page.click("#sel-export");
+  await page.waitForFunction(() => document.getElementById("export-state").dataset.finished === "1", null, { timeout: 60000 });
+  const exported = await page.evaluate(() => ({
+    href: document.getElementById("export-link").hidden ? null : document.getElementById("export-link").getAttribute("href"),
+    progress: document.getElementById("export-progress").value,
+    state: document.getElementById("export-state").textContent,
+    why: document.getElementById("export-state").title,
+  }));
+  const sizes = {};
+  for (const [w, h] of [[1920, 1080], [1440, 900], [390, 844]]) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(300);
+    const bar = await page.locator("#timeline").boundingBox();
+    await page.mouse.move(bar.x + bar.width * 0.5 - 3, bar.y + bar.height / 2);
+    await page.mouse.move(bar.x + bar.width * 0.5, bar.y + bar.height / 2);
+    await page.waitForTimeout(400);
+    sizes[`${w}x${h}`] = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+    await page.screenshot({ path: `${opts.shots}/replay-scrub-${w}x${h}.png`, fullPage: w === 390 });
+  }
+  return { drawn, archived, edge, thumbs, back, forth, right, clockAfter, paused, resumed, selection, exported, sizes,
+    missing: await page.evaluate(() => [...window.fsv.missing]) };
+}
+
 async function scope(page) {
   await page.goto(`${opts.url}/live`);
   await page.waitForFunction(() => window.fsvWall && window.fsvWall.ready);
@@ -263,10 +375,12 @@ try {
     const page = await browser.newPage();
     page.on("pageerror", (e) => errors.push(String(e)));
     page.on("console", (m) => { if (m.text().includes("Content Security Policy")) errors.push(m.text()); });
+    const consoleErrors = [];
+    page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
     await login(page);
-    const modes = { live, replay, scope, glass, timeline };
+    const modes = { live, replay, scope, glass, timeline, scrub };
     const result = await modes[opts.mode](page);
-    console.log(JSON.stringify({ ok: true, ...result, errors }));
+    console.log(JSON.stringify({ ok: true, ...result, errors, consoleErrors }));
   }
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }));

@@ -114,6 +114,7 @@ class VideoSystem:
                 "tls": None,
                 "heartbeat_interval_s": 5,
                 "reconnect_max_s": 2,
+                "anchor_interval_s": 2,  # chain links reach central soon (the archive needs them)
             },
             "detection": {"enabled": False},
             "cameras": [

@@ -307,3 +307,60 @@ async def test_replay_goes_on_from_the_edge_where_the_archive_ends(
     assert asked_s == pytest.approx(segments[1].end, abs=0.01)
     assert not ws.closed
     await ws.close()
+
+
+async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_away(
+    aiohttp_client: Any, tmp_path: Path, footage: Footage
+) -> None:
+    import cv2
+    import numpy as np
+
+    from central.keys import VIDEO
+    from central.video.thumbnails import ThumbnailCache
+
+    central = await _central(aiohttp_client, tmp_path)
+    storage = tmp_path / "edge"
+    index = SegmentIndex(tmp_path / "index.db")
+    t0 = time.time() - 3600
+    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 2)
+    _anchor(central, segments)
+    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    await asyncio.to_thread(_sender(central, storage, index).run_round)
+    video = central.client.app[VIDEO]
+    video.recordings.timeout_s = 0.3  # no agent answers here
+    auth = await central.token("inspector-a")
+
+    async def preview(at: float) -> tuple[int, str, bytes]:
+        resp = await central.client.get(
+            f"/api/v1/video/thumbnail/{SITE}/cam1", params={"at": str(at)}, headers=auth
+        )
+        return resp.status, resp.headers.get("X-Thumbnail-Source", ""), await resp.read()
+
+    status, source, jpeg = await preview(t0 + 1.0)
+    assert (status, source) == (200, "archive")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (108, 192, 3) and image.std() > 10  # a real picture, 16:9
+    assert (await preview(t0 + 1.5))[1] == "cache"  # the same bucket: no decode again
+    status, _, body = await preview(t0 - 600)
+    assert status == 404 and b"edge is offline" in body
+    # The timeline: the edge does not answer, the archived stretch still shows and plays.
+    resp = await central.client.get(
+        f"/api/v1/video/recordings/{SITE}/cam1",
+        params={"start": str(t0 - 60), "end": str(t0 + 60)},
+        headers=auth,
+    )
+    answer = await resp.json()
+    assert resp.status == 200 and answer["edge"] == "unavailable"
+    assert [(s["source"], round(s["start"], 2)) for s in answer["sources"]] == [
+        ("archive", round(segments[0].start, 2))
+    ]
+    assert answer["ranges"][0]["end"] == pytest.approx(segments[-1].end)
+    # The cache is bounded: past its bytes the least recently used preview goes.
+    small = ThumbnailCache(
+        tmp_path / "small", video.thumbnails._send, step_s=1.0, max_bytes=len(jpeg) + 100
+    )
+    archive = central.client.app[ARCHIVE]
+    first, _ = await small.get(archive, SITE, "cam1", t0 + 1.0, False)
+    await small.get(archive, SITE, "cam1", t0 + 1.0 + small.step_s, False)
+    assert not small.path(small.key(SITE, "cam1", t0 + 1.0)).exists()
+    assert small.held_bytes <= small.max_bytes

@@ -1,6 +1,8 @@
-// Replay: pick a camera and a day, see recorded ranges, gaps and alert markers on a timeline
-// that zooms from 24 h to 1 min, click or step to seek (a time without recording says so and
-// offers the next recording), change speed, export a clip with its signed manifest.
+// Replay: pick a camera and a day, see recorded ranges, gaps, alert markers and where each
+// stretch comes from (city archive or the site's box) on a timeline that zooms from 24 h to
+// 1 min; hover for a preview picture, click or step with the keys to seek (a time without
+// recording says so and offers the next recording), space to pause; drag a stretch to export
+// it as a clip with its signed manifest.
 "use strict";
 
 const replay = {
@@ -10,6 +12,8 @@ const replay = {
   player: null,
   seekedTo: null,
   view: null, // fsvTimeline window
+  selection: null, // [start, end] UTC seconds dragged on the bar
+  previews: new Map(), // preview URL -> "ok" | "none", so a gap is asked once
 };
 window.fsvReplay = replay;
 
@@ -56,7 +60,8 @@ async function show() {
     state.textContent = e.message;
     return;
   }
-  state.textContent = "";
+  state.textContent = replay.data.edge === "unavailable" ? fsv.t("replay.edge_unavailable") : "";
+  clearSelection();
   drawTimeline();
   listExports();
 }
@@ -70,7 +75,7 @@ function place(el, left, width) {
 function drawTimeline() {
   const box = document.getElementById("timeline");
   const view = replay.view;
-  box.querySelectorAll(".rec,.gap,.alert").forEach((el) => el.remove());
+  box.querySelectorAll(".rec,.gap,.alert,.src").forEach((el) => el.remove());
   if (!view || !replay.data) return;
   const band = (cls, start, end, title) => {
     const seg = fsvTimeline.segment(view, start, end);
@@ -82,7 +87,11 @@ function drawTimeline() {
     box.appendChild(el);
   };
   for (const g of replay.data.gaps) band("gap", g.start, g.end || Date.now() / 1000, fsv.t("replay.gap", { reason: g.reason }));
-  for (const r of replay.data.ranges) band(r.codec === "hevc" ? "rec hevc" : "rec", r.start, r.end, `${clock(r.start)}–${clock(r.end)} ${r.codec}`);
+  for (const r of replay.data.ranges) band(r.codec === "hevc" ? "rec hevc" : "rec", r.start, r.end, `${clock(r.start)}–${clock(r.end)} ${r.codec || ""}`);
+  // Where each recorded stretch plays from: a strip along the bar's foot.
+  for (const p of replay.data.sources || []) {
+    band(`src ${p.source}`, p.start, p.end, fsv.t(`replay.source_${p.source}`, { from: clock(p.start), to: clock(p.end) }));
+  }
   for (const a of replay.data.alerts) {
     const f = fsvTimeline.frac(view, a.start);
     if (f == null) continue;
@@ -110,6 +119,7 @@ function drawTimeline() {
   document.getElementById("window").textContent = `${clock(view.start).slice(0, short ? 5 : 8)} – ${view.start + view.span >= view.dayStart + DAY ? "24:00" : clock(view.start + view.span).slice(0, short ? 5 : 8)}`;
   document.getElementById("zoom-in").disabled = view.span === fsvTimeline.SPANS[fsvTimeline.SPANS.length - 1];
   document.getElementById("zoom-out").disabled = view.span === fsvTimeline.SPANS[0];
+  drawSelection();
   tick();
 }
 
@@ -146,6 +156,7 @@ function seek(ts) {
     return null;
   }
   document.getElementById("norec").hidden = true;
+  document.getElementById("source").hidden = true;
   document.getElementById("video").classList.remove("idle");
   const speed = Number(document.getElementById("speed").value);
   const url = `/api/v1/video/replay/${replay.cam.site_id}/${replay.cam.camera_id}?start=${ts}&speed=${speed}`;
@@ -155,6 +166,12 @@ function seek(ts) {
     live: false,
     startAt: ts,
     onState: (text) => { state.textContent = text; },
+    onSource: (name) => {
+      const tag = document.getElementById("source");
+      tag.textContent = fsv.t(name === "archive" ? "replay.playing_from_archive" : "replay.playing_from_edge");
+      tag.className = `source-tag ${name}`;
+      tag.hidden = false;
+    },
     onEnd: (reason) => {
       if (reason === "no viewers") return;
       state.textContent = fsv.t("replay.ended");
@@ -184,45 +201,174 @@ function tick() {
   if (replay.player) document.getElementById("video").playbackRate = Number(document.getElementById("speed").value);
 }
 
+// Keyboard steps follow the zoom: about a 60th of the bar, ten times that with Shift.
+const KEY_STEP = { 86400: 600, 21600: 300, 3600: 60, 900: 15, 300: 5, 60: 1 };
+
+function step(direction, big) {
+  const now = position();
+  if (now == null || !replay.view) return;
+  const size = (KEY_STEP[replay.view.span] || 10) * (big ? 10 : 1);
+  seek(now + direction * size);
+}
+
+// Space: pause or go on; with nothing playing, start at the time last asked for.
+function playPause() {
+  const video = document.getElementById("video");
+  if (!replay.player) { if (replay.seekedTo != null) seek(replay.seekedTo); return; }
+  if (video.paused) video.play().catch(() => {}); else video.pause();
+}
+
+function onKey(ev) {
+  if (!replay.view || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const tag = ev.target && ev.target.tagName;
+  if (["INPUT", "SELECT", "TEXTAREA", "BUTTON", "A", "VIDEO"].includes(tag) && ev.target.id !== "timeline") return;
+  const now = position();
+  if (ev.key === "ArrowLeft") step(-1, ev.shiftKey);
+  else if (ev.key === "ArrowRight") step(1, ev.shiftKey);
+  else if (ev.key === " ") playPause();
+  else if (ev.key === "+" || ev.key === "=") { fsvTimeline.zoom(replay.view, 1, now); drawTimeline(); }
+  else if (ev.key === "-") { fsvTimeline.zoom(replay.view, -1, now); drawTimeline(); }
+  else if (ev.key === "Escape") clearSelection();
+  else return;
+  ev.preventDefault();
+}
+
+// --- scrubbing preview ----------------------------------------------------------------------
+
+const PREVIEW_WAIT_MS = 120; // asked once the pointer rests this long, not on every pixel
+
+function previewStep() {
+  // Central keeps one picture per 10 s; a wide window asks for fewer distinct ones.
+  const want = replay.view.span / 120;
+  return [10, 30, 60, 300, 900].find((s) => s >= want) || 900;
+}
+
+function showPreview(ts, x) {
+  const box = document.getElementById("preview");
+  const wrap = box.parentElement.getBoundingClientRect();
+  const half = box.offsetWidth / 2 || 100;
+  box.style.left = `${Math.min(Math.max(x, half), wrap.width - half)}px`;
+  document.getElementById("preview-time").textContent = clock(ts);
+  box.hidden = false;
+  clearTimeout(replay.previewTimer);
+  const img = document.getElementById("preview-img");
+  const note = document.getElementById("preview-note");
+  note.hidden = true;
+  if (!replay.data || !fsvTimeline.covering(replay.data.ranges, ts)) { img.hidden = true; return; }
+  // The edge sends previews in its uplink's lowest class, which waits while a video of the
+  // site plays: not asked for then (nor of an edge that is offline), the time is shown alone.
+  const part = (replay.data.sources || []).find((p) => p.start <= ts && ts < p.end);
+  if (part && part.source !== "archive" && (replay.player || part.source === "edge_offline")) {
+    img.hidden = true;
+    img.dataset.url = "";
+    note.textContent = fsv.t(part.source === "edge_offline" ? "replay.preview_offline" : "replay.preview_while_playing");
+    note.hidden = false;
+    return;
+  }
+  // Rounded down to the zoom's preview step, but not out of the hovered stretch's source.
+  const q = Math.max(Math.floor(ts / previewStep()) * previewStep(), part ? part.start : -Infinity);
+  const at = fsvTimeline.covering(replay.data.ranges, q) ? q : ts;
+  const url = `/api/v1/video/thumbnail/${replay.cam.site_id}/${replay.cam.camera_id}?at=${at.toFixed(1)}`;
+  if (img.dataset.url === url) return;
+  img.hidden = true; // never another moment's picture under this time
+  if (replay.previews.get(url) === "none") return;
+  replay.previewTimer = setTimeout(() => {
+    img.onload = () => { replay.previews.set(url, "ok"); img.dataset.loaded = url; img.hidden = false; };
+    img.onerror = () => { replay.previews.set(url, "none"); img.hidden = true; };
+    img.dataset.url = url;
+    img.src = url;
+  }, replay.previews.get(url) === "ok" ? 0 : PREVIEW_WAIT_MS);
+}
+
+function hidePreview() {
+  clearTimeout(replay.previewTimer);
+  document.getElementById("preview").hidden = true;
+}
+
+// --- selection for export -------------------------------------------------------------------
+
+const MAX_CLIP_S = 3600; // the export API's limit (fsv_contract.video.MAX_EXPORT_S)
+
+function drawSelection() {
+  const el = document.getElementById("selection");
+  const seg = replay.selection && replay.view && fsvTimeline.segment(replay.view, ...replay.selection);
+  el.hidden = !seg;
+  if (seg) place(el, seg[0], seg[1]);
+}
+
+function setSelection(a, b) {
+  let [start, end] = a < b ? [a, b] : [b, a];
+  const capped = end - start > MAX_CLIP_S;
+  if (capped) end = start + MAX_CLIP_S;
+  replay.selection = [start, end];
+  drawSelection();
+  document.getElementById("from").value = clock(start);
+  document.getElementById("to").value = clock(end);
+  const key = capped ? "replay.selection_capped" : "replay.selection";
+  const n = capped ? fsv.duration(MAX_CLIP_S) : fsv.duration(end - start);
+  document.getElementById("sel-text").textContent = fsv.t(key, { from: clock(start), to: clock(end), n });
+  document.getElementById("sel-bar").hidden = false;
+}
+
+function clearSelection() {
+  replay.selection = null;
+  drawSelection();
+  document.getElementById("sel-bar").hidden = true;
+}
+
 function bindTimeline() {
   const box = document.getElementById("timeline");
-  const at = (ev) => {
+  const frac = (ev) => {
     const r = box.getBoundingClientRect();
-    return fsvTimeline.timeAt(replay.view, Math.min(Math.max((ev.clientX - r.left) / r.width, 0), 1));
+    return Math.min(Math.max((ev.clientX - r.left) / r.width, 0), 1);
   };
-  box.onclick = (ev) => { if (replay.view) seek(at(ev)); };
+  const at = (ev) => fsvTimeline.timeAt(replay.view, frac(ev));
+  // A press that moves less than this is a click (seek); more is a drag (select).
+  const DRAG_PX = 6;
+  let press = null;
+  box.addEventListener("pointerdown", (ev) => {
+    if (!replay.view || ev.button !== 0 || ev.target.closest(".alert")) return;
+    press = { x: ev.clientX, ts: at(ev), dragging: false };
+    box.setPointerCapture(ev.pointerId);
+  });
+  box.addEventListener("pointermove", (ev) => {
+    if (!replay.view) return;
+    const ts = at(ev);
+    const hover = document.getElementById("hover");
+    hover.hidden = false;
+    hover.textContent = clock(ts);
+    place(hover, frac(ev));
+    showPreview(ts, ev.clientX - box.getBoundingClientRect().left);
+    if (press && !press.dragging && Math.abs(ev.clientX - press.x) >= DRAG_PX) press.dragging = true;
+    if (press && press.dragging) setSelection(press.ts, ts);
+  });
+  box.addEventListener("pointerup", (ev) => {
+    if (!press) return;
+    const was = press;
+    press = null;
+    if (was.dragging) setSelection(was.ts, at(ev));
+    else seek(at(ev));
+  });
+  box.addEventListener("pointercancel", () => { press = null; });
+  box.addEventListener("pointerleave", () => {
+    document.getElementById("hover").hidden = true;
+    hidePreview();
+  });
   box.addEventListener("wheel", (ev) => {
     if (!replay.view) return;
     ev.preventDefault();
     fsvTimeline.zoom(replay.view, ev.deltaY < 0 ? 1 : -1, at(ev));
     drawTimeline();
   }, { passive: false });
-  const hover = document.getElementById("hover");
-  box.onmousemove = (ev) => {
-    if (!replay.view) return;
-    const ts = at(ev);
-    hover.hidden = false;
-    hover.textContent = clock(ts);
-    place(hover, (ts - replay.view.start) / replay.view.span);
-  };
-  box.onmouseleave = () => { hover.hidden = true; };
-  box.onkeydown = (ev) => {
-    const now = position();
-    if (now == null) return;
-    const step = ev.shiftKey ? 60 : 10;
-    if (ev.key === "ArrowLeft") seek(now - step);
-    else if (ev.key === "ArrowRight") seek(now + step);
-    else if (ev.key === "+" || ev.key === "=") { fsvTimeline.zoom(replay.view, 1, now); drawTimeline(); }
-    else if (ev.key === "-") { fsvTimeline.zoom(replay.view, -1, now); drawTimeline(); }
-    else return;
-    ev.preventDefault();
-  };
+  document.addEventListener("keydown", onKey);
   const zoom = (d) => () => { if (replay.view) { fsvTimeline.zoom(replay.view, d, position()); drawTimeline(); } };
   const pan = (f) => () => { if (replay.view) { fsvTimeline.pan(replay.view, f); drawTimeline(); } };
   document.getElementById("zoom-in").onclick = zoom(1);
   document.getElementById("zoom-out").onclick = zoom(-1);
   document.getElementById("pan-left").onclick = pan(-0.5);
   document.getElementById("pan-right").onclick = pan(0.5);
+  document.getElementById("sel-clear").onclick = () => clearSelection();
+  document.getElementById("sel-export").onclick = () => { if (replay.selection) exportClip(...replay.selection); };
 }
 
 function timeOfDay(value) {
@@ -230,21 +376,41 @@ function timeOfDay(value) {
   return replay.dayStart + h * 3600 + m * 60 + (s || 0);
 }
 
-async function exportClip() {
+// Export [start, end) (the selection, or the times typed in): the job's steps on a progress
+// bar, then a download link. Quotas and limits are the API's: its refusal is shown as is.
+async function exportClip(start, end) {
   const out = document.getElementById("export-state");
-  const start = timeOfDay(document.getElementById("from").value);
-  const end = timeOfDay(document.getElementById("to").value);
+  const bar = document.getElementById("export-progress");
+  const link = document.getElementById("export-link");
+  if (start == null) {
+    start = timeOfDay(document.getElementById("from").value);
+    end = timeOfDay(document.getElementById("to").value);
+  }
+  link.hidden = true;
+  out.title = "";
+  delete out.dataset.finished;
+  const began = Date.now();
+  const steps = { requested: 1, receiving: 2, done: 3 };
   try {
     const job = await fsv.api("/api/v1/video/exports", { method: "POST", json: { ...replay.cam, start, end } });
-    out.textContent = fsv.t("replay.exporting", { id: job.id.slice(0, 8) });
+    bar.hidden = false;
+    bar.value = 0;
     for (let i = 0; i < 300; i++) {
-      await new Promise((r) => setTimeout(r, 1000));
       const list = await fsv.api("/api/v1/video/exports");
-      const now = list.items.find((x) => x.id === job.id);
-      if (now && now.status === "done") { out.textContent = fsv.t("replay.export_done"); break; }
-      if (now && now.status === "failed") { out.textContent = fsv.t("replay.export_failed"); out.title = now.error || ""; break; }
+      const now = list.items.find((x) => x.id === job.id) || job;
+      bar.value = steps[now.status] || 0;
+      out.textContent = fsv.t("replay.export_step", { step: fsv.label("export", now.status), s: Math.round((Date.now() - began) / 1000) });
+      if (now.status === "done") {
+        out.textContent = fsv.t("replay.export_done");
+        link.href = `/api/v1/video/exports/file?id=${job.id}&part=clip`;
+        link.hidden = false;
+        break;
+      }
+      if (now.status === "failed") { out.textContent = fsv.t("replay.export_failed"); out.title = now.error || ""; bar.hidden = true; break; }
+      await new Promise((r) => setTimeout(r, 1000));
     }
-  } catch (e) { out.textContent = e.message; }
+  } catch (e) { out.textContent = e.message; bar.hidden = true; }
+  out.dataset.finished = "1";
   listExports();
 }
 
@@ -266,6 +432,7 @@ fsv.ready.then(async () => {
   window.addEventListener("resize", () => drawTimeline());
   document.getElementById("speed").onchange = () => { const now = replay.player && replay.player.wallNow(); if (now) seek(now); };
   document.getElementById("export").onclick = () => exportClip();
+  replay.exportClip = exportClip;
   setInterval(tick, 250);
   if (document.getElementById("camera").value) {
     await show();
@@ -273,4 +440,6 @@ fsv.ready.then(async () => {
   }
   replay.ready = true;
   replay.seek = seek;
+  replay.draw = drawTimeline;
+  replay.position = position;
 });
