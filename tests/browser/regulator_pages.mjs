@@ -275,8 +275,9 @@ async function reports(page) {
   const charts = await page.$$eval("#charts canvas", (cs) => cs.length);
   const period = await page.textContent("#period");
   const csv = await page.getAttribute("#csv", "href");
+  const xlsx = await page.getAttribute("#xlsx", "href");
   await audit(page, "inspector", "reports");
-  return { figures, table, charts, period, csv };
+  return { figures, table, charts, period, csv, xlsx };
 }
 
 async function videoPages(page) {

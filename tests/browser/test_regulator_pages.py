@@ -241,6 +241,7 @@ def test_reports_page_shows_figures_and_charts(world: dict[str, Any]) -> None:
     assert report["charts"] == 3
     assert report["period"].startswith("统计时段：") and "T" not in report["period"]
     assert "format=csv" in report["csv"]
+    assert report["xlsx"] == report["csv"].replace("format=csv", "format=xlsx")
 
 
 def test_english_on_request_and_back(world: dict[str, Any]) -> None:

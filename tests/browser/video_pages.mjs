@@ -232,6 +232,23 @@ async function scrub(page) {
   const edge = await previewAt(opts.edgeAt);
   // Click to play, then step with the keys: the playhead moves by the zoom's step.
   await page.mouse.click(await xOf(opts.at), y);
+  const playing = async () => {
+    try {
+      await page.waitForFunction(() => {
+        const p = window.fsvReplay.player;
+        return p && p.originWall != null && p.video.readyState >= 2 && !p.video.paused && p.wallNow() != null;
+      }, null, { timeout: 20000 });
+    } catch (e) {
+      const why = await page.evaluate(() => ({
+        state: document.getElementById("state").textContent, title: document.getElementById("state").title,
+        norec: document.getElementById("norec").hidden ? null : document.getElementById("norec-text").textContent,
+        seekedTo: window.fsvReplay.seekedTo, player: !!window.fsvReplay.player,
+        ranges: window.fsvReplay.data.ranges, sources: window.fsvReplay.data.sources,
+      }));
+      throw new Error(`not playing: ${JSON.stringify(why)}`);
+    }
+  };
+  await playing(); // from the keyframe at or before the click: the position settles there
   // Each step goes from where playback is at the key press: [position before, seeked to].
   const stepped = async (key) => {
     const from = await page.evaluate(() => window.fsvReplay.position());
@@ -242,10 +259,7 @@ async function scrub(page) {
   const clockAfter = await page.evaluate(() => document.getElementById("clock").textContent);
   const forth = await stepped("Shift+ArrowRight");
   const right = await stepped("ArrowRight");
-  await page.waitForFunction(() => {
-    const p = window.fsvReplay.player;
-    return p && p.originWall != null && p.video.readyState >= 2 && !p.video.paused;
-  }, null, { timeout: 20000 });
+  await playing(); // once the keys rest
   await page.keyboard.press(" ");
   const paused = await page.evaluate(() => window.fsvReplay.player.video.paused);
   await page.keyboard.press(" ");

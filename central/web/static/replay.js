@@ -138,11 +138,24 @@ function noRecording(ts) {
   document.getElementById("video").classList.add("idle");
 }
 
-function seek(ts) {
+// Seek to `ts`; with `later`, only move the playhead now and start playback once the keys
+// rest (each start is a replay upstream of the site's line: a run of key presses opens one).
+function seek(ts, later = false) {
   if (!replay.cam) return null;
   if (replay.player) replay.player.stop();
   replay.player = null;
+  clearTimeout(replay.startTimer);
   replay.seekedTo = ts;
+  if (later) {
+    if (replay.view && fsvTimeline.frac(replay.view, ts) == null) {
+      replay.view.start = ts - replay.view.span / 2;
+      fsvTimeline.clamp(replay.view);
+      drawTimeline();
+    }
+    tick();
+    replay.startTimer = setTimeout(() => seek(ts), STEP_REST_MS);
+    return null;
+  }
   if (replay.view && fsvTimeline.frac(replay.view, ts) == null) {
     replay.view.start = ts - replay.view.span / 2; // bring the asked time into view
     fsvTimeline.clamp(replay.view);
@@ -204,11 +217,13 @@ function tick() {
 // Keyboard steps follow the zoom: about a 60th of the bar, ten times that with Shift.
 const KEY_STEP = { 86400: 600, 21600: 300, 3600: 60, 900: 15, 300: 5, 60: 1 };
 
+const STEP_REST_MS = 400;
+
 function step(direction, big) {
   const now = position();
   if (now == null || !replay.view) return;
   const size = (KEY_STEP[replay.view.span] || 10) * (big ? 10 : 1);
-  seek(now + direction * size);
+  seek(now + direction * size, true);
 }
 
 // Space: pause or go on; with nothing playing, start at the time last asked for.
@@ -266,9 +281,9 @@ function showPreview(ts, x) {
     return;
   }
   // Rounded down to the zoom's preview step, but not out of the hovered stretch's source.
-  const q = Math.max(Math.floor(ts / previewStep()) * previewStep(), part ? part.start : -Infinity);
+  const q = Math.max(Math.floor(ts / previewStep()) * previewStep(), part ? part.start + 0.1 : -Infinity);
   const at = fsvTimeline.covering(replay.data.ranges, q) ? q : ts;
-  const url = `/api/v1/video/thumbnail/${replay.cam.site_id}/${replay.cam.camera_id}?at=${at.toFixed(1)}`;
+  const url = `/api/v1/video/thumbnail/${replay.cam.site_id}/${replay.cam.camera_id}?at=${at.toFixed(2)}`;
   if (img.dataset.url === url) return;
   img.hidden = true; // never another moment's picture under this time
   if (replay.previews.get(url) === "none") return;
