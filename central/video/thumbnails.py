@@ -31,6 +31,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from central.archive.store import Stored
 from central.archive.transfer import Archive
 from central.errors import CentralError, NotFoundError
 from central.video.hub import Sender, new_token
@@ -54,7 +55,7 @@ MISS_TTL_S = 60.0
 PER_SITE = 2
 MAX_MISSES = 10_000
 
-Key = tuple[str, str, int]  # site, camera, bucket start (UTC seconds)
+Key = tuple[str, str, int, str]  # site, camera, bucket start (UTC seconds), archive | edge
 
 
 class ThumbnailBusy(CentralError):
@@ -66,7 +67,9 @@ class EdgeTimeout(CentralError):
 
 
 class ThumbnailCache:
-    """Previews on disk under `folder/<site>/<camera>/<bucket>.jpg`, at most `max_bytes`."""
+    """Previews on disk under `folder/<site>/<camera>/<bucket>-<source>.jpg`, at most
+    `max_bytes`. A bucket where the archive's footage meets the edge's may hold one of each:
+    a preview comes from where replay would play that moment from."""
 
     def __init__(
         self,
@@ -93,14 +96,14 @@ class ThumbnailCache:
         folder.mkdir(parents=True, exist_ok=True)
         self._load()
 
-    def key(self, site: str, camera: str, at: float) -> Key:
+    def key(self, site: str, camera: str, at: float, source: str) -> Key:
         """The bucket a moment falls in."""
-        return site, camera, int(at // self.step_s * self.step_s)
+        return site, camera, int(at // self.step_s * self.step_s), source
 
     def path(self, key: Key) -> Path:
         """Where a bucket's preview is kept."""
-        site, camera, bucket = key
-        return self.folder / site / camera / f"{bucket}.jpg"
+        site, camera, bucket, source = key
+        return self.folder / site / camera / f"{bucket}-{source}.jpg"
 
     @property
     def held_bytes(self) -> int:
@@ -117,7 +120,8 @@ class ThumbnailCache:
         NotFoundError when nothing is recorded there, ThumbnailBusy or EdgeTimeout when the
         edge cannot answer now.
         """
-        key = self.key(site, camera, at)
+        stored = await asyncio.to_thread(_archived_at, archive, site, camera, at)
+        key = self.key(site, camera, at, "edge" if stored is None else "archive")
         if key in self._files:
             try:
                 data = await asyncio.to_thread(self.path(key).read_bytes)
@@ -134,7 +138,7 @@ class ThumbnailCache:
         future: asyncio.Future[tuple[bytes, str]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self._make(archive, key, at, edge_online)
+            result = await self._make(archive, stored, key, at, edge_online)
             future.set_result(result)
             return result
         except BaseException as e:
@@ -145,14 +149,19 @@ class ThumbnailCache:
             del self._inflight[key]
 
     async def _make(
-        self, archive: Archive, key: Key, moment: float, edge_online: bool
+        self, archive: Archive, stored: Stored | None, key: Key, moment: float, edge_online: bool
     ) -> tuple[bytes, str]:
-        site, camera, _ = key
-        archived = await asyncio.to_thread(_from_archive, archive, site, camera, moment)
-        if archived is not None:
-            await self._keep(key, archived)
+        site, camera = key[0], key[1]
+        if stored is not None:
+            path = archive.file(site, stored.path)
+            try:
+                data = await asyncio.to_thread(keyframe_jpeg, path, moment - stored.start)
+            except ThumbnailError as e:
+                log.warning("%s/%s: archived %s gives no preview: %s", site, camera, path, e)
+                raise self._miss(key, f"the archived segment gives no preview: {e}") from e
+            await self._keep(key, data)
             self.made["archive"] += 1
-            return archived, "archive"
+            return data, "archive"
         if not edge_online:
             raise self._miss(key, "nothing archived there and the edge is offline")
         if self._edge_running.get(site, 0) >= self.per_site:
@@ -167,7 +176,7 @@ class ThumbnailCache:
         return data, "edge"
 
     async def _from_edge(self, key: Key, moment: float) -> bytes:
-        site, camera, _ = key
+        site, camera = key[0], key[1]
         token = new_token()
         arrived: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._tokens[token] = (key, arrived, time.monotonic() + self.edge_timeout_s)
@@ -244,7 +253,10 @@ class ThumbnailCache:
         for path in self.folder.glob("*/*/*.jpg"):
             with contextlib.suppress(OSError, ValueError):
                 stat = path.stat()
-                key = (path.parent.parent.name, path.parent.name, int(path.stem))
+                bucket, source = path.stem.split("-")
+                if source not in ("archive", "edge"):
+                    continue
+                key = (path.parent.parent.name, path.parent.name, int(bucket), source)
                 found.append((stat.st_mtime, key, stat.st_size))
         for _mtime, key, size in sorted(found):
             self._files[key] = size
@@ -287,12 +299,9 @@ def _unlink(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _from_archive(archive: Archive, site: str, camera: str, moment: float) -> bytes | None:
-    """The preview from the archived segment holding `moment`, if the archive has one."""
+def _archived_at(archive: Archive, site: str, camera: str, moment: float) -> Stored | None:
+    """The archived segment holding `moment`, if the archive has one."""
     for seg in archive.store.between(site, camera, moment, moment + 0.001):
         if seg.start <= moment < seg.end:
-            try:
-                return keyframe_jpeg(archive.file(site, seg.path), moment - seg.start)
-            except ThumbnailError as e:
-                log.warning("%s/%s: archived %s gives no preview: %s", site, camera, seg.path, e)
+            return seg
     return None

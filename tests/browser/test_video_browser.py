@@ -321,7 +321,9 @@ def test_replay_shows_sources_previews_keys_and_exports_a_selection(
     assert "城市存档" in drawn["legend"] and "企业端录像" in drawn["legend"]
     # One preview from the archive (decoded at central), one sent by the edge.
     assert seen["archived"]["width"] == 192 and seen["edge"]["width"] == 192
-    assert {t["source"] for t in seen["thumbs"]} == {"archive", "edge"}, seen["thumbs"]
+    source = {t["url"]: t["source"] for t in seen["thumbs"]}
+    assert source[seen["archived"]["url"]] == "archive", seen["thumbs"]
+    assert source[seen["edge"]["url"]] == "edge", seen["thumbs"]
     assert all(t["status"] == 200 for t in seen["thumbs"]), seen["thumbs"]
     # Keys at the 5-minute zoom step from where playback is: Shift+← 50 s back (the clock
     # follows), Shift+→ 50 s on, → 5 s on (a little slack: playback moves during a key press).

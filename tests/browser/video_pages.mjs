@@ -180,7 +180,7 @@ async function timeline(page) {
 async function scrub(page) {
   const thumbs = [];
   page.on("response", (r) => {
-    if (r.url().includes("/api/v1/video/thumbnail/")) thumbs.push({ status: r.status(), source: r.headers()["x-thumbnail-source"] || null });
+    if (r.url().includes("/api/v1/video/thumbnail/")) thumbs.push({ url: r.url().slice(opts.url.length), status: r.status(), source: r.headers()["x-thumbnail-source"] || null });
   });
   await page.setViewportSize({ width: 1440, height: 900 });
   const hash = new URLSearchParams({ site: opts.site, camera: opts.camera });
@@ -249,6 +249,13 @@ async function scrub(page) {
     }
   };
   await playing(); // from the keyframe at or before the click: the position settles there
+  // Space pauses and goes on; paused again, the steps below start from a still position.
+  await page.keyboard.press(" ");
+  const paused = await page.evaluate(() => window.fsvReplay.player.video.paused);
+  await page.keyboard.press(" ");
+  await page.waitForTimeout(300);
+  const resumed = await page.evaluate(() => !window.fsvReplay.player.video.paused);
+  await page.keyboard.press(" ");
   // Each step goes from where playback is at the key press: [position before, seeked to].
   const stepped = async (key) => {
     const from = await page.evaluate(() => window.fsvReplay.position());
@@ -259,12 +266,6 @@ async function scrub(page) {
   const clockAfter = await page.evaluate(() => document.getElementById("clock").textContent);
   const forth = await stepped("Shift+ArrowRight");
   const right = await stepped("ArrowRight");
-  await playing(); // once the keys rest
-  await page.keyboard.press(" ");
-  const paused = await page.evaluate(() => window.fsvReplay.player.video.paused);
-  await page.keyboard.press(" ");
-  await page.waitForTimeout(200);
-  const resumed = await page.evaluate(() => !window.fsvReplay.player.video.paused);
   // Drag a stretch of the edge's recording; export it; the link appears when it is done.
   const a = opts.edgeAt - 4;
   const b = opts.edgeAt + 1;

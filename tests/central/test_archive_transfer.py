@@ -362,5 +362,5 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
     archive = central.client.app[ARCHIVE]
     first, _ = await small.get(archive, SITE, "cam1", t0 + 1.0, False)
     await small.get(archive, SITE, "cam1", t0 + 1.0 + small.step_s, False)
-    assert not small.path(small.key(SITE, "cam1", t0 + 1.0)).exists()
+    assert not small.path(small.key(SITE, "cam1", t0 + 1.0, "archive")).exists()
     assert small.held_bytes <= small.max_bytes
