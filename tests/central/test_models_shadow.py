@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,9 @@ from central_support import Central, call
 
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
-from central.keys import INGEST_STORE
+from central.keys import CONFIG, DATABASE, INGEST_STORE
+from central.models.registry import registry_for
+from edge_agent.detection.detector import default_model_path
 from fsv_contract import HeartbeatPayload, encode, topics
 from fsv_contract.payloads import ShadowClass, ShadowStats
 
@@ -50,3 +53,25 @@ async def test_the_days_agreement_of_a_shadow_model_is_shown_per_class(central: 
     assert day["agreement"] == pytest.approx(0.9)
     # Scoped like the site: another county's inspector sees nothing of it.
     assert (await call(central, "inspector-b", "GET", f"/api/v1/sites/{SITE}/models"))[0] == 404
+
+
+async def test_install_and_stop_in_shadow_send_the_flag_and_are_audited(central: Central) -> None:
+    registry = registry_for(central.svc.ldb, central.client.app[CONFIG].data_dir)
+    await asyncio.to_thread(registry.add, default_model_path(), "hats", "3", ["person"], {}, "test")
+    path = f"/api/v1/sites/{SITE}/models"
+    status, sent = await call(central, "admin", "POST", f"{path}/install",
+                              json={"name": "hats", "version": "3", "shadow": True})  # fmt: skip
+    assert status == 202, sent
+    status, stop = await call(central, "admin", "POST", f"{path}/rollback", json={"shadow": True})
+    assert status == 202, stop
+    db = central.client.app[DATABASE]
+    with db.lock:
+        args = {
+            r[0]: json.loads(r[1])
+            for r in db.db.execute("select request_id, args from commands").fetchall()
+        }
+    assert args[sent["request_id"]]["shadow"] is True and args[stop["request_id"]]["shadow"]
+    rollouts = (await call(central, "admin", "GET", path))[1]["rollouts"]
+    assert [r["action"] for r in rollouts] == ["shadow_stop", "shadow"]
+    body = {"name": "hats", "version": "3", "shadow": True}
+    assert (await call(central, "inspector-a", "POST", f"{path}/install", json=body))[0] == 403
