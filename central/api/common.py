@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -250,3 +251,18 @@ def path_int(request: web.Request, name: str) -> int:
         return int(request.match_info[name])
     except ValueError:
         raise NotFoundError(f"{name} {request.match_info[name]!r} not found") from None
+
+
+def same_origin(request: web.Request, base_url: str) -> bool:
+    """True unless a browser says the socket is opened from another site.
+
+    Browsers always send `Origin` on a WebSocket handshake; a page of another site may open
+    one to central (the session cookie is SameSite=Strict, so it would not be signed in,
+    but it is refused outright). Clients that are no browser send none and pass.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    host = urlsplit(origin).netloc.lower()
+    allowed = {request.host.lower(), urlsplit(base_url).netloc.lower()}
+    return host in allowed

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from central.alerts.updates import LIMIT_CLOSE_CODE, Subscriber, scope_root
-from central.api.common import current_session, services
+from central.api.common import current_session, same_origin, services
 from central.api.registry import RouteTable
 from central.errors import ForbiddenError
 
 routes = RouteTable()
-
-
-def same_origin(request: web.Request, base_url: str) -> bool:
-    """True unless a browser says the socket is opened from another site.
-
-    Browsers always send `Origin` on a WebSocket handshake; a page of another site may open
-    one to central (the session cookie is SameSite=Strict, so it would not be signed in,
-    but it is refused outright). Clients that are no browser send none and pass.
-    """
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = urlsplit(origin).netloc.lower()
-    allowed = {request.host.lower(), urlsplit(base_url).netloc.lower()}
-    return host in allowed
 
 
 @routes.route(

@@ -13,10 +13,17 @@ from typing import Any, Literal
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field
 
-from central.api.common import audit, current_user, read_query, run_db, services
+from central.api.common import (
+    audit,
+    current_user,
+    read_query,
+    run_db,
+    same_origin,
+    services,
+)
 from central.api.registry import RouteTable
-from central.errors import NotFoundError
-from central.keys import VIDEO
+from central.errors import ForbiddenError, NotFoundError
+from central.keys import CONFIG, VIDEO
 from central.regulation.roles import Permission
 from central.regulation.users import User
 from central.video.hub import VideoHub
@@ -55,8 +62,16 @@ async def camera_in_scope(request: web.Request) -> tuple[User, dict[str, Any]]:
     return user, cam
 
 
-def websocket(request: web.Request, max_msg: int = 4096) -> web.WebSocketResponse:
-    """A WebSocket response, or 400 if the request is no upgrade."""
+def websocket(
+    request: web.Request, max_msg: int = 4096, *, browser: bool = True
+) -> web.WebSocketResponse:
+    """A WebSocket response, or 400 if the request is no upgrade.
+
+    Sockets browsers open (`browser`) are refused (403) when another site's page opens them,
+    like the pages' update socket (central.api.common.same_origin).
+    """
+    if browser and not same_origin(request, request.app[CONFIG].web.base_url):
+        raise ForbiddenError("this socket may only be opened from central's own pages")
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=max_msg)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this endpoint expects a WebSocket upgrade")
@@ -264,7 +279,7 @@ async def video_uplink(request: web.Request) -> web.StreamResponse:
     preview = video.thumbnails.claim(token) if upstream is None and export_id is None else None
     if upstream is None and export_id is None and preview is None:
         raise web.HTTPForbidden(text="unknown or used uplink token")
-    ws = websocket(request, MAX_UPLINK_FRAME)
+    ws = websocket(request, MAX_UPLINK_FRAME, browser=False)
     await ws.prepare(request)
     if export_id is not None:
         await video.exports.receive(ws, export_id)

@@ -157,14 +157,17 @@ def _user_id(central: Central, username: str) -> int:
         return int(db.execute("select id from users where username = ?", [username]).fetchone()[0])
 
 
-async def test_another_sites_page_may_not_open_it(central: Central) -> None:
-    headers = {**await central.token("inspector-a"), "Origin": "https://evil.example"}
-    resp = await central.client.get(
-        "/api/v1/updates",
-        headers={**headers, "Upgrade": "websocket", "Connection": "Upgrade",
-                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
-    )  # fmt: skip
-    assert resp.status == 403
+async def test_another_sites_page_may_not_open_it_nor_a_video_socket(central: Central) -> None:
+    add_camera(central, "demo-canteen-a", "cam1")
+    upgrade = {
+        "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }  # fmt: skip
+    headers = {**await central.token("inspector-a"), **upgrade, "Origin": "https://evil.example"}
+    for path in ("/api/v1/updates", "/api/v1/video/live/demo-canteen-a/cam1"):
+        resp = await central.client.get(path, headers=headers)
+        assert resp.status == 403, (path, resp.status)
+        assert "central's own pages" in (await resp.json())["error"]["message"]
     # The same page's origin is fine.
     own = f"http://{central.client.host}:{central.client.port}"
     ws = await connect(central, "inspector-a", Origin=own)
