@@ -1,0 +1,153 @@
+"""Migrations of the regulator tables: health history and its hourly rollups, per-camera
+recording records, and the counters and indexes the big reads (live wall, reports) use."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+
+def m004_health_history(db: sqlite_utils.Database) -> None:
+    """Sampled heartbeats, for the recording and retention reports (ingest keeps only the last)."""
+    db.table("heartbeat_samples").create(
+        {
+            "id": int,
+            "site_id": str,
+            "ts": float,
+            "interval_s": float,
+            "retention_days": float,
+            "cameras": str,
+        },
+        pk="id",
+        not_null={"site_id", "ts", "interval_s", "cameras"},
+    )
+    db.table("heartbeat_samples").create_index(["site_id", "ts"])
+
+
+# The open alerts of each camera, kept by triggers on every write of `alerts`, so the live
+# wall reads one row per camera instead of counting alerts.
+_OPEN_ALERT_TRIGGERS = (
+    """create trigger alerts_open_insert after insert on alerts
+    when new.state != 'closed' and new.camera_id is not null begin
+      insert into camera_open_alerts (site_id, camera_id, open)
+      values (new.site_id, new.camera_id, 1)
+      on conflict (site_id, camera_id) do update set open = open + 1;
+    end""",
+    """create trigger alerts_open_update after update of state, site_id, camera_id on alerts
+    begin
+      update camera_open_alerts set open = open - 1
+      where old.state != 'closed' and site_id = old.site_id and camera_id = old.camera_id;
+      insert into camera_open_alerts (site_id, camera_id, open)
+      select new.site_id, new.camera_id, 1
+      where new.state != 'closed' and new.camera_id is not null
+      on conflict (site_id, camera_id) do update set open = open + 1;
+    end""",
+    """create trigger alerts_open_delete after delete on alerts
+    when old.state != 'closed' begin
+      update camera_open_alerts set open = open - 1
+      where site_id = old.site_id and camera_id = old.camera_id;
+    end""",
+)
+
+# Each heartbeat sample credits `interval_s` before it to the hours it covers (at most two,
+# since the credit is capped far below an hour); the report reads these hourly rows.
+_HOUR = "(cast(new.ts / 3600 as integer) * 3600)"
+_RECORDING = "(select count(*) from json_each(new.cameras) where value = 1)"
+_ROLLUP_TRIGGER = f"""create trigger heartbeat_samples_rollup after insert on heartbeat_samples
+begin
+  insert into health_hourly (site_id, hour, recorded_s, samples, retention_days, last_ts)
+  values (new.site_id, {_HOUR},
+          {_RECORDING} * min(new.interval_s, new.ts - {_HOUR}), 1, new.retention_days, new.ts)
+  on conflict (site_id, hour) do update set
+    recorded_s = recorded_s + excluded.recorded_s,
+    samples = samples + 1,
+    retention_days = case when last_ts is null or excluded.last_ts >= last_ts
+                          then excluded.retention_days else retention_days end,
+    last_ts = max(coalesce(last_ts, 0), excluded.last_ts);
+  insert into health_hourly (site_id, hour, recorded_s, samples)
+  select new.site_id, {_HOUR} - 3600,
+         {_RECORDING} * (new.interval_s - (new.ts - {_HOUR})), 0
+  where new.interval_s > new.ts - {_HOUR}
+  on conflict (site_id, hour) do update set recorded_s = recorded_s + excluded.recorded_s;
+end"""
+
+
+def m006_scale(db: sqlite_utils.Database) -> None:
+    """Open-alert counters per camera, hourly health rollups and indexes of the big reads."""
+    db.execute(
+        """create table camera_open_alerts (
+            site_id text not null, camera_id text not null, open integer not null,
+            primary key (site_id, camera_id)
+        )"""
+    )
+    db.execute(
+        "insert into camera_open_alerts (site_id, camera_id, open) "
+        "select site_id, camera_id, count(*) from alerts "
+        "where state != 'closed' and camera_id is not null group by site_id, camera_id"
+    )
+    for trigger in _OPEN_ALERT_TRIGGERS:
+        db.execute(trigger)
+    db.execute(
+        """create table health_hourly (
+            site_id text not null, hour integer not null, recorded_s real not null,
+            samples integer not null, retention_days real, last_ts real,
+            primary key (site_id, hour)
+        )"""
+    )
+    db.execute(_ROLLUP_TRIGGER)
+    # Rows written before the rollup existed: replay them through the trigger.
+    db.execute("create temp table old_samples as select * from heartbeat_samples")
+    db.execute("delete from heartbeat_samples")
+    db.execute(
+        "insert into heartbeat_samples (id, site_id, ts, interval_s, retention_days, cameras) "
+        "select id, site_id, ts, interval_s, retention_days, cameras from old_samples order by ts"
+    )
+    db.execute("drop table old_samples")
+    db.table("heartbeat_samples").create_index(["ts"])
+    db.table("alerts").create_index(["org_path", "start"])
+    db.table("alerts").create_index(["created_at"])
+    db.table("cameras").create_index(["org_path"])
+    db.table("deliveries").create_index(["created_at"])
+
+
+def m010_report_indexes(db: sqlite_utils.Database) -> None:
+    """Covering indexes of the report: alerts grouped in index order, hourly health summed."""
+    db.execute(
+        "create index idx_alerts_report on alerts (org_path, kind, station, state, start, "
+        "created_at, acknowledged_at, requested_at, submitted_at, deadline)"
+    )
+    db.execute("create index idx_health_hourly_sum on health_hourly (site_id, hour, recorded_s)")
+
+
+# A camera's recording record, kept with each heartbeat sample (central.alerts.hooks): when it
+# was first and last sampled, and the last time it was seen not recording or not reported
+# for longer than a sample may vouch for (a gap). The dashboard reads it per camera.
+RECORDING_GAP_S = 600.0  # = central.alerts.hooks.MAX_CREDIT_S
+CAMERA_RECORDING_UPSERT = f"""insert into camera_recording
+    (site_id, camera_id, first_ts, last_ts, last_gap_ts) values (?, ?, ?, ?, ?)
+  on conflict (site_id, camera_id) do update set
+    last_gap_ts = case when excluded.last_gap_ts is not null
+                         or excluded.last_ts - last_ts > {RECORDING_GAP_S}
+                       then excluded.last_ts else last_gap_ts end,
+    last_ts = max(last_ts, excluded.last_ts)"""
+
+
+def m016_camera_recording(db: sqlite_utils.Database) -> None:
+    """Per-camera recording record (first/last sample, last gap), replayed from raw samples."""
+    db.execute(
+        """create table camera_recording (
+            site_id text not null, camera_id text not null, first_ts real not null,
+            last_ts real not null, last_gap_ts real,
+            primary key (site_id, camera_id)
+        )"""
+    )
+    rows = db.execute("select site_id, ts, cameras from heartbeat_samples order by ts, id")
+    for site_id, ts, cameras in rows.fetchall():
+        try:
+            flags = json.loads(cameras or "{}")
+        except ValueError:
+            continue
+        for camera, recording in flags.items():
+            gap = None if recording else ts
+            db.execute(CAMERA_RECORDING_UPSERT, [site_id, camera, ts, ts, gap])
