@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -28,7 +29,11 @@ SELF_ONLY = {
     ("GET", "/api/v1/ingest/stats"),
 }
 # Capability links for the public, by design reachable without any account.
-PUBLIC = {("GET", "/api/v1/public/{token}")}
+# Open to anyone holding the link's token (the public kitchen page and its video).
+PUBLIC = {
+    ("GET", "/api/v1/public/{token}"),
+    ("GET", "/api/v1/public/{token}/live/{site_id}/{camera_id}"),
+}
 
 
 async def build_county_b(central: Central) -> dict[str, Any]:
@@ -86,6 +91,16 @@ async def build_county_b(central: Central) -> dict[str, Any]:
     )
     assert status == 202, integrity
     users = {u.username: u.id for u in central.svc.users.list_users(_everything())}
+    batch_id = str(uuid.uuid4())  # a sample frame of B's camera, as the edge uploaded it
+    with central.svc.ldb.transaction() as db:
+        org_path = db.execute(
+            "select org_path from orgs where id = ?", [seed["canteen_b"]]
+        ).fetchone()[0]
+        db.table("sample_frames").insert(
+            {"batch_id": batch_id, "name": "snapshot.jpg", "site_id": "demo-canteen-b",
+             "camera_id": "cam1", "org_path": org_path, "ts": time.time(), "sha256": "0" * 64,
+             "stored_at": time.time()}
+        )  # fmt: skip
     return {
         "org_id": str(seed["canteen_b"]),
         "site_id": "demo-canteen-b",
@@ -105,6 +120,7 @@ async def build_county_b(central: Central) -> dict[str, Any]:
         "token": link["token"],
         "county_b": seed["county_b"],
         "canteen_b": seed["canteen_b"],
+        "batch_id": batch_id,
     }
 
 
@@ -149,6 +165,7 @@ def bodies(b: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             "json": {"site_id": b["site_id"], "camera_id": "cam1", "start": 1e9, "end": 1e9 + 60}
         },
         ("POST", "/api/v1/integrity/audits"): {"json": {"site_id": b["site_id"]}},
+        ("POST", "/api/v1/orgs/{org_id}/inspections"): {"json": {"result": "compliant"}},
         ("GET", "/api/v1/alerts"): {"params": {"org_id": b["county_b"]}},
         ("GET", "/api/v1/orgs"): {"params": {"under": b["county_b"]}},
         ("GET", "/api/v1/sites"): {"params": {"org_id": b["county_b"]}},
