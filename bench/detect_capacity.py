@@ -139,6 +139,10 @@ def agent_config(cameras: int, rtsp_port: int, metrics_port: int, root: Path) ->
                 "station": "rest_pen",
                 "main_url": f"{url}/cam{i:02d}",
                 "sub_url": f"{url}/cam{i:02d}_sub",
+                # The bench's disk is not sized for 90 days of N cameras: with the legal duty
+                # the retention forecast logs an ERROR (retention at risk) that has nothing to
+                # do with capacity and would fail the run.
+                "retention_days": 1,
             }
             for i in range(cameras)
         ],
