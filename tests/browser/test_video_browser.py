@@ -289,6 +289,7 @@ def _archive_one_segment(system: VideoSystem) -> dict[str, Any]:
     return {"start": start, "end": end}
 
 
+@pytest.mark.timeout(600)  # its waits are generous for a loaded CI box; none is a speed check
 def test_replay_shows_sources_previews_keys_and_exports_a_selection(
     system: VideoSystem, browse: Browse, tmp_path: Path
 ) -> None:
@@ -312,7 +313,7 @@ def test_replay_shows_sources_previews_keys_and_exports_a_selection(
     shots = Path("/tmp/fsv-regulator-pages")
     shots.mkdir(exist_ok=True)
     seen = browse(
-        timeout=150, mode="scrub", site=SITE, camera=CAMERA, at=at, edgeAt=edge_at,
+        timeout=420, mode="scrub", site=SITE, camera=CAMERA, at=at, edgeAt=edge_at,
         shots=str(shots), **_login(system, "inspector-a"),
     )  # fmt: skip
     assert seen["errors"] == [] and seen["consoleErrors"] == [] and seen["missing"] == []

@@ -218,7 +218,7 @@ async function scrub(page) {
     await page.waitForFunction(() => {
       const img = document.getElementById("preview-img");
       return !document.getElementById("preview").hidden && !img.hidden && img.dataset.loaded === img.dataset.url && img.naturalWidth > 0;
-    }, null, { timeout: 20000 });
+    }, null, { timeout: 60000 });
     return page.evaluate(() => ({
       url: document.getElementById("preview-img").dataset.loaded,
       width: document.getElementById("preview-img").naturalWidth,
@@ -237,7 +237,7 @@ async function scrub(page) {
       await page.waitForFunction(() => {
         const p = window.fsvReplay.player;
         return p && p.originWall != null && p.video.readyState >= 2 && !p.video.paused && p.wallNow() != null;
-      }, null, { timeout: 20000 });
+      }, null, { timeout: 60000 });
     } catch (e) {
       const why = await page.evaluate(() => ({
         state: document.getElementById("state").textContent, title: document.getElementById("state").title,
@@ -279,7 +279,7 @@ async function scrub(page) {
     text: document.getElementById("sel-text").textContent, shown: !document.getElementById("selection").hidden,
   }));
   await page.click("#sel-export");
-  await page.waitForFunction(() => document.getElementById("export-state").dataset.finished === "1", null, { timeout: 60000 });
+  await page.waitForFunction(() => document.getElementById("export-state").dataset.finished === "1", null, { timeout: 120000 });
   const exported = await page.evaluate(() => ({
     href: document.getElementById("export-link").hidden ? null : document.getElementById("export-link").getAttribute("href"),
     progress: document.getElementById("export-progress").value,
