@@ -215,15 +215,13 @@ async function scrub(page) {
   const previewAt = async (ts) => {
     await page.mouse.move(await xOf(ts) - 2, y);
     await page.mouse.move(await xOf(ts), y);
-    await page.waitForFunction(() => {
+    // Read the preview in the same check that saw it loaded: a later request may be under way.
+    const shown = await page.waitForFunction(() => {
       const img = document.getElementById("preview-img");
-      return !document.getElementById("preview").hidden && !img.hidden && img.dataset.loaded === img.dataset.url && img.naturalWidth > 0;
+      const ok = !document.getElementById("preview").hidden && !img.hidden && img.dataset.loaded === img.dataset.url && img.naturalWidth > 0;
+      return ok && { url: img.dataset.loaded, width: img.naturalWidth, time: document.getElementById("preview-time").textContent };
     }, null, { timeout: 60000 });
-    return page.evaluate(() => ({
-      url: document.getElementById("preview-img").dataset.loaded,
-      width: document.getElementById("preview-img").naturalWidth,
-      time: document.getElementById("preview-time").textContent,
-    }));
+    return shown.jsonValue();
   };
   const archived = await previewAt(opts.at);
   await page.screenshot({ path: `${opts.shots}/replay-preview-1440.png` });

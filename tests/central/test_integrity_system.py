@@ -144,13 +144,19 @@ async def test_each_tamper_case_is_detected_and_reaches_the_inspector(
         await asyncio.to_thread(scan_and_repair, index, storage)
         edge = Edge(config, index)
         await asyncio.to_thread(edge.start)
-        rebuilt = await asyncio.to_thread(
-            wait_for,
-            lambda: [p for p, why in _findings(central) if "sent again" in why],
-            60,
-            "the rebuilt chain's findings",
-        )
-        detected["index_rebuilt"] = segments[0].path in rebuilt
+
+        # The rebuilt index is anchored again in batches: wait for the batch holding the first
+        # segment (a finding that never names it fails below).
+        def rebuilt() -> list[str]:
+            return [p for p, why in _findings(central) if "sent again" in why]
+
+        try:
+            await asyncio.to_thread(
+                wait_for, lambda: segments[0].path in rebuilt(), 60, "the rebuilt chain's findings"
+            )
+        except AssertionError:
+            pass
+        detected["index_rebuilt"] = segments[0].path in rebuilt()
         report_figures(
             tamper_cases=len(detected), detected=sum(detected.values()),
             detected_by_case=detected, false_alarms=false_alarms,

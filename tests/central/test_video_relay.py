@@ -51,7 +51,7 @@ async def test_twenty_viewers_share_one_upstream_and_start_at_a_keyframe(
     status, page = await call(
         central, "admin", "GET", "/api/v1/audit", params={"action": "live_view"}
     )
-    assert status == 200 and page["total"] == 20
+    assert status == 200 and len(page["items"]) == 20 and page["next"] is None
     for viewer in viewers:
         await viewer.close()
     await edge.close()

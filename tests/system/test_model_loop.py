@@ -153,7 +153,13 @@ def test_labelled_frames_become_a_model_on_the_edge(tmp_path: Path, footage: Foo
         _wait(lambda: _camera_model(api) == "person@1", 120, "person@1 in the heartbeat")
         _rollout(config, env, "loop", "1", "--sites", SITE)
         _wait(lambda: _camera_model(api) == "loop@1", 120, "the trained model in the heartbeat")
-        status = _rollout(config, env, "loop", "1", "--status")
+
+        # The heartbeat can name the new model before central has stored the edge's reply.
+        def rollout_done() -> dict[str, Any] | None:
+            status = _rollout(config, env, "loop", "1", "--status")
+            return status if status["done"] == 1 else None
+
+        status = _wait(rollout_done, 60, "the rollout's reply")
         assert (status["sent"], status["done"], status["running"]) == (1, 1, 1), status
 
         # 6. One command back: the site runs person@1 again.
