@@ -42,6 +42,11 @@ topic write fsv/v1/+/cmd/+
 # Central's live-lane connection (same password) reads only the live lane of the events.
 user {central_live}
 topic read fsv/v1/+/camera/+/live
+
+# The command line's short connections (same password) only send commands: a client id is
+# its user name, so with central's own name they would take over central's session.
+user {central_cli}
+topic write fsv/v1/+/cmd/+
 """
 
 
@@ -50,9 +55,18 @@ def live_username(central_username: str) -> str:
     return f"{central_username}.live"
 
 
+def cli_username(central_username: str) -> str:
+    """The broker account of the command line's connections (`model rollout`)."""
+    return f"{central_username}.cli"
+
+
 def central_passwords(central_username: str, password: str) -> dict[str, str]:
-    """Central's broker accounts (main and live lane), both with central's password."""
-    return {central_username: password, live_username(central_username): password}
+    """Central's broker accounts (main, live lane, command line), all with central's password."""
+    return {
+        central_username: password,
+        live_username(central_username): password,
+        cli_username(central_username): password,
+    }
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,9 @@ class SiteCredentials:
 def render_acl(central_username: str) -> str:
     """The ACL file's text."""
     return ACL_TEMPLATE.format(
-        central=central_username, central_live=live_username(central_username)
+        central=central_username,
+        central_live=live_username(central_username),
+        central_cli=cli_username(central_username),
     )
 
 

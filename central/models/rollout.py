@@ -158,11 +158,14 @@ class Rollout:
 
 @contextlib.contextmanager
 def broker_sender(config: CentralConfig, database: CentralDatabase) -> Iterator[Sender]:
-    """A sender for the CLI: its own short MQTT connection with central's login (a client id
-    of its own, so the server's session stays), logging each command like the server does."""
+    """A sender for the CLI: its own short MQTT connection on the command-line account
+    (`{username}.cli`, central's password): the broker names a client by its user name, so
+    central's own name would take over the server's session and lose what it had queued.
+    Each command is logged like the server does."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from central.ingest.accounts import cli_username
     from central.ingest.commands import Commands
 
     mq = config.mqtt
@@ -171,7 +174,7 @@ def broker_sender(config: CentralConfig, database: CentralDatabase) -> Iterator[
         client_id=f"{mq.client_id}-cli-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5,
     )
-    client.username_pw_set(mq.username, mqtt_password(mq))
+    client.username_pw_set(cli_username(mq.username), mqtt_password(mq))
     if mq.tls is not None:
         client.tls_set(
             ca_certs=str(mq.tls.ca_file) if mq.tls.ca_file else None,
