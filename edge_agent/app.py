@@ -37,8 +37,12 @@ class EdgeAgent:
     """All components of one agent, wired through their constructors."""
 
     def __init__(self, config: EdgeConfig, credentials: CredentialStore | None = None) -> None:
+        from edge_agent.recording.lanes import learned_policy, resolve_lanes, sub_lane
         from edge_agent.recording.recorder import CameraRecorder
 
+        # Whether a camera also records its sub stream: its `record_sub`, else the site's
+        # archive policy as central last told it (edge_agent.recording.lanes).
+        config = resolve_lanes(config, learned_policy(config.state_dir))
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
         config.storage.path.mkdir(parents=True, exist_ok=True)
@@ -48,9 +52,16 @@ class EdgeAgent:
             for cam in config.cameras
             if cam.enabled and cam.record
         ]
+        # Sub-stream lanes: the same recorder on the sub URL, under the lane id `<cam>--sub`
+        # (own segments, chain and anchors); its packets also feed the camera's sub tap.
+        self.sub_recorders = [
+            CameraRecorder(sub_lane(cam), config, self.index, self.credentials)
+            for cam in config.cameras
+            if cam.records_sub
+        ]
         # Built by start() once the recorders run (see there): every component, recorders
         # included, in start order.
-        self.components: list[Component] = [*self.recorders]
+        self.components: list[Component] = [*self.recorders, *self.sub_recorders]
         self._started: list[Component] = []
         self.mqtt: MqttParts | None = None
 
@@ -76,7 +87,7 @@ class EdgeAgent:
 
         config = self.config
         self.cleaner = RetentionCleaner(config, self.index)
-        for recorder in self.recorders:  # a full or nearly full disk runs a pass at once
+        for recorder in [*self.recorders, *self.sub_recorders]:  # a full disk: a pass at once
             recorder.on_disk_low = self.cleaner.wake
         # MQTT to central (None without an `mqtt` section): the outbox is the events' sink.
         self.mqtt = build_mqtt(config, self.credentials, self.recorders, self.cleaner, self.index)
@@ -84,7 +95,7 @@ class EdgeAgent:
         # One RTSP session per camera stream: live view and detection share the recorder's
         # main-stream packets and one sub-stream reader per camera.
         self.streams = build_streams(
-            config, self.credentials, self.recorders,
+            config, self.credentials, [*self.recorders, *self.sub_recorders],
             live=uplink_enabled(config, commands),
             detect={c.id for c in detection_cameras(config)},
         )  # fmt: skip
@@ -142,6 +153,7 @@ class EdgeAgent:
         metrics_parts = [self._metrics(config.metrics_port)] if config.metrics_port else []
         self.components = [
             *self.recorders,
+            *self.sub_recorders,
             *metrics_parts,
             *self.streams.readers,
             self.cleaner,
@@ -186,10 +198,11 @@ class EdgeAgent:
         if report.changed:
             log.warning("storage repaired at start-up in %.2f s: %s",
                         time.monotonic() - began, report.summary())  # fmt: skip
-        for recorder in self.recorders:
+        recorders = [*self.recorders, *self.sub_recorders]
+        for recorder in recorders:
             self._start(recorder)
         self._build()
-        for component in self.components[len(self.recorders) :]:
+        for component in self.components[len(recorders) :]:
             self._start(component)
 
     def _start(self, component: Component) -> None:

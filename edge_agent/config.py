@@ -15,6 +15,7 @@ from edge_agent.detection.settings import CameraDetectionConfig, DetectionConfig
 from edge_agent.errors import ConfigError
 from edge_agent.mqtt.settings import MqttConfig
 from edge_agent.uplink.settings import UplinkConfig
+from fsv_contract.lanes import MAX_LANE_ID, SUB_SUFFIX, split_lane
 
 IDENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENT, description="lower-case letters, digits, '_' and '-'")]
@@ -87,6 +88,11 @@ class CameraConfig(_Model):
     )
     retention_days: int = Field(90, ge=1, le=3650, description="legal retention duty in days")
     record: bool = True
+    record_sub: bool | None = Field(
+        None,
+        description="also record the sub stream as a lane of its own (`<id>--sub`); "
+        "none: when central's archive policy for the site is `sub`",
+    )
     enabled: bool = True
     detection: CameraDetectionConfig | None = Field(
         None, description="rule overrides, masks and model of this camera"
@@ -95,6 +101,27 @@ class CameraConfig(_Model):
     _url_check = field_validator("main_url", "sub_url")(
         lambda v: None if v is None else _check_rtsp_url(v)
     )
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_lane(cls, value: str) -> str:
+        if split_lane(value)[1] != "main":
+            raise ValueError(f"must not end with {SUB_SUFFIX!r} (the sub stream's recording lane)")
+        return value
+
+    @model_validator(mode="after")
+    def _lane_id_fits(self) -> CameraConfig:
+        if self.sub_url and len(self.id) > MAX_LANE_ID - len(SUB_SUFFIX):
+            raise ValueError(
+                f"id: at most {MAX_LANE_ID - len(SUB_SUFFIX)} characters for a camera with "
+                f"a sub stream (its recording lane adds {SUB_SUFFIX!r})"
+            )
+        return self
+
+    @property
+    def records_sub(self) -> bool:
+        """Whether its sub stream is recorded as a lane of its own (record_sub resolved)."""
+        return bool(self.enabled and self.record and self.sub_url and self.record_sub)
 
 
 class ModelsConfig(_Model):

@@ -8,6 +8,7 @@ from edge_agent.integrity.audit import audit_handler
 from edge_agent.mqtt.commands import CommandDispatcher
 from edge_agent.mqtt.outbox import Outbox
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.retention.planner import retention_by_camera
 from fsv_contract.integrity import VERB_AUDIT
 
 
@@ -18,5 +19,5 @@ def build_integrity(
     if config.mqtt is None:
         return None
     commands.register(VERB_AUDIT, audit_handler(index, config.storage.path))
-    retention = {cam.id: cam.retention_days for cam in config.cameras}
+    retention = retention_by_camera(config)  # a recorded sub lane has its camera's duty
     return AnchorSender(index, outbox, retention, config.mqtt.anchor_interval_s)

@@ -9,6 +9,7 @@ from typing import Any
 
 from edge_agent.config import EdgeConfig
 from edge_agent.recording.index import Hold, Segment
+from edge_agent.recording.lanes import recording_lanes
 from edge_agent.retention.planner import (
     DAY,
     fallback_retention_days,
@@ -155,8 +156,8 @@ class StorageForecast:
 
 
 def recording_cameras(config: EdgeConfig) -> list[str]:
-    """Cameras that will keep filling the disk."""
-    return [c.id for c in config.cameras if c.enabled and c.record]
+    """Cameras (recording lanes: main streams and recorded sub streams) that fill the disk."""
+    return recording_lanes(config)
 
 
 def build_forecast(

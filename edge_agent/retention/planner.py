@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from edge_agent.config import CameraConfig, EdgeConfig, StorageConfig
 from edge_agent.recording.index import Hold, Segment
+from fsv_contract.lanes import lane_id, split_lane
 
 DAY = 86400.0
 # The duty a camera gets when the config does not say (the field's own default).
@@ -14,8 +15,10 @@ DEFAULT_RETENTION_DAYS: int = CameraConfig.model_fields["retention_days"].defaul
 
 
 def retention_by_camera(config: EdgeConfig) -> dict[str, int]:
-    """Each configured camera's retention duty in days."""
-    return {cam.id: cam.retention_days for cam in config.cameras}
+    """Each configured camera's retention duty in days; its recorded sub lane has the same."""
+    duties = {cam.id: cam.retention_days for cam in config.cameras}
+    duties |= {lane_id(c.id, "sub"): c.retention_days for c in config.cameras if c.records_sub}
+    return duties
 
 
 def fallback_retention_days(config: EdgeConfig) -> int:
@@ -30,9 +33,9 @@ def fallback_retention_days(config: EdgeConfig) -> int:
 
 def is_held(segment: Segment, holds: Iterable[Hold]) -> bool:
     """True if an evidence hold on the segment's camera overlaps any part of it."""
+    camera = split_lane(segment.camera)[0]  # a hold covers both lanes of its camera
     return any(
-        h.camera == segment.camera and segment.start < h.end and segment.end > h.start
-        for h in holds
+        h.camera == camera and segment.start < h.end and segment.end > h.start for h in holds
     )
 
 

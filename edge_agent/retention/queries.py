@@ -15,6 +15,7 @@ import sqlite_utils
 
 from edge_agent.recording.index import Hold, Segment
 from edge_agent.retention.forecast import RATE_WINDOW_S, CameraStats
+from fsv_contract.lanes import Lane, lane_id
 
 # No segment is longer than this: it bounds index range scans that look for segments
 # overlapping an instant (config caps segments at 600 s; repaired ones are shorter).
@@ -87,13 +88,15 @@ def write_rate(db: sqlite_utils.Database, cameras: Iterable[str]) -> float:
 
 
 def held_bytes_by_camera(db: sqlite_utils.Database, holds: Sequence[Hold]) -> dict[str, int]:
-    """Bytes of segments overlapping any of the holds, each segment counted once."""
+    """Bytes of segments overlapping any of the holds (both lanes of the held camera), each
+    segment counted once."""
     sizes: dict[int, tuple[str, int]] = {}
-    for hold in holds:
+    lanes: tuple[Lane, ...] = ("main", "sub")
+    for hold, lane in ((h, lane) for h in holds for lane in lanes):
         rows = db.execute(
             "select id, camera, bytes from segments where camera = ? and start >= ? "
             'and start < ? and "end" > ?',
-            [hold.camera, hold.start - MAX_SEGMENT_S, hold.end, hold.start],
+            [lane_id(hold.camera, lane), hold.start - MAX_SEGMENT_S, hold.end, hold.start],
         ).fetchall()
         sizes.update({seg_id: (camera, size) for seg_id, camera, size in rows})
     totals: dict[str, int] = {}

@@ -15,6 +15,7 @@ import json
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ class ArchiveSender:
         self.sent_segments = 0
         self.backlog = 0
         self.last_error = ""
+        # Told the site's archive policy each time central answers (must return at once).
+        self.on_policy: Callable[[str], None] | None = None
 
     def start(self) -> None:
         """Start the thread."""
@@ -139,6 +142,11 @@ class ArchiveSender:
         if status != 200:
             raise OSError(f"central answered {status} to the archive's wants: {body[:200]!r}")
         data = json.loads(body)
+        policy = data.get("policy")
+        if self.on_policy is not None and isinstance(policy, dict):
+            name = policy.get("policy")
+            if isinstance(name, str):
+                self.on_policy(name)
         return [
             Wanted(s["camera"], s["path"], int(s["bytes"]), s["sha256"], int(s["have_bytes"]))
             for s in data.get("segments", [])

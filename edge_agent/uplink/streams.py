@@ -1,14 +1,16 @@
 """One RTSP session per camera stream: builds the live taps and the readers that fill them.
 
 The recorder reads each recorded main stream and hands its packets to a tap; one
-SubStreamReader per camera reads the sub stream. Live view and detection both subscribe
-to these taps, so a camera never sees two sessions on the same stream from this agent.
+SubStreamReader per camera reads the sub stream, unless the sub stream is recorded (a lane
+recorder, edge_agent.recording.lanes): then that recorder's packets fill the sub tap. Live
+view and detection both subscribe to these taps, so a camera never sees two sessions on the
+same stream from this agent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from edge_agent.config import CameraConfig, EdgeConfig
@@ -16,6 +18,7 @@ from edge_agent.credentials import CredentialStore
 from edge_agent.recording.events import PacketEvent
 from edge_agent.uplink.sub_reader import SubStreamReader
 from edge_agent.uplink.tap import LiveTap, TapRegistry
+from fsv_contract.lanes import lane_id
 
 
 class Recorder(Protocol):
@@ -61,7 +64,10 @@ def build_streams(
     for cam in config.cameras:
         if not cam.enabled or not (live or cam.id in detect):
             continue
-        if cam.sub_url:
+        sub_lane = recorded.get(lane_id(cam.id, "sub"))
+        if cam.sub_url and sub_lane is not None:  # recorded: its recorder fills the tap
+            _recorder_tap(streams, cam.id, sub_lane)
+        elif cam.sub_url:
             _reader_tap(streams, cam, "sub", config, credentials)
         if cam.id in recorded and (live or not cam.sub_url):
             tap = streams.taps.add(LiveTap(cam.id, "main"))
@@ -69,6 +75,17 @@ def build_streams(
         elif cam.id in detect and cam.id not in recorded and not cam.sub_url:
             _reader_tap(streams, cam, "main", config, credentials)
     return streams
+
+
+def _recorder_tap(streams: CameraStreams, camera: str, recorder: Recorder) -> None:
+    """The sub tap of a camera whose sub lane is recorded: the lane recorder's packets, named
+    by the camera (consumers know cameras, not lanes)."""
+    tap = streams.taps.add(LiveTap(camera, "sub"))
+
+    def publish(event: PacketEvent) -> None:
+        tap.publish(replace(event, camera=camera))
+
+    recorder.add_packet_listener(publish)
 
 
 def _reader_tap(

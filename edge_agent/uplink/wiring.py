@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
@@ -20,6 +21,8 @@ from fsv_contract.video import (
     VERB_STREAM_STOP,
     VERB_THUMBNAIL,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
@@ -107,4 +110,17 @@ def build_archive_sender(
         config.mqtt.upload.ca_file,
     )
     scheduler.archive_backlog_segments = lambda: sender.backlog
+    sender.on_policy = lambda policy: _policy_told(config, policy)
     return sender
+
+
+def _policy_told(config: EdgeConfig, policy: str) -> None:
+    """Keep the site's archive policy; a change to or from `sub` applies at the next start."""
+    from edge_agent.recording.lanes import remember_policy
+
+    if remember_policy(config.state_dir, policy):
+        unset = [c.id for c in config.cameras if c.sub_url and c.record_sub is None]
+        if unset:
+            log.warning("central's archive policy for this site is now %r; the sub-stream "
+                        "recording of %s follows it from the next start", policy,
+                        ", ".join(unset))  # fmt: skip

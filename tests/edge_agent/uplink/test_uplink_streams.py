@@ -11,6 +11,7 @@ from edge_agent.config import EdgeConfig, parse_config
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.events import PacketEvent
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.lanes import resolve_lanes, sub_lane
 from edge_agent.recording.recorder import CameraRecorder
 from edge_agent.uplink.streams import build_streams
 from edge_agent.uplink.sub_reader import SubStreamReader
@@ -87,6 +88,24 @@ def test_a_recorder_feeds_the_main_tap(tmp_path: Path) -> None:
     )
     recorder.packet_listeners.notify(event)
     assert tap.packets == 1 and tap.subscribe(lambda e: None) == [event]
+    index.close()
+
+
+def test_a_recorded_sub_lane_feeds_the_sub_tap_instead_of_a_reader(tmp_path: Path) -> None:
+    config = resolve_lanes(_config(tmp_path, 9), "sub")
+    index = SegmentIndex(tmp_path / "index.db")
+    creds = CredentialStore(environ={})
+    lane = CameraRecorder(sub_lane(config.cameras[0]), config, index, creds)
+    assert lane.camera.id == "both--sub" and lane.camera.main_url.endswith("/s1")
+    streams = build_streams(config, creds, [lane], live=False, detect={"both"})
+    assert streams.readers == []  # one session on the sub stream: the lane's recorder
+    tap = streams.feed("both")
+    assert tap is not None and tap.stream == "sub"
+    event = PacketEvent(
+        "both--sub", "video", "h264", b"\0\0\1\x65", 0, 0, Fraction(1, 90000), 1.0, True, None
+    )
+    lane.packet_listeners.notify(event)
+    assert [e.camera for e in tap.subscribe(lambda e: None)] == ["both"]  # named by the camera
     index.close()
 
 

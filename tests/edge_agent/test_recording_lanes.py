@@ -1,0 +1,131 @@
+"""The sub stream as a recording lane of its own: when it is recorded (config or the site's
+archive policy), the agent's recorder on the sub URL writes segments, index rows and a chain
+under `<camera>--sub`, beside the main stream's, and retention and storage figures count it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from recording_helpers import make_config, wait_for
+
+from edge_agent.app import EdgeAgent
+from edge_agent.config import ConfigError, EdgeConfig, parse_config
+from edge_agent.credentials import CredentialStore
+from edge_agent.recording.index import GENESIS, Hold, SegmentIndex
+from edge_agent.recording.lanes import (
+    learned_policy,
+    recording_lanes,
+    remember_policy,
+    resolve_lanes,
+)
+from edge_agent.retention.planner import is_held, retention_by_camera
+from fsv_contract.lanes import lane_id, split_lane
+from testbed.rtsp import RtspServer
+
+LANE = "cam1--sub"
+
+
+def _config(tmp_path: Path, record_sub: bool | None = None, url: str = "rtsp://h/m") -> EdgeConfig:
+    sub = {} if record_sub is None else {"record_sub": record_sub}
+    return EdgeConfig.model_validate(
+        {
+            "site_id": "site-1",
+            "storage": {"path": str(tmp_path / "storage"), "segment_seconds": 5},
+            "recorder": {"backoff_initial_s": 0.5, "backoff_max_s": 2.0},
+            "detection": {"enabled": False},
+            "cameras": [
+                {
+                    "id": "cam1",
+                    "name": "A",
+                    "station": "quarantine",
+                    "retention_days": 30,
+                    "main_url": url,
+                    "sub_url": url.replace("/m", "/s").replace("cam1", "cam1_sub"),
+                    **sub,
+                },
+                {"id": "cam2", "name": "B", "station": "quarantine", "main_url": url},
+            ],
+        }  # fmt: skip
+    )
+
+
+def test_lane_ids_and_which_cameras_record_their_sub_stream(tmp_path: Path) -> None:
+    assert lane_id("cam1", "sub") == LANE and split_lane(LANE) == ("cam1", "sub")
+    assert split_lane("cam1") == ("cam1", "main") and split_lane("--sub") == ("--sub", "main")
+    unset = _config(tmp_path)
+    # Unset: the site's archive policy decides; an explicit value wins over it.
+    assert recording_lanes(resolve_lanes(unset, "sub")) == ["cam1", LANE, "cam2"]
+    assert recording_lanes(resolve_lanes(unset, "main")) == ["cam1", "cam2"]
+    assert recording_lanes(resolve_lanes(unset, None)) == ["cam1", "cam2"]
+    assert recording_lanes(resolve_lanes(_config(tmp_path, False), "sub")) == ["cam1", "cam2"]
+    assert recording_lanes(resolve_lanes(_config(tmp_path, True), None)) == ["cam1", LANE, "cam2"]
+    # The lane keeps its camera's duty; an evidence hold on the camera covers both lanes.
+    assert retention_by_camera(resolve_lanes(unset, "sub"))[LANE] == 30
+    assert LANE not in retention_by_camera(resolve_lanes(unset, "main"))
+    hold = Hold(1, "cam1", 100.0, 200.0, "alert", "a1", 0.0, None)
+    seg = _segment(LANE, 150.0)
+    assert is_held(seg, [hold]) and not is_held(_segment("cam2", 150.0), [hold])
+
+
+def test_the_policy_central_answers_is_kept_for_the_next_start(tmp_path: Path) -> None:
+    assert learned_policy(tmp_path) is None
+    assert remember_policy(tmp_path, "sub") and not remember_policy(tmp_path, "sub")
+    assert learned_policy(tmp_path) == "sub"
+    (tmp_path / "archive_policy.json").write_text("{not json")
+    assert learned_policy(tmp_path) is None  # a broken file is no policy, not a crash
+
+
+def test_a_camera_id_that_looks_like_a_lane_is_refused_naming_the_field() -> None:
+    text = """
+site_id: s
+storage: {path: /tmp/x}
+cameras:
+  - {id: cam1--sub, name: A, station: quarantine, main_url: rtsp://h/m}
+"""
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert "cameras[0].id" in str(e.value) and "--sub" in str(e.value)
+
+
+@pytest.mark.slow
+def test_the_agent_records_the_sub_lane_beside_the_main_stream(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, {"cam1": rtsp_server.url("cam1")})
+    cam = config.cameras[0].model_copy(update={"sub_url": rtsp_server.url("cam1_sub")})
+    config = config.model_copy(update={"cameras": [cam]})
+    remember_policy(config.state_dir, "sub")  # central said so before this start
+    agent = EdgeAgent(config, CredentialStore(environ={}))
+    assert [r.camera.id for r in agent.sub_recorders] == [LANE]
+    agent.start()
+    try:
+        index: SegmentIndex = agent.index
+        wait_for(lambda: len(index.segments_by_id(LANE)) >= 1 and index.segments_by_id("cam1"),
+                 timeout=40)  # fmt: skip
+        agent.cleaner.run_once(time.time())
+        forecast = agent.cleaner.status()
+    finally:
+        agent.stop()
+    index = SegmentIndex(config.state_dir / "index.db")
+    main, sub = index.segments_by_id("cam1"), index.segments_by_id(LANE)
+    index.close()
+    # Own files, own chain: each lane's first link follows the genesis, not the other lane.
+    assert all(s.path.startswith(f"{LANE}/") for s in sub)
+    assert sub[0].prev_chain == GENESIS and main[0].prev_chain == GENESIS
+    assert all(b.prev_chain == a.chain for a, b in zip(sub, sub[1:], strict=False))
+    assert sub[0].width == 640 and main[0].width == 1920  # the sub stream, not a copy
+    # Storage figures count the lane.
+    assert forecast is not None
+    by_camera = {c.camera: c for c in forecast.cameras}
+    counted = by_camera[LANE]  # as of the pass (stopping sealed one more segment since)
+    assert counted.segments >= 1 and counted.bytes == sum(s.bytes for s in sub[: counted.segments])
+    assert counted.configured and counted.bytes_per_s and counted.bytes_per_s > 0
+
+
+def _segment(camera: str, start: float) -> object:
+    from edge_agent.recording.index import Segment
+
+    return Segment(1, camera, f"{camera}/x.mp4", start, start + 5, 5.0, 1, "h264", 1, 1, None,
+                   "0" * 64, GENESIS, "1" * 64, 0, start)  # fmt: skip
