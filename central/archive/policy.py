@@ -1,7 +1,8 @@
 """Site archive policies and the pure decision "does the archive want this segment?".
 
 - `evidence`: alert media only (today's behaviour; no continuous transfer);
-- `sub`: the continuous sub stream (needs sub-stream recordings on the edge);
+- `sub`: the continuous sub stream: the edge's sub lanes (`<camera>--sub`, fsv_contract.lanes),
+  which an edge records when this policy is in force (or its camera config says so);
 - `main`: the continuous main stream, optionally only of some stations and only within
   daily time windows in the site's zone (e.g. key stations overnight, when the line is idle).
 """
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from central.archive.settings import PolicyName
+from fsv_contract.lanes import Lane
 from fsv_contract.payloads import LEVEL_PATTERN
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -67,10 +69,15 @@ class SitePolicy(BaseModel):
         return value
 
 
-def wants(policy: SitePolicy, station: str | None, start: float, end: float, zone: str) -> bool:
-    """Whether the archive wants a recorded main-stream segment [start, end) of this station."""
-    if policy.policy != "main":
-        return False  # evidence: alert media only; sub: not the main-stream recordings
+def wants(
+    policy: SitePolicy, station: str | None, start: float, end: float, zone: str,
+    stream: Lane = "main",
+) -> bool:  # fmt: skip
+    """Whether the archive wants a recorded segment [start, end) of this station's stream."""
+    if policy.policy == "sub":
+        return stream == "sub"  # the continuous sub stream of every camera
+    if policy.policy != "main" or stream != "main":
+        return False  # evidence: alert media only
     if policy.stations is not None and station not in policy.stations:
         return False
     if not policy.windows:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from central.archive.store import Stored
 from central.archive.transfer import Archive
+from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import End, FrameFlags, FrameHeader, FrameKind, Hello, control_json
 
 LEAD_S = 1.0
@@ -144,8 +145,10 @@ class ArchiveReplay:
         start: float,
         speed: float,
         edge_has: Callable[[float, float], bool] | None = None,
+        stream: Lane = "main",
     ) -> None:
         self.archive = archive
+        self.stream: Lane = stream  # which recording of the camera: its lane in the archive
         self.edge_has = edge_has
         self._skipped = 0.0
         self.site = site
@@ -163,12 +166,15 @@ class ArchiveReplay:
         """
         loop = asyncio.get_running_loop()
         began = loop.time()
-        await ws.send_str(json.dumps({"type": "source", "source": "archive"}))
+        await ws.send_str(
+            json.dumps({"type": "source", "source": "archive", "stream": self.stream})
+        )
+        lane = lane_id(self.camera, self.stream)
         cursor = self.start
         sent_any = False
         while True:
             segments = await asyncio.to_thread(
-                self.archive.store.between, self.site, self.camera, cursor, cursor + WINDOW_S
+                self.archive.store.between, self.site, lane, cursor, cursor + WINDOW_S
             )
             segments = [s for s in segments if s.end > cursor]
             if not segments:
@@ -199,7 +205,7 @@ class ArchiveReplay:
             fmp4 = split_fmp4(data)
         except ValueError:
             return  # a stored file is checked against its hash; this cannot be, skip it
-        hello = Hello(camera=self.camera, stream="main", mode="replay", codec=fmp4.codec,
+        hello = Hello(camera=self.camera, stream=self.stream, mode="replay", codec=fmp4.codec,
                       mime=fmp4.mime, width=fmp4.width, height=fmp4.height,
                       origin_wall=seg.start, speed=self.speed)  # fmt: skip
         await ws.send_str(control_json(hello))
@@ -223,8 +229,19 @@ class ArchiveReplay:
 
 
 def covers(archive: Archive, site: str, camera: str, start: float) -> bool:
-    """Whether the archive holds footage at (or within a minute after) `start`."""
+    """Whether the archive holds footage of a lane at (or within a minute after) `start`."""
     return bool(archive.store.between(site, camera, start, start + 60.0))
+
+
+def archived_stream(
+    archive: Archive, site: str, camera: str, start: float, asked: Lane | None
+) -> Lane | None:
+    """Which of the camera's streams the archive replays from `start`: the one asked for, or
+    (none asked) the main stream where it holds it, else the sub stream; None: neither."""
+    for stream in (asked,) if asked else ("main", "sub"):
+        if covers(archive, site, lane_id(camera, stream), start):
+            return stream
+    return None
 
 
 async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> float | None:

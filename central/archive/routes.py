@@ -31,6 +31,7 @@ from central.errors import ForbiddenError, NotFoundError
 from central.ingest.routes import _site_of as site_of
 from central.keys import ARCHIVE
 from central.regulation.roles import Permission, Role
+from fsv_contract.lanes import split_lane
 
 routes = RouteTable()
 SHA256_HEADER = "X-Content-SHA256"
@@ -169,7 +170,8 @@ async def get_timeline(request: web.Request) -> web.Response:
     "GET",
     "/api/v1/archive/files/{site_id}/{camera_id}/{path:.+}",
     tag="archive",
-    summary="An archived segment (fragmented MP4, as recorded and anchored)",
+    summary="An archived segment (fragmented MP4, as recorded and anchored); `X-Stream` says "
+    "which of the camera's streams (main, or sub under policy `sub`)",
     produces=("video/mp4",),
     statuses=(200, 404),
 )
@@ -181,15 +183,21 @@ async def get_file(request: web.Request) -> web.StreamResponse:
         path = safe_path(request.match_info["path"])
     except ArchiveError as e:
         raise NotFoundError(str(e)) from e
-    stored = await asyncio.to_thread(archive.store.stored, cam["site_id"], cam["camera_id"], path)
+    lane = path.split("/", 1)[0]  # the lane's folder: the camera's main or sub stream
+    camera, stream = split_lane(lane)
+    if camera != cam["camera_id"]:
+        raise NotFoundError("that segment is not of this camera")
+    stored = await asyncio.to_thread(archive.store.stored, cam["site_id"], lane, path)
     if stored is None:
         raise NotFoundError("the archive does not hold that segment")
     await audit(request, "replay", f"{cam['site_id']}/{cam['camera_id']}",
-                {"source": "archive", "path": path}, org_path=cam["org_path"])  # fmt: skip
+                {"source": "archive", "path": path, "stream": stream},
+                org_path=cam["org_path"])  # fmt: skip
     return web.FileResponse(
         archive.file(cam["site_id"], path),
-        headers={"Content-Type": "video/mp4", "Content-Disposition": "inline; filename=seg.mp4"},
-    )
+        headers={"Content-Type": "video/mp4", "Content-Disposition": "inline; filename=seg.mp4",
+                 "X-Stream": stream},
+    )  # fmt: skip
 
 
 @routes.route(

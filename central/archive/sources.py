@@ -1,7 +1,9 @@
 """Replay from the best source: which parts of a time range the archive, the edge or nobody has.
 
 The edge holds what its anchored chain says it has not deleted; it serves replay only while
-its agent is online. The archive holds what it stored and verified. The archive is taken
+its agent is online. The archive holds what it stored and verified, of the main stream or
+(policy `sub`) the sub stream's lane; each part says which stream plays there (main where
+the archive holds both). The archive is taken
 wherever it has the footage (it is central's own copy and costs the site's uplink nothing);
 the edge otherwise; `edge_offline` marks footage only an unreachable edge holds.
 """
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from central.archive.store import ArchiveStore, Stored
+from fsv_contract.lanes import Lane, lane_id, split_lane
 
 Source = Literal["archive", "edge", "edge_offline", "none"]
 JOIN_S = 2.0  # parts of one source closer than this are one part
@@ -28,12 +31,14 @@ class _ArchiveLike(Protocol):
 
 @dataclass
 class Part:
-    """A stretch of time and where its footage comes from."""
+    """A stretch of time and where its footage comes from (`stream`: which of the camera's
+    recordings plays there; the archive may hold only the sub stream, the edge plays main)."""
 
     start: float
     end: float
     source: Source
     files: list[str]
+    stream: Lane | None = None
 
 
 def best_sources(
@@ -55,32 +60,50 @@ def best_sources(
         if b <= a:
             continue
         mid = (a + b) / 2
-        files = [s.path for s in archived if s.start <= mid < s.end]
+        here = [s for s in archived if s.start <= mid < s.end]
+        main = [s.path for s in here if split_lane(s.camera)[1] == "main"]
+        files = main or [s.path for s in here]
         source: Source
+        played: Lane | None = None
         if files:
-            source = "archive"
+            source, played = "archive", ("main" if main else "sub")
         elif any(x <= mid < y for x, y in on_edge):
-            source = "edge" if edge_online else "edge_offline"
+            source, played = ("edge" if edge_online else "edge_offline"), "main"
         else:
             source = "none"
         last = parts[-1] if parts else None
-        if last is not None and last.source == source and a - last.end <= JOIN_S:
+        if (
+            last is not None
+            and (last.source, last.stream) == (source, played)
+            and a - last.end <= JOIN_S
+        ):
             last.end = b
             last.files += [f for f in files if f not in last.files]
         else:
-            parts.append(Part(a, b, source, files))
+            parts.append(Part(a, b, source, files, played))
     return parts
+
+
+def archived_lanes(
+    store: ArchiveStore, site: str, camera: str, start: float, end: float
+) -> list[Stored]:
+    """What the archive holds of both of a camera's lanes in [start, end), in time order."""
+    both = [
+        *store.between(site, lane_id(camera, "main"), start, end),
+        *store.between(site, lane_id(camera, "sub"), start, end),
+    ]
+    return sorted(both, key=lambda s: s.start)
 
 
 def timeline(
     archive: _ArchiveLike, site: str, camera: str, start: float, end: float
 ) -> list[dict[str, Any]]:
     """The parts of a camera's [start, end) with their source (database reads: off the loop)."""
-    archived = archive.store.between(site, camera, start, end)
+    archived = archived_lanes(archive.store, site, camera, start, end)
     on_edge = _anchored(archive, site, camera, start, end)
     online = agent_online(archive, site)
     return [
-        {"start": p.start, "end": p.end, "source": p.source, "files": p.files}
+        {"start": p.start, "end": p.end, "source": p.source, "stream": p.stream, "files": p.files}
         for p in best_sources(start, end, archived, on_edge, online)
     ]
 
@@ -99,13 +122,15 @@ def replay_sources(
     what its anchored chain says it holds counts, as `edge_offline`. Stretches nobody holds
     are left out: the timeline shows them as gaps already.
     """
-    archived = archive.store.between(site, camera, start, end)
+    archived = archived_lanes(archive.store, site, camera, start, end)
     on_edge = edge_ranges
     if on_edge is None:
         on_edge = _anchored(archive, site, camera, start, end)
     parts = best_sources(start, end, archived, on_edge, edge_ranges is not None)
     return [
-        {"start": p.start, "end": p.end, "source": p.source} for p in parts if p.source != "none"
+        {"start": p.start, "end": p.end, "source": p.source, "stream": p.stream}
+        for p in parts
+        if p.source != "none"
     ]
 
 

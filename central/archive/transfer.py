@@ -24,6 +24,7 @@ from central.archive.settings import ArchiveConfig
 from central.archive.store import ArchiveStore, Stored
 from central.db import CentralDatabase
 from central.integrity.findings import Finding, report
+from fsv_contract.lanes import split_lane
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*){0,7}$")
 CHUNK = 1 << 20
@@ -93,7 +94,7 @@ class Archive:
     def wanted(self, site: str, limit: int, now: float | None = None) -> list[dict[str, Any]]:
         """Segments of `site` the archive still wants, oldest first, with the bytes held."""
         policy = self.policy(site)
-        if policy.policy != "main":
+        if policy.policy == "evidence":
             return []
         since = (now or time.time()) - self.config.retention_days * 86400
         known = self.store.known_paths(site)
@@ -113,7 +114,8 @@ class Archive:
             for camera, path, start, end, size, sha in rows:
                 if (camera, path) in known:
                     continue
-                if not wants(policy, stations.get(camera), start, end, self.zone):
+                base, stream = split_lane(camera)
+                if not wants(policy, stations.get(base), start, end, self.zone, stream):
                     continue
                 out.append({"camera": camera, "path": path, "start": start, "end": end,
                             "bytes": size, "sha256": sha,

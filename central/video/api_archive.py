@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Literal
 
 from aiohttp import web
@@ -20,7 +21,13 @@ from central.api.common import (
     services,
 )
 from central.api.registry import RouteTable
-from central.archive.replay import ArchiveReplay, covers, edge_holds, serve_archive_replay
+from central.archive.export import archived_for_export, export_from_archive
+from central.archive.replay import (
+    ArchiveReplay,
+    archived_stream,
+    edge_holds,
+    serve_archive_replay,
+)
 from central.archive.sources import agent_online, replay_sources
 from central.errors import InvalidInputError, NotFoundError
 from central.keys import ARCHIVE, VIDEO
@@ -39,6 +46,7 @@ from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
 from central.video.thumbnails import EdgeTimeout, ThumbnailBusy
 from central.video.wall import reported_uplinks, wall_cameras
+from fsv_contract.lanes import Lane
 from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
 
 routes = RouteTable()
@@ -49,6 +57,11 @@ class ReplayQuery(BaseModel):
 
     start: str = Field(description="UTC epoch seconds or ISO 8601 with a zone")
     speed: float = Field(1.0, ge=0.25, le=16.0, description="x real time")
+    stream: Lane | None = Field(
+        None,
+        description="from the city archive: this recording of the camera (none: the main "
+        "stream where the archive holds it, else the sub stream); the edge replays main",
+    )
 
 
 class RangeQuery(BaseModel):
@@ -168,21 +181,23 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     # The city archive first where it holds the footage (it costs the site's line nothing,
     # so only the user's own replay count applies to it).
     archive = request.app[ARCHIVE]
-    from_archive = await asyncio.to_thread(covers, archive, cam["site_id"], cam["camera_id"], start)
+    stream = await asyncio.to_thread(
+        archived_stream, archive, cam["site_id"], cam["camera_id"], start, q.stream
+    )
+    from_archive = stream is not None
     try:
         lease = await video.quotas.viewer(user.id, "replay", key, uses_uplink=not from_archive)
     except QuotaExceeded as e:
         return await refuse_viewer(request, ws, e)
     try:
         target = f"{cam['site_id']}/{cam['camera_id']}"
-        await audit(
-            request, "replay", target, {"start": start, "speed": q.speed}, org_path=cam["org_path"]
-        )
+        detail = {"start": start, "speed": q.speed, **({"stream": stream} if stream else {})}
+        await audit(request, "replay", target, detail, org_path=cam["org_path"])
         await ws.prepare(request)
-        if from_archive:
+        if stream is not None:
             site, camera = cam["site_id"], cam["camera_id"]
             edge = edge_holds(archive, site, camera)
-            replay = ArchiveReplay(archive, site, camera, start, q.speed, edge)
+            replay = ArchiveReplay(archive, site, camera, start, q.speed, edge, stream)
             handoff = await serve_archive_replay(ws, replay)
             if handoff is None:
                 return ws
@@ -236,23 +251,45 @@ async def video_thumbnail(request: web.Request) -> web.Response:
     statuses=(201, 400, 404, 429),
 )
 async def video_export_create(request: web.Request) -> web.Response:
-    """Ask the edge for the clip; poll the job, then download it. Audited as `clip_export`."""
+    """Ask the edge for the clip (with the edge away, cut it from the city archive if that
+    holds the range: `source` and `stream` say so); poll the job, then download it. Audited
+    as `clip_export`."""
     body = await read_body(request, ExportBody)
     user = current_user(request, Permission.WATCH_VIDEO)
     cam = await run_db(services(request).orgs.get_camera, user.scope, body.site_id, body.camera_id)
     if not 0 < body.end - body.start <= MAX_EXPORT_S:
         raise InvalidInputError(f"a clip lasts at most {MAX_EXPORT_S:.0f} s")
     video = request.app[VIDEO]
-    held = await video.quotas.check_export(user.id, cam["site_id"])  # 429 when used up
+    archive = request.app[ARCHIVE]
+    site, camera = cam["site_id"], cam["camera_id"]
+    held = await video.quotas.check_export(user.id, site)  # 429 when used up
     try:
-        job = await video.exports.create(cam, body.start, body.end, user.id, user.username)
+        # The edge away: the city archive's copy is cut here, if it holds the range.
+        online = await asyncio.to_thread(agent_online, archive, site)
+        found = None if online else await asyncio.to_thread(
+            archived_for_export, archive, site, camera, body.start, body.end
+        )  # fmt: skip
+        if found is not None:
+            cut = functools.partial(export_from_archive, archive, site, camera, body.start,
+                                    body.end)  # fmt: skip
+            job = await video.exports.create_from_archive(
+                cam, body.start, body.end, user.id, user.username, cut
+            )
+        else:
+            job = await video.exports.create(cam, body.start, body.end, user.id, user.username)
     finally:
         held.release()
     await audit(
         request,
         "clip_export",
         f"{body.site_id}/{body.camera_id}",
-        {"export_id": job["id"], "start": body.start, "end": body.end},
+        {
+            "export_id": job["id"],
+            "start": body.start,
+            "end": body.end,
+            "source": job["source"],
+            "stream": job["stream"],
+        },  # fmt: skip
         org_path=cam["org_path"],
     )
     return json_response(job, status=201)

@@ -1,5 +1,8 @@
 """Clip exports: asked of the edge by command, received over the uplink, checked, signed, kept.
 
+With the edge away, a clip the city archive holds is cut at central instead (source
+`archive`, central.archive.export), checked and signed the same way.
+
 Central never trusts the upload blindly: the received file must have the size and SHA-256
 the edge's manifest states and the manifest's chain must hold, before central signs it.
 """
@@ -11,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import sqlite_utils
 from aiohttp import WSMsgType, web
 
+from central.archive.export import ArchiveExportError
 from central.db import CentralDatabase
 from central.errors import NotFoundError
 from central.regulation.scope import Scope, in_scope, scope_filter
@@ -25,6 +30,7 @@ from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
 from central.video.verify import file_sha256
 from fsv_contract.errors import InvalidPayload
+from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import (
     VERB_EXPORT,
     ClipManifest,
@@ -70,6 +76,13 @@ def m001_exports(db: sqlite_utils.Database) -> None:
         not_null={"site_id", "camera_id", "org_path", "start", "end", "status", "created_at"},
     )
     db.table("video_exports").create_index(["org_path", "created_at"])
+
+
+@migrations()
+def m002_export_source(db: sqlite_utils.Database) -> None:
+    """Where a clip was cut (`edge`, or `archive` with the edge away) and from which stream."""
+    db.table("video_exports").add_column("source", str)
+    db.table("video_exports").add_column("stream", str)
 
 
 class ExportStore:
@@ -119,6 +132,8 @@ class ExportStore:
             "user_id": user_id,
             "username": username,
             "status": "requested",
+            "source": "edge",
+            "stream": "main",
             "created_at": time.time(),
         }
         await asyncio.to_thread(self._insert, row)
@@ -132,6 +147,47 @@ class ExportStore:
             await asyncio.to_thread(self._finish, export_id, "failed", f"not sent: {e}")
         else:
             await asyncio.to_thread(self._update, export_id, {"request_id": request_id})
+        return await asyncio.to_thread(self.get, Scope.everything(), export_id)
+
+    async def create_from_archive(
+        self,
+        camera: dict[str, Any],
+        start: float,
+        end: float,
+        user_id: int | None,
+        username: str,
+        cut: Callable[[Path], tuple[Lane, ClipManifest]],
+    ) -> dict[str, Any]:
+        """Cut the clip at central from the city archive (`cut` writes the file and returns
+        the stream and manifest), check its chain and sign it like an edge's; the job row."""
+        export_id = str(uuid.uuid4())
+        row = {
+            "id": export_id,
+            "site_id": camera["site_id"],
+            "camera_id": camera["camera_id"],
+            "org_path": camera["org_path"],
+            "start": start,
+            "end": end,
+            "user_id": user_id,
+            "username": username,
+            "status": "cutting",
+            "source": "archive",
+            "created_at": time.time(),
+        }
+        await asyncio.to_thread(self._insert, row)
+        part = self.folder / f"{export_id}.mp4.part"
+        try:
+            stream, manifest = await asyncio.to_thread(cut, part)
+        except ArchiveExportError as e:
+            part.unlink(missing_ok=True)
+            await asyncio.to_thread(self._finish, export_id, "failed", str(e))
+        else:
+            await asyncio.to_thread(self._update, export_id, {"stream": stream})
+            done = End(reason="done")
+            error = await asyncio.to_thread(self._accept, row, part, manifest, done, stream)
+            if error is not None:
+                part.unlink(missing_ok=True)
+                await asyncio.to_thread(self._finish, export_id, "failed", error)
         return await asyncio.to_thread(self.get, Scope.everything(), export_id)
 
     def _insert(self, row: dict[str, Any]) -> None:
@@ -213,14 +269,19 @@ class ExportStore:
             log.warning("export %s failed: %s", export_id, error)
 
     def _accept(
-        self, job: dict[str, Any], part: Path, manifest: ClipManifest | None, end: End | None
+        self,
+        job: dict[str, Any],
+        part: Path,
+        manifest: ClipManifest | None,
+        end: End | None,
+        stream: Lane = "main",
     ) -> str | None:
         """Check, sign and keep the clip; the reason it is refused, or None."""
         if end is None or end.reason != "done":
             return end.reason if end is not None else "the edge closed before the clip ended"
         if manifest is None:
             return "the edge sent no manifest"
-        if (manifest.site, manifest.camera) != (job["site_id"], job["camera_id"]):
+        if (manifest.site, manifest.camera) != (job["site_id"], lane_id(job["camera_id"], stream)):
             return "the manifest is for another camera"
         if part.stat().st_size != manifest.file.bytes or file_sha256(part) != manifest.file.sha256:
             return "the received clip does not match the edge's manifest"

@@ -31,12 +31,14 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from central.archive.sources import archived_lanes
 from central.archive.store import Stored
 from central.archive.transfer import Archive
 from central.errors import CentralError, NotFoundError
 from central.video.hub import Sender, new_token
 from fsv_common.thumbnail import MAX_JPEG_BYTES, ThumbnailError, is_jpeg, keyframe_jpeg
 from fsv_contract.errors import InvalidPayload
+from fsv_contract.lanes import split_lane
 from fsv_contract.video import (
     VERB_THUMBNAIL,
     End,
@@ -300,8 +302,11 @@ def _unlink(paths: list[Path]) -> None:
 
 
 def _archived_at(archive: Archive, site: str, camera: str, moment: float) -> Stored | None:
-    """The archived segment holding `moment`, if the archive has one."""
-    for seg in archive.store.between(site, camera, moment, moment + 0.001):
+    """The archived segment holding `moment` (main stream first, else the sub lane), if any."""
+    for seg in archived_lanes(archive.store, site, camera, moment, moment + 0.001):
+        if seg.start <= moment < seg.end and split_lane(seg.camera)[1] == "main":
+            return seg
+    for seg in archived_lanes(archive.store, site, camera, moment, moment + 0.001):
         if seg.start <= moment < seg.end:
             return seg
     return None

@@ -11,75 +11,36 @@ from __future__ import annotations
 
 import logging
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
-from av.container import OutputContainer
-from av.video.stream import VideoStream
 
 from edge_agent.errors import UplinkError
 from edge_agent.recording.index import Segment, SegmentIndex, file_sha256
-from edge_agent.recording.segment_writer import VIDEO_TAGS
 from edge_agent.uplink.recordings import chain_between, segments_between
-from edge_agent.uplink.replay import TimedPacket, from_keyframe, segment_packets
+from edge_agent.uplink.replay import segment_packets
+from fsv_common.clip import ClipWriter, from_keyframe
 from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
 
 log = logging.getLogger(__name__)
 
 
-class _ClipWriter:
-    """One MP4 written from timed packets; timestamps are UTC minus the first packet's."""
-
-    def __init__(self, path: Path, template: VideoStream) -> None:
-        self.container: OutputContainer = av.open(
-            str(path), "w", format="mp4", options={"movflags": "+faststart"}
-        )
-        self.stream: VideoStream = self.container.add_stream_from_template(template)
-        self.stream.codec_tag = VIDEO_TAGS[template.codec_context.name]
-        self.setup = (template.codec_context.name, template.codec_context.extradata)
-        self.time_base: Fraction = template.time_base or Fraction(1, 90000)
-        self.tb = float(self.time_base)
-        self.origin: float | None = None
-        self.last_wall: float | None = None
-        self.last_dts = -1
-        self.packets = 0
-
-    def write(self, packet: TimedPacket) -> None:
-        if self.origin is None:
-            self.origin = packet.wall
-        dts = max(self.last_dts + 1, round((packet.wall - self.origin) / self.tb))
-        out = av.Packet(packet.data)
-        out.dts = dts
-        out.pts = dts + round(packet.pts_offset / self.tb)
-        out.time_base = self.time_base
-        out.is_keyframe = packet.keyframe
-        out.stream = self.stream
-        self.container.mux_one(out)
-        self.last_dts = dts
-        self.last_wall = packet.wall
-        self.packets += 1
-
-    def close(self) -> None:
-        self.container.close()
-
-
 def _copy(
-    writer: _ClipWriter | None,
+    writer: ClipWriter | None,
     used: list[Segment],
     segment: Segment,
     storage: Path,
     start: float,
     end: float,
     out_path: Path,
-) -> tuple[_ClipWriter | None, bool]:
+) -> tuple[ClipWriter | None, bool]:
     """Copy one segment's packets in range; returns the writer and whether to go on."""
     packets = segment_packets(storage / segment.path, segment)
     for stream, packet in from_keyframe(packets, start) if writer is None else packets:
         if packet.wall >= end:
             return writer, False
         if writer is None:
-            writer = _ClipWriter(out_path, stream)
+            writer = ClipWriter(out_path, stream)
         elif (stream.codec_context.name, stream.codec_context.extradata) != writer.setup:
             log.warning("%s: the stream changed inside the clip; it ends there", segment.camera)
             return writer, False
@@ -107,7 +68,7 @@ def export_clip(
     ]
     if not segments:
         raise UplinkError(f"camera {camera!r} recorded nothing between those times")
-    writer: _ClipWriter | None = None
+    writer: ClipWriter | None = None
     used: list[Segment] = []
     try:
         for segment in segments:

@@ -12,8 +12,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,6 +22,7 @@ from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.fmp4 import Chunk, Fmp4Remuxer, MediaPacket
 from edge_agent.uplink.link import UplinkLink
 from edge_agent.uplink.recordings import segments_after
+from fsv_common.clip import NoVideoTrack, TimedPacket, file_packets, from_keyframe
 from fsv_contract.video import FrameKind, Hello
 
 log = logging.getLogger(__name__)
@@ -33,55 +32,12 @@ GAP_S = 1.0  # a jump in media time larger than this is a hole in the recording:
 QUEUE_CHUNKS = 200
 
 
-@dataclass(frozen=True, slots=True)
-class TimedPacket:
-    """A recorded packet placed on the UTC timeline."""
-
-    data: bytes
-    wall: float  # UTC of its decode time
-    pts_offset: float  # presentation minus decode time, seconds
-    keyframe: bool
-
-
 def segment_packets(path: Path, segment: Segment) -> Iterator[tuple[VideoStream, TimedPacket]]:
     """The video packets of one segment file with their UTC decode times."""
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise UplinkError(f"{segment.path} has no video track")
-        stream = container.streams.video[0]
-        tb = float(stream.time_base or Fraction(1, 90000))
-        first: int | None = None
-        for packet in container.demux(stream):
-            if not packet.size or packet.dts is None:
-                continue
-            if first is None:
-                first = packet.dts
-            wall = segment.start + (packet.dts - first) * tb
-            offset = ((packet.pts or packet.dts) - packet.dts) * tb
-            yield stream, TimedPacket(bytes(packet), wall, offset, packet.is_keyframe)
-
-
-def from_keyframe(
-    packets: Iterator[tuple[VideoStream, TimedPacket]], start: float
-) -> Iterator[tuple[VideoStream, TimedPacket]]:
-    """Skip to the last keyframe at or before `start` (the first keyframe if none is)."""
-    held: list[tuple[VideoStream, TimedPacket]] = []
-    for item in packets:
-        packet = item[1]
-        if packet.wall <= start:
-            if packet.keyframe:
-                held = [item]
-            elif held:
-                held.append(item)
-            continue
-        if not held and not packet.keyframe:
-            continue
-        yield from held
-        held = []
-        yield item
-        yield from packets
-        return
-    yield from held
+    try:
+        yield from file_packets(path, segment.start)
+    except NoVideoTrack as e:
+        raise UplinkError(f"{segment.path} has no video track") from e
 
 
 class ReplayProducer:

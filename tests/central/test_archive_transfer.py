@@ -1,25 +1,32 @@
 """The city archive end to end over real HTTP: an edge's archive sender sends what the site
-policy asks for, resumes a cut transfer, is idempotent per segment, is refused (and a
-finding raised) when bytes differ from the anchored chain; the timeline says where footage
-comes from; retention removes what is past its days."""
+policy asks for (main, or the sub stream's lane), resumes a cut transfer, is idempotent per
+segment, is refused (and a finding raised) when bytes differ from the anchored chain; the
+timeline says where footage comes from and which stream; replay and exports work from the
+archive alone with the edge away; retention removes what is past its days."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiohttp import WSMsgType
 from central_support import Central, call, make_config
 from integrity_support import SITE, record_segments
 from video_support import add_camera
 
 from central.api.common import SERVICES
 from central.app import create_app
+from central.archive.transfer import Archive
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import set_password
 from central.keys import ARCHIVE, DATABASE
@@ -29,13 +36,80 @@ from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.archive import ArchiveSender, Wanted
 from edge_agent.uplink.scheduler import UplinkScheduler
 from edge_agent.uplink.settings import ArchiveSenderConfig
+from fsv_contract.video import ClipManifest, FrameKind, unpack_frame
 from testbed.footage import Footage
 
 pytestmark = pytest.mark.asyncio
 PASSWORD = "pw-site"
 
 
-async def _central(aiohttp_client: Any, tmp_path: Path) -> Central:
+@dataclass
+class EdgeBox:
+    """An edge's recordings (real segment files, a real index) and its archive sender."""
+
+    central: Central
+    storage: Path
+    index: SegmentIndex
+    footage: Footage
+
+    def record(
+        self, count: int, start: float | None = None, camera: str = "cam1", clip: Path | None = None
+    ) -> list[Segment]:
+        """`count` sealed 2-second segments of a lane from `start` (default: an hour ago);
+        anchored separately."""
+        clip = clip or self.footage.short_h264
+        start = time.time() - 3600 if start is None else start
+        return record_segments(self.index, self.storage, clip, start, count, camera)
+
+    def anchor(self, segments: list[Segment]) -> None:
+        """Put the edge's chain links at central, as the anchor sender would have."""
+        with self.central.client.app[DATABASE].transaction() as db:
+            for s in segments:
+                db.execute(
+                    'insert into anchored_segments (site, camera, path, start, "end", bytes, '
+                    "sha256, prev_chain, chain, retention_days, anchored_at) values "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, 90, ?)",
+                    [SITE, s.camera, s.path, s.start, s.end, s.bytes, s.sha256, s.prev_chain,
+                     s.chain, time.time()],
+                )  # fmt: skip
+
+    async def recorded(
+        self, count: int, start: float | None = None, camera: str = "cam1", clip: Path | None = None
+    ) -> list[Segment]:
+        """Record and anchor `count` segments."""
+        segments = await asyncio.to_thread(self.record, count, start, camera, clip)
+        self.anchor(segments)
+        return segments
+
+    def sender(self) -> ArchiveSender:
+        url = str(self.central.client.make_url("")).rstrip("/")
+        return ArchiveSender(
+            ArchiveSenderConfig(batch=50, pause_give_up_s=1.0, timeout_s=20),
+            url,
+            Credential(SITE, PASSWORD),
+            self.storage,
+            self.index,
+            UplinkScheduler(2_000_000),
+        )
+
+    async def send_all(self) -> None:
+        """One round of the sender: what the policy asks, sent."""
+        await asyncio.to_thread(self.sender().run_round)
+
+    @property
+    def archive(self) -> Archive:
+        return self.central.client.app[ARCHIVE]
+
+
+async def set_policy(central: Central, policy: dict[str, Any]) -> None:
+    status, body = await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}",
+                              json=policy)  # fmt: skip
+    assert status == 200, body
+
+
+@pytest_asyncio.fixture
+async def central(aiohttp_client: Any, tmp_path: Path) -> Central:
+    """Central with the archive on (no free-space floor), the site's login and camera cam1."""
     broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     set_password(broker, SITE, PASSWORD)
     config = make_config(
@@ -49,55 +123,55 @@ async def _central(aiohttp_client: Any, tmp_path: Path) -> Central:
     return central
 
 
-def _anchor(central: Central, segments: list[Segment]) -> None:
-    """Put the edge's chain links at central, as the anchor sender would have."""
-    with central.client.app[DATABASE].transaction() as db:
-        for s in segments:
-            db.execute(
-                'insert into anchored_segments (site, camera, path, start, "end", bytes, sha256, '
-                "prev_chain, chain, retention_days, anchored_at) values "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, 90, ?)",
-                [SITE, s.camera, s.path, s.start, s.end, s.bytes, s.sha256, s.prev_chain,
-                 s.chain, time.time()],
-            )  # fmt: skip
+@pytest.fixture
+def edge(central: Central, tmp_path: Path, footage: Footage) -> Iterator[EdgeBox]:
+    """The site's box: storage and index under tmp_path (the agent itself is not running)."""
+    index = SegmentIndex(tmp_path / "index.db")
+    yield EdgeBox(central, tmp_path / "edge", index, footage)
+    index.close()
 
 
-def _sender(central: Central, storage: Path, index: SegmentIndex) -> ArchiveSender:
-    url = str(central.client.make_url("")).rstrip("/")
-    return ArchiveSender(
-        ArchiveSenderConfig(batch=50, pause_give_up_s=1.0, timeout_s=20),
-        url,
-        Credential(SITE, PASSWORD),
-        storage,
-        index,
-        UplinkScheduler(2_000_000),
+async def replay_messages(
+    central: Central, start: float, params: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[FrameKind, bytes]]]:
+    """An inspector's replay of cam1 from `start` at 16x, to its end."""
+    ws = await central.client.ws_connect(
+        f"/api/v1/video/replay/{SITE}/cam1",
+        params={"start": str(start), "speed": "16", **(params or {})},
+        headers=await central.token("inspector-a"),
     )
+    texts: list[dict[str, Any]] = []
+    frames: list[tuple[FrameKind, bytes]] = []
+    async with asyncio.timeout(30):
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                texts.append(json.loads(msg.data))
+                if texts[-1]["type"] == "end":
+                    break
+            elif msg.type == WSMsgType.BINARY:
+                header, payload = unpack_frame(msg.data)
+                frames.append((header.kind, bytes(payload)))
+    await ws.close()
+    return texts, frames
 
 
 async def test_archive_takes_what_the_policy_asks_verified_and_resumable(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+    central: Central, edge: EdgeBox
 ) -> None:
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    t0 = time.time() - 3600
-    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 4)
-    _anchor(central, segments)
-    sender = _sender(central, storage, index)
-    archive = central.client.app[ARCHIVE]
+    segments = await edge.recorded(4)
+    sender = edge.sender()
+    archive = edge.archive
 
     # Policy `evidence` (the default): nothing is asked for.
     assert await asyncio.to_thread(sender.wants) == []
-    status, body = await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}",
-                              json={"policy": "main", "stations": ["kitchen_prep"]})  # fmt: skip
-    assert status == 200, body
+    await set_policy(central, {"policy": "main", "stations": ["kitchen_prep"]})
     wanted = await asyncio.to_thread(sender.wants)
     assert [w.path for w in wanted] == [s.path for s in segments]  # oldest first
 
     # A transfer cut after half of the first segment resumes from the byte central holds.
     first = segments[0]
     half = first.bytes // 2
-    data = (storage / first.path).read_bytes()
+    data = (edge.storage / first.path).read_bytes()
     resp = await central.client.put(
         f"/api/v1/archive/segments/cam1/{first.path}",
         data=data[:half],
@@ -118,6 +192,7 @@ async def test_archive_takes_what_the_policy_asks_verified_and_resumable(
                                                        first.sha256, 0))  # fmt: skip
 
     # The timeline takes the archive; a regulator downloads the archived file.
+    t0 = first.start
     timeline = f"/api/v1/archive/timeline/{SITE}/cam1"
     status, body = await call(central, "inspector-a", "GET", timeline,
                               params={"start": str(t0 - 10), "end": str(t0 + 20)})  # fmt: skip
@@ -134,25 +209,19 @@ async def test_archive_takes_what_the_policy_asks_verified_and_resumable(
 
 
 async def test_bytes_that_differ_from_the_anchored_chain_are_refused_and_flagged(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+    central: Central, edge: EdgeBox
 ) -> None:
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    segments = await asyncio.to_thread(
-        record_segments, index, storage, footage.short_h264, time.time() - 600, 2
-    )
-    _anchor(central, segments)
-    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
+    segments = await edge.recorded(2, time.time() - 600)
+    await set_policy(central, {"policy": "main"})
     tampered = segments[1]
-    path = storage / tampered.path
+    path = edge.storage / tampered.path
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # rewritten on the box after it was anchored
     path.write_bytes(bytes(raw))
-    sender = _sender(central, storage, index)
+    sender = edge.sender()
     with pytest.raises(OSError, match="422"):
         await asyncio.to_thread(sender.run_round)
-    archive = central.client.app[ARCHIVE]
+    archive = edge.archive
     assert archive.store.stored(SITE, "cam1", segments[0].path) is not None
     assert archive.store.stored(SITE, "cam1", tampered.path) is None
     refused = archive.store.refusals(SITE)
@@ -187,20 +256,14 @@ def _basic() -> dict[str, str]:
 
 
 async def test_a_viewer_pauses_the_archive_and_it_resumes_from_centrals_bytes(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+    central: Central, edge: EdgeBox
 ) -> None:
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    segments = await asyncio.to_thread(
-        record_segments, index, storage, footage.short_h264, time.time() - 600, 2
-    )
-    _anchor(central, segments)
-    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
-    sender = _sender(central, storage, index)
+    segments = await edge.recorded(2, time.time() - 600)
+    await set_policy(central, {"policy": "main"})
+    sender = edge.sender()
     rate = max(20_000, segments[0].bytes // 4)  # about four seconds a segment
     sender.scheduler = UplinkScheduler(rate, burst_s=0.1)
-    archive = central.client.app[ARCHIVE]
+    archive = edge.archive
     first = segments[0]
     running = asyncio.create_task(asyncio.to_thread(sender.run_round))
     for _ in range(200):
@@ -223,72 +286,55 @@ async def test_a_viewer_pauses_the_archive_and_it_resumes_from_centrals_bytes(
         assert stored is not None and stored.sha256 == s.sha256
 
 
-async def test_replay_comes_from_the_archive_with_the_edge_offline(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+async def test_replay_and_export_come_from_the_archive_with_the_edge_offline(
+    central: Central, edge: EdgeBox
 ) -> None:
-    from aiohttp import WSMsgType
-
     from central.archive.replay import split_fmp4
-    from fsv_contract.video import FrameKind, unpack_frame
 
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    t0 = time.time() - 3600
-    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 2)
-    _anchor(central, segments)
-    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
-    await asyncio.to_thread(_sender(central, storage, index).run_round)
+    segments = await edge.recorded(2)
+    await set_policy(central, {"policy": "main"})
+    await edge.send_all()
     # The edge is gone (no agent online): replay still plays, from the archive.
-    ws = await central.client.ws_connect(
-        f"/api/v1/video/replay/{SITE}/cam1",
-        params={"start": str(t0 + 0.5), "speed": "16"},
-        headers=await central.token("inspector-a"),
-    )
-    texts: list[dict[str, Any]] = []
-    frames: list[tuple[FrameKind, bytes]] = []
-    async with asyncio.timeout(30):
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                texts.append(json.loads(msg.data))
-                if texts[-1]["type"] == "end":
-                    break
-            elif msg.type == WSMsgType.BINARY:
-                header, payload = unpack_frame(msg.data)
-                frames.append((header.kind, bytes(payload)))
-    await ws.close()
+    texts, frames = await replay_messages(central, segments[0].start + 0.5)
     kinds = [t["type"] for t in texts]
     assert kinds[0] == "source" and texts[0]["source"] == "archive"
+    assert texts[0]["stream"] == "main"
     assert kinds.count("hello") == 2 and kinds[-1] == "end" and "done" in texts[-1]["reason"]
     hello = texts[1]
     assert hello["mime"].startswith('video/mp4; codecs="avc1.') and hello["width"] > 0
     assert hello["origin_wall"] == pytest.approx(segments[0].start)
     # What was sent is the archived file itself (init + fragments), byte for byte.
-    first = split_fmp4((storage / segments[0].path).read_bytes())
+    first = split_fmp4((edge.storage / segments[0].path).read_bytes())
     assert frames[0] == (FrameKind.INIT, first.init)
     assert frames[1] == (FrameKind.FRAGMENT, first.fragments[0].data)
 
+    # An export with the edge away is cut here from the archive, across both segments.
+    t0 = segments[0].start
+    job = await _export(central, t0 + 1.0, t0 + 3.5)
+    assert (job["status"], job["source"], job["stream"]) == ("done", "archive", "main")
+    manifest = await _checked_clip(central, job, segments, 0)
+    assert manifest.camera == "cam1" and manifest.clip_start <= t0 + 1.0
+    assert [m.used for m in manifest.segments] == [True, True]
+    # Nothing archived in that range: the edge is asked as before (none answers here).
+    job = await _export(central, t0 - 600, t0 - 590)
+    assert job["source"] == "edge" and job["status"] == "requested"
+
 
 async def test_replay_goes_on_from_the_edge_where_the_archive_ends(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+    central: Central, edge: EdgeBox
 ) -> None:
-    from aiohttp import WSMsgType
     from video_support import wait_command
 
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    t0 = time.time() - 3600
-    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 3)
-    _anchor(central, segments[:2])
-    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
-    await asyncio.to_thread(_sender(central, storage, index).run_round)
-    _anchor(central, segments[2:])  # newer footage the edge holds and the archive not yet
+    segments = await asyncio.to_thread(edge.record, 3)
+    edge.anchor(segments[:2])
+    await set_policy(central, {"policy": "main"})
+    await edge.send_all()
+    edge.anchor(segments[2:])  # newer footage the edge holds and the archive not yet
     with central.client.app[DATABASE].transaction() as db:
         db.execute("insert into agent_status (site, state) values (?, 'online')", [SITE])
     ws = await central.client.ws_connect(
         f"/api/v1/video/replay/{SITE}/cam1",
-        params={"start": str(t0 + 0.5), "speed": "16"},
+        params={"start": str(segments[0].start + 0.5), "speed": "16"},
         headers=await central.token("inspector-a"),
     )
     sources: list[str] = []
@@ -309,8 +355,91 @@ async def test_replay_goes_on_from_the_edge_where_the_archive_ends(
     await ws.close()
 
 
+async def test_policy_sub_takes_the_sub_lane_which_replays_and_exports_as_such(
+    central: Central, edge: EdgeBox
+) -> None:
+    main = await edge.recorded(2)
+    sub = await edge.recorded(2, camera="cam1--sub", clip=edge.footage.sub_h264)
+    assert sub[0].prev_chain == "0" * 64  # the lane's own chain
+    await set_policy(central, {"policy": "sub"})
+    sender = edge.sender()
+    assert [w.path for w in await asyncio.to_thread(sender.wants)] == [s.path for s in sub]
+    await asyncio.to_thread(sender.run_round)
+    archive = edge.archive
+    assert all(archive.store.stored(SITE, "cam1--sub", s.path) for s in sub)
+    assert archive.store.stored(SITE, "cam1", main[0].path) is None  # main is not asked for
+    assert await asyncio.to_thread(sender.wants) == []
+    # Bytes other than the lane's anchored ones are refused like main's.
+    resp = await central.client.put(
+        f"/api/v1/archive/segments/cam1--sub/{sub[0].path}",
+        data=b"x",
+        headers={**_basic(), "X-Content-SHA256": main[0].sha256, "X-Offset": "0"},
+    )
+    assert resp.status == 422
+
+    # The edge is away: the timeline, the file and the replay say it is the sub stream.
+    t0 = sub[0].start
+    status, body = await call(central, "inspector-a", "GET",
+                              f"/api/v1/archive/timeline/{SITE}/cam1",
+                              params={"start": str(t0), "end": str(t0 + 4)})  # fmt: skip
+    assert status == 200 and [(p["source"], p["stream"]) for p in body["parts"]] == [
+        ("archive", "sub")
+    ]
+    resp = await central.client.get(f"/api/v1/archive/files/{SITE}/cam1/{sub[0].path}",
+                                    headers=await central.token("inspector-a"))  # fmt: skip
+    assert resp.status == 200 and resp.headers["X-Stream"] == "sub"
+    texts, frames = await replay_messages(central, t0 + 0.5)
+    assert texts[0] == {"type": "source", "source": "archive", "stream": "sub"}
+    hello = texts[1]
+    assert (hello["stream"], hello["width"], hello["height"]) == ("sub", 640, 360)
+    assert frames and frames[0][0] is FrameKind.INIT
+
+    # An export with the edge away is cut from the archived sub lane and says so.
+    job = await _export(central, t0 + 0.5, t0 + 3.5)
+    assert (job["status"], job["source"], job["stream"]) == ("done", "archive", "sub")
+    manifest = await _checked_clip(central, job, sub, 640)
+    assert manifest.camera == "cam1--sub"
+
+
+async def _export(central: Central, start: float, end: float) -> dict[str, Any]:
+    status, job = await call(central, "inspector-a", "POST", "/api/v1/video/exports",
+                             json={"site_id": SITE, "camera_id": "cam1", "start": start,
+                                   "end": end})  # fmt: skip
+    assert status == 201, job
+    return job
+
+
+async def _checked_clip(
+    central: Central, job: dict[str, Any], segments: list[Segment], width: int
+) -> ClipManifest:
+    """Download the clip and its manifest: signed, chain whole, digest right, a real video."""
+    import av
+
+    from central.keys import VIDEO
+    from central.video.signing import signature_ok
+    from fsv_contract.video import chain_problems
+
+    base = "/api/v1/video/exports/file"
+    status, clip = await call(central, "inspector-a", "GET", base, params={"id": job["id"]})
+    assert status == 200 and isinstance(clip, bytes)
+    status, raw = await call(central, "inspector-a", "GET", base,
+                             params={"id": job["id"], "part": "manifest"})  # fmt: skip
+    assert status == 200
+    manifest = ClipManifest.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    signer = central.client.app[VIDEO].signer
+    assert signature_ok(manifest, signer.public_key) and chain_problems(manifest) == []
+    assert manifest.file.sha256 == hashlib.sha256(clip).hexdigest()
+    used = [m.path for m in manifest.segments if m.used]
+    assert used and set(used) <= {s.path for s in segments}
+    with av.open(io.BytesIO(clip)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        assert frames > 10 and (width == 0 or stream.codec_context.width == width)
+    return manifest
+
+
 async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_away(
-    aiohttp_client: Any, tmp_path: Path, footage: Footage
+    central: Central, edge: EdgeBox, tmp_path: Path
 ) -> None:
     import cv2
     import numpy as np
@@ -318,14 +447,10 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
     from central.keys import VIDEO
     from central.video.thumbnails import ThumbnailCache
 
-    central = await _central(aiohttp_client, tmp_path)
-    storage = tmp_path / "edge"
-    index = SegmentIndex(tmp_path / "index.db")
-    t0 = time.time() - 3600
-    segments = await asyncio.to_thread(record_segments, index, storage, footage.short_h264, t0, 2)
-    _anchor(central, segments)
-    await call(central, "admin", "PUT", f"/api/v1/archive/policies/{SITE}", json={"policy": "main"})
-    await asyncio.to_thread(_sender(central, storage, index).run_round)
+    segments = await edge.recorded(2)
+    t0 = segments[0].start
+    await set_policy(central, {"policy": "main"})
+    await edge.send_all()
     video = central.client.app[VIDEO]
     video.recordings.timeout_s = 0.3  # no agent answers here
     auth = await central.token("inspector-a")
@@ -359,7 +484,7 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
     small = ThumbnailCache(
         tmp_path / "small", video.thumbnails._send, step_s=1.0, max_bytes=len(jpeg) + 100
     )
-    archive = central.client.app[ARCHIVE]
+    archive = edge.archive
     first, _ = await small.get(archive, SITE, "cam1", t0 + 1.0, False)
     await small.get(archive, SITE, "cam1", t0 + 1.0 + small.step_s, False)
     assert not small.path(small.key(SITE, "cam1", t0 + 1.0, "archive")).exists()

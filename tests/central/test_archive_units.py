@@ -25,6 +25,8 @@ def _at(hour: int, minute: int = 0) -> float:
 def test_policies_take_what_they_name() -> None:
     assert not wants(SitePolicy(policy="evidence"), "quarantine", _at(1), _at(1, 1), ZONE)
     assert not wants(SitePolicy(policy="sub"), "quarantine", _at(1), _at(1, 1), ZONE)
+    assert wants(SitePolicy(policy="sub"), "quarantine", _at(1), _at(1, 1), ZONE, "sub")
+    assert not wants(SitePolicy(policy="main"), "quarantine", _at(1), _at(1, 1), ZONE, "sub")
     assert wants(SitePolicy(policy="main"), "anything", _at(1), _at(1, 1), ZONE)
     key = SitePolicy(policy="main", stations=["quarantine"])
     assert wants(key, "quarantine", _at(1), _at(1, 1), ZONE)
@@ -52,6 +54,12 @@ def test_the_archive_is_the_first_source_then_the_edge() -> None:
     assert parts[1].files == ["a.mp4"]
     offline = best_sources(0.0, 40.0, archived, [(10.0, 30.0)], edge_online=False)
     assert offline[2].source == "edge_offline"
+    # Where the archive holds only the sub lane, that plays and says so; main wins over it.
+    lanes = [Stored("s", "c--sub", "c--sub/a.mp4", 0.0, 20.0, 1, "x"), *archived]
+    parts = best_sources(0.0, 20.0, lanes, [], edge_online=False)
+    assert [(p.start, p.end, p.source, p.stream) for p in parts] == [
+        (0.0, 10.0, "archive", "sub"), (10.0, 20.0, "archive", "main"),
+    ]  # fmt: skip
 
 
 def test_retention_and_the_free_space_watermark() -> None:
