@@ -26,6 +26,23 @@ migrations = sqlite_utils.Migrations("central.ingest")
 
 # Readers open on demand up to this many; a reader beyond it waits for a free one.
 MAX_READERS = 4
+
+# Set on a thread while it works for a live alert (the alert feed's live lane): its reads
+# take a reader connection kept for them, never one queued behind the pages' reads.
+_live_thread = threading.local()
+
+
+@contextmanager
+def live_reads() -> Iterator[None]:
+    """Within the block, this thread's `read()` uses the reader reserved for live alerts."""
+    before = getattr(_live_thread, "on", False)
+    _live_thread.on = True
+    try:
+        yield
+    finally:
+        _live_thread.on = before
+
+
 CLOSE_WAIT_S = 10.0  # how long close() waits for reads still running in other threads
 
 log = logging.getLogger(__name__)
@@ -51,6 +68,8 @@ class CentralDatabase:
         self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
         self._opened: list[sqlite_utils.Database] = []
         self._open_lock = threading.Lock()
+        self._live_reader: sqlite_utils.Database | None = None
+        self._live_reader_lock = threading.RLock()
         self._closed = False
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -102,10 +121,21 @@ class CentralDatabase:
         """A read-only connection of the pool for the block (never the write lock).
 
         An in-memory database has no second connection: it reads under the lock instead.
+        Under `live_reads()` it is the connection reserved for live alerts: the pool's
+        readers may all be busy with long page reads (reports, walls) for seconds.
         """
         if self.path == ":memory:":
             with self.lock:
                 yield self.db
+            return
+        if getattr(_live_thread, "on", False):
+            with self._live_reader_lock:
+                reader = self._reserved_reader()
+                try:
+                    yield reader
+                finally:
+                    if reader.conn.in_transaction:
+                        reader.conn.rollback()
             return
         reader = self._take_reader()
         try:
@@ -114,6 +144,18 @@ class CentralDatabase:
             if reader.conn.in_transaction:
                 reader.conn.rollback()
             self._readers.put(reader)
+
+    def _reserved_reader(self) -> sqlite_utils.Database:
+        if self._closed:
+            raise sqlite3.ProgrammingError("the database is closed")
+        if self._live_reader is None:
+            self._live_reader = self._connect_reader()
+        return self._live_reader
+
+    def _connect_reader(self) -> sqlite_utils.Database:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        conn.execute("PRAGMA query_only=ON")
+        return sqlite_utils.Database(conn)
 
     def _take_reader(self) -> sqlite_utils.Database:
         if self._closed:
@@ -124,9 +166,7 @@ class CentralDatabase:
             pass
         with self._open_lock:
             if len(self._opened) < MAX_READERS:
-                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
-                conn.execute("PRAGMA query_only=ON")
-                reader = sqlite_utils.Database(conn)
+                reader = self._connect_reader()
                 self._opened.append(reader)
                 return reader
         return self._readers.get()
@@ -141,6 +181,10 @@ class CentralDatabase:
         with self.lock:
             self._closed = True
             self.db.close()
+        with self._live_reader_lock:
+            if self._live_reader is not None:
+                self._live_reader.close()
+                self._live_reader = None
         with self._open_lock:
             opened = len(self._opened)
             self._opened.clear()

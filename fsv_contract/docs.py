@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fsv_contract import commands, topics
+from fsv_contract import commands, live, topics
 from fsv_contract.codec import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (
@@ -39,6 +39,11 @@ TOPICS: list[tuple[str, str, str, str, type[BaseModel]]] = [
     (f"{_ROOT}/reply/{{request_id}}", "edge → central", "1", "outbox", ReplyPayload),
 ]  # fmt: skip
 
+_CENTRAL_LIVE = (
+    f"{live.CENTRAL_WINDOW_S:.0f} s before central's clock: the edge's "
+    f"{live.SEND_WINDOW_S:.0f} s plus {live.CLOCK_SKEW_S:.0f} s"
+)
+
 INTRO = f"""\
 # MQTT contract v{CONTRACT_VERSION}
 
@@ -67,12 +72,15 @@ cannot send what central would refuse.
   (pre-roll plus the first seconds); central adds it to the alert once.
   Instant events (retention, outbox overflow) are sent once, already at `end`.
 - Live lane: an event's `phase: start` message that leaves the edge at most
-  {topics.LIVE_WINDOW_S:.0f} s after the event's `start` goes on `camera/{{camera}}/live`
+  {live.SEND_WINDOW_S:.0f} s after the event's `start` goes on `camera/{{camera}}/live`
   instead of `camera/{{camera}}/event` (same payload). Central reads the live lane on a
   connection of its own, so an alert happening now never waits behind a backlog another site
   is flushing; its main subscription also carries the lane, and the dedupe by event id keeps
   one copy. A broker that refuses the live topic (an ACL from before the lane) makes the
   edge send the message on `camera/{{camera}}/event` and stop using the lane until restart.
+  Central takes an event as live (written and alerted before a backlog) when it started at
+  most {_CENTRAL_LIVE} for an edge
+  clock running behind (both windows: `fsv_contract/live.py`).
 - Delivery: what goes "through the outbox" is written to the edge's SQLite outbox first
   and deleted only after the broker's PUBACK; central writes a batch to its database and
   only then acknowledges it (MQTT 5 manual ack, persistent sessions on both sides).

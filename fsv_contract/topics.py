@@ -82,15 +82,11 @@ def camera_event(site: str, camera: str) -> str:
 
 def camera_live_event(site: str, camera: str) -> str:
     """The live lane of a camera's events (QoS 1): the same payload as `camera_event`, used for
-    an event's `start` phase sent within LIVE_WINDOW_S of its start. Central reads this lane
+    an event's `start` phase sent within `live.SEND_WINDOW_S` of its start. Central reads this lane
     on a connection of its own, so an alert happening now is not queued behind a backlog
     another site is flushing; the main subscription also carries it (central keeps one copy).
     """
     return f"{ROOT}/{check_level(site, 'site')}/camera/{check_level(camera, 'camera')}/live"
-
-
-# An event's start phase sent at most this long after the event started goes on the live lane.
-LIVE_WINDOW_S = 60.0
 
 
 def live_lane_of(topic: str) -> str | None:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from central.db import live_reads
 from central.ingest.store import IngestStore
+from fsv_contract import live
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,7 @@ BATCH = 500
 IDLE_WAIT_S = 1.0
 YIELD_S = 0.05
 MAX_YIELD_S = 2.0
-# Events that started at most this long ago take the live lane; it looks every LIVE_POLL_S.
-LIVE_WINDOW_S = 120.0
+# Live events (fsv_contract.live) take the live lane; it looks every LIVE_POLL_S.
 LIVE_POLL_S = 0.2
 ERROR_PAUSE_S = 1.0
 
@@ -57,10 +58,11 @@ class HookFeed:
     """Follows `events.change_seq` from the saved cursor and calls `hooks.on_event`.
 
     Two lanes: the backlog lane walks every change in order from the saved cursor; the live
-    lane takes only events that started within LIVE_WINDOW_S, so an alert happening now
-    reaches the inbox and push at once while a flushed backlog is still being worked
-    through behind it. The backlog lane sees live events again later (hooks tolerate a
-    repeat: the alert exists, nothing is sent twice).
+    lane takes only live events (fsv_contract.live), so an alert happening now reaches the
+    inbox and push at once while a flushed backlog is still being worked through behind it.
+    Ingest also asks the live lane to feed at once after it stored live events
+    (`feed_live_now`), rather than at its next look. The backlog lane sees live events again
+    later (hooks tolerate a repeat: the alert exists, nothing is sent twice).
     """
 
     def __init__(
@@ -79,6 +81,11 @@ class HookFeed:
         # it in a loop can keep another waiting for seconds).
         self._live_feeding = threading.Event()
 
+    async def close(self) -> None:
+        """End both lanes' threads once `run` has ended (a round still running finishes)."""
+        for thread in (self._backlog_thread, self._live_thread):
+            await asyncio.to_thread(thread.shutdown)
+
     def run_once(self) -> int:
         """Feed up to one batch of changes (worker thread); returns how many."""
         cursor = self.store.feed_cursor()
@@ -89,16 +96,22 @@ class HookFeed:
         return done
 
     def run_live_once(self) -> int:
-        """Feed the changes of live events not fed yet (worker thread); returns how many."""
-        after = max(self._live_cursor, self.store.feed_cursor())
-        changes = self.store.live_changes_after(after, self._clock() - LIVE_WINDOW_S, self.batch)
-        if not changes:
-            return 0
-        self._live_feeding.set()
-        try:
-            done = self._feed(changes)
-        finally:
-            self._live_feeding.clear()
+        """Feed the changes of live events not fed yet (worker thread); returns how many.
+
+        Its reads (and the hooks' reads meanwhile) use the reader reserved for live alerts,
+        never one of the pool that page reads may hold for seconds.
+        """
+        with live_reads():
+            after = max(self._live_cursor, self.store.feed_cursor())
+            since = live.live_since(self._clock())
+            changes = self.store.live_changes_after(after, since, self.batch)
+            if not changes:
+                return 0
+            self._live_feeding.set()
+            try:
+                done = self._feed(changes)
+            finally:
+                self._live_feeding.clear()
         if done:
             self._live_cursor = changes[done - 1][0]
         return done
@@ -151,6 +164,11 @@ class HookFeed:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def feed_live_now(self) -> None:
+        """Feed the live events stored so far now, not at the next look (ingest calls it
+        after writing live events, before its next backlog batch)."""
+        await self._round(self.run_live_once, self._live_thread)
 
     async def _run_live(self) -> None:
         while True:

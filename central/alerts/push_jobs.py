@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.alerts.push import Target, targets_in
+from central.db import live_reads
 from central.schema import LockedDb
-
-# An alert whose event started at most this long before it was created is live: its
-# pushes go before those of a backlog flushed after an outage.
-LIVE_WINDOW_S = 120.0
+from fsv_contract import live
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,8 @@ class PushJobs:
 
     def create(self, db: Any, alert: dict[str, Any], now: float) -> int:
         """Insert the jobs of a new alert on `db`, inside the caller's transaction."""
-        urgent = int(now - float(alert["start"]) <= LIVE_WINDOW_S)
+        # A live alert's pushes go before those of a backlog flushed after an outage.
+        urgent = int(float(alert["start"]) >= live.live_since(now))
         rows = [
             {
                 "alert_id": alert["id"],
@@ -65,8 +64,11 @@ class PushJobs:
         return len(rows)
 
     def due(self, now: float, limit: int, exclude: Collection[int] = ()) -> list[Job]:
-        """Up to `limit` jobs due now (live alerts first), not among `exclude`."""
-        with self._ldb.read() as db:
+        """Up to `limit` jobs due now (live alerts first), not among `exclude`.
+
+        Read on the reader kept for live alerts: the pool's may be busy with page reads.
+        """
+        with live_reads(), self._ldb.read() as db:
             rows = [
                 dict(r)
                 for r in db.query(
@@ -78,8 +80,8 @@ class PushJobs:
             return [self._job(db, r) for r in rows if r["id"] not in exclude][:limit]
 
     def next_due(self) -> float | None:
-        """When the next pending job falls due (None: none pending)."""
-        with self._ldb.read() as db:
+        """When the next pending job falls due (None: none pending; read as `due`)."""
+        with live_reads(), self._ldb.read() as db:
             row = db.execute(
                 "select min(next_at) from deliveries where status = 'pending'"
             ).fetchone()

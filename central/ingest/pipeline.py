@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
 from central.ingest.broker_client import BrokerClient, RawMessage
 from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
+from fsv_contract import live
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError, InvalidPayload
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
@@ -61,24 +60,15 @@ def check_media_types(event: EventPayload) -> None:
             )
 
 
-# An event that started at most this long before it arrived is live (not a flushed backlog).
-LIVE_WINDOW_S = 120.0
 BATCH_MIN = 50  # the smallest backlog batch, however slow the writes
-_START = re.compile(rb'"start"\s*:\s*"([^"]{10,40})"')
+# After storing live-lane events, the drain waits this long at most for their alerts before
+# it writes the next backlog batch (see `Ingest.live_stored`).
+LIVE_HANDOFF_S = 0.5
 
 
 def is_live_event(raw: RawMessage) -> bool:
-    """True for an event message whose event started within LIVE_WINDOW_S (a cheap peek)."""
-    if not raw.topic.endswith("/event"):
-        return False
-    found = _START.search(raw.payload[:4096])
-    if found is None:
-        return False
-    try:
-        start = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return start.tzinfo is not None and raw.received_at - start.timestamp() <= LIVE_WINDOW_S
+    """True for an event message central takes as live (fsv_contract.live; a cheap peek)."""
+    return raw.topic.endswith("/event") and live.arrived_live(raw.payload, raw.received_at)
 
 
 class Ingest:
@@ -125,6 +115,20 @@ class Ingest:
         self._live: list[RawMessage] = []  # live events among the pending, not yet written
         self._live_lock = threading.Lock()
         self._written_early: set[int] = set()  # id() of pending messages already stored
+        # Called after live events were stored (the alert feed's live lane feeds them at once
+        # rather than at its next look). After events of the live-lane connection the next
+        # backlog batch waits for it (up to LIVE_HANDOFF_S), so the alert's own writes do
+        # not queue for the database behind that batch; live events found among the backlog
+        # (edges without the lane) do not hold the drain up.
+        self.live_stored: Callable[[], Awaitable[None]] | None = None
+        self._handoffs: set[asyncio.Future[None]] = set()
+
+    async def close(self) -> None:
+        """End the write thread once `run` has ended (a write still running finishes first)."""
+        for handoff in list(self._handoffs):
+            handoff.cancel()
+        await asyncio.gather(*self._handoffs, return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown)
 
     def deliver(self, raw: RawMessage) -> None:
         """Called on paho's thread for each delivered message: queue it, never block.
@@ -172,10 +176,10 @@ class Ingest:
             if not self._pending and not self._priority:
                 await self._ready.wait()
             self._ready.clear()
-            if self._priority:
-                await self._write_priority()
-            if len(self._pending) > self.batch_max:
-                await self._write_live_first()
+            if self._priority and await self._write_priority():
+                await self._hand_off_live(wait=True)
+            if len(self._pending) > self.batch_max and await self._write_live_first():
+                await self._hand_off_live(wait=False)
             batch: list[RawMessage] = []
             while self._pending and len(batch) < self.batch_size:
                 batch.append(self._pending.popleft())
@@ -191,31 +195,47 @@ class Ingest:
                 self.changed.set()
 
     def _adapt_batch(self, size: int, took_s: float) -> None:
-        if size < self.batch_size:
-            return  # the queue ran dry: says nothing about how long a full batch takes
         if took_s > self.batch_target_s:
+            # Too long, whether the batch was full or not: the broker's in-flight window
+            # (unacked messages) may hold fewer than a full batch, so a slow box must not
+            # wait for a full one to learn that batches take too long for the live lane.
             scaled = int(size * self.batch_target_s / took_s)
-            self.batch_size = max(min(BATCH_MIN, self.batch_max), scaled)
-        elif took_s < self.batch_target_s / 2:
+            floor = min(BATCH_MIN, self.batch_max)
+            self.batch_size = max(floor, min(self.batch_size, scaled))
+        elif size >= self.batch_size and took_s < self.batch_target_s / 2:
             self.batch_size = min(self.batch_max, size * 2)
+        # (a quick batch smaller than batch_size: the queue ran dry, nothing learnt)
 
-    async def _write_priority(self) -> None:
+    async def _hand_off_live(self, wait: bool) -> None:
+        if self.live_stored is None:
+            return
+        handoff = asyncio.ensure_future(self.live_stored())
+        self._handoffs.add(handoff)
+        handoff.add_done_callback(self._handoffs.discard)
+        if wait:
+            await asyncio.wait([handoff], timeout=LIVE_HANDOFF_S)
+
+    async def _write_priority(self) -> bool:
         batch: list[RawMessage] = []
         while self._priority and len(batch) < self.batch_max:
             batch.append(self._priority.popleft())
         result = await self._write_until_done(batch)
         if result.new_events or result.ended_events:
             self.changed.set()
+            return True
+        return False
 
-    async def _write_live_first(self) -> None:
+    async def _write_live_first(self) -> bool:
         with self._live_lock:
-            live, self._live = self._live[: self.batch_max], self._live[self.batch_max :]
-        if not live:
-            return
-        result = await self._write_until_done(live, ack=False)
-        self._written_early.update(id(r) for r in live)
+            batch, self._live = self._live[: self.batch_max], self._live[self.batch_max :]
+        if not batch:
+            return False
+        result = await self._write_until_done(batch, ack=False)
+        self._written_early.update(id(r) for r in batch)
         if result.new_events or result.ended_events:
             self.changed.set()
+            return True
+        return False
 
     async def _write_until_done(self, batch: list[RawMessage], ack: bool = True) -> BatchResult:
         delay = 0.5
@@ -279,10 +299,12 @@ async def running_ingest(
     clients = [client, live] if config.mqtt.live_lane else [client]
     ingest.set_acker(client.ack, live.ack)
     tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]
+    feed = None
     if ingest.hooks is not None:
         feed = HookFeed(ingest.store, ingest.hooks)
         busy = lambda: ingest.backlog > 0  # noqa: E731
         tasks.append(asyncio.create_task(feed.run(ingest.changed, busy), name="alert-feed"))
+        ingest.live_stored = feed.feed_live_now
     for c in clients:
         await asyncio.to_thread(c.start)
     try:
@@ -293,3 +315,8 @@ async def running_ingest(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Nothing is handed to their threads any more: end them (a round still running in
+        # one finishes first, before the database is closed).
+        await ingest.close()
+        if feed is not None:
+            await feed.close()

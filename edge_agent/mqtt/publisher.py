@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from edge_agent.mqtt.outbox import Outbox, OutboxMessage
-from fsv_contract import topics
+from fsv_contract import live, topics
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +43,10 @@ class _InFlight:
 
 
 def live_topic(message: OutboxMessage, now: float) -> str | None:
-    """The live-lane topic for an event's start phase sent within the live window, else None."""
+    """The live-lane topic for an event's start phase sent within the contract's send window
+    (fsv_contract.live), else None."""
     lane = topics.live_lane_of(message.topic)
-    if lane is None:
-        return None
-    try:
-        body = json.loads(message.payload)
-        if body.get("phase") != "start":
-            return None
-        start = datetime.fromisoformat(str(body["start"]).replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if start.tzinfo is None or now - start.timestamp() > topics.LIVE_WINDOW_S:
+    if lane is None or not live.send_live(message.payload, now):
         return None
     return lane
 

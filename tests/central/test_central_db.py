@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from central.db import CentralDatabase
+from central.db import MAX_READERS, CentralDatabase, live_reads
 
 
 def test_a_write_after_a_read_waits_for_another_process_and_succeeds(tmp_path: Path) -> None:
@@ -81,3 +81,43 @@ def test_close_waits_for_a_read_running_in_another_thread(tmp_path: Path) -> Non
             raise AssertionError("a read after close must be refused")
     except sqlite3.ProgrammingError as e:
         assert "closed" in str(e)
+
+
+def test_live_reads_do_not_queue_behind_busy_page_readers(tmp_path: Path) -> None:
+    db = CentralDatabase(tmp_path / "c.db")
+    with db.transaction() as t:
+        t.execute("create table t (x integer)")
+        t.execute("insert into t values (7)")
+    held, release = threading.Barrier(MAX_READERS + 1), threading.Event()
+
+    def long_page_read() -> None:
+        with db.read() as r:
+            r.execute("select count(*) from t").fetchone()
+            held.wait(10)
+            release.wait(10)
+
+    pages = [threading.Thread(target=long_page_read) for _ in range(MAX_READERS)]
+    for p in pages:
+        p.start()
+    held.wait(10)  # every reader of the pool is taken
+    answers: dict[str, int] = {}
+
+    def read(name: str) -> None:
+        with db.read() as r:
+            answers[name] = r.execute("select x from t").fetchone()[0]
+
+    def live_read() -> None:
+        with live_reads():
+            read("live")
+
+    queued = threading.Thread(target=read, args=("page",))
+    live = threading.Thread(target=live_read)
+    queued.start()
+    live.start()
+    live.join(5)
+    assert answers == {"live": 7}  # the live read answered, the page read still waits
+    release.set()
+    for t in [*pages, queued]:
+        t.join(10)
+    assert answers == {"live": 7, "page": 7}
+    db.close()

@@ -1,13 +1,20 @@
 """The alerting feed follows new and ended events in order and remembers where it stopped."""
 
+import asyncio
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
+
+import pytest
+from central_support import make_config
 
 from central.alerts.hook_feed import HookFeed
 from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
-from central.ingest.pipeline import Ingest
+from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.store import IngestStore
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload, encode, topics
 
@@ -83,3 +90,29 @@ def test_live_lane_feeds_a_fresh_event_before_the_backlog(tmp_path: Path) -> Non
         pass
     assert len(hooks.events) == 302  # the backlog lane sees it again; hooks tolerate repeats
     assert store.feed_cursor() == 301
+
+
+@pytest.mark.asyncio
+async def test_running_ingest_ends_its_worker_threads(
+    tmp_path: Path, mosquitto_broker: Any
+) -> None:
+    config = make_config(tmp_path, mosquitto_broker.port)
+    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    hooks = Hooks()
+    ingest = Ingest(store, hooks=hooks)
+    eid = uuid4()
+    payload = EventPayload(
+        event_id=eid, site="s1", camera="c1", phase="start", kind="no_mask", station="k",
+        rule="r", start=datetime.now(UTC), score=0.5,
+    )  # fmt: skip
+    names = ("ingest-write", "alert-feed")  # "alert-feed-live" too
+    async with running_ingest(config, ingest, "test"):
+        ingest.deliver(RawMessage(topics.camera_event("s1", "c1"), encode(payload), time.time()))
+        for _ in range(500):
+            if (str(eid), "start") in hooks.events:
+                break
+            await asyncio.sleep(0.01)
+        assert (str(eid), "start") in hooks.events
+        running = {t.name.rsplit("_", 1)[0] for t in threading.enumerate()}
+        assert {"ingest-write", "alert-feed", "alert-feed-live"} <= running
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(names)]

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -67,9 +68,12 @@ def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(tmp_path: Pat
     ingest = Ingest(IngestStore(CentralDatabase(tmp_path / "c.db")), batch_max=2000)
     ingest._adapt_batch(2000, 1.6)  # a full batch took 8 x the 0.2 s target
     assert ingest.batch_size == 250
-    ingest._adapt_batch(100, 5.0)  # the queue ran dry: not a measure of a full batch
+    ingest._adapt_batch(100, 0.01)  # the queue ran dry, quickly: says nothing of a full batch
     assert ingest.batch_size == 250
-    ingest._adapt_batch(250, 50.0)  # however slow, batches keep a useful size
+    # Not full (the broker's in-flight window held 200) and over the target: smaller too.
+    ingest._adapt_batch(200, 0.4)
+    assert ingest.batch_size == 100
+    ingest._adapt_batch(100, 50.0)  # however slow, batches keep a useful size
     assert ingest.batch_size == 50
     for _ in range(8):
         ingest._adapt_batch(ingest.batch_size, 0.01)
@@ -103,3 +107,41 @@ async def test_live_lane_messages_are_written_first_and_acked_on_their_connectio
     assert main_acks == list(range(1, 1002))
     order = [r["event_id"] for r in store.events(limit=5000)]
     assert order[0] == str(EventPayload.model_validate_json(live.payload).event_id)
+
+
+@pytest.mark.asyncio
+async def test_live_lane_events_reach_the_alert_feed_before_the_next_backlog_batch(
+    tmp_path: Path,
+) -> None:
+    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    ingest = Ingest(store, batch_max=10)
+    steps: list[str] = []
+    write_batch = store.write_batch
+
+    def writing(accepted: Any, rejected: Any) -> Any:
+        steps.append(f"write {len(accepted)}")
+        return write_batch(accepted, rejected)
+
+    async def feed_live_now() -> None:
+        steps.append("feed")
+        await asyncio.sleep(0.05)  # the alert's own writes
+        steps.append("fed")
+
+    store.write_batch = writing  # type: ignore[method-assign]
+    ingest.live_stored = feed_live_now
+    old = datetime.now(UTC) - timedelta(hours=2)
+    for mid in range(1, 6):
+        ingest.deliver(message(mid, old))
+    live = message(6, datetime.now(UTC))
+    ingest.deliver(RawMessage(live.topic, live.payload, time.time(), 6, 1, live=True))
+    task = asyncio.create_task(ingest.run())
+    try:
+        for _ in range(500):
+            if len(steps) == 4:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ingest.close()
+    assert steps == ["write 1", "feed", "fed", "write 5"]

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from edge_agent.mqtt.outbox import Outbox
 from edge_agent.mqtt.publisher import OutboxPublisher, live_topic
-from fsv_contract import EventPayload, topics
+from fsv_contract import EventPayload, live, topics
 
 
 def event(start: datetime, phase: Literal["start", "end"] = "start") -> EventPayload:
@@ -48,7 +48,7 @@ def test_only_a_fresh_start_phase_of_a_camera_event_takes_the_live_lane(tmp_path
     fresh, old, end, agent = outbox.pending()
     t = now.timestamp()
     assert live_topic(fresh, t) == topics.camera_live_event("s1", "cam-1")
-    assert live_topic(fresh, t + topics.LIVE_WINDOW_S + 1) is None  # sent too late
+    assert live_topic(fresh, t + live.SEND_WINDOW_S + 1) is None  # sent too late
     assert live_topic(old, t) is None
     assert live_topic(end, t) is None
     assert live_topic(agent, t) is None
