@@ -17,9 +17,9 @@ import importlib.util
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,10 +30,13 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_agent.config import parse_config
-from edge_agent.detection.attributes import load_attribute
-from edge_agent.detection.capability import counts
-from edge_agent.detection.detector import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe_machine  # noqa: E402
+from edge_agent.config import parse_config  # noqa: E402
+from edge_agent.detection.attributes import load_attribute  # noqa: E402
+from edge_agent.detection.capability import counts  # noqa: E402
+from edge_agent.detection.detector import (  # noqa: E402
     Detector,
     default_model_path,
     default_models_dir,
@@ -41,15 +44,15 @@ from edge_agent.detection.detector import (
     load_detector,
     nanodet_model_path,
 )
-from edge_agent.detection.evaluation import evaluate, load_set
-from edge_agent.detection.events import EventKeeper
-from edge_agent.detection.frames import Frame, sample_frames
-from edge_agent.detection.motion import MotionGate
-from edge_agent.detection.pipeline import CameraDetection, ModelCache
-from edge_agent.detection.report import preset_capability
-from edge_agent.detection.settings import MotionConfig
-from edge_agent.recording.index import SegmentIndex
-from edge_agent.uplink.tap import LiveTap
+from edge_agent.detection.evaluation import evaluate, load_set  # noqa: E402
+from edge_agent.detection.events import EventKeeper  # noqa: E402
+from edge_agent.detection.frames import Frame, sample_frames  # noqa: E402
+from edge_agent.detection.motion import MotionGate  # noqa: E402
+from edge_agent.detection.pipeline import CameraDetection, ModelCache  # noqa: E402
+from edge_agent.detection.report import preset_capability  # noqa: E402
+from edge_agent.detection.settings import MotionConfig  # noqa: E402
+from edge_agent.recording.index import SegmentIndex  # noqa: E402
+from edge_agent.uplink.tap import LiveTap  # noqa: E402
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 RESULTS = Path(__file__).resolve().parent / "results" / "detect.json"
@@ -249,23 +252,6 @@ def capacity(decode_ms: float, detect_cpu_ms: float, skip: float) -> dict[str, A
     }
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores and load of this machine."""
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "load_1min_at_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "onnxruntime": _version("onnxruntime"),
-        "note": "shared machine: other work may have run at the same time",
-    }
-
-
 def measured_capacity() -> dict[str, Any]:
     """The capacity runs of bench/detect_capacity.py kept in the results, if any."""
     keys = ("cameras_at_1fps_measured", "cameras_at_1fps_note", "capacity_runs",
@@ -330,7 +316,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.accuracy_only:
         return update_accuracy()
-    info = machine()
+    info = describe_machine(onnxruntime=_version("onnxruntime"))
     with tempfile.TemporaryDirectory() as tmp:
         sub = _step("sub stream file", lambda: sub_stream_file(Path(tmp)))
         sampled = _step("decode at 2 fps", lambda: frames_of(sub, 2.0))

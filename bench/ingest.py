@@ -36,30 +36,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-
-from central.config import BrokerAdminConfig
-from central.ingest.accounts import (
-    central_passwords,
-    issue_site_credentials,
-    set_passwords,
-    write_acl,
-)
-from edge_agent.credentials import Credential
-from edge_agent.mqtt.link import MqttLink
-from edge_agent.mqtt.outbox import Outbox
-from edge_agent.mqtt.publisher import OutboxPublisher
-from edge_agent.mqtt.settings import MqttConfig
-from fsv_contract import EventPayload, encode, topics
-from testbed.central_admin import AdminReader, create_admin
-from testbed.mosquitto import Broker, BrokerOptions
-from testbed.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.fleet import (  # noqa: E402
+    CENTRAL_PASSWORD,
+    publish_all,
+    site_credentials,
+    start_fleet_broker,
+)
+from bench.machine import describe_machine  # noqa: E402
+from edge_agent.credentials import Credential  # noqa: E402
+from edge_agent.mqtt.link import MqttLink  # noqa: E402
+from edge_agent.mqtt.outbox import Outbox  # noqa: E402
+from edge_agent.mqtt.publisher import OutboxPublisher  # noqa: E402
+from edge_agent.mqtt.settings import MqttConfig  # noqa: E402
+from fsv_contract import EventPayload, encode, topics  # noqa: E402
+from testbed.central_admin import AdminReader, create_admin  # noqa: E402
+from testbed.ports import free_port  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "ingest.json"
-CENTRAL_PASSWORD = "bench-central"
 
 
 def event(site: str, n: int, cameras: int = 8) -> EventPayload:
@@ -77,18 +75,7 @@ def generate(port: int, site: str, password: str, count: int) -> None:
     """A generator process: publish `count` pre-encoded events at QoS 1, wait for the acks."""
     payloads = [(topics.camera_event(site, f"cam-{n % 8}"), encode(event(site, n)))
                 for n in range(count)]  # fmt: skip
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
-    client.username_pw_set(site, password)
-    client.max_inflight_messages_set(100)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    info = None
-    for topic, data in payloads:
-        info = client.publish(topic, data, qos=1)
-    if info is not None:
-        info.wait_for_publish(timeout=600)
-    client.disconnect()
-    client.loop_stop()
+    publish_all(port, site, password, payloads)
 
 
 class Central:
@@ -219,21 +206,10 @@ def measure_latency(port: int, central: Central, password: str, rate: float,
     return [seen[e] - created[e] for e in seen]
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
-    return {
-        "cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
-        "platform": platform.platform(), "mosquitto": mosquitto.splitlines()[0] if mosquitto
-        else "",
-    }  # fmt: skip
+def mosquitto_version() -> str:
+    """The first line of `mosquitto -h` (its version)."""
+    out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else ""
 
 
 def main() -> int:
@@ -246,22 +222,10 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="fsv-bench-ingest-"))
-    admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
-    set_passwords(admin, central_passwords("central", CENTRAL_PASSWORD))
-    write_acl(admin, "central")
-    sites = {f"gen-{i}": issue_site_credentials(admin, f"gen-{i}", "central").password
-             for i in range(args.sites)}  # fmt: skip
-    drain_sites = {f"drain-{i}": issue_site_credentials(admin, f"drain-{i}", "central").password
-                   for i in range(args.sites)}  # fmt: skip
-    lat_password = issue_site_credentials(admin, "lat", "central").password
-    conf = [ln for ln in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
-            if ln and not ln.startswith("#") and ln.split()[0] in (
-                "use_username_as_clientid", "max_packet_size", "max_queued_bytes",
-                "set_tcp_nodelay")]  # fmt: skip
-    broker = Broker(options=BrokerOptions(
-        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,
-        max_inflight_messages=1000, extra_config=conf))  # fmt: skip
-    broker.start()
+    sites = site_credentials(f"gen-{i}" for i in range(args.sites))
+    drain_sites = site_credentials(f"drain-{i}" for i in range(args.sites))
+    lat_password = site_credentials(["lat"])["lat"]
+    broker = start_fleet_broker(work, {**sites, **drain_sites, "lat": lat_password})
     central = Central(work / "central", broker.port)
     central.start()
     try:
@@ -299,7 +263,7 @@ def main() -> int:
         "latency_max_s": round(lat[-1], 4),
         "latency_events": len(lat),
         "latency_rate_per_s": args.rate,
-        "machine": machine(),
+        "machine": describe_machine(platform=platform.platform(), mosquitto=mosquitto_version()),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(result, indent=2))

@@ -42,23 +42,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-
-from central.alerts.push_rules import PushFilters
-from central.config import BrokerAdminConfig, load_config
-from central.db import CentralDatabase
-from central.ingest.accounts import central_passwords, set_passwords, write_acl
-from central.regulation.scope import Scope
-from central.services import build_services
-from fsv_contract import EventPayload, HeartbeatPayload, encode, topics
-from testbed.mosquitto import Broker, BrokerOptions
-from testbed.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.fleet import (  # noqa: E402
+    CENTRAL_PASSWORD,
+    publish_all,
+    site_client,
+    site_credentials,
+    start_fleet_broker,
+)
+from bench.machine import describe_machine  # noqa: E402
+from central.alerts.push_rules import PushFilters  # noqa: E402
+from central.config import load_config  # noqa: E402
+from central.db import CentralDatabase  # noqa: E402
+from central.regulation.scope import Scope  # noqa: E402
+from central.services import build_services  # noqa: E402
+from fsv_contract import EventPayload, HeartbeatPayload, encode, topics  # noqa: E402
+from testbed.ports import free_port  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "scale.json"
-CENTRAL_PASSWORD = "bench-central"
 PASSWORD = "bench-user-password-1"
 CAMERAS = 10
 DAY = 86400.0
@@ -189,13 +194,7 @@ def heartbeat() -> HeartbeatPayload:
 def site_clients(port: int, creds: dict[str, str], seconds: float, hb_s: float, per_h: float,
                  probe: bool) -> None:  # fmt: skip
     """A process of site clients: heartbeats and rodent alerts at the agent's real rates."""
-    clients = {}
-    for site, password in creds.items():
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
-        c.username_pw_set(site, password)
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        clients[site] = c
+    clients = {site: site_client(port, site, password) for site, password in creds.items()}
     rng = random.Random(os.getpid())
     next_hb = {s: time.monotonic() + rng.random() * hb_s for s in clients}
     started = time.monotonic()
@@ -219,18 +218,7 @@ def burst(port: int, site: str, password: str, count: int) -> None:
     start = datetime.now(UTC) - timedelta(hours=2)
     payloads = [(topics.camera_event(site, "cam0"), encode(event(site, "no_chef_hat", start)))
                 for _ in range(count)]  # fmt: skip
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
-    client.username_pw_set(site, password)
-    client.max_inflight_messages_set(100)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    info = None
-    for topic, data in payloads:
-        info = client.publish(topic, data, qos=1)
-    if info is not None:
-        info.wait_for_publish(timeout=600)
-    client.disconnect()
-    client.loop_stop()
+    publish_all(port, site, password, payloads)
 
 
 # --- observers ------------------------------------------------------------------------------
@@ -385,41 +373,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))] if ordered else 0.0
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "sqlite": sqlite3.sqlite_version}  # fmt: skip
-
-
 # --- the run --------------------------------------------------------------------------------
-
-
-def start_broker(work: Path, creds: dict[str, str]) -> Broker:
-    admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
-    set_passwords(admin, {**central_passwords("central", CENTRAL_PASSWORD), **creds})
-    write_acl(admin, "central")
-    conf = [ln for ln in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
-            if ln and not ln.startswith("#") and ln.split()[0] in (
-                "use_username_as_clientid", "max_packet_size", "max_queued_bytes",
-                "set_tcp_nodelay")]  # fmt: skip
-    broker = Broker(options=BrokerOptions(
-        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,
-        max_inflight_messages=1000, extra_config=conf))  # fmt: skip
-    broker.start()
-    return broker
 
 
 def fresh_alert(central: CentralProcess, port: int, site: str, password: str) -> dict[str, float]:
     """Publish one live alert on the live lane (as an edge sends an event's start within the
     live window); seconds until it is in the inbox and until its webhook came."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
-    client.username_pw_set(site, password)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client = site_client(port, site, password)
     e = event(site, "rodent", datetime.now(UTC))
     sent = time.time()
     client.publish(topics.camera_live_event(site, "cam0"), encode(e), qos=1).wait_for_publish(30)
@@ -469,8 +429,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     n = args.sites
     # after the n sites: the 2 events/s probe site, then one site per live-alert probe
     site_ids = [f"site-{i}" for i in range(n + 1 + args.fresh_probes)]
-    creds = {s: uuid.uuid4().hex for s in [*site_ids, *(f"burst-{i}" for i in range(4))]}
-    broker = start_broker(work, creds)
+    creds = site_credentials([*site_ids, *(f"burst-{i}" for i in range(4))])
+    broker = start_fleet_broker(work, creds)
     hook_port = free_port()
     hooks = ThreadingHTTPServer(("127.0.0.1", hook_port), Hooks)
     threading.Thread(target=hooks.serve_forever, name="webhook", daemon=True).start()
@@ -603,9 +563,13 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="fsv-bench-scale-"))
-    result = {**run(args, work), "machine": machine(),
+    machine = describe_machine(platform=platform.platform(), sqlite=sqlite3.sqlite_version)
+    result = {**run(args, work), "machine": machine,
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
     print(json.dumps(result, indent=2))
+    # bench/viewers.py writes its figures into the same file: keep them.
+    old = json.loads(args.output.read_text()) if args.output.exists() else {}
+    result.update({k: v for k, v in old.items() if k.startswith("viewers_one_core")})
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,6 +36,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import describe_machine  # noqa: E402
 from central.alerts import updates  # noqa: E402
 from central.api.common import SERVICES  # noqa: E402
 from central.app import create_app  # noqa: E402
@@ -202,30 +201,15 @@ async def bench(sockets: int, alerts: int, gap: float) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    """CPU, cores and load of this machine."""
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "load_1min_at_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "note": "shared machine: other work may have run at the same time; the client "
-        "process holding the sockets runs on the same cores as central",
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--alerts", type=int, default=30)
     parser.add_argument("--gap", type=float, default=0.2)
     args = parser.parse_args()
-    info = machine()
+    info = describe_machine(
+        "the client process holding the sockets runs on the same cores as central"
+    )
     result = asyncio.run(bench(args.sockets, args.alerts, args.gap))
     result["machine"] = info
     for key, value in result.items():

@@ -1,0 +1,71 @@
+"""A fleet of simulated sites against a real Mosquitto, shared by the ingest benchmarks.
+
+The broker runs central's shipped policy (password file, ACL, the limits of
+configs/mosquitto/mosquitto.conf) with one login per site; a site is a real MQTT 5 client
+under its own login, so the ACL and the per-site client id apply as in production.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.config import BrokerAdminConfig
+from central.ingest.accounts import central_passwords, set_passwords, write_acl
+from testbed.mosquitto import Broker, BrokerOptions
+
+REPO = Path(__file__).resolve().parents[1]
+CENTRAL_PASSWORD = "bench-central"
+# The shipped broker settings a benchmark keeps (the rest name files of a real install).
+SHIPPED_SETTINGS = (
+    "use_username_as_clientid", "max_packet_size", "max_queued_bytes", "set_tcp_nodelay",
+)  # fmt: skip
+
+
+def site_credentials(sites: Iterable[str]) -> dict[str, str]:
+    """A random password for each site login."""
+    return {site: uuid.uuid4().hex for site in sites}
+
+
+def start_fleet_broker(work: Path, creds: dict[str, str]) -> Broker:
+    """Mosquitto with central's account (CENTRAL_PASSWORD), the sites' logins and the ACL."""
+    admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
+    set_passwords(admin, {**central_passwords("central", CENTRAL_PASSWORD), **creds})
+    write_acl(admin, "central")
+    conf = [
+        line
+        for line in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
+        if line and not line.startswith("#") and line.split()[0] in SHIPPED_SETTINGS
+    ]
+    broker = Broker(options=BrokerOptions(
+        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,
+        max_inflight_messages=1000, extra_config=conf))  # fmt: skip
+    broker.start()
+    return broker
+
+
+def site_client(port: int, site: str, password: str, inflight: int = 20) -> mqtt.Client:
+    """A connected, running MQTT 5 client of one site (its login is its client id)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=mqtt.MQTTv5)
+    client.username_pw_set(site, password)
+    client.max_inflight_messages_set(inflight)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def publish_all(port: int, site: str, password: str, messages: list[tuple[str, bytes]]) -> None:
+    """A generator process: publish pre-encoded (topic, payload) pairs at QoS 1 as fast as
+    the broker takes them (100 in flight), then wait for the last ack."""
+    client = site_client(port, site, password, inflight=100)
+    info = None
+    for topic, data in messages:
+        info = client.publish(topic, data, qos=1)
+    if info is not None:
+        info.wait_for_publish(timeout=600)
+    client.disconnect()
+    client.loop_stop()
