@@ -507,7 +507,10 @@ def summary(f: dict[str, Any], rate_mbit: float | None, cameras: int) -> dict[st
         "archive_pause_s": round(med(f["archive_pause"]), 3),
         "archive_resume_s": round(med(f["archive_resume"]), 3) if f["archive_resume"] else None,
         "archive_mbps_idle": round(8 * f["archive_bytes_per_s_idle"] / 1e6, 3),
-        "catch_up_hours_per_hour": round(f["footage_s_per_s_idle"], 3),
+        # Hours of each camera's footage archived per hour: the lanes' footage seconds gained
+        # per wall second over the cameras; 1 keeps pace with recording, above 1 catches up.
+        "catch_up_hours_per_hour": round(f["footage_s_per_s_idle"] / cameras, 3),
+        "camera_hours_archived_per_hour": round(f["footage_s_per_s_idle"], 3),
         "backlog": f["backlog"],
         "runs": {k: [round(x, 3) for x in v] for k, v in f.items() if isinstance(v, list)},
     }
@@ -559,9 +562,11 @@ def main() -> int:
         "upstream) while the archive transfers that backlog; archive pause = last growth of "
         "the archive's bytes after the click; resume = first growth after the viewers left "
         "(central keeps an unwatched live upstream 10 s: included); idle archive rate and "
-        f"catch-up over {IDLE_S:g} s with nobody watching, catch-up = footage seconds the "
-        "archive's index gained per wall second (hours archived per hour; above 1 the backlog "
-        "shrinks). `unshaped`: the same with no tbf, no added delay and no edge budget."
+        f"catch-up over {IDLE_S:g} s with nobody watching: camera_hours_archived_per_hour = "
+        "footage seconds (all cameras together) the archive's index gained per wall second; "
+        "catch_up_hours_per_hour = that over the cameras (1 keeps pace with recording, above "
+        "1 the backlog shrinks). `unshaped`: the same with no tbf, no added delay and no "
+        "edge budget."
     )
     result["not_measured"] = (
         "draining the whole 1-hour backlog (only its first minutes of catch-up were timed; "
