@@ -162,15 +162,18 @@ def load_detector(
     confidence: float = 0.35,
     iou: float = 0.45,
     threads: int = 1,
+    input_size: int | None = None,
 ) -> Detector:
-    """Open a model with the named backend; ModelError naming the file on any problem."""
+    """Open a model with the named backend; ModelError naming the file on any problem.
+
+    `input_size` caps the input's sides of a model whose input size is free (NanoDet)."""
     model = model.expanduser().resolve()
     if not model.is_file():
         raise ModelError(f"model {model}: file not found")
     if backend == "nanodet":
         from edge_agent.detection.nanodet_backend import NanoDetDetector
 
-        return NanoDetDetector(model, class_map, confidence, iou, threads)
+        return NanoDetDetector(model, class_map, confidence, iou, threads, input_size)
     if backend == "onnx":
         from edge_agent.detection.onnx_backend import OnnxDetector
 

@@ -88,6 +88,11 @@ class FrameSampler:
         self.interval = 1.0 / fps
         self._due: float | None = None
 
+    @property
+    def due(self) -> float | None:
+        """Stream time of the next frame to keep (None before the first)."""
+        return self._due
+
     def take(self, stream_s: float) -> bool:
         """True if the frame at `stream_s` is due; a jump back of 10 intervals re-arms."""
         due = self._due
@@ -135,6 +140,50 @@ class KeyframeGate:
         shortest, longest = min(self._spacings), max(self._spacings)
         every = math.ceil(self.interval / shortest - 1e-6)  # the sampler takes every k-th
         return every * longest <= self.interval / self.min_share
+
+
+class GopTail:
+    """Whether the rest of a GOP still leads to a sampled frame (pure).
+
+    A P-frame is only worth decoding if a frame due for analysis comes after it and before
+    the next keyframe, which starts afresh. With a 2 s GOP analysed at 1 fps, the frame at
+    1 s is the last one due before the next keyframe: the second half of every GOP is
+    left out, halving the decoding. The next keyframe is expected after the shortest of
+    the last GOPs; if it comes later, the frames due in between are not seen and the
+    keyframe is taken instead (the sampler catches up). Streams that reorder frames
+    (B-frames: a packet's pts differs from its dts) are decoded in full.
+    """
+
+    def __init__(self, window: int = 4, jump_s: float = 10.0) -> None:
+        self.jump_s = jump_s
+        self._spacings: collections.deque[float] = collections.deque(maxlen=window)
+        self._last_key: float | None = None
+        self._cut = False  # left out since this GOP's last due frame; until the next keyframe
+        self.reordered = False
+
+    def wants(self, stream_s: float, keyframe: bool, reordered: bool, due: float | None) -> bool:
+        """Feed each packet in decode order (stream seconds, whether it is a keyframe,
+        whether its pts differs from its dts, the sampler's next due time); True if it
+        must be decoded."""
+        self.reordered = self.reordered or reordered
+        if keyframe:
+            last, self._last_key = self._last_key, stream_s
+            spacing = stream_s - last if last is not None else 0.0
+            if 0.0 < spacing <= self.jump_s:
+                self._spacings.append(spacing)
+            else:
+                self._spacings.clear()  # the first keyframe, a jump or a reconnect
+            self._cut = False
+            return True
+        if self._cut:
+            return False
+        if self.reordered or due is None or self._last_key is None or not self._spacings:
+            return True
+        next_key = self._last_key + min(self._spacings)
+        if stream_s < self._last_key or stream_s >= next_key:
+            return True  # out of the expected GOP (a jump, or a GOP longer than before)
+        self._cut = due >= next_key - 1e-3
+        return not self._cut
 
 
 def to_image(frame: av.VideoFrame, width: int) -> NDArray[np.uint8]:
@@ -239,6 +288,7 @@ class PacketFrameSource:
         self.frames = 0
         self.decode_errors = 0
         self.not_decoded = 0
+        self.tail_skipped = 0
         self.last_error: str | None = None
         self.keyframes = KeyframeGate(fps)
         self._clock = StreamClock()
@@ -283,11 +333,16 @@ class PacketFrameSource:
     def _run(self) -> None:
         decoder = PacketDecoder()
         sampler = FrameSampler(self.fps)
+        tail = GopTail()
         while not self._stop.is_set():
             item = self.packets.get(timeout=0.5)
             if item is None:
                 continue
             event = item.event
+            stream_s = event.dts * float(event.time_base)
+            if not tail.wants(stream_s, event.keyframe, event.pts != event.dts, sampler.due):
+                self.tail_skipped += 1
+                continue
             try:
                 frames = decoder.decode(event)
             except (av.FFmpegError, ValueError) as e:

@@ -14,6 +14,7 @@ from edge_agent.detection.settings import MotionConfig
 from edge_agent.detection.zones import Box, Point, mask_image
 
 _SPECKS = np.ones((3, 3), np.uint8)  # opening with this drops isolated changed pixels
+_GROW = np.ones((5, 5), np.uint8)  # a change since the previous frame also covers its edges
 
 
 class MotionGate:
@@ -23,13 +24,19 @@ class MotionGate:
     `hold_s` after motion stops (a person who stands still is still there), and at least
     every `refresh_s` (lighting changes, objects that arrived while gated out).
     `region` is the box (relative to the frame) around the pixels that moved in the last
-    frame, None when nothing moved.
+    frame, None when nothing moved. It counts only the pixels that differ from the
+    background and also changed since the previous frame: where somebody stood when the gate
+    started, or stood long enough to become background and then left, the background keeps
+    a ghost for tens of frames (at 1 fps and the default learning rate, about 30 s), and
+    the box around ghost and walker together would be most of the frame. Without such
+    pixels (a ghost alone) the region is None: the whole frame is looked at.
     """
 
     def __init__(self, config: MotionConfig, masks: Sequence[Sequence[Point]] = ()) -> None:
         self.config = config
         self.masks = [list(m) for m in masks]
         self._background: NDArray[np.float32] | None = None
+        self._previous: NDArray[np.uint8] | None = None
         self._keep: NDArray[np.uint8] | None = None
         self._last_motion = float("-inf")
         self._last_run = float("-inf")
@@ -59,6 +66,7 @@ class MotionGate:
 
     def _moving(self, image: NDArray[np.uint8]) -> bool:
         grey = self._small_grey(image)
+        previous, self._previous = self._previous, grey
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey.astype(np.float32)
             height, width = grey.shape
@@ -75,7 +83,13 @@ class MotionGate:
         cv2.accumulateWeighted(grey, self._background, self.config.learning_rate)
         if self.last_fraction < self.config.min_area:
             return False
-        self.region = _region(np.asarray(changed, np.uint8))
+        if previous is not None and previous.shape == grey.shape:
+            _, fresh = cv2.threshold(
+                cv2.absdiff(grey, previous), self.config.pixel_threshold, 255, cv2.THRESH_BINARY
+            )
+            changed = cv2.bitwise_and(changed, cv2.dilate(fresh, _GROW))
+        if np.count_nonzero(changed):
+            self.region = _region(np.asarray(changed, np.uint8))
         return True
 
     def _small_grey(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -10,7 +10,9 @@ The network is fully convolutional, so its input size is freed when the model is
 a frame is scaled to fit the model's declared size (never enlarged) and padded only up to
 the next multiple of 32, not to the whole square. A 640x360 sub-stream frame then runs at
 416x256 rather than 416x416 (0.6 of the pixels, the same scale), and a motion crop at its
-own size. Models whose outputs do not follow the input (checked at load) keep the fixed
+own size. The declared size can be lowered when the model is opened (`input_size`, the
+agent's `detection.input_size`, 320 by default: 320x192 for that frame, about half the
+cost). Models whose outputs do not follow the input (checked at load) keep the fixed
 size and are letterboxed.
 """
 
@@ -60,8 +62,9 @@ class Level:
 class NanoDetDetector:
     """A NanoDet-style detector: input [1, 3, H, W], per stride scores and GFL boxes.
 
-    `width` x `height` is the model's declared input size, the most a frame is given;
-    `free_size` says whether smaller inputs are used (see the module's docstring)."""
+    `width` x `height` is the most a frame is given: the model's declared input size, or
+    at most `input_size` a side (a multiple of 32) when the input size is free; `free_size`
+    says whether smaller inputs are used (see the module's docstring)."""
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class NanoDetDetector:
         confidence: float = 0.35,
         iou: float = 0.45,
         threads: int = 1,
+        input_size: int | None = None,
     ) -> None:
         self.path = path
         self.class_map = class_map
@@ -95,6 +99,9 @@ class NanoDetDetector:
             self._infer(np.zeros((1, 3, self.height, self.width))), self.width, self.height
         )
         self.free_size = self._free_input(threads)
+        if self.free_size and input_size is not None:
+            side = max(max(STRIDES), input_size // max(STRIDES) * max(STRIDES))
+            self.width, self.height = min(self.width, side), min(self.height, side)
 
     def _free_input(self, threads: int) -> bool:
         """Reopen the model with a free input height and width if its outputs follow them."""

@@ -143,7 +143,13 @@ class ModelCache:
             map_path = folder / map_path
         class_map = load_class_map(map_path) if map_path is not None else PASSTHROUGH
         detector = load_detector(
-            choice.backend, model, class_map, settings.confidence, settings.iou, settings.threads
+            choice.backend,
+            model,
+            class_map,
+            settings.confidence,
+            settings.iou,
+            settings.threads,
+            settings.input_size,
         )
         log.info(
             "model %s loaded (%s), labels %s",
@@ -278,7 +284,7 @@ class CameraDetection:
             "gops_dropped": source.packets.gops_dropped if source else 0,
             "decode_errors": source.decode_errors if source else 0,
             "keyframes_only": source.keyframes.keyframes_only if source else False,
-            "packets_not_decoded": source.not_decoded if source else 0,
+            "packets_not_decoded": source.not_decoded + source.tail_skipped if source else 0,
             "detector_runs": self.detector_runs,
             "crops": self.crops,
             "lag_s": round(self.lag_s, 3),

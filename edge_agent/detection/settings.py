@@ -150,6 +150,15 @@ class DetectionConfig(_Model):
     )
     fps: float = Field(2.0, gt=0.0, le=15.0, description="frames per second analysed")
     frame_width: int = Field(640, ge=160, le=1920, description="frames are downscaled to this")
+    input_size: int = Field(
+        320,
+        ge=64,
+        le=1280,
+        multiple_of=32,
+        description="the most pixels a side of the detector's input has (models with a free "
+        "input size, such as the default NanoDet-m: a 640x360 frame runs at 320x192, about "
+        "half the cost of 416x256); models with a fixed input keep theirs",
+    )
     queue_size: int = Field(4, ge=1, le=100, description="decoded frames waiting; oldest dropped")
     motion: MotionConfig = MotionConfig()
     track_max_age_s: float = Field(3.0, gt=0.0, le=60, description="keep unseen tracks this long")

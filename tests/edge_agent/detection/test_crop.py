@@ -116,13 +116,14 @@ def test_crop_mode_finds_the_same_people_as_the_whole_frame_on_real_footage(
 
 
 def test_a_camera_detects_on_the_crop_when_motion_is_confined(tmp_path: Path) -> None:
-    """The pipeline's wiring: gate region -> crop -> merge, through the shared pool."""
+    """The pipeline's wiring: gate region -> crop -> merge, through the shared pool (at
+    the model's own input size, as the test above compares)."""
     config = parse_config(
         f"""
 site_id: t
 storage: {{path: {tmp_path}/rec}}
 data_dir: {tmp_path}/state
-detection: {{threads: 1, motion: {{hold_s: 0}}}}
+detection: {{threads: 1, input_size: 416, motion: {{hold_s: 0}}}}
 cameras:
   - id: cam
     name: Test

@@ -10,6 +10,7 @@ import av
 from edge_agent.detection.frames import (
     DropOldestQueue,
     FrameSampler,
+    GopTail,
     KeyframeGate,
     PacketDecoder,
     PacketFrameSource,
@@ -157,3 +158,50 @@ def test_a_feed_with_keyframes_at_the_analysis_rate_decodes_only_them(
     assert source.frames == 6 and source.not_decoded == 2 * 49
     got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
     assert [read_frame_counter(f.image) for f in got] == [0, 50, 100, 150, 200, 250]
+
+
+def test_the_end_of_a_gop_after_its_last_due_frame_is_not_decoded() -> None:
+    tail, sampler = GopTail(), FrameSampler(1.0)
+    decoded = []
+    for i in range(150):  # 25 fps, a keyframe every 2 s, analysed at 1 fps
+        t = i / 25
+        if tail.wants(t, i % 50 == 0, False, sampler.due):
+            decoded.append(i)
+            sampler.take(t)
+    # The first GOP in full (its length is not known yet), then each up to its 1 s frame.
+    assert decoded == list(range(76)) + list(range(100, 126))
+    late = GopTail()
+    for t in (0.0, 2.0):
+        late.wants(t, True, False, None)
+    assert not late.wants(2.04, False, False, 4.0)  # next due after the next keyframe
+    assert not late.wants(4.0, False, False, 4.0)  # the GOP is longer: still cut
+    assert late.wants(4.04, True, False, 4.0) and late.wants(4.08, False, False, 5.0)
+    bframes = GopTail()
+    for t in (0.0, 2.0):
+        bframes.wants(t, True, True, None)
+    assert bframes.wants(2.04, False, False, 4.0)  # reordered frames: decoded in full
+
+
+def test_a_feed_analysed_at_1_fps_decodes_each_gop_up_to_its_due_frame(
+    footage: Footage,
+) -> None:
+    events = annexb_events(footage.sub_h264, wall0=time.time() - 12)[:300]  # 2 s GOPs
+    tap = LiveTap("cam1", "sub")
+    frames = DropOldestQueue(100)
+    source = PacketFrameSource("frames-test", tap, frames, 1.0, 640)
+    source.start()
+    try:
+        for event in events:
+            tap.publish(event)
+        deadline = time.monotonic() + 20
+        while (source.frames < 12 or len(source.packets)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the packet the decoding thread took last
+    finally:
+        source.stop()
+    assert source.decode_errors == 0 and not source.keyframes.keyframes_only
+    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+    # Every due frame was seen, decoded from its GOP's keyframe (the pictures are right);
+    # from the second GOP on, its last 24 packets were left out.
+    assert [read_frame_counter(f.image) for f in got] == list(range(0, 300, 25))
+    assert source.tail_skipped == 5 * 24

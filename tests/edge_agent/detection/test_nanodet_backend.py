@@ -180,6 +180,30 @@ def test_input_fits_the_frame_instead_of_the_square(
     assert all(max(box_iou(b.box, f.box) for f in fitted) > 0.8 for b in boxed)
 
 
+def test_the_agent_caps_a_free_input_at_its_input_size(
+    nanodet_detector: Detector, vtest_frame: NDArray[np.uint8]
+) -> None:
+    """The agent's default input size (320) runs a 640x360 frame at 320x192 and finds the
+    people the model's own 416 finds."""
+    from edge_agent.detection.detector import box_iou
+    from edge_agent.detection.nanodet_backend import NanoDetDetector, prepare_fitted
+    from edge_agent.detection.settings import DetectionConfig
+
+    size = DetectionConfig().input_size
+    small = load_detector(
+        "nanodet", nanodet_detector.path, nanodet_detector.class_map, 0.35, 0.45, 2, size
+    )
+    assert isinstance(small, NanoDetDetector) and (small.width, small.height) == (320, 320)
+    frame = np.asarray(cv2.resize(vtest_frame, (640, 360)), np.uint8)
+    assert prepare_fitted(frame, small.width, small.height)[0].shape == (1, 3, 192, 320)
+    full = [d for d in nanodet_detector.detect(frame) if d.label == "person"]
+    found = [d for d in small.detect(frame) if d.label == "person"]
+    assert len(found) >= 4 and abs(len(found) - len(full)) <= 1
+    assert all(max(box_iou(d.box, f.box) for f in full) > 0.6 for d in found)
+    odd = load_detector("nanodet", small.path, small.class_map, input_size=100)
+    assert (odd.width, odd.height) == (96, 96)  # type: ignore[attr-defined]
+
+
 def test_a_model_whose_outputs_ignore_the_input_keeps_its_size(tmp_path: Path) -> None:
     model = make_head_onnx(tmp_path / "fixed.onnx", 32, head_outputs(32, 3, {}))
     detector = load_detector("nanodet", model, ClassMap(names=["a", "b", "c"]))

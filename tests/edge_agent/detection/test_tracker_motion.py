@@ -67,3 +67,36 @@ def test_drop_oldest_queue_counts_drops() -> None:
     assert queue.dropped == 3 and len(queue) == 2
     got = [queue.get(0.01) for _ in range(3)]
     assert [f.seq if f else None for f in got] == [3, 4, None]
+
+
+def test_a_person_walking_through_a_still_scene_is_cropped_where_they_are() -> None:
+    """vtest.avi with its walkers removed (the median of 40 frames) and one real person of
+    it (frame 630, hand-labelled in tests/data/person_eval.json) walking 30 px a frame at
+    1 fps. They stand in the first frame, so the background keeps their ghost there for
+    tens of frames; the region follows the walker alone, and the crop holds them."""
+    from edge_agent.detection.crop import CropSettings, plan_crop
+
+    frames = read_frames(list(range(0, 800, 20)))
+    still = np.median(np.stack(frames), axis=0).astype(np.uint8)
+    x1, y1, x2, y2 = 354, 396, 406, 541
+    person = read_frames([630])[0][y1:y2, x1:x2]
+    gate = MotionGate(MotionConfig())
+    height, width = still.shape[:2]
+    for step in range(12):
+        frame = still.copy()
+        left = 60 + 30 * step
+        frame[y1:y2, left : left + x2 - x1] = person
+        assert gate.should_detect(frame, float(step))
+        if step == 0:
+            continue  # the first frame starts the background
+        assert gate.region is not None
+        rx1, rx2 = gate.region[0] * width, gate.region[2] * width
+        # Around where the person is now (and was a frame ago), not back to the ghost at
+        # 60 px; the grey frame is 160 px wide, so a pixel of it is 4.8 of the frame's.
+        tol = 24
+        assert (
+            left - 30 - tol <= rx1 <= left + tol and left + x2 - x1 - tol <= rx2 <= left + 60 + tol
+        )
+        crop = plan_crop(gate.region, width, height, 1.0, CropSettings())
+        assert crop is not None, (step, gate.region)
+        assert crop.x1 <= left and left + x2 - x1 <= crop.x2 and crop.y1 <= y1 and y2 <= crop.y2
