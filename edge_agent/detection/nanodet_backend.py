@@ -31,12 +31,15 @@ from edge_agent.detection.detector import (
     ClassMap,
     Detection,
     Image,
-    map_detections,
-    mapped_labels,
     names_from,
 )
-from edge_agent.detection.onnx_backend import nms, open_session, short_error
-from edge_agent.detection.zones import Box
+from edge_agent.detection.onnx_backend import (
+    Rows,
+    SessionDetector,
+    nms,
+    open_session,
+    short_error,
+)
 from edge_agent.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,6 @@ STRIDES = (8, 16, 32)
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # BGR, as NanoDet was trained
 STD = np.array([57.375, 57.12, 58.395], np.float32)
 MAX_DETECTIONS = 300
-
-Rows = list[tuple[int, float, tuple[float, float, float, float]]]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Level:
     boxes: int  # output index [1, cells, 4 * bins]
 
 
-class NanoDetDetector:
+class NanoDetDetector(SessionDetector):
     """A NanoDet-style detector: input [1, 3, H, W], per stride scores and GFL boxes.
 
     `width` x `height` is the most a frame is given: the model's declared input size, or
@@ -75,12 +76,7 @@ class NanoDetDetector:
         threads: int = 1,
         input_size: int | None = None,
     ) -> None:
-        self.path = path
-        self.class_map = class_map
-        self.confidence = confidence
-        self.iou = iou
-        self._session = open_session(path, threads)
-        self._input = self._session.get_inputs()[0]
+        super().__init__(path, class_map, confidence, iou, threads)
         shape = self._input.shape
         if (
             len(shape) != 4
@@ -156,10 +152,6 @@ class NanoDetDetector:
             levels.append(Level(stride, columns, scores[0], boxes[0]))
         return levels
 
-    def labels(self) -> set[str]:
-        """Every label this model can produce through its class map."""
-        return mapped_labels(self.names, self.class_map)
-
     def detect(self, frame: Image) -> list[Detection]:
         """Objects in a BGR frame, best first."""
         if self.free_size:
@@ -173,18 +165,7 @@ class NanoDetDetector:
             for lv in self._levels
         ]
         rows = decode(levels, self.confidence, self.iou)
-        height, width = frame.shape[:2]
-        boxes: list[tuple[int, float, Box]] = []
-        for cls, score, (x1, y1, x2, y2) in rows:
-            box = (
-                _clip((x1 - pad_x) / scale / width),
-                _clip((y1 - pad_y) / scale / height),
-                _clip((x2 - pad_x) / scale / width),
-                _clip((y2 - pad_y) / scale / height),
-            )
-            if box[2] > box[0] and box[3] > box[1]:
-                boxes.append((cls, score, box))
-        return map_detections(self.names, self.class_map, boxes, self.iou)
+        return self._detections(rows, frame, scale, pad_x, pad_y)
 
     def _infer(self, blob: NDArray[Any]) -> list[NDArray[np.float32]]:
         try:
@@ -265,7 +246,3 @@ def decode(
         (int(labels[i]), float(found[i]), tuple(float(v) for v in boxes[i]))  # type: ignore[misc]
         for i in chosen
     ]
-
-
-def _clip(value: float) -> float:
-    return min(1.0, max(0.0, float(value)))

@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 PAD_VALUE = 114  # grey border, as the models were trained with
 MAX_DETECTIONS = 300
 
+Rows = list[tuple[int, float, tuple[float, float, float, float]]]
 
-class OnnxDetector:
-    """A YOLOv8-style detector: input [1, 3, H, W], output [1, 4 + classes, boxes]."""
+
+class SessionDetector:
+    """What the ONNX detectors share: the file, its class map and thresholds, one onnxruntime
+    session with its input, the labels, and boxes from input pixels back to the frame."""
+
+    names: dict[int, str]
 
     def __init__(
         self,
@@ -44,6 +49,42 @@ class OnnxDetector:
         self.iou = iou
         self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0]
+
+    def labels(self) -> set[str]:
+        """Every label this model can produce through its class map."""
+        return mapped_labels(self.names, self.class_map)
+
+    def _detections(
+        self, rows: Rows, frame: Image, scale: float, pad_x: float, pad_y: float
+    ) -> list[Detection]:
+        """(class, score, box in input pixels) rows of a frame scaled by `scale` and padded
+        by `pad_x`, `pad_y`: detections relative to the frame, labelled, best first."""
+        height, width = frame.shape[:2]
+        boxes: list[tuple[int, float, Box]] = []
+        for cls, score, (x1, y1, x2, y2) in rows:
+            box = (
+                _clip((x1 - pad_x) / scale / width),
+                _clip((y1 - pad_y) / scale / height),
+                _clip((x2 - pad_x) / scale / width),
+                _clip((y2 - pad_y) / scale / height),
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                boxes.append((cls, score, box))
+        return map_detections(self.names, self.class_map, boxes, self.iou)
+
+
+class OnnxDetector(SessionDetector):
+    """A YOLOv8-style detector: input [1, 3, H, W], output [1, 4 + classes, boxes]."""
+
+    def __init__(
+        self,
+        path: Path,
+        class_map: ClassMap,
+        confidence: float = 0.35,
+        iou: float = 0.45,
+        threads: int = 1,
+    ) -> None:
+        super().__init__(path, class_map, confidence, iou, threads)
         self._dtype = np.float16 if "float16" in self._input.type else np.float32
         self.height, self.width = self._input_size()
         meta = self._session.get_modelmeta().custom_metadata_map
@@ -79,26 +120,11 @@ class OnnxDetector:
                 f"{len(self.names)} class names are known ({sorted(self.names.values())})"
             )
 
-    def labels(self) -> set[str]:
-        """Every label this model can produce through its class map."""
-        return mapped_labels(self.names, self.class_map)
-
     def detect(self, frame: Image) -> list[Detection]:
         """Objects in a BGR frame, best first."""
         output, scale, pad_x, pad_y = self._run(frame)
-        rows = decode(output[0], self.confidence, self.iou)
-        height, width = frame.shape[:2]
-        boxes: list[tuple[int, float, Box]] = []
-        for cls, score, (x1, y1, x2, y2) in rows:
-            box = (
-                _clip((x1 - pad_x) / scale / width),
-                _clip((y1 - pad_y) / scale / height),
-                _clip((x2 - pad_x) / scale / width),
-                _clip((y2 - pad_y) / scale / height),
-            )
-            if box[2] > box[0] and box[3] > box[1]:
-                boxes.append((cls, score, box))
-        return map_detections(self.names, self.class_map, boxes, self.iou)
+        return self._detections(decode(output[0], self.confidence, self.iou), frame, scale,
+                                pad_x, pad_y)  # fmt: skip
 
     def _run(self, frame: Image) -> tuple[NDArray[Any], float, float, float]:
         blob, scale, pad_x, pad_y = letterbox(frame, self.width, self.height)
@@ -141,9 +167,7 @@ def letterbox(frame: Image, width: int, height: int) -> tuple[NDArray[np.float32
     return np.ascontiguousarray(blob), scale, pad_x, pad_y
 
 
-def decode(
-    output: NDArray[np.float32], confidence: float, iou: float
-) -> list[tuple[int, float, tuple[float, float, float, float]]]:
+def decode(output: NDArray[np.float32], confidence: float, iou: float) -> Rows:
     """YOLOv8 head [4+nc, N] -> (class, score, (x1, y1, x2, y2)) in input pixels, after NMS."""
     preds = output.T  # N x (4 + nc)
     scores_all = preds[:, 4:]
