@@ -6,18 +6,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from edge_agent.config import CameraConfig, EdgeConfig
-from edge_agent.detection.attributes import AttributeStage, TwoStageDetector, load_attribute
 from edge_agent.detection.capability import (
     RuleCapability,
     all_blind,
-    assess_rules,
     runnable,
 )
 from edge_agent.detection.crop import (
@@ -29,22 +25,22 @@ from edge_agent.detection.crop import (
     plan_crop,
 )
 from edge_agent.detection.detector import (
-    PASSTHROUGH,
     Detection,
     Detector,
     Image,
-    builtin_model,
-    load_class_map,
-    load_detector,
-    model_cache_dir,
 )
 from edge_agent.detection.events import EventKeeper, Sighting
 from edge_agent.detection.frames import DropOldestQueue, Frame, PacketFeed, PacketFrameSource
 from edge_agent.detection.inference import InferencePool, default_workers
+from edge_agent.detection.model_cache import (
+    ModelCache,
+    assess_detector,
+    local_model_label,
+    model_choice,
+)
 from edge_agent.detection.motion import MotionGate
-from edge_agent.detection.presets import camera_rules, models_dir
+from edge_agent.detection.presets import camera_rules
 from edge_agent.detection.rules import RuleEngine, RuleEvent
-from edge_agent.detection.settings import RuleSpec
 from edge_agent.detection.tracker import IouTracker
 from edge_agent.detection.zones import anchor_point, in_any
 from edge_agent.errors import ConfigError, InferenceStopped, ModelError
@@ -52,7 +48,6 @@ from edge_agent.models.shadow import ShadowTally
 from edge_agent.mqtt.sink import EventSink
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.recording.status import RateMeter
-from fsv_contract.models import model_label
 from fsv_contract.payloads import CameraDetectionStatus, RuleStatus, ShadowStats
 
 log = logging.getLogger(__name__)
@@ -73,124 +68,6 @@ class DetectionCounters:
     lag_sum_s: float
     inference_wait_s: float
     inference_run_s: float
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """Which model a camera uses: backend, file, class map and two-stage attributes."""
-
-    backend: str
-    model: Path | None
-    class_map: Path | None
-    attributes: tuple[str, ...] = ()
-
-
-class ModelCache:
-    """Loads each model once for all cameras that use it; errors name the file."""
-
-    def __init__(self, config: EdgeConfig) -> None:
-        self.config = config
-        self._lock = threading.RLock()
-        self._models: dict[ModelChoice, Detector] = {}
-        self._stages: dict[str, AttributeStage | str] = {}  # name -> stage or why not
-
-    def get(self, choice: ModelChoice) -> Detector:
-        """The loaded detector; ModelError if the model or class map is unusable.
-
-        Attribute stages that cannot be loaded are left out (the capability says why)."""
-        with self._lock:
-            if choice not in self._models:
-                if choice.attributes:
-                    base = self.get(replace(choice, attributes=()))
-                    self._models[choice] = self._two_stage(base, choice.attributes)
-                else:
-                    self._models[choice] = self._load(choice)
-            return self._models[choice]
-
-    def _two_stage(self, base: Detector, names: tuple[str, ...]) -> TwoStageDetector:
-        stages: list[AttributeStage] = []
-        unavailable: dict[str, str] = {}
-        folder = models_dir(self.config)
-        for name in names:
-            if name not in self._stages:
-                try:
-                    spec = load_attribute(folder, name)
-                    cache = model_cache_dir(self.config.detection.model_cache)
-                    self._stages[name] = AttributeStage(spec, cache, self.config.detection.threads)
-                except ModelError as e:
-                    log.error("attribute %s not loaded: %s", name, e)
-                    self._stages[name] = str(e)
-            stage = self._stages[name]
-            if isinstance(stage, AttributeStage):
-                stages.append(stage)
-            else:
-                with suppress(ModelError):
-                    unavailable.update(
-                        dict.fromkeys(load_attribute(folder, name).produces(), stage)
-                    )
-        return TwoStageDetector(base, stages, unavailable)
-
-    def _load(self, choice: ModelChoice) -> Detector:
-        settings = self.config.detection
-        folder = models_dir(self.config)
-        map_path: Path | None
-        if choice.model is None:
-            model, builtin_map = builtin_model(choice.backend, settings.model_cache)
-            map_path = choice.class_map or folder / builtin_map
-        else:
-            model, map_path = choice.model, choice.class_map
-        if map_path is not None and not map_path.is_absolute():
-            map_path = folder / map_path
-        class_map = load_class_map(map_path) if map_path is not None else PASSTHROUGH
-        detector = load_detector(
-            choice.backend,
-            model,
-            class_map,
-            settings.confidence,
-            settings.iou,
-            settings.threads,
-            settings.input_size,
-        )
-        log.info(
-            "model %s loaded (%s), labels %s",
-            detector.path,
-            choice.backend,
-            sorted(detector.labels()),
-        )
-        return detector
-
-
-def model_choice(
-    config: EdgeConfig, camera: CameraConfig, rules: Sequence[RuleSpec] = ()
-) -> ModelChoice:
-    """The model a camera uses: its own, else the site's, else the backend's built-in one;
-    with the attribute stages whose labels one of its rules watches."""
-    own = camera.detection
-    watched = {c for r in rules if r.enabled for c in r.classes}
-    attributes = []
-    for name in config.detection.attributes:
-        try:
-            if load_attribute(models_dir(config), name).produces() & watched:
-                attributes.append(name)
-        except ModelError as e:
-            log.error("%s: %s", camera.id, e)
-    return ModelChoice(
-        config.detection.backend,
-        (own.model if own else None) or config.detection.model,
-        (own.class_map if own else None) or config.detection.class_map,
-        tuple(attributes),
-    )
-
-
-def local_model_label(detector: Detector) -> str:
-    """How a model central did not install is named: `<file stem>@local`."""
-    return model_label(Path(detector.path).stem.lower()[:64], "local")
-
-
-def assess_detector(rules: list[RuleSpec], detector: Detector) -> list[RuleCapability]:
-    """Each rule's capability with this detector's labels and class-map caveats."""
-    unavailable = detector.unavailable if isinstance(detector, TwoStageDetector) else None
-    return assess_rules(rules, detector.labels(), detector.class_map.caveats, unavailable)
 
 
 class CameraDetection:

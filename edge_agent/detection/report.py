@@ -14,12 +14,8 @@ from edge_agent.detection.capability import (
     assess_rules,
     counts,
 )
-from edge_agent.detection.pipeline import (
-    ModelCache,
-    assess_detector,
-    detection_cameras,
-    model_choice,
-)
+from edge_agent.detection.model_cache import ModelCache, assess_detector, model_choice
+from edge_agent.detection.pipeline import detection_cameras
 from edge_agent.detection.presets import camera_rules, load_preset
 from edge_agent.errors import ConfigError, ModelError
 

@@ -17,7 +17,7 @@ from edge_agent.detection.attributes import (
     load_attribute,
 )
 from edge_agent.detection.detector import Detection, Detector, default_models_dir, model_cache_dir
-from edge_agent.detection.pipeline import ModelCache, assess_detector, model_choice
+from edge_agent.detection.model_cache import ModelCache, assess_detector, model_choice
 from edge_agent.detection.presets import camera_rules
 from edge_agent.errors import ModelError
 

@@ -16,7 +16,8 @@ from edge_agent.detection.capability import (
 )
 from edge_agent.detection.detector import default_models_dir, load_class_map
 from edge_agent.detection.events import EventKeeper
-from edge_agent.detection.pipeline import CameraDetection, ModelCache, detection_statuses
+from edge_agent.detection.model_cache import ModelCache
+from edge_agent.detection.pipeline import CameraDetection, detection_statuses
 from edge_agent.detection.report import preset_capability
 from edge_agent.detection.settings import RuleSpec
 from edge_agent.mqtt.heartbeat import HeartbeatPublisher

@@ -17,8 +17,9 @@ from edge_agent.detection.detector import Detection, Detector, box_iou
 from edge_agent.detection.events import EventKeeper
 from edge_agent.detection.frames import Frame
 from edge_agent.detection.inference import InferencePool
+from edge_agent.detection.model_cache import ModelCache
 from edge_agent.detection.motion import MotionGate
-from edge_agent.detection.pipeline import CameraDetection, ModelCache
+from edge_agent.detection.pipeline import CameraDetection
 from edge_agent.detection.settings import MotionConfig
 from edge_agent.detection.zones import Box
 from edge_agent.recording.index import SegmentIndex

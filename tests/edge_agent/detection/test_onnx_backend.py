@@ -102,7 +102,7 @@ def test_letterbox_and_decode_are_consistent() -> None:
 
 def test_former_default_stays_available_as_backend_onnx(tmp_path: Path) -> None:
     from edge_agent.config import parse_config
-    from edge_agent.detection.pipeline import ModelCache, model_choice
+    from edge_agent.detection.model_cache import ModelCache, model_choice
 
     config = parse_config(
         f"""

@@ -12,7 +12,8 @@ from edge_agent.config import parse_config
 from edge_agent.detection.detector import Detection
 from edge_agent.detection.events import EventKeeper
 from edge_agent.detection.frames import Frame
-from edge_agent.detection.pipeline import CameraDetection, ModelCache, shadow_statuses
+from edge_agent.detection.model_cache import ModelCache
+from edge_agent.detection.pipeline import CameraDetection, shadow_statuses
 from edge_agent.errors import ModelError
 from edge_agent.models.shadow import ShadowTally, compare
 from edge_agent.mqtt.heartbeat import HeartbeatPublisher
