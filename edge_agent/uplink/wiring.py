@@ -110,11 +110,11 @@ def build_archive_sender(
         config.mqtt.upload.ca_file,
     )
     scheduler.archive_backlog_segments = lambda: sender.backlog
-    sender.on_policy = lambda policy: _policy_told(config, policy)
+    sender.on_policy = lambda policy: keep_policy(config, policy)
     return sender
 
 
-def _policy_told(config: EdgeConfig, policy: str) -> None:
+def keep_policy(config: EdgeConfig, policy: str) -> None:
     """Keep the site's archive policy; a change to or from `sub` applies at the next start."""
     from edge_agent.recording.lanes import remember_policy
 

@@ -363,7 +363,10 @@ async def test_policy_sub_takes_the_sub_lane_which_replays_and_exports_as_such(
     assert sub[0].prev_chain == "0" * 64  # the lane's own chain
     await set_policy(central, {"policy": "sub"})
     sender = edge.sender()
+    told: list[str] = []
+    sender.on_policy = told.append  # the agent keeps it: sub lanes from its next start
     assert [w.path for w in await asyncio.to_thread(sender.wants)] == [s.path for s in sub]
+    assert told == ["sub"]
     await asyncio.to_thread(sender.run_round)
     archive = edge.archive
     assert all(archive.store.stored(SITE, "cam1--sub", s.path) for s in sub)

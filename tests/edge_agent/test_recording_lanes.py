@@ -21,6 +21,7 @@ from edge_agent.recording.lanes import (
     resolve_lanes,
 )
 from edge_agent.retention.planner import is_held, retention_by_camera
+from edge_agent.uplink.wiring import keep_policy
 from fsv_contract.lanes import lane_id, split_lane
 from testbed.rtsp import RtspServer
 
@@ -73,6 +74,10 @@ def test_the_policy_central_answers_is_kept_for_the_next_start(tmp_path: Path) -
     assert learned_policy(tmp_path) is None
     assert remember_policy(tmp_path, "sub") and not remember_policy(tmp_path, "sub")
     assert learned_policy(tmp_path) == "sub"
+    # The archive sender's hook keeps what central answers, in the agent's state folder.
+    config = _config(tmp_path).model_copy(update={"data_dir": tmp_path / "state"})
+    keep_policy(config, "main")
+    assert learned_policy(config.state_dir) == "main"
     (tmp_path / "archive_policy.json").write_text("{not json")
     assert learned_policy(tmp_path) is None  # a broken file is no policy, not a crash
 
