@@ -58,6 +58,16 @@ def site_client(port: int, site: str, password: str, inflight: int = 20) -> mqtt
     return client
 
 
+def stop_client(client: mqtt.Client) -> None:
+    """Disconnect and stop the network thread (paho's loop_stop can race the thread ending on
+    its own after the disconnect: it then finds no thread to join)."""
+    client.disconnect()
+    try:
+        client.loop_stop()
+    except AttributeError:
+        pass
+
+
 def publish_all(port: int, site: str, password: str, messages: list[tuple[str, bytes]]) -> None:
     """A generator process: publish pre-encoded (topic, payload) pairs at QoS 1 as fast as
     the broker takes them (100 in flight), then wait for the last ack."""
@@ -67,5 +77,4 @@ def publish_all(port: int, site: str, password: str, messages: list[tuple[str, b
         info = client.publish(topic, data, qos=1)
     if info is not None:
         info.wait_for_publish(timeout=600)
-    client.disconnect()
-    client.loop_stop()
+    stop_client(client)

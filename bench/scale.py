@@ -53,6 +53,7 @@ from bench.fleet import (  # noqa: E402
     site_client,
     site_credentials,
     start_fleet_broker,
+    stop_client,
 )
 from bench.machine import describe_machine  # noqa: E402
 from central.alerts.push_rules import PushFilters  # noqa: E402
@@ -209,8 +210,7 @@ def site_clients(port: int, creds: dict[str, str], seconds: float, hb_s: float, 
                 c.publish(topics.camera_event(site, e.camera), encode(e), qos=1)
         time.sleep(0.5)
     for c in clients.values():
-        c.disconnect()
-        c.loop_stop()
+        stop_client(c)
 
 
 def burst(port: int, site: str, password: str, count: int) -> None:
@@ -392,8 +392,7 @@ def fresh_alert(central: CentralProcess, port: int, site: str, password: str) ->
             if push is None and str(e.event_id) in Hooks.got:
                 push = Hooks.got[str(e.event_id)] - sent
         time.sleep(0.02)
-    client.disconnect()
-    client.loop_stop()
+    stop_client(client)
     row = central.query(
         "select received_at, ingested_at from events where event_id = ?", (str(e.event_id),)
     )

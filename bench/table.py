@@ -51,6 +51,40 @@ def _uplink_rows(up: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _scale_rows(scale: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The rows of bench/scale.py and bench/viewers.py (both write scale.json)."""
+    out: list[tuple[str, str, str, str]] = []
+    if "sites" in scale:
+        size = (
+            f"{scale['sites']} sites, {scale['alerts_in_db']:,} alerts, "
+            f"{scale['health_rows']:,} health rows, {scale['nodes']} node (SQLite)"
+        )
+        out += [
+            ("scale", f"ingest lag p95 (s) under steady load, {size}",
+             str(scale["ingest_lag_p95_s"]), "≤ 1"),
+            ("scale", "city wall (5,000 cameras) / county wall, median (s), at once with the "
+             "90-day report", f"{scale['wall_s_city']} / {scale['wall_s_county']}", "≤ 0.5"),
+            ("scale", "city 90-day report, median (s)", str(scale["report_90d_s_city"]), "≤ 2"),
+            ("scale", f"live alert during a {scale['burst_events']:,}-event burst → inbox and "
+             "push, median / max of the probes (s)",
+             _fresh(scale, "fresh_alert_during_burst"), "≤ 1"),
+            ("scale", "live alert while another process takes the write lock 2 s in 5, "
+             "median / max (s)", _fresh(scale, "fresh_alert_during_foreign_writes"), "—"),
+            ("scale", "pushes lost (a second process holding the write lock meanwhile)",
+             f"{scale['pushes_lost']} of {scale['pushes_wanted']}", "0"),
+        ]  # fmt: skip
+    if "viewers_one_core_measured" in scale:
+        view = scale["viewers_one_core_detail"]
+        stop = view.get("stopped_at")
+        out.append(
+            ("scale", "WebSocket viewers of one 1080p stream that one relay core holds, measured "
+             "(viewers on the other core)",
+             f"{scale['viewers_one_core_measured']}"
+             + (f" (fell behind at {stop})" if stop else " (the largest step tried)"), "≥ 500"),
+        )  # fmt: skip
+    return out
+
+
 def rows() -> list[tuple[str, str, str, str]]:
     """(area, figure, measured, target) rows."""
     rec, det, ing, vid = _load("record"), _load("detect"), _load("ingest"), _load("video")
@@ -122,26 +156,7 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("video", "replay seek to first frame (s), 16 cameras × 90 days indexed",
              str(vid["seek_s"]), ""),
         ]  # fmt: skip
-    scale = _load("scale")
-    if scale:
-        size = (
-            f"{scale['sites']} sites, {scale['alerts_in_db']:,} alerts, "
-            f"{scale['health_rows']:,} health rows, {scale['nodes']} node (SQLite)"
-        )
-        out += [
-            ("scale", f"ingest lag p95 (s) under steady load, {size}",
-             str(scale["ingest_lag_p95_s"]), "≤ 1"),
-            ("scale", "city wall (5,000 cameras) / county wall, median (s), at once with the "
-             "90-day report", f"{scale['wall_s_city']} / {scale['wall_s_county']}", "≤ 0.5"),
-            ("scale", "city 90-day report, median (s)", str(scale["report_90d_s_city"]), "≤ 2"),
-            ("scale", f"live alert during a {scale['burst_events']:,}-event burst → inbox and "
-             "push, median / max of the probes (s)",
-             _fresh(scale, "fresh_alert_during_burst"), "≤ 1"),
-            ("scale", "live alert while another process takes the write lock 2 s in 5, "
-             "median / max (s)", _fresh(scale, "fresh_alert_during_foreign_writes"), "—"),
-            ("scale", "pushes lost (a second process holding the write lock meanwhile)",
-             f"{scale['pushes_lost']} of {scale['pushes_wanted']}", "0"),
-        ]  # fmt: skip
+    out += _scale_rows(_load("scale"))
     integ = _load("integrity")
     if "tamper_cases" in integ:
         out += [
