@@ -565,6 +565,7 @@ def main() -> int:
     machine = describe_machine(platform=platform.platform(), sqlite=sqlite3.sqlite_version)
     result = {**run(args, work), "machine": machine,
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+    result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     # bench/viewers.py writes its figures into the same file: keep them.
     old = json.loads(args.output.read_text()) if args.output.exists() else {}
