@@ -1,6 +1,7 @@
 """Sample frames for labelling: decode frames of a camera's recordings on central's request.
 
-Handles `sample_frames` on the command thread: picks the instants (central's, or random ones
+Handles `sample_frames` on the dispatcher's background thread (decoding takes seconds, and
+the commands behind it must not wait for that): picks the instants (central's, or random ones
 over the recorded segments), decodes the frame at each from the segment that holds it,
 writes it as a clean JPEG and queues its upload; the reply announces each file's hash, which
 is what central accepts for it (the same rule as event media).
@@ -44,8 +45,8 @@ class MediaSink(Protocol):
 class Registrar(Protocol):
     """The command dispatcher."""
 
-    def register(self, verb: str, handler: Any) -> None:
-        """Handle `verb` with `handler`."""
+    def register(self, verb: str, handler: Any, background: bool = False) -> None:
+        """Handle `verb` with `handler` (`background`: off the command thread)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class SampleTaker:
 
     def register(self, commands: Registrar) -> None:
         """Handle `sample_frames`."""
-        commands.register(VERB_SAMPLE_FRAMES, self.take)
+        commands.register(VERB_SAMPLE_FRAMES, self.take, background=True)
 
     def take(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Decode, write and queue the frames; the reply lists them (ModelError if none)."""

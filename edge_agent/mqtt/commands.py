@@ -34,7 +34,10 @@ class CommandDispatcher:
 
     A handler takes the command's `args` and returns the reply's `result`; it raises
     EdgeAgentError (or ValueError) for a refusal whose message central may show. Expired
-    commands and unknown verbs are answered with an error, never run.
+    commands and unknown verbs are answered with an error, never run. Verbs registered as
+    `background` (work of seconds: decoding sample frames) run in arrival order on thread
+    `mqtt-commands-bg` instead, so the commands behind them (a live view, a ping) are
+    answered meanwhile; their reply goes to the same sink when they finish.
     """
 
     name = "mqtt-commands"
@@ -46,11 +49,19 @@ class CommandDispatcher:
         self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=10_000)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._thread: threading.Thread | None = None
+        self._background: set[str] = set()
+        self._slow: queue.Queue[tuple[str, CommandPayload] | None] = queue.Queue(maxsize=1000)
+        self._slow_thread: threading.Thread | None = None
         self.register("ping", lambda args: {"pong": True, "echo": args.get("echo")})
 
-    def register(self, verb: str, handler: CommandHandler) -> None:
-        """Handle `verb` with `handler` (a later registration replaces an earlier one)."""
+    def register(self, verb: str, handler: CommandHandler, background: bool = False) -> None:
+        """Handle `verb` with `handler` (a later registration replaces an earlier one);
+        `background`: on the background thread, not in line with the other commands."""
         self._handlers[verb] = handler
+        if background:
+            self._background.add(verb)
+        else:
+            self._background.discard(verb)
 
     def receive(self, topic: str, payload: bytes) -> None:
         """Called on paho's thread: queue and return at once."""
@@ -60,16 +71,32 @@ class CommandDispatcher:
             log.error("command queue full; dropping a command on %s", topic)
 
     def start(self) -> None:
-        """Start the worker thread."""
+        """Start the worker threads."""
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
+        self._slow_thread = threading.Thread(
+            target=self._slow_loop, name=f"{self.name}-bg", daemon=True
+        )
+        self._slow_thread.start()
 
     def stop(self) -> None:
-        """Finish the command in hand and stop."""
+        """Finish the commands in hand and stop."""
         self._inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout=10.0)
             self._thread = None
+        if self._slow_thread is not None:
+            self._slow.put(None)
+            self._slow_thread.join(timeout=10.0)
+            self._slow_thread = None
+
+    def _slow_loop(self) -> None:
+        while (item := self._slow.get()) is not None:
+            verb, command = item
+            try:
+                self.sink.put_reply(self._run(verb, command))
+            except Exception:  # noqa: BLE001 - one bad command must not stop the others
+                log.exception("command %s failed", verb)
 
     def _loop(self) -> None:
         while (item := self._inbox.get()) is not None:
@@ -79,7 +106,8 @@ class CommandDispatcher:
                 log.exception("command on %s failed", item[0])
 
     def handle(self, topic: str, data: bytes) -> ReplyPayload | None:
-        """Check and run one command; returns the reply put in the outbox (None if none)."""
+        """Check and run one command; returns the reply put in the outbox (None if none, or
+        if a background verb's reply comes later)."""
         try:
             message = decode(topic, data)
         except ContractError as e:
@@ -93,6 +121,14 @@ class CommandDispatcher:
         if rid in self._seen:
             return None
         self._remember(rid)
+        if verb in self._background and self._slow_thread is not None:
+            try:
+                self._slow.put_nowait((verb, command))
+                return None  # answered when it is done
+            except queue.Full:
+                reply = self._reply(command, verb, error="too many commands waiting; try later")
+                self.sink.put_reply(reply)
+                return reply
         reply = self._run(verb, command)
         self.sink.put_reply(reply)
         return reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -118,3 +119,66 @@ def test_the_same_instant_twice_is_decoded_once(segment_files: RecordedClip) -> 
 
     found = frames_at(segment_files.files[0], 100.0, [101.0, 101.0, 100.5])
     assert sorted(found) == [100.5, 101.0]
+
+
+def test_other_commands_are_answered_while_samples_are_taken(
+    tmp_path: Path, segment_files: RecordedClip
+) -> None:
+    from edge_agent.models.samples import build_sampler
+    from edge_agent.mqtt.commands import CommandDispatcher
+    from fsv_contract import CommandPayload, ReplyPayload, encode, topics
+
+    class Replies:
+        def __init__(self) -> None:
+            self.sent: list[ReplyPayload] = []
+
+        def put_reply(self, payload: ReplyPayload) -> None:
+            self.sent.append(payload)
+
+        def wait(self, verb: str) -> ReplyPayload | None:
+            for _ in range(300):
+                found = [r for r in self.sent if r.verb == verb]
+                if found:
+                    return found[0]
+                time.sleep(0.02)
+            return None
+
+    class SlowSink(Sink):
+        """Holds the sampler inside its request (after a decode) until released."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside = threading.Event()
+            self.release = threading.Event()
+
+        def queue_media(self, *args: Any) -> None:
+            self.inside.set()
+            assert self.release.wait(30)
+            super().queue_media(*args)
+
+    config = _config(tmp_path)
+    index = SegmentIndex(config.state_dir / "index.db")
+    index_segments(segment_files, config.storage.path, index, "cam-1", time.time() - 60)
+    replies, sink = Replies(), SlowSink()
+    dispatcher = CommandDispatcher(replies)
+    assert build_sampler(config, index, sink, dispatcher) is not None
+    dispatcher.start()
+    try:
+        now = datetime.now(UTC)
+        args = {"batch": str(uuid.uuid4()), "camera": "cam-1", "count": 3}
+        ask = CommandPayload(request_id=uuid.uuid4(), issued_at=now, args=args)
+        dispatcher.receive(topics.command("site-1", "sample_frames"), encode(ask))
+        assert sink.inside.wait(30), "the sampler never reached its first frame"
+        ping = CommandPayload(request_id=uuid.uuid4(), issued_at=now, args={"echo": "x"})
+        dispatcher.receive(topics.command("site-1", "ping"), encode(ping))
+        pong = replies.wait("ping")  # answered while the sample request is still in hand
+        assert pong is not None and pong.ok and not sink.queued
+        assert [r.verb for r in replies.sent] == ["ping"]  # the samples' reply waits
+        sink.release.set()
+        done = replies.wait("sample_frames")
+        assert done is not None and done.ok and len(done.result["frames"]) == 3, done
+        assert [r.verb for r in replies.sent] == ["ping", "sample_frames"]
+    finally:
+        sink.release.set()
+        dispatcher.stop()
+        index.close()
