@@ -74,15 +74,16 @@ def _add_model_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     r = actions.add_parser(
         "rollout",
         help="install a version on a share of the sites, then the rest; show progress; go back",
-        description="--percent P sends install_model to the first P %% of the sites (a seeded "
-        "order: the same sites first every time), --rest to every site not sent this version "
+        description="--percent P sends install_model to the first P %% of the sites online now "
+        "(a heartbeat in the last 90 s; a seeded order: the same sites first every time; "
+        "offline sites are left for --rest), --rest to every site not sent this version "
         "yet, --sites a,b to a group. --status prints progress (replies and heartbeats), "
         "--back rolls back every site this rollout installed the version on.",
     )
     r.add_argument("name", help="model name")
     r.add_argument("version", help="model version")
     how = r.add_mutually_exclusive_group(required=True)
-    how.add_argument("--percent", type=float, help="share of all sites (0-100]")
+    how.add_argument("--percent", type=float, help="share of the sites online now (0-100]")
     how.add_argument("--rest", action="store_true", help="every site not sent it yet")
     how.add_argument("--sites", help="a group of site ids: a,b,c")
     how.add_argument("--status", action="store_true", help="print the rollout's progress")
@@ -165,6 +166,10 @@ def _rollout(args: argparse.Namespace, config: Any, database: Any, registry: Any
                 sites = plan.choose(args.percent, args.rest, group)
                 sent = plan.install(sites, send, args.by, args.shadow)
         print(f"{'rollback' if args.back else 'install'} sent to {len(sent)} site(s)")
+        if args.percent is not None:
+            offline = plan.offline_left()
+            print(f"{len(offline)} offline site(s) not counted, left for --rest: "
+                  f"{', '.join(offline[:20])}{' ...' if len(offline) > 20 else ''}")  # fmt: skip
     print(json.dumps(plan.progress(), indent=2, ensure_ascii=False))
     return 0
 

@@ -1,10 +1,14 @@
 """Rollout plans: a model version to a share of the sites first, then the rest; one way back.
 
 `central-server model rollout NAME VERSION --percent 10` sends `install_model` to the first
-10 % of the sites (a seeded order, so the same sites come first every time), `--rest` to every
-site not sent this version yet, `--sites a,b` to a chosen group. Progress comes from the
-commands' replies and the heartbeats (which model each camera runs); `--back` sends
-`rollback_model` to every site that installed the version in this rollout.
+10 % of the sites online now (a heartbeat in the last ONLINE_S seconds; a seeded order, so
+the same sites come first every time): an offline site would not install it until it is
+back, so it neither counts towards the share nor is sent it; the output says how many
+offline sites are left for `--rest`. `--rest` sends to every site not sent this version yet
+(offline ones get it when they reconnect: commands are queued QoS 1), `--sites a,b` to a
+chosen group. Progress comes from the commands' replies and the heartbeats (which model each
+camera runs); `--back` sends `rollback_model` to every site that installed the version in
+this rollout.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from central.errors import InvalidInputError
 from central.integrity.findings import audit_system
 from central.models.registry import ModelRegistry
 from fsv_contract.models import VERB_INSTALL_MODEL, VERB_ROLLBACK_MODEL, model_label
+
+# A site is online for a rollout's share when it sent a heartbeat this recently (edges send
+# one every 10-60 s; the same window as the `fsv_sites_reporting` metric).
+ONLINE_S = 90.0
 
 # (site, verb, args) -> request id: logs the command in `commands` and publishes it.
 Sender = Callable[[str, str, dict[str, Any]], str]
@@ -58,6 +66,20 @@ class Rollout:
         with self.database.read() as db:
             return [r["id"] for r in db.query("select id from sites order by id")]
 
+    def online(self) -> set[str]:
+        """Sites whose last heartbeat is at most ONLINE_S old."""
+        with self.database.read() as db:
+            rows = db.query(
+                "select site from agent_status where last_heartbeat_at >= ?",
+                [self._clock() - ONLINE_S],
+            )
+            return {r["site"] for r in rows}
+
+    def offline_left(self) -> list[str]:
+        """Sites not sent this version yet that are offline now (what `--rest` would add)."""
+        online, done = self.online(), set(self.sent())
+        return [s for s in self.sites() if s not in done and s not in online]
+
     def sent(self) -> list[str]:
         """Sites this version was sent to (install), in order."""
         with self.database.read() as db:
@@ -71,7 +93,7 @@ class Rollout:
     def choose(
         self, percent: float | None = None, rest: bool = False, group: list[str] | None = None
     ) -> list[str]:
-        """The sites to send to now: a share of all, the rest, or a named group."""
+        """The sites to send to now: a share of those online, the rest, or a named group."""
         if (percent is not None) + rest + (group is not None) != 1:
             raise InvalidInputError("give exactly one of --percent, --rest and --sites")
         known = self.sites()
@@ -87,7 +109,9 @@ class Rollout:
         assert percent is not None
         if not 0 < percent <= 100:
             raise InvalidInputError("--percent: a share of the sites in (0, 100]")
-        share = ordered[: math.ceil(len(ordered) * percent / 100)]
+        online = self.online()
+        reachable = [s for s in ordered if s in online]
+        share = reachable[: math.ceil(len(reachable) * percent / 100)]
         return [s for s in share if s not in done]
 
     def install(self, sites: list[str], send: Sender, by: str, shadow: bool = False) -> list[str]:

@@ -72,6 +72,13 @@ class Edges:
         raise AssertionError(f"only {self.seen} arrived")
 
 
+def _beat(site: str, model: str | None) -> RawMessage:
+    beat = HeartbeatPayload(ts=datetime.now(UTC), uptime_s=1, disk_free_bytes=1,
+                            disk_total_bytes=2, cpu_percent=1,
+                            cameras=[CameraStats(camera="cam1", model=model)])  # fmt: skip
+    return RawMessage(topics.heartbeat(site), encode(beat), 0.0)
+
+
 def _edge_answers(database: CentralDatabase, sites: list[str]) -> None:
     """Each site replies ok and its heartbeat names the new model, through ingest."""
     ingest = Ingest(IngestStore(database))
@@ -86,10 +93,7 @@ def _edge_answers(database: CentralDatabase, sites: list[str]) -> None:
         reply = ReplyPayload(request_id=r["request_id"], verb="install_model", ok=True,
                              result={"installed": "person@2"}, finished_at=now)  # fmt: skip
         raw.append(RawMessage(topics.reply(r["site"], r["request_id"]), encode(reply), 0.0))
-        beat = HeartbeatPayload(ts=now, uptime_s=1, disk_free_bytes=1, disk_total_bytes=2,
-                                cpu_percent=1, cameras=[CameraStats(camera="cam1",
-                                                                    model="person@2")])  # fmt: skip
-        raw.append(RawMessage(topics.heartbeat(r["site"]), encode(beat), 0.0))
+        raw.append(_beat(r["site"], "person@2"))
     ingest.process(raw)
 
 
@@ -101,19 +105,26 @@ def test_ten_percent_then_the_rest_then_one_command_back(
     edges = Edges(mosquitto_broker.port)
     try:
         base = ["model", "rollout", "person", "2", "-c", str(config)]
-        assert main([*base, "--percent", "10"]) == 0
-        first = edges.wait(2)
-        assert len(first) == 2 and {verb for _, verb in first} == {"install_model"}
+        # Half the sites have never sent a heartbeat: 30 % is counted over the 10 online
+        # ones (3 sites), not over all 20 (6).
+        online = SITES[10:]
+        Ingest(IngestStore(database)).process([_beat(site, None) for site in online])
+        assert main([*base, "--percent", "30"]) == 0
+        first = edges.wait(3)
+        assert len(first) == 3 and {verb for _, verb in first} == {"install_model"}
         first_sites = sorted(site for site, _ in first)
-        capsys.readouterr()
-        # The same 10 % come first every time: asking again sends nothing new.
-        assert main([*base, "--percent", "10"]) == 0
+        assert set(first_sites) <= set(online)
+        out = capsys.readouterr().out
+        assert "sent to 3 site(s)" in out and "10 offline site(s) not counted" in out, out
+        assert ", ".join(SITES[:10]) in out
+        # The same 30 % come first every time: asking again sends nothing new.
+        assert main([*base, "--percent", "30"]) == 0
         assert "sent to 0 site(s)" in capsys.readouterr().out
         _edge_answers(database, first_sites)
         assert main([*base, "--status"]) == 0
         status = json.loads(capsys.readouterr().out)
         assert (status["sent"], status["done"], status["running"], status["of_sites"]) == (
-            2, 2, 2, 20,
+            3, 3, 3, 20,
         )  # fmt: skip
 
         assert main([*base, "--rest"]) == 0
@@ -121,12 +132,12 @@ def test_ten_percent_then_the_rest_then_one_command_back(
         assert sorted(site for site, _ in everyone) == SITES  # each site once
         capsys.readouterr()
 
-        assert main([*base, "--back"]) == 0  # only the two that installed it go back
-        back = edges.wait(22)[20:]
+        assert main([*base, "--back"]) == 0  # only the three that installed it go back
+        back = edges.wait(23)[20:]
         assert sorted(back) == [(s, "rollback_model") for s in first_sites]
         out = capsys.readouterr().out
         status = json.loads(out[out.index("{") :])
-        assert status["rolled_back"] == 2 and status["sent"] == 18
+        assert status["rolled_back"] == 3 and status["sent"] == 17
 
         assert main([*base[:3], "9", *base[4:], "--rest"]) == 1  # an unknown version
         assert main([*base, "--sites", "site-00,nowhere"]) == 1
@@ -135,7 +146,7 @@ def test_ten_percent_then_the_rest_then_one_command_back(
             audited = db.execute(
                 "select count(*) from audit_log where action in ('model_install', 'model_rollback')"
             ).fetchone()[0]
-        assert audited == 22
+        assert audited == 23
     finally:
         edges.client.loop_stop()
         edges.client.disconnect()
