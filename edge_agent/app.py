@@ -10,10 +10,11 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
-from edge_agent.config import EdgeConfig
+from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
 from fsv_common.sdnotify import notify, watchdog_interval
+from fsv_contract.lanes import lane_id, split_lane
 
 if TYPE_CHECKING:
     from edge_agent.mqtt.wiring import MqttParts
@@ -42,6 +43,7 @@ class EdgeAgent:
 
         # Whether a camera also records its sub stream: its `record_sub`, else the site's
         # archive policy as central last told it (edge_agent.recording.lanes).
+        self._given = config  # as configured: record_sub unset where the policy decides
         config = resolve_lanes(config, learned_policy(config.state_dir))
         self.config = config
         self.credentials = credentials or CredentialStore(config.credentials_file)
@@ -64,6 +66,9 @@ class EdgeAgent:
         self.components: list[Component] = [*self.recorders, *self.sub_recorders]
         self._started: list[Component] = []
         self.mqtt: MqttParts | None = None
+        # Sub lanes started or stopped while running (policy_told), never during stop().
+        self._lanes_lock = threading.Lock()
+        self._stopping = False
 
     def _build(self) -> None:
         """Import and wire every component but the recorders (their listeners attach now)."""
@@ -131,6 +136,7 @@ class EdgeAgent:
         # Recordings for central's city archive, as its site policy asks (class `archive`).
         self.archive = build_archive_sender(config, self.credentials, self.index, self.scheduler)
         if self.archive is not None:
+            self.archive.on_policy = self.policy_told
             uplink_parts.append(self.archive)
         # Chain links anchored at central and its integrity audits (none without MQTT).
         integrity_parts: list[Component] = []
@@ -205,6 +211,60 @@ class EdgeAgent:
         for component in self.components[len(recorders) :]:
             self._start(component)
 
+    def policy_told(self, policy: str) -> None:
+        """Central answered the site's archive policy: keep it, and start or stop the sub
+        lanes of the cameras whose `record_sub` is unset to follow it (the archive sender's
+        hook; runs on its thread)."""
+        from edge_agent.recording.lanes import resolve_lanes
+        from edge_agent.uplink.wiring import keep_policy
+
+        keep_policy(self._given, policy)
+        with self._lanes_lock:
+            if self._stopping or not hasattr(self, "streams"):
+                return  # not running (yet): the policy kept applies at the next start
+            wanted = resolve_lanes(self._given, policy)
+            recording = {split_lane(r.camera.id)[0] for r in self.sub_recorders}
+            changed = False
+            for cam in wanted.cameras:
+                if cam.records_sub != (cam.id in recording):
+                    self._switch_lane(cam, cam.records_sub)
+                    changed = True
+            if changed:
+                self.config = wanted
+                self.cleaner.config = wanted  # duties and forecast count the lanes recorded
+
+    def _switch_lane(self, cam: CameraConfig, record: bool) -> None:
+        """Start or stop one camera's sub lane; its sub tap keeps one session on the stream:
+        the reader stops before the lane recorder connects, and starts after it stopped."""
+        from edge_agent.recording.lanes import sub_lane
+        from edge_agent.recording.recorder import CameraRecorder
+
+        if record:
+            recorder = CameraRecorder(sub_lane(cam), self.config, self.index, self.credentials)
+            recorder.on_disk_low = self.cleaner.wake
+            reader = self.streams.lane_recording(cam.id, recorder)
+            if reader is not None:
+                self._stop_one(reader)
+            log.info("site archive policy: recording the sub stream of %s", cam.id)
+            recorder.start()
+            self.sub_recorders.append(recorder)
+            self._started.insert(0, recorder)  # stopped last, with the other recorders
+            return
+        lane = lane_id(cam.id, "sub")
+        for old in [r for r in self.sub_recorders if r.camera.id == lane]:
+            log.info("site archive policy: no longer recording the sub stream of %s", cam.id)
+            self.sub_recorders.remove(old)
+            self._stop_one(old)  # its open segment is sealed and indexed
+        new_reader = self.streams.lane_stopped(cam)
+        if new_reader is not None:
+            self._start(new_reader)
+
+    def _stop_one(self, component: Component) -> None:
+        if component in self._started:
+            self._started.remove(component)
+        log.info("stopping %s", component.name)
+        component.stop()
+
     def _start(self, component: Component) -> None:
         log.info("starting %s", component.name)
         component.start()
@@ -216,6 +276,8 @@ class EdgeAgent:
 
     def stop(self) -> None:
         """Stop the started components in reverse order, then close the index."""
+        with self._lanes_lock:  # a lane change under way finishes first; none after it
+            self._stopping = True
         while self._started:
             component = self._started.pop()
             log.info("stopping %s", component.name)

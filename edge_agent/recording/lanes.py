@@ -2,8 +2,9 @@
 
 A camera's `record_sub` says it; left unset, the site's archive policy at central decides
 (`sub` records it). The archive sender learns that policy from central's answers and keeps
-it in the agent's state folder; the agent applies it when it starts (`resolve_lanes`), so a
-policy changed at central takes effect at the agent's next start.
+it in the agent's state folder; the agent applies it when it starts (`resolve_lanes`), and a
+running agent starts or stops the lanes at once when central's answer changes it
+(EdgeAgent.policy_told: a stopped lane's last segment is sealed and indexed).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def learned_policy(state_dir: Path) -> str | None:
 
 
 def remember_policy(state_dir: Path, policy: str) -> bool:
-    """Keep the policy central answered; True if it changed (it applies at the next start)."""
+    """Keep the policy central answered (for the next start); True if it changed."""
     if learned_policy(state_dir) == policy:
         return False
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ class ArchiveSender:
         self.backlog = 0
         self.last_error = ""
         # Told the site's archive policy each time central answers (must return at once).
-        self.on_policy: Callable[[str], None] | None = None
+        self.on_policy: Callable[[str], object] | None = None
 
     def start(self) -> None:
         """Start the thread."""

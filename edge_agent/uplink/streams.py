@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from edge_agent.config import CameraConfig, EdgeConfig
+from edge_agent.config import CameraConfig, EdgeConfig, RecorderConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.events import PacketEvent
 from edge_agent.uplink.sub_reader import SubStreamReader
@@ -38,6 +38,34 @@ class CameraStreams:
 
     taps: TapRegistry = field(default_factory=TapRegistry)
     readers: list[SubStreamReader] = field(default_factory=list)
+    # What a reader built after the start needs (a sub lane that stops recording).
+    recorder_config: RecorderConfig | None = None
+    credentials: CredentialStore | None = None
+
+    def lane_recording(self, camera: str, recorder: Recorder) -> SubStreamReader | None:
+        """The camera's sub lane records from now on: its recorder fills the sub tap (if the
+        camera has one). Returns the reader that filled it until now, taken off `readers`:
+        the caller stops it before the lane recorder connects (one session per stream)."""
+        tap = self.taps.find(camera, "sub")
+        if tap is None:
+            return None
+        _publish_lane(tap, recorder)
+        reader = next((r for r in self.readers if r.tap is tap), None)
+        if reader is not None:
+            self.readers.remove(reader)
+        return reader
+
+    def lane_stopped(self, cam: CameraConfig) -> SubStreamReader | None:
+        """The camera's sub lane no longer records: a reader (not started; the caller starts
+        it once the lane recorder has stopped) fills the sub tap again, or None without one."""
+        tap = self.taps.find(cam.id, "sub")
+        if tap is None or cam.sub_url is None:
+            return None
+        if self.recorder_config is None or self.credentials is None:
+            raise RuntimeError("streams built without reader settings")
+        reader = SubStreamReader(cam, self.recorder_config, self.credentials, tap)
+        self.readers.append(reader)
+        return reader
 
     def feed(self, camera: str) -> LiveTap | None:
         """The stream detection reads: the sub stream, else the main stream, else None."""
@@ -59,7 +87,7 @@ def build_streams(
     """Taps for live view (`live`: every recorded main stream and every sub stream) and for
     the cameras in `detect` (their sub stream; without one, their main stream: the
     recorder's packets, or a reader of its own when the camera is not recorded)."""
-    streams = CameraStreams()
+    streams = CameraStreams(recorder_config=config.recorder, credentials=credentials)
     recorded = {r.camera.id: r for r in recorders}
     for cam in config.cameras:
         if not cam.enabled or not (live or cam.id in detect):
@@ -80,7 +108,11 @@ def build_streams(
 def _recorder_tap(streams: CameraStreams, camera: str, recorder: Recorder) -> None:
     """The sub tap of a camera whose sub lane is recorded: the lane recorder's packets, named
     by the camera (consumers know cameras, not lanes)."""
-    tap = streams.taps.add(LiveTap(camera, "sub"))
+    _publish_lane(streams.taps.add(LiveTap(camera, "sub")), recorder)
+
+
+def _publish_lane(tap: LiveTap, recorder: Recorder) -> None:
+    camera = tap.camera
 
     def publish(event: PacketEvent) -> None:
         tap.publish(replace(event, camera=camera))

@@ -110,17 +110,19 @@ def build_archive_sender(
         config.mqtt.upload.ca_file,
     )
     scheduler.archive_backlog_segments = lambda: sender.backlog
-    sender.on_policy = lambda policy: keep_policy(config, policy)
+    sender.on_policy = lambda policy: keep_policy(config, policy)  # the agent hooks its own
     return sender
 
 
-def keep_policy(config: EdgeConfig, policy: str) -> None:
-    """Keep the site's archive policy; a change to or from `sub` applies at the next start."""
+def keep_policy(config: EdgeConfig, policy: str) -> bool:
+    """Keep the site's archive policy for the next start; True if it changed (the running
+    agent starts or stops the sub lanes that follow it, EdgeAgent.policy_told)."""
     from edge_agent.recording.lanes import remember_policy
 
-    if remember_policy(config.state_dir, policy):
-        unset = [c.id for c in config.cameras if c.sub_url and c.record_sub is None]
-        if unset:
-            log.warning("central's archive policy for this site is now %r; the sub-stream "
-                        "recording of %s follows it from the next start", policy,
-                        ", ".join(unset))  # fmt: skip
+    if not remember_policy(config.state_dir, policy):
+        return False
+    unset = [c.id for c in config.cameras if c.sub_url and c.record_sub is None]
+    if unset:
+        log.info("central's archive policy for this site is now %r; the sub-stream recording "
+                 "of %s follows it", policy, ", ".join(unset))  # fmt: skip
+    return True

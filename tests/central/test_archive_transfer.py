@@ -364,7 +364,7 @@ async def test_policy_sub_takes_the_sub_lane_which_replays_and_exports_as_such(
     await set_policy(central, {"policy": "sub"})
     sender = edge.sender()
     told: list[str] = []
-    sender.on_policy = told.append  # the agent keeps it: sub lanes from its next start
+    sender.on_policy = told.append  # the agent keeps it and starts or stops its sub lanes
     assert [w.path for w in await asyncio.to_thread(sender.wants)] == [s.path for s in sub]
     assert told == ["sub"]
     await asyncio.to_thread(sender.run_round)

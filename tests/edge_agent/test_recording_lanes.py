@@ -134,3 +134,57 @@ def _segment(camera: str, start: float) -> object:
 
     return Segment(1, camera, f"{camera}/x.mp4", start, start + 5, 5.0, 1, "h264", 1, 1, None,
                    "0" * 64, GENESIS, "1" * 64, 0, start)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_policy_change_starts_and_stops_the_sub_lane_while_running(
+    rtsp_server: RtspServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_agent.uplink.wiring as wiring
+
+    # Live view wanted (as with central's commands): the camera gets a sub tap.
+    monkeypatch.setattr(wiring, "uplink_enabled", lambda config, commands: True)
+    config = make_config(tmp_path, {"cam1": rtsp_server.url("cam1")})
+    cam = config.cameras[0].model_copy(update={"sub_url": rtsp_server.url("cam1_sub")})
+    config = config.model_copy(update={"cameras": [cam]})
+    agent = EdgeAgent(config, CredentialStore(environ={}))
+    assert agent.sub_recorders == []  # no policy known yet
+    agent.start()
+    seen: list[str] = []
+    try:
+        tap = agent.streams.taps.get("cam1", "sub")
+        tap.subscribe(lambda event: seen.append(event.camera))
+        (reader,) = agent.streams.readers
+        wait_for(lambda: tap.packets > 0, timeout=20)
+        agent.policy_told("sub")
+        # The lane records; the reader stopped first (one session on the sub stream), and
+        # the tap goes on with the lane recorder's packets, named by the camera.
+        (lane,) = agent.sub_recorders
+        assert lane.camera.id == LANE and lane.running
+        assert agent.streams.readers == [] and reader._thread is None
+        assert LANE in retention_by_camera(agent.cleaner.config)
+        before = lane.status().video_packets
+        wait_for(lambda: lane.status().video_packets > before + 10, timeout=20)
+        served = tap.packets
+        wait_for(lambda: tap.packets > served + 10, timeout=20)
+        agent.policy_told("sub")  # the same answer again changes nothing
+        assert agent.sub_recorders == [lane]
+        agent.policy_told("evidence")
+        # Stopped with its open segment sealed and indexed; a new reader fills the tap.
+        assert agent.sub_recorders == [] and not lane.running
+        sealed = agent.index.segments_by_id(LANE)
+        assert sealed and sealed[-1].bytes > 0 and sealed[-1].width == 640
+        (again,) = agent.streams.readers
+        assert again is not reader and again.tap is tap
+        served, stopped_at = tap.packets, lane.status().video_packets
+        wait_for(lambda: tap.packets > served + 10, timeout=20)
+        assert lane.status().video_packets == stopped_at  # the reader's, not the lane's
+        assert LANE not in retention_by_camera(agent.cleaner.config)
+    finally:
+        agent.stop()
+    assert set(seen) == {"cam1"}
+    assert learned_policy(config.state_dir) == "evidence"
+    # What central said applies at the next start too.
+    later = EdgeAgent(config, CredentialStore(environ={}))
+    assert later.sub_recorders == []
+    later.index.close()
