@@ -31,6 +31,7 @@ from central.ingest.accounts import (
     set_passwords,
     write_acl,
 )
+from testbed.demo_edge import DemoCamera, demo_edge_config
 from testbed.demo_public import (
     CANTEEN_SITE,
     PublicLink,
@@ -137,49 +138,32 @@ def _closed_window_now(tz: str) -> dict[str, Any]:
 
 def edge_config(root: Path, rtsp: RtspServer, broker_port: int, central_url: str) -> dict[str, Any]:
     """The demo edge agent's configuration."""
-    return {
-        "site_id": SITE,
-        "timezone": TIMEZONE,
-        "storage": {"path": str(root / "recordings"), "segment_seconds": 60},
-        "data_dir": str(root / "edge-state"),
-        "log_level": "INFO",
-        "central_url": central_url,
-        "mqtt": {
-            "host": "127.0.0.1",
-            "port": broker_port,
-            "tls": None,
-            "heartbeat_interval_s": 10,
-            "reconnect_max_s": 5,
-        },
-        "detection": {"fps": 1, "pre_roll_s": 5, "post_roll_s": 5},
-        "cameras": [
-            {
-                "id": "disposal-1",
-                "name": "Harmless disposal room",
-                "station": "harmless_disposal",
-                "main_url": rtsp.url("disposal-1"),
-                "sub_url": rtsp.url("disposal-1_sub"),
-                # The demo runs "at night": people in the disposal room raise an alert.
-                "detection": {
-                    "rules": [
-                        {
-                            "id": "disposal-after-hours",
-                            "min_seconds": 5,
-                            "cooldown_s": 120,
-                            "permitted": [_closed_window_now(TIMEZONE)],
-                        }
-                    ]
-                },
-            },
-            {
-                "id": "quarantine-1",
-                "name": "Synchronous quarantine inspection",
-                "station": "quarantine",
-                "main_url": rtsp.url("quarantine-1"),
-                "sub_url": rtsp.url("quarantine-1_sub"),
-            },
-        ],
+    # The demo runs "at night": people in the disposal room raise an alert.
+    after_hours = {
+        "id": "disposal-after-hours",
+        "min_seconds": 5,
+        "cooldown_s": 120,
+        "permitted": [_closed_window_now(TIMEZONE)],
     }
+    return demo_edge_config(
+        site=SITE,
+        recordings=root / "recordings",
+        state=root / "edge-state",
+        rtsp=rtsp,
+        broker_port=broker_port,
+        central_url=central_url,
+        timezone=TIMEZONE,
+        cameras=[
+            DemoCamera(
+                "disposal-1",
+                "Harmless disposal room",
+                "harmless_disposal",
+                detection={"rules": [after_hours]},
+            ),
+            DemoCamera("quarantine-1", "Synchronous quarantine inspection", "quarantine"),
+        ],
+        detection={"fps": 1, "pre_roll_s": 5, "post_roll_s": 5},
+    )
 
 
 def central_config(

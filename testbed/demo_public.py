@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.demo_edge import DemoCamera, demo_edge_config
 from testbed.footage import Footage
 from testbed.rtsp import RtspServer
 
@@ -40,32 +41,17 @@ def canteen_edge_config(
     root: Path, rtsp: RtspServer, broker_port: int, central_url: str, timezone: str
 ) -> dict[str, Any]:
     """The canteen edge agent: records both cameras; detection off to keep the demo light."""
-    return {
-        "site_id": CANTEEN_SITE,
-        "timezone": timezone,
-        "storage": {"path": str(root / "canteen-recordings"), "segment_seconds": 60},
-        "data_dir": str(root / "canteen-edge-state"),
-        "log_level": "INFO",
-        "central_url": central_url,
-        "mqtt": {
-            "host": "127.0.0.1",
-            "port": broker_port,
-            "tls": None,
-            "heartbeat_interval_s": 10,
-            "reconnect_max_s": 5,
-        },
-        "detection": {"enabled": False},
-        "cameras": [
-            {
-                "id": camera,
-                "name": name,
-                "station": station,
-                "main_url": rtsp.url(camera),
-                "sub_url": rtsp.url(f"{camera}_sub"),
-            }
-            for camera, name, station in CANTEEN_CAMERAS
-        ],
-    }
+    return demo_edge_config(
+        site=CANTEEN_SITE,
+        recordings=root / "canteen-recordings",
+        state=root / "canteen-edge-state",
+        rtsp=rtsp,
+        broker_port=broker_port,
+        central_url=central_url,
+        timezone=timezone,
+        cameras=[DemoCamera(camera, name, station) for camera, name, station in CANTEEN_CAMERAS],
+        detection={"enabled": False},
+    )
 
 
 @dataclass(frozen=True)
