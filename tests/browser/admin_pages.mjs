@@ -3,14 +3,8 @@
 // desktop and phone sizes; prints what they saw as one JSON line.
 // Usage: node admin_pages.mjs '{"url": ..., "users": {name: password}, "shots": <folder>,
 //   "newUser": {...}, "newSite": {...}}'
-import { readFile } from "node:fs/promises";
-import { chromium } from "playwright-core";
+import { SIZES, downloadText, login as signIn, menu, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
 const PHONE = SIZES.phone;
 // Identifiers that must never reach a reader: roles, levels and types are shown in words.
 const RAW_IDS = /\b(county_inspector|city_monitor|enterprise_staff|slaughterhouse|province|county|enterprise|online|offline|unknown)\b/g;
@@ -60,15 +54,9 @@ async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
   await page.setViewportSize(SIZES.desktop);
 }
 
-async function login(page, username, password = opts.users[username]) {
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', password);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
-  await page.waitForFunction(() => document.getElementById("who").textContent !== "");
-}
+const login = (page, username, password = opts.users[username]) =>
+  signIn(page, opts.url, username, password, { named: true });
 
-const menu = (page) => page.$$eval("nav.menu a", (as) => as.map((a) => a.getAttribute("href")));
 const fieldErrors = (page, form) => page.$$eval(`${form} [data-field]`, (ls) => Object.fromEntries(
   ls.filter((l) => l.querySelector(".field-error").textContent).map((l) => [l.dataset.field, l.querySelector(".field-error").textContent])));
 
@@ -194,7 +182,7 @@ async function sites(page) {
     files: [...document.querySelectorAll("#b-files button")].map((b) => b.dataset.file),
   }));
   const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#b-files button[data-file="${s.id}.credentials.yaml"]`)]);
-  seen.downloaded = { name: download.suggestedFilename(), text: await readFile(await download.path(), "utf8") };
+  seen.downloaded = { name: download.suggestedFilename(), text: await downloadText(download) };
   await audit(page, "admin", "site-bundle", ["desktop", "phone"]);
   await page.click('#bundle button[value="done"]');
   await page.waitForFunction(() => !document.getElementById("bundle").open);
@@ -279,7 +267,7 @@ async function newUserSignsIn(browser, admin) {
   return seen;
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const started = Date.now();
   const admin = await open(browser, "admin");

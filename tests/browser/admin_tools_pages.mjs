@@ -2,13 +2,8 @@
 // manager publishes a camera and opens the QR poster, the admin filters the audit log and
 // exports it. Each page is audited at wall, desktop and phone sizes; one JSON line results.
 // Usage: node admin_tools_pages.mjs '{"url", "users": {name: password}, "hookUrl", "shots"}'
-import { chromium } from "playwright-core";
+import { SIZES, login as signIn, menu, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
 const RAW_IDS = /\b(webhook_create|webhook_test|webhook_update|public_link_create|login_failed|no_chef_hat|kitchen_prep|enterprise_staff|county_inspector)\b/g;
 const opts = JSON.parse(process.argv[2]);
 const problems = []; // page errors, console errors (CSP included) and dialogs: none expected
@@ -33,12 +28,7 @@ async function open(browser, who, viewport = SIZES.desktop) {
   return page;
 }
 
-async function login(page, username) {
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', opts.users[username]);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
-}
+const login = (page, username) => signIn(page, opts.url, username, opts.users[username]);
 
 // Screenshot and layout checks of the page at each size (the phone's full page).
 async function audit(page, name) {
@@ -75,7 +65,6 @@ async function audit(page, name) {
   await page.setViewportSize(SIZES.desktop);
 }
 
-const menu = (page) => page.$$eval("nav.menu a", (as) => as.map((a) => a.getAttribute("href")));
 const tabs = (page) => page.$$eval("nav.admin-tabs a", (as) => as.map((a) => a.getAttribute("href")));
 
 async function webhooks(page) {
@@ -214,7 +203,7 @@ async function auditLog(page) {
   return { first, byActor, byAction, csvHref, csv, emptyShown, en };
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const admin = await open(browser, "admin");
   const hooks = await webhooks(admin);

@@ -1,20 +1,17 @@
-"""Browser test fixtures: the whole video system and a runner for the Playwright scripts."""
+"""Browser test fixtures: the whole video system, one shared Chromium and a runner for the
+Playwright scripts."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from video_system import VideoSystem, wait_until
+from walks import Answer, SharedChromium, Walk, run_walk
 
 from testbed.rtsp import RtspServer
 
-HERE = Path(__file__).resolve().parent
 Browse = Callable[..., dict[str, Any]]
 
 
@@ -36,25 +33,33 @@ def system(
 
 
 @pytest.fixture(scope="session")
-def browse() -> Browse:
+def chromium() -> Iterator[SharedChromium]:
+    """One headless Chromium for every browser script of the session."""
+    shared = SharedChromium()
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture(scope="session")
+def walk(chromium: SharedChromium) -> Walk:
+    """Run one of this folder's scripts on the shared Chromium: `walk(script, options,
+    timeout, answer=None)`; its JSON result (fails with its output unless it says ok)."""
+
+    def run(
+        script: str, options: dict[str, Any], timeout: float, answer: Answer | None = None
+    ) -> dict[str, Any]:
+        return run_walk(script, options, timeout, answer, chromium)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def browse(walk: Walk) -> Browse:
     """Run video_pages.mjs with options; returns its JSON result (fails with its output)."""
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
 
     def run(timeout: float = 90, **options: Any) -> dict[str, Any]:
-        done = subprocess.run(
-            [node, str(HERE / "video_pages.mjs"), json.dumps(options)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=HERE,
-        )
-        lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-        assert lines, f"no result from the browser script:\n{done.stdout}\n{done.stderr}"
-        result: dict[str, Any] = json.loads(lines[-1])
-        assert result.get("ok"), f"browser script failed: {result}\n{done.stderr[-2000:]}"
-        return result
+        return walk("video_pages.mjs", options, timeout)
 
     return run

@@ -2,13 +2,8 @@
 // desktop, wall and phone sizes; prints what it saw as one JSON line.
 // Usage: node label_pages.mjs '{"url": ..., "user": ..., "password": ..., "shots": <folder>,
 //   "count": <frames to label>}'
-import { chromium } from "playwright-core";
+import { SIZES, login, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
 const opts = JSON.parse(process.argv[2]);
 const problems = [];
 const audits = {};
@@ -49,16 +44,13 @@ const state = (page) => page.evaluate(() => ({
 }));
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+  const browser = await openBrowser();
   const context = await browser.newContext({ viewport: SIZES.desktop, locale: "zh-CN", hasTouch: false });
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`${e}`));
   page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
   page.on("dialog", async (d) => { problems.push(`${d.type()} ${d.message()}`); await d.dismiss(); });
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', opts.user);
-  await page.fill('input[name="password"]', opts.password);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+  await login(page, opts.url, opts.user, opts.password);
   if (opts.mode === "queue") return labelQueue(browser, page);
   // The alert detail links to the labelling page.
   await page.waitForSelector(".alert-item");

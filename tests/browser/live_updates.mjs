@@ -4,13 +4,8 @@
 // It prints {"waiting": "alert"|"restart"} and reads one JSON line back from stdin each time
 // ({"id", "published"} for an alert, published in epoch ms); the result is the last line.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { SIZES, login, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
 const opts = JSON.parse(process.argv[2]);
 const problems = [];
 let restarting = false; // while central restarts, failed socket attempts are expected
@@ -41,10 +36,7 @@ async function inbox(browser, who, viewport = SIZES.desktop) {
     if (m.location().url.includes("/api/v1/video/")) return; // no edge here: the tiles have no video
     problems.push(`${who} console: ${m.text()}`);
   });
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', who);
-  await page.fill('input[name="password"]', opts.users[who]);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
+  await login(page, opts.url, who, opts.users[who]);
   await page.waitForFunction(() => window.fsvInbox && window.fsvInbox.ready && window.fsvInbox.updates.up);
   // Note when each row enters the list (epoch ms), whatever brought it.
   await page.evaluate(() => {
@@ -87,7 +79,7 @@ async function arrival(page, others) {
   return { id: raised.id, ms: Math.round(seen.at - raised.published), ...seen, pollsDuring: seen.polls - before.polls, reloaded: seen.navigations - before.navigations, heard };
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const a = await inbox(browser, "inspector-a");
   const b = await inbox(browser, "inspector-b");

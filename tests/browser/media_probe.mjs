@@ -1,12 +1,8 @@
 // Opens hostile "media" in headless Chromium as a signed-in regulator and reports whether any
 // script ran: each file's script would set the title to PWNED and fetch /api/v1/auth/me.
 // Usage: node media_probe.mjs '{"url": ..., "username": ..., "password": ..., "paths": [...]}'
-import { chromium } from "playwright-core";
+import { openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const opts = JSON.parse(process.argv[2]);
 
 async function visit(context, path) {
@@ -50,7 +46,7 @@ async function framed(context, path) {
   return { stolen, frameTitles };
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const context = await browser.newContext({ acceptDownloads: true });
   const login = await context.request.post(`${opts.url}/api/v1/auth/login`, {

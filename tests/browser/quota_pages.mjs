@@ -1,12 +1,8 @@
 // The replay page as one enterprise user whose video quotas are used up: a second replay and
 // an export are refused, and the page says so in its language.
-import { chromium } from "playwright-core";
+import { openBrowser } from "./pages.mjs";
 
 const opts = JSON.parse(process.argv[2]);
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const problems = [];
 
 async function replayPage(context, t) {
@@ -17,7 +13,7 @@ async function replayPage(context, t) {
   return page;
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const context = await browser.newContext();
   const login = await context.request.post(`${opts.base}/api/v1/auth/login`, {

@@ -5,13 +5,8 @@
 // Midway it prints {"waiting": "alert"} and reads the id of a newly raised alert from stdin,
 // to time how long the open inbox takes to show it without a reload.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { SIZES, login as signIn, menu, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const SIZES = { wall: { width: 1920, height: 1080 }, desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } };
 const PHONE = SIZES.phone;
 // Identifiers that must never reach a reader: enum values are shown in words.
 const RAW_IDS = /\b(no_chef_hat|smoking|kitchen_prep|rectification_requested|rectification_submitted|acknowledged|reopened|county_inspector|city_monitor|enterprise_staff|request_rectification|submit_rectification|critical|warning)\b/g;
@@ -69,13 +64,8 @@ async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
   await page.setViewportSize(PHONE);
 }
 
-async function login(page, username, landing = "**/inbox") {
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', opts.users[username]);
-  await Promise.all([page.waitForURL(landing), page.click("#login button")]);
-  await page.waitForFunction(() => document.getElementById("who").textContent !== "");
-}
+const login = (page, username, landing = "**/inbox") =>
+  signIn(page, opts.url, username, opts.users[username], { landing, named: true });
 
 async function wrongThenRightLogin(page) {
   await page.goto(`${opts.url}/login`);
@@ -93,7 +83,6 @@ async function wrongThenRightLogin(page) {
   return { wrong, landed: new URL(page.url()).pathname, who: await page.getAttribute("#who", "title") };
 }
 
-async function menu(page) { return page.$$eval("nav.menu a", (as) => as.map((a) => a.getAttribute("href"))); }
 
 // The inbox rows once the first page has loaded.
 async function rows(page) {
@@ -382,7 +371,7 @@ async function publicView(browser) {
   return { status: resp.status(), ...seen, api };
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const started = Date.now();
   const inspector = await open(browser, "inspector-a");

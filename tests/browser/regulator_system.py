@@ -10,9 +10,11 @@ import base64
 import hashlib
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import cv2
 import paho.mqtt.publish as publish
@@ -24,6 +26,7 @@ from testbed.rtsp import RtspServer
 
 # Debian's real surveillance clip (opencv-doc), the source of testbed's footage as well.
 SOURCE_CLIP = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+System = TypeVar("System", bound=VideoSystem)
 
 
 def camera_jpeg(frame_no: int) -> bytes:
@@ -38,6 +41,19 @@ def camera_jpeg(frame_no: int) -> bytes:
     ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
     return bytes(jpeg.tobytes())
+
+
+@contextmanager
+def running(system: System) -> Iterator[System]:
+    """`system` started, its process logs printed if anything fails, stopped afterwards."""
+    try:
+        system.start()
+        yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
 
 
 class RegulatorSystem(VideoSystem):

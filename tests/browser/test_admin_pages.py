@@ -10,8 +10,6 @@ that the broker takes the credentials the page handed out. Screenshots stay in
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,13 +19,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from regulator_system import RegulatorSystem
+from regulator_system import RegulatorSystem, running
 from video_system import SITE, wait_until
+from walks import Walk
 
 from fsv_contract import AgentStatePayload, encode, topics
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 SHOTS = Path("/tmp/fsv-admin-pages")
 NEW_USER = {
     "username": "inspector-c",
@@ -40,11 +38,9 @@ NEW_ORG = "中卫市第三小学食堂"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict[str, Any]]:
     """Start broker and central, walk the administration pages once."""
-    system = RegulatorSystem(tmp_path_factory.mktemp("admin"))
-    system.start()
-    try:
+    with running(RegulatorSystem(tmp_path_factory.mktemp("admin"))) as system:
         # One site's agent reports itself online, the way an edge does (retained, its login).
         online = AgentStatePayload(state="online", since=datetime.now(UTC))
         system._publish(topics.agent_state(SITE), encode(online), retain=True)
@@ -58,15 +54,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         )
         orgs = {o["name"]: o for o in system.api("GET", "/api/v1/orgs", user="admin")["items"]}
         SHOTS.mkdir(exist_ok=True)
-        seen = _walk(
-            url=system.url,
-            users=system.users,
-            shots=str(SHOTS),
-            newUser=NEW_USER,
-            newSite=NEW_SITE,
-            newOrg=NEW_ORG,
-            countyB=orgs["中宁县 Zhongning"]["id"],
-        )
+        options = {
+            "url": system.url,
+            "users": system.users,
+            "shots": str(SHOTS),
+            "newUser": NEW_USER,
+            "newSite": NEW_SITE,
+            "newOrg": NEW_ORG,
+            "countyB": orgs["中宁县 Zhongning"]["id"],
+        }
+        seen = walk("admin_pages.mjs", options, timeout=300)
         (SHOTS / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
         assert system.broker is not None
         system.broker.reload()  # the broker re-reads the password file central wrote
@@ -76,31 +73,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
         audit = system.api("GET", "/api/v1/audit?limit=500", user="admin")
         yield {"seen": seen, "broker": broker, "audit": audit["items"], "system": system}
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        system.stop()
-
-
-def _walk(**options: Any) -> dict[str, Any]:
-    """Run admin_pages.mjs; its JSON result."""
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
-    done = subprocess.run(
-        [node, str(HERE / "admin_pages.mjs"), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=HERE,
-    )
-    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-    assert lines, f"no result from the browser script:\n{done.stdout}\n{done.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert result.get("ok"), f"browser script failed: {result}\n{done.stderr[-2000:]}"
-    return result
 
 
 def _broker_accepts(port: int, username: str, password: str) -> bool:

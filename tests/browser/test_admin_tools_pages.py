@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import io
 import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem
+from regulator_system import RegulatorSystem, running
 from video_system import CAMERA, SITE, wait_until
+from walks import Walk
 
 from central.config import BrokerAdminConfig
 from fsv_contract import CameraStatePayload, encode, topics
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 SHOTS = Path("/tmp/fsv-admin-tools")
 CANTEEN = "中卫市第一小学食堂"
 
@@ -73,46 +71,27 @@ class AdminSystem(RegulatorSystem):
 
 
 @pytest.fixture(scope="module")
-def seen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def seen(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict[str, Any]]:
     """Start broker, central and the receiver; walk the pages once; the walk's JSON."""
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
     Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True).start()
-    system = AdminSystem(tmp_path_factory.mktemp("admin-tools"))
     try:
-        system.start()
-        system.camera_online()
-        SHOTS.mkdir(exist_ok=True)
-        options = {
-            "url": system.url,
-            "users": system.users,
-            "hookUrl": f"http://127.0.0.1:{server.server_address[1]}/robot",
-            "shots": str(SHOTS),
-        }
-        done = subprocess.run(
-            [node, str(HERE / "admin_tools_pages.mjs"), json.dumps(options)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=HERE,
-        )
-        lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-        assert lines, f"no result from the browser script:\n{done.stdout}\n{done.stderr[-3000:]}"
-        result: dict[str, Any] = json.loads(lines[-1])
-        assert result.get("ok"), f"browser script failed: {result}\n{done.stderr[-2000:]}"
-        (SHOTS / "seen.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-        result["received"] = list(Receiver.received)
-        result["log"]["api"] = system.api("GET", "/api/v1/audit?limit=200", user="admin")
-        yield result
-    except BaseException:
-        print(system.logs())
-        raise
+        with running(AdminSystem(tmp_path_factory.mktemp("admin-tools"))) as system:
+            system.camera_online()
+            SHOTS.mkdir(exist_ok=True)
+            options = {
+                "url": system.url,
+                "users": system.users,
+                "hookUrl": f"http://127.0.0.1:{server.server_address[1]}/robot",
+                "shots": str(SHOTS),
+            }
+            result = walk("admin_tools_pages.mjs", options, timeout=300)
+            (SHOTS / "seen.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+            result["received"] = list(Receiver.received)
+            result["log"]["api"] = system.api("GET", "/api/v1/audit?limit=200", user="admin")
+            yield result
     finally:
-        system.stop()
         server.shutdown()
 
 

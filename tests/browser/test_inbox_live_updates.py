@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +20,9 @@ from typing import Any
 
 import paho.mqtt.publish as publish
 import pytest
-from regulator_system import RegulatorSystem
+from regulator_system import RegulatorSystem, running
 from video_system import CAMERA, SITE, wait_until
+from walks import Walk
 
 from central.config import BrokerAdminConfig
 from fsv_contract import EventPayload, encode, topics
@@ -32,7 +30,6 @@ from testbed.ports import port_accepts
 from testbed.processes import terminate
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 SHOTS = Path("/tmp/fsv-live-updates")
 
 
@@ -74,61 +71,26 @@ class RestartableCentral(RegulatorSystem):
 
 
 @pytest.fixture(scope="module")
-def seen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def seen(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict[str, Any]]:
     """Run live_updates.mjs against a real broker and central, answering its requests."""
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
-    system = RestartableCentral(tmp_path_factory.mktemp("live-updates"))
-    system.start()
-    SHOTS.mkdir(exist_ok=True)
-    options = {"url": system.url, "users": system.users, "shots": str(SHOTS)}
-    proc = subprocess.Popen(
-        [node, str(HERE / "live_updates.mjs"), json.dumps(options)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=HERE,
-    )
-    watchdog = threading.Timer(240, proc.kill)  # a hung browser must not hang the suite
-    watchdog.start()
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    result: dict[str, Any] | None = None
-    try:
-        for line in proc.stdout:
-            if not line.startswith("{"):
-                continue
-            message = json.loads(line)
-            if message.get("waiting") == "alert":
-                answer: dict[str, Any] = system.publish_alert()
-            elif message.get("waiting") == "restart":
-                system.restart_central()
-                answer = {}
-            else:
-                result = message
-                continue
-            proc.stdin.write(json.dumps(answer) + "\n")
-            proc.stdin.flush()
-        err = proc.stderr.read()
-        proc.wait()
-        assert result is not None, f"no result from the browser script:\n{err[-3000:]}"
-        assert result.get("ok"), f"browser script failed: {result}\n{err[-2000:]}"
+    with running(RestartableCentral(tmp_path_factory.mktemp("live-updates"))) as system:
+        SHOTS.mkdir(exist_ok=True)
+
+        def answer(message: dict[str, Any]) -> str:
+            if message["waiting"] == "alert":
+                return json.dumps(system.publish_alert())
+            assert message["waiting"] == "restart", message
+            system.restart_central()
+            return json.dumps({})
+
+        options = {"url": system.url, "users": system.users, "shots": str(SHOTS)}
+        result = walk("live_updates.mjs", options, timeout=240, answer=answer)
         print(
             f"\nnew alert shown {result['first']['ms']} ms after publication; "
             f"after central restarted: {result['second']['ms']} ms"
         )
         (SHOTS / "seen.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
         yield result
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-        system.stop()
 
 
 def test_new_alert_shown_within_two_seconds_of_ingest_without_reload(seen: dict[str, Any]) -> None:

@@ -9,20 +9,17 @@ exactly those labels. Screenshots stay in /tmp/fsv-label-pages.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg
+from regulator_system import RegulatorSystem, camera_jpeg, running
+from walks import Walk
 
 from fsv_contract import Box
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 SHOTS = Path("/tmp/fsv-label-pages")
 COUNT = 6
 PERSON = Box(x=0.5, y=0.2, w=0.2, h=0.6, label="person", score=0.8)
@@ -37,28 +34,10 @@ def _annotated(jpeg: bytes) -> bytes:
     return bytes(out.tobytes())
 
 
-def _browse(**options: Any) -> dict[str, Any]:
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
-    done = subprocess.run(
-        [node, str(HERE / "label_pages.mjs"), json.dumps(options)],
-        capture_output=True, text=True, timeout=240, cwd=HERE, check=False,
-    )  # fmt: skip
-    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-    assert lines, f"no result from the browser script:\n{done.stdout}\n{done.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert result.get("ok"), f"browser script failed: {result}\n{done.stderr[-2000:]}"
-    return result
-
-
 def test_an_inspector_labels_frames_with_mouse_and_keys(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, walk: Walk
 ) -> None:
-    system = RegulatorSystem(tmp_path_factory.mktemp("labels"))
-    system.start()
-    try:
+    with running(RegulatorSystem(tmp_path_factory.mktemp("labels"))) as system:
         ids = []
         for n in range(COUNT):
             frame = camera_jpeg(30 + 60 * n)
@@ -68,23 +47,19 @@ def test_an_inspector_labels_frames_with_mouse_and_keys(
                 )
             )
         SHOTS.mkdir(exist_ok=True)
-        seen = _browse(
-            url=system.url,
-            user="inspector-a",
-            password=system.users["inspector-a"],
-            shots=str(SHOTS),
-            count=COUNT,
-        )
+        options = {
+            "url": system.url,
+            "user": "inspector-a",
+            "password": system.users["inspector-a"],
+            "shots": str(SHOTS),
+            "count": COUNT,
+        }
+        seen = walk("label_pages.mjs", options, timeout=240)
         (SHOTS / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
         labels = {
             i: system.api("GET", f"/api/v1/alerts/{i}/label", user="admin")["label"] for i in ids
         }
         audit = system.api("GET", "/api/v1/audit?action=alert_label", user="admin")["items"]
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        system.stop()
 
     assert seen["problems"] == []
     assert seen["linkText"] == "标注此预警" and seen["fromLink"].endswith(f"#alert={ids[-1]}")

@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import shutil
 import sqlite3
-import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from regulator_system import RegulatorSystem, camera_jpeg
 from video_system import CAMERA, SITE, wait_until
+from walks import Walk
 
 from fsv_contract import EventPayload, MediaRef, encode, topics
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 SCRIPT = (
     b"<!doctype html><html><body><script>document.title='PWNED';"
     b"fetch('/api/v1/auth/me').then(r=>r.text()).then(t=>{document.title='PWNED '+t})"
@@ -84,27 +80,8 @@ def _alert_ids(system: RegulatorSystem) -> set[str]:
     return {a["id"] for a in items}
 
 
-def _probe(**options: Any) -> dict[str, Any]:
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
-    done = subprocess.run(
-        [node, str(HERE / "media_probe.mjs"), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=HERE,
-    )
-    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-    assert lines, f"no result from the browser script:\n{done.stdout}\n{done.stderr}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert result.get("ok"), f"browser script failed: {result}\n{done.stderr[-2000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict[str, Any]]:
     """Every hostile upload tried once, then opened in Chromium as the county inspector."""
     root = tmp_path_factory.mktemp("media")
     system = RegulatorSystem(root)
@@ -134,17 +111,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
         legacy = _plant_legacy_html(system, poly_event)
         stats = system.api("GET", "/api/v1/ingest/stats", user="admin")
-        seen = _probe(
-            url=system.url,
-            username="inspector-a",
-            password=system.users["inspector-a"],
-            paths=[
+        options = {
+            "url": system.url,
+            "username": "inspector-a",
+            "password": system.users["inspector-a"],
+            "paths": [
                 f"/api/v1/alerts/{html_event}/media/snapshot.html",
                 f"/api/v1/alerts/{disguised}/media/snapshot.jpg",
                 f"/api/v1/alerts/{poly_event}/media/snapshot.jpg",
                 f"/api/v1/alerts/{poly_event}/media/{legacy}",
             ],
-        )
+        }
+        seen = walk("media_probe.mjs", options, timeout=120)
         yield {
             "puts": {"html": html_put, "disguised": disguised_put, "polyglot": poly_put},
             "alerts": _alert_ids(system),

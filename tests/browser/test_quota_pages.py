@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg
+from regulator_system import RegulatorSystem, camera_jpeg, running
 from video_system import CAMERA, SITE
+from walks import Walk
 
 from central.config import BrokerAdminConfig
 
@@ -40,24 +39,15 @@ class QuotaSystem(RegulatorSystem):
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaSystem]:
-    world = QuotaSystem(tmp_path_factory.mktemp("quota"))
-    world.start()
-    try:
+    with running(QuotaSystem(tmp_path_factory.mktemp("quota"))) as world:
         world.raise_alert_with_snapshot(camera_jpeg(20))  # the camera is listed
         yield world
-    except BaseException:
-        print(world.logs())
-        raise
-    finally:
-        world.stop()
 
 
-def test_replay_page_shows_the_quota_refusals(system: QuotaSystem) -> None:
+def test_replay_page_shows_the_quota_refusals(system: QuotaSystem, walk: Walk) -> None:
     now = time.time()
     body = {"site_id": SITE, "camera_id": CAMERA, "start": now - 900, "end": now - 870}
     assert system.api("POST", "/api/v1/video/exports", user="staff-canteen-a", body=body)["id"]
-    node = shutil.which("node")
-    assert node, "node is not installed"
     options = {
         "base": system.url,
         "username": "staff-canteen-a",
@@ -67,17 +57,7 @@ def test_replay_page_shows_the_quota_refusals(system: QuotaSystem) -> None:
         "viewersText": lead("err.quota_viewers"),
         "exportsText": lead("err.quota_exports"),
     }
-    done = subprocess.run(
-        [node, str(HERE / "quota_pages.mjs"), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=HERE,
-    )
-    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-    assert lines, f"no result from the browser:\n{done.stdout}\n{done.stderr}"
-    result = json.loads(lines[-1])
-    assert result["ok"], result
+    result = walk("quota_pages.mjs", options, timeout=300)
     assert lead("err.quota_viewers") in result["replayState"]
     assert lead("err.quota_exports") in result["exportState"]
     assert lead("err.quota_viewers") not in result["firstState"]  # the first replay was taken

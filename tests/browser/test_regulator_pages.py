@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from regulator_system import RegulatorSystem, camera_jpeg
+from walks import Walk
 
 from central.web.i18n import local_time
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 CANTEEN = "中卫市第一小学食堂"
 REQUEST_NOTE = "请佩戴厨师帽并培训全体厨师"
 SUBMIT_NOTE = "已培训全体厨师，已发放厨师帽"
@@ -31,7 +28,7 @@ SHOTS = Path("/tmp/fsv-regulator-pages")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict[str, Any]]:
     """Start broker and central, raise an alert with a real snapshot, walk the pages once."""
     root = tmp_path_factory.mktemp("regulator")
     system = RegulatorSystem(root)
@@ -52,25 +49,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         SHOTS.mkdir(exist_ok=True)
         raised: dict[str, str] = {}
 
-        def raise_new() -> str:
+        def raise_new(message: dict[str, Any]) -> str:
+            assert message["waiting"] == "alert", message
             raised["id"] = system.raise_alert_with_snapshot(
                 camera_jpeg(120), kind="smoking", severity="critical"
             )
             return raised["id"]
 
-        seen = _walk(
-            raise_new,
-            url=system.url,
-            users=system.users,
-            alertId=alert_id,
-            countyA=by_name["沙坡头区 Shapotou"]["id"],
-            photo=str(photo),
-            shots=str(SHOTS),
-            publicUrl=link["url"],
-            requestNote=REQUEST_NOTE,
-            submitNote=SUBMIT_NOTE,
-            closeReason=CLOSE_REASON,
-        )
+        options = {
+            "url": system.url,
+            "users": system.users,
+            "alertId": alert_id,
+            "countyA": by_name["沙坡头区 Shapotou"]["id"],
+            "photo": str(photo),
+            "shots": str(SHOTS),
+            "publicUrl": link["url"],
+            "requestNote": REQUEST_NOTE,
+            "submitNote": SUBMIT_NOTE,
+            "closeReason": CLOSE_REASON,
+        }
+        seen = walk("regulator_pages.mjs", options, timeout=420, answer=raise_new)
         (SHOTS / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
         alert = system.api("GET", f"/api/v1/alerts/{alert_id}", user="inspector-a")
         yield {"seen": seen, "alert": alert, "photo": photo.read_bytes(), "raised": raised}
@@ -79,45 +77,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         raise
     finally:
         system.stop()
-
-
-def _walk(raise_new: Any, **options: Any) -> dict[str, Any]:
-    """Run regulator_pages.mjs, raising a new alert when it asks; its JSON result."""
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run `npm ci --prefix tests/browser`")
-    node = shutil.which("node")
-    assert node, "node is not installed"
-    proc = subprocess.Popen(
-        [node, str(HERE / "regulator_pages.mjs"), json.dumps(options)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=HERE,
-    )
-    watchdog = threading.Timer(420, proc.kill)  # a hung browser must not hang the suite
-    watchdog.start()
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    result: dict[str, Any] | None = None
-    try:
-        for line in proc.stdout:
-            if not line.startswith("{"):
-                continue
-            message = json.loads(line)
-            if message.get("waiting") == "alert":
-                proc.stdin.write(raise_new() + "\n")
-                proc.stdin.flush()
-            else:
-                result = message
-        err = proc.stderr.read()
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-    assert result is not None, f"no result from the browser script:\n{err[-3000:]}"
-    assert result.get("ok"), f"browser script failed: {result}\n{err[-2000:]}"
-    return result
 
 
 def test_no_errors_overflow_or_untranslated_text_at_any_size(world: dict[str, Any]) -> None:

@@ -3,22 +3,12 @@
 //   "password": ..., "site": ..., "camera": ..., "at": <UTC seconds, replay>}'
 //   or '{"mode": "public", "url": ..., "publicUrl": ..., "linkId": ..., "token": <bearer of
 //   a user who may revoke it>, "shots": <screenshot folder>}'
-import { chromium } from "playwright-core";
+import { login as signIn, openBrowser } from "./pages.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-];
 const opts = JSON.parse(process.argv[2]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function login(page) {
-  await page.goto(`${opts.url}/login`);
-  await page.fill('input[name="username"]', opts.username);
-  await page.fill('input[name="password"]', opts.password);
-  await Promise.all([page.waitForURL("**/inbox"), page.click("#login button")]);
-}
+const login = (page) => signIn(page, opts.url, opts.username, opts.password);
 
 // The burned-in 12-bit frame counter of the test footage (testbed/footage.py), read from the
 // picture on screen: white cells are ones, most significant bit left, top right of 1920x1080.
@@ -378,7 +368,7 @@ async function publicKitchen(browser, errors) {
   return { status: phone.status, first, second, layout, full, revokedStatus: revoked.status, ended, after };
 }
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await openBrowser();
 try {
   const errors = [];
   if (opts.mode === "public") {
