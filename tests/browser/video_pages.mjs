@@ -238,17 +238,22 @@ async function scrub(page) {
   };
   await playing(); // from the keyframe at or before the click: the position settles there
   // Space pauses and goes on; paused again, the steps below start from a still position.
+  // (Each state is waited for briefly: a loaded box may deliver the key late.)
+  const becomes = (wantPaused) => page.waitForFunction(
+    (want) => { const p = window.fsvReplay.player; return !!p && p.video.paused === want; }, wantPaused, { timeout: 5000 },
+  ).then(() => true, () => false);
   await page.keyboard.press(" ");
-  const paused = await page.evaluate(() => window.fsvReplay.player.video.paused);
+  const paused = await becomes(true);
   await page.keyboard.press(" ");
-  await page.waitForTimeout(300);
-  const resumed = await page.evaluate(() => !window.fsvReplay.player.video.paused);
+  const resumed = await becomes(false);
   await page.keyboard.press(" ");
-  // Each step goes from where playback is at the key press: [position before, seeked to].
+  await becomes(true);
+  // Each step goes from where playback is at the key press: [position read before the press,
+  // the step's own from and to].
   const stepped = async (key) => {
-    const from = await page.evaluate(() => window.fsvReplay.position());
+    const before = await page.evaluate(() => window.fsvReplay.position());
     await page.keyboard.press(key);
-    return [from, await page.evaluate(() => window.fsvReplay.seekedTo)];
+    return [before, ...(await page.evaluate(() => window.fsvReplay.lastStep))];
   };
   const back = await stepped("Shift+ArrowLeft");
   const clockAfter = await page.evaluate(() => document.getElementById("clock").textContent);

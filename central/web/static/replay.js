@@ -11,6 +11,7 @@ const replay = {
   data: null, // the recordings answer
   player: null,
   seekedTo: null,
+  lastStep: null, // [from, to] of the last key step
   view: null, // fsvTimeline window
   selection: null, // [start, end] UTC seconds dragged on the bar
   previews: new Map(), // preview URL -> "ok" | "none", so a gap is asked once
@@ -223,6 +224,7 @@ function step(direction, big) {
   const now = position();
   if (now == null || !replay.view) return;
   const size = (KEY_STEP[replay.view.span] || 10) * (big ? 10 : 1);
+  replay.lastStep = [now, now + direction * size];
   seek(now + direction * size, true);
 }
 
