@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.credentials import CredentialStore
 from edge_agent.recording.index import SegmentIndex
+from edge_agent.recording.status import RecorderStatus
 from fsv_common.sdnotify import notify, watchdog_interval
 from fsv_contract.lanes import lane_id, split_lane
 
@@ -146,6 +147,8 @@ class EdgeAgent:
             anchor = build_integrity(config, self.index, self.mqtt.outbox, self.mqtt.commands)
             integrity_parts = [anchor] if anchor is not None else []
         mqtt_parts = self.mqtt.components if self.mqtt else []
+        if self.mqtt is not None:
+            self.mqtt.heartbeat.sub_lanes = self.sub_lane_statuses
         if self.mqtt is not None and self.uplink is not None:
             # The heartbeat reports the uplink's rate to central.
             self.mqtt.heartbeat.uplink_rate = self.uplink.uplink_bps
@@ -170,6 +173,10 @@ class EdgeAgent:
             *integrity_parts,
         ]
 
+    def sub_lane_statuses(self) -> list[RecorderStatus]:
+        """The sub lanes' recorders as they are now (policy_told starts and stops them)."""
+        return [r.status() for r in list(self.sub_recorders)]
+
     def _metrics(self, port: int) -> Component:
         from edge_agent.detection.pipeline import CameraDetection
         from edge_agent.metrics import EdgeCollector, MetricsServer
@@ -179,13 +186,14 @@ class EdgeAgent:
         mqtt = self.mqtt
         collector = EdgeCollector(
             self.config.storage.path,
-            cameras=lambda: [r.status() for r in self.recorders],
+            # Recorders of the main streams and of the sub lanes (labelled `<camera>--sub`).
+            cameras=lambda: [r.status() for r in self.recorders] + self.sub_lane_statuses(),
             storage=self.cleaner.status,
             pending=(lambda: (mqtt.outbox.count(), mqtt.outbox.media.pending_count()))
             if mqtt is not None
             else None,
             uplink_bps=(lambda: mqtt.heartbeat.last_uplink_bps) if mqtt is not None else None,
-            counters=lambda: [r.status() for r in self.recorders],
+            counters=lambda: [r.status() for r in self.recorders] + self.sub_lane_statuses(),
             detection=lambda: [c.counters() for c in cameras],
         )
         return MetricsServer(port, collector)

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the edge agent on a loopback port: recorders, disk, retention, uplink,
+"""Prometheus metrics of the edge agent on a loopback port: recorders (a recorded sub stream
+under its lane id `<camera>--sub` as the `camera` label), disk, retention, uplink,
 detection (frames analysed and dropped per camera, lag, time waiting for the inference pool),
 and the CPU time of each of the agent's threads (named by component: rec-<camera>,
 frames-<camera>, inference-<n>, ...), which says what the box spends its cores on.

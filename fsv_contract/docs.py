@@ -114,6 +114,9 @@ cannot send what central would refuse.
   202 more bytes expected (`X-Have-Bytes`), 409 not anchored yet, 416 resume at
   `X-Have-Bytes`, 422 the hash differs from the anchored chain (refused, never asked again,
   a `footage_tampered` finding).
+- Sub lanes: while a camera's sub stream is recorded (lane `<camera>--sub`, its `record_sub`
+  or the site's archive policy `sub`), the heartbeat's optional `cameras[].sub` gives that
+  recorder's state, fps, bitrate and last segment end (absent while it is not recorded).
 
 - Models: `install_model` tells a site to install a version of central's model registry
   (`InstallModelArgs`: name, version, SHA-256, size, class names, central's Ed25519

@@ -162,6 +162,15 @@ class AgentStatePayload(Payload):
     since: UtcDatetime | None = None
 
 
+class LaneStats(_Part):
+    """A camera's recorded sub stream (its lane `<camera>--sub`) in a heartbeat."""
+
+    state: Literal["online", "offline", "unknown"] = "unknown"
+    fps: float | None = Field(None, ge=0)
+    bitrate_bps: float | None = Field(None, ge=0)
+    last_segment_end: UtcDatetime | None = None
+
+
 class CameraStats(_Part):
     """Per-camera figures in a heartbeat."""
 
@@ -173,6 +182,9 @@ class CameraStats(_Part):
     days_held: float | None = Field(None, ge=0)
     model: str | None = Field(
         None, max_length=130, description="the model the camera's detection runs: name@version"
+    )
+    sub: LaneStats | None = Field(
+        None, description="the sub stream's recorder, while the sub stream is recorded"
     )
 
 

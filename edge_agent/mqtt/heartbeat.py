@@ -16,10 +16,12 @@ import psutil
 from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.errors import InvalidPayload
+from fsv_contract.lanes import split_lane
 from fsv_contract.payloads import (
     CameraDetectionStatus,
     CameraStats,
     HeartbeatPayload,
+    LaneStats,
     ShadowStats,
     UplinkStats,
 )
@@ -100,6 +102,27 @@ def build_heartbeat(
     )
 
 
+def with_sub_lanes(payload: HeartbeatPayload, lanes: Sequence[CameraFigures]) -> HeartbeatPayload:
+    """The heartbeat with each recorded sub lane's figures under its camera (`sub`)."""
+    by_camera = {split_lane(f.camera)[0]: f for f in lanes}
+    if not by_camera:
+        return payload
+    cameras = [
+        c.model_copy(update={"sub": _lane(f)}) if (f := by_camera.get(c.camera)) else c
+        for c in payload.cameras
+    ]
+    return payload.model_copy(update={"cameras": cameras})
+
+
+def _lane(f: CameraFigures) -> LaneStats:
+    return LaneStats(
+        state=f.state if f.state in ("online", "offline") else "unknown",
+        fps=max(0.0, f.fps),
+        bitrate_bps=max(0.0, f.bitrate_bps),
+        last_segment_end=_utc(f.last_segment_end),
+    )
+
+
 def with_detection(
     payload: HeartbeatPayload, detection: list[CameraDetectionStatus]
 ) -> HeartbeatPayload:
@@ -164,6 +187,8 @@ class HeartbeatPublisher:
         self.detection: Callable[[], list[CameraDetectionStatus]] | None = None
         # Set by the agent when detection runs: today's shadow-model comparisons.
         self.shadow: Callable[[], list[ShadowStats]] | None = None
+        # Set by the agent: its sub-lane recorders' figures (camera `<camera>--sub`), if any.
+        self.sub_lanes: Callable[[], Sequence[CameraFigures]] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""
@@ -202,6 +227,8 @@ class HeartbeatPublisher:
                 c.model_copy(update={"model": models.get(c.camera)}) for c in payload.cameras
             ]
             payload = payload.model_copy(update={"cameras": cameras})
+        if self.sub_lanes is not None:
+            payload = with_sub_lanes(payload, self.sub_lanes())
         self.last_uplink_bps = payload.uplink_bps
         if self.detection is not None:
             payload = with_detection(payload, self.detection())

@@ -5,14 +5,17 @@ under `<camera>--sub`, beside the main stream's, and retention and storage figur
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from recording_helpers import make_config, wait_for
 
 from edge_agent.app import EdgeAgent
 from edge_agent.config import ConfigError, EdgeConfig, parse_config
 from edge_agent.credentials import CredentialStore
+from edge_agent.mqtt.heartbeat import HeartbeatPublisher
 from edge_agent.recording.index import GENESIS, Hold, SegmentIndex
 from edge_agent.recording.lanes import (
     learned_policy,
@@ -22,7 +25,11 @@ from edge_agent.recording.lanes import (
 )
 from edge_agent.retention.planner import is_held, retention_by_camera
 from edge_agent.uplink.wiring import keep_policy
+from fsv_contract import topics
+from fsv_contract.codec import decode, encode
 from fsv_contract.lanes import lane_id, split_lane
+from fsv_contract.payloads import HeartbeatPayload
+from testbed.ports import free_port
 from testbed.rtsp import RtspServer
 
 LANE = "cam1--sub"
@@ -129,6 +136,21 @@ def test_the_agent_records_the_sub_lane_beside_the_main_stream(
     assert counted.configured and counted.bytes_per_s and counted.bytes_per_s > 0
 
 
+class _Link:
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        return True
+
+
+def _metrics(port: int | None) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, s.labels.get("camera", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def _segment(camera: str, start: float) -> object:
     from edge_agent.recording.index import Segment
 
@@ -146,9 +168,14 @@ def test_a_policy_change_starts_and_stops_the_sub_lane_while_running(
     monkeypatch.setattr(wiring, "uplink_enabled", lambda config, commands: True)
     config = make_config(tmp_path, {"cam1": rtsp_server.url("cam1")})
     cam = config.cameras[0].model_copy(update={"sub_url": rtsp_server.url("cam1_sub")})
-    config = config.model_copy(update={"cameras": [cam]})
+    config = config.model_copy(update={"cameras": [cam], "metrics_port": free_port()})
     agent = EdgeAgent(config, CredentialStore(environ={}))
     assert agent.sub_recorders == []  # no policy known yet
+    heartbeat = HeartbeatPublisher(
+        _Link(), "test", tmp_path, 30.0, cameras=lambda: [r.status() for r in agent.recorders],
+        storage=lambda: None, pending=lambda: (0, 0),
+    )  # fmt: skip
+    heartbeat.sub_lanes = agent.sub_lane_statuses  # as the agent wires it with MQTT
     agent.start()
     seen: list[str] = []
     try:
@@ -166,7 +193,14 @@ def test_a_policy_change_starts_and_stops_the_sub_lane_while_running(
         before = lane.status().video_packets
         wait_for(lambda: lane.status().video_packets > before + 10, timeout=20)
         served = tap.packets
-        wait_for(lambda: tap.packets > served + 10, timeout=20)
+        wait_for(lambda: tap.packets > served + 10 and lane.status().fps > 0, timeout=20)
+        # The lane's recorder in the heartbeat (under its camera) and in the metrics.
+        beat = decode(topics.heartbeat("test"), encode(heartbeat.beat())).payload
+        assert isinstance(beat, HeartbeatPayload)
+        (figures,) = beat.cameras
+        assert figures.camera == "cam1" and figures.sub is not None
+        assert figures.sub.state == "online" and (figures.sub.fps or 0) > 0
+        assert _metrics(config.metrics_port)[("fsv_edge_camera_online", LANE)] == 1.0
         agent.policy_told("sub")  # the same answer again changes nothing
         assert agent.sub_recorders == [lane]
         agent.policy_told("evidence")
@@ -179,6 +213,8 @@ def test_a_policy_change_starts_and_stops_the_sub_lane_while_running(
         served, stopped_at = tap.packets, lane.status().video_packets
         wait_for(lambda: tap.packets > served + 10, timeout=20)
         assert lane.status().video_packets == stopped_at  # the reader's, not the lane's
+        assert heartbeat.beat().cameras[0].sub is None
+        assert ("fsv_edge_camera_online", LANE) not in _metrics(config.metrics_port)
         assert LANE not in retention_by_camera(agent.cleaner.config)
     finally:
         agent.stop()
