@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -40,40 +39,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recording_common import machine, main_clip  # noqa: E402
+
 from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.credentials import CredentialStore  # noqa: E402
 from edge_agent.recording.index import SegmentIndex  # noqa: E402
 from edge_agent.recording.recorder import CameraRecorder  # noqa: E402
-from testbed.footage import (  # noqa: E402
-    FPS,
-    GOP_FRAMES,
-    ensure_footage,  # noqa: E402
-)
-from testbed.outage_check import Hole, KillLoss, holes, kept_live, kill_losses, loop_frames  # noqa: E402
+from testbed.outage_check import Hole, KillLoss, holes, kept_live, kill_losses  # noqa: E402
 from testbed.rtsp import RtspServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "integrity.json"
 OUTAGE_S = 5.0  # how long the camera is away on each restart
 HEALTHY_S = 12.0  # recording between camera restarts
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores and load of this machine."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def config_for(root: Path, cameras: dict[str, str], **storage: Any) -> EdgeConfig:
@@ -215,20 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = set(args.only or ["kills", "restarts", "disk"])
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    footage = ensure_footage()
-    loop = loop_frames(footage.main_h264)
-    paths = {"cam1": footage.main_h264, "cam2": footage.main_h264}
+    clip = main_clip()
+    loop = clip.frames
+    paths = {"cam1": clip.path, "cam2": clip.path}
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-outages-") as tmp:
         root = Path(tmp)
         with RtspServer(paths) as server, kept_live(server.url("cam1")):
             if "kills" in parts:
                 figures["kills"] = args.kills
-                figures |= kill_figures(*run_kills(server, root / "kills", args.kills, loop))
+                found, explained = run_kills(server, root / "kills", args.kills, loop)
+                figures |= kill_figures(found, explained, clip.gop_s)
             if "disk" in parts:
                 figures |= disk_figures(run_disk_full(server, root / "disk"))
         if "restarts" in parts:
-            with RtspServer({"cam1": footage.main_h264}) as camera:
+            with RtspServer({"cam1": clip.path}) as camera:
                 back, found = run_restarts(camera, root / "restarts", args.restarts, loop)
             figures |= restart_figures(back, found)
     for key, value in figures.items():
@@ -249,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def kill_figures(found: list[Hole], parts: list[KillLoss]) -> dict[str, Any]:
+def kill_figures(found: list[Hole], parts: list[KillLoss], gop_s: float) -> dict[str, Any]:
     """The kill -9 keys of integrity.json.
 
     `kill_loss_s_*` is the whole loss: every frame missing between the last frame saved
@@ -279,7 +257,7 @@ def kill_figures(found: list[Hole], parts: list[KillLoss]) -> dict[str, Any]:
         "kill_holes_found": len(found),
         "kill_loss_s_median": round(statistics.median(losses), 3) if losses else None,
         "kill_loss_s_max": round(max(losses), 3) if losses else None,
-        "gop_s": GOP_FRAMES / FPS,
+        "gop_s": gop_s,
         **spread([p.after_s for p in parts], "kill_loss_after_restart_s"),
         **spread([p.beyond_downtime_s for p in parts], "kill_loss_beyond_downtime_s"),
         **spread([p.tail_s for p in parts], "kill_tail_s"),

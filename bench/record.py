@@ -9,33 +9,32 @@ up), frames received in that window against 25 fps x window, frames missing insi
 written files (steps in the video timestamps) and bytes written against the source
 bitrate. The RTSP server's CPU is measured too but excluded from both figures.
 
-    .venv/bin/python bench/record.py --streams 32 --seconds 60
+    .venv/bin/python bench/record.py --streams 32 --seconds 60 --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from testbed.footage import FPS, ensure_footage  # noqa: E402
+from recording_common import load, machine, main_clip, video_steps  # noqa: E402
+
+from testbed.footage import FPS  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "record.json"
@@ -348,47 +347,9 @@ def scan_outputs(root: Path, result: RunResult) -> None:
             continue
         result.files += 1
         result.bytes_written += path.stat().st_size
-        duration, missing = _video_steps(path)
+        duration, missing = video_steps(path)
         result.seconds_written += duration
         result.frames_missing_in_files += missing
-
-
-def _video_steps(path: Path) -> tuple[float, int]:
-    """Video duration of a file and the frames missing from its timestamp steps."""
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        tb = v.time_base or Fraction(1, 90000)
-        frame = 1 / (FPS * tb)
-        pts = sorted(p.pts for p in c.demux(v) if p.pts is not None and p.size)
-    missing = sum(max(0, round((b - a) / frame) - 1) for a, b in zip(pts, pts[1:], strict=False))
-    duration = float((pts[-1] - pts[0] + frame) * tb) if pts else 0.0
-    return duration, missing
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores and load of this machine."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "pyav": av.__version__,
-        "ffmpeg": _ffmpeg_version(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def _ffmpeg_version() -> str:
-    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=False)
-    return out.stdout.split("\n", 1)[0]
 
 
 # --- report --------------------------------------------------------------------------------
@@ -460,36 +421,70 @@ def report(
     }
 
 
-def parent_main(args: argparse.Namespace) -> int:
-    """Run both recorders against one server and write the JSON results."""
-    footage = ensure_footage()
-    info = machine()
-    with av.open(str(footage.main_h264)) as clip:
-        clip_s = float(clip.duration or 1) / 1_000_000
-    source_bps = footage.main_h264.stat().st_size * 8 / clip_s
-    server, port = start_server(args.streams, footage.main_h264)
-    server_proc = psutil.Process(server.pid)
+def run_once(
+    args: argparse.Namespace, port: int, server_proc: psutil.Process
+) -> tuple[RunResult, RunResult, float]:
+    """One measured window of both recorders; (ours, ffmpeg, RTSP server CPU seconds)."""
     n, seg = args.streams, args.segment_seconds
+    with tempfile.TemporaryDirectory(prefix="bench-record-") as tmp:
+        out_ours, out_ff = Path(tmp) / "ours", Path(tmp) / "ffmpeg"
+        out_ours.mkdir()
+        out_ff.mkdir()
+        cpu_before = cpu_seconds([server_proc])
+        if args.sequential:
+            (ours,) = measure([Ours(port, n, seg, out_ours)], n, args.seconds)
+            (ff,) = measure([Ffmpeg(port, n, seg, out_ff)], n, args.seconds)
+        else:
+            runners: list[Runner] = [Ours(port, n, seg, out_ours), Ffmpeg(port, n, seg, out_ff)]
+            ours, ff = measure(runners, n, args.seconds)
+        server_cpu_s = cpu_seconds([server_proc]) - cpu_before
+        scan_outputs(out_ours, ours)
+        scan_outputs(out_ff, ff)
+    return ours, ff, server_cpu_s
+
+
+def parent_main(args: argparse.Namespace) -> int:
+    """Run both recorders against one server `--repeat` times and write the JSON results.
+
+    The figures reported in full are those of the run with the median ratio; every run's
+    ratio, losses and load average are listed under `repeats`.
+    """
+    clip = main_clip()
+    info = machine()
+    server, port = start_server(args.streams, clip.path)
+    server_proc = psutil.Process(server.pid)
+    runs: list[tuple[RunResult, RunResult, float]] = []
+    repeats: list[dict[str, Any]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-record-") as tmp:
-            out_ours, out_ff = Path(tmp) / "ours", Path(tmp) / "ffmpeg"
-            out_ours.mkdir()
-            out_ff.mkdir()
-            cpu_before = cpu_seconds([server_proc])
-            if args.sequential:
-                (ours,) = measure([Ours(port, n, seg, out_ours)], n, args.seconds)
-                (ff,) = measure([Ffmpeg(port, n, seg, out_ff)], n, args.seconds)
-            else:
-                runners: list[Runner] = [Ours(port, n, seg, out_ours), Ffmpeg(port, n, seg, out_ff)]
-                ours, ff = measure(runners, n, args.seconds)
-            server_cpu_s = cpu_seconds([server_proc]) - cpu_before
-            scan_outputs(out_ours, ours)
-            scan_outputs(out_ff, ff)
+        for i in range(args.repeat):
+            load_before = load()
+            ours, ff, server_cpu_s = run_once(args, port, server_proc)
+            print_table(args.streams, ours, ff, server_cpu_s)
+            figures = report(args, ours, ff, server_cpu_s, clip.bitrate_bps, info)
+            repeats.append(
+                {
+                    key: figures[key]
+                    for key in (
+                        "cpu_ratio_vs_ffmpeg",
+                        "cpu_ratio_vs_ffmpeg_without_sealing",
+                        "lost_packets",
+                        "ffmpeg_lost_packets",
+                    )
+                }
+                | {"loadavg_before": load_before, "loadavg_after": load()}
+            )
+            runs.append((ours, ff, server_cpu_s))
+            print(f"run {i + 1}/{args.repeat}: {repeats[-1]}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print_table(n, ours, ff, server_cpu_s)
-    result = report(args, ours, ff, server_cpu_s, source_bps, info)
+    ratios = [r["cpu_ratio_vs_ffmpeg"] for r in repeats]
+    middle = ratios.index(sorted(ratios)[(len(ratios) - 1) // 2])
+    result = report(args, *runs[middle], clip.bitrate_bps, info)
+    result["cpu_ratio_vs_ffmpeg_median"] = round(statistics.median(ratios), 3)
+    result["lost_packets_max"] = max(r["lost_packets"] for r in repeats)
+    result["repeats"] = repeats
+    print(f"CPU ratio ours / ffmpeg, median of {len(ratios)}: {statistics.median(ratios):.3f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
@@ -505,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sequential", action="store_true", help="run ours, then ffmpeg (default: side by side)"
     )
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs (default 3)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
