@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures["kills"] = args.kills
                 found, explained = run_kills(server, root / "kills", args.kills, loop)
                 figures |= kill_figures(found, explained, clip.gop_s)
+                figures["kill_python_startup"] = startup_costs()
             if "disk" in parts:
                 figures |= disk_figures(run_disk_full(server, root / "disk"))
         if "restarts" in parts:
@@ -225,6 +226,33 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(existing, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+STARTUP_ROUNDS = 5
+STARTUP_STEPS = {
+    # what a restarted agent runs before its "starting" log line
+    "python_bare_s": "pass",
+    "python_cli_s": "import edge_agent.cli",
+    # and before its recorders connect (PyAV and FFmpeg's libraries, the index, the repair)
+    "python_cli_recorder_s": "import edge_agent.cli, edge_agent.app, "
+    "edge_agent.recording.recorder, edge_agent.recording.repair",
+}
+
+
+def startup_costs() -> dict[str, Any]:
+    """Wall seconds a fresh interpreter takes to start and import what the agent needs
+    before recording, on this machine now (median of STARTUP_ROUNDS): the part of a kill's
+    downtime that is Python start-up, not the recorder."""
+    figures: dict[str, Any] = {}
+    for key, code in STARTUP_STEPS.items():
+        times = []
+        for _ in range(STARTUP_ROUNDS):
+            began = time.monotonic()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+            times.append(time.monotonic() - began)
+        figures[key] = round(statistics.median(times), 3)
+    figures["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    return figures
 
 
 def kill_figures(found: list[Hole], parts: list[KillLoss], gop_s: float) -> dict[str, Any]:

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -421,6 +424,113 @@ def report(
     }
 
 
+class _PlainWriter:
+    """A Python file object without hashing or the space check (for the breakdown)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def write(self, data: bytes) -> int:
+        os.write(self._fd, data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class _Quiet:
+    """Session events that go nowhere (the breakdown times the packet path alone)."""
+
+    def recording_started(self, start: float) -> None:
+        """Ignored."""
+
+    def segment_closed(self, closed: Any, first_of_session: bool) -> None:
+        """Ignored."""
+
+    def timeline_broken(self, previous_end: float, start: float, reason: str) -> None:
+        """Ignored."""
+
+
+def per_packet_us(clip: Path, rounds: int = 3) -> dict[str, float]:
+    """CPU microseconds per video packet of each layer of the copy path, file to file.
+
+    One thread, no network, no other recorder: the clip is demuxed and muxed step by step
+    adding one layer at a time (demux alone; FFmpeg writing the file itself, unfragmented
+    and fragmented as the recorder writes; through a Python file object; with SHA-256; with
+    the space check; the whole RecordingSession). The median of `rounds` for each.
+    """
+    from edge_agent.recording import segment_writer as sw
+    from edge_agent.recording.events import ListenerSet
+    from edge_agent.recording.session import RecordingSession
+    from edge_agent.recording.status import Counters, RateMeter
+
+    frag = {"movflags": sw.MOVFLAGS, "frag_duration": str(sw.FRAGMENT_US), "flush_packets": "1"}
+
+    def demux_only(_: Path) -> tuple[float, int]:
+        with av.open(str(clip)) as c:
+            began, n = time.process_time(), 0
+            for _packet in c.demux(c.streams.video[0]):
+                n += 1
+            return time.process_time() - began, n
+
+    def copy(
+        target: Callable[[Path], Any], options: dict[str, str]
+    ) -> Callable[[Path], tuple[float, int]]:
+        def run(folder: Path) -> tuple[float, int]:
+            with av.open(str(clip)) as c:
+                v = c.streams.video[0]
+                out = av.open(target(folder / "out.mp4"), "w", format="mp4",
+                              buffer_size=sw.WRITE_BUFFER, options=options)  # fmt: skip
+                stream = out.add_stream_from_template(v)
+                stream.codec_tag = sw.VIDEO_TAGS["h264"]
+                began, n = time.process_time(), 0
+                for packet in c.demux(v):
+                    if packet.size:
+                        packet.stream = stream
+                        out.mux_one(packet)
+                        n += 1
+                out.close()
+                return time.process_time() - began, n
+
+        return run
+
+    def session(folder: Path) -> tuple[float, int]:
+        with av.open(str(clip)) as c:
+            counters = Counters()
+            s = RecordingSession(
+                camera="cam", storage=folder, segment_s=60.0, container=c,
+                video=c.streams.video[0], audio=None, events=_Quiet(), counters=counters,
+                meter=RateMeter(), packet_listeners=ListenerSet("packet"), previous_end=None,
+                guard=sw.SpaceGuard(folder, 1 << 20),
+            )  # fmt: skip
+            began = time.process_time()
+            s.run(threading.Event())
+            s.finish()
+            return time.process_time() - began, counters.video_packets
+
+    layers: dict[str, Callable[[Path], tuple[float, int]]] = {
+        "demux": demux_only,
+        "demux_mux_by_ffmpeg_unfragmented": copy(str, {}),
+        "demux_mux_by_ffmpeg_fragmented": copy(str, frag),
+        "through_python_file_object": copy(_PlainWriter, frag),
+        "with_sha256": copy(sw.HashingWriter, frag),
+        "with_sha256_and_space_check": copy(
+            lambda p: sw.HashingWriter(p, sw.SpaceGuard(p.parent, 1 << 20)), frag
+        ),
+        "recording_session": session,
+    }
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for _ in range(rounds):
+        for name, layer in layers.items():
+            with tempfile.TemporaryDirectory(prefix="bench-record-layer-") as tmp:
+                cpu_s, packets = layer(Path(tmp))
+            times[name].append(cpu_s / max(1, packets) * 1e6)
+    return {name: round(statistics.median(values), 1) for name, values in times.items()}
+
+
 def run_once(
     args: argparse.Namespace, port: int, server_proc: psutil.Process
 ) -> tuple[RunResult, RunResult, float]:
@@ -443,6 +553,23 @@ def run_once(
     return ours, ff, server_cpu_s
 
 
+def breakdown_main() -> int:
+    """Time the layers of the copy path and merge them into the results."""
+    clip = main_clip()
+    layers = per_packet_us(clip.path)
+    for name, us in layers.items():
+        print(f"{name:36} {us:8.1f} µs per packet")
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result["per_packet_cpu_us"] = layers | {
+        "note": "one thread, file to file (no network, no GIL contention), median of 3; "
+        "each line adds one layer to the one above",
+        "loadavg_before": load(),
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
 def parent_main(args: argparse.Namespace) -> int:
     """Run both recorders against one server `--repeat` times and write the JSON results.
 
@@ -457,6 +584,8 @@ def parent_main(args: argparse.Namespace) -> int:
     repeats: list[dict[str, Any]] = []
     try:
         for i in range(args.repeat):
+            if server.poll() is not None:
+                raise SystemExit(f"the RTSP server ended ({server.returncode})")
             load_before = load()
             ours, ff, server_cpu_s = run_once(args, port, server_proc)
             print_table(args.streams, ours, ff, server_cpu_s)
@@ -501,10 +630,17 @@ def main(argv: list[str] | None = None) -> int:
         "--sequential", action="store_true", help="run ours, then ffmpeg (default: side by side)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="measured runs (default 3)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time each layer of the copy path per packet instead (file to file, one thread)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.breakdown:
+        return breakdown_main()
     return child_main(args) if args.child else parent_main(args)
 
 
