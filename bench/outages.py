@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recording_common import machine, main_clip  # noqa: E402
+from recording_common import load, machine, main_clip  # noqa: E402
 
 from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.credentials import CredentialStore  # noqa: E402
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only or ["kills", "restarts", "disk"])
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     clip = main_clip()
+    info = machine()  # the load before the runs
     loop = clip.frames
     paths = {"cam1": clip.path, "cam2": clip.path}
     figures: dict[str, Any] = {}
@@ -216,11 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     existing.update(figures)
     earlier = existing.get("machine")  # other benchmarks' description, kept
     kept = earlier if isinstance(earlier, dict) else {"description": earlier} if earlier else {}
-    existing["machine"] = {**kept, **machine()}
+    existing["machine"] = {**kept, **info, "loadavg_after": load()}
     existing["outages_note"] = (
         "true loss read from the burned-in frame counter; reconnect_s: from the camera's "
         "return to the first frame in a file (includes the wait for a keyframe, 2 s GOP); "
-        "shared 2-core machine, other work ran meanwhile"
+        "shared 2-core machine, other work ran meanwhile; kill_python_startup: a fresh "
+        "interpreter, and one importing what runs before the 'starting' log line and before "
+        "the recorders connect, on this machine at the end of the run (Python start-up, not "
+        "footage the recorder loses once it runs: that is kill_loss_after_restart_s and "
+        "kill_tail_s)"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(existing, indent=2) + "\n")
