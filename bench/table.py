@@ -198,6 +198,11 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("outages", f"footage lost per kill -9 and restart, median / max (s), "
              f"{integ.get('kills', '?')} kills, frame counter",
              f"{integ['kill_loss_s_median']} / {integ['kill_loss_s_max']}", ""),
+            ("outages", "per kill: agent down, median (s); then connect → first frame in a "
+             "file, max (s)",
+             f"{integ.get('kill_downtime_s_median', '?')}; "
+             f"{integ.get('kill_loss_after_restart_s_max', '?')}",
+             f"—; ≤ {integ.get('gop_s', '?')} (one GOP)"),
             ("outages", "kills without a gap row; index hole vs true loss, worst (s)",
              f"{integ['kills_without_gap_row']}; {integ.get('kill_index_error_s_max', '?')}",
              "0; ≤ 0.1"),
