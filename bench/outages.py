@@ -39,8 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recording_common import load, machine, main_clip  # noqa: E402
-
+from bench.recording_common import load, machine, main_clip  # noqa: E402
 from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.credentials import CredentialStore  # noqa: E402
 from edge_agent.recording.index import SegmentIndex  # noqa: E402

@@ -35,8 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recording_common import load, machine, main_clip, video_steps  # noqa: E402
-
+from bench.recording_common import load, machine, main_clip, video_steps  # noqa: E402
 from testbed.footage import FPS  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
 

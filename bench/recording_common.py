@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from testbed.footage import FPS, GOP_FRAMES, ensure_footage  # noqa: E402
 from testbed.outage_check import loop_frames  # noqa: E402
 
@@ -65,16 +66,8 @@ def ffmpeg_version() -> str:
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, software versions and the load average now."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
