@@ -119,11 +119,20 @@ cannot send what central would refuse.
   recorder's state, fps, bitrate and last segment end (absent while it is not recorded).
 
 - Models: `install_model` tells a site to install a version of central's model registry
-  (`InstallModelArgs`: name, version, SHA-256, size, class names, central's Ed25519
-  signature). The edge downloads `GET {{central_url}}/api/v1/edge/model?name=..&version=..`
-  (HTTP Basic, the site's broker login), checks size, hash and signature, loads the model
-  beside the running one, runs it on a recent recorded frame, and only then switches; on
-  any failure the running model stays and the reply's `error` says why. `rollback_model`
+  (`InstallModelArgs`: name, version, SHA-256, size, class names by index, class map (model
+  class -> rule label, `null` drops it), decoder `backend` (`onnx`, `nanodet`,
+  `ultralytics`, as the edge's `detection.backend`), central's Ed25519 signature). The
+  signature covers `fsv-model-v2` bytes (name, version, hash, classes, class map, backend)
+  when the version has a class map or another backend than `onnx`, else the `fsv-model-v1`
+  bytes of versions registered before class maps (whose classes keep their own names).
+  The edge downloads `GET {{central_url}}/api/v1/edge/model?name=..&version=..` (HTTP
+  Basic, the site's broker login), checks size, hash and signature, loads the model with
+  that backend and class map (the registry's names win over names in the file), runs it
+  beside the running model on up to three recent recorded frames, and only then switches.
+  It refuses a model that raises, returns malformed boxes or scores, or can produce none of
+  the labels the camera's rules watch; the reply's `result.smoke` compares both models per
+  camera (boxes per label, how many agree, `agreement`). On any failure the running model
+  stays and the reply's `error` says why. `rollback_model`
   restores each camera's previous model. The heartbeat's optional `cameras[].model` names
   the model each camera runs (`name@version`), and every violation event names the model
   that raised it (`model`, the same form), so each alert can be traced to one version.
@@ -131,8 +140,10 @@ cannot send what central would refuse.
   same way but runs it beside the current model on the same frames, raising nothing; the
   heartbeat's optional `shadow` reports, per camera and UTC day, how many boxes of each
   class both found (IoU >= 0.5) or only one found. `rollback_model` with `shadow: true`
-  stops it. A shadow model is not restored after the agent restarts.
-- Sample frames: `sample_frames` asks for N frames of a camera's recordings (at the
+  stops it. A shadow model is restored after the agent restarts (its file checked against
+  the signed hash again); the day's counts start again from zero.
+- Sample frames (answered off the edge's command thread, so the commands behind it are
+  answered meanwhile): `sample_frames` asks for N frames of a camera's recordings (at the
   `times` central chose around events, or at random instants) for labelling; the reply's
   `result.frames` announces each `sample-NNN.jpg` with its SHA-256 and time, and the edge
   then PUTs them to `/api/v1/media/{{batch}}/{{name}}` under the same write-once rules.

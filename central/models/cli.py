@@ -11,6 +11,7 @@ from central.config import load_config
 from central.db import CentralDatabase
 from central.models.dataset import DEFAULT_LICENCE, export_dataset, parse_classes
 from central.schema import apply_migrations
+from fsv_contract.models import MODEL_BACKENDS
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"
 
@@ -64,10 +65,24 @@ def _add_model_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         description="Versions are immutable: adding an existing name and version fails. "
         "Install it on a site with POST /api/v1/sites/SITE/models/install.",
     )
-    a.add_argument("file", type=Path, help="the model file (ONNX, YOLOv8-style head)")
+    a.add_argument("file", type=Path, help="the model file (ONNX)")
     a.add_argument("--name", required=True, help="model name, e.g. canteen-hats")
     a.add_argument("--version", required=True, help="version, e.g. 2026.12.1")
-    a.add_argument("--classes", required=True, help="class names in index order: a,b,c")
+    a.add_argument(
+        "--classes",
+        help="the model's class names in index order: a,b,c (default: the card's `classes`)",
+    )
+    a.add_argument(
+        "--class-map",
+        help="model class -> rule label: 'Fall=person,cell phone=phone_use,chef_hat=' (empty: "
+        "dropped); default: the card's `class_map`, else each class is its own label",
+    )
+    a.add_argument(
+        "--backend",
+        choices=MODEL_BACKENDS,
+        help="decoder layout, as the edge's detection.backend names it: onnx (YOLOv8-style "
+        "head), nanodet, ultralytics (default: the card's `backend`, else onnx)",
+    )
     a.add_argument("--card", type=Path, help="model card JSON (metrics, dataset, training)")
     a.add_argument("--uploader", default="cli", help="who uploads it (kept in the registry)")
     a.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
@@ -141,8 +156,9 @@ def run_model(args: argparse.Namespace) -> int:
         if args.model_action == "rollout":
             return _rollout(args, config, database, registry)
         card = _read_card(args.card) if args.card else {}
+        classes, class_map, backend = _class_map_of(args, card)
         row = registry.add(
-            args.file, args.name, args.version, parse_classes(args.classes), card, args.uploader
+            args.file, args.name, args.version, classes, card, args.uploader, class_map, backend
         )
     finally:
         database.close()
@@ -174,7 +190,34 @@ def _rollout(args: argparse.Namespace, config: Any, database: Any, registry: Any
     return 0
 
 
-def _read_card(path: Path) -> dict[str, object]:
+def _class_map_of(
+    args: argparse.Namespace, card: dict[str, Any]
+) -> tuple[list[str], dict[str, str | None] | None, str]:
+    """Class names, class map and backend from the options, else from the model card."""
+    from central.errors import InvalidInputError
+
+    if args.classes:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    elif isinstance(card.get("classes"), list):
+        classes = [str(c) for c in card["classes"]]
+    else:
+        raise InvalidInputError("--classes: give the model's class names (the card has none)")
+    class_map: dict[str, str | None] | None = None
+    if args.class_map:
+        class_map = {}
+        for pair in args.class_map.split(","):
+            model_class, sep, label = pair.partition("=")
+            if not sep or not model_class.strip():
+                raise InvalidInputError(f"--class-map: {pair!r} is not CLASS=label")
+            class_map[model_class.strip()] = label.strip() or None
+    elif isinstance(card.get("class_map"), dict):
+        class_map = {str(k): (str(v) if v is not None else None)
+                     for k, v in card["class_map"].items()}  # fmt: skip
+    backend = args.backend or str(card.get("backend") or "onnx")
+    return classes, class_map, backend
+
+
+def _read_card(path: Path) -> dict[str, Any]:
     from central.errors import InvalidInputError
 
     try:

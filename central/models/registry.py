@@ -4,6 +4,9 @@ A version is immutable once added: its file is copied under `<data_dir>/models/<
 <version>/model.onnx`, hashed, and signed with central's Ed25519 key (the key that signs
 clip manifests), so an edge installs only bytes central vouched for. The card (training
 data, metrics, whatever the trainer recorded) is kept beside the file as `card.json`.
+Each version also carries its class map (model class -> the label rules watch; `null` drops
+a class) and its decoder layout (`backend`, as the edge's `detection.backend` names it);
+both are signed with the file's hash, and on the edge they win over the file's metadata.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
-from central.models.labels import CLASS_NAME
 from central.regulation.scope import Scope, in_scope
 from central.schema import LockedDb
 from central.video.signing import ManifestSigner
 from fsv_contract.models import (
+    LABEL_PATTERN,
+    MODEL_BACKENDS,
     MODEL_NAME_PATTERN,
     InstallModelArgs,
     RollbackModelArgs,
@@ -32,6 +36,42 @@ from fsv_contract.models import (
 
 MAX_MODEL_BYTES = 1 << 30
 _NAME = re.compile(MODEL_NAME_PATTERN)
+_LABEL = re.compile(LABEL_PATTERN)
+# A model's own class names (NanoDet's COCO names have spaces): printable, no comma.
+MODEL_CLASS = re.compile(r"^[^\x00-\x1f,]{1,64}$")
+
+
+def check_class_map(
+    classes: list[str], class_map: dict[str, str | None] | None, backend: str
+) -> dict[str, str | None]:
+    """The class map of a new version, checked against its class names and the backend;
+    InvalidInputError naming what is wrong. Without a map, every class is its own label."""
+    if backend not in MODEL_BACKENDS:
+        raise InvalidInputError(f"backend {backend!r}: one of {', '.join(MODEL_BACKENDS)}")
+    bad = [c for c in classes if not MODEL_CLASS.match(c) or c != c.strip()]
+    if not classes or bad or len(set(classes)) != len(classes):
+        raise InvalidInputError(
+            f"classes: give distinct class names, 1-64 characters without commas (bad: {bad})"
+        )
+    if not class_map:
+        unusable = [c for c in classes if not _LABEL.match(c)]
+        if unusable:
+            raise InvalidInputError(
+                f"class map: {unusable} are not labels (lower_case_words); map them, "
+                "e.g. --class-map 'Fall=person,cell phone=phone_use'"
+            )
+        return {c: c for c in classes}
+    unknown = sorted(set(class_map) - set(classes))
+    if unknown:
+        raise InvalidInputError(f"class map: {unknown} are not among the classes {classes}")
+    for model_class, label in class_map.items():
+        if label is not None and not _LABEL.match(label):
+            raise InvalidInputError(
+                f"class map: label {label!r} of {model_class!r} is not lower_case_words"
+            )
+    if not any(label is not None for label in class_map.values()):
+        raise InvalidInputError("class map: every class is dropped; map at least one to a label")
+    return dict(class_map)
 
 
 class ModelRegistry:
@@ -57,14 +97,17 @@ class ModelRegistry:
         classes: list[str],
         card: dict[str, Any],
         uploaded_by: str,
+        class_map: dict[str, str | None] | None = None,
+        backend: str = "onnx",
     ) -> dict[str, Any]:
-        """Register a new version of `name` from the file `source`; returns its row."""
+        """Register a new version of `name` from the file `source`; returns its row.
+
+        `class_map` maps the model's classes to rule labels (default: each class is its
+        own label); `backend` is the decoder layout the edge loads it with."""
         for what, value in (("name", name), ("version", version)):
             if not _NAME.match(value):
                 raise InvalidInputError(f"model {what} {value!r}: use [a-z0-9_.-], max 64")
-        bad = [c for c in classes if not CLASS_NAME.match(c)]
-        if not classes or bad:
-            raise InvalidInputError(f"classes: give lower_case_words names (bad: {bad})")
+        mapped = check_class_map(classes, class_map, backend)
         try:
             size = source.stat().st_size
         except OSError as e:
@@ -79,7 +122,9 @@ class ModelRegistry:
         shutil.copyfile(source, temp)
         sha = _sha256(temp)
         now = self._clock()
-        signature = self._signer.sign_bytes(signed_bytes(name, version, sha, classes))
+        signature = self._signer.sign_bytes(
+            signed_bytes(name, version, sha, classes, mapped, backend)
+        )
         card = {
             **card,
             "name": name,
@@ -87,6 +132,8 @@ class ModelRegistry:
             "sha256": sha,
             "bytes": size,
             "classes": classes,
+            "class_map": mapped,
+            "backend": backend,
             "uploaded_by": uploaded_by,
             "uploaded_at": now,
         }
@@ -99,6 +146,8 @@ class ModelRegistry:
             "bytes": size,
             "path": str(folder / "model.onnx"),
             "classes": json.dumps(classes),
+            "class_map": json.dumps(mapped, ensure_ascii=False),
+            "backend": backend,
             "card": json.dumps(card, ensure_ascii=False),
             "key_id": signature.key_id,
             "signature": signature.value,
@@ -133,6 +182,8 @@ class ModelRegistry:
             sha256=row["sha256"],
             bytes=row["bytes"],
             classes=json.loads(row["classes"]),
+            class_map=json.loads(row["class_map"] or "{}"),
+            backend=row["backend"] or "onnx",
             key_id=row["key_id"],
             signature=row["signature"],
             cameras=cameras,
@@ -216,6 +267,8 @@ def public_model(row: dict[str, Any]) -> dict[str, Any]:
         "sha256": row["sha256"],
         "bytes": row["bytes"],
         "classes": json.loads(row["classes"]),
+        "class_map": json.loads(row["class_map"] or "{}"),
+        "backend": row["backend"] or "onnx",
         "card": json.loads(row["card"]),
         "key_id": row["key_id"],
         "signature": row["signature"],

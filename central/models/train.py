@@ -109,6 +109,10 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "file": "model.onnx",
         "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
         "classes": classes,
+        # What `model add --card` registers: each class is the label of the same name, and
+        # the exported head is the YOLOv8 layout the edge's `onnx` backend decodes.
+        "class_map": {name: name for name in classes},
+        "backend": "onnx",
         "dataset": _dataset_summary(settings.dataset),
         "training": {
             "base": settings.base,

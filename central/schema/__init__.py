@@ -30,7 +30,7 @@ from central.schema.health import (
     m010_report_indexes,
     m016_camera_recording,
 )
-from central.schema.models import m011_labels, m012_models, m015_samples
+from central.schema.models import m011_labels, m012_models, m015_samples, m018_model_class_map
 from central.schema.regulation import (
     m001_orgs_users,
     m005_camera_reported,
@@ -82,6 +82,7 @@ MIGRATIONS = (
     m015_samples,
     m016_camera_recording,
     m017_admin_indexes,
+    m018_model_class_map,
 )
 for _migration in MIGRATIONS:
     migrations(name=_migration.__name__)(_migration)

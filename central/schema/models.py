@@ -111,3 +111,10 @@ def m015_samples(db: sqlite_utils.Database) -> None:
         pk=("batch_id", "name"),
         not_null={"site_id", "verdict", "boxes", "labelled_at"},
     )
+
+
+def m018_model_class_map(db: sqlite_utils.Database) -> None:
+    """Each model version's class map (model class -> rule label) and decoder layout; a
+    version added before them has neither (NULL: every class its own name, `onnx`)."""
+    db.table("models").add_column("class_map", str)
+    db.table("models").add_column("backend", str)

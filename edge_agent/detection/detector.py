@@ -52,6 +52,11 @@ class ClassMap(BaseModel):
     names: list[str] | None = Field(
         None, description="class names by index, for models without names in their metadata"
     )
+    names_first: bool = Field(
+        False,
+        description="`names` win over the class names in the model file's metadata (a "
+        "model central installed: its registry entry is what was signed)",
+    )
     classes: dict[str, str | None] = Field(default_factory=dict)
     passthrough: bool = Field(
         False, description="keep unlisted classes under their own (lower-cased) name"

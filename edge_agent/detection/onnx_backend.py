@@ -88,7 +88,8 @@ class OnnxDetector(SessionDetector):
         self._dtype = np.float16 if "float16" in self._input.type else np.float32
         self.height, self.width = self._input_size()
         meta = self._session.get_modelmeta().custom_metadata_map
-        self.names = names_from(meta.get("names")) or names_from(class_map.names)
+        from_file, listed = names_from(meta.get("names")), names_from(class_map.names)
+        self.names = (listed or from_file) if class_map.names_first else (from_file or listed)
         self._check_output(self._run(np.zeros((self.height, self.width, 3), np.uint8))[0])
 
     def _input_size(self) -> tuple[int, int]:

@@ -41,6 +41,7 @@ from edge_agent.detection.model_cache import (
 from edge_agent.detection.motion import MotionGate
 from edge_agent.detection.presets import camera_rules
 from edge_agent.detection.rules import RuleEngine, RuleEvent
+from edge_agent.detection.settings import RuleSpec
 from edge_agent.detection.tracker import IouTracker
 from edge_agent.detection.zones import anchor_point, in_any
 from edge_agent.errors import ConfigError, InferenceStopped, ModelError
@@ -119,6 +120,7 @@ class CameraDetection:
         self.source: PacketFrameSource | None = None
         self.error: str | None = None
         self.capability: list[RuleCapability] = []
+        self.rules: list[RuleSpec] = []
         self.frames = 0
         self.detector_runs = 0
         self.crops = 0  # detector runs on a crop around the motion rather than the frame
@@ -140,6 +142,10 @@ class CameraDetection:
         if detector is None:
             return None
         return self.installed_label or local_model_label(detector)
+
+    def watched_labels(self) -> set[str]:
+        """The labels the camera's enabled rules watch (empty before the rules are loaded)."""
+        return {c for r in self.rules if r.enabled for c in r.classes}
 
     @property
     def dropped(self) -> int:
@@ -238,6 +244,7 @@ class CameraDetection:
             self.capability = all_blind(rules, f"no model: {e}")
             log.error("%s: detection off (camera keeps recording): %s", self.camera.id, e)
             return False
+        self.rules = rules
         if not rules:
             log.warning(
                 "%s: no rules for station %r; detection idle", self.camera.id, self.camera.station

@@ -59,7 +59,8 @@ class UltralyticsDetector:
         self.iou = iou
         try:
             self._model: Any = YOLO(str(self.path), task="detect")
-            self.names = names_from(self._model.names) or names_from(class_map.names)
+            from_file, listed = names_from(self._model.names), names_from(class_map.names)
+            self.names = (listed or from_file) if class_map.names_first else (from_file or listed)
         except Exception as e:  # noqa: BLE001 - torch/ultralytics raise anything on a bad file
             raise ModelError(f"model {self.path}: ultralytics cannot load it: {_short(e)}") from e
         if not self.names:

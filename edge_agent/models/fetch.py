@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent.credentials import Credential
 from edge_agent.errors import ModelError
-from fsv_contract.models import DOWNLOAD_PATH, InstallModelArgs, signed_bytes
+from fsv_contract.models import DOWNLOAD_PATH, InstallModelArgs, install_signed_bytes
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
@@ -48,7 +48,7 @@ def check_signature(args: InstallModelArgs, public: Ed25519PublicKey) -> None:
         )
     try:
         signature = base64.b64decode(args.signature, validate=True)
-        public.verify(signature, signed_bytes(args.name, args.version, args.sha256, args.classes))
+        public.verify(signature, install_signed_bytes(args))
     except (InvalidSignature, ValueError) as e:
         raise ModelError(
             f"model {args.name} {args.version}: the signature does not verify "

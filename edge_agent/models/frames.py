@@ -1,4 +1,4 @@
-"""A recent recorded frame of a camera, for a new model's smoke test."""
+"""Recent recorded frames of a camera, for a new model's smoke test."""
 
 from __future__ import annotations
 
@@ -17,19 +17,24 @@ SEGMENTS_TRIED = 3
 LOOKBACK_S = 3600.0  # a frame older than this is not 'recent'
 
 
-def recent_frame(
-    index: SegmentIndex, storage: Path, camera: str
-) -> tuple[NDArray[np.uint8] | None, str]:
-    """The first frame of one of the camera's newest segments, and where it came from."""
+def recent_frames(
+    index: SegmentIndex, storage: Path, camera: str, count: int = SEGMENTS_TRIED
+) -> list[tuple[NDArray[np.uint8], str]]:
+    """The first frame of each of the camera's newest segments (up to `count`, newest
+    first), each with the name of the file it came from."""
+    found: list[tuple[NDArray[np.uint8], str]] = []
     recent = index.segments(camera, start=time.time() - LOOKBACK_S)
-    for segment in reversed(recent[-SEGMENTS_TRIED:]):
+    for segment in reversed(recent[-(count + SEGMENTS_TRIED) :]):
+        if len(found) >= count:
+            break
         path = Path(segment.path)
         path = path if path.is_absolute() else storage / path
         try:
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
                     image = frame.to_ndarray(format="bgr24")
-                    return np.ascontiguousarray(image, dtype=np.uint8), path.name
-        except (av.error.FFmpegError, OSError, StopIteration) as e:
+                    found.append((np.ascontiguousarray(image, dtype=np.uint8), path.name))
+                    break
+        except (av.error.FFmpegError, OSError) as e:
             log.info("%s: no frame from %s for the smoke test: %s", camera, path, e)
-    return None, "blank (nothing recorded yet)"
+    return found

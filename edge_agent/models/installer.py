@@ -4,9 +4,13 @@ Handles the `install_model` and `rollback_model` commands on the command worker 
 The running model keeps running through every step; only a model that downloaded with the
 signed hash, loaded, and ran on a recent recorded frame of each target camera replaces it.
 Each camera keeps a stack of the detectors it ran before, so a rollback is instant.
-What each camera runs is written to `<models dir>/installed.json` (with the signed command
-arguments), and put back at the next start once the camera's own detector is up: the file
-is checked against the signed hash again first, so a model altered on the box is refused.
+The model is loaded with the decoder the command names (`backend`) and the registry's
+class map (model class -> rule label), which wins over class names in the file. The smoke
+test (models/smoke.py) runs it beside the running model on the same recent frames.
+What each camera runs is written to `<models dir>/installed.json` and each camera's shadow
+model to `shadow.json` (with the signed command arguments); both are put back at the next
+start once the camera's own detector is up: the file is checked against the signed hash
+again first, so a model altered on the box is refused.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import Credential, CredentialStore
 from edge_agent.detection.detector import ClassMap, Detector, load_detector
@@ -30,8 +32,9 @@ from edge_agent.models.fetch import (
     file_matches,
     load_public_key,
 )
-from edge_agent.models.frames import recent_frame
+from edge_agent.models.frames import recent_frames
 from edge_agent.models.shadow import ShadowTally
+from edge_agent.models.smoke import smoke_test
 from edge_agent.recording.index import SegmentIndex
 from fsv_contract.models import (
     VERB_INSTALL_MODEL,
@@ -51,6 +54,10 @@ class DetectingCamera(Protocol):
     detector: Detector | None
     installed_label: str | None
     shadow: tuple[Detector, ShadowTally] | None
+
+    def watched_labels(self) -> set[str]:
+        """The labels the camera's enabled rules watch."""
+        ...
 
 
 class Registrar(Protocol):
@@ -91,6 +98,7 @@ class ModelInstaller:
         self.dir = config.models.dir or config.state_dir / "models"
         self._lock = threading.Lock()
         self._models: dict[str, CameraModels] = {c: CameraModels() for c in cameras}
+        self._shadow_args: dict[str, dict[str, Any]] = {}  # camera -> signed install args
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -132,8 +140,11 @@ class ModelInstaller:
         smoke = {cam: self._smoke(cam, detector) for cam in targets}
         label = model_label(args.name, args.version)
         if args.shadow:
-            for cam in targets:
-                self.cameras[cam].shadow = (detector, ShadowTally(cam, label))
+            with self._lock:
+                for cam in targets:
+                    self.cameras[cam].shadow = (detector, ShadowTally(cam, label))
+                    self._shadow_args[cam] = args.model_dump(mode="json")
+                self._save()
             log.info("model %s runs in shadow on %s (sha256 %s)", label, targets, args.sha256)
             return {"shadow": label, "cameras": targets, "sha256": args.sha256, "smoke": smoke}
         with self._lock:
@@ -161,9 +172,9 @@ class ModelInstaller:
             download(self.config.central_url, self.login, args, path, ca_file)
         settings = self.config.detection
         return load_detector(
-            "onnx",
+            args.backend,
             path,
-            ClassMap(names=args.classes, passthrough=True),
+            installed_class_map(args),
             settings.confidence,
             settings.iou,
             settings.threads,
@@ -182,34 +193,70 @@ class ModelInstaller:
     def _save(self) -> None:
         installed = {cam: m.args for cam, m in self._models.items() if m.args is not None}
         self.dir.mkdir(parents=True, exist_ok=True)
-        temp = self.dir / "installed.json.part"
-        temp.write_text(json.dumps(installed, indent=2) + "\n", encoding="utf-8")
-        temp.replace(self.dir / "installed.json")
+        for name, data in (("installed.json", installed), ("shadow.json", self._shadow_args)):
+            temp = self.dir / f"{name}.part"
+            temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            temp.replace(self.dir / name)
+
+    def _read(self, name: str) -> dict[str, Any]:
+        try:
+            saved = json.loads((self.dir / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            log.error(
+                "%s: unreadable, cameras keep their configured models: %s", self.dir / name, e
+            )
+            return {}
+        if not isinstance(saved, dict):
+            log.error("%s: not a JSON object; nothing restored from it", self.dir / name)
+            return {}
+        return saved
 
     def _restore(self) -> None:
-        try:
-            saved = json.loads((self.dir / "installed.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as e:
-            log.error("%s: unreadable, cameras keep their configured models: %s", self.dir, e)
-            return
         loaded: dict[str, Detector] = {}
-        for cam, raw in saved.items():
+        self._restore_installed(loaded)
+        self._restore_shadows(loaded)
+
+    def _load_saved(
+        self, cam: str, raw: Any, loaded: dict[str, Detector]
+    ) -> InstallModelArgs | None:
+        """The saved arguments, their model loaded into `loaded` (None if it cannot be)."""
+        try:
+            args = InstallModelArgs.model_validate(raw)
+            key = model_label(args.name, args.version)
+            if key not in loaded:
+                loaded[key] = self._fetch_and_load(args, download_missing=False)
+        except (ModelError, ValueError) as e:
+            log.error("%s: saved model not restored: %s", cam, e)
+            return None
+        return args
+
+    def _restore_shadows(self, loaded: dict[str, Detector]) -> None:
+        for cam, raw in self._read("shadow.json").items():
+            if cam not in self.cameras or self._stop.is_set():
+                continue
+            args = self._load_saved(cam, raw, loaded)
+            if args is None:
+                continue
+            key = model_label(args.name, args.version)
+            with self._lock:
+                self.cameras[cam].shadow = (loaded[key], ShadowTally(cam, key))
+                self._shadow_args[cam] = args.model_dump(mode="json")
+            log.info("%s: shadow model %s restored", cam, key)
+
+    def _restore_installed(self, loaded: dict[str, Detector]) -> None:
+        for cam, raw in self._read("installed.json").items():
             if cam not in self.cameras:
                 continue
             # The camera's own model first: it is what a rollback returns to.
             while self.cameras[cam].detector is None:
                 if self._stop.wait(1.0):
                     return
-            try:
-                args = InstallModelArgs.model_validate(raw)
-                key = model_label(args.name, args.version)
-                if key not in loaded:
-                    loaded[key] = self._fetch_and_load(args, download_missing=False)
-            except (ModelError, ValueError) as e:
-                log.error("%s: installed model not restored, configured one runs: %s", cam, e)
-                continue
+            args = self._load_saved(cam, raw, loaded)
+            if args is None:
+                continue  # the configured model runs
+            key = model_label(args.name, args.version)
             with self._lock:
                 self._switch(cam, loaded[key], key, args.model_dump(mode="json"))
             log.info("%s: installed model %s restored", cam, key)
@@ -220,10 +267,13 @@ class ModelInstaller:
         targets = self._targets(args.cameras)
         if args.shadow:
             stopped = {}
-            for cam in targets:
-                shadow = self.cameras[cam].shadow
-                stopped[cam] = shadow[1].model if shadow is not None else None
-                self.cameras[cam].shadow = None
+            with self._lock:
+                for cam in targets:
+                    shadow = self.cameras[cam].shadow
+                    stopped[cam] = shadow[1].model if shadow is not None else None
+                    self.cameras[cam].shadow = None
+                    self._shadow_args.pop(cam, None)
+                self._save()
             log.info("shadow models stopped: %s", stopped)
             return {"shadow_stopped": stopped}
         with self._lock:
@@ -252,15 +302,18 @@ class ModelInstaller:
         return wanted
 
     def _smoke(self, camera: str, detector: Detector) -> dict[str, Any]:
-        frame, source = recent_frame(self.index, self.config.storage.path, camera)
-        if frame is None:
-            # Nothing recorded yet: the model must at least run on a blank frame.
-            frame = np.zeros((360, 640, 3), dtype=np.uint8)
-        try:
-            found = detector.detect(frame)
-        except Exception as e:  # noqa: BLE001 - any failure of a new model refuses it
-            raise ModelError(f"smoke test on {camera} failed: {e}") from e
-        return {"frame": source, "detections": len(found)}
+        frames = recent_frames(self.index, self.config.storage.path, camera)
+        component = self.cameras[camera]
+        return smoke_test(camera, detector, component.detector, frames, component.watched_labels())
+
+
+def installed_class_map(args: InstallModelArgs) -> ClassMap:
+    """The class map of a model central installed: its registry names win over those in
+    the file, and its class map says which label each class is (unlisted ones are dropped).
+    A command without a class map (an older central) keeps every class under its own name."""
+    if not args.class_map:
+        return ClassMap(names=args.classes, passthrough=True)
+    return ClassMap(names=args.classes, names_first=True, classes=dict(args.class_map))
 
 
 def build_installer(

@@ -50,6 +50,7 @@ def test_train_from_scratch_offline_writes_onnx_and_card(
     assert main(args) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["classes"] == ["rodent"]
+    assert card["class_map"] == {"rodent": "rodent"} and card["backend"] == "onnx"
     assert card["training"]["base"] == "yolov8n.yaml" and card["training"]["epochs"] == 2
     val = card["validation"]
     assert set(val["per_class"]) == {"rodent"}

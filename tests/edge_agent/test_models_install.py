@@ -9,22 +9,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import Credential
-from edge_agent.detection.detector import Detector, default_model_path
+from edge_agent.detection.detector import (
+    Detection,
+    Detector,
+    default_model_path,
+    default_models_dir,
+    load_class_map,
+    nanodet_model_path,
+)
 from edge_agent.errors import ModelError
 from edge_agent.models.fetch import key_id
 from edge_agent.models.installer import ModelInstaller
 from edge_agent.models.shadow import ShadowTally
+from edge_agent.models.smoke import smoke_test
 from edge_agent.recording.index import SegmentIndex
 from fsv_contract.models import InstallModelArgs, signed_bytes
 
@@ -71,6 +81,9 @@ class Camera:
         self.installed_label: str | None = None
         self.shadow: tuple[Detector, ShadowTally] | None = None
 
+    def watched_labels(self) -> set[str]:
+        return {"person"}  # the camera's rules watch people
+
 
 class Running:
     """The camera's configured model (never called by these tests' smoke runs)."""
@@ -105,15 +118,29 @@ def _setup(tmp_path: Path, url: str) -> tuple[ModelInstaller, Ed25519PrivateKey,
     return ModelInstaller(config, {"cam1": camera}, index, LOGIN), key, camera
 
 
-def _args(key: Ed25519PrivateKey, body: bytes, version: str = "1", **over: Any) -> dict[str, Any]:
+# The former default person model: its two classes are two postures of a person.
+POSTURES = {"classes": ["Normal", "Fall"], "class_map": {"Normal": "person", "Fall": "person"}}
+
+
+def _args(
+    key: Ed25519PrivateKey,
+    body: bytes,
+    version: str = "1",
+    classes: list[str] = POSTURES["classes"],  # type: ignore[assignment]
+    class_map: dict[str, str | None] = POSTURES["class_map"],  # type: ignore[assignment]
+    backend: str = "onnx",
+    **over: Any,
+) -> dict[str, Any]:
     sha = hashlib.sha256(body).hexdigest()
-    signature = key.sign(signed_bytes("person", version, sha, ["person"]))
+    signature = key.sign(signed_bytes("person", version, sha, classes, class_map, backend))
     args = {
         "name": "person",
         "version": version,
         "sha256": sha,
         "bytes": len(body),
-        "classes": ["person"],
+        "classes": classes,
+        "class_map": class_map,
+        "backend": backend,
         "key_id": key_id(key.public_key()),
         "signature": base64.b64encode(signature).decode(),
         **over,
@@ -195,21 +222,24 @@ def test_restore_after_restart_checks_the_file_again(
     installer, key, camera = _setup(tmp_path, url)
     served.body = default_model_path().read_bytes()
     installer.install(_args(key, served.body))
+    installer.install(_args(key, served.body, "2", shadow=True))
 
-    # A new agent: the configured model first, then the installed one put back.
+    # A new agent: the configured model first, then the installed one put back, and the
+    # shadow model on trial beside it again.
     again, _, camera2 = _setup_same_key(tmp_path, url, key)
     configured = camera2.detector
     again.start()
     try:
-        for _ in range(100):
-            if again.camera_models() == {"cam1": "person@1"}:
-                break
-            threading.Event().wait(0.1)
+        assert again._thread is not None
+        again._thread.join(timeout=120)  # the restore pass ends once every camera was tried
         assert again.camera_models() == {"cam1": "person@1"}
+        assert camera2.shadow is not None and camera2.shadow[1].model == "person@2"
+        assert again.rollback({"shadow": True}) == {"shadow_stopped": {"cam1": "person@2"}}
         assert again.rollback({})["rolled_back"] == {"cam1": None}
         assert camera2.detector is configured
     finally:
         again.stop()
+    assert json.loads((tmp_path / "rec" / ".agent" / "models" / "shadow.json").read_text()) == {}
 
     # A model file altered on the box is not restored.
     again.install(_args(key, served.body))
@@ -238,3 +268,89 @@ def _setup_same_key(
     camera = Camera(Running())
     index = SegmentIndex(config.state_dir / "index.db")
     return ModelInstaller(config, {"cam1": camera}, index, LOGIN), key, camera
+
+
+def test_the_registry_class_map_wins_and_unusable_labels_are_refused(
+    tmp_path: Path, central: tuple[str, type[Served]]
+) -> None:
+    url, served = central
+    installer, key, camera = _setup(tmp_path, url)
+    served.body = default_model_path().read_bytes()
+    before = camera.detector
+    # The file's metadata says Normal/Fall; the registry's names and map are what count.
+    renamed = _args(key, served.body, classes=["standing", "fallen"],
+                    class_map={"standing": "person", "fallen": None})  # fmt: skip
+    result = installer.install(renamed)["smoke"]["cam1"]
+    assert camera.detector is not None and camera.detector.labels() == {"person"}
+    assert getattr(camera.detector, "names") == {0: "standing", 1: "fallen"}  # noqa: B009
+    assert result["usable"] == ["person"] and set(result) >= {"compared", "agreement"}
+    installed = camera.detector
+
+    # A version whose classes all map to labels no rule of the camera watches is refused.
+    blind = _args(key, served.body, "2", class_map={"Normal": "vehicle", "Fall": None})
+    with pytest.raises(ModelError, match=r"\['vehicle'\] include none .* \(person\)"):
+        installer.install(blind)
+    assert camera.detector is installed and installer.camera_models() == {"cam1": "person@1"}
+    # A class map changed in transit no longer matches central's signature.
+    forged = dict(renamed, version="3", class_map={"standing": "person", "fallen": "person"})
+    with pytest.raises(ModelError, match="does not verify"):
+        installer.install(forged)
+    installer.rollback({})
+    assert camera.detector is before
+
+
+def test_a_nanodet_layout_model_is_distributed_with_its_backend(
+    tmp_path: Path, central: tuple[str, type[Served]]
+) -> None:
+    url, served = central
+    installer, key, camera = _setup(tmp_path, url)
+    coco = load_class_map(default_models_dir() / "coco.yaml")
+    assert coco.names is not None
+    served.body = nanodet_model_path().read_bytes()
+    mapped = {name: label for name, label in coco.classes.items() if label}
+    # Decoded as a YOLOv8 head, NanoDet's outputs do not fit its 80 classes: refused.
+    with pytest.raises(ModelError, match="output has 165 classes but 80 class names"):
+        installer.install(_args(key, served.body, classes=coco.names, class_map=mapped))
+    nanodet = _args(key, served.body, "2", classes=coco.names, class_map=mapped,
+                    backend="nanodet")  # fmt: skip
+    result = installer.install(nanodet)
+    assert result["installed"] == "person@2" and type(camera.detector).__name__ == "NanoDetDetector"
+    assert camera.detector is not None and "person" in camera.detector.labels()
+
+
+class Stub:
+    """A detector that returns what it is told (or raises it)."""
+
+    path = Path("/models/stub.onnx")
+
+    def __init__(self, found: Any, labels: set[str] | None = None) -> None:
+        self.found = found
+        self._labels = labels or {"person"}
+
+    def detect(self, frame: Any) -> Any:
+        if isinstance(self.found, Exception):
+            raise self.found
+        return self.found
+
+    def labels(self) -> set[str]:
+        return self._labels
+
+
+def test_smoke_test_compares_and_refuses_errors_and_malformed_output() -> None:
+    frames = [(np.zeros((36, 64, 3), np.uint8), f"seg-{i}.mp4") for i in range(2)]
+    a, b = (
+        Detection("person", 0.9, (0.1, 0.1, 0.4, 0.9)),
+        Detection("person", 0.8, (0.6, 0.1, 0.9, 0.9)),
+    )
+    shifted = Detection("person", 0.7, (0.12, 0.1, 0.42, 0.9))  # IoU ~0.88 with `a`
+    report = smoke_test("cam1", Stub([shifted]), Stub([a, b]), frames, {"person"})  # type: ignore[arg-type]
+    assert report["compared"] == {"person": {"new": 2, "running": 4, "agree": 2}}
+    assert report["agreement"] == 0.5 and report["frames"] == ["seg-0.mp4", "seg-1.mp4"]
+    for found, why in (
+        (RuntimeError("bad input"), "the new model failed: RuntimeError: bad input"),
+        ([Detection("person", 0.5, (0.5, 0.5, 0.2, 0.9))], "is not inside the frame"),
+        ([Detection("person", float("nan"), (0.1, 0.1, 0.2, 0.2))], "not a number in"),
+        ([(1, 0.5, (0.1, 0.1, 0.2, 0.2))], "not a labelled detection"),
+    ):
+        with pytest.raises(ModelError, match=why):
+            smoke_test("cam1", Stub(found), Stub([a]), frames, {"person"})  # type: ignore[arg-type]
