@@ -84,7 +84,7 @@ def _train(site: ModelSite, dataset: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # forty frames labelled by hand in a browser, then a training run
+@pytest.mark.timeout(900)  # 40 frames labelled in a browser, a training run; a busy box
 def test_labelled_frames_become_a_model_on_the_edge(model_site: ModelSite) -> None:
     site = model_site
     # The former default model, registered the way it must be: its classes Normal and Fall
