@@ -4,7 +4,9 @@ An archived segment is the recorder's fragmented MP4 as anchored: `ftyp`+`moov` 
 then `moof`+`mdat` pairs. Each segment starts its own media timeline (its own hello and
 init, `origin_wall` = the segment's start), as the edge's replay does when a stream's
 parameters change, so the replay page plays it without knowing where it came from; a
-`{"type": "source", "source": "archive"}` message says so for pages that show it.
+`{"type": "source", "source": "archive", "stream": "main"|"sub"}` message says so for pages
+that show it (the edge's replay after the archive's footage ends: `"source": "edge",
+"stream": "main"`).
 Fragments are paced at `speed` with a little lead, like the edge paces its replay.
 """
 
@@ -265,7 +267,7 @@ async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> float | None:
             await ws.close()
             handoff = None
     if handoff is not None:
-        await ws.send_str(json.dumps({"type": "source", "source": "edge"}))
+        await ws.send_str(json.dumps({"type": "source", "source": "edge", "stream": "main"}))
     return handoff
 
 

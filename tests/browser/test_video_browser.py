@@ -320,6 +320,14 @@ def test_replay_shows_sources_previews_keys_and_exports_a_selection(
     drawn = seen["drawn"]
     assert drawn["span"] == 300 and drawn["archive"] >= 1 and drawn["edge"] >= 1
     assert "城市存档" in drawn["legend"] and "企业端录像" in drawn["legend"]
+    # Each part says which stream plays there: the main stream here (none archived of sub).
+    titles = dict((cls, title) for cls, title in drawn["titles"])
+    assert titles["src archive"].endswith(" · 主码流") and titles["src edge"].endswith(" · 主码流")
+    assert "城市存档（子码流）" in drawn["legend"]
+    # Played from the archive (then, maybe already, from the edge where the archive ends).
+    tags = seen["playingFrom"]
+    assert tags[0] == ["来源：城市存档 · 主码流", "source-tag archive", "main"], tags
+    assert all(t in (tags[0], ["来源：企业端 · 主码流", "source-tag edge", "main"]) for t in tags)
     # One preview from the archive (decoded at central), one sent by the edge.
     assert seen["archived"]["width"] == 192 and seen["edge"]["width"] == 192
     source = {t["url"]: t["source"] for t in seen["thumbs"]}

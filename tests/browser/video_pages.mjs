@@ -201,6 +201,7 @@ async function scrub(page) {
     archive: document.querySelectorAll("#timeline .src.archive").length,
     edge: document.querySelectorAll("#timeline .src.edge").length,
     legend: document.querySelector(".legend").textContent,
+    titles: [...document.querySelectorAll("#timeline .src")].map((el) => [el.className, el.title]),
   }));
   const previewAt = async (ts) => {
     await page.mouse.move(await xOf(ts) - 2, y);
@@ -218,6 +219,13 @@ async function scrub(page) {
   const edgeView = await page.evaluate((ts) => fsvTimeline.frac(window.fsvReplay.view, ts) != null, opts.edgeAt);
   if (!edgeView) throw new Error("the edge-only time is outside the 5-minute window");
   const edge = await previewAt(opts.edgeAt);
+  // Every text the source tag shows (the archive's part is short: the edge takes over).
+  await page.evaluate(() => {
+    const tag = document.getElementById("source");
+    window.sourceTags = [];
+    new MutationObserver(() => window.sourceTags.push([tag.textContent, tag.className, tag.dataset.stream]))
+      .observe(tag, { childList: true, characterData: true, subtree: true });
+  });
   // Click to play, then step with the keys: the playhead moves by the zoom's step.
   await page.mouse.click(await xOf(opts.at), y);
   const playing = async () => {
@@ -290,7 +298,8 @@ async function scrub(page) {
     sizes[`${w}x${h}`] = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
     await page.screenshot({ path: `${opts.shots}/replay-scrub-${w}x${h}.png`, fullPage: w === 390 });
   }
-  return { drawn, archived, edge, thumbs, back, forth, right, clockAfter, paused, resumed, selection, exported, sizes,
+  const playingFrom = await page.evaluate(() => window.sourceTags);
+  return { drawn, playingFrom, archived, edge, thumbs, back, forth, right, clockAfter, paused, resumed, selection, exported, sizes,
     missing: await page.evaluate(() => [...window.fsv.missing]) };
 }
 

@@ -13,13 +13,14 @@ function fsvMediaSource() {
 
 class FsvPlayer {
   // video: a <video> element; url: the WebSocket path;
-  // opts: {live, onState(text), onEnd(reason), onSource(name), hls, startAt (UTC seconds to show first, replay)}
+  // opts: {live, onState(text), onEnd(reason), onSource(name, stream), hls, startAt (UTC seconds to show first, replay)}
   constructor(video, url, opts = {}) {
     this.video = video;
     this.url = url;
     this.live = opts.live !== false;
     this.onState = opts.onState || (() => {});
-    this.onSource = opts.onSource || (() => {}); // replay: "archive" or "edge", as central says
+    // replay: "archive" or "edge" and the stream ("main" or "sub"), as central says
+    this.onSource = opts.onSource || (() => {});
     this.onEnd = opts.onEnd || (() => {});
     this.hlsUrl = opts.hls || null;
     this.startAt = opts.startAt == null ? null : opts.startAt;
@@ -102,7 +103,7 @@ class FsvPlayer {
       const msg = JSON.parse(data);
       if (msg.type === "hello") this._hello(msg);
       else if (msg.type === "end") { this.closed = true; this.onEnd(msg.reason); }
-      else if (msg.type === "source") this.onSource(msg.source);
+      else if (msg.type === "source") this.onSource(msg.source, msg.stream || null);
       // A refusal (429: a video quota) ends the attempt with its message; no retry.
       else if (msg.type === "error") { this.closed = true; this._refused(msg); }
       return;

@@ -90,8 +90,11 @@ function drawTimeline() {
   for (const g of replay.data.gaps) band("gap", g.start, g.end || Date.now() / 1000, fsv.t("replay.gap", { reason: g.reason }));
   for (const r of replay.data.ranges) band(r.codec === "hevc" ? "rec hevc" : "rec", r.start, r.end, `${clock(r.start)}–${clock(r.end)} ${r.codec || ""}`);
   // Where each recorded stretch plays from: a strip along the bar's foot.
+  // A stretch played from the sub stream (the archive may hold only that) is striped.
   for (const p of replay.data.sources || []) {
-    band(`src ${p.source}`, p.start, p.end, fsv.t(`replay.source_${p.source}`, { from: clock(p.start), to: clock(p.end) }));
+    const where = fsv.t(`replay.source_${p.source}`, { from: clock(p.start), to: clock(p.end) });
+    const stream = p.stream ? ` · ${fsv.t(`replay.stream_${p.stream}`)}` : "";
+    band(`src ${p.source}${p.stream === "sub" ? " sub" : ""}`, p.start, p.end, where + stream);
   }
   for (const a of replay.data.alerts) {
     const f = fsvTimeline.frac(view, a.start);
@@ -180,10 +183,12 @@ function seek(ts, later = false) {
     live: false,
     startAt: ts,
     onState: (text) => { state.textContent = text; },
-    onSource: (name) => {
+    onSource: (name, stream) => {
       const tag = document.getElementById("source");
-      tag.textContent = fsv.t(name === "archive" ? "replay.playing_from_archive" : "replay.playing_from_edge");
-      tag.className = `source-tag ${name}`;
+      const from = fsv.t(name === "archive" ? "replay.playing_from_archive" : "replay.playing_from_edge");
+      tag.textContent = stream ? `${from} · ${fsv.t(`replay.stream_${stream}`)}` : from;
+      tag.className = `source-tag ${name}${stream === "sub" ? " sub" : ""}`;
+      tag.dataset.stream = stream || "";
       tag.hidden = false;
     },
     onEnd: (reason) => {
