@@ -39,7 +39,8 @@ def file_packets(path: Path, start: float) -> Iterator[tuple[VideoStream, TimedP
 
     NoVideoTrack if the file has none.
     """
-    with av.open(str(path)) as container:
+    container = av.open(str(path))
+    try:
         if not container.streams.video:
             raise NoVideoTrack(f"{path.name} has no video track")
         stream = container.streams.video[0]
@@ -53,6 +54,13 @@ def file_packets(path: Path, start: float) -> Iterator[tuple[VideoStream, TimedP
             wall = start + (packet.dts - first) * tb
             offset = ((packet.pts or packet.dts) - packet.dts) * tb
             yield stream, TimedPacket(bytes(packet), wall, offset, packet.is_keyframe)
+    except BaseException:  # an error, or the reader stopped early (GeneratorExit)
+        container.close()
+        raise
+    # Read to the end: not closed here. A caller may still hold this file's stream (the last
+    # GOP before a start past the file's end comes out after the last packet) and a closed
+    # container frees its streams under it. The stream holds the container, which closes
+    # when the last reference to either goes.
 
 
 def from_keyframe(

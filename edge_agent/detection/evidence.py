@@ -118,7 +118,10 @@ class _Cutter:
         self.audio_out: Any = None
         self.origin: float | None = None  # UTC time of the clip's first (key) frame
         self.last_t: float | None = None
-        self.pending: list[tuple[Any, float, float]] = []  # GOP before `start`: packet, pts, dts
+        # GOP before `start`: packet, is video, pts, dts. Held packets may outlive the segment
+        # they came from, whose container (and so `packet.stream`) is closed by then: their
+        # kind is kept beside them and their stream never read again.
+        self.pending: list[tuple[Any, bool, float, float]] = []
         self.last_dts: dict[int, int] = {}
         self.done = False
 
@@ -136,12 +139,14 @@ class _Cutter:
                 if packet.dts is None or packet.pts is None or packet.time_base is None:
                     continue
                 pts_s = float(packet.pts * packet.time_base)
+                is_video = packet.stream.type == "video"  # read while `inp` is open
                 if origin_s is None:
-                    if packet.stream.type != "video":
+                    if not is_video:
                         continue  # audio before the segment's first video packet
                     origin_s = pts_s
                 shift = seg_start - origin_s
-                self._feed(packet, pts_s + shift, float(packet.dts * packet.time_base) + shift)
+                t_dts = float(packet.dts * packet.time_base) + shift
+                self._feed(packet, is_video, pts_s + shift, t_dts)
                 if self.done:
                     return
 
@@ -153,35 +158,34 @@ class _Cutter:
         if audio is not None:
             self.audio_out = self.out.add_stream_from_template(audio)
 
-    def _feed(self, packet: Any, t: float, t_dts: float) -> None:
-        is_video = packet.stream.type == "video"
+    def _feed(self, packet: Any, is_video: bool, t: float, t_dts: float) -> None:
         if self.origin is None:
             if is_video and packet.is_keyframe and t <= self.start:
-                self.pending = [(packet, t, t_dts)]
+                self.pending = [(packet, is_video, t, t_dts)]
                 return
             if self.pending and t < self.start:
-                self.pending.append((packet, t, t_dts))
+                self.pending.append((packet, is_video, t, t_dts))
                 return
             if not is_video or (not self.pending and not packet.is_keyframe):
                 return  # no keyframe at or before `start` yet: begin at the next one
             if not self.pending:
-                self.pending = [(packet, t, t_dts)]
+                self.pending = [(packet, is_video, t, t_dts)]
             else:
-                self.pending.append((packet, t, t_dts))
-            self.origin = self.pending[0][1]
-            for held, held_t, held_dts in self.pending:
-                self._write(held, held_t, held_dts)
+                self.pending.append((packet, is_video, t, t_dts))
+            self.origin = self.pending[0][2]
+            for held, held_video, held_t, held_dts in self.pending:
+                self._write(held, held_video, held_t, held_dts)
             self.pending = []
             return
         if t >= self.end:
             if is_video:
                 self.done = True
             return
-        self._write(packet, t, t_dts)
+        self._write(packet, is_video, t, t_dts)
 
-    def _write(self, packet: Any, t: float, t_dts: float) -> None:
+    def _write(self, packet: Any, is_video: bool, t: float, t_dts: float) -> None:
         assert self.origin is not None
-        out_stream = self.video_out if packet.stream.type == "video" else self.audio_out
+        out_stream = self.video_out if is_video else self.audio_out
         tb = packet.time_base
         pts = round((t - self.origin) / tb)
         dts = round((t_dts - self.origin) / tb)

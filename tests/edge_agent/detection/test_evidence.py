@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -68,3 +72,75 @@ def test_clip_of_a_range_without_footage_is_an_error(
         cut_clip(tmp_path / "rec", segments, T0 + 100, T0 + 110, tmp_path / "none.mp4")
     assert not (tmp_path / "none.mp4").exists()
     index.close()
+
+
+_CUT_IN_CHILD = """
+import pickle, sys
+from pathlib import Path
+from edge_agent.detection.evidence import cut_clip
+storage, segments, start, end, out = pickle.loads(Path(sys.argv[1]).read_bytes())
+clip = cut_clip(storage, segments, start, end, out)
+print(clip.start, clip.end)
+"""
+
+
+def test_clip_starting_after_a_segments_last_packet_never_reads_a_closed_segment(
+    tmp_path: Path, segment_files: RecordedClip
+) -> None:
+    """The GOP held from segment A is written once segment B (A closed) shows the start passed.
+
+    Run in a child whose freed memory is overwritten (glibc MALLOC_PERTURB_): reading anything
+    of A's closed container then crashes at once instead of now and then in a long-running
+    agent.
+    """
+    index = SegmentIndex(tmp_path / "index.db")
+    segments = index_segments(segment_files, tmp_path / "rec", index, "cam-1", T0)
+    index.close()
+    out = tmp_path / "clip.mp4"
+    # Segment 1 holds 2.00..3.96 s; 3.98 s lies after its last packet, before 4.00 s.
+    job = tmp_path / "job.pickle"
+    job.write_bytes(pickle.dumps((tmp_path / "rec", segments, T0 + 3.98, T0 + 6.0, out)))
+    env = {**os.environ, "MALLOC_PERTURB_": "165"}
+    done = subprocess.run(
+        [sys.executable, "-c", _CUT_IN_CHILD, str(job)],
+        env=env, capture_output=True, text=True, timeout=60, cwd=Path.cwd(),
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    start, end = (float(v) for v in done.stdout.split())
+    assert start == pytest.approx(T0 + 2.0, abs=0.05) and T0 + 5.8 <= end < T0 + 6.0
+    with av.open(str(out)) as container:
+        frames = list(container.decode(video=0))
+    assert frames[0].key_frame and len(frames) == pytest.approx(4 * 25, abs=2)
+
+
+_EXPORT_IN_CHILD = """
+import sys
+from pathlib import Path
+from fsv_common.clip import ClipWriter, file_packets, from_keyframe
+path, start, out = Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])
+held = list(from_keyframe(file_packets(path, 0.0), start))  # start past the file's end
+writer = ClipWriter(out, held[0][0])
+for _, packet in held:
+    writer.write(packet)
+writer.close()
+print(len(held))
+"""
+
+
+def test_a_files_last_gop_stays_usable_after_the_file_is_read_to_its_end(
+    tmp_path: Path, segment_files: RecordedClip
+) -> None:
+    """Replay and export start from the last GOP of a file that ends before the start: that
+    GOP (and its stream, the new clip's template) is yielded after the file was read to the
+    end, so the file must stay open while its stream is held (child with freed memory
+    overwritten, as above)."""
+    out = tmp_path / "tail.mp4"
+    done = subprocess.run(
+        [sys.executable, "-c", _EXPORT_IN_CHILD, str(segment_files.files[1]), "5.0", str(out)],
+        env={**os.environ, "MALLOC_PERTURB_": "165"},
+        capture_output=True, text=True, timeout=60, cwd=Path.cwd(),
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert int(done.stdout) == 50  # the file's whole 2 s GOP at 25 fps
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == 50
