@@ -8,16 +8,22 @@ recording's UTC time minus the first packet's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 from av.container import OutputContainer
 from av.video.stream import VideoStream
 
 VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}  # MP4 sample entries players expect
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class NoVideoTrack(Exception):
@@ -84,6 +90,38 @@ def from_keyframe(
         yield from packets
         return
     yield from held
+
+
+def copy_range(
+    files: Iterable[tuple[T, Path, float]], start: float, end: float, out: Path
+) -> tuple[ClipWriter | None, list[T]]:
+    """Packet-copy [start, end) (UTC) of consecutive segment files into a new MP4 at `out`.
+
+    `files` gives (item, path, UTC start) per segment in time order. The clip begins at the
+    last keyframe at or before `start` and ends before `end`, or where the stream's set-up
+    changes. Returns the closed writer (None if no packet was in range) and the items whose
+    files gave packets. File errors (av.FFmpegError, OSError, NoVideoTrack) propagate.
+    """
+    writer: ClipWriter | None = None
+    used: list[T] = []
+    try:
+        for item, path, seg_start in files:
+            packets = file_packets(path, seg_start)
+            for stream, packet in from_keyframe(packets, start) if writer is None else packets:
+                if packet.wall >= end:
+                    return writer, used
+                if writer is None:
+                    writer = ClipWriter(out, stream)
+                elif (stream.codec_context.name, stream.codec_context.extradata) != writer.setup:
+                    log.warning("%s: the stream changed inside the clip; it ends there", path.name)
+                    return writer, used
+                if not used or used[-1] is not item:
+                    used.append(item)
+                writer.write(packet)
+    finally:
+        if writer is not None:
+            writer.close()
+    return writer, used
 
 
 class ClipWriter:

@@ -17,7 +17,7 @@ from central.archive.sources import archived_lanes
 from central.archive.store import Stored
 from central.archive.transfer import Archive
 from central.video.verify import file_sha256
-from fsv_common.clip import ClipWriter, NoVideoTrack, file_packets, from_keyframe
+from fsv_common.clip import ClipWriter, NoVideoTrack, copy_range
 from fsv_contract.lanes import Lane, lane_id, split_lane
 from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
 
@@ -74,27 +74,11 @@ def export_from_archive(
 def _cut(
     archive: Archive, site: str, segments: list[Stored], start: float, end: float, out: Path
 ) -> tuple[ClipWriter | None, list[Stored]]:
-    writer: ClipWriter | None = None
-    used: list[Stored] = []
+    files = ((seg, archive.file(site, seg.path), seg.start) for seg in segments)
     try:
-        for seg in segments:
-            packets = file_packets(archive.file(site, seg.path), seg.start)
-            for stream, packet in from_keyframe(packets, start) if writer is None else packets:
-                if packet.wall >= end:
-                    return writer, used
-                if writer is None:
-                    writer = ClipWriter(out, stream)
-                elif (stream.codec_context.name, stream.codec_context.extradata) != writer.setup:
-                    return writer, used  # the stream changed inside the clip: it ends there
-                if not used or used[-1].path != seg.path:
-                    used.append(seg)
-                writer.write(packet)
+        return copy_range(files, start, end, out)
     except (av.FFmpegError, OSError, NoVideoTrack) as e:
         raise ArchiveExportError(f"cannot read the archived recording: {e}") from e
-    finally:
-        if writer is not None:
-            writer.close()
-    return writer, used
 
 
 def _anchored_chain(

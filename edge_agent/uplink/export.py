@@ -9,7 +9,6 @@ can be checked without gaps) and the clip's own SHA-256.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -18,36 +17,8 @@ import av
 from edge_agent.errors import UplinkError
 from edge_agent.recording.index import Segment, SegmentIndex, file_sha256
 from edge_agent.uplink.recordings import chain_between, segments_between
-from edge_agent.uplink.replay import segment_packets
-from fsv_common.clip import ClipWriter, from_keyframe
+from fsv_common.clip import NoVideoTrack, copy_range
 from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
-
-log = logging.getLogger(__name__)
-
-
-def _copy(
-    writer: ClipWriter | None,
-    used: list[Segment],
-    segment: Segment,
-    storage: Path,
-    start: float,
-    end: float,
-    out_path: Path,
-) -> tuple[ClipWriter | None, bool]:
-    """Copy one segment's packets in range; returns the writer and whether to go on."""
-    packets = segment_packets(storage / segment.path, segment)
-    for stream, packet in from_keyframe(packets, start) if writer is None else packets:
-        if packet.wall >= end:
-            return writer, False
-        if writer is None:
-            writer = ClipWriter(out_path, stream)
-        elif (stream.codec_context.name, stream.codec_context.extradata) != writer.setup:
-            log.warning("%s: the stream changed inside the clip; it ends there", segment.camera)
-            return writer, False
-        if not used or used[-1].id != segment.id:
-            used.append(segment)
-        writer.write(packet)
-    return writer, True
 
 
 def export_clip(
@@ -68,18 +39,13 @@ def export_clip(
     ]
     if not segments:
         raise UplinkError(f"camera {camera!r} recorded nothing between those times")
-    writer: ClipWriter | None = None
-    used: list[Segment] = []
+    files = ((s, storage / s.path, s.start) for s in segments)
     try:
-        for segment in segments:
-            writer, more = _copy(writer, used, segment, storage, start, end, out_path)
-            if not more:
-                break
+        writer, used = copy_range(files, start, end, out_path)
+    except NoVideoTrack as e:
+        raise UplinkError(str(e)) from e
     except (av.FFmpegError, OSError) as e:
         raise UplinkError(f"cannot read the recording: {e}") from e
-    finally:
-        if writer is not None:
-            writer.close()
     if writer is None or writer.origin is None or writer.last_wall is None:
         raise UplinkError(f"camera {camera!r} has no video frame between those times")
     return ClipManifest(
