@@ -279,8 +279,15 @@ class EdgeAgent:
         self._started.append(component)
 
     def healthy(self) -> bool:
-        """Whether every recorder thread still runs (recording is the agent's legal duty)."""
-        return all(recorder.running for recorder in self.recorders)
+        """Whether every recorder, main streams and sub lanes alike, still records or retries
+        its camera (recording is the agent's legal duty); see stuck_recorders()."""
+        return not self.stuck_recorders()
+
+    def stuck_recorders(self) -> list[str]:
+        """`<lane>: why` for each stuck recorder (CameraRecorder.stuck): its thread ended, or
+        it is connected but reads nothing. Sub lanes count as the main streams do."""
+        recorders = [*self.recorders, *list(self.sub_recorders)]
+        return [f"{r.camera.id}: {why}" for r in recorders if (why := r.stuck()) is not None]
 
     def stop(self) -> None:
         """Stop the started components in reverse order, then close the index."""
@@ -324,8 +331,9 @@ def run(config: EdgeConfig, ready: Callable[[EdgeAgent], None] | None = None) ->
 def _supervise(agent: EdgeAgent, stop: threading.Event) -> None:
     """Ping the systemd watchdog while the agent is healthy, until `stop` is set.
 
-    A recorder thread that died stops the pings, so systemd restarts the whole agent
-    (WatchdogSec in systemd/edge-agent.service) instead of leaving a camera unrecorded.
+    A stuck recorder (its thread died, or it is connected and reads nothing), of a main
+    stream or a sub lane, stops the pings, so systemd restarts the whole agent (WatchdogSec
+    in systemd/edge-agent.service) instead of leaving a stream unrecorded.
     """
     interval = watchdog_interval()
     last_ping = 0.0
@@ -333,9 +341,12 @@ def _supervise(agent: EdgeAgent, stop: threading.Event) -> None:
     while not stop.wait(1.0):
         if interval is None or time.monotonic() - last_ping < interval:
             continue
-        if agent.healthy():
+        stuck = agent.stuck_recorders()
+        if not stuck:
             notify("WATCHDOG=1")
             last_ping = time.monotonic()
+            complained = False
         elif not complained:
-            log.error("a recorder thread died; withholding the watchdog so systemd restarts us")
+            log.error("recorder stuck (%s); withholding the watchdog so systemd restarts us",
+                      "; ".join(stuck))  # fmt: skip
             complained = True

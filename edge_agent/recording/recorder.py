@@ -39,6 +39,9 @@ LOW_SPACE_SEGMENTS = 4  # wake the cleaner when free space is this many segments
 FAST_RETRY_S = 2.0  # the longest wait between connects early in an outage
 FAST_RETRY_WINDOW_S = 120.0  # how long an outage counts as a reboot, retried every FAST_RETRY_S
 RESEAL_S = 5.0  # how soon a segment the index refused (full disk) is tried again
+# A connection that is online but reads nothing for this many read timeouts is stuck: a
+# silent camera ends the read after one read timeout, so only a blocked thread stays.
+STALL_READ_TIMEOUTS = 3.0
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
@@ -126,6 +129,8 @@ class CameraRecorder:
         # the agent points it at the retention cleaner's wake(). Must return at once.
         self.on_disk_low: Callable[[], None] | None = None
         self._guard = SpaceGuard(config.storage.path, config.storage.reserved_bytes)
+        # stuck(): the packets read so far and when that total last changed (monotonic).
+        self._progress: tuple[int, float] = (-1, 0.0)
 
     # --- component -------------------------------------------------------------------------
 
@@ -178,6 +183,30 @@ class CameraRecorder:
     def running(self) -> bool:
         """Whether its thread is alive: it retries its camera forever, so a dead one is a bug."""
         return self._thread is not None and self._thread.is_alive()
+
+    def stuck(self, now: float | None = None) -> str | None:
+        """Why the recorder no longer records though it should, or None while it does.
+
+        Its thread ended (it retries its camera forever, so that is a bug), or its connection
+        is online yet no packet was read for STALL_READ_TIMEOUTS read timeouts (a camera that
+        goes silent ends the read within one read timeout, so the thread is blocked). An
+        unreachable camera is not stuck: the recorder is offline and retrying. Compares with
+        the previous call, so call it regularly (the agent's health check does).
+        """
+        if self._thread is None:
+            return None  # never started (or built but not yet started)
+        if not self._thread.is_alive():
+            return "recorder thread ended" if not self._stop.is_set() else None
+        now = time.monotonic() if now is None else now
+        c = self.counters
+        total = c.video_packets + c.audio_packets + c.dropped + c.skipped
+        read, since = self._progress
+        if total != read or self._state != "online":
+            self._progress = (total, now)
+            return None
+        limit = STALL_READ_TIMEOUTS * self.config.recorder.read_timeout_s
+        idle = now - since
+        return f"online but no packet read for {idle:.0f} s" if idle > limit else None
 
     def status(self) -> RecorderStatus:
         """A snapshot of state, rates and counters."""
