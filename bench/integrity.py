@@ -35,7 +35,8 @@ from typing import Any
 
 from edge_agent.integrity.anchor import AnchorSender
 from edge_agent.mqtt.outbox import Outbox
-from edge_agent.recording.index import SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import SegmentIndex, SegmentInfo
+from fsv_common.digest import file_sha256
 
 REPO = Path(__file__).parents[1]
 RESULT = REPO / "bench" / "results" / "integrity.json"

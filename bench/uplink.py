@@ -128,9 +128,10 @@ def make_backlog(storage: Path, index_path: Path, clip: Path, lanes: list[str], 
     """`minutes` of 10-s segments per lane ending at `until`, indexed and chained; files."""
     import av
 
-    from edge_agent.recording.index import SegmentIndex, SegmentInfo, file_sha256
+    from edge_agent.recording.index import SegmentIndex, SegmentInfo
     from edge_agent.recording.paths import segment_relpath
     from edge_agent.recording.segment_writer import SegmentFile
+    from fsv_common.digest import file_sha256
 
     pieces: list[tuple[Path, SegmentInfo]] = []
     work = storage.parent / "backlog-pieces"

@@ -16,8 +16,8 @@ import av
 from central.archive.sources import archived_lanes
 from central.archive.store import Stored
 from central.archive.transfer import Archive
-from central.video.verify import file_sha256
 from fsv_common.clip import ClipWriter, NoVideoTrack, copy_range
+from fsv_common.digest import file_sha256
 from fsv_contract.lanes import Lane, lane_id, split_lane
 from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
 

@@ -28,7 +28,7 @@ from central.errors import NotFoundError
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
-from central.video.verify import file_sha256
+from fsv_common.digest import file_sha256
 from fsv_contract.errors import InvalidPayload
 from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import (

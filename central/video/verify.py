@@ -9,7 +9,6 @@ when the segment was sealed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from central.errors import ConfigError
 from central.integrity.clip_check import anchor_problems
 from central.video.signing import KEY_FILE, load_public_key, signature_ok
+from fsv_common.digest import file_sha256
 from fsv_contract.video import ClipManifest, chain_problems
 
 
@@ -33,15 +33,6 @@ class ClipReport:
     def ok(self) -> bool:
         """True if nothing is wrong."""
         return not self.problems
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes (hex), read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_clip(

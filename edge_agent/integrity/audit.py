@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge_agent.recording.index import SegmentIndex, file_sha256
+from edge_agent.recording.index import SegmentIndex
+from fsv_common.digest import file_sha256
 from fsv_contract.integrity import AuditArgs, AuditProof, AuditResult, AuditSample
 
 log = logging.getLogger(__name__)

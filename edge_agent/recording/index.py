@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from edge_agent.db import LockedDatabase
+from fsv_common.digest import file_sha256
 
 migrations = sqlite_utils.Migrations("edge_agent.recording.index")
 
@@ -170,15 +171,6 @@ def chain_hash(prev_chain: str, info: SegmentInfo) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(facts.encode()).hexdigest()
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class SegmentIndex:

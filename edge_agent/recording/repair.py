@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.recording.index import SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import SegmentIndex, SegmentInfo
 from edge_agent.recording.paths import parse_relpath
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.segment_writer import noted_start
+from fsv_common.digest import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.video.stream import VideoStream
 
-from edge_agent.recording.index import SegmentInfo, file_sha256
+from edge_agent.recording.index import SegmentInfo
 from edge_agent.recording.paths import segment_relpath
 from edge_agent.retention.files import DiskUsageProbe
+from fsv_common.digest import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ import sqlite_utils
 
 from edge_agent.config import EdgeConfig
 from edge_agent.errors import StorageReportError
-from edge_agent.recording.index import GENESIS, Segment, SegmentInfo, chain_hash, file_sha256
+from edge_agent.recording.index import GENESIS, Segment, SegmentInfo, chain_hash
 from edge_agent.recording.paths import iter_segment_files, parse_relpath
 from edge_agent.retention import queries
+from fsv_common.digest import file_sha256
 
 # A file this young without a row may be the one a running agent is writing right now.
 IN_PROGRESS_S = 15.0

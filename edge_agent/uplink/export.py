@@ -15,9 +15,10 @@ from pathlib import Path
 import av
 
 from edge_agent.errors import UplinkError
-from edge_agent.recording.index import Segment, SegmentIndex, file_sha256
+from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.recordings import chain_between, segments_between
 from fsv_common.clip import NoVideoTrack, copy_range
+from fsv_common.digest import file_sha256
 from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
 
 

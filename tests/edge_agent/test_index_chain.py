@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo
+from fsv_common.digest import file_sha256
 
 
 def _add(index: SegmentIndex, storage: Path, minute: int) -> int:

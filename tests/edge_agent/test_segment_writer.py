@@ -8,7 +8,6 @@ import av
 import pytest
 from recording_helpers import copy_clip, decoded_frames, ffprobe, fill
 
-from edge_agent.recording.index import file_sha256
 from edge_agent.recording.paths import segment_relpath
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.segment_writer import (
@@ -18,6 +17,7 @@ from edge_agent.recording.segment_writer import (
     free_relpath,
     mp4_accepts,
 )
+from fsv_common.digest import file_sha256
 from testbed.footage import Footage
 
 T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC

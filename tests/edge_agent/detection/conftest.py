@@ -22,8 +22,9 @@ from edge_agent.detection.detector import (
     nanodet_model_path,
 )
 from edge_agent.errors import ModelError
-from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo
 from edge_agent.recording.paths import segment_relpath
+from fsv_common.digest import file_sha256
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 

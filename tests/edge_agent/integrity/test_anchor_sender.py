@@ -9,7 +9,8 @@ from pathlib import Path
 from edge_agent.integrity.anchor import MAX_LINKS_PER_MESSAGE, AnchorSender
 from edge_agent.integrity.audit import audit_handler
 from edge_agent.mqtt.outbox import Outbox
-from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo
+from fsv_common.digest import file_sha256
 from fsv_contract import decode
 from fsv_contract.integrity import AnchorPayload, AuditResult
 from fsv_contract.video import ManifestSegment, segment_link

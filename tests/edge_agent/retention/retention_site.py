@@ -10,8 +10,9 @@ from typing import Any, NamedTuple
 import yaml
 
 from edge_agent.config import EdgeConfig
-from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo, file_sha256
+from edge_agent.recording.index import Segment, SegmentIndex, SegmentInfo
 from edge_agent.recording.paths import segment_relpath
+from fsv_common.digest import file_sha256
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z, a fixed "installation day" for the tests
 DAY = 86400.0

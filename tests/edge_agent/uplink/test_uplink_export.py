@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent.errors import UplinkError
-from edge_agent.recording.index import SegmentInfo, chain_hash, file_sha256
+from edge_agent.recording.index import SegmentInfo, chain_hash
 from edge_agent.uplink.export import export_clip
+from fsv_common.digest import file_sha256
 from fsv_contract.video import ManifestSegment, chain_problems, segment_link
 from tests.edge_agent.uplink.conftest import T0, Recording, decoded_counters
 
