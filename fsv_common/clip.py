@@ -9,6 +9,7 @@ recording's UTC time minus the first packet's.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,6 +19,9 @@ from typing import TypeVar
 import av
 from av.container import OutputContainer
 from av.video.stream import VideoStream
+
+from fsv_common.digest import file_sha256
+from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
 
 VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}  # MP4 sample entries players expect
 
@@ -128,6 +132,7 @@ class ClipWriter:
     """One MP4 written from timed packets; timestamps are UTC minus the first packet's."""
 
     def __init__(self, path: Path, template: VideoStream) -> None:
+        self.path = path
         self.container: OutputContainer = av.open(
             str(path), "w", format="mp4", options={"movflags": "+faststart"}
         )
@@ -160,3 +165,25 @@ class ClipWriter:
     def close(self) -> None:
         """Finish the file."""
         self.container.close()
+
+    def manifest(
+        self, site: str, camera: str, start: float, end: float, segments: list[ManifestSegment]
+    ) -> ClipManifest:
+        """The manifest of the closed clip asked for [start, end): its file's size and SHA-256,
+        the span it holds and the chain `segments` it was cut from. ValueError if empty."""
+        if self.origin is None or self.last_wall is None:
+            raise ValueError(f"{self.path.name}: no packet was written")
+        return ClipManifest(
+            site=site,
+            camera=camera,
+            requested_start=start,
+            requested_end=end,
+            clip_start=self.origin,
+            clip_end=self.last_wall,
+            codec=self.setup[0],
+            file=ClipFile(
+                name=self.path.name, bytes=self.path.stat().st_size, sha256=file_sha256(self.path)
+            ),
+            segments=segments,
+            created_at=time.time(),
+        )

@@ -8,7 +8,6 @@ the sub stream's lane (the manifest's camera is then `<camera>--sub`).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import av
@@ -17,9 +16,8 @@ from central.archive.sources import archived_lanes
 from central.archive.store import Stored
 from central.archive.transfer import Archive
 from fsv_common.clip import ClipWriter, NoVideoTrack, copy_range
-from fsv_common.digest import file_sha256
 from fsv_contract.lanes import Lane, lane_id, split_lane
-from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
+from fsv_contract.video import ClipManifest, ManifestSegment
 
 
 class ArchiveExportError(Exception):
@@ -54,20 +52,7 @@ def export_from_archive(
     if writer is None or writer.origin is None or writer.last_wall is None:
         raise ArchiveExportError(f"the archive has no video frame of {camera!r} in that range")
     lane = lane_id(camera, stream)
-    manifest = ClipManifest(
-        site=site,
-        camera=lane,
-        requested_start=start,
-        requested_end=end,
-        clip_start=writer.origin,
-        clip_end=writer.last_wall,
-        codec=writer.setup[0],
-        file=ClipFile(
-            name=out_path.name, bytes=out_path.stat().st_size, sha256=file_sha256(out_path)
-        ),
-        segments=_anchored_chain(archive, site, lane, used),
-        created_at=time.time(),
-    )
+    manifest = writer.manifest(site, lane, start, end, _anchored_chain(archive, site, lane, used))
     return stream, manifest
 
 

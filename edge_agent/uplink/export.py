@@ -9,7 +9,6 @@ can be checked without gaps) and the clip's own SHA-256.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import av
@@ -18,8 +17,7 @@ from edge_agent.errors import UplinkError
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.recordings import chain_between, segments_between
 from fsv_common.clip import NoVideoTrack, copy_range
-from fsv_common.digest import file_sha256
-from fsv_contract.video import ClipFile, ClipManifest, ManifestSegment
+from fsv_contract.video import ClipManifest, ManifestSegment
 
 
 def export_clip(
@@ -49,20 +47,7 @@ def export_clip(
         raise UplinkError(f"cannot read the recording: {e}") from e
     if writer is None or writer.origin is None or writer.last_wall is None:
         raise UplinkError(f"camera {camera!r} has no video frame between those times")
-    return ClipManifest(
-        site=site,
-        camera=camera,
-        requested_start=start,
-        requested_end=end,
-        clip_start=writer.origin,
-        clip_end=writer.last_wall,
-        codec=writer.setup[0],
-        file=ClipFile(
-            name=out_path.name, bytes=out_path.stat().st_size, sha256=file_sha256(out_path)
-        ),
-        segments=_chain(index, camera, used),
-        created_at=time.time(),
-    )
+    return writer.manifest(site, camera, start, end, _chain(index, camera, used))
 
 
 def _chain(index: SegmentIndex, camera: str, used: list[Segment]) -> list[ManifestSegment]:
