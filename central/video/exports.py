@@ -114,7 +114,6 @@ class ExportStore:
         self, camera: dict[str, Any], start: float, end: float, user_id: int | None, username: str
     ) -> dict[str, Any]:
         """Record the job and ask the edge for the clip; returns the job row."""
-        export_id = str(uuid.uuid4())
         token = new_token()
         args = ExportArgs(
             token=token,
@@ -122,21 +121,10 @@ class ExportStore:
             start=datetime.fromtimestamp(start, UTC),
             end=datetime.fromtimestamp(end, UTC),
         )
-        row = {
-            "id": export_id,
-            "site_id": camera["site_id"],
-            "camera_id": camera["camera_id"],
-            "org_path": camera["org_path"],
-            "start": start,
-            "end": end,
-            "user_id": user_id,
-            "username": username,
-            "status": "requested",
-            "source": "edge",
-            "stream": "main",
-            "created_at": time.time(),
-        }
-        await asyncio.to_thread(self._insert, row)
+        row = await self._open(
+            camera, start, end, user_id, username, status="requested", source="edge", stream="main"
+        )
+        export_id = row["id"]
         self._tokens[token] = (export_id, time.monotonic() + CONNECT_TIMEOUT_S)
         try:
             request_id = await asyncio.to_thread(
@@ -160,21 +148,10 @@ class ExportStore:
     ) -> dict[str, Any]:
         """Cut the clip at central from the city archive (`cut` writes the file and returns
         the stream and manifest), check its chain and sign it like an edge's; the job row."""
-        export_id = str(uuid.uuid4())
-        row = {
-            "id": export_id,
-            "site_id": camera["site_id"],
-            "camera_id": camera["camera_id"],
-            "org_path": camera["org_path"],
-            "start": start,
-            "end": end,
-            "user_id": user_id,
-            "username": username,
-            "status": "cutting",
-            "source": "archive",
-            "created_at": time.time(),
-        }
-        await asyncio.to_thread(self._insert, row)
+        row = await self._open(
+            camera, start, end, user_id, username, status="cutting", source="archive", stream=None
+        )
+        export_id = row["id"]
         part = self.folder / f"{export_id}.mp4.part"
         try:
             stream, manifest = await asyncio.to_thread(cut, part)
@@ -189,6 +166,37 @@ class ExportStore:
                 part.unlink(missing_ok=True)
                 await asyncio.to_thread(self._finish, export_id, "failed", error)
         return await asyncio.to_thread(self.get, Scope.everything(), export_id)
+
+    async def _open(
+        self,
+        camera: dict[str, Any],
+        start: float,
+        end: float,
+        user_id: int | None,
+        username: str,
+        *,
+        status: str,
+        source: str,
+        stream: Lane | None,
+    ) -> dict[str, Any]:
+        """Record a new job for `camera` in `status`, cut at `source` (`stream` None: not
+        known until the clip is cut); returns the row recorded."""
+        row = {
+            "id": str(uuid.uuid4()),
+            "site_id": camera["site_id"],
+            "camera_id": camera["camera_id"],
+            "org_path": camera["org_path"],
+            "start": start,
+            "end": end,
+            "user_id": user_id,
+            "username": username,
+            "status": status,
+            "source": source,
+            "stream": stream,
+            "created_at": time.time(),
+        }
+        await asyncio.to_thread(self._insert, row)
+        return row
 
     def _insert(self, row: dict[str, Any]) -> None:
         with self.database.transaction() as db:
