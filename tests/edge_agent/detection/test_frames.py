@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 
 import av
 
 from edge_agent.detection.frames import (
     DropOldestQueue,
+    Frame,
     FrameSampler,
     GopTail,
     KeyframeGate,
@@ -59,6 +62,30 @@ def _drain(queue: GopQueue) -> list[int]:
     return out
 
 
+@contextmanager
+def _running(
+    tap: LiveTap, fps: float, width: int
+) -> Iterator[tuple[PacketFrameSource, DropOldestQueue]]:
+    """A frame source on `tap` decoding at `fps` to `width`, stopped on leaving."""
+    frames = DropOldestQueue(100)
+    source = PacketFrameSource("frames-test", tap, frames, fps, width)
+    source.start()
+    try:
+        yield source, frames
+    finally:
+        source.stop()
+
+
+def _wait_until(done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _taken(frames: DropOldestQueue) -> list[Frame]:
+    return [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+
+
 def test_gop_queue_starts_at_a_keyframe_and_drops_whole_gops() -> None:
     queue = GopQueue(max_packets=5)
     for n, key in enumerate([False, True, False, False, True, False, True]):
@@ -95,20 +122,13 @@ def test_a_shared_feed_is_decoded_at_the_sampling_rate_with_wall_times(
     tap = LiveTap("cam1", "sub")
     for event in events[:60]:
         tap.publish(event)  # before detection subscribes: the cached GOP starts at 50
-    frames = DropOldestQueue(100)
-    source = PacketFrameSource("frames-test", tap, frames, 2.0, 320)
-    source.start()
-    try:
+    with _running(tap, 2.0, 320) as (source, frames):
         for event in events[60:]:  # at the camera's pace, as a reader hands them on
             time.sleep(max(0.0, event.wall - time.time()))
             tap.publish(event)
-        deadline = time.monotonic() + 10
-        while source.frames < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        source.stop()
+        _wait_until(lambda: source.frames >= 4, 10)
     assert tap.subscribers == 0  # stopping unsubscribes
-    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+    got = _taken(frames)
     assert len(got) == 4 and source.decode_errors == 0  # 2 s (packets 50-99) at 2 fps
     assert got[0].image.shape == (180, 320, 3)
     assert source.packets.skipped == 0 and source.packets.dropped == 0
@@ -141,23 +161,15 @@ def test_a_feed_with_keyframes_at_the_analysis_rate_decodes_only_them(
 ) -> None:
     events = annexb_events(footage.sub_h264, wall0=time.time() - 12)[:300]  # 2 s GOPs
     tap = LiveTap("cam1", "sub")
-    frames = DropOldestQueue(100)
-    source = PacketFrameSource("frames-test", tap, frames, 0.5, 640)
-    source.start()
-    try:
+    with _running(tap, 0.5, 640) as (source, frames):
         for event in events:
             tap.publish(event)
-        deadline = time.monotonic() + 20
-        while source.frames < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        source.stop()
+        _wait_until(lambda: source.frames >= 6, 20)
     assert source.keyframes.keyframes_only and source.decode_errors == 0
     # 12 s at 0.5 fps: from the 5th keyframe on (4 spacings seen), keyframes alone; the
     # 49 P-frames of each of the last two GOPs were never decoded.
     assert source.frames == 6 and source.not_decoded == 2 * 49
-    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
-    assert [read_frame_counter(f.image) for f in got] == [0, 50, 100, 150, 200, 250]
+    assert [read_frame_counter(f.image) for f in _taken(frames)] == [0, 50, 100, 150, 200, 250]
 
 
 def test_the_end_of_a_gop_after_its_last_due_frame_is_not_decoded() -> None:
@@ -187,20 +199,13 @@ def test_a_feed_analysed_at_1_fps_decodes_each_gop_up_to_its_due_frame(
 ) -> None:
     events = annexb_events(footage.sub_h264, wall0=time.time() - 12)[:300]  # 2 s GOPs
     tap = LiveTap("cam1", "sub")
-    frames = DropOldestQueue(100)
-    source = PacketFrameSource("frames-test", tap, frames, 1.0, 640)
-    source.start()
-    try:
+    with _running(tap, 1.0, 640) as (source, frames):
         for event in events:
             tap.publish(event)
-        deadline = time.monotonic() + 20
-        while (source.frames < 12 or len(source.packets)) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_until(lambda: source.frames >= 12 and not len(source.packets), 20)
         time.sleep(0.2)  # the packet the decoding thread took last
-    finally:
-        source.stop()
     assert source.decode_errors == 0 and not source.keyframes.keyframes_only
-    got = [f for _ in range(len(frames)) if (f := frames.get(0)) is not None]
+    got = _taken(frames)
     # Every due frame was seen, decoded from its GOP's keyframe (the pictures are right);
     # from the second GOP on, its last 24 packets were left out.
     assert [read_frame_counter(f.image) for f in got] == list(range(0, 300, 25))
