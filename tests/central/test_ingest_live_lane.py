@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,23 @@ def message(mid: int, start: datetime) -> RawMessage:
         rule="r", start=start, score=0.5,
     )  # fmt: skip
     return RawMessage(topics.camera_event("s1", "c1"), encode(payload), time.time(), mid, 1)
+
+
+@asynccontextmanager
+async def running(ingest: Ingest) -> AsyncIterator[None]:
+    """Ingest's drain running as a task, cancelled and awaited on leaving."""
+    task = asyncio.create_task(ingest.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def wait_until(done: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:  # noqa: ASYNC110 - test polling
+        await asyncio.sleep(every_s)
 
 
 def test_live_events_are_told_apart_by_their_start() -> None:
@@ -47,14 +66,8 @@ async def test_a_live_event_jumps_the_backlog_and_acks_keep_arrival_order(
     live = message(3001, datetime.now(UTC))
     for raw in [*backlog, live]:
         ingest.deliver(raw)  # all delivered before the drain starts: a flushed outbox
-    task = asyncio.create_task(ingest.run())
-    try:
-        deadline = time.monotonic() + 60
-        while len(acks) < 3001 and time.monotonic() < deadline:  # noqa: ASYNC110 - test polling
-            await asyncio.sleep(0.05)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with running(ingest):
+        await wait_until(lambda: len(acks) >= 3001, 60)
     assert acks == list(range(1, 3002))  # every message acked once, in arrival order
     rows = store.events(limit=5000)
     assert len(rows) == 3001  # stored once each (no duplicate write of the live one)
@@ -95,14 +108,8 @@ async def test_live_lane_messages_are_written_first_and_acked_on_their_connectio
     live = message(7, datetime.now(UTC))
     ingest.deliver(RawMessage(live.topic, live.payload, time.time(), 7, 1, live=True))
     ingest.deliver(message(1001, datetime.now(UTC)))  # a copy of another event, main lane
-    task = asyncio.create_task(ingest.run())
-    try:
-        deadline = time.monotonic() + 60
-        while len(main_acks) < 1001 and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with running(ingest):
+        await wait_until(lambda: len(main_acks) >= 1001, 60)
     assert live_acks == [7]  # its own connection's mid, acked there only
     assert main_acks == list(range(1, 1002))
     order = [r["event_id"] for r in store.events(limit=5000)]
@@ -134,14 +141,9 @@ async def test_live_lane_events_reach_the_alert_feed_before_the_next_backlog_bat
         ingest.deliver(message(mid, old))
     live = message(6, datetime.now(UTC))
     ingest.deliver(RawMessage(live.topic, live.payload, time.time(), 6, 1, live=True))
-    task = asyncio.create_task(ingest.run())
     try:
-        for _ in range(500):
-            if len(steps) == 4:
-                break
-            await asyncio.sleep(0.01)
+        async with running(ingest):
+            await wait_until(lambda: len(steps) == 4, 5, every_s=0.01)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await ingest.close()
     assert steps == ["write 1", "feed", "fed", "write 5"]
