@@ -98,24 +98,30 @@ class Running:
 
 
 def _setup(tmp_path: Path, url: str) -> tuple[ModelInstaller, Ed25519PrivateKey, Camera]:
+    """A new central key (its public half in tmp_path) and an agent that trusts it."""
     key = Ed25519PrivateKey.generate()
-    pem = tmp_path / "central.pem"
-    pem.write_bytes(
+    (tmp_path / "central.pem").write_bytes(
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    installer, camera = _agent(tmp_path, url)
+    return installer, key, camera
+
+
+def _agent(tmp_path: Path, url: str) -> tuple[ModelInstaller, Camera]:
+    """An agent's installer over tmp_path's storage and key, with one camera (a new start)."""
     config = EdgeConfig.model_validate(
         {
             "site_id": "site-1",
             "storage": {"path": str(tmp_path / "rec")},
             "central_url": url,
-            "models": {"public_key": str(pem)},
+            "models": {"public_key": str(tmp_path / "central.pem")},
         }
     )
     camera = Camera(Running())
     index = SegmentIndex(config.state_dir / "index.db")
-    return ModelInstaller(config, {"cam1": camera}, index, LOGIN), key, camera
+    return ModelInstaller(config, {"cam1": camera}, index, LOGIN), camera
 
 
 # The former default person model: its two classes are two postures of a person.
@@ -226,7 +232,7 @@ def test_restore_after_restart_checks_the_file_again(
 
     # A new agent: the configured model first, then the installed one put back, and the
     # shadow model on trial beside it again.
-    again, _, camera2 = _setup_same_key(tmp_path, url, key)
+    again, camera2 = _agent(tmp_path, url)
     configured = camera2.detector
     again.start()
     try:
@@ -245,29 +251,13 @@ def test_restore_after_restart_checks_the_file_again(
     again.install(_args(key, served.body))
     stored = tmp_path / "rec" / ".agent" / "models" / "person" / "1" / "model.onnx"
     stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
-    third, _, camera3 = _setup_same_key(tmp_path, url, key)
+    third, _ = _agent(tmp_path, url)
     third.start()
     assert third._thread is not None
     third._thread.join(timeout=60)  # the restore pass ends once every camera was tried
     assert not third._thread.is_alive()
     third.stop()
     assert third.camera_models() == {"cam1": "configured@local"}
-
-
-def _setup_same_key(
-    tmp_path: Path, url: str, key: Ed25519PrivateKey
-) -> tuple[ModelInstaller, Ed25519PrivateKey, Camera]:
-    config = EdgeConfig.model_validate(
-        {
-            "site_id": "site-1",
-            "storage": {"path": str(tmp_path / "rec")},
-            "central_url": url,
-            "models": {"public_key": str(tmp_path / "central.pem")},
-        }
-    )
-    camera = Camera(Running())
-    index = SegmentIndex(config.state_dir / "index.db")
-    return ModelInstaller(config, {"cam1": camera}, index, LOGIN), key, camera
 
 
 def test_the_registry_class_map_wins_and_unusable_labels_are_refused(
