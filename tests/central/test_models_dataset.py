@@ -25,13 +25,24 @@ PERSON = {"cls": "person", "x1": 0.1, "y1": 0.1, "x2": 0.9, "y2": 0.9}
 
 async def _stored_alert(central: Central, camera: str, when: datetime, name: str, seed: int) -> str:
     alert_id = await central.event("demo-canteen-a", camera, start=when.isoformat())
+    await _store_image(central, alert_id, name, seed)
+    return alert_id
+
+
+async def _store_image(central: Central, alert_id: str, name: str, seed: int) -> None:
+    """A JPEG (drawn from `seed`) stored as the alert's media file `name`."""
     media = central.client.app[MEDIA]
     data = jpeg_bytes(seed)
     temp = media.temp_path("demo-canteen-a", alert_id, name)
     temp.write_bytes(data)
     ann = Announced(hashlib.sha256(data).hexdigest(), len(data), "image/jpeg")
     await asyncio.to_thread(media.commit, "demo-canteen-a", alert_id, name, temp, ann)
-    return alert_id
+
+
+async def _export(config_file: Path, classes: str, out: Path) -> int:
+    """`central-server dataset export`: its exit code."""
+    args = ["dataset", "export", "-c", str(config_file), "--classes", classes, "--out", str(out)]
+    return await asyncio.to_thread(main, args)
 
 
 async def _label(central: Central, alert_id: str, verdict: str, boxes: list[object]) -> None:
@@ -63,12 +74,7 @@ async def test_export_splits_by_camera_day_and_records_provenance(
                 expected[alert_id] = "snapshot.jpg"
     # A clean frame beside the snapshot is preferred; an unlabelled alert is left out.
     clean = await _stored_alert(central, "cam1", DAY0, "snapshot.jpg", 99)
-    media = central.client.app[MEDIA]
-    data = jpeg_bytes(100)
-    temp = media.temp_path("demo-canteen-a", clean, "frame.jpg")
-    temp.write_bytes(data)
-    ann = Announced(hashlib.sha256(data).hexdigest(), len(data), "image/jpeg")
-    await asyncio.to_thread(media.commit, "demo-canteen-a", clean, "frame.jpg", temp, ann)
+    await _store_image(central, clean, "frame.jpg", 100)
     await _label(central, clean, "true", [HAT])
     expected[clean] = "frame.jpg"
     await _stored_alert(central, "cam2", DAY0, "snapshot.jpg", 101)
@@ -80,19 +86,7 @@ async def test_export_splits_by_camera_day_and_records_provenance(
     config = central.client.app[CONFIG].model_dump(mode="json", exclude_none=True)
     config_file.write_text(yaml.safe_dump(config))
     out = tmp_path / "ds"
-    code = await asyncio.to_thread(
-        main,
-        [
-            "dataset",
-            "export",
-            "-c",
-            str(config_file),
-            "--classes",
-            "no_chef_hat",
-            "--out",
-            str(out),
-        ],
-    )
+    code = await _export(config_file, "no_chef_hat", out)
     assert code == 0
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -130,54 +124,9 @@ async def test_export_splits_by_camera_day_and_records_provenance(
 
     # The same labels and seed give the same split; a used folder is refused, untouched.
     again = tmp_path / "ds2"
-    assert (
-        await asyncio.to_thread(
-            main,
-            [
-                "dataset",
-                "export",
-                "-c",
-                str(config_file),
-                "--classes",
-                "no_chef_hat",
-                "--out",
-                str(again),
-            ],
-        )
-        == 0
-    )
+    assert await _export(config_file, "no_chef_hat", again) == 0
     second = json.loads((again / "manifest.json").read_text())
     assert second["split"] == manifest["split"]
-    assert (
-        await asyncio.to_thread(
-            main,
-            [
-                "dataset",
-                "export",
-                "-c",
-                str(config_file),
-                "--classes",
-                "no_chef_hat",
-                "--out",
-                str(out),
-            ],
-        )
-        == 1
-    )
+    assert await _export(config_file, "no_chef_hat", out) == 1
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert (
-        await asyncio.to_thread(
-            main,
-            [
-                "dataset",
-                "export",
-                "-c",
-                str(config_file),
-                "--classes",
-                "Bad",
-                "--out",
-                str(tmp_path / "x"),
-            ],
-        )
-        == 1
-    )
+    assert await _export(config_file, "Bad", tmp_path / "x") == 1
