@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_agent.central_http import basic_authorization, ssl_context
 from edge_agent.credentials import Credential
 from edge_agent.errors import ModelError
 from fsv_contract.models import DOWNLOAD_PATH, InstallModelArgs, install_signed_bytes
@@ -66,9 +66,8 @@ def download(
     """Fetch the file to `target` (atomically); ModelError on size, hash or HTTP trouble."""
     query = urllib.parse.urlencode({"name": args.name, "version": args.version})
     url = central_url.rstrip("/") + DOWNLOAD_PATH + "?" + query
-    token = base64.b64encode(f"{login.username}:{login.password}".encode()).decode("ascii")
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    request = urllib.request.Request(url, headers={"Authorization": basic_authorization(login)})
+    context = ssl_context(ca_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     digest = hashlib.sha256()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import quote, urlsplit
 
+from edge_agent.central_http import CentralHttp
 from edge_agent.credentials import Credential
 from edge_agent.errors import UploadError
 from edge_agent.mqtt.media_queue import MediaItem, MediaQueue
@@ -79,14 +78,7 @@ class MediaUploader:
         self.queue = queue
         self.settings = settings
         self.budget = budget
-        self._parts = parts
-        self._auth = "Basic " + base64.b64encode(
-            f"{credential.username}:{credential.password}".encode()
-        ).decode("ascii")
-        self._context: ssl.SSLContext | None = None
-        if parts.scheme == "https":
-            cafile = str(settings.ca_file) if settings.ca_file else None
-            self._context = ssl.create_default_context(cafile=cafile)
+        self._central = CentralHttp(central_url, credential, settings.ca_file)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,17 +153,8 @@ class MediaUploader:
         raise UploadError(f"central answered {status}: {text[:200]}", retry=retry)
 
     def _send(self, item: MediaItem, size: int) -> tuple[int, str]:
-        p = self._parts
-        path = f"{p.path.rstrip('/')}/api/v1/media/{quote(item.event_id)}/{quote(item.name)}"
-        conn: http.client.HTTPConnection
-        if self._context is not None:
-            conn = http.client.HTTPSConnection(
-                p.hostname or "", p.port, timeout=self.settings.timeout_s, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                p.hostname or "", p.port, timeout=self.settings.timeout_s
-            )
+        path = self._central.path(f"/api/v1/media/{quote(item.event_id)}/{quote(item.name)}")
+        conn = self._central.connect(self.settings.timeout_s)
         try:
             with item.path.open("rb") as f:
                 body = f if self.budget is None else self.budget(f)
@@ -183,7 +166,7 @@ class MediaUploader:
                         "Content-Type": item.content_type,
                         "Content-Length": str(size),
                         SHA256_HEADER: item.sha256,
-                        "Authorization": self._auth,
+                        "Authorization": self._central.authorization,
                     },
                 )
                 response = conn.getresponse()

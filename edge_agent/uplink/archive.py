@@ -9,18 +9,17 @@ from the byte central holds. An outage is caught up the same way, in order.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from edge_agent.central_http import CentralHttp
 from edge_agent.credentials import Credential
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.budget import TrafficClass
@@ -71,13 +70,7 @@ class ArchiveSender:
         self.storage = storage
         self.index = index
         self.scheduler = scheduler
-        self._parts = urlsplit(central_url)
-        self._auth = "Basic " + base64.b64encode(
-            f"{credential.username}:{credential.password}".encode()
-        ).decode("ascii")
-        self._context: ssl.SSLContext | None = None
-        if self._parts.scheme == "https":
-            self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._central = CentralHttp(central_url, credential, ca_file)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,19 +176,10 @@ class ArchiveSender:
     def _request(
         self, method: str, target: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, str]:
-        p = self._parts
-        conn: http.client.HTTPConnection
-        if self._context is not None:
-            conn = http.client.HTTPSConnection(
-                p.hostname or "", p.port, timeout=self.settings.timeout_s, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                p.hostname or "", p.port, timeout=self.settings.timeout_s
-            )
+        conn = self._central.connect(self.settings.timeout_s)
         try:
-            conn.request(method, p.path.rstrip("/") + target, body=body,
-                         headers={"Authorization": self._auth, **(headers or {})})  # fmt: skip
+            sent = {"Authorization": self._central.authorization, **(headers or {})}
+            conn.request(method, self._central.path(target), body=body, headers=sent)
             response = conn.getresponse()
             return response.status, response.read(1 << 20).decode("utf-8", "replace")
         finally:

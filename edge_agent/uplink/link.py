@@ -7,7 +7,6 @@ import json
 import logging
 import ssl
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 
 import aiohttp
@@ -33,11 +32,6 @@ def uplink_url(central_url: str) -> str:
     if base.startswith("http://"):
         return "ws://" + base[len("http://") :] + UPLINK_PATH
     raise UplinkError(f"central_url {central_url!r} is not http(s)")
-
-
-def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify central's certificate with `ca_file`, or the system CAs."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 def _is_stop(text: str) -> bool:

@@ -19,12 +19,13 @@ from typing import Any
 
 import aiohttp
 
+from edge_agent.central_http import ssl_context
 from edge_agent.config import EdgeConfig
 from edge_agent.errors import UplinkError
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.uplink.budget import TrafficClass
 from edge_agent.uplink.export import export_clip
-from edge_agent.uplink.link import UplinkLink, ssl_context
+from edge_agent.uplink.link import UplinkLink
 from edge_agent.uplink.live import run_live
 from edge_agent.uplink.recordings import recorded, segments_between
 from edge_agent.uplink.replay import run_replay
