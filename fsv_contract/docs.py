@@ -116,7 +116,8 @@ cannot send what central would refuse.
   a `footage_tampered` finding).
 - Sub lanes: while a camera's sub stream is recorded (lane `<camera>--sub`, its `record_sub`
   or the site's archive policy `sub`), the heartbeat's optional `cameras[].sub` gives that
-  recorder's state, fps, bitrate and last segment end (absent while it is not recorded).
+  recorder's state, fps, bitrate, last segment end and, while offline, why (`reason`); it
+  is absent while the sub stream is not recorded.
 
 - Models: `install_model` tells a site to install a version of central's model registry
   (`InstallModelArgs`: name, version, SHA-256, size, class names by index, class map (model

@@ -169,6 +169,9 @@ class LaneStats(_Part):
     fps: float | None = Field(None, ge=0)
     bitrate_bps: float | None = Field(None, ge=0)
     last_segment_end: UtcDatetime | None = None
+    reason: str | None = Field(
+        None, max_length=200, description="why the sub stream is not recorded now (offline only)"
+    )
 
 
 class CameraStats(_Part):

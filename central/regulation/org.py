@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
-from central.regulation.capability import camera_detection
+from central.regulation.capability import camera_detection, camera_sub_lane, heartbeat_of
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
@@ -311,11 +311,26 @@ class OrgStore:
             f"and s.camera = c.camera_id where {where} order by c.site_id, c.camera_id"
         )
         with self._ldb.lock:
-            return [dict(r) for r in self._ldb.db.query(sql, args)]
+            cameras = [dict(r) for r in self._ldb.db.query(sql, args)]
+            sites = sorted({c["site_id"] for c in cameras})
+            beats: dict[str, str | None] = {}
+            for i in range(0, len(sites), 500):
+                chunk = sites[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = self._ldb.db.query(
+                    f"select site, heartbeat from agent_status where site in ({marks})", chunk
+                )
+                beats.update({r["site"]: r["heartbeat"] for r in rows})
+        # Each camera's sub lane recorder (sub_lane), from its site's last heartbeat.
+        decoded = {site: heartbeat_of(text) for site, text in beats.items()}
+        for cam in cameras:
+            cam["sub_lane"] = camera_sub_lane(decoded.get(cam["site_id"], {}), cam["camera_id"])
+        return cameras
 
     def get_camera(self, scope: Scope, site_id: str, camera_id: str) -> dict[str, Any]:
-        """One camera, with what its detection rules can see (`detection`, from the site's
-        last heartbeat; None if not reported); NotFoundError outside `scope`."""
+        """One camera, with what its detection rules can see (`detection`) and its sub lane
+        recorder (`sub_lane`), both from the site's last heartbeat (None if not reported);
+        NotFoundError outside `scope`."""
         with self._ldb.lock:
             rows = list(
                 self._ldb.db.query(
@@ -328,5 +343,7 @@ class OrgStore:
         if not rows or not in_scope(scope, rows[0]["org_path"]):
             raise NotFoundError(f"camera {site_id}/{camera_id} not found")
         camera = dict(rows[0])
-        camera["detection"] = camera_detection(camera.pop("_heartbeat"), camera_id)
+        beat = camera.pop("_heartbeat")
+        camera["detection"] = camera_detection(beat, camera_id)
+        camera["sub_lane"] = camera_sub_lane(heartbeat_of(beat), camera_id)
         return camera

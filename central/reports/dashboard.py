@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.alerts.workflow import State
+from central.regulation.capability import camera_sub_lane, heartbeat_of
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
@@ -99,6 +100,18 @@ def build_dashboard(
         ]
         for cam in cameras:
             cam["complete"] = recording_complete(cam, now)
+        if focus.org is not None and focus.org["level"] == "enterprise":
+            # An enterprise's children are its cameras: each with its sub lane recorder.
+            sites = sorted({c["site_id"] for c in cameras})
+            marks = ", ".join("?" for _ in sites)
+            beats = {
+                r["site"]: heartbeat_of(r["heartbeat"])
+                for r in db.query(
+                    f"select site, heartbeat from agent_status where site in ({marks})", sites
+                )
+            } if sites else {}  # fmt: skip
+            for cam in cameras:
+                cam["sub_lane"] = camera_sub_lane(beats.get(cam["site_id"], {}), cam["camera_id"])
         trail = _breadcrumb(db, scope, focus)
         alerts = [
             dict(r)
@@ -186,6 +199,7 @@ def _children(
                 "camera_id": c["camera_id"],
                 "station": c["station"],
                 "state": c["state"] or "unknown",
+                "sub_lane": c.get("sub_lane"),
                 **_counts(
                     [c],
                     [

@@ -102,7 +102,14 @@ def build_heartbeat(
     )
 
 
-def with_sub_lanes(payload: HeartbeatPayload, lanes: Sequence[CameraFigures]) -> HeartbeatPayload:
+class LaneFigures(CameraFigures, Protocol):
+    """A sub lane recorder's status: the figures and why it is not recording, if it is not."""
+
+    @property
+    def reason(self) -> str: ...
+
+
+def with_sub_lanes(payload: HeartbeatPayload, lanes: Sequence[LaneFigures]) -> HeartbeatPayload:
     """The heartbeat with each recorded sub lane's figures under its camera (`sub`)."""
     by_camera = {split_lane(f.camera)[0]: f for f in lanes}
     if not by_camera:
@@ -114,12 +121,14 @@ def with_sub_lanes(payload: HeartbeatPayload, lanes: Sequence[CameraFigures]) ->
     return payload.model_copy(update={"cameras": cameras})
 
 
-def _lane(f: CameraFigures) -> LaneStats:
+def _lane(f: LaneFigures) -> LaneStats:
+    state = f.state if f.state in ("online", "offline") else "unknown"
     return LaneStats(
-        state=f.state if f.state in ("online", "offline") else "unknown",
+        state=state,
         fps=max(0.0, f.fps),
         bitrate_bps=max(0.0, f.bitrate_bps),
         last_segment_end=_utc(f.last_segment_end),
+        reason=f.reason[:200] if state == "offline" and f.reason else None,
     )
 
 
@@ -188,7 +197,7 @@ class HeartbeatPublisher:
         # Set by the agent when detection runs: today's shadow-model comparisons.
         self.shadow: Callable[[], list[ShadowStats]] | None = None
         # Set by the agent: its sub-lane recorders' figures (camera `<camera>--sub`), if any.
-        self.sub_lanes: Callable[[], Sequence[CameraFigures]] | None = None
+        self.sub_lanes: Callable[[], Sequence[LaneFigures]] | None = None
 
     def start(self) -> None:
         """Start the heartbeat thread."""

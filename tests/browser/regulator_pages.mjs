@@ -313,6 +313,11 @@ async function dashboard(browser) {
     ticker: [...document.querySelectorAll("#ticker li")].map((li) => li.textContent),
     canvases: document.querySelectorAll(".dash canvas").length,
     strip: [...document.querySelectorAll("#strip .strip-tile .cap")].map((c) => c.textContent),
+    // Each camera's sub lane: its words, and whether it lies inside its node (not cut off).
+    subs: [...document.querySelectorAll("#tree .node .sub")].map((x) => {
+      const r = x.getBoundingClientRect(), node = x.closest(".node").getBoundingClientRect();
+      return { text: x.textContent, title: x.title, inside: r.left >= node.left - 1 && r.right <= node.right + 1 && r.width > 0 };
+    }),
     fits: document.documentElement.scrollHeight <= window.innerHeight + 1,
     // Each chart's canvas lies inside its panel (nothing cut off at the bottom).
     chartsInside: [...document.querySelectorAll(".dash .chart")].map((c) => {
@@ -332,7 +337,15 @@ async function dashboard(browser) {
   await page.click("#tree .node:has-text('第一小学')");
   await page.waitForFunction((n) => window.fsvDashboard.loads > n && document.querySelectorAll("#crumbs a, #crumbs span").length === 3, loads2);
   const enterprise = await read();
-  await audit(page, "city", "dashboard-enterprise", ["wall", "phone"]);
+  await audit(page, "city", "dashboard-enterprise", ["wall", "desktop", "phone"]);
+  enterprise.phone = await read(); // audit leaves the phone's size
+  // The same cameras in English, then back to Chinese (the language is kept per browser).
+  await Promise.all([page.waitForEvent("load"), page.click("#lang")]);
+  await page.waitForFunction(() => window.fsvDashboard && window.fsvDashboard.ready && document.querySelector("#tree .node"));
+  enterprise.en = await read();
+  enterprise.en.missing = await page.evaluate(() => [...window.fsv.missing]);
+  await audit(page, "city", "dashboard-enterprise-en", ["desktop", "phone"]);
+  await Promise.all([page.waitForEvent("load"), page.click("#lang")]);
   await page.context().close();
   return { city, county, enterprise };
 }

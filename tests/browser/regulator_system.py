@@ -20,7 +20,15 @@ import cv2
 import paho.mqtt.publish as publish
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
-from fsv_contract import Box, CameraStatePayload, EventPayload, MediaRef, encode, topics
+from fsv_contract import (
+    Box,
+    CameraStatePayload,
+    EventPayload,
+    HeartbeatPayload,
+    MediaRef,
+    encode,
+    topics,
+)
 from testbed.demo import start_site_broker
 from testbed.rtsp import RtspServer
 
@@ -124,6 +132,20 @@ class RegulatorSystem(VideoSystem):
         if frame is not None:
             self.upload(alert_id, "frame.jpg", frame)
         return alert_id
+
+    def heartbeat(self, payload: HeartbeatPayload) -> None:
+        """Publish the site's heartbeat and wait until central's camera data shows it."""
+        self._publish(topics.heartbeat(SITE), encode(payload))
+        wait_until(
+            lambda: (
+                self.api("GET", f"/api/v1/sites/{SITE}/cameras/{CAMERA}", user="admin").get(
+                    "sub_lane"
+                )
+                is not None
+            ),
+            20,
+            "central to store the heartbeat",
+        )
 
     def upload(self, event_id: str, name: str, data: bytes) -> None:
         """PUT an announced media file with the site's login, as the edge does."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ from regulator_system import RegulatorSystem, camera_jpeg
 from walks import Walk
 
 from central.web.i18n import local_time
+from fsv_contract import HeartbeatPayload
+from fsv_contract.payloads import CameraStats, LaneStats
 
 pytestmark = pytest.mark.slow
 CANTEEN = "中卫市第一小学食堂"
 REQUEST_NOTE = "请佩戴厨师帽并培训全体厨师"
 SUBMIT_NOTE = "已培训全体厨师，已发放厨师帽"
 CLOSE_REASON = "复核照片，整改到位"
+SUB_REASON = "unauthorized (check the camera credential)"
 SHOTS = Path("/tmp/fsv-regulator-pages")
 
 
@@ -36,6 +40,18 @@ def world(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict
     try:
         snapshot = camera_jpeg(40)
         alert_id = system.raise_alert_with_snapshot(snapshot)
+        # The camera's sub stream is recorded but its recorder is offline, and says why.
+        lane = LaneStats(state="offline", fps=0.0, bitrate_bps=0.0, reason=SUB_REASON)
+        system.heartbeat(
+            HeartbeatPayload(
+                ts=datetime.now(UTC),
+                uptime_s=60.0,
+                disk_free_bytes=1,
+                disk_total_bytes=2,
+                cpu_percent=1.0,
+                cameras=[CameraStats(camera="cam1", state="online", sub=lane)],
+            )  # fmt: skip
+        )
         photo = root / "rectified.jpg"
         photo.write_bytes(camera_jpeg(400))
         orgs = system.api("GET", "/api/v1/orgs", user="admin")["items"]
@@ -224,6 +240,21 @@ def test_dashboard_drills_from_city_to_an_enterprise(world: dict[str, Any]) -> N
     assert county["crumbs"] == ["中卫市 Zhongwei", "沙坡头区 Shapotou"]
     assert set(county["nodes"]) == {CANTEEN, "沙坡头定点屠宰厂"}
     assert enterprise["crumbs"][-1] == CANTEEN and enterprise["nodes"] == ["cam1"]
+    # The camera's sub lane recorder, offline with the edge's reason, inside its node on the
+    # wall and on a phone, in Chinese and in English.
+    offline = f"子码流离线：{SUB_REASON}"
+    assert enterprise["subs"] == [{"text": offline, "title": offline, "inside": True}]
+    assert enterprise["phone"]["subs"] == enterprise["subs"]
+    english = f"Sub stream offline: {SUB_REASON}"
+    assert enterprise["en"]["subs"] == [{"text": english, "title": english, "inside": True}]
+    assert enterprise["en"]["missing"] == []
+    audits = world["seen"]["audits"]
+    for size in ("wall", "desktop", "phone"):
+        assert (
+            audits[f"city/dashboard-enterprise/{size}"]["scrollWidth"]
+            <= audits[f"city/dashboard-enterprise/{size}"]["innerWidth"]
+        )
+    assert audits["city/dashboard-enterprise-en/phone"]["lang"] == "en"
 
 
 def test_admin_dashboard_starts_at_the_provinces(world: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from central.alerts.workflow import Action, State
 from central.regulation.audit import AUDITED_ACTIONS
+from central.regulation.capability import SUB_LANE_STATES
 from central.regulation.inspections import RATINGS, RESULTS
 from central.regulation.org import ENTERPRISE_TYPES, LEVELS
 from central.regulation.roles import Role
@@ -86,6 +87,7 @@ def enum_values() -> dict[str, set[str]]:
         "severity": severities,
         "export": {"requested", "receiving", "done", "failed"},
         "camera": {"online", "offline", "unknown"},
+        "sub_lane": set(SUB_LANE_STATES),
         "result": set(RESULTS),  # inspections, on the public kitchen page
         "rating": set(RATINGS),
         "audit_action": set(AUDITED_ACTIONS),

@@ -224,3 +224,37 @@ def test_a_policy_change_starts_and_stops_the_sub_lane_while_running(
     later = EdgeAgent(config, CredentialStore(environ={}))
     assert later.sub_recorders == []
     later.index.close()
+
+
+@pytest.mark.slow
+def test_an_offline_sub_lane_tells_central_why_in_the_heartbeat(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, {"cam1": rtsp_server.url("cam1")})
+    # The camera's sub stream is not served: the lane is offline, the main stream records.
+    cam = config.cameras[0].model_copy(
+        update={
+            "sub_url": rtsp_server.url("cam1").replace("/cam1", "/no_such_stream"),
+            "record_sub": True,
+        }
+    )
+    config = config.model_copy(update={"cameras": [cam]})
+    agent = EdgeAgent(config, CredentialStore(environ={}))
+    heartbeat = HeartbeatPublisher(
+        _Link(), "test", tmp_path, 30.0, cameras=lambda: [r.status() for r in agent.recorders],
+        storage=lambda: None, pending=lambda: (0, 0),
+    )  # fmt: skip
+    heartbeat.sub_lanes = agent.sub_lane_statuses
+    agent.start()
+    try:
+        (lane,) = agent.sub_recorders
+        wait_for(lambda: lane.status().state == "offline", timeout=30)
+        wait_for(lambda: agent.recorders[0].status().state == "online", timeout=30)
+        beat = decode(topics.heartbeat("test"), encode(heartbeat.beat())).payload
+    finally:
+        agent.stop()
+    assert isinstance(beat, HeartbeatPayload)
+    (figures,) = beat.cameras
+    assert figures.state == "online" and figures.sub is not None
+    assert (figures.sub.state, figures.sub.reason) == ("offline", "stream not found")
+    assert figures.sub.fps == 0.0

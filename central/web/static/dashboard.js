@@ -31,6 +31,15 @@ function crumbs(d) {
     ? fsv.t("dash.title_of", { name: focus.name }) : fsv.t("page.dashboard");
 }
 
+// The camera's recorded sub stream (its lane), as the site's last heartbeat reported it:
+// recording, offline with the edge's reason, not recorded; nothing when not reported.
+function subLane(lane) {
+  if (!lane) return "";
+  const text = lane.state === "offline" && lane.reason
+    ? fsv.t("dash.sub_offline_reason", { reason: lane.reason }) : fsv.label("sub_lane", lane.state);
+  return `<span class="sub ${fsv.esc(lane.state)}" title="${fsv.esc(text)}">${fsv.esc(text)}</span>`;
+}
+
 function tree(d) {
   const box = document.getElementById("tree");
   if (!d.children.length) { box.innerHTML = `<p class="empty">${fsv.esc(fsv.t("dash.no_children"))}</p>`; return; }
@@ -43,7 +52,7 @@ function tree(d) {
       node.href = `/replay#site=${encodeURIComponent(c.site_id)}&camera=${encodeURIComponent(c.camera_id)}`;
       node.innerHTML = `<span class="name"><span class="dot"></span>${fsv.esc(c.name)}</span><span class="lvl">${fsv.esc(fsv.label("station", c.station))}</span>` +
         `<span class="nums"><span>${fsv.esc(fsv.label("camera", c.state))}</span><span class="${c.recording_complete ? "" : "warn"}">${fsv.esc(fsv.t(c.recording_complete ? "dash.recording_complete" : "dash.recording_gaps"))}</span>` +
-        `<span class="${c.open_alerts ? "warn" : ""}">${fsv.esc(fsv.t("dash.open_alerts"))} <b>${c.open_alerts}</b></span></span>`;
+        `<span class="${c.open_alerts ? "warn" : ""}">${fsv.esc(fsv.t("dash.open_alerts"))} <b>${c.open_alerts}</b></span>${subLane(c.sub_lane)}</span>`;
     } else {
       node.className = "node";
       node.dataset.org = c.id;
