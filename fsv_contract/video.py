@@ -52,7 +52,11 @@ class StreamStartArgs(_Args):
 
     token: str = Field(pattern=TOKEN_PATTERN, description="one-time uplink token")
     camera: str = Field(pattern=LEVEL_PATTERN)
-    stream: Stream = "sub"
+    stream: Stream = Field(
+        "sub",
+        description="live: the camera stream; replay: main, or sub for the recording of the "
+        "camera's sub lane `<camera>--sub` (edges from before sub lane replay refuse sub)",
+    )
     mode: Mode = "live"
     start: UtcDatetime | None = Field(None, description="replay: the time to start at")
     speed: float = Field(1.0, ge=0.25, le=16.0, description="replay pace, x real time")

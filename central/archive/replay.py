@@ -6,7 +6,8 @@ init, `origin_wall` = the segment's start), as the edge's replay does when a str
 parameters change, so the replay page plays it without knowing where it came from; a
 `{"type": "source", "source": "archive", "stream": "main"|"sub"}` message says so for pages
 that show it (the edge's replay after the archive's footage ends: `"source": "edge",
-"stream": "main"`).
+"stream": "main"`, or `"sub"` when the viewer asked for the sub stream and the edge holds its
+sub lane: `edge_stream`).
 Fragments are paced at `speed` with a little lead, like the edge paces its replay.
 """
 
@@ -246,11 +247,13 @@ def archived_stream(
     return None
 
 
-async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> float | None:
+async def serve_archive_replay(
+    ws: Any, replay: ArchiveReplay, edge_stream: Lane = "main"
+) -> float | None:
     """Run a replay on a prepared WebSocket until it ends or the viewer leaves.
 
-    Returns the time the edge should go on from (the socket stays open for it), or None
-    once the socket is done.
+    Returns the time the edge should go on from (the socket stays open for it; the viewer is
+    told the edge's `edge_stream` follows), or None once the socket is done.
     """
     sender = asyncio.create_task(replay.run(ws), name=f"archive-replay {replay.camera}")
     reader = asyncio.create_task(_drain(ws), name="archive-replay-reader")
@@ -267,8 +270,23 @@ async def serve_archive_replay(ws: Any, replay: ArchiveReplay) -> float | None:
             await ws.close()
             handoff = None
     if handoff is not None:
-        await ws.send_str(json.dumps({"type": "source", "source": "edge", "stream": "main"}))
+        await ws.send_str(json.dumps({"type": "source", "source": "edge", "stream": edge_stream}))
     return handoff
+
+
+def edge_stream(archive: Archive, site: str, camera: str, start: float, asked: Lane | None) -> Lane:
+    """Which recording the edge replays: its sub lane when the viewer asked for the sub
+    stream and the edge's anchored chain holds sub lane footage after `start` (its sub
+    stream was recorded), else its main stream, as before sub lanes."""
+    if asked != "sub":
+        return "main"
+    with archive.central.read() as db:
+        held = db.execute(
+            "select 1 from anchored_segments where site = ? and camera = ? and removed_at "
+            'is null and "end" > ? limit 1',
+            [site, lane_id(camera, "sub"), start],
+        ).fetchone()
+    return "sub" if held is not None else "main"
 
 
 def edge_holds(archive: Archive, site: str, camera: str) -> Callable[[float, float], bool]:

@@ -26,6 +26,7 @@ from central.archive.replay import (
     ArchiveReplay,
     archived_stream,
     edge_holds,
+    edge_stream,
     serve_archive_replay,
 )
 from central.archive.sources import agent_online, replay_sources
@@ -46,7 +47,7 @@ from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
 from central.video.thumbnails import EdgeTimeout, ThumbnailBusy
 from central.video.wall import reported_uplinks, wall_cameras
-from fsv_contract.lanes import Lane
+from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
 
 routes = RouteTable()
@@ -59,8 +60,9 @@ class ReplayQuery(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=16.0, description="x real time")
     stream: Lane | None = Field(
         None,
-        description="from the city archive: this recording of the camera (none: the main "
-        "stream where the archive holds it, else the sub stream); the edge replays main",
+        description="this recording of the camera (none: from the city archive the main "
+        "stream where it holds it, else the sub stream; from the edge its main stream); "
+        "`sub` from the edge: its sub lane where it recorded the sub stream, else main",
     )
 
 
@@ -176,7 +178,6 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     start = parse_time(q.start)
     assert start is not None
     ws = websocket(request)
-    key = replay_key(cam["site_id"], cam["camera_id"])
     video = request.app[VIDEO]
     # The city archive first where it holds the footage (it costs the site's line nothing,
     # so only the user's own replay count applies to it).
@@ -184,6 +185,11 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     stream = await asyncio.to_thread(
         archived_stream, archive, cam["site_id"], cam["camera_id"], start, q.stream
     )
+    # What the edge replays where the archive has nothing: the sub lane only when asked for.
+    from_edge = await asyncio.to_thread(
+        edge_stream, archive, cam["site_id"], cam["camera_id"], start, q.stream
+    )
+    key = replay_key(cam["site_id"], cam["camera_id"], from_edge)
     from_archive = stream is not None
     try:
         lease = await video.quotas.viewer(user.id, "replay", key, uses_uplink=not from_archive)
@@ -191,14 +197,15 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
         return await refuse_viewer(request, ws, e)
     try:
         target = f"{cam['site_id']}/{cam['camera_id']}"
-        detail = {"start": start, "speed": q.speed, **({"stream": stream} if stream else {})}
+        shown = stream or (from_edge if from_edge == "sub" else None)  # the edge's sub lane
+        detail = {"start": start, "speed": q.speed, **({"stream": shown} if shown else {})}
         await audit(request, "replay", target, detail, org_path=cam["org_path"])
         await ws.prepare(request)
         if stream is not None:
             site, camera = cam["site_id"], cam["camera_id"]
-            edge = edge_holds(archive, site, camera)
+            edge = edge_holds(archive, site, lane_id(camera, from_edge))
             replay = ArchiveReplay(archive, site, camera, start, q.speed, edge, stream)
-            handoff = await serve_archive_replay(ws, replay)
+            handoff = await serve_archive_replay(ws, replay, from_edge)
             if handoff is None:
                 return ws
             try:  # the edge goes on where the archive's footage ends: now it uses the line

@@ -315,6 +315,7 @@ async def _relay(ws: web.WebSocketResponse, hub: VideoHub, upstream: Upstream) -
         hub.disconnected(upstream, edge, end)
 
 
-def replay_key(site: str, camera: str) -> StreamKey:
-    """A replay's own upstream key (replays are never shared)."""
-    return StreamKey(site, camera, "main", f"replay:{uuid.uuid4().hex}")
+def replay_key(site: str, camera: str, stream: str = "main") -> StreamKey:
+    """A replay's own upstream key (replays are never shared): of the camera's main stream
+    recording, or (`sub`) of its sub lane's."""
+    return StreamKey(site, camera, stream, f"replay:{uuid.uuid4().hex}")

@@ -1,5 +1,8 @@
 """Replay: recorded segments from a start time (keyframe at or before it), paced x speed.
 
+The main stream's recording, or (stream `sub`) the camera's sub lane `<camera>--sub` where
+its sub stream is recorded; the hellos name the camera and the stream.
+
 A reader thread demuxes the segment files (packet copy, no decoding) and remuxes them into
 fMP4 chunks whose media time is the recording's UTC time minus the origin (the first
 keyframe sent), so the viewer can map any media time back to the clock. Holes in the
@@ -23,7 +26,8 @@ from edge_agent.uplink.fmp4 import Chunk, Fmp4Remuxer, MediaPacket
 from edge_agent.uplink.link import UplinkLink
 from edge_agent.uplink.recordings import segments_after
 from fsv_common.clip import NoVideoTrack, TimedPacket, file_packets, from_keyframe
-from fsv_contract.video import FrameKind, Hello
+from fsv_contract.lanes import lane_id
+from fsv_contract.video import FrameKind, Hello, Stream
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class ReplayProducer:
     """Reads segments from `start` on thread `replay-<camera>` into an asyncio queue of items.
 
     Items are Hello (a new media description), Chunk, or a str: why the replay ended.
+    `stream` picks the recording: the camera's own segments (main) or its sub lane's.
     """
 
     def __init__(
@@ -54,10 +59,13 @@ class ReplayProducer:
         start: float,
         loop: asyncio.AbstractEventLoop,
         mode: str = "replay",
+        stream: Stream = "main",
     ) -> None:
         self.index = index
         self.storage = storage
         self.camera = camera
+        self.stream: Stream = stream
+        self.lane = lane_id(camera, stream)  # whose segments the index holds
         self.start = start
         self.mode = mode
         self.queue: asyncio.Queue[Hello | Chunk | str] = asyncio.Queue(QUEUE_CHUNKS)
@@ -100,7 +108,7 @@ class ReplayProducer:
     def _segments(self) -> Iterator[Segment]:
         after = self.start
         while not self._stop.is_set():
-            batch = segments_after(self.index, self.camera, after)
+            batch = segments_after(self.index, self.lane, after)
             if not batch:
                 return
             yield from batch
@@ -132,7 +140,11 @@ class ReplayProducer:
                 closing = remuxer.close()
                 if not self._stop.is_set():
                     self._chunks(remuxer, closing)
-        return "done: end of the recording" if sent else "no recording at or after that time"
+        if sent:
+            return "done: end of the recording"
+        if self.stream == "sub":
+            return "no sub-stream recording at or after that time"
+        return "no recording at or after that time"
 
     def _media(self, remuxer: Fmp4Remuxer, packet: TimedPacket) -> MediaPacket:
         assert self.origin is not None
@@ -147,7 +159,7 @@ class ReplayProducer:
                 self._put(
                     Hello(
                         camera=self.camera,
-                        stream="main",
+                        stream=self.stream,
                         mode="replay" if self.mode == "replay" else "export",
                         codec=remuxer.codec,
                         mime=remuxer.mime,
@@ -189,10 +201,12 @@ async def run_replay(
     camera: str,
     start: float,
     speed: float,
+    stream: Stream = "main",
 ) -> str:
-    """Push a camera's recording from `start` at `speed` until it ends or central stops."""
+    """Push a camera's recording (of its main stream, or of its sub lane) from `start` at
+    `speed` until it ends or central stops."""
     loop = asyncio.get_running_loop()
-    producer = ReplayProducer(index, storage, camera, start, loop)
+    producer = ReplayProducer(index, storage, camera, start, loop, stream=stream)
     stopped = asyncio.Event()
     link.on_stop(stopped.set)
     producer.begin()

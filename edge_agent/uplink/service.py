@@ -147,8 +147,8 @@ class UplinkService:
             tap = self.taps.get(a.camera, a.stream)
             self._spawn(a.token, self._live(a, tap.camera, tap.bitrate_bps() or None))
             return {"accepted": True, "online": tap.online()}
-        if a.stream != "main":
-            raise UplinkError("only the main stream is recorded; replay it with stream=main")
+        # A replay of stream `sub` plays the camera's sub lane (recorded where its record_sub
+        # or the site's archive policy says so; where it never was, the replay says so).
         self._spawn(a.token, self._replay(a, cam))
         return {"accepted": True}
 
@@ -258,7 +258,9 @@ class UplinkService:
         with self.scheduler.watching():
             async with self._link(a.token) as link:
                 try:
-                    reason = await run_replay(link, self.index, storage, camera, start, a.speed)
+                    reason = await run_replay(
+                        link, self.index, storage, camera, start, a.speed, a.stream
+                    )
                 except UplinkError as e:
                     reason = f"error: {e}"
                 await link.end(reason)

@@ -492,3 +492,74 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
     await small.get(archive, SITE, "cam1", t0 + 1.0 + small.step_s, False)
     assert not small.path(small.key(SITE, "cam1", t0 + 1.0, "archive")).exists()
     assert small.held_bytes <= small.max_bytes
+
+
+async def test_a_sub_stream_replay_the_archive_lacks_comes_from_the_edges_sub_lane(
+    central: Central, edge: EdgeBox
+) -> None:
+    """The viewer asks for the sub stream, the archive holds none of it: central asks the
+    edge for its sub lane (once the edge's chain shows it recorded one), and the real edge
+    uplink replays the lane's files, not the main stream's."""
+    from video_support import wait_command
+
+    from edge_agent.config import EdgeConfig
+    from edge_agent.uplink.service import UplinkService
+    from edge_agent.uplink.tap import TapRegistry
+    from tests.edge_agent.uplink.conftest import decoded_counters
+
+    main = await edge.recorded(2, clip=edge.footage.main_h264)
+    with central.client.app[DATABASE].transaction() as db:
+        db.execute("insert into agent_status (site, state) values (?, 'online')", [SITE])
+    params = {"start": str(main[0].start + 0.5), "speed": "16", "stream": "sub"}
+    headers = await central.token("inspector-a")
+    # No sub lane at the edge (none in its anchored chain): the edge replays main, as before.
+    ws = await central.client.ws_connect(f"/api/v1/video/replay/{SITE}/cam1", params=params,
+                                         headers=headers)  # fmt: skip
+    first = await wait_command(central, "stream_start")
+    assert (first["args"]["mode"], first["args"]["stream"]) == ("replay", "main")
+    await ws.close()
+
+    sub = await edge.recorded(2, start=main[0].start, camera="cam1--sub",
+                              clip=edge.footage.sub_h264)  # fmt: skip
+    url = str(central.client.make_url("")).rstrip("/")
+    config = EdgeConfig.model_validate({
+        "site_id": SITE, "storage": {"path": str(edge.storage)}, "central_url": url,
+        "cameras": [{"id": "cam1", "name": "后厨", "station": "kitchen_prep",
+                     "main_url": "rtsp://127.0.0.1:9/main", "sub_url": "rtsp://127.0.0.1:9/sub",
+                     "record_sub": True}],
+    })  # fmt: skip
+    service = UplinkService(config, edge.index, TapRegistry())
+    service.start()
+    try:
+        ws = await central.client.ws_connect(f"/api/v1/video/replay/{SITE}/cam1", params=params,
+                                             headers=headers)  # fmt: skip
+        command = await wait_command(central, "stream_start", count=2)
+        assert (command["args"]["mode"], command["args"]["stream"]) == ("replay", "sub")
+        reply = await asyncio.to_thread(service.stream_start, command["args"])
+        assert reply == {"accepted": True}
+        texts: list[dict[str, Any]] = []
+        media: list[bytes] = []
+        async with asyncio.timeout(30):
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    texts.append(json.loads(msg.data))
+                    if texts[-1]["type"] == "end":
+                        break
+                elif msg.type == WSMsgType.BINARY:
+                    media.append(bytes(unpack_frame(msg.data)[1]))
+        await ws.close()
+    finally:
+        service.stop()
+    hellos = [t for t in texts if t["type"] == "hello"]
+    assert hellos and all(h["stream"] == "sub" and h["mode"] == "replay" for h in hellos)
+    assert (hellos[0]["width"], hellos[0]["height"]) == (640, 360)  # not main's 1920x1080
+    assert hellos[0]["origin_wall"] == pytest.approx(sub[0].start, abs=0.05)
+    assert texts[-1] == {"type": "end", "reason": "done: end of the recording"}
+    frames = decoded_counters(b"".join(media))
+    assert len(frames) >= 40  # both 2 s segments of the lane, decodable
+    # The audit names the stream the edge replayed.
+    status, body = await call(central, "admin", "GET", "/api/v1/audit",
+                              params={"action": "replay"})  # fmt: skip
+    assert status == 200, body
+    # The first replay (main from the edge) names no stream, as before; this one says sub.
+    assert sorted(str(e["detail"].get("stream")) for e in body["items"]) == ["None", "sub"]

@@ -9,7 +9,8 @@ import pytest
 from edge_agent.uplink.fmp4 import Chunk
 from edge_agent.uplink.replay import Pacer, ReplayProducer, TimedPacket, from_keyframe
 from fsv_contract.video import FrameKind, Hello
-from tests.edge_agent.uplink.conftest import T0, Recording, decoded_counters
+from testbed.footage import Footage
+from tests.edge_agent.uplink.conftest import T0, Recording, decoded_counters, record_clip
 
 
 def _timed(walls_keys: list[tuple[float, bool]]) -> list[tuple[None, TimedPacket]]:
@@ -84,3 +85,25 @@ async def test_replay_after_the_last_recording_says_so(recording: Recording) -> 
         recording.index, recording.storage, "cam1", T0 + 999, asyncio.get_running_loop()
     )
     assert await _drain(producer) == ["no recording at or after that time"]
+
+
+@pytest.mark.asyncio
+async def test_a_sub_stream_replay_reads_the_sub_lane_and_says_when_there_is_none(
+    recording: Recording, footage: Footage
+) -> None:
+    loop = asyncio.get_running_loop()
+    producer = ReplayProducer(recording.index, recording.storage, "cam1", T0, loop, stream="sub")
+    # The camera's main stream is recorded, its sub stream never was.
+    assert await _drain(producer) == ["no sub-stream recording at or after that time"]
+    lane = record_clip(recording.storage, recording.index, "cam1--sub", footage.sub_h264, T0)
+    producer = ReplayProducer(recording.index, recording.storage, "cam1", T0, loop, stream="sub")
+    items = await _drain(producer)
+    hellos = [i for i in items if isinstance(i, Hello)]
+    assert hellos and {(h.camera, h.stream) for h in hellos} == {("cam1", "sub")}
+    assert hellos[0].origin_wall == lane[0].start and (hellos[0].width, hellos[0].height) == (
+        640, 360,
+    )  # fmt: skip
+    assert items[-1] == "done: end of the recording"
+    fragments = [i for i in items if isinstance(i, Chunk) and i.header.kind is FrameKind.FRAGMENT]
+    walls = [f.header.wall_ms / 1000 for f in fragments]
+    assert walls[0] >= lane[0].start - 0.01 and walls[-1] <= lane[-1].end + 0.01
