@@ -231,8 +231,9 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
     statuses=(200, 404, 503, 504),
 )
 async def video_thumbnail(request: web.Request) -> web.Response:
-    """The scrubbing preview of the bucket a moment falls in; `X-Thumbnail-Source` says from
-    where (cache, archive, edge). Not audited: a 192-px keyframe is a preview, not footage."""
+    """The scrubbing preview of the bucket a moment falls in; `X-Thumbnail-Source` says where
+    it was made (archive, edge), `X-Thumbnail-Cache` whether central kept it from an earlier
+    request (hit, miss). Not audited: a 192-px keyframe is a preview, not footage."""
     _user, cam = await camera_in_scope(request)
     at = parse_time(read_query(request, ThumbnailQuery).at)
     assert at is not None
@@ -240,12 +241,18 @@ async def video_thumbnail(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     online = await asyncio.to_thread(agent_online, archive, site)
     try:
-        data, source = await request.app[VIDEO].thumbnails.get(archive, site, camera, at, online)
+        data, source, cached = await request.app[VIDEO].thumbnails.get(
+            archive, site, camera, at, online
+        )
     except ThumbnailBusy as e:
         raise web.HTTPServiceUnavailable(text=str(e), headers={"Retry-After": "1"}) from e
     except EdgeTimeout as e:
         raise web.HTTPGatewayTimeout(text=str(e)) from e
-    headers = {"X-Thumbnail-Source": source, "Cache-Control": "private, max-age=3600"}
+    headers = {
+        "X-Thumbnail-Source": source,
+        "X-Thumbnail-Cache": "hit" if cached else "miss",
+        "Cache-Control": "private, max-age=3600",
+    }
     return web.Response(body=data, content_type="image/jpeg", headers=headers)
 
 

@@ -91,7 +91,7 @@ class ThumbnailCache:
         self._files: OrderedDict[Key, int] = OrderedDict()  # least recently used first
         self._bytes = 0
         self._misses: dict[Key, tuple[float, str]] = {}
-        self._inflight: dict[Key, asyncio.Future[tuple[bytes, str]]] = {}
+        self._inflight: dict[Key, asyncio.Future[tuple[bytes, str, bool]]] = {}
         self._edge_running: dict[str, int] = {}
         self._tokens: dict[str, tuple[Key, asyncio.Future[bytes], float]] = {}
         self.made = {"archive": 0, "edge": 0}
@@ -116,8 +116,9 @@ class ThumbnailCache:
 
     async def get(
         self, archive: Archive, site: str, camera: str, at: float, edge_online: bool
-    ) -> tuple[bytes, str]:
-        """(JPEG, source) of the bucket of `at`; source is `cache`, `archive` or `edge`.
+    ) -> tuple[bytes, str, bool]:
+        """(JPEG, source, cached) of the bucket of `at`: source is `archive` or `edge` (where
+        the picture was made), cached whether it was kept from an earlier request.
 
         NotFoundError when nothing is recorded there, ThumbnailBusy or EdgeTimeout when the
         edge cannot answer now.
@@ -128,7 +129,7 @@ class ThumbnailCache:
             try:
                 data = await asyncio.to_thread(self.path(key).read_bytes)
                 self._files.move_to_end(key)
-                return data, "cache"
+                return data, key[3], True
             except OSError:
                 self._forget(key)
         miss = self._misses.get(key)
@@ -137,7 +138,7 @@ class ThumbnailCache:
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[tuple[bytes, str]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[bytes, str, bool]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             result = await self._make(archive, stored, key, at, edge_online)
@@ -152,7 +153,7 @@ class ThumbnailCache:
 
     async def _make(
         self, archive: Archive, stored: Stored | None, key: Key, moment: float, edge_online: bool
-    ) -> tuple[bytes, str]:
+    ) -> tuple[bytes, str, bool]:
         site, camera = key[0], key[1]
         if stored is not None:
             path = archive.file(site, stored.path)
@@ -163,7 +164,7 @@ class ThumbnailCache:
                 raise self._miss(key, f"the archived segment gives no preview: {e}") from e
             await self._keep(key, data)
             self.made["archive"] += 1
-            return data, "archive"
+            return data, "archive", False
         if not edge_online:
             raise self._miss(key, "nothing archived there and the edge is offline")
         if self._edge_running.get(site, 0) >= self.per_site:
@@ -175,7 +176,7 @@ class ThumbnailCache:
             self._edge_running[site] -= 1
         await self._keep(key, data)
         self.made["edge"] += 1
-        return data, "edge"
+        return data, "edge", False
 
     async def _from_edge(self, key: Key, moment: float) -> bytes:
         site, camera = key[0], key[1]

@@ -176,17 +176,21 @@ async function scrub(page) {
   const hash = new URLSearchParams({ site: opts.site, camera: opts.camera });
   await page.goto(`${opts.url}/replay#${hash}`);
   await page.waitForFunction(() => window.fsvReplay && window.fsvReplay.ready && window.fsvReplay.data);
-  const box = await page.locator("#timeline").boundingBox();
-  const xOf = (ts) => page.evaluate(({ ts, x, w }) => {
-    const v = window.fsvReplay.view;
-    return x + ((ts - v.start) / v.span) * w;
-  }, { ts, x: box.x, w: box.width });
-  const y = box.y + box.height / 2;
+  // The bar's box is read again at each move: the page's layout may still settle (a scrollbar
+  // appearing narrows the bar, and a time taken from the old box lands seconds away).
+  const pointAt = async (ts, dx = 0) => {
+    const box = await page.locator("#timeline").boundingBox();
+    const x = await page.evaluate(({ ts, x, w }) => {
+      const v = window.fsvReplay.view;
+      return x + ((ts - v.start) / v.span) * w;
+    }, { ts, x: box.x, w: box.width });
+    return [x + dx, box.y + box.height / 2];
+  };
   // The wheel zooms where the pointer is: from the day down to 5 minutes; then the window is
   // centred between the two times (where the wheel left them depends on the time of day).
   const mid = (opts.at + opts.edgeAt) / 2;
   for (let i = 0; i < 4; i++) {
-    await page.mouse.move(await xOf(mid), y);
+    await page.mouse.move(...(await pointAt(mid)));
     await page.mouse.wheel(0, -100);
     await page.waitForTimeout(50);
   }
@@ -204,8 +208,8 @@ async function scrub(page) {
     titles: [...document.querySelectorAll("#timeline .src")].map((el) => [el.className, el.title]),
   }));
   const previewAt = async (ts) => {
-    await page.mouse.move(await xOf(ts) - 2, y);
-    await page.mouse.move(await xOf(ts), y);
+    await page.mouse.move(...(await pointAt(ts, -2)));
+    await page.mouse.move(...(await pointAt(ts)));
     // Read the preview in the same check that saw it loaded: a later request may be under way.
     const shown = await page.waitForFunction(() => {
       const img = document.getElementById("preview-img");
@@ -227,7 +231,7 @@ async function scrub(page) {
       .observe(tag, { childList: true, characterData: true, subtree: true });
   });
   // Click to play, then step with the keys: the playhead moves by the zoom's step.
-  await page.mouse.click(await xOf(opts.at), y);
+  await page.mouse.click(...(await pointAt(opts.at)));
   const playing = async () => {
     try {
       await page.waitForFunction(() => {
@@ -270,10 +274,10 @@ async function scrub(page) {
   // Drag a stretch of the edge's recording; export it; the link appears when it is done.
   const a = opts.edgeAt - 4;
   const b = opts.edgeAt + 1;
-  await page.mouse.move(await xOf(a), y);
+  await page.mouse.move(...(await pointAt(a)));
   await page.mouse.down();
-  await page.mouse.move(await xOf((a + b) / 2), y, { steps: 4 });
-  await page.mouse.move(await xOf(b), y, { steps: 4 });
+  await page.mouse.move(...(await pointAt((a + b) / 2)), { steps: 4 });
+  await page.mouse.move(...(await pointAt(b)), { steps: 4 });
   await page.mouse.up();
   const selection = await page.evaluate(() => ({
     range: window.fsvReplay.selection, bar: !document.getElementById("sel-bar").hidden,

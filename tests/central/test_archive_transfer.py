@@ -462,13 +462,17 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
         resp = await central.client.get(
             f"/api/v1/video/thumbnail/{SITE}/cam1", params={"at": str(at)}, headers=auth
         )
-        return resp.status, resp.headers.get("X-Thumbnail-Source", ""), await resp.read()
+        made, cached = (
+            resp.headers.get(h, "") for h in ("X-Thumbnail-Source", "X-Thumbnail-Cache")
+        )
+        source = f"{made} {cached}"
+        return resp.status, source, await resp.read()
 
     status, source, jpeg = await preview(t0 + 1.0)
-    assert (status, source) == (200, "archive")
+    assert (status, source) == (200, "archive miss")
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (108, 192, 3) and image.std() > 10  # a real picture, 16:9
-    assert (await preview(t0 + 1.5))[1] == "cache"  # the same bucket: no decode again
+    assert (await preview(t0 + 1.5))[1] == "archive hit"  # the same bucket: no decode again
     status, _, body = await preview(t0 - 600)
     assert status == 404 and b"edge is offline" in body
     # The timeline: the edge does not answer, the archived stretch still shows and plays.
@@ -488,7 +492,7 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
         tmp_path / "small", video.thumbnails._send, step_s=1.0, max_bytes=len(jpeg) + 100
     )
     archive = edge.archive
-    first, _ = await small.get(archive, SITE, "cam1", t0 + 1.0, False)
+    first, _, _ = await small.get(archive, SITE, "cam1", t0 + 1.0, False)
     await small.get(archive, SITE, "cam1", t0 + 1.0 + small.step_s, False)
     assert not small.path(small.key(SITE, "cam1", t0 + 1.0, "archive")).exists()
     assert small.held_bytes <= small.max_bytes

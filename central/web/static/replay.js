@@ -293,10 +293,16 @@ function showPreview(ts, x) {
   const url = `/api/v1/video/thumbnail/${replay.cam.site_id}/${replay.cam.camera_id}?at=${at.toFixed(2)}`;
   if (img.dataset.url === url) return;
   img.hidden = true; // never another moment's picture under this time
+  img.dataset.url = ""; // a preview still loading for another moment stays hidden when it comes
   if (replay.previews.get(url) === "none") return;
   replay.previewTimer = setTimeout(() => {
-    img.onload = () => { replay.previews.set(url, "ok"); img.dataset.loaded = url; img.hidden = false; };
-    img.onerror = () => { replay.previews.set(url, "none"); img.hidden = true; };
+    img.onload = () => {
+      replay.previews.set(url, "ok");
+      if (img.dataset.url !== url) return;
+      img.dataset.loaded = url;
+      img.hidden = false;
+    };
+    img.onerror = () => { replay.previews.set(url, "none"); if (img.dataset.url === url) img.hidden = true; };
     img.dataset.url = url;
     img.src = url;
   }, replay.previews.get(url) === "ok" ? 0 : PREVIEW_WAIT_MS);
