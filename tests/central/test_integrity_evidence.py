@@ -4,12 +4,16 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from central_support import Central, call
 from pytest_aiohttp.plugin import AiohttpClient
 
@@ -18,6 +22,7 @@ from central.config import BrokerAdminConfig, CentralConfig
 from central.ingest.accounts import set_password
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
+from central.ingest.store import BatchResult
 from central.keys import DATABASE, INGEST_STORE
 from fsv_contract import EventPayload, MediaRef, encode, topics
 from testbed.ports import free_port
@@ -60,6 +65,30 @@ def _put_headers(data: bytes) -> dict[str, str]:
     return {"Authorization": f"Basic {token}", "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
 
 
+@dataclass
+class Server:
+    """Central's app with an HTTP client of it and an ingest pipeline over its store."""
+
+    app: web.Application
+    client: TestClient[Any, Any]
+    ingest: Ingest
+
+    async def process(self, message: RawMessage) -> BatchResult:
+        """One event message through ingest (in a thread, as the drain does)."""
+        return await asyncio.to_thread(self.ingest.process, [message])
+
+    async def put(self, url: str, data: bytes) -> int:
+        """The status of the site's upload of `data` to `url`."""
+        return (await self.client.put(url, data=data, headers=_put_headers(data))).status
+
+
+@pytest_asyncio.fixture
+async def server(aiohttp_client: AiohttpClient, config: CentralConfig) -> Server:
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    return Server(app, client, Ingest(app[INGEST_STORE]))
+
+
 def _refused_audit(app: Any) -> list[str]:
     db = app[DATABASE]
     with db.lock:
@@ -70,18 +99,16 @@ def _refused_audit(app: Any) -> list[str]:
 
 
 async def test_evidence_is_write_once_and_events_belong_to_their_site(
-    aiohttp_client: AiohttpClient, config: CentralConfig
+    server: Server, config: CentralConfig
 ) -> None:
-    app = create_app(config)
-    client = await aiohttp_client(app)
-    ingest = Ingest(app[INGEST_STORE])
+    app = server.app
     eid = str(uuid4())
     url = f"/api/v1/media/{eid}/snapshot.jpg"
 
     # The start announces S1; the end re-announces the same name with S2's hash.
-    await asyncio.to_thread(ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1))])
-    result = await asyncio.to_thread(
-        ingest.process, [_event("s1", eid, "end", snapshot=_ref(S2), clip=_ref(S2, "clip.mp4"))]
+    await server.process(_event("s1", eid, "start", snapshot=_ref(S1)))
+    result = await server.process(
+        _event("s1", eid, "end", snapshot=_ref(S2), clip=_ref(S2, "clip.mp4"))
     )
     assert len(result.refused) == 1 and result.ended_events  # the end itself still applies
     row = app[INGEST_STORE].event(eid)
@@ -90,19 +117,17 @@ async def test_evidence_is_write_once_and_events_belong_to_their_site(
     assert "clip.mp4" in row["clip"]  # a slot not filled yet may be filled by the end
 
     # The swapped bytes are refused; the announced ones are stored once, then idempotent.
-    assert (await client.put(url, data=S2, headers=_put_headers(S2))).status == 409
-    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 201
-    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 200
+    assert await server.put(url, S2) == 409
+    assert await server.put(url, S1) == 201
+    assert await server.put(url, S1) == 200
     assert (config.media_dir / "s1" / eid / "snapshot.jpg").read_bytes() == S1
 
     # Re-announcing after the end, and another site ending the event, change nothing.
-    again = await asyncio.to_thread(ingest.process, [_event("s1", eid, "end", snapshot=_ref(S2))])
+    again = await server.process(_event("s1", eid, "end", snapshot=_ref(S2)))
     assert len(again.refused) == 1 and again.duplicates == 1
     foreign = str(uuid4())
-    await asyncio.to_thread(ingest.process, [_event("s1", foreign, "start")])
-    other = await asyncio.to_thread(
-        ingest.process, [_event("s2", foreign, "end", clip=_ref(S2, "clip.mp4"))]
-    )
+    await server.process(_event("s1", foreign, "start"))
+    other = await server.process(_event("s2", foreign, "end", clip=_ref(S2, "clip.mp4")))
     assert other.ended_events == [] and len(other.refused) == 1
     row = app[INGEST_STORE].event(foreign)
     assert row is not None and row["phase"] == "start" and row["clip"] is None
@@ -113,26 +138,20 @@ async def test_evidence_is_write_once_and_events_belong_to_their_site(
 
 
 async def test_a_first_clip_reaches_a_running_event_once(
-    aiohttp_client: AiohttpClient, config: CentralConfig
+    server: Server,
 ) -> None:
-    app = create_app(config)
-    client = await aiohttp_client(app)
-    ingest = Ingest(app[INGEST_STORE])
+    app = server.app
     eid = str(uuid4())
     first, other = _ref(S1, "first.mp4"), _ref(S2, "first.mp4")
-    await asyncio.to_thread(ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1))])
-    added = await asyncio.to_thread(
-        ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1), first_clip=first)]
-    )
+    await server.process(_event("s1", eid, "start", snapshot=_ref(S1)))
+    added = await server.process(_event("s1", eid, "start", snapshot=_ref(S1), first_clip=first))
     assert added.accepted == 1 and added.refused == []
-    again = await asyncio.to_thread(
-        ingest.process, [_event("s1", eid, "start", snapshot=_ref(S1), first_clip=other)]
-    )
+    again = await server.process(_event("s1", eid, "start", snapshot=_ref(S1), first_clip=other))
     assert len(again.refused) == 1  # the first clip is write-once too
     row = app[INGEST_STORE].event(eid)
     assert row is not None and hashlib.sha256(S1).hexdigest() in row["first_clip"]
     url = f"/api/v1/media/{eid}/first.mp4"
-    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 201
+    assert await server.put(url, S1) == 201
     changes = app[INGEST_STORE].changes_after(0, 10)
     assert [p.first_clip is not None for _, p in changes if p] == [True]  # fed to the alert
 
@@ -152,25 +171,21 @@ async def test_the_alert_shows_its_first_clip_before_the_event_ends(central: Cen
 
 
 async def test_the_clean_frame_is_write_once_and_the_alert_names_its_model(
-    aiohttp_client: AiohttpClient, config: CentralConfig
+    server: Server,
 ) -> None:
-    app = create_app(config)
-    client = await aiohttp_client(app)
-    ingest = Ingest(app[INGEST_STORE])
+    app = server.app
     eid = str(uuid4())
     frame, other = _ref(S2, "frame.jpg"), _ref(S1, "frame.jpg")
     start = _event("s1", eid, "start", snapshot=_ref(S1), frame=frame, model="hats@3")
-    await asyncio.to_thread(ingest.process, [start])
-    ended = await asyncio.to_thread(
-        ingest.process, [_event("s1", eid, "end", snapshot=_ref(S1), frame=other)]
-    )
+    await server.process(start)
+    ended = await server.process(_event("s1", eid, "end", snapshot=_ref(S1), frame=other))
     assert len(ended.refused) == 1 and "frame frame.jpg" in ended.refused[0][1][0]
     row = app[INGEST_STORE].event(eid)
     assert row is not None and row["model"] == "hats@3"
     assert hashlib.sha256(S2).hexdigest() in row["frame"]  # the first announcement stands
     url = f"/api/v1/media/{eid}/frame.jpg"
-    assert (await client.put(url, data=S1, headers=_put_headers(S1))).status == 409
-    assert (await client.put(url, data=S2, headers=_put_headers(S2))).status == 201
+    assert await server.put(url, S1) == 409
+    assert await server.put(url, S2) == 201
     [(_, fed)] = [c for c in app[INGEST_STORE].changes_after(0, 10) if c[1]]
     assert fed is not None and fed.model == "hats@3" and fed.frame == frame
 
