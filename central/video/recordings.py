@@ -13,6 +13,7 @@ from typing import Any
 
 from central.errors import CentralError
 from central.video.hub import ReplyReader, Sender
+from central.video.single_flight import SingleFlight
 from fsv_contract.video import VERB_RECORDINGS, RecordingsArgs
 
 TTL_PAST_S = 600.0
@@ -41,7 +42,7 @@ class RecordingsCache:
         self._reply = reply
         self.timeout_s = timeout_s
         self._cache: dict[tuple[str, str, float, float], tuple[float, dict[str, Any]]] = {}
-        self._inflight: dict[tuple[str, str, float, float], asyncio.Future[dict[str, Any]]] = {}
+        self._inflight: SingleFlight[tuple[str, str, float, float], dict[str, Any]] = SingleFlight()
         self.asked = 0
 
     async def get(self, site: str, camera: str, start: float, end: float) -> dict[str, Any]:
@@ -51,25 +52,16 @@ class RecordingsCache:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
+
+        async def ask_and_keep() -> dict[str, Any]:
             answer = await self._ask(site, camera, start, end)
             ttl = TTL_RECENT_S if end > time.time() - RECENT_S else TTL_PAST_S
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
             self._cache[key] = (time.monotonic() + ttl, answer)
-            future.set_result(answer)
             return answer
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # marked retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._inflight[key]
+
+        return await self._inflight.run(key, ask_and_keep)
 
     async def _ask(self, site: str, camera: str, start: float, end: float) -> dict[str, Any]:
         args = RecordingsArgs(

@@ -36,6 +36,7 @@ from central.archive.store import Stored
 from central.archive.transfer import Archive
 from central.errors import CentralError, NotFoundError
 from central.video.hub import Sender, new_token
+from central.video.single_flight import SingleFlight
 from fsv_common.thumbnail import MAX_JPEG_BYTES, ThumbnailError, is_jpeg, keyframe_jpeg
 from fsv_contract.errors import InvalidPayload
 from fsv_contract.lanes import split_lane
@@ -91,7 +92,7 @@ class ThumbnailCache:
         self._files: OrderedDict[Key, int] = OrderedDict()  # least recently used first
         self._bytes = 0
         self._misses: dict[Key, tuple[float, str]] = {}
-        self._inflight: dict[Key, asyncio.Future[tuple[bytes, str, bool]]] = {}
+        self._inflight: SingleFlight[Key, tuple[bytes, str, bool]] = SingleFlight()
         self._edge_running: dict[str, int] = {}
         self._tokens: dict[str, tuple[Key, asyncio.Future[bytes], float]] = {}
         self.made = {"archive": 0, "edge": 0}
@@ -135,21 +136,9 @@ class ThumbnailCache:
         miss = self._misses.get(key)
         if miss is not None and miss[0] > time.monotonic():
             raise NotFoundError(miss[1])
-        running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[tuple[bytes, str, bool]] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._make(archive, stored, key, at, edge_online)
-            future.set_result(result)
-            return result
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # marked retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._inflight[key]
+        return await self._inflight.run(
+            key, lambda: self._make(archive, stored, key, at, edge_online)
+        )
 
     async def _make(
         self, archive: Archive, stored: Stored | None, key: Key, moment: float, edge_online: bool
