@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -11,11 +10,11 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttConfig
+from fsv_common.mqtt import connect_in_background, set_tls
 from fsv_contract import topics
 
 log = logging.getLogger(__name__)
@@ -69,12 +68,7 @@ class BrokerClient:
         )
         self._client.username_pw_set(config.username + suffix, password)
         if config.tls is not None:
-            self._client.tls_set(
-                ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
-                certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
-                keyfile=str(config.tls.key_file) if config.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            set_tls(self._client, config.tls)
         self._client.reconnect_delay_set(1, int(config.reconnect_max_s))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -82,16 +76,8 @@ class BrokerClient:
 
     def start(self) -> None:
         """Connect in the background (a broker that is down is retried) and start paho."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        c = self.config
+        connect_in_background(self._client, c.host, c.port, c.keepalive_s, c.session_expiry_s)
 
     def stop(self) -> None:
         """Disconnect and stop paho's thread; unacked messages are redelivered next time."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -11,12 +10,12 @@ from typing import Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.credentials import Credential
 from edge_agent.mqtt.settings import MqttConfig
+from fsv_common.mqtt import connect_in_background, set_tls
 from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.payloads import AgentStatePayload, utc_now
@@ -68,12 +67,7 @@ class MqttLink:
         )
         client.username_pw_set(credential.username, credential.password)
         if s.tls is not None:
-            client.tls_set(
-                ca_certs=str(s.tls.ca_file) if s.tls.ca_file else None,
-                certfile=str(s.tls.cert_file) if s.tls.cert_file else None,
-                keyfile=str(s.tls.key_file) if s.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            set_tls(client, s.tls)
         elif s.host not in LOOPBACK:
             log.warning("MQTT to %s without TLS: the site password travels in clear", s.host)
         client.will_set(
@@ -105,16 +99,8 @@ class MqttLink:
 
     def start(self) -> None:
         """Start connecting in the background; a broker that is down now is retried."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        s = self.settings
+        connect_in_background(self._client, s.host, s.port, s.keepalive_s, s.session_expiry_s)
 
     def stop(self) -> None:
         """Say `offline` (retained) if connected, then disconnect and stop paho's thread."""
