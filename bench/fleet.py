@@ -7,16 +7,24 @@ under its own login, so the ACL and the per-site client id apply as in productio
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import central_passwords, set_passwords, write_acl
 from testbed.mosquitto import Broker, BrokerOptions
+from testbed.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CENTRAL_PASSWORD = "bench-central"
@@ -78,3 +86,64 @@ def publish_all(port: int, site: str, password: str, messages: list[tuple[str, b
     if info is not None:
         info.wait_for_publish(timeout=600)
     stop_client(client)
+
+
+class CentralRun:
+    """A `central-server run` process on its own data folder, and read-only SQL on its database.
+
+    `mqtt_connected` (what the benchmark asks central over HTTP) says when it is up.
+    """
+
+    start_timeout_s = 60.0
+    poll_s = 0.1
+    stop_timeout_s = 30.0
+
+    def __init__(
+        self, workdir: Path, broker_port: int, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.db_path = workdir / "data" / "central.db"
+        self.config = workdir / "central.yaml"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump({
+            "data_dir": str(workdir / "data"), "log_level": "WARNING",
+            "http": {"port": self.port},
+            "mqtt": {"port": broker_port, "reconnect_max_s": 1},
+            **(extra or {}),
+        }))  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def mqtt_connected(self) -> bool:
+        """Whether central says its broker connection is up (OSError: not answering yet)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
+        with (self.workdir / "central.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "central", "run", "-c", str(self.config)],
+                env=env, stdout=log, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.mqtt_connected():
+                    return
+            except OSError:
+                pass
+            time.sleep(self.poll_s)
+        raise RuntimeError("central did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(self.stop_timeout_s)
+            self.proc = None
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()

@@ -23,9 +23,7 @@ import argparse
 import json
 import logging
 import multiprocessing
-import os
 import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -34,15 +32,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.fleet import (  # noqa: E402
-    CENTRAL_PASSWORD,
+    CentralRun,
     publish_all,
     site_credentials,
     start_fleet_broker,
@@ -55,7 +50,6 @@ from edge_agent.mqtt.publisher import OutboxPublisher  # noqa: E402
 from edge_agent.mqtt.settings import MqttConfig  # noqa: E402
 from fsv_contract import EventPayload, encode, topics  # noqa: E402
 from testbed.central_admin import AdminReader, create_admin  # noqa: E402
-from testbed.ports import free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "ingest.json"
 
@@ -78,53 +72,16 @@ def generate(port: int, site: str, password: str, count: int) -> None:
     publish_all(port, site, password, payloads)
 
 
-class Central:
-    """A `central-server run` process."""
+class Central(CentralRun):
+    """A `central-server run` process, read through the admin API and its database."""
 
     def __init__(self, workdir: Path, broker_port: int) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.db_path = workdir / "data" / "central.db"
-        self.config = workdir / "central.yaml"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(yaml.safe_dump({
-            "data_dir": str(workdir / "data"), "log_level": "WARNING",
-            "http": {"port": self.port},
-            "mqtt": {"port": broker_port, "reconnect_max_s": 1},
-        }))  # fmt: skip
+        super().__init__(workdir, broker_port)
         create_admin(self.config)
         self.admin = AdminReader(f"http://127.0.0.1:{self.port}")
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
-        with (self.workdir / "central.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "central", "run", "-c", str(self.config)],
-                env=env, stdout=log, stderr=log, cwd=REPO,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.admin.get("/api/v1/ingest/stats", timeout=2)["mqtt_connected"]:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("central did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.proc = None
-
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+    def mqtt_connected(self) -> bool:
+        return bool(self.admin.get("/api/v1/ingest/stats", timeout=2)["mqtt_connected"])
 
     def wait_rows(self, site_like: str, expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -30,7 +30,6 @@ import platform
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,13 +41,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.fleet import (  # noqa: E402
-    CENTRAL_PASSWORD,
+    CentralRun,
     publish_all,
     site_client,
     site_credentials,
@@ -242,46 +239,20 @@ class Hooks(BaseHTTPRequestHandler):
         pass
 
 
-class CentralProcess:
+class CentralProcess(CentralRun):
     """A `central-server run` process and a signed-in HTTP client of it."""
 
+    start_timeout_s = 120.0
+    poll_s = 0.2
+    stop_timeout_s = 60.0
+
     def __init__(self, workdir: Path, broker_port: int) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.db_path = workdir / "data" / "central.db"
-        self.config = workdir / "central.yaml"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(yaml.safe_dump({
-            "data_dir": str(workdir / "data"), "log_level": "WARNING",
-            "http": {"port": self.port},
-            "mqtt": {"port": broker_port, "reconnect_max_s": 1},
-            "push": {"allow_networks": ["127.0.0.1/32"], "concurrency": 16},
-        }))  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
+        push = {"allow_networks": ["127.0.0.1/32"], "concurrency": 16}
+        super().__init__(workdir, broker_port, {"push": push})
         self.tokens: dict[str, str] = {}
 
-    def start(self) -> None:
-        env = {**os.environ, "CENTRAL_MQTT_PASSWORD": CENTRAL_PASSWORD}
-        with (self.workdir / "central.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "central", "run", "-c", str(self.config)],
-                env=env, stdout=log, stderr=log, cwd=REPO,
-            )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if self.get("admin", "/api/v1/ingest/stats")["mqtt_connected"]:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("central did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(60)
-            self.proc = None
+    def mqtt_connected(self) -> bool:
+        return bool(self.get("admin", "/api/v1/ingest/stats")["mqtt_connected"])
 
     def get(self, user: str, path: str, timeout: float = 600) -> Any:
         if user not in self.tokens:
@@ -298,13 +269,6 @@ class CentralProcess:
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
-
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
 
 
 def keep_requesting(central: CentralProcess, user: str, path: str, stop: threading.Event,
