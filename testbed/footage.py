@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -94,6 +95,22 @@ def ensure_footage(cache_dir: Path | None = None) -> Footage:
         _remove_partial_files(root)
         _build_missing(footage)
     return footage
+
+
+def camera_jpeg(frame_no: int = 10) -> bytes:
+    """Frame `frame_no` of the source clip as JPEG bytes, like a camera snapshot."""
+    clip = cv2.VideoCapture(str(SOURCE_CLIP))
+    try:
+        clip.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
+        ok, frame = clip.read()
+    finally:
+        clip.release()
+    if not ok:
+        raise FootageError(f"cannot read frame {frame_no} of {SOURCE_CLIP}")
+    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise FootageError(f"cannot encode frame {frame_no} of {SOURCE_CLIP} as JPEG")
+    return bytes(jpeg.tobytes())
 
 
 def read_frame_counter(image: NDArray[np.uint8]) -> int:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
 
-import cv2
 import paho.mqtt.publish as publish
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
@@ -32,23 +31,7 @@ from fsv_contract import (
 from testbed.demo import start_site_broker
 from testbed.rtsp import RtspServer
 
-# Debian's real surveillance clip (opencv-doc), the source of testbed's footage as well.
-SOURCE_CLIP = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 System = TypeVar("System", bound=VideoSystem)
-
-
-def camera_jpeg(frame_no: int) -> bytes:
-    """One frame of the real clip as JPEG bytes, like a camera snapshot."""
-    clip = cv2.VideoCapture(str(SOURCE_CLIP))
-    try:
-        clip.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
-        ok, frame = clip.read()
-    finally:
-        clip.release()
-    assert ok, f"cannot read frame {frame_no} of {SOURCE_CLIP}"
-    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    assert ok
-    return bytes(jpeg.tobytes())
 
 
 @contextmanager

@@ -14,10 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg, running
+from regulator_system import RegulatorSystem, running
 from walks import Walk
 
 from fsv_contract import Box
+from testbed.footage import camera_jpeg
 
 pytestmark = pytest.mark.slow
 SHOTS = Path("/tmp/fsv-label-pages")

@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg
+from regulator_system import RegulatorSystem
 from video_system import CAMERA, SITE, wait_until
 from walks import Walk
 
 from fsv_contract import EventPayload, MediaRef, encode, topics
+from testbed.footage import camera_jpeg
 
 pytestmark = pytest.mark.slow
 SCRIPT = (

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg, running
+from regulator_system import RegulatorSystem, running
 from video_system import CAMERA, SITE
 from walks import Walk
 
 from central.config import BrokerAdminConfig
+from testbed.footage import camera_jpeg
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, camera_jpeg
+from regulator_system import RegulatorSystem
 from walks import Walk
 
 from central.web.i18n import local_time
 from fsv_contract import HeartbeatPayload
 from fsv_contract.payloads import CameraStats, LaneStats
+from testbed.footage import camera_jpeg
 
 pytestmark = pytest.mark.slow
 CANTEEN = "中卫市第一小学食堂"

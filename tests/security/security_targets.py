@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 from security_world import CAMERA, SITE_A, SITE_B, SecurityWorld
 
+from testbed.footage import camera_jpeg
+
 # Debian's real surveillance clip (opencv-doc), the source of testbed's footage as well.
-SOURCE_CLIP = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 PUBLIC_IP = "93.184.215.14"  # a literal public address: registration needs no DNS
 # Text only county B's objects carry; any of it in an answer to county A is a leak.
 B_MARKERS = (SITE_B, "中宁县", "Zhongning", "inspector-b", "staff-canteen-b")
-
-
-def camera_jpeg(frame_no: int = 10) -> bytes:
-    """One frame of the real clip as JPEG bytes, like a camera snapshot."""
-    clip = cv2.VideoCapture(str(SOURCE_CLIP))
-    try:
-        clip.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
-        ok, frame = clip.read()
-    finally:
-        clip.release()
-    assert ok, f"cannot read frame {frame_no} of {SOURCE_CLIP}"
-    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    assert ok
-    return bytes(jpeg.tobytes())
 
 
 @dataclass
