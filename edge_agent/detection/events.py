@@ -282,19 +282,13 @@ class EventKeeper:
         """Cut pre-roll plus the first seconds, so inspectors need not wait for the end."""
         start = stored.start - self.settings.pre_roll_s
         end = stored.start + self.settings.first_clip_s
-        folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
-        segments = self.index.segments(stored.camera, start, end)
         try:
-            clip = cut_clip(self.config.storage.path, segments, start, end, folder / "first.mp4")
+            info = self._cut(stored, start, end, "first.mp4")
         except (ClipError, av.FFmpegError, OSError) as e:
             log.warning("event %s: no first clip: %s", stored.id, e)
             stored.details = {**stored.details, "first_clip_error": str(e)[:200]}
             self.store.save(stored)
             return
-        info = MediaInfo(
-            "first.mp4", f"{rel}/first.mp4", clip.sha256, clip.bytes, "video/mp4", clip.start,
-            clip.end,
-        )  # fmt: skip
         fresh = self.store.get(stored.id)  # the pipeline may have ended it meanwhile
         if fresh is None or fresh.state != OPEN:
             return
@@ -302,29 +296,31 @@ class EventKeeper:
         self.store.save(fresh)
         self._send(fresh)
 
+    def _cut(self, stored: StoredEvent, start: float, end: float, name: str) -> MediaInfo:
+        """Cut [start, end) of the event's camera into `name` in its folder; what was kept.
+
+        ClipError, av.FFmpegError or OSError when no clip can be cut.
+        """
+        folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
+        segments = self.index.segments(stored.camera, start, end)
+        clip = cut_clip(self.config.storage.path, segments, start, end, folder / name)
+        return MediaInfo(
+            name, f"{rel}/{name}", clip.sha256, clip.bytes, "video/mp4", clip.start, clip.end
+        )
+
     def _finish(self, stored: StoredEvent) -> None:
         """Cut the clip (or note why not), complete the event and hand it on."""
         assert stored.end is not None
         start = stored.start - self.settings.pre_roll_s
         end = stored.end + self.settings.post_roll_s
-        folder, rel = self.store.folder(stored.camera, stored.id, stored.start)
-        segments = self.index.segments(stored.camera, start, end)
         try:
-            clip = cut_clip(self.config.storage.path, segments, start, end, folder / "clip.mp4")
+            clip = self._cut(stored, start, end, "clip.mp4")
         except (ClipError, av.FFmpegError, OSError) as e:
             log.warning("event %s: no clip: %s", stored.id, e)
             stored.clip_state, stored.clip_error = CLIP_FAILED, str(e)[:500]
             self.clips_failed += 1
         else:
-            stored.clip = MediaInfo(
-                "clip.mp4",
-                f"{rel}/clip.mp4",
-                clip.sha256,
-                clip.bytes,
-                "video/mp4",
-                clip.start,
-                clip.end,
-            )
+            stored.clip = clip
             stored.clip_state, stored.clip_start, stored.clip_end = CLIP_DONE, clip.start, clip.end
             self.clips_cut += 1
         stored.state = COMPLETE
