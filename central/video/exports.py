@@ -156,15 +156,13 @@ class ExportStore:
         try:
             stream, manifest = await asyncio.to_thread(cut, part)
         except ArchiveExportError as e:
-            part.unlink(missing_ok=True)
-            await asyncio.to_thread(self._finish, export_id, "failed", str(e))
+            await asyncio.to_thread(self._fail, export_id, part, str(e))
         else:
             await asyncio.to_thread(self._update, export_id, {"stream": stream})
             done = End(reason="done")
             error = await asyncio.to_thread(self._accept, row, part, manifest, done, stream)
             if error is not None:
-                part.unlink(missing_ok=True)
-                await asyncio.to_thread(self._finish, export_id, "failed", error)
+                await asyncio.to_thread(self._fail, export_id, part, error)
         return await asyncio.to_thread(self.get, Scope.everything(), export_id)
 
     async def _open(
@@ -210,6 +208,11 @@ class ExportStore:
         self._update(
             export_id, {"status": status, "error": error, "finished_at": time.time(), **facts}
         )
+
+    def _fail(self, export_id: str, part: Path, error: str) -> None:
+        """Drop the clip received or cut so far and mark the job failed, saying why."""
+        part.unlink(missing_ok=True)
+        self._finish(export_id, "failed", error)
 
     def get(self, scope: Scope, export_id: str) -> dict[str, Any]:
         """One job; NotFoundError if unknown or outside `scope`."""
@@ -272,8 +275,7 @@ class ExportStore:
             await asyncio.to_thread(f.close)
         error = await asyncio.to_thread(self._accept, job, part, manifest, end)
         if error is not None:
-            part.unlink(missing_ok=True)
-            await asyncio.to_thread(self._finish, export_id, "failed", error)
+            await asyncio.to_thread(self._fail, export_id, part, error)
             log.warning("export %s failed: %s", export_id, error)
 
     def _accept(
