@@ -13,21 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from edge_agent.detection.detector import Detection
+from edge_agent.detection.detector import Detection, box_iou
 from fsv_contract.payloads import ShadowClass, ShadowStats
 
 MATCH_IOU = 0.5
-
-
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def compare(
@@ -39,7 +28,7 @@ def compare(
         mine = [d.box for d in current if d.label == label]
         theirs = [d.box for d in shadow if d.label == label]
         pairs = sorted(
-            ((iou(a, b), i, j) for i, a in enumerate(mine) for j, b in enumerate(theirs)),
+            ((box_iou(a, b), i, j) for i, a in enumerate(mine) for j, b in enumerate(theirs)),
             reverse=True,
         )
         used_a: set[int] = set()
