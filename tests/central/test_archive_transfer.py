@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import WSMsgType
+from aiohttp import ClientWebSocketResponse, WSMsgType
 from central_support import Central, call, make_config
 from integrity_support import SITE, record_segments
 from video_support import add_camera
@@ -140,6 +140,13 @@ async def replay_messages(
         params={"start": str(start), "speed": "16", **(params or {})},
         headers=await central.token("inspector-a"),
     )
+    return await read_to_end(ws)
+
+
+async def read_to_end(
+    ws: ClientWebSocketResponse,
+) -> tuple[list[dict[str, Any]], list[tuple[FrameKind, bytes]]]:
+    """A replay socket's control messages and media frames up to its `end`; then closed."""
     texts: list[dict[str, Any]] = []
     frames: list[tuple[FrameKind, bytes]] = []
     async with asyncio.timeout(30):
@@ -541,17 +548,7 @@ async def test_a_sub_stream_replay_the_archive_lacks_comes_from_the_edges_sub_la
         assert (command["args"]["mode"], command["args"]["stream"]) == ("replay", "sub")
         reply = await asyncio.to_thread(service.stream_start, command["args"])
         assert reply == {"accepted": True}
-        texts: list[dict[str, Any]] = []
-        media: list[bytes] = []
-        async with asyncio.timeout(30):
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    texts.append(json.loads(msg.data))
-                    if texts[-1]["type"] == "end":
-                        break
-                elif msg.type == WSMsgType.BINARY:
-                    media.append(bytes(unpack_frame(msg.data)[1]))
-        await ws.close()
+        texts, media = await read_to_end(ws)
     finally:
         service.stop()
     hellos = [t for t in texts if t["type"] == "hello"]
@@ -559,7 +556,7 @@ async def test_a_sub_stream_replay_the_archive_lacks_comes_from_the_edges_sub_la
     assert (hellos[0]["width"], hellos[0]["height"]) == (640, 360)  # not main's 1920x1080
     assert hellos[0]["origin_wall"] == pytest.approx(sub[0].start, abs=0.05)
     assert texts[-1] == {"type": "end", "reason": "done: end of the recording"}
-    frames = decoded_counters(b"".join(media))
+    frames = decoded_counters(b"".join(payload for _, payload in media))
     assert len(frames) >= 40  # both 2 s segments of the lane, decodable
     # The audit names the stream the edge replayed.
     status, body = await call(central, "admin", "GET", "/api/v1/audit",
