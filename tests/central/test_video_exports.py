@@ -7,6 +7,7 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from central_support import Central, call
@@ -53,6 +54,12 @@ async def _edge_uploads(central: Central, token: str, tmp_path: Path, footage: F
     await ws.close()
 
 
+async def _ask_export(central: Central, start: float, end: float) -> tuple[int, Any]:
+    """An inspector asks for a clip of demo-canteen-a's cam1: the answer's status and body."""
+    body = {"site_id": "demo-canteen-a", "camera_id": "cam1", "start": start, "end": end}
+    return await call(central, "inspector-a", "POST", "/api/v1/video/exports", json=body)
+
+
 async def _wait_done(central: Central, export_id: str) -> dict[str, object]:
     async with asyncio.timeout(10):
         while True:
@@ -67,13 +74,7 @@ async def test_an_exported_clip_verifies_and_a_tampered_one_fails(
     central: Central, footage: Footage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     add_camera(central)
-    status, job = await call(
-        central,
-        "inspector-a",
-        "POST",
-        "/api/v1/video/exports",
-        json={"site_id": "demo-canteen-a", "camera_id": "cam1", "start": T0 + 1, "end": T0 + 5},
-    )
+    status, job = await _ask_export(central, T0 + 1, T0 + 5)
     assert status == 201, job
     command = await wait_command(central, "export_clip")
     assert datetime.fromisoformat(command["args"]["start"]).timestamp() == T0 + 1
@@ -118,18 +119,7 @@ async def test_an_exported_clip_verifies_and_a_tampered_one_fails(
 
 async def test_an_export_the_edge_cannot_make_fails_with_its_reason(central: Central) -> None:
     add_camera(central)
-    status, job = await call(
-        central,
-        "inspector-a",
-        "POST",
-        "/api/v1/video/exports",
-        json={
-            "site_id": "demo-canteen-a",
-            "camera_id": "cam1",
-            "start": time.time() - 60,
-            "end": time.time(),
-        },
-    )
+    status, job = await _ask_export(central, time.time() - 60, time.time())
     assert status == 201
     token = (await wait_command(central, "export_clip"))["args"]["token"]
     ws = await connect_edge(central, token)
@@ -137,13 +127,7 @@ async def test_an_export_the_edge_cannot_make_fails_with_its_reason(central: Cen
     await ws.close()
     done = await _wait_done(central, job["id"])
     assert done["status"] == "failed" and "recorded nothing" in str(done["error"])
-    status, _ = await call(
-        central,
-        "inspector-a",
-        "POST",
-        "/api/v1/video/exports",
-        json={"site_id": "demo-canteen-a", "camera_id": "cam1", "start": 0, "end": 7200},
-    )
+    status, _ = await _ask_export(central, 0, 7200)
     assert status == 400
 
 
