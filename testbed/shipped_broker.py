@@ -115,7 +115,7 @@ class ShippedBroker:
             f"log_dest file {self.folder}/mosquitto.log\n"
             f"include_dir {confd}\n"
         )
-        _chown_tree(self.folder)
+        chown_to_mosquitto(self.folder)
         with (self.folder / "stderr.log").open("ab") as err:
             self.proc = subprocess.Popen(
                 ["mosquitto", "-c", str(main)],
@@ -156,8 +156,9 @@ class ShippedBroker:
         self.close()
 
 
-def _chown_tree(root: Path) -> None:
-    """Give the folder to the mosquitto user when we are root (mosquitto drops to it)."""
+def chown_to_mosquitto(root: Path) -> None:
+    """Give the folder and all in it to the mosquitto user when we are root (mosquitto drops
+    to it, and must still read its files)."""
     if os.geteuid() != 0:
         return
     try:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
 import subprocess
 import time
 from dataclasses import replace
@@ -23,6 +20,7 @@ from fsv_contract import CommandPayload, encode, topics
 from fsv_contract.integrity import AnchorPayload
 from testbed.mosquitto import Broker
 from testbed.ports import free_port
+from testbed.shipped_broker import chown_to_mosquitto
 
 NOT_AUTHORIZED = 135
 
@@ -98,7 +96,7 @@ def test_edges_connect_over_tls_and_verify_the_broker(world: MqttWorld, tmp_path
     subprocess.run([make_certs, str(certs), "127.0.0.1"], check=True, capture_output=True)
     other = tmp_path / "other-ca"
     subprocess.run([make_certs, str(other)], check=True, capture_output=True)
-    _readable_by_mosquitto(certs)
+    chown_to_mosquitto(certs)
     tls_port = free_port()
     tls = [
         f"listener {tls_port} 127.0.0.1",
@@ -128,14 +126,3 @@ def test_edges_connect_over_tls_and_verify_the_broker(world: MqttWorld, tmp_path
 def _tls_link(world: MqttWorld, port: int, ca: Path) -> MqttLink:
     settings = MqttConfig(host="127.0.0.1", port=port, tls={"ca_file": ca}, reconnect_max_s=1)
     return MqttLink(settings, "site-a", Credential("site-a", world.passwords["site-a"]), "test")
-
-
-def _readable_by_mosquitto(folder: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    try:
-        user = pwd.getpwnam("mosquitto")
-    except KeyError:
-        return
-    for path in [folder, *folder.iterdir()]:
-        shutil.chown(path, user.pw_uid, user.pw_gid)
