@@ -85,6 +85,30 @@ def _scale_rows(scale: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _broker_rows(broker: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """bench/broker.py: one Mosquitto under each fleet size it stepped through."""
+    steps = broker.get("steps", [])
+    if not steps:
+        return []
+
+    def each(fmt: str) -> str:
+        return "; ".join(f"{s['sites']:,}: " + fmt.format(**s) for s in steps)
+
+    hb, ev = broker["heartbeat_s"], broker["events_per_site_hour"]
+    rate = f"heartbeat every {hb:g} s, {ev:g} events/h"
+    return [
+        ("broker", f"one Mosquitto, sites ({rate} each): CPU (% of one core) / RSS (MB)",
+         each("{broker_cpu_percent_of_core} % / {broker_rss_mb}"), "one broker holds 5,000"),
+        ("broker", "whole fleet connecting / reconnect storm after a broker restart, until central "
+         "has every site back (s)", each("{connect_all_s} / {reconnect_storm_s}"), ""),
+        ("broker", "site → central latency, p50 / p95 / max (ms)",
+         each("{latency_p50_ms} / {latency_p95_ms} / {latency_max_ms}"), ""),
+        ("broker", "events lost (QoS 1, restart included); heartbeats lost (QoS 0)",
+         each("{events_lost} of {events_sent}; {heartbeats_lost} of {heartbeats_in_window}"),
+         "0; —"),
+    ]  # fmt: skip
+
+
 def _ratio(rec: dict[str, Any]) -> str:
     """The recorder's CPU ratio: the median of the repeated runs where there were several."""
     repeats = rec.get("repeats", [])
@@ -169,6 +193,7 @@ def rows() -> list[tuple[str, str, str, str]]:
              str(vid["seek_s"]), ""),
         ]  # fmt: skip
     out += _scale_rows(_load("scale"))
+    out += _broker_rows(_load("broker"))
     integ = _load("integrity")
     if "tamper_cases" in integ:
         out += [

@@ -68,6 +68,11 @@ class Broker(ManagedProcess):
         return self.workdir / "mosquitto.log"
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (for CPU and memory readings)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         """True while the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
