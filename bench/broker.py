@@ -121,7 +121,7 @@ class Site:
 
     def state(self, state: str) -> bytes:
         now = datetime.now(UTC)
-        return encode(AgentStatePayload(state=state, version="bench", started_at=now, since=now))  # type: ignore[arg-type]
+        return encode(AgentStatePayload(state=state, version="bench", started_at=now, since=now))
 
     def connect(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -242,6 +242,7 @@ class SiteFleet:
                     info = site.client.publish(topics.camera_live_event(site.site, e.camera),
                                                encode(e), qos=1)  # fmt: skip
                     site.unacked.add(info.mid)
+                    assert e.created_at is not None
                     self.sent.append(("ev", site.site, str(e.event_id), e.created_at.timestamp()))
                     heapq.heappush(due, (now + self.rng.expovariate(rate), order, kind, i))
             await asyncio.sleep(0.2)
@@ -395,20 +396,24 @@ def run_step(args: argparse.Namespace, sites: int) -> dict[str, Any]:
         assert pid is not None
         fd_limit = open_files_limit(pid)
         central.start()
-        ctx = multiprocessing.get_context("fork")
         for i in range(args.procs):
             chunk = {s: creds[s] for s in site_ids[i :: args.procs]}
-            here, there = ctx.Pipe()
-            p = ctx.Process(target=site_process, args=(
+            here, there = multiprocessing.Pipe()
+            p = multiprocessing.Process(target=site_process, args=(
                 broker.port, chunk, args.heartbeat_s, args.events_per_hour, there))  # fmt: skip
             procs.append((p, here))
+        b0, c0 = cpu_seconds(pid), cpu_seconds(os.getpid())
         for p, _ in procs:
             p.start()
         started = [conn.recv() for _, conn in procs]
         connect_all_s = max(t1 for _, _, t1 in started) - min(t0 for _, t0, _ in started)
+        workers = [p.pid for p, _ in procs if p.pid is not None]
+        connect_cpu = {  # CPU seconds spent while the fleet connected
+            "broker": cpu_seconds(pid) - b0,
+            "clients": sum(cpu_seconds(w) for w in workers) + cpu_seconds(os.getpid()) - c0,
+        }
         time.sleep(args.warmup_s)
         # the window: broker and client CPU, what was sent and received in it
-        workers = [p.pid for p, _ in procs if p.pid is not None]
         w0 = time.time()
         cpu0 = cpu_seconds(pid)
         client0 = sum(cpu_seconds(w) for w in workers) + cpu_seconds(os.getpid())
@@ -435,6 +440,7 @@ def run_step(args: argparse.Namespace, sites: int) -> dict[str, Any]:
             time.sleep(0.05)
         storm_done = time.time()
         back = central.online_after(t_up)
+        storm_cpu = cpu_seconds(pid)  # the new broker process: all of its CPU so far
         time.sleep(min(args.warmup_s, 10))
         for _, conn in procs:
             conn.send("stop")
@@ -465,6 +471,13 @@ def run_step(args: argparse.Namespace, sites: int) -> dict[str, Any]:
         "broker_open_files_limit": fd_limit,
         "client_cpu_percent_of_core": round(client_cpu, 1),
         "connect_all_s": round(connect_all_s, 2),
+        "broker_cpu_percent_while_connecting": round(
+            connect_cpu["broker"] / connect_all_s * 100, 1
+        ),
+        "client_cpu_percent_while_connecting": round(
+            connect_cpu["clients"] / connect_all_s * 100, 1
+        ),
+        "broker_cpu_percent_in_storm": round(storm_cpu / (storm_done - t_up) * 100, 1),
         "reconnect_storm_s": round(storm_done - t_up, 2) if back == sites else None,
         "reconnect_storm_sites_back": back,
         "broker_restart_s": round(t_up - t_stop, 2),
