@@ -39,8 +39,18 @@ async function loadCameras() {
   const station = document.getElementById("station").value;
   if (org) q.set("org_id", org);
   if (station) q.set("station", station);
-  const data = await fsv.api(`/api/v1/video/wall?${q}`);
+  // Socket updates heard while the list is requested are applied again to the list it
+  // returns: it may have been read before them (a resync must not undo a newer count).
+  const heard = [];
+  wall.heard = heard;
+  let data;
+  try {
+    data = await fsv.api(`/api/v1/video/wall?${q}`);
+  } finally {
+    if (wall.heard === heard) wall.heard = null;
+  }
   wall.cameras = data.items;
+  for (const msg of heard) applyCamera(msg);
   wall.sites = data.sites;
   const stations = document.getElementById("station");
   if (stations.options.length <= 1) {
@@ -179,11 +189,17 @@ fsv.ready.then(async () => {
 // A camera's open-alert counter or online state changed: its tile follows, video untouched.
 function onUpdate(msg) {
   if (msg.type !== "camera") return;
-  const cam = wall.cameras.find((c) => c.site_id === msg.site_id && c.camera_id === msg.camera_id);
-  if (!cam) return;
+  if (wall.heard) wall.heard.push(msg);
+  const cam = applyCamera(msg);
+  if (cam) for (const t of wall.tiles) if (camKey(t.cam) === camKey(cam)) decorate(t);
+}
+
+function applyCamera(msg) {
+  const cam = (wall.cameras || []).find((c) => c.site_id === msg.site_id && c.camera_id === msg.camera_id);
+  if (!cam) return null;
   if (msg.open_alerts != null) cam.open_alerts = msg.open_alerts;
   if (msg.state) cam.state = msg.state;
-  for (const t of wall.tiles) if (camKey(t.cam) === camKey(cam)) decorate(t);
+  return cam;
 }
 
 // The socket (re)connected: one list request catches up with what it missed.
