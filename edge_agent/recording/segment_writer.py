@@ -151,13 +151,20 @@ class HashingWriter:
         """Write all of `data` (PyAV hands over one buffer at a time)."""
         if self._guard is not None:
             self._guard.check()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
+        size = len(data)
+        written = os.write(self._fd, data)
+        if written == size:  # a regular file takes it all at once, but for a signal
+            self._sha.update(data)
+        else:
+            view = memoryview(data)
             self._sha.update(view[:written])
             view = view[written:]
-        self.size += len(data)
-        return len(data)
+            while view:
+                written = os.write(self._fd, view)
+                self._sha.update(view[:written])
+                view = view[written:]
+        self.size += size
+        return size
 
     def flush(self) -> None:
         """Nothing is buffered here."""

@@ -128,18 +128,50 @@ class RecordingSession:
         streams = [self._video] if self._audio is None else [self._video, self._audio]
         if stop.is_set():
             return "stopped"
+        # The video fast path is inlined here, with what it needs held in locals: it runs for
+        # most packets (not a keyframe, a file open, a dts a little after the last), each
+        # after a wait for the network, so with the caches cold every call and attribute
+        # lookup costs. Everything else takes the checked path.
+        lock = self.lock
+        guard = self._vguard
+        jump = guard.jump_ticks
+        default_duration = guard.default_duration
+        listeners = self._listeners
+        counters = self._counters
         for packet in self._container.demux(streams):
             # A plain attribute, not stop.is_set(): this runs for every packet.
             if self._stopping:
                 return "stopped"
-            with self.lock:
+            with lock:
                 if self._closed:
                     return "stopped"
                 try:
-                    if packet.stream_index == video_index:
-                        self._on_video(packet)
-                    else:
+                    if packet.stream_index != video_index:
                         self._on_audio(packet)
+                        continue
+                    dts = packet.dts
+                    last = guard.last
+                    segment = self._segment
+                    if (
+                        segment is None
+                        or dts is None
+                        or last is None
+                        or not last < dts <= last + jump
+                        or packet.is_keyframe
+                    ):
+                        self._video_checked(packet)
+                        continue
+                    guard.last = dts
+                    pts = packet.pts
+                    if pts is None or pts < dts:
+                        packet.pts = dts
+                    if listeners.callbacks:
+                        listeners.notify(self._event(packet, "video", dts * self._vtb))
+                    self._end_dts = dts + (packet.duration or default_duration)
+                    counters.video_packets += 1
+                    counters.bytes += packet.size
+                    packet.stream = segment.video_out
+                    segment.container.mux_one(packet)
                 except (av.FFmpegError, OSError) as e:
                     what = self._blame(e)
                     self._abandon()
@@ -183,36 +215,6 @@ class RecordingSession:
                 self._close_segment(self._end_dts * self._vtb)
 
     # --- per packet ------------------------------------------------------------------------
-
-    def _on_video(self, packet: Packet[Stream]) -> None:
-        # Fast path for most packets: not a keyframe, a file open, a dts a little after the
-        # last. Kept to a few attribute reads because it runs cold (after a wait for the
-        # network) 25 times a second per camera; everything else takes the checked path.
-        dts = packet.dts
-        guard = self._vguard
-        last = guard.last
-        segment = self._segment
-        if (
-            segment is None
-            or dts is None
-            or last is None
-            or not last < dts <= last + guard.jump_ticks
-            or packet.is_keyframe
-        ):
-            self._video_checked(packet)
-            return
-        guard.last = dts
-        pts = packet.pts
-        if pts is None or pts < dts:
-            packet.pts = dts
-        if self._listeners.callbacks:
-            self._listeners.notify(self._event(packet, "video", dts * self._vtb))
-        self._end_dts = dts + (packet.duration or guard.default_duration)
-        counters = self._counters
-        counters.video_packets += 1
-        counters.bytes += packet.size
-        packet.stream = segment.video_out
-        segment.container.mux_one(packet)
 
     def _video_checked(self, packet: Packet[Stream]) -> None:
         if not packet.size:
