@@ -168,6 +168,73 @@ def child_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def copy_child_main(args: argparse.Namespace) -> int:
+    """A bare PyAV copy of every URL, one thread each, answering `mark` like child_main.
+
+    `--copy plain`: demux, then mux into a fragmented MP4 (the recorder's movflags and
+    fragments) that FFmpeg writes itself. `--copy hashed`: the same through the recorder's
+    file object (SHA-256 while writing, the space check). No session, no segments, no
+    index: what the recorder costs beyond these is its own Python per packet.
+    """
+    from edge_agent.config import RecorderConfig
+    from edge_agent.recording import segment_writer as sw
+    from edge_agent.recording.streams import open_camera
+
+    config = RecorderConfig()
+    options = {"movflags": sw.MOVFLAGS, "frag_duration": str(sw.FRAGMENT_US), "flush_packets": "1"}
+    frames = [0] * args.streams
+    stopping = threading.Event()
+
+    def copy(i: int, url: str) -> None:
+        with open_camera(url, config) as source:
+            video = source.streams.video[0]
+            path = args.out / f"cam{i:02d}.mp4"
+            if args.copy == "plain":
+                out = av.open(str(path), "w", format="mp4", options=options)
+            else:
+                writer = sw.HashingWriter(path, sw.SpaceGuard(args.out, 1 << 20))
+                out = av.open(writer, "w", format="mp4", buffer_size=sw.WRITE_BUFFER,
+                              options=options)  # fmt: skip
+            stream = out.add_stream_from_template(video)
+            stream.codec_tag = sw.VIDEO_TAGS[video.codec_context.name]
+            started = False
+            for packet in source.demux(video):
+                if stopping.is_set():
+                    break
+                if not packet.size or not (started or packet.is_keyframe):
+                    continue
+                started = True
+                packet.stream = stream
+                out.mux_one(packet)
+                frames[i] += 1
+            out.close()
+
+    threads = [
+        threading.Thread(target=copy, args=(i, url), daemon=True)
+        for i, url in enumerate(urls(args.port, args.streams))
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not all(frames):
+        if time.monotonic() > deadline:
+            print(json.dumps({"error": "streams did not come online"}), flush=True)
+            return 1
+        time.sleep(0.2)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "mark":
+            break
+        print(json.dumps({"at": time.monotonic(), "frames": sum(frames),
+                          "sealing_cpu_s": 0.0, "segments_sealed": 0}), flush=True)  # fmt: skip
+    stopping.set()
+    for t in threads:
+        t.join(60)  # each writes its last fragment and closes its file
+    final = {"dropped": 0, "repaired": 0, "reconnects": 0, "bytes_received": 0}
+    print(json.dumps({"final": final}), flush=True)
+    return 0
+
+
 def _time_sealing() -> dict[str, float]:
     """Count the CPU time of segment sealing (fsync, indexing) in the child.
 
@@ -198,11 +265,16 @@ class Ours:
 
     name = "edge_agent recorder"
 
-    def __init__(self, port: int, streams: int, segment_s: int, out: Path) -> None:
+    def __init__(
+        self, port: int, streams: int, segment_s: int, out: Path, copy: str | None = None
+    ) -> None:
         cmd = [
             sys.executable, __file__, "--child", "--port", str(port), "--streams", str(streams),
             "--segment-seconds", str(segment_s), "--out", str(out),
         ]  # fmt: skip
+        if copy is not None:
+            cmd += ["--copy", copy]
+            self.name = f"bare PyAV copy ({copy})"
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True,
@@ -541,10 +613,13 @@ def run_once(
         out_ff.mkdir()
         cpu_before = cpu_seconds([server_proc])
         if args.sequential:
-            (ours,) = measure([Ours(port, n, seg, out_ours)], n, args.seconds)
+            (ours,) = measure([Ours(port, n, seg, out_ours, args.copy)], n, args.seconds)
             (ff,) = measure([Ffmpeg(port, n, seg, out_ff)], n, args.seconds)
         else:
-            runners: list[Runner] = [Ours(port, n, seg, out_ours), Ffmpeg(port, n, seg, out_ff)]
+            runners: list[Runner] = [
+                Ours(port, n, seg, out_ours, args.copy),
+                Ffmpeg(port, n, seg, out_ff),
+            ]
             ours, ff = measure(runners, n, args.seconds)
         server_cpu_s = cpu_seconds([server_proc]) - cpu_before
         scan_outputs(out_ours, ours)
@@ -613,9 +688,15 @@ def parent_main(args: argparse.Namespace) -> int:
     result["lost_packets_max"] = max(r["lost_packets"] for r in repeats)
     result["repeats"] = repeats
     print(f"CPU ratio ours / ffmpeg, median of {len(ratios)}: {statistics.median(ratios):.3f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    target = RESULTS if args.copy is None else RESULTS.with_name(f"record_copy_{args.copy}.json")
+    if args.copy is not None:
+        result["note"] += (
+            f"; ours here is the bare PyAV copy ({args.copy}), not the recorder: what the "
+            "recorder's layers cost, measured against the same ffmpeg"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {target.relative_to(ROOT)}")
     return 0
 
 
@@ -634,13 +715,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time each layer of the copy path per packet instead (file to file, one thread)",
     )
+    parser.add_argument(
+        "--copy",
+        choices=("plain", "hashed"),
+        help="run a bare PyAV copy instead of our recorder (plain: FFmpeg writes the file; "
+        "hashed: through the recorder's file object) and write bench/results/"
+        "record_copy_MODE.json: what the recorder's layers cost against the same ffmpeg",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.breakdown:
         return breakdown_main()
-    return child_main(args) if args.child else parent_main(args)
+    if args.child:
+        return child_main(args) if args.copy is None else copy_child_main(args)
+    return parent_main(args)
 
 
 if __name__ == "__main__":
