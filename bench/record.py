@@ -79,6 +79,24 @@ class Mark:
     segments_sealed: int = 0
 
 
+def _serve_marks(online: Callable[[], bool], figures: Callable[[], dict[str, Any]]) -> bool:
+    """A child's side of the mark protocol: wait until `online` (False, with the error line
+    printed, past READY_TIMEOUT_S), say ready, then answer each "mark" line on stdin with the
+    time and `figures` until another line or the end of input."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not online():
+        if time.monotonic() > deadline:
+            print(json.dumps({"error": "streams did not come online"}), flush=True)
+            return False
+        time.sleep(0.2)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "mark":
+            break
+        print(json.dumps({"at": time.monotonic(), **figures()}), flush=True)
+    return True
+
+
 def urls(port: int, streams: int) -> list[str]:
     """The stream URLs."""
     return [f"rtsp://127.0.0.1:{port}/cam{i:02d}" for i in range(streams)]
@@ -142,18 +160,12 @@ def child_main(args: argparse.Namespace) -> int:
     recorders = [CameraRecorder(c, config, index, store) for c in config.cameras]
     for r in recorders:
         r.start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while any(r.status().state != "online" for r in recorders):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": "streams did not come online"}), flush=True)
-            return 1
-        time.sleep(0.2)
-    print(json.dumps({"ready": True}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "mark":
-            break
-        frames = sum(r.counters.video_packets for r in recorders)
-        print(json.dumps({"at": time.monotonic(), "frames": frames, **sealing}), flush=True)
+    online = _serve_marks(
+        lambda: all(r.status().state == "online" for r in recorders),
+        lambda: {"frames": sum(r.counters.video_packets for r in recorders), **sealing},
+    )
+    if not online:
+        return 1
     for r in recorders:
         r.stop()
     statuses = [r.status() for r in recorders]
@@ -215,18 +227,12 @@ def copy_child_main(args: argparse.Namespace) -> int:
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not all(frames):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": "streams did not come online"}), flush=True)
-            return 1
-        time.sleep(0.2)
-    print(json.dumps({"ready": True}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "mark":
-            break
-        print(json.dumps({"at": time.monotonic(), "frames": sum(frames),
-                          "sealing_cpu_s": 0.0, "segments_sealed": 0}), flush=True)  # fmt: skip
+    online = _serve_marks(
+        lambda: all(frames),
+        lambda: {"frames": sum(frames), "sealing_cpu_s": 0.0, "segments_sealed": 0},
+    )
+    if not online:
+        return 1
     stopping.set()
     for t in threads:
         t.join(60)  # each writes its last fragment and closes its file
