@@ -28,6 +28,7 @@ from central.keys import (
     INGEST,
     INGEST_HOOKS,
     INGEST_STORE,
+    LEASES,
     MEDIA,
     SITE_PASSWORDS,
     SITE_THROTTLE,
@@ -94,7 +95,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     password = await asyncio.to_thread(mqtt_password, config.mqtt)
     ingest = Ingest(app[INGEST_STORE], config.ingest.batch_max, app.get(INGEST_HOOKS))
     app[INGEST] = ingest
-    async with running_ingest(config, ingest, password) as client:
+    async with running_ingest(config, ingest, password, app.get(LEASES)) as client:
         app[BROKER] = client
         app[COMMANDS] = Commands(app[DATABASE], client)
         yield

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from central.archive.settings import ArchiveConfig
 from central.errors import ConfigError
@@ -111,6 +111,40 @@ class IntegrityConfig(_Section):
     )  # fmt: skip
 
 
+class ClusterConfig(_Section):
+    """Several central nodes on one database (see central.nodes and docs/central.md)."""
+
+    node_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,48}$",
+        description="this node's name, unique among the nodes; default: host name and pid "
+        "(required with shared_ingest: it names the node's broker session)",
+    )
+    nodes: int = Field(1, ge=1, le=64, description="how many central nodes share the database")
+    shared_ingest: bool | None = Field(
+        None,
+        description="read the sites through an MQTT 5 shared subscription ($share/central/...) "
+        "so each message goes to one node; default: when nodes > 1",
+    )
+    lease_s: float = Field(
+        15.0, ge=2, le=600, description="a singleton's lease; another node takes over after it"
+    )
+    renew_s: float = Field(5.0, gt=0, le=300, description="how often a held lease is renewed")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterConfig:
+        if self.renew_s >= self.lease_s:
+            raise ValueError("renew_s must be shorter than lease_s")
+        if self.shared and self.node_id is None:
+            raise ValueError("a shared ingest needs node_id (it names the node's broker session)")
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether ingest reads through the shared subscription."""
+        return self.shared_ingest if self.shared_ingest is not None else self.nodes > 1
+
+
 class CentralConfig(_Section):
     """The whole central configuration file."""
 
@@ -128,6 +162,7 @@ class CentralConfig(_Section):
     archive: ArchiveConfig = Field(
         ArchiveConfig(), description="the city archive: footage per site policy"
     )
+    cluster: ClusterConfig = Field(ClusterConfig(), description="several nodes, one database")
 
     @property
     def database_path(self) -> Path:

@@ -14,6 +14,7 @@ from central.ingest.pipeline import Ingest, IngestHooks
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
 from central.integrity.audits import Audits
+from central.nodes import Leases
 from central.regulation.throttle import LoginThrottle
 from central.video.services import VideoServices
 
@@ -30,3 +31,5 @@ COMMANDS = web.AppKey("commands", Commands)
 VIDEO = web.AppKey("video", VideoServices)
 INTEGRITY = web.AppKey("integrity", Audits)
 ARCHIVE = web.AppKey("archive", CityArchive)
+# Only with cluster.nodes > 1: the leases of the work that runs on one node at a time.
+LEASES = web.AppKey("leases", Leases)

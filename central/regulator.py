@@ -37,7 +37,8 @@ from central.api.common import SERVICES, auth_middleware, error_middleware, json
 from central.api.openapi import build_openapi
 from central.api.registry import Endpoint
 from central.archive import routes as archive_routes
-from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS
+from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS, LEASES
+from central.nodes import leases_for, node_id
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
 from central.services import build_services
@@ -121,8 +122,17 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
         return commands.send(site, verb, args)
 
     svc = await asyncio.to_thread(
-        build_services, app[DATABASE], config.web, config.push, config.data_dir, send_command
+        build_services,
+        app[DATABASE],
+        config.web,
+        config.push,
+        config.data_dir,
+        send_command,
+        node_id(config) if config.cluster.nodes > 1 else None,
     )
+    leases = leases_for(config, app[DATABASE])
+    if leases is not None:
+        app[LEASES] = leases
     vapid = await asyncio.to_thread(load_vapid, config.push)
     if vapid is not None:
         svc.vapid_public_key = application_server_key(vapid)

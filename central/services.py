@@ -67,12 +67,17 @@ def build_services(
     push_config: PushConfig,
     data_dir: Path,
     send_command: CommandSender | None,
+    node_id: str | None = None,
 ) -> Services:
-    """Apply the regulator migrations and wire the stores (the dispatcher comes later)."""
+    """Apply the regulator migrations and wire the stores (the dispatcher comes later).
+
+    `node_id` names this node among several sharing the database (None: a single node).
+    """
     apply_migrations(ldb)
     orgs = OrgStore(ldb)
     alerts = AlertStore(ldb, send_command)
-    jobs = PushJobs(ldb, push_config.expire_s)
+    # Several nodes (`node_id` given) claim push jobs; an attempt ends within timeout_s.
+    jobs = PushJobs(ldb, push_config.expire_s, node_id, 2 * push_config.timeout_s + 10)
     alerts.on_created = jobs.create
     updates = UpdateHub()
     alerts.announce = updates.alert_changed

@@ -80,6 +80,9 @@ class HookFeed:
         # do not race for the database lock (Python's lock is not fair: a thread that takes
         # it in a loop can keep another waiting for seconds).
         self._live_feeding = threading.Event()
+        # True while `run` runs: with several nodes only the one that holds the feed's
+        # lease feeds (central.nodes); the others' ingest must not feed live events.
+        self.running = False
 
     async def close(self) -> None:
         """End both lanes' threads once `run` has ended (a round still running finishes)."""
@@ -150,6 +153,7 @@ class HookFeed:
         are bounded; the live lane runs beside it all the time.
         """
         task = asyncio.create_task(self._run_live(), name="alert-feed-live")
+        self.running = True
         try:
             while True:
                 fed = await self._round(self.run_once, self._backlog_thread)
@@ -162,12 +166,16 @@ class HookFeed:
                         pass
                     changed.clear()
         finally:
+            self.running = False
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
     async def feed_live_now(self) -> None:
         """Feed the live events stored so far now, not at the next look (ingest calls it
-        after writing live events, before its next backlog batch)."""
+        after writing live events, before its next backlog batch). Nothing while the feed
+        does not run (another node leads it: its live lane looks every LIVE_POLL_S)."""
+        if not self.running:
+            return
         await self._round(self.run_live_once, self._live_thread)
 
     async def _run_live(self) -> None:

@@ -5,6 +5,11 @@ pushes (nor the reverse). The dispatcher takes due jobs, live alerts' first, mak
 attempt each and writes the outcome: delivered, failed for good, or due again after a
 back-off; a job still pending when it expires is settled as expired. A crash between an
 attempt and its outcome only means the attempt is made again (at-least-once).
+
+Several central nodes share the queue: a node claims the jobs it takes (`claimed_by`,
+`claimed_until`) with one conditional update each, so a job is attempted by one node at a
+time; a claim left by a node that died lapses after `claim_s` and the job is taken again
+(at once by the same node restarted under its `node_id`). A single node claims nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from central.alerts.push import Target, targets_in
 from central.db import live_reads
 from central.schema import LockedDb
 from fsv_contract import live
+
+# How long a node's claim on a job lasts by default: past one attempt (push.timeout_s).
+CLAIM_S = 30.0
+CLAIM_SQL = (
+    "update deliveries set claimed_by = ?, claimed_until = ? where id = ? "
+    "and status = 'pending' and (claimed_until is null or claimed_until < ? or claimed_by = ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,9 +47,17 @@ class Job:
 class PushJobs:
     """The durable delivery queue in `deliveries`."""
 
-    def __init__(self, ldb: LockedDb, expire_s: float = 86400.0) -> None:
+    def __init__(
+        self,
+        ldb: LockedDb,
+        expire_s: float = 86400.0,
+        node_id: str | None = None,
+        claim_s: float = CLAIM_S,
+    ) -> None:
         self._ldb = ldb
         self.expire_s = expire_s
+        self.node_id = node_id
+        self.claim_s = claim_s
 
     def create(self, db: Any, alert: dict[str, Any], now: float) -> int:
         """Insert the jobs of a new alert on `db`, inside the caller's transaction."""
@@ -66,6 +86,8 @@ class PushJobs:
     def due(self, now: float, limit: int, exclude: Collection[int] = ()) -> list[Job]:
         """Up to `limit` jobs due now (live alerts first), not among `exclude`.
 
+        With a `node_id` (several nodes) the jobs are claimed, and only those this node's
+        claim took are returned: another node may claim the same candidates meanwhile.
         Read on the reader kept for live alerts: the pool's may be busy with page reads.
         """
         with live_reads(), self._ldb.read() as db:
@@ -73,17 +95,41 @@ class PushJobs:
                 dict(r)
                 for r in db.query(
                     "select * from deliveries where status = 'pending' and next_at <= ? "
+                    "and (claimed_until is null or claimed_until < ? or claimed_by = ?) "
                     "order by urgent desc, next_at, id limit ?",
-                    [now, limit + len(exclude)],
+                    [now, now, self.node_id, limit + len(exclude)],
                 )
             ]
-            return [self._job(db, r) for r in rows if r["id"] not in exclude][:limit]
+        rows = [r for r in rows if r["id"] not in exclude][:limit]
+        if self.node_id is None:
+            claimed = {int(r["id"]) for r in rows}
+        else:
+            claimed = self._claim([int(r["id"]) for r in rows], now)
+        if not claimed:
+            return []
+        with live_reads(), self._ldb.read() as db:
+            return [self._job(db, r) for r in rows if r["id"] in claimed]
+
+    def _claim(self, ids: list[int], now: float) -> set[int]:
+        """The jobs among `ids` this node now holds a claim on (one conditional update each)."""
+        if not ids:
+            return set()
+        claimed = set()
+        with self._ldb.transaction() as db:
+            for job_id in ids:
+                cur = db.execute(
+                    CLAIM_SQL, [self.node_id, now + self.claim_s, job_id, now, self.node_id]
+                )
+                if cur.rowcount == 1:
+                    claimed.add(job_id)
+        return claimed
 
     def next_due(self) -> float | None:
-        """When the next pending job falls due (None: none pending; read as `due`)."""
+        """When the next pending job falls due or its claim lapses (None: none pending)."""
         with live_reads(), self._ldb.read() as db:
             row = db.execute(
-                "select min(next_at) from deliveries where status = 'pending'"
+                "select min(case when claimed_until > next_at then claimed_until "
+                "else next_at end) from deliveries where status = 'pending'"
             ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -124,7 +170,8 @@ class PushJobs:
         with self._ldb.transaction() as db:
             db.execute(
                 "update deliveries set status = ?, attempts = ?, last_error = ?, "
-                "updated_at = ?, next_at = null where id = ?",
+                "updated_at = ?, next_at = null, claimed_by = null, claimed_until = null "
+                "where id = ?",
                 [status, attempts, error[:500], now, job.id],
             )
             if job.target is None or job.target.kind != "webpush":
@@ -142,7 +189,7 @@ class PushJobs:
         """Keep the job pending, due again at `at`."""
         with self._ldb.transaction() as db:
             db.execute(
-                "update deliveries set attempts = ?, last_error = ?, updated_at = ?, next_at = ? "
-                "where id = ?",
+                "update deliveries set attempts = ?, last_error = ?, updated_at = ?, next_at = ?, "
+                "claimed_by = null, claimed_until = null where id = ?",
                 [attempts, error[:500], time.time(), at, job.id],
             )

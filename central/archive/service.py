@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -58,11 +59,16 @@ def open_archive(app: web.Application) -> CityArchive:
 
 async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the archive and run its retention loop until shutdown."""
-    from central.keys import ARCHIVE
+    from central.keys import ARCHIVE, CONFIG, LEASES
+    from central.nodes import ARCHIVE_RETENTION, lead
 
     archive = await asyncio.to_thread(open_archive, app)
     app[ARCHIVE] = archive
-    task = asyncio.create_task(_clean(archive), name="archive-retention")
+    clean = functools.partial(_clean, archive)
+    renew = app[CONFIG].cluster.renew_s
+    task = asyncio.create_task(
+        lead(app.get(LEASES), ARCHIVE_RETENTION, clean, renew), name="archive-retention"
+    )
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from central.config import CentralConfig
 from central.ingest.broker_client import BrokerClient, RawMessage
 from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
+from central.nodes import ALERT_FEED, Leases, lead
 from fsv_contract import live
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError, InvalidPayload
@@ -291,9 +293,13 @@ class Ingest:
 
 @asynccontextmanager
 async def running_ingest(
-    config: CentralConfig, ingest: Ingest, password: str
+    config: CentralConfig, ingest: Ingest, password: str, leases: Leases | None = None
 ) -> AsyncIterator[BrokerClient]:
-    """Connect to the broker and drain into the database until the block exits."""
+    """Connect to the broker and drain into the database until the block exits.
+
+    Every node drains what its own connections deliver; the alert feed runs on the node
+    that holds its lease (`leases`, several nodes) or simply here (None, a single node).
+    """
     client = BrokerClient(config.mqtt, password, ingest.deliver)
     live = BrokerClient(config.mqtt, password, ingest.deliver, live=True)
     clients = [client, live] if config.mqtt.live_lane else [client]
@@ -303,7 +309,9 @@ async def running_ingest(
     if ingest.hooks is not None:
         feed = HookFeed(ingest.store, ingest.hooks)
         busy = lambda: ingest.backlog > 0  # noqa: E731
-        tasks.append(asyncio.create_task(feed.run(ingest.changed, busy), name="alert-feed"))
+        work = functools.partial(feed.run, ingest.changed, busy)
+        renew = config.cluster.renew_s
+        tasks.append(asyncio.create_task(lead(leases, ALERT_FEED, work, renew), name="alert-feed"))
         ingest.live_stored = feed.feed_live_now
     for c in clients:
         await asyncio.to_thread(c.start)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from central.integrity.audits import Audits, AuditSettings
-from central.keys import COMMANDS, CONFIG, DATABASE, INTEGRITY
+from central.keys import COMMANDS, CONFIG, DATABASE, INTEGRITY, LEASES
+from central.nodes import INTEGRITY_AUDITS, lead
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,11 @@ async def integrity_ctx(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     audits = Audits(app[DATABASE], settings)
     app[INTEGRITY] = audits
-    task = asyncio.create_task(_run(app, audits, cfg.poll_s), name="integrity-audits")
+    work = functools.partial(_run, app, audits, cfg.poll_s)
+    renew = app[CONFIG].cluster.renew_s
+    task = asyncio.create_task(
+        lead(app.get(LEASES), INTEGRITY_AUDITS, work, renew), name="integrity-audits"
+    )
     try:
         yield
     finally:

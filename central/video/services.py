@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -93,13 +94,18 @@ def build_video(app: web.Application) -> VideoServices:
 
 async def video_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the services and run the hub's watchdog and the export expiry until shutdown."""
-    from central.keys import VIDEO
+    from central.keys import CONFIG, LEASES, VIDEO
+    from central.nodes import EXPORT_EXPIRY, lead
 
     video = await asyncio.to_thread(build_video, app)
     app[VIDEO] = video
+    expire = functools.partial(_expire_exports, video.exports)
+    renew = app[CONFIG].cluster.renew_s
     tasks = [
         asyncio.create_task(video.hub.run(), name="video-watchdog"),
-        asyncio.create_task(_expire_exports(video.exports), name="video-exports"),
+        asyncio.create_task(
+            lead(app.get(LEASES), EXPORT_EXPIRY, expire, renew), name="video-exports"
+        ),
         asyncio.create_task(video.public.run(), name="video-public-links"),
     ]
     try:

@@ -1,0 +1,15 @@
+"""Tables of several central nodes sharing one database."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+
+def m019_node_leases(db: sqlite_utils.Database) -> None:
+    """Leases of the work that runs on one node at a time; claims of push jobs by node."""
+    db.execute(
+        "create table node_leases ("
+        "name text primary key, holder text not null, expires_at float not null)"
+    )
+    db.execute("alter table deliveries add column claimed_by text")
+    db.execute("alter table deliveries add column claimed_until float")

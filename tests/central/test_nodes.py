@@ -1,0 +1,195 @@
+"""Two central nodes on one database: singletons under leases, push jobs claimed per job.
+
+The nodes share one SQLite file (WAL, `BEGIN IMMEDIATE`, busy timeout), as two processes
+on one host would. One node runs in its own process (`python -m central run`) so that it
+can be killed with SIGKILL; the other runs in the test's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from central_support import Central, call, make_config
+from test_push_delivery import Receiver
+
+from central.api.common import SERVICES
+from central.app import create_app
+from central.config import CentralConfig
+from central.db import CentralDatabase
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.ingest.store import IngestStore
+from central.keys import DATABASE
+from central.nodes import ALERT_FEED, ARCHIVE_RETENTION, EXPORT_EXPIRY, INTEGRITY_AUDITS, Leases
+from central.regulation.seed import seed_demo
+from central.schema import apply_migrations
+from fsv_contract import EventPayload, encode, topics
+
+REPO = Path(__file__).parents[2]
+LEASE_S = 2.0
+RENEW_S = 0.5
+SINGLETONS = {ALERT_FEED, INTEGRITY_AUDITS, EXPORT_EXPIRY, ARCHIVE_RETENTION}
+
+
+def node_config(tmp_path: Path, node: str, **sections: Any) -> CentralConfig:
+    """Node `node`'s config: the shared data folder, its own MQTT client id."""
+    cluster = {"nodes": 2, "node_id": node, "lease_s": LEASE_S, "renew_s": RENEW_S}
+    return make_config(tmp_path, cluster=cluster, **sections)
+
+
+def backlog_events(site: str, n: int) -> list[RawMessage]:
+    """`n` events of two hours ago (the alert feed's backlog lane takes them)."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    out = []
+    for i in range(n):
+        payload = EventPayload(
+            event_id=uuid.uuid4(), site=site, camera="cam1", phase="start", kind="no_chef_hat",
+            station="kitchen_prep", rule="hat", start=start - timedelta(seconds=i), score=0.9,
+        )  # fmt: skip
+        out.append(RawMessage(topics.camera_event(site, "cam1"), encode(payload), time.time()))
+    return out
+
+
+async def wait_for(predicate: Any, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:  # noqa: ASYNC110 - test polling
+        await asyncio.sleep(0.05)
+    assert predicate()
+
+
+def holders(database: CentralDatabase) -> dict[str, str]:
+    """Every lease held now, by name (none before a node created the table)."""
+    try:
+        with database.read() as db:
+            rows = db.execute(
+                "select name, holder from node_leases where expires_at >= ?", [time.time()]
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    return {str(name): str(holder) for name, holder in rows}
+
+
+def test_a_lease_has_one_holder_and_moves_when_the_holder_stops_renewing(
+    tmp_path: Path,
+) -> None:
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731
+    one = CentralDatabase(tmp_path / "central.db")
+    two = CentralDatabase(tmp_path / "central.db")  # a second process's connections
+    try:
+        apply_migrations(one)
+        a = Leases(one, "a", lease_s=15.0, clock=clock)
+        b = Leases(two, "b", lease_s=15.0, clock=clock)
+        assert a.hold("feed") and not b.hold("feed")
+        now[0] += 10.0
+        assert a.hold("feed") and not b.hold("feed")  # renewed: 15 s from now again
+        now[0] += 14.9
+        assert not b.hold("feed") and a.holder("feed") == "a"
+        now[0] += 0.2  # a stopped renewing (killed): its hold has ended
+        assert b.holder("feed") is None
+        assert b.hold("feed") and not a.hold("feed")
+        assert a.holder("feed") == "b"
+        b.release("feed")  # an orderly stop hands over at once
+        assert a.hold("feed")
+        a.release("other")  # nothing held: nothing happens
+        assert b.holder("feed") == "a"
+    finally:
+        one.close()
+        two.close()
+
+
+async def receiver_app(receiver: Receiver) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """`central-server run` in its own process on `config`."""
+    path = tmp_path / f"{config.cluster.node_id}.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "central", "run", "-c", str(path)],
+        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def delivered_ids(receiver: Receiver) -> list[str]:
+    return [json.loads(r["body"])["alert"]["id"] for r in receiver.to("/hook")]
+
+
+@pytest.mark.asyncio
+async def test_two_nodes_do_each_job_once_and_the_survivor_takes_over_the_singletons(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    runner, base = await receiver_app(receiver)
+    push = {"attempts": 3, "backoff_first_s": 0.05, "allow_networks": ["127.0.0.1/32"]}
+    config_a = node_config(tmp_path, "a", push=push)
+    # Node a starts first, in its own process, and takes every singleton's lease.
+    seeded = await asyncio.to_thread(CentralDatabase, config_a.database_path)
+    node_a = start_node(config_a, tmp_path)
+    try:
+        await wait_for(lambda: holders(seeded) == dict.fromkeys(SINGLETONS, "a"), 60.0)
+        seeded.close()
+        config_b = node_config(tmp_path, "b", push=push)
+        client = await aiohttp_client(create_app(config_b))
+        central = Central(client, await asyncio.to_thread(seed_demo, client.app[SERVICES]))
+        status, body = await call(
+            central, "admin", "POST", "/api/v1/webhooks",
+            json={"org_id": central.seed["orgs"]["city"], "url": f"{base}/hook", "format": "json"},
+        )  # fmt: skip
+        assert status == 201, body
+        database = client.app[DATABASE]
+        store = IngestStore(database)
+        first = backlog_events("demo-canteen-a", 40)
+        await asyncio.to_thread(Ingest(store).process, first)
+        # a's alert feed opens the alerts; both nodes' dispatchers take the push jobs.
+        await wait_for(lambda: len(receiver.to("/hook")) >= 40)
+        await asyncio.sleep(1.0)  # a second delivery of any job would show up by now
+        ids = delivered_ids(receiver)
+        assert len(ids) == 40 and len(set(ids)) == 40
+        assert holders(database)[ALERT_FEED] == "a"
+
+        node_a.send_signal(signal.SIGKILL)  # no release: b waits for the leases to end
+        node_a.wait(10)
+        killed = time.monotonic()
+        await wait_for(lambda: holders(database) == dict.fromkeys(SINGLETONS, "b"), 10.0)
+        took_over_s = time.monotonic() - killed
+        assert took_over_s <= LEASE_S + RENEW_S + 0.5, took_over_s
+
+        second = backlog_events("demo-canteen-a", 10)
+        await asyncio.to_thread(Ingest(store).process, second)
+        await wait_for(lambda: len(receiver.to("/hook")) >= 50)
+        await asyncio.sleep(1.0)
+        ids = delivered_ids(receiver)
+        assert len(ids) == 50 and len(set(ids)) == 50
+        with database.read() as db:
+            rows = db.execute("select status, attempts, count(*) from deliveries group by 1, 2")
+            assert [tuple(r) for r in rows] == [("ok", 1, 50)]
+        ok_b = central.svc.dispatcher.outcomes.get("ok", 0) if central.svc.dispatcher else 0
+        assert ok_b >= 10  # b did the jobs after a's death (and maybe some before)
+    finally:
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait(10)
+        await runner.cleanup()
