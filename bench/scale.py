@@ -75,7 +75,7 @@ def build_tree(config_path: Path, sites: int, counties: int, hook_url: str) -> d
     """Org tree, sites, users and the city's webhook through central's own stores."""
     config = load_config(config_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         svc = build_services(database, config.web, config.push, config.data_dir, None)
         every = Scope.everything()

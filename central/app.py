@@ -71,7 +71,7 @@ def create_app(config: CentralConfig) -> web.Application:
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open central.db (migrations applied) and the stores that read it."""
     config = app[CONFIG]
-    database = await asyncio.to_thread(CentralDatabase, config.database_path)
+    database = await asyncio.to_thread(CentralDatabase, config.database_url)
     app[DATABASE] = database
     app[INGEST_STORE] = IngestStore(database)
     app[MEDIA] = MediaStore(database, config.media_dir, config.media.max_bytes)

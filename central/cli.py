@@ -175,7 +175,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read {args.csv}: {e}") from e
     rows = parse_sites_csv(text)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         apply_migrations(database)
         result = import_sites(database, OrgStore(database), rows)
@@ -236,7 +236,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from central.ingest.store import IngestStore
 
     config = load_config(args.config)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         store = IngestStore(database)
         stats, agents, cameras = store.stats(), store.agents(), store.cameras()

@@ -78,7 +78,7 @@ def _services(config_path: str) -> Iterator[tuple[Services, Any]]:
     from central.db import CentralDatabase
 
     config = load_config(config_path)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         yield build_services(database, config.web, config.push, config.data_dir, None), config
     finally:

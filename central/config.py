@@ -9,9 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from central.archive.settings import ArchiveConfig
 from central.errors import ConfigError
@@ -149,6 +157,11 @@ class CentralConfig(_Section):
     """The whole central configuration file."""
 
     data_dir: Path = Field(description="folder of central.db and media")
+    database: str | None = Field(
+        None,
+        description="postgresql://user:password@host:port/dbname for a PostgreSQL server, "
+        "or the path of a SQLite file; default: data_dir/central.db (SQLite)",
+    )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     http: HttpConfig = HttpConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -164,10 +177,37 @@ class CentralConfig(_Section):
     )
     cluster: ClusterConfig = Field(ClusterConfig(), description="several nodes, one database")
 
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or "://" not in value:
+            return value  # a SQLite file
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"unknown database scheme {parts.scheme!r}: use postgresql://... or a file path"
+            )
+        try:
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError as e:
+            raise ValueError(f"bad port in the database URL: {e}") from e
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("a PostgreSQL URL needs a host and a database name")
+        return value
+
     @property
     def database_path(self) -> Path:
-        """The SQLite file."""
+        """The SQLite file (when `database` is not a PostgreSQL URL)."""
+        if self.database is not None and "://" not in self.database:
+            return Path(self.database)
         return self.data_dir / "central.db"
+
+    @property
+    def database_url(self) -> str | Path:
+        """What CentralDatabase opens: the PostgreSQL URL, or the SQLite file."""
+        if self.database is not None and "://" in self.database:
+            return self.database
+        return self.database_path
 
     @property
     def archive_dir(self) -> Path:

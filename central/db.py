@@ -24,6 +24,21 @@ import sqlite_utils
 
 migrations = sqlite_utils.Migrations("central.ingest")
 
+
+def apply_migrations(
+    migration_set: sqlite_utils.Migrations,
+    db: sqlite_utils.Database,
+    stop_before: str | None = None,
+) -> None:
+    """Apply a migration set on either engine (one history: the same functions, in order)."""
+    from central import pg
+
+    if isinstance(db, pg.PgDatabase):
+        pg.apply_migrations(migration_set, db, stop_before=stop_before)
+    else:
+        migration_set.apply(db, stop_before=stop_before)
+
+
 # Readers open on demand up to this many; a reader beyond it waits for a free one.
 MAX_READERS = 4
 
@@ -58,6 +73,18 @@ class CentralDatabase:
     it every transaction committed before it.
     """
 
+    def __new__(cls, path: Path | str) -> CentralDatabase:
+        """A PostgreSQL URL (postgresql://...) opens `PgCentralDatabase`, anything else SQLite."""
+        if (
+            cls is CentralDatabase
+            and isinstance(path, str)
+            and path.startswith(("postgresql://", "postgres://"))
+        ):
+            from central.pg_database import PgCentralDatabase
+
+            return super().__new__(PgCentralDatabase)
+        return super().__new__(cls)
+
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +102,7 @@ class CentralDatabase:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            migrations.apply(self.db)
+            apply_migrations(migrations, self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -134,15 +161,13 @@ class CentralDatabase:
                 try:
                     yield reader
                 finally:
-                    if reader.conn.in_transaction:
-                        reader.conn.rollback()
+                    self._release(reader)
             return
         reader = self._take_reader()
         try:
             yield reader
         finally:
-            if reader.conn.in_transaction:
-                reader.conn.rollback()
+            self._release(reader)
             self._readers.put(reader)
 
     def _reserved_reader(self) -> sqlite_utils.Database:
@@ -156,6 +181,10 @@ class CentralDatabase:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA query_only=ON")
         return sqlite_utils.Database(conn)
+
+    def _release(self, reader: sqlite_utils.Database) -> None:
+        if reader.conn.in_transaction:
+            reader.conn.rollback()
 
     def _take_reader(self) -> sqlite_utils.Database:
         if self._closed:

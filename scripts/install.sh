@@ -21,6 +21,11 @@ APT_PACKAGES=(
   python3-venv
   chromium                    # headless browser for page tests
 )
+# PostgreSQL server binaries for the tests of central on PostgreSQL (a fixture runs initdb
+# in a temporary folder); skipped where a PostgreSQL server is already installed.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  APT_PACKAGES+=(postgresql)
+fi
 # playwright-core (npm) drives Chromium in page tests; keep a Node.js that is already there
 # (it may come from another repository that bundles npm).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -20,7 +20,7 @@ def create_admin(config_path: Path, username: str = ADMIN, password: str = ADMIN
     """Create an administrator in the central database of `config_path` (before it starts)."""
     config = load_config(config_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         svc = build_services(database, config.web, config.push, config.data_dir, None)
         svc.users.create_user(

@@ -8,6 +8,7 @@ import pytest
 
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
+from testbed.postgres import PostgresServer
 from testbed.rtsp import RtspServer, camera_paths
 
 RtspServerFactory = Callable[..., RtspServer]
@@ -79,3 +80,51 @@ def mosquitto_broker_factory() -> Iterator[BrokerFactory]:
     yield start
     for broker in brokers:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (initdb in a temp dir, a random port)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database with every central migration applied, copied for each test."""
+    from central import schema
+    from central.db import CentralDatabase, apply_migrations
+    from central.video import exports
+
+    url = postgres_server.create_database()
+    database = CentralDatabase(url)
+    with database.lock:
+        apply_migrations(schema.migrations, database.db)
+        apply_migrations(exports.migrations, database.db)
+    database.close()
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def central_backend(request: pytest.FixtureRequest) -> str:
+    """The engine under central's database: "sqlite" unless a `databases` mark asks for more."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def central_db_url(central_backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None on SQLite (the default file), or the URL of a fresh PostgreSQL database."""
+    if central_backend == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database(template=request.getfixturevalue("postgres_template"))
+    yield url
+    server.drop_database(url)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.databases("sqlite", "postgres")` runs a test once per engine."""
+    marker = metafunc.definition.get_closest_marker("databases")
+    if marker is not None and "central_backend" in metafunc.fixturenames:
+        metafunc.parametrize("central_backend", marker.args, indirect=True)

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     """Queue the audit, wait for its result and print it."""
     config = load_config(args.config)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         audits = Audits(database)
         audit_id = audits.request(args.site, args.camera, max(1, min(args.samples, 50)), "cli")

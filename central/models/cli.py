@@ -118,7 +118,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     """Export the dataset and print its counts."""
     classes = parse_classes(args.classes)
     config = load_config(args.config)
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         apply_migrations(database)
         result = export_dataset(
@@ -146,7 +146,7 @@ def run_model(args: argparse.Namespace) -> int:
         signer = ManifestSigner(config.data_dir / KEY_FILE)
         print(public_pem(signer.public_key).decode(), end="")
         return 0
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         apply_migrations(database)
         registry = registry_for(database, config.data_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from central.pg import is_postgres
+
 
 def m002_alerts(db: sqlite_utils.Database) -> None:
     """Alerts, their transitions and rectification evidence."""
@@ -141,14 +143,24 @@ def m003_push_audit_public(db: sqlite_utils.Database) -> None:
     )
     db.table("audit_log").create_index(["ts"])
     # Append-only: the database itself refuses to change or remove an audit entry.
-    db.execute(
-        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
-        "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
-    )
-    db.execute(
-        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
-        "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
-    )
+    if is_postgres(db):
+        db.execute(
+            "create function audit_log_append_only() returns trigger language plpgsql as "
+            "$$ begin raise exception 'audit log is append-only'; end $$"
+        )
+        db.execute(
+            "create trigger audit_log_no_change before update or delete on audit_log "
+            "for each row execute function audit_log_append_only()"
+        )
+    else:
+        db.execute(
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
+        )
+        db.execute(
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
+        )
     db.table("public_links").create(
         {
             "id": int,

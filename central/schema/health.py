@@ -7,6 +7,8 @@ import json
 
 import sqlite_utils
 
+from central.pg import is_postgres
+
 
 def m004_health_history(db: sqlite_utils.Database) -> None:
     """Sampled heartbeats, for the recording and retention reports (ingest keeps only the last)."""
@@ -73,6 +75,56 @@ begin
 end"""
 
 
+# The same counters and rollups on PostgreSQL, as plpgsql trigger functions.
+_PG_OPEN_ALERTS = (
+    """create function alerts_open_count() returns trigger language plpgsql as $$
+    begin
+      if tg_op in ('UPDATE', 'DELETE') and old.state != 'closed' then
+        update camera_open_alerts set "open" = camera_open_alerts."open" - 1
+        where site_id = old.site_id and camera_id = old.camera_id;
+      end if;
+      if tg_op in ('INSERT', 'UPDATE') and new.state != 'closed' and new.camera_id is not null then
+        insert into camera_open_alerts (site_id, camera_id, "open")
+        values (new.site_id, new.camera_id, 1)
+        on conflict (site_id, camera_id) do update set "open" = camera_open_alerts."open" + 1;
+      end if;
+      return null;
+    end $$""",
+    "create trigger alerts_open_insert after insert or delete on alerts "
+    "for each row execute function alerts_open_count()",
+    "create trigger alerts_open_update after update of state, site_id, camera_id on alerts "
+    "for each row execute function alerts_open_count()",
+)
+_PG_ROLLUP = (
+    """create function heartbeat_samples_rollup() returns trigger language plpgsql as $$
+    declare
+      v_hour bigint := trunc(new.ts / 3600)::bigint * 3600;
+      v_rec bigint := (select count(*) from json_each(new.cameras::json)
+                       where value::text in ('1', 'true'));
+    begin
+      insert into health_hourly (site_id, hour, recorded_s, samples, retention_days, last_ts)
+      values (new.site_id, v_hour, v_rec * least(new.interval_s, new.ts - v_hour), 1,
+              new.retention_days, new.ts)
+      on conflict (site_id, hour) do update set
+        recorded_s = health_hourly.recorded_s + excluded.recorded_s,
+        samples = health_hourly.samples + 1,
+        retention_days = case when health_hourly.last_ts is null
+                                or excluded.last_ts >= health_hourly.last_ts
+                              then excluded.retention_days else health_hourly.retention_days end,
+        last_ts = greatest(coalesce(health_hourly.last_ts, 0), excluded.last_ts);
+      if new.interval_s > new.ts - v_hour then
+        insert into health_hourly (site_id, hour, recorded_s, samples)
+        values (new.site_id, v_hour - 3600, v_rec * (new.interval_s - (new.ts - v_hour)), 0)
+        on conflict (site_id, hour) do update
+        set recorded_s = health_hourly.recorded_s + excluded.recorded_s;
+      end if;
+      return null;
+    end $$""",
+    "create trigger heartbeat_samples_rollup after insert on heartbeat_samples "
+    "for each row execute function heartbeat_samples_rollup()",
+)
+
+
 def m006_scale(db: sqlite_utils.Database) -> None:
     """Open-alert counters per camera, hourly health rollups and indexes of the big reads."""
     db.execute(
@@ -86,7 +138,7 @@ def m006_scale(db: sqlite_utils.Database) -> None:
         "select site_id, camera_id, count(*) from alerts "
         "where state != 'closed' and camera_id is not null group by site_id, camera_id"
     )
-    for trigger in _OPEN_ALERT_TRIGGERS:
+    for trigger in _PG_OPEN_ALERTS if is_postgres(db) else _OPEN_ALERT_TRIGGERS:
         db.execute(trigger)
     db.execute(
         """create table health_hourly (
@@ -95,7 +147,8 @@ def m006_scale(db: sqlite_utils.Database) -> None:
             primary key (site_id, hour)
         )"""
     )
-    db.execute(_ROLLUP_TRIGGER)
+    for trigger in _PG_ROLLUP if is_postgres(db) else (_ROLLUP_TRIGGER,):
+        db.execute(trigger)
     # Rows written before the rollup existed: replay them through the trigger.
     db.execute("create temp table old_samples as select * from heartbeat_samples")
     db.execute("delete from heartbeat_samples")
@@ -130,7 +183,7 @@ CAMERA_RECORDING_UPSERT = f"""insert into camera_recording
     last_gap_ts = case when excluded.last_gap_ts is not null
                          or excluded.last_ts - last_ts > {RECORDING_GAP_S}
                        then excluded.last_ts else last_gap_ts end,
-    last_ts = max(last_ts, excluded.last_ts)"""
+    last_ts = case when excluded.last_ts > last_ts then excluded.last_ts else last_ts end"""
 
 
 def m016_camera_recording(db: sqlite_utils.Database) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from central.pg import is_postgres
+
 
 def m001_orgs_users(db: sqlite_utils.Database) -> None:
     """Organisation tree, sites, cameras, users and sessions."""
@@ -109,10 +111,14 @@ def m008_api_tokens(db: sqlite_utils.Database) -> None:
     db.execute("alter table user_sessions add column token_id text")
     db.execute(
         "update user_sessions set purpose = 'token', "
-        "expires_at = min(expires_at, created_at + 90 * 86400) "
+        "expires_at = case when expires_at < created_at + 90 * 86400 then expires_at "
+        "else created_at + 90 * 86400 end "
         "where kind = 'bearer' and coalesce(label, '') != 'login'"
     )
-    db.execute("update user_sessions set token_id = lower(hex(randomblob(8)))")
+    if is_postgres(db):
+        db.execute("update user_sessions set token_id = substr(md5(random()::text), 1, 16)")
+    else:
+        db.execute("update user_sessions set token_id = lower(hex(randomblob(8)))")
     db.table("user_sessions").create_index(["token_id"], unique=True)
     db.table("user_sessions").create_index(["user_id", "purpose"])
 

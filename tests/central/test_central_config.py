@@ -37,3 +37,15 @@ def test_password_comes_from_file_credential_or_environment(tmp_path: Path) -> N
     assert mqtt_password(MqttConfig(), {"CENTRAL_MQTT_PASSWORD": "env"}) == "env"
     with pytest.raises(ConfigError, match="CENTRAL_MQTT_PASSWORD"):
         mqtt_password(MqttConfig(), {})
+
+
+def test_database_is_a_sqlite_file_or_a_postgresql_url() -> None:
+    base = "data_dir: /x\n"
+    assert parse_config(base, "c.yaml").database_url == Path("/x/central.db")
+    config = parse_config(base + "database: /srv/c.db\n", "c.yaml")
+    assert config.database_url == Path("/srv/c.db")
+    url = "postgresql://central:pw@db.local:5432/central"
+    assert parse_config(base + f"database: {url}\n", "c.yaml").database_url == url
+    for bad in ["mysql://h/db", "postgresql://h:port/db", "postgresql:///db", "postgresql://h"]:
+        with pytest.raises(ConfigError, match=r"c.yaml:2: database: "):
+            parse_config(base + f"database: {bad}\n", "c.yaml")

@@ -1,4 +1,5 @@
-"""Central's database: writers wait for another process's write lock; readers never do."""
+"""Central's database, on SQLite and on PostgreSQL: writers wait for another process's
+write lock; readers never do."""
 
 from __future__ import annotations
 
@@ -6,16 +7,49 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from central.db import MAX_READERS, CentralDatabase, live_reads
+from central.pg import translate
+
+pytestmark = pytest.mark.databases("sqlite", "postgres")
 
 
-def test_a_write_after_a_read_waits_for_another_process_and_succeeds(tmp_path: Path) -> None:
-    db = CentralDatabase(tmp_path / "c.db")
+@pytest.fixture
+def target(central_db_url: str | None, tmp_path: Path) -> str | Path:
+    """What CentralDatabase opens: a SQLite file, or a fresh PostgreSQL database."""
+    return central_db_url or tmp_path / "c.db"
+
+
+class OtherWriter:
+    """Another process's connection that takes the write lock of table t and holds it."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.pg = isinstance(target, str)
+        if self.pg:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(str(target), autocommit=True)
+            self.conn.execute("begin")
+            self.conn.execute("lock table t in access exclusive mode")  # as BEGIN IMMEDIATE
+        else:
+            self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            self.conn.execute("begin immediate")
+
+    def execute(self, sql: str) -> None:
+        self.conn.execute(sql)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_write_after_a_read_waits_for_another_process_and_succeeds(target: str | Path) -> None:
+    db = CentralDatabase(target)
     with db.transaction() as t:
         t.execute("create table t (x integer)")
-    other = sqlite3.connect(tmp_path / "c.db", check_same_thread=False, isolation_level=None)
-    other.execute("begin immediate")
+    other = OtherWriter(target)
     other.execute("insert into t values (1)")
     released = threading.Event()
 
@@ -36,21 +70,25 @@ def test_a_write_after_a_read_waits_for_another_process_and_succeeds(tmp_path: P
     db.close()
 
 
-def test_readers_answer_while_the_write_lock_is_held(tmp_path: Path) -> None:
-    db = CentralDatabase(tmp_path / "c.db")
+def test_readers_answer_while_the_write_lock_is_held(target: str | Path) -> None:
+    db = CentralDatabase(target)
     with db.transaction() as t:
         t.execute("create table t (x integer)")
         t.execute("insert into t values (1)")
-    with db.lock:  # e.g. a long ingest batch
-        other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
-        other.execute("begin immediate")
+    with db.lock, db.transaction() if isinstance(target, str) else db.lock as t:
+        # A long ingest batch: on SQLite another process holds the file's write lock, on
+        # PostgreSQL the write connection holds an open transaction.
+        if t is not None and not isinstance(t, bool):
+            t.execute("insert into t values (2)")
+        other = OtherWriter(target) if isinstance(target, Path) else None
         done: list[int] = []
         reader = threading.Thread(target=lambda: done.append(db_read(db)), name="reader")
         reader.start()
         reader.join(10)
-        other.execute("rollback")
-        other.close()
-    assert done == [1]
+        if other is not None:
+            other.execute("rollback")
+            other.close()
+        assert done == [1]  # the snapshot from before the batch
     db.close()
 
 
@@ -59,8 +97,8 @@ def db_read(db: CentralDatabase) -> int:
         return int(r.execute("select count(*) from t").fetchone()[0])
 
 
-def test_close_waits_for_a_read_running_in_another_thread(tmp_path: Path) -> None:
-    db = CentralDatabase(tmp_path / "c.db")
+def test_close_waits_for_a_read_running_in_another_thread(target: str | Path) -> None:
+    db = CentralDatabase(target)
     reading = threading.Event()
     finished: list[int] = []
 
@@ -83,8 +121,8 @@ def test_close_waits_for_a_read_running_in_another_thread(tmp_path: Path) -> Non
         assert "closed" in str(e)
 
 
-def test_live_reads_do_not_queue_behind_busy_page_readers(tmp_path: Path) -> None:
-    db = CentralDatabase(tmp_path / "c.db")
+def test_live_reads_do_not_queue_behind_busy_page_readers(target: str | Path) -> None:
+    db = CentralDatabase(target)
     with db.transaction() as t:
         t.execute("create table t (x integer)")
         t.execute("insert into t values (7)")
@@ -121,3 +159,53 @@ def test_live_reads_do_not_queue_behind_busy_page_readers(tmp_path: Path) -> Non
         t.join(10)
     assert answers == {"live": 7, "page": 7}
     db.close()
+
+
+def test_table_calls_and_sql_mean_the_same_on_both_engines(target: str | Path) -> None:
+    db = CentralDatabase(target)
+    with db.transaction() as t:
+        t.table("things").create(
+            {"id": int, "name": str, "weight": float, "raw": bytes, "on": int},
+            pk="id", not_null={"name"}, defaults={"on": 0},
+        )  # fmt: skip
+        t.table("things").create_index(["name"], unique=True)
+        first = t.table("things").insert({"name": "a?%", "weight": 1.5, "raw": b"\x00"}).last_pk
+        second = t.table("things").insert({"name": "b", "weight": 2.0, "on": True}).last_pk
+        t.table("things").update(second, {"weight": 3.0})
+        t.table("tags").create({"thing": int, "tag": str, "n": int}, pk=("thing", "tag"))
+        t.table("tags").upsert({"thing": first, "tag": "x", "n": 1}, pk=("thing", "tag"))
+        t.table("tags").upsert({"thing": first, "tag": "x", "n": 2}, pk=("thing", "tag"))
+        t.conn.executemany("insert into tags (thing, tag, n) values (?, ?, ?)",
+                           [(second, "y", 1), (second, "z", 1)])  # fmt: skip
+        with pytest.raises(sqlite3.IntegrityError):
+            with db.transaction() as nested:  # a savepoint: the outer transaction goes on
+                nested.execute("insert into things (name) values (?)", ["b"])
+    assert (first, second) == (1, 2)
+    with db.read() as r:
+        assert t.table("things").get(first)["name"] == "a?%"
+        rows = list(r.query("select name, weight, on_ from (select name, weight, \"on\" as on_ "
+                            "from things) x where name like 'a?%' or name = ? order by name",
+                            ["b"]))  # fmt: skip
+        assert rows == [{"name": "a?%", "weight": 1.5, "on_": 0},
+                        {"name": "b", "weight": 3.0, "on_": 1}]  # fmt: skip
+        assert r.execute("select tag, n from tags order by tag").fetchall() == [
+            ("x", 2),
+            ("y", 1),
+            ("z", 1),
+        ]
+        assert r.execute("select raw from things where id = ?", [first]).fetchone()[0] == b"\x00"
+        with pytest.raises((sqlite3.OperationalError, sqlite3.DatabaseError, Exception)):
+            r.execute("insert into tags (thing, tag, n) values (9, 'w', 1)")
+    with db.durable_transaction() as t:
+        t.execute("delete from tags where tag = ?", ["z"])
+    with db.read() as r:
+        assert r.execute("select count(*) from tags").fetchone()[0] == 2
+    db.close()
+
+
+@pytest.mark.databases("sqlite")
+def test_placeholders_are_translated_outside_literals_only() -> None:
+    assert translate("select '?', \"a?\" from t where x = ? and y like '%b' -- ?\n") == (
+        "select '?', \"a?\" from t where x = %s and y like '%%b' -- ?\n"
+    )
+    assert translate("select 'it''s ?' || ?") == "select 'it''s ?' || %s"

@@ -48,7 +48,7 @@ def test_class_map_and_backend_are_registered_signed_and_sent(
     assert main([*add, "--version", "3", "--classes", "a", "--class-map", "a=Person"]) == 1
     assert "'Person' of 'a' is not lower_case_words" in capsys.readouterr().err
 
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     try:
         apply_migrations(database)
         registry = registry_for(database, config.data_dir)

@@ -32,7 +32,7 @@ def _setup(tmp_path: Path, port: int) -> tuple[Path, CentralDatabase]:
     config = make_config(tmp_path, mqtt_port=port)
     path = tmp_path / "central.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    database = CentralDatabase(config.database_path)
+    database = CentralDatabase(config.database_url)
     apply_migrations(database)
     with database.transaction() as db:
         db.table("orgs").insert({"id": 1, "name": "city", "level": "city", "org_path": "/1/",

@@ -1,0 +1,79 @@
+"""Central's database on a PostgreSQL server, behind CentralDatabase's interface.
+
+The same shape as the SQLite store: one write connection under `lock` (ingest and the API
+write through `transaction()`), and a pool of reader connections whose transactions are
+READ ONLY, so a report or the live wall reads a snapshot and never waits for, nor holds,
+what ingest writes under. Ordinary commits use `synchronous_commit = off` (a server crash
+may lose the last fraction of a second of commits, never corrupt them: the counterpart of
+SQLite's synchronous=NORMAL); `durable_transaction()` commits with `synchronous_commit =
+on`, so its commit, and every one before it, is flushed to disk on return.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from central import pg
+from central.db import CentralDatabase, apply_migrations, migrations
+
+
+class PgCentralDatabase(CentralDatabase):
+    """CentralDatabase on PostgreSQL (made by `CentralDatabase("postgresql://...")`)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            conn = pg.connect(self.path, autocommit=True)
+        except Exception as e:
+            raise sqlite3.OperationalError(f"cannot connect to {_safe(self.path)}: {e}") from e
+        conn.execute("set synchronous_commit = off")
+        self.db = pg.PgDatabase(conn)
+        self.lock = threading.RLock()
+        self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
+        self._opened: list[sqlite_utils.Database] = []
+        self._open_lock = threading.Lock()
+        self._live_reader: sqlite_utils.Database | None = None
+        self._live_reader_lock = threading.RLock()
+        self._closed = False
+        with self.lock:
+            apply_migrations(migrations, self.db)
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One transaction (nested: a savepoint)."""
+        with self.db.atomic():
+            yield
+
+    @contextmanager
+    def durable_transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Like `transaction()`, but the commit is flushed to disk on return."""
+        with self.lock:
+            db = self.db
+            assert isinstance(db, pg.PgDatabase)
+            if db.pgconn.in_transaction:  # nested: the outer commit decides
+                with self._immediate():
+                    yield db
+                return
+            with self._immediate():
+                db.pg.execute("set local synchronous_commit = on")
+                yield db
+
+    def _connect_reader(self) -> sqlite_utils.Database:
+        conn = pg.connect(self.path, autocommit=False, read_only=True)
+        return pg.PgDatabase(conn)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
