@@ -19,6 +19,9 @@ from fsv_contract import topics
 
 log = logging.getLogger(__name__)
 
+# The shared subscription group of central's nodes (the live lane's: SHARE_GROUP-live).
+SHARE_GROUP = "central"
+
 
 @dataclass(frozen=True)
 class RawMessage:
@@ -45,6 +48,13 @@ class BrokerClient:
     With `live=True` it is central's live-lane connection: its own account and session
     (`{username}.live`), subscribed only to the events' live lane, so a live alert does not
     queue at the broker behind whatever the main session still has to deliver.
+
+    With `node` (several central nodes) both connections read through MQTT 5 shared
+    subscriptions (`$share/central/...`, `$share/central-live/...`): the broker hands each
+    message to one node of the group. Each node keeps its own persistent session
+    (`{client_id}-{node}`): what the broker gave a node that went down (in flight or queued
+    since) waits in that session until the node is back under the same `node`. Retained
+    messages are not sent to a shared subscription when it is made (MQTT 5).
     """
 
     def __init__(
@@ -53,16 +63,23 @@ class BrokerClient:
         password: str,
         deliver: Callable[[RawMessage], None],
         live: bool = False,
+        node: str | None = None,
     ) -> None:
         self.config = config
         self.live = live
         self.connected = threading.Event()
         self._deliver = deliver
-        self._filters = topics.CENTRAL_LIVE_FILTERS if live else topics.CENTRAL_FILTERS
+        filters: tuple[str, ...] = topics.CENTRAL_LIVE_FILTERS if live else topics.CENTRAL_FILTERS
         suffix = ".live" if live else ""
+        client_id = config.client_id
+        if node is not None:
+            group = SHARE_GROUP + ("-live" if live else "")
+            filters = tuple(f"$share/{group}/{f}" for f in filters)
+            client_id = f"{client_id}-{node}"
+        self._filters = filters
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=config.client_id + suffix,
+            client_id=client_id + suffix,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )

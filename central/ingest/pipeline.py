@@ -17,7 +17,7 @@ from central.config import CentralConfig
 from central.ingest.broker_client import BrokerClient, RawMessage
 from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
-from central.nodes import ALERT_FEED, Leases, lead
+from central.nodes import ALERT_FEED, Leases, lead, node_id
 from fsv_contract import live
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError, InvalidPayload
@@ -297,11 +297,13 @@ async def running_ingest(
 ) -> AsyncIterator[BrokerClient]:
     """Connect to the broker and drain into the database until the block exits.
 
-    Every node drains what its own connections deliver; the alert feed runs on the node
+    Every node drains what its own connections deliver (a shared subscription when
+    `cluster.shared`: each message to one node); the alert feed runs on the node
     that holds its lease (`leases`, several nodes) or simply here (None, a single node).
     """
-    client = BrokerClient(config.mqtt, password, ingest.deliver)
-    live = BrokerClient(config.mqtt, password, ingest.deliver, live=True)
+    node = node_id(config) if config.cluster.shared else None
+    client = BrokerClient(config.mqtt, password, ingest.deliver, node=node)
+    live = BrokerClient(config.mqtt, password, ingest.deliver, live=True, node=node)
     clients = [client, live] if config.mqtt.live_lane else [client]
     ingest.set_acker(client.ack, live.ack)
     tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]

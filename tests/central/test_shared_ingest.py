@@ -1,0 +1,167 @@
+"""Two central nodes read the sites through one MQTT 5 shared subscription (real Mosquitto).
+
+Node a is `central-server run` in its own process, node b runs ingest in the test's
+process; both write into one SQLite file. A site publishes a stream of events (each one
+twice, as an edge resends what it has no acknowledgement for) on the main and the live
+lane; node a is killed with SIGKILL mid-stream and started again later under its node id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from central_support import make_config
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.config import BrokerAdminConfig, CentralConfig
+from central.db import CentralDatabase
+from central.ingest.accounts import (
+    central_passwords,
+    issue_site_credentials,
+    set_passwords,
+    write_acl,
+)
+from central.ingest.pipeline import Ingest, running_ingest
+from central.ingest.store import IngestStore
+from fsv_contract import EventPayload, encode, topics
+
+REPO = Path(__file__).parents[2]
+SITE = "s1"
+EVENTS = 300
+KILL_AFTER = 100
+
+
+def node_config(tmp_path: Path, port: int, node: str) -> CentralConfig:
+    return make_config(
+        tmp_path,
+        port,
+        mqtt={"client_id": "central", "username": "central"},
+        cluster={"nodes": 2, "node_id": node, "lease_s": 2, "renew_s": 0.5},
+    )
+
+
+def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
+    path = tmp_path / f"{config.cluster.node_id}.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "central", "run", "-c", str(path)],
+        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def events(n: int) -> list[tuple[str, bytes, str]]:
+    """(topic, payload, event id): every 5th on the live lane, the others old (backlog)."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        live = i % 5 == 0
+        start = now if live else now - timedelta(hours=2, seconds=i)
+        payload = EventPayload(
+            event_id=uuid.uuid4(), site=SITE, camera="cam1", phase="start", kind="no_chef_hat",
+            station="kitchen_prep", rule="hat", start=start, score=0.9,
+        )  # fmt: skip
+        lane = topics.camera_live_event if live else topics.camera_event
+        topic = lane(SITE, "cam1")
+        out.append((topic, encode(payload), str(payload.event_id)))
+    return out
+
+
+def stored(database: CentralDatabase) -> list[str]:
+    with database.read() as db:
+        return [str(r[0]) for r in db.execute("select event_id from events")]
+
+
+async def wait_for(predicate: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:  # noqa: ASYNC110 - test polling
+        await asyncio.sleep(0.05)
+    return bool(predicate())
+
+
+def log_has(tmp_path: Path, node: str, text: str, count: int = 1) -> bool:
+    path = tmp_path / f"{node}.log"
+    return path.exists() and path.read_text(errors="replace").count(text) >= count
+
+
+@pytest.mark.asyncio
+async def test_each_event_is_stored_once_and_a_killed_node_loses_none(
+    tmp_path: Path, mosquitto_broker_factory: Any
+) -> None:
+    admin = BrokerAdminConfig(
+        password_file=tmp_path / "auth" / "passwd", acl_file=tmp_path / "auth" / "acl"
+    )
+    set_passwords(admin, central_passwords("central", "test"))
+    write_acl(admin, "central")
+    site_password = issue_site_credentials(admin, SITE, "central").password
+    broker = mosquitto_broker_factory(
+        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file
+    )
+    config_a = node_config(tmp_path, broker.port, "a")
+    config_b = node_config(tmp_path, broker.port, "b")
+    node_a = start_node(config_a, tmp_path)
+    database = await asyncio.to_thread(CentralDatabase, config_b.database_path)
+    ingest = Ingest(IngestStore(database))
+    site = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=SITE, protocol=mqtt.MQTTv5)
+    site.username_pw_set(SITE, site_password)
+    site.max_inflight_messages_set(20)
+    try:
+        async with running_ingest(config_b, ingest, "test"):
+            # Both nodes connected on both lanes: the group has its two members.
+            assert await wait_for(lambda: log_has(tmp_path, "a", "connection to 127.0.0.1"), 30)
+            assert await wait_for(lambda: log_has(tmp_path, "a", "session kept", 2), 30)
+            await asyncio.sleep(0.5)
+            site.connect("127.0.0.1", broker.port)
+            site.loop_start()
+            stream = events(EVENTS)
+            resends = 0
+            for i, (topic, payload, _) in enumerate(stream):
+                site.publish(topic, payload, qos=1)
+                if i % 3 == 0 and i >= 3:  # an edge's resend of an earlier event
+                    site.publish(*stream[i - 3][:2], qos=1)
+                    resends += 1
+                if i == KILL_AFTER:
+                    node_a.send_signal(signal.SIGKILL)
+                    node_a.wait(10)
+                await asyncio.sleep(0.005)
+            want = {eid for _, _, eid in stream}
+            # b stores its share; a's share waits in a's broker session while a is down.
+            await asyncio.sleep(3.0)
+            while_down = set(stored(database))
+            assert while_down < want, "the broker gave b what it had handed to a"
+            node_a = start_node(config_a, tmp_path)
+            restarted = time.monotonic()
+            assert await wait_for(lambda: set(stored(database)) == want, 60), (
+                f"{len(want - set(stored(database)))} events lost"
+            )
+            caught_up_s = time.monotonic() - restarted
+            rows = stored(database)
+            assert len(rows) == len(want)  # stored once each, repeats refused by event id
+            assert ingest.store.stats()["duplicates"] >= resends
+            print(
+                f"stored while a was down: {len(while_down)}/{len(want)}; "
+                f"all stored {caught_up_s:.1f} s after a restarted"
+            )
+    finally:
+        site.loop_stop()
+        site.disconnect()
+        if node_a.poll() is None:
+            node_a.terminate()
+            try:
+                node_a.wait(20)
+            except subprocess.TimeoutExpired:  # its stop is not what this test checks
+                node_a.kill()
+                node_a.wait(10)
+        await asyncio.to_thread(database.close)
