@@ -26,17 +26,18 @@ from aiohttp import web
 from central_support import Central, call, make_config
 from test_push_delivery import Receiver
 
+from central import schema
+from central.alerts.push_jobs import PushJobs
 from central.api.common import SERVICES
 from central.app import create_app
 from central.config import CentralConfig
-from central.db import CentralDatabase
+from central.db import CentralDatabase, apply_migrations
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.keys import DATABASE
 from central.nodes import ALERT_FEED, ARCHIVE_RETENTION, EXPORT_EXPIRY, INTEGRITY_AUDITS, Leases
 from central.regulation.seed import seed_demo
-from central.schema import apply_migrations
 from fsv_contract import EventPayload, encode, topics
 
 REPO = Path(__file__).parents[2]
@@ -83,15 +84,23 @@ def holders(database: CentralDatabase) -> dict[str, str]:
     return {str(name): str(holder) for name, holder in rows}
 
 
+@pytest.fixture
+def target(central_db_url: str | None, tmp_path: Path) -> str | Path:
+    """The database both nodes open: a fresh PostgreSQL database or a SQLite file."""
+    return central_db_url or tmp_path / "central.db"
+
+
+@pytest.mark.databases("sqlite", "postgres")
 def test_a_lease_has_one_holder_and_moves_when_the_holder_stops_renewing(
-    tmp_path: Path,
+    target: str | Path,
 ) -> None:
     now = [1000.0]
     clock = lambda: now[0]  # noqa: E731
-    one = CentralDatabase(tmp_path / "central.db")
-    two = CentralDatabase(tmp_path / "central.db")  # a second process's connections
+    one = CentralDatabase(target)
+    two = CentralDatabase(target)  # a second process's connections
     try:
-        apply_migrations(one)
+        with one.lock:
+            apply_migrations(schema.migrations, one.db)
         a = Leases(one, "a", lease_s=15.0, clock=clock)
         b = Leases(two, "b", lease_s=15.0, clock=clock)
         assert a.hold("feed") and not b.hold("feed")
@@ -107,6 +116,44 @@ def test_a_lease_has_one_holder_and_moves_when_the_holder_stops_renewing(
         assert a.hold("feed")
         a.release("other")  # nothing held: nothing happens
         assert b.holder("feed") == "a"
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.databases("sqlite", "postgres")
+def test_push_jobs_are_claimed_by_one_node_and_taken_again_when_a_claim_lapses(
+    target: str | Path,
+) -> None:
+    one = CentralDatabase(target)
+    two = CentralDatabase(target)
+    try:
+        with one.lock:
+            apply_migrations(schema.migrations, one.db)
+        now = time.time()
+        with one.transaction() as db:
+            for i in range(20):
+                db.execute(
+                    "insert into deliveries (alert_id, target, target_id, status, attempts, "
+                    "last_error, created_at, updated_at, next_at, expires_at, urgent) "
+                    "values (?, 'webhook', 1, 'pending', 0, '', ?, ?, ?, ?, 0)",
+                    [f"alert-{i}", now, now, now - 1, now + 3600],
+                )
+        a = PushJobs(one, node_id="a", claim_s=30.0)
+        b = PushJobs(two, node_id="b", claim_s=30.0)
+        got_a = {j.id for j in a.due(now, 15)}
+        got_b = {j.id for j in b.due(now, 15)}
+        assert len(got_a) == 15 and len(got_b) == 5 and not got_a & got_b
+        assert b.due(now, 15, exclude=got_b) == [] and a.due(now, 15, exclude=got_a) == []
+        # Nothing is due until the claims lapse (no busy loop over claimed jobs).
+        assert b.next_due() == pytest.approx(now + 30.0)
+        done = [j for j in a.due(now, 15, exclude=set()) if j.id in got_a][:5]
+        for job in done:
+            a.settle(job, "ok", 1, "")
+        # a died: its other claims lapse and b takes those jobs; settled ones stay settled.
+        later = now + 31.0
+        taken = {j.id for j in b.due(later, 20)}
+        assert taken == got_a - {j.id for j in done} | got_b
     finally:
         one.close()
         two.close()
