@@ -9,7 +9,9 @@ run time, is kept to the lexical minimum:
 - column types in `create table` / `alter table ... add column`: integer -> bigint (SQLite
   integers are 64 bits), float/real -> double precision, blob -> bytea, and
   `integer primary key [autoincrement]` -> a bigint identity;
-- PRAGMA statements are no-ops (their PostgreSQL counterparts are set on the connection).
+- PRAGMA statements: `busy_timeout = N` sets `lock_timeout` (how long a write waits for
+  another's lock); the others are no-ops (their counterparts are set on the connection).
+- numeric results (sum/avg of integers) are read as int or float, as SQLite returns them.
 
 `PgDatabase` stands in for `sqlite_utils.Database` (execute, query, table(...) with create,
 create_index, insert/last_pk, insert_all, update, upsert, add_column, get, exists; conn with
@@ -109,6 +111,25 @@ def _is_pragma(sql: str) -> bool:
     return sql.lstrip()[:6].lower() == "pragma"
 
 
+_BUSY_TIMEOUT = re.compile(r"^\s*pragma\s+busy_timeout\s*=\s*(\d+)\s*$", re.I)
+
+
+def _pragma(sql: str) -> str | None:
+    """The PostgreSQL setting of a PRAGMA: busy_timeout is lock_timeout; others: none."""
+    m = _BUSY_TIMEOUT.match(sql)
+    return f"set lock_timeout = {int(m.group(1))}" if m else None
+
+
+class _NumericLoader(psycopg.adapt.Loader):
+    """numeric (what sum() and avg() of integers give) as int or float, as SQLite gives."""
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        return float(text)
+
+
 class _BoolDumper(psycopg.adapt.Dumper):
     """Python bools as integers: central stores flags in integer columns, as SQLite does."""
 
@@ -122,6 +143,7 @@ def connect(url: str, *, autocommit: bool = True, read_only: bool = False) -> ps
     """A connection with central's adaptations (bools as integers)."""
     conn = psycopg.connect(url, autocommit=autocommit)
     conn.adapters.register_dumper(bool, _BoolDumper)
+    conn.adapters.register_loader("numeric", _NumericLoader)
     if read_only:  # a snapshot per read() block, as a SQLite reader under WAL has
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -176,6 +198,9 @@ class PgConn:
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
         """Run one statement; a cursor (tuples) to fetch from."""
         if _is_pragma(sql):
+            setting = _pragma(sql)
+            if setting is not None:
+                self.pg.execute(cast(Any, setting))
             return _EmptyCursor()
         sql = translate_ddl(sql)
         with _as_sqlite_errors():

@@ -226,7 +226,7 @@ class AlertStore:
         with self._ldb.read() as db:
             # Counting stops at MAX_COUNT: a city's full history is not counted per page.
             total = db.execute(
-                f"select count(*) from (select 1 from alerts where {where} limit ?)",
+                f"select count(*) from (select 1 from alerts where {where} limit ?) page",
                 [*args, MAX_COUNT + 1],
             ).fetchone()[0]
             rows = db.query(

@@ -60,7 +60,7 @@ class MediaStore:
         with self.database.transaction() as db:
             db.execute(
                 "insert into ingest_counters (name, value) values (?, 1), (?, 1) "
-                "on conflict (name) do update set value = value + 1",
+                "on conflict (name) do update set value = ingest_counters.value + 1",
                 ["media_refused", f"media_refused:{reason}"],
             )
 
@@ -85,7 +85,7 @@ class MediaStore:
         with self.database.transaction() as db:
             db.execute(
                 "insert into ingest_counters (name, value) values ('evidence_refused', 1) "
-                "on conflict (name) do update set value = value + 1"
+                "on conflict (name) do update set value = ingest_counters.value + 1"
             )
             audit_system(db, "evidence_refused", site, f"event:{event_id}", detail, time.time())
 

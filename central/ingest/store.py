@@ -33,8 +33,8 @@ _EVENT_COLUMNS = (
     "received_at", "ingested_at", "updated_at", "frame", "model", "change_seq",
 )  # fmt: skip
 _INSERT_EVENT = (
-    f"insert or ignore into events ({', '.join(f'[{c}]' for c in _EVENT_COLUMNS)}) "
-    f"values ({', '.join('?' * len(_EVENT_COLUMNS))})"
+    f"insert into events ({', '.join(chr(34) + c + chr(34) for c in _EVENT_COLUMNS)}) "
+    f"values ({', '.join('?' * len(_EVENT_COLUMNS))}) on conflict do nothing"
 )
 _END_EVENT = (
     "update events set phase = 'end', \"end\" = ?, score = ?, boxes = ?, snapshot = ?, "
@@ -52,8 +52,8 @@ _CAMERA_STATE = (
     "updated_at = excluded.updated_at where excluded.since >= camera_status.since"
 )
 _CAMERA_LOG = (
-    "insert or ignore into camera_state_log (site, camera, state, since, reason, received_at) "
-    "values (?, ?, ?, ?, ?, ?)"
+    "insert into camera_state_log (site, camera, state, since, reason, received_at) "
+    "values (?, ?, ?, ?, ?, ?) on conflict do nothing"
 )
 _AGENT_STATE = (
     "insert into agent_status (site, state, version, started_at, state_since, "
@@ -352,7 +352,7 @@ class IngestStore:
             counts[f"kind:{it.message.topic.kind.value}"] += 1
         db.conn.executemany(
             "insert into ingest_counters (name, value) values (?, ?) "
-            "on conflict (name) do update set value = value + excluded.value",
+            "on conflict (name) do update set value = ingest_counters.value + excluded.value",
             [(k, v) for k, v in counts.items() if v],
         )
 

@@ -83,10 +83,10 @@ class Audits:
         with self.database.transaction() as db:
             cur = db.execute(
                 "insert into integrity_audits (site, camera, samples_wanted, requested_by, "
-                "requested_at, state) values (?, ?, ?, ?, ?, 'requested')",
+                "requested_at, state) values (?, ?, ?, ?, ?, 'requested') returning id",
                 [site, camera, samples or self.settings.samples_per_camera, by, self._clock()],
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
     def get(self, audit_id: int) -> dict[str, Any] | None:
         """One audit row, its result decoded."""

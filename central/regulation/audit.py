@@ -76,7 +76,7 @@ def insert_entry(db: Any, entry: AuditEntry, ts: float | None = None) -> int:
         raise ValueError(f"unknown audit action {entry.action!r}")
     cur = db.execute(
         "insert into audit_log (ts, user_id, username, action, target, detail, ip, org_path) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?)",
+        "values (?, ?, ?, ?, ?, ?, ?, ?) returning id",
         [
             time.time() if ts is None else ts,
             entry.user_id,
@@ -88,7 +88,7 @@ def insert_entry(db: Any, entry: AuditEntry, ts: float | None = None) -> int:
             entry.org_path,
         ],
     )
-    return int(cur.lastrowid)
+    return int(cur.fetchone()[0])
 
 
 class AuditLog:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.errors import InvalidInputError
+from central.pg import is_postgres
 from central.regulation.scope import Scope, in_scope
 from central.schema import LockedDb
 
@@ -88,8 +89,13 @@ def _driver(f: AuditFilter) -> tuple[str, str | None, str | None]:
     return "idx_audit_log_ts", None, None
 
 
-def walk_sql(f: AuditFilter, cursor: Cursor | None) -> tuple[str, list[Any]]:
-    """The one query of a page: one index, newest first, nothing but index conditions."""
+def walk_sql(
+    f: AuditFilter, cursor: Cursor | None, postgres: bool = False
+) -> tuple[str, list[Any]]:
+    """The one query of a page: one index, newest first, nothing but index conditions.
+
+    SQLite is told the index (`indexed by`); PostgreSQL, which has no such hint, picks it
+    from the same conditions and order."""
     index, column, value = _driver(f)
     clauses, params = [], list[Any]()
     if column is not None:
@@ -105,10 +111,8 @@ def walk_sql(f: AuditFilter, cursor: Cursor | None) -> tuple[str, list[Any]]:
         clauses.append("ts <= ?")
         params.append(cursor.ts)
     where = " and ".join(clauses) or "1 = 1"
-    sql = (
-        f"select * from audit_log indexed by {index} where {where} "
-        "order by ts desc, id desc limit ?"
-    )
+    hint = "" if postgres else f" indexed by {index}"
+    sql = f"select * from audit_log{hint} where {where} order by ts desc, id desc limit ?"
     return sql, params
 
 
@@ -146,10 +150,10 @@ class AuditSearch:
     ) -> AuditPage:
         """Up to `limit` matching entries older than `cursor`, examining at most scan_limit."""
         limit = max(1, min(limit, PAGE_MAX))
-        sql, params = walk_sql(f, cursor)
         items: list[dict[str, Any]] = []
         scanned, fetched, last = 0, 0, cursor
         with self._ldb.read() as db:
+            sql, params = walk_sql(f, cursor, postgres=is_postgres(db))
             rows = db.execute(sql, [*params, self.scan_limit])
             names = [d[0] for d in rows.description]
             for raw in rows:

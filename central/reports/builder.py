@@ -64,8 +64,8 @@ ALERT_GROUPS_SQL = """
            sum(acknowledged_at - created_at) as ack_sum, count(acknowledged_at) as ack_n,
            sum(submitted_at - requested_at) as fix_sum,
            count(submitted_at - requested_at) as fix_n,
-           sum(state = 'rectification_requested' and deadline is not null
-               and deadline < ?) as overdue
+           sum(case when state = 'rectification_requested' and deadline is not null
+                         and deadline < ? then 1 else 0 end) as overdue
     from alerts where {where} and start >= ? and start < ?
     group by org_path, kind, station, state
 """

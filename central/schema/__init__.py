@@ -15,6 +15,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from central.db import apply_migrations as db_apply_migrations
 from central.schema.alerts import (
     m002_alerts,
     m003_push_audit_public,
@@ -61,7 +62,7 @@ class LockedDb(Protocol):
 def apply_migrations(ldb: LockedDb) -> None:
     """Create or upgrade the regulator tables."""
     with ldb.lock:
-        migrations.apply(ldb.db)
+        db_apply_migrations(migrations, ldb.db)
 
 
 # Every migration, in the order it was written (= the order it runs in); never reorder.

@@ -181,9 +181,10 @@ CAMERA_RECORDING_UPSERT = f"""insert into camera_recording
     (site_id, camera_id, first_ts, last_ts, last_gap_ts) values (?, ?, ?, ?, ?)
   on conflict (site_id, camera_id) do update set
     last_gap_ts = case when excluded.last_gap_ts is not null
-                         or excluded.last_ts - last_ts > {RECORDING_GAP_S}
-                       then excluded.last_ts else last_gap_ts end,
-    last_ts = case when excluded.last_ts > last_ts then excluded.last_ts else last_ts end"""
+                         or excluded.last_ts - camera_recording.last_ts > {RECORDING_GAP_S}
+                       then excluded.last_ts else camera_recording.last_gap_ts end,
+    last_ts = case when excluded.last_ts > camera_recording.last_ts then excluded.last_ts
+                   else camera_recording.last_ts end"""
 
 
 def m016_camera_recording(db: sqlite_utils.Database) -> None:

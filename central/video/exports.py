@@ -23,7 +23,7 @@ import sqlite_utils
 from aiohttp import WSMsgType, web
 
 from central.archive.export import ArchiveExportError
-from central.db import CentralDatabase
+from central.db import CentralDatabase, apply_migrations
 from central.errors import NotFoundError
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.video.hub import Sender, new_token
@@ -98,7 +98,7 @@ class ExportStore:
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (export id, deadline)
         folder.mkdir(parents=True, exist_ok=True)
         with database.lock:
-            migrations.apply(database.db)
+            apply_migrations(migrations, database.db)
 
     def clip_path(self, export_id: str) -> Path:
         """Where a finished clip lies."""

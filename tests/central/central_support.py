@@ -17,8 +17,11 @@ from fsv_contract import EventPayload
 from testbed.ports import free_port
 
 
-def make_config(tmp_path: Path, mqtt_port: int | None = None, **sections: Any) -> CentralConfig:
-    """A config on `tmp_path`; MQTT on `mqtt_port` (default: a port where nothing listens)."""
+def make_config(
+    tmp_path: Path, mqtt_port: int | None = None, database: str | None = None, **sections: Any
+) -> CentralConfig:
+    """A config on `tmp_path`; MQTT on `mqtt_port` (default: a port where nothing listens);
+    `database`: a PostgreSQL URL (default: SQLite in the data folder)."""
     password = tmp_path / "mqtt-password"
     password.write_text("test\n")
     data: dict[str, Any] = {
@@ -31,6 +34,8 @@ def make_config(tmp_path: Path, mqtt_port: int | None = None, **sections: Any) -
         },
         "web": {"cookie_secure": False, "base_url": "http://127.0.0.1:8080"},
     }
+    if database is not None:
+        data["database"] = database
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     return CentralConfig.model_validate(data)

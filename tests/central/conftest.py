@@ -19,8 +19,11 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest_asyncio.fixture
-async def central(aiohttp_client: ClientFactory, tmp_path: Path) -> Central:
-    """The real app (broker unreachable: ingest keeps retrying) with the demo tree seeded."""
-    client = await aiohttp_client(create_app(make_config(tmp_path)))
+async def central(
+    central_db_url: str | None, aiohttp_client: ClientFactory, tmp_path: Path
+) -> Central:
+    """The real app (broker unreachable: ingest keeps retrying) with the demo tree seeded,
+    on SQLite, or on PostgreSQL in a module marked `databases("sqlite", "postgres")`."""
+    client = await aiohttp_client(create_app(make_config(tmp_path, database=central_db_url)))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
     return Central(client, seed)

@@ -14,7 +14,7 @@ from central.reports.dashboard import day_starts
 from central.schema import m016_camera_recording
 from fsv_contract import CameraStats, HeartbeatPayload
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 
 
 async def camera(central: Central, site: str, camera_id: str, state: str) -> None:

@@ -1,5 +1,7 @@
-"""The ingest store on real SQLite: dedupe by event id, end updates, states, rejects, order."""
+"""The ingest store on real SQLite and PostgreSQL: dedupe by event id, end updates, states,
+rejects, order."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,14 @@ from fsv_contract import (
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
+pytestmark = pytest.mark.databases("sqlite", "postgres")
+
 
 @pytest.fixture
-def store(tmp_path: Path) -> IngestStore:
-    return IngestStore(CentralDatabase(tmp_path / "central.db"))
+def store(tmp_path: Path, central_db_url: str | None) -> Iterator[IngestStore]:
+    database = CentralDatabase(central_db_url or tmp_path / "central.db")
+    yield IngestStore(database)
+    database.close()
 
 
 def raw(topic: str, payload: Payload | bytes, ts: float = 1.0) -> RawMessage:

@@ -79,7 +79,7 @@ class Phone:
 
 
 @pytest_asyncio.fixture
-async def pushing(aiohttp_client: Any, tmp_path: Path) -> Any:
+async def pushing(central_db_url: str | None, aiohttp_client: Any, tmp_path: Path) -> Any:
     receiver = Receiver()
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", receiver.handle)
@@ -92,6 +92,7 @@ async def pushing(aiohttp_client: Any, tmp_path: Path) -> Any:
     assert cli_main(["vapid-keys", "--out", str(key_file)]) == 0
     config = make_config(
         tmp_path,
+        database=central_db_url,
         push={
             "vapid_private_key_file": str(key_file),
             "vapid_subject": "mailto:ops@example.org",

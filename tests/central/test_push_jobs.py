@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from central_support import Central, call
 from test_push_delivery import pushing as push_world  # noqa: F401 - a fixture, used by name
@@ -22,7 +23,7 @@ from central.ingest.store import IngestStore
 from central.keys import DATABASE
 from fsv_contract import EventPayload, encode, topics
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 
 
 def event(site: str, start: datetime) -> RawMessage:
@@ -59,11 +60,18 @@ async def test_alerts_arriving_while_another_process_holds_the_write_lock(
     # Backlog events (not the live lane's): the app's alert feed takes them within a second.
     earlier = datetime.now(UTC) - timedelta(hours=2)
     messages = [event("demo-canteen-a", earlier - timedelta(seconds=i)) for i in range(5)]
-    other = sqlite3.connect(database.path, timeout=1.0, check_same_thread=False)
+    postgres = database.path.startswith("postgresql://")
+    if postgres:
+        other: Any = psycopg.connect(database.path)
+    else:
+        other = sqlite3.connect(database.path, timeout=1.0, check_same_thread=False)
     await asyncio.to_thread(Ingest(store).process, messages)
     with database.lock:
         database.db.execute("pragma busy_timeout = 200")  # central gives up fast meanwhile
-    other.execute("begin immediate")  # e.g. the CLI writing in bulk
+    if postgres:  # e.g. the CLI writing alerts in bulk
+        other.execute("lock table alerts in exclusive mode")
+    else:
+        other.execute("begin immediate")  # e.g. the CLI writing in bulk
     try:
         # The feed is refused (nothing half-done) and keeps its position ...
         await wait_for(lambda: "not stored yet" in caplog.text)

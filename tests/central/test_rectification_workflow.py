@@ -7,7 +7,7 @@ import time
 import pytest
 from central_support import Central, call, jpeg_bytes, submit_rectification
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 
 
 async def test_whole_workflow_with_evidence(central: Central) -> None:

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from central_support import Central, call
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 
 T0 = 1_790_000_000.0
 H = 3600.0

@@ -1,9 +1,8 @@
 """The one scope filter: Python and SQL agree on what lies in a subtree."""
 
-import sqlite3
-
 import pytest
 
+from central.db import CentralDatabase
 from central.regulation.scope import Scope, ancestors, in_scope, scope_filter
 
 
@@ -18,15 +17,19 @@ def test_subtree_prefix_not_sibling_with_same_digits() -> None:
     assert not in_scope(Scope.nothing(), "/1/")
 
 
-def test_sql_filter_matches_python() -> None:
-    conn = sqlite3.connect(":memory:")
-    conn.execute("create table t (org_path text)")
-    paths = ["/1/", "/1/2/", "/1/2/7/", "/1/22/", "/3/", "/"]
-    conn.executemany("insert into t values (?)", [(p,) for p in paths])
-    for scope in (Scope("/1/2/"), Scope("/1/"), Scope.everything(), Scope.nothing()):
-        where, args = scope_filter(scope)
-        got = {r[0] for r in conn.execute(f"select org_path from t where {where}", args)}
-        assert got == {p for p in paths if in_scope(scope, p)}
+@pytest.mark.databases("sqlite", "postgres")
+def test_sql_filter_matches_python(central_db_url: str | None) -> None:
+    database = CentralDatabase(central_db_url or ":memory:")
+    paths = ["/1/", "/1/2/", "/1/2/7/", "/1/22/", "/3/", "/", "/1/2~", "/1/2/\u00e9/"]
+    with database.transaction() as db:
+        db.execute("create table t (org_path text)")
+        db.conn.executemany("insert into t values (?)", [(p,) for p in paths])
+    with database.read() as db:
+        for scope in (Scope("/1/2/"), Scope("/1/"), Scope.everything(), Scope.nothing()):
+            where, args = scope_filter(scope)
+            got = {r[0] for r in db.execute(f"select org_path from t where {where}", args)}
+            assert got == {p for p in paths if in_scope(scope, p)}
+    database.close()
 
 
 def test_rejects_bad_paths_and_columns() -> None:
