@@ -34,6 +34,7 @@ from central.keys import (
     SITE_THROTTLE,
 )
 from central.metrics import add_metrics
+from central.nodes import add_health
 from central.regulator import add_regulator, regulator_ctx
 from central.services import login_throttle
 from central.video.pages import add_video_pages
@@ -64,6 +65,7 @@ def create_app(config: CentralConfig) -> web.Application:
     add_regulator(app)
     add_video_pages(app)
     add_metrics(app)
+    add_health(app)
     security.install(app)
     return app
 

@@ -124,9 +124,9 @@ class ClusterConfig(_Section):
 
     node_id: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9_.-]{1,48}$",
-        description="this node's name, unique among the nodes; default: host name and pid "
-        "(required with shared_ingest: it names the node's broker session)",
+        pattern=r"^[A-Za-z0-9_-]{1,20}$",
+        description="this node's name, unique among the nodes (required with nodes > 1: it "
+        "names the node's broker session and leads its uplink tokens); default: host-pid",
     )
     nodes: int = Field(1, ge=1, le=64, description="how many central nodes share the database")
     shared_ingest: bool | None = Field(
@@ -143,8 +143,8 @@ class ClusterConfig(_Section):
     def _consistent(self) -> ClusterConfig:
         if self.renew_s >= self.lease_s:
             raise ValueError("renew_s must be shorter than lease_s")
-        if self.shared and self.node_id is None:
-            raise ValueError("a shared ingest needs node_id (it names the node's broker session)")
+        if (self.shared or self.nodes > 1) and self.node_id is None:
+            raise ValueError("several nodes need node_id (their broker sessions, uplink routes)")
         return self
 
     @property

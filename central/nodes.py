@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from aiohttp import web
+
 from central.config import CentralConfig
 from central.schema import LockedDb
 
@@ -131,6 +133,50 @@ async def lead(leases: Leases | None, name: str, work: Work, renew_s: float = 5.
                 await asyncio.to_thread(leases.release, name)
             except Exception:  # noqa: BLE001 - it expires by itself
                 log.exception("cannot release the lease %s", name)
+
+
+HEALTH_TIMEOUT_S = 2.0
+NODE_HEADER = "X-FSV-Node"
+
+
+def add_health(app: web.Application) -> None:
+    """`GET /healthz`: 200 and this node's id while it can read the database, else 503.
+
+    For the load balancer's health checks (configs/haproxy.cfg); no login, nothing else told.
+    """
+    app.router.add_get("/healthz", healthz)
+    app.on_response_prepare.append(_name_node)
+
+
+async def _name_node(request: web.Request, response: web.StreamResponse) -> None:
+    """With several nodes every response names the node that made it (`X-FSV-Node`)."""
+    from central.keys import CONFIG
+
+    cluster = request.app[CONFIG].cluster
+    if cluster.nodes > 1 and cluster.node_id is not None:
+        response.headers[NODE_HEADER] = cluster.node_id
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Whether this node answers and reads its database within HEALTH_TIMEOUT_S."""
+    from central.keys import CONFIG, DATABASE
+
+    database = request.app.get(DATABASE)
+    node = node_id(request.app[CONFIG])
+    if database is None:
+        return web.Response(status=503, text=f"starting {node}\n")
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            await asyncio.to_thread(_read_one, database)
+    except Exception:  # noqa: BLE001 - any failure takes the node out of rotation
+        log.exception("health check: the database does not answer")
+        return web.Response(status=503, text=f"database unavailable on {node}\n")
+    return web.Response(text=f"ok {node}\n")
+
+
+def _read_one(database: LockedDb) -> None:
+    with database.read() as db:
+        db.execute("select 1").fetchone()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   ffmpeg                      # ffprobe/ffmpeg: footage, checks, the recording benchmark
   mosquitto mosquitto-clients # the MQTT broker and mosquitto_passwd
+  haproxy                     # in front of several central nodes (configs/haproxy.cfg)
   opencv-doc                  # real sample footage (vtest.avi)
   fonts-dejavu-core           # font for burning frame counters into sample footage
   fonts-noto-cjk              # Chinese glyphs for the pages in headless Chromium (tests, screenshots)

@@ -96,6 +96,7 @@ class ExportStore:
         self.signer = signer
         self._send = send
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (export id, deadline)
+        self.token_prefix = ""  # `{node_id}-` with several nodes (see hub.new_token)
         folder.mkdir(parents=True, exist_ok=True)
         with database.lock:
             apply_migrations(migrations, database.db)
@@ -114,7 +115,7 @@ class ExportStore:
         self, camera: dict[str, Any], start: float, end: float, user_id: int | None, username: str
     ) -> dict[str, Any]:
         """Record the job and ask the edge for the clip; returns the job row."""
-        token = new_token()
+        token = new_token(self.token_prefix)
         args = ExportArgs(
             token=token,
             camera=camera["camera_id"],

@@ -31,9 +31,13 @@ def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def new_token() -> str:
-    """A one-time uplink token (256 random bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
+def new_token(prefix: str = "") -> str:
+    """A one-time uplink token (256 random bits, URL-safe), after `prefix`.
+
+    With several nodes the prefix is `{node_id}-`: the load balancer sends the edge's uplink
+    to the node that asked for it (configs/haproxy.cfg), the only one that knows the token.
+    """
+    return prefix + secrets.token_urlsafe(32)
 
 
 class VideoHub:
@@ -60,6 +64,7 @@ class VideoHub:
         self._upstreams: dict[StreamKey, Upstream] = {}
         self._tokens: dict[str, Upstream] = {}
         self.commands_sent = 0
+        self.token_prefix = ""  # `{node_id}-` with several nodes (see new_token)
 
     # --- viewers' side ---------------------------------------------------------------------
 
@@ -70,7 +75,7 @@ class VideoHub:
         upstream = self._upstreams.get(key)
         if upstream is not None and upstream.state != "ended":
             return upstream
-        upstream = Upstream(key, new_token(), start, speed)
+        upstream = Upstream(key, new_token(self.token_prefix), start, speed)
         self._upstreams[key] = upstream
         await self._request(upstream)
         return upstream
@@ -121,7 +126,7 @@ class VideoHub:
 
     async def _request(self, upstream: Upstream) -> None:
         key = upstream.key
-        upstream.token = new_token()
+        upstream.token = new_token(self.token_prefix)
         upstream.state = "starting"
         upstream.requested_at = upstream.last_data_at = time.monotonic()
         self._tokens[upstream.token] = upstream

@@ -81,7 +81,7 @@ def build_video(app: web.Application) -> VideoServices:
     commands = LateCommands(app)
     signer = ManifestSigner(config.data_dir / KEY_FILE)
     hub = VideoHub(commands.send, commands.reply)
-    return VideoServices(
+    video = VideoServices(
         hub=hub,
         exports=ExportStore(app[DATABASE], config.data_dir / "exports", signer, commands.send),
         recordings=RecordingsCache(commands.send, commands.reply),
@@ -90,6 +90,11 @@ def build_video(app: web.Application) -> VideoServices:
         quotas=VideoQuotas(config.video_quota, hub, app[DATABASE]),
         public=PublicViewers(_public_live_ids(app)),
     )
+    if config.cluster.nodes > 1:
+        # Uplink tokens lead with the node: the load balancer routes the edge back here.
+        prefix = f"{config.cluster.node_id}-"
+        hub.token_prefix = video.exports.token_prefix = video.thumbnails.token_prefix = prefix
+    return video
 
 
 async def video_ctx(app: web.Application) -> AsyncIterator[None]:

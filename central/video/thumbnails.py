@@ -96,6 +96,7 @@ class ThumbnailCache:
         self._edge_running: dict[str, int] = {}
         self._tokens: dict[str, tuple[Key, asyncio.Future[bytes], float]] = {}
         self.made = {"archive": 0, "edge": 0}
+        self.token_prefix = ""  # `{node_id}-` with several nodes (see hub.new_token)
         folder.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -169,7 +170,7 @@ class ThumbnailCache:
 
     async def _from_edge(self, key: Key, moment: float) -> bytes:
         site, camera = key[0], key[1]
-        token = new_token()
+        token = new_token(self.token_prefix)
         arrived: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._tokens[token] = (key, arrived, time.monotonic() + self.edge_timeout_s)
         args = ThumbnailArgs(token=token, camera=camera, at=datetime.fromtimestamp(moment, UTC))

@@ -240,3 +240,28 @@ async def test_two_nodes_do_each_job_once_and_the_survivor_takes_over_the_single
             node_a.kill()
             node_a.wait(10)
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_session_opened_on_one_node_is_honoured_and_ended_on_the_other(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    a = await aiohttp_client(create_app(node_config(tmp_path, "a")))
+    seed = await asyncio.to_thread(seed_demo, a.app[SERVICES])
+    b = await aiohttp_client(create_app(node_config(tmp_path, "b")))
+    user = next(u for u in seed["users"] if u.username == "admin")
+    resp = await a.post(
+        "/api/v1/auth/login",
+        json={"username": user.username, "password": user.password, "kind": "cookie"},
+    )
+    assert resp.status == 200, await resp.text()
+    csrf = (await resp.json())["csrf_token"]
+    cookie = {"Cookie": f"fsv_session={resp.cookies['fsv_session'].value}"}
+    me = await b.get("/api/v1/auth/me", headers=cookie)
+    assert me.status == 200 and (await me.json())["csrf_token"] == csrf
+    # A write on b with the CSRF token a issued is accepted; without it, refused.
+    refused = await b.post("/api/v1/auth/logout", headers=cookie)
+    assert refused.status == 403
+    out = await b.post("/api/v1/auth/logout", headers={**cookie, "X-CSRF-Token": csrf})
+    assert out.status in (200, 204)
+    assert (await a.get("/api/v1/auth/me", headers=cookie)).status == 401
