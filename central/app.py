@@ -80,7 +80,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     password_file = config.broker.password_file if config.broker else None
     if password_file is None:
         log.warning("no broker.password_file configured: media uploads are refused")
-    app[SITE_THROTTLE] = login_throttle(config.web)
+    shared = database if config.cluster.nodes > 1 else None
+    app[SITE_THROTTLE] = login_throttle(config.web, shared, "sites")
     app[SITE_PASSWORDS] = SitePasswords(
         password_file or config.data_dir / "no-site-passwords",
         excluded=frozenset({config.mqtt.username}),

@@ -41,7 +41,7 @@ from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS, LEASES
 from central.nodes import leases_for, node_id
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
-from central.services import build_services
+from central.services import build_services, login_throttle
 from central.video import api_archive, api_live, api_public
 from central.web import add_pages
 
@@ -133,6 +133,7 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     leases = leases_for(config, app[DATABASE])
     if leases is not None:
         app[LEASES] = leases
+        svc.throttle = login_throttle(config.web, app[DATABASE], "users")
     vapid = await asyncio.to_thread(load_vapid, config.push)
     if vapid is not None:
         svc.vapid_public_key = application_server_key(vapid)

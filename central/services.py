@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from central.alerts.hooks import RegulatorHooks
 from central.alerts.push import PushStore
@@ -16,7 +17,7 @@ from central.regulation.inspections import Inspections
 from central.regulation.org import OrgStore
 from central.regulation.public import PublicLinks, RateLimiter
 from central.regulation.sessions import SessionPolicy, SessionStore, TokenUses
-from central.regulation.throttle import LoginThrottle
+from central.regulation.throttle import LoginThrottle, SharedLoginThrottle
 from central.regulation.users import UserStore
 from central.schema import LockedDb, apply_migrations
 from central.settings import PushConfig, WebConfig
@@ -50,15 +51,23 @@ class Services:
     dispatcher: PushDispatcher | None = field(default=None)
 
 
-def login_throttle(web: WebConfig) -> LoginThrottle:
-    """A login throttle with the configured limits (users, and sites uploading media)."""
-    return LoginThrottle(
-        pair_free=web.login_max_failures,
-        client_free=web.login_client_max_failures,
-        first_delay_s=web.login_delay_s,
-        max_delay_s=web.login_max_delay_s,
-        forget_s=web.login_window_s,
-    )
+def login_throttle(
+    web: WebConfig, shared: LockedDb | None = None, name: str = "users"
+) -> LoginThrottle:
+    """A login throttle with the configured limits (users, and sites uploading media).
+
+    With `shared` (several nodes) the failures are counted in that database under `name`.
+    """
+    limits: dict[str, Any] = {
+        "pair_free": web.login_max_failures,
+        "client_free": web.login_client_max_failures,
+        "first_delay_s": web.login_delay_s,
+        "max_delay_s": web.login_max_delay_s,
+        "forget_s": web.login_window_s,
+    }
+    if shared is not None:
+        return SharedLoginThrottle(shared, name, **limits)
+    return LoginThrottle(**limits)
 
 
 def build_services(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from aiohttp import web
@@ -50,17 +49,18 @@ async def login(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_body(request, LoginIn)
     client = client_ip(request)
-    wait = svc.throttle.retry_after(body.username, client, time.monotonic())
+    throttle = svc.throttle
+    wait = await run_db(throttle.retry_after, body.username, client, throttle.now())
     if wait > 0:
         await audit(request, "login_failed", body.username, {"reason": "throttled"})
         raise ThrottledError(wait)
     try:
         user = await run_db(svc.users.authenticate, body.username, body.password)
     except AuthError:
-        svc.throttle.failed(body.username, client, time.monotonic())
+        await run_db(throttle.failed, body.username, client, throttle.now())
         await audit(request, "login_failed", body.username, {"reason": "bad credentials"})
         raise
-    svc.throttle.succeeded(body.username, client)
+    await run_db(throttle.succeeded, body.username, client)
     token, csrf = await run_db(svc.sessions.open_session, user, body.kind)
     await audit(request, "login", user.username, {"kind": body.kind}, user=user)
     if body.kind == "bearer":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from aiohttp import web
@@ -56,13 +55,14 @@ async def create_token(request: web.Request) -> web.Response:
     user = session.user
     body = await read_body(request, TokenIn)
     svc, client = services(request), client_ip(request)
-    wait = svc.throttle.retry_after(user.username, client, time.monotonic())
+    throttle = svc.throttle
+    wait = await run_db(throttle.retry_after, user.username, client, throttle.now())
     if wait > 0:
         raise ThrottledError(wait)
     try:
         await run_db(svc.users.authenticate, user.username, body.password)
     except AuthError:
-        svc.throttle.failed(user.username, client, time.monotonic())
+        await run_db(throttle.failed, user.username, client, throttle.now())
         await audit(request, "login_failed", user.username, {"reason": "token password"})
         raise
     token, info = await run_db(svc.sessions.create_token, user, body.name, body.scope, body.days)

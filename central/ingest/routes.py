@@ -7,7 +7,6 @@ import base64
 import binascii
 import hashlib
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -152,7 +151,7 @@ async def _site_of(request: web.Request) -> str:
     # Throttled like user logins: per (site, client) and per client, never per site alone.
     throttle = request.app[SITE_THROTTLE]
     client = client_ip(request)
-    wait = throttle.retry_after(username, client, time.monotonic())
+    wait = await asyncio.to_thread(throttle.retry_after, username, client, throttle.now())
     if wait > 0:
         raise web.HTTPTooManyRequests(
             headers={"Retry-After": str(int(wait) + 1)},
@@ -160,7 +159,7 @@ async def _site_of(request: web.Request) -> str:
         )
     passwords = request.app[SITE_PASSWORDS]
     if not sep or not await asyncio.to_thread(passwords.verify, username, password):
-        throttle.failed(username, client, time.monotonic())
+        await asyncio.to_thread(throttle.failed, username, client, throttle.now())
         raise web.HTTPUnauthorized(headers=challenge, text="wrong site credentials")
-    throttle.succeeded(username, client)
+    await asyncio.to_thread(throttle.succeeded, username, client)
     return username

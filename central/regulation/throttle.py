@@ -10,8 +10,10 @@ The client is the socket peer, or what a configured trusted proxy says it forwar
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_KEYS = 100_000  # bound on remembered keys under a scan from many addresses
@@ -57,6 +59,10 @@ class LoginThrottle:
         """Forget the failures of `account` from `client` (the client's own count stays)."""
         self._keys.pop(("pair", _pair(account, client)), None)
 
+    def now(self) -> float:
+        """The clock `retry_after` and `failed` are given (monotonic: one process)."""
+        return time.monotonic()
+
     def delay(self, count: int, free: int) -> float:
         """The wait after `count` failures when `free` of them cost nothing."""
         if count < free:
@@ -85,6 +91,80 @@ class LoginThrottle:
         while len(self._keys) > MAX_KEYS:  # still too many: drop the oldest
             oldest = min(self._keys, key=lambda k: self._keys[k].last)
             del self._keys[oldest]
+
+
+SEP = "\x1f"  # between the parts of a stored key (never in a name or an address)
+PURGE_EVERY = 256  # failures between deletions of forgotten keys
+
+
+class SharedLoginThrottle(LoginThrottle):
+    """The same rules with the failures in the database (`login_failures`): several nodes.
+
+    Behind a load balancer a guesser's attempts land on every node; counted in one place
+    they meet one throttle. Keys are kept per `name` (user logins, site logins apart); the
+    clock is the wall clock, which the nodes share (NTP). Call it off the event loop.
+    """
+
+    def __init__(self, ldb: Any, name: str, **limits: Any) -> None:
+        super().__init__(**limits)
+        self._ldb = ldb
+        self.name = name
+        self._failures = 0
+
+    def now(self) -> float:
+        """Wall-clock time: comparable between nodes."""
+        return time.time()
+
+    def retry_after(self, account: str, client: str, now: float) -> float:
+        """Seconds before `account` may be tried again from `client` (0: now)."""
+        keys = self._keys_of(account, client)
+        with self._ldb.read() as db:
+            marks = ", ".join("?" * len(keys))
+            rows = db.execute(
+                f"select key, count, last from login_failures where key in ({marks})",
+                [k for k, _ in keys],
+            ).fetchall()
+        found = {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
+        wait = 0.0
+        for key, free in keys:
+            if key in found:
+                count, last = found[key]
+                wait = max(wait, last + self.delay(count, free) - now)
+        return wait
+
+    def failed(self, account: str, client: str, now: float) -> None:
+        """Record a failed attempt of `account` from `client`."""
+        with self._ldb.transaction() as db:
+            for key, free in self._keys_of(account, client):
+                row = db.execute(
+                    "select count, last from login_failures where key = ?", [key]
+                ).fetchone()
+                count = 1
+                if row is not None and now - float(row[1]) <= (
+                    self.delay(int(row[0]), free) + self.forget_s
+                ):
+                    count = int(row[0]) + 1
+                db.execute(
+                    "insert into login_failures (key, count, last) values (?, ?, ?) "
+                    "on conflict (key) do update set count = excluded.count, last = excluded.last",
+                    [key, count, now],
+                )
+            self._failures += 1
+            if self._failures % PURGE_EVERY == 0:
+                db.execute(
+                    "delete from login_failures where last < ?",
+                    [now - self.max_delay_s - self.forget_s],
+                )
+
+    def succeeded(self, account: str, client: str) -> None:
+        """Forget the failures of `account` from `client` (the client's own count stays)."""
+        pair = self._keys_of(account, client)[0][0]
+        with self._ldb.transaction() as db:
+            db.execute("delete from login_failures where key = ?", [pair])
+
+    def _keys_of(self, account: str, client: str) -> list[tuple[str, int]]:
+        pair = SEP.join((self.name, "pair", account.lower(), client))
+        return [(pair, self.pair_free), (SEP.join((self.name, "client", client)), self.client_free)]
 
 
 def _pair(account: str, client: str) -> str:

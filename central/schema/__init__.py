@@ -32,7 +32,7 @@ from central.schema.health import (
     m016_camera_recording,
 )
 from central.schema.models import m011_labels, m012_models, m015_samples, m018_model_class_map
-from central.schema.nodes import m019_node_leases
+from central.schema.nodes import m019_node_leases, m020_login_failures
 from central.schema.regulation import (
     m001_orgs_users,
     m005_camera_reported,
@@ -86,6 +86,7 @@ MIGRATIONS = (
     m017_admin_indexes,
     m018_model_class_map,
     m019_node_leases,
+    m020_login_failures,
 )
 for _migration in MIGRATIONS:
     migrations(name=_migration.__name__)(_migration)

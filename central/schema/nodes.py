@@ -13,3 +13,11 @@ def m019_node_leases(db: sqlite_utils.Database) -> None:
     )
     db.execute("alter table deliveries add column claimed_by text")
     db.execute("alter table deliveries add column claimed_until float")
+
+
+def m020_login_failures(db: sqlite_utils.Database) -> None:
+    """Failed logins counted in the database, so every node applies one throttle."""
+    db.execute(
+        "create table login_failures ("
+        "key text primary key, count integer not null, last float not null)"
+    )

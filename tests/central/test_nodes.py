@@ -38,6 +38,7 @@ from central.ingest.store import IngestStore
 from central.keys import DATABASE
 from central.nodes import ALERT_FEED, ARCHIVE_RETENTION, EXPORT_EXPIRY, INTEGRITY_AUDITS, Leases
 from central.regulation.seed import seed_demo
+from central.regulation.throttle import SharedLoginThrottle
 from fsv_contract import EventPayload, encode, topics
 
 REPO = Path(__file__).parents[2]
@@ -265,3 +266,48 @@ async def test_a_session_opened_on_one_node_is_honoured_and_ended_on_the_other(
     out = await b.post("/api/v1/auth/logout", headers={**cookie, "X-CSRF-Token": csrf})
     assert out.status in (200, 204)
     assert (await a.get("/api/v1/auth/me", headers=cookie)).status == 401
+
+
+@pytest.mark.databases("sqlite", "postgres")
+def test_login_failures_on_every_node_meet_one_throttle(target: str | Path) -> None:
+    one = CentralDatabase(target)
+    two = CentralDatabase(target)
+    try:
+        with one.lock:
+            apply_migrations(schema.migrations, one.db)
+        limits = {"pair_free": 3, "client_free": 100, "first_delay_s": 2.0, "forget_s": 60.0}
+        a = SharedLoginThrottle(one, "users", **limits)
+        b = SharedLoginThrottle(two, "users", **limits)
+        sites = SharedLoginThrottle(two, "sites", **limits)
+        now = 1000.0
+        for throttle in (a, b, a):
+            assert throttle.retry_after("admin", "203.0.113.5", now) == 0.0
+            throttle.failed("admin", "203.0.113.5", now)
+        assert b.retry_after("admin", "203.0.113.5", now) == pytest.approx(2.0)
+        assert a.retry_after("Admin", "203.0.113.5", now + 1) == pytest.approx(1.0)
+        assert a.retry_after("admin", "198.51.100.7", now) == 0.0  # the owner elsewhere
+        assert sites.retry_after("admin", "203.0.113.5", now) == 0.0  # kept apart by name
+        b.failed("admin", "203.0.113.5", now + 2)
+        assert a.retry_after("admin", "203.0.113.5", now + 2) == pytest.approx(4.0)
+        b.succeeded("admin", "203.0.113.5")
+        assert a.retry_after("admin", "203.0.113.5", now + 2) == 0.0
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.asyncio
+async def test_a_guesser_meets_one_throttle_whichever_node_answers(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    web_limits = {"login_max_failures": 3, "login_delay_s": 5}
+    a = await aiohttp_client(create_app(node_config(tmp_path, "a", web=web_limits)))
+    await asyncio.to_thread(seed_demo, a.app[SERVICES])
+    b = await aiohttp_client(create_app(node_config(tmp_path, "b", web=web_limits)))
+    guess = {"username": "admin", "password": "not-the-password", "kind": "bearer"}
+    for node in (a, b, a):
+        resp = await node.post("/api/v1/auth/login", json=guess)
+        assert resp.status == 401
+    for node in (b, a):
+        resp = await node.post("/api/v1/auth/login", json=guess)
+        assert resp.status == 429, await resp.text()
