@@ -17,7 +17,8 @@ run time, is kept to the lexical minimum:
 create_index, insert/last_pk, insert_all, update, upsert, add_column, get, exists; conn with
 execute, executemany, in_transaction, rollback; atomic()). Errors are raised as the sqlite3
 exception classes the callers catch (IntegrityError for constraint violations,
-OperationalError for lock time-outs and serialisation failures), chained to psycopg's.
+OperationalError for lock time-outs, serialisation failures and bad SQL, DatabaseError for
+the rest), chained to psycopg's.
 """
 
 from __future__ import annotations
@@ -47,9 +48,44 @@ def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(URL_PREFIXES)
 
 
+def safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+
+
 def is_postgres(db: sqlite_utils.Database) -> bool:
     """Whether `db` is a PostgreSQL database (for the few statements that differ)."""
     return isinstance(db, PgDatabase)
+
+
+def has_table(db: sqlite_utils.Database, name: str) -> bool:
+    """Whether a table exists, on either engine."""
+    if is_postgres(db):
+        return db.table(name).exists()
+    sql = "select 1 from sqlite_master where type = 'table' and name = ?"
+    return db.execute(sql, [name]).fetchone() is not None
+
+
+def tables_with_column(db: sqlite_utils.Database, column: str) -> list[str]:
+    """The tables that have a column of this name, on either engine."""
+    if is_postgres(db):
+        sql = (
+            "select c.table_name from information_schema.columns c "
+            "join information_schema.tables t on t.table_name = c.table_name "
+            "and t.table_schema = c.table_schema and t.table_type = 'BASE TABLE' "
+            "where c.table_schema = current_schema() and c.column_name = ? "
+            "order by c.table_name"
+        )
+    else:
+        sql = (
+            "select m.name from sqlite_master m join pragma_table_info(m.name) c "
+            "where m.type = 'table' and c.name = ?"
+        )
+    return [str(r[0]) for r in db.execute(sql, [column]).fetchall()]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,6 +206,10 @@ def _as_sqlite_errors() -> Iterator[None]:
         raise sqlite3.OperationalError(str(e)) from e
     except psycopg.InterfaceError as e:
         raise sqlite3.ProgrammingError(str(e)) from e
+    except psycopg.errors.SyntaxErrorOrAccessRuleViolation as e:  # SQLite: OperationalError
+        raise sqlite3.OperationalError(str(e)) from e
+    except psycopg.DatabaseError as e:
+        raise sqlite3.DatabaseError(str(e)) from e
 
 
 class _EmptyCursor:

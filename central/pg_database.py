@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import sqlite_utils
 
 from central import pg
@@ -32,7 +33,10 @@ class PgCentralDatabase(CentralDatabase):
         try:
             conn = pg.connect(self.path, autocommit=True)
         except Exception as e:
-            raise sqlite3.OperationalError(f"cannot connect to {_safe(self.path)}: {e}") from e
+            raise sqlite3.OperationalError(
+                f"cannot connect to {pg.safe_url(self.path)}: {e}"
+            ) from e
+        _check_collation(conn, self.path)
         conn.execute("set synchronous_commit = off")
         self.db = pg.PgDatabase(conn)
         self.lock = threading.RLock()
@@ -70,10 +74,22 @@ class PgCentralDatabase(CentralDatabase):
         return pg.PgDatabase(conn)
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+# Text must compare byte by byte, as in SQLite: org paths ("/1/2/") are scoped by range
+# (org_path >= '/1/' and org_path < '/10'); a linguistic collation orders '/' differently and
+# would let a range take in another org's rows.
+BYTE_ORDER_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"}
+
+
+def _check_collation(conn: psycopg.Connection, url: str) -> None:
+    row = conn.execute(
+        "select datcollate, datlocprovider from pg_database where datname = current_database()"
+    ).fetchone()
+    collation = row[0] if row else None
+    if row is not None and row[1] == "i":  # ICU: a linguistic order whatever datcollate says
+        collation = "ICU"
+    if collation not in BYTE_ORDER_COLLATIONS:
+        conn.close()
+        raise sqlite3.OperationalError(
+            f"database {pg.safe_url(url)} has collation {collation!r}: central needs byte order; "
+            "create it with: createdb --locale=C --template=template0 NAME"
+        )

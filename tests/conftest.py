@@ -1,5 +1,6 @@
 """Shared fixtures: real footage, a real RTSP server and a real Mosquitto broker on 127.0.0.1."""
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,10 @@ def postgres_template(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture
 def central_backend(request: pytest.FixtureRequest) -> str:
-    """The engine under central's database: "sqlite" unless a `databases` mark asks for more."""
-    return str(getattr(request, "param", "sqlite"))
+    """The engine under central's database: a `databases` mark's, else $FSV_TEST_DATABASE
+    ("sqlite" by default; "postgres" runs every test that takes the database from
+    `central_db_url`, the app fixtures' included, on PostgreSQL)."""
+    return str(getattr(request, "param", os.environ.get("FSV_TEST_DATABASE", "sqlite")))
 
 
 @pytest.fixture

@@ -94,6 +94,9 @@ def public_alert(row: dict[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 class AlertStore:
     """Alerts in central's database; every read and write checks the caller's scope."""
 
@@ -270,12 +273,14 @@ class AlertStore:
             clauses.append("start < ?")
             args.append(q.until)
         if q.text:
-            # Literal words: LIKE's wildcards in what the user typed match themselves.
+            # Literal words: LIKE's wildcards in what the user typed match themselves. Any
+            # case (SQLite's LIKE ignores ASCII case, PostgreSQL's does not: both lowered).
             like = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            like = like.translate(_ASCII_LOWER)  # lower() of both engines (C): ASCII only
             clauses.append(
-                "(site_id like ? escape '\\' or camera_id like ? escape '\\' "
-                "or rule like ? escape '\\' or org_path in "
-                "(select org_path from orgs where name like ? escape '\\'))"
+                "(lower(site_id) like ? escape '\\' or lower(camera_id) like ? escape '\\' "
+                "or lower(rule) like ? escape '\\' or org_path in "
+                "(select org_path from orgs where lower(name) like ? escape '\\'))"
             )
             args += [like] * 4
         if q.overdue is not None:

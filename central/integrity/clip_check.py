@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import psycopg
+
+from central import pg
 from fsv_contract.video import ClipManifest
 
 
-def anchor_problems(manifest: ClipManifest, database: Path) -> tuple[list[str], list[str]]:
-    """Problems of the manifest's segments against central's anchors, and notes."""
+def anchor_problems(manifest: ClipManifest, database: Path | str) -> tuple[list[str], list[str]]:
+    """Problems of the manifest's segments against central's anchors, and notes.
+
+    `database`: central's SQLite file, or a postgresql:// URL (read in a read-only
+    transaction)."""
+    conn: Any
     try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    except sqlite3.Error as e:
+        if pg.is_postgres_url(database):
+            conn = pg.PgConn(pg.connect(str(database), autocommit=False, read_only=True))
+            database = pg.safe_url(str(database))
+        else:
+            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    except (sqlite3.Error, psycopg.Error) as e:
         return [f"cannot open central's database {database}: {e}"], []
     try:
         return _check(conn, manifest)
@@ -26,7 +38,7 @@ def anchor_problems(manifest: ClipManifest, database: Path) -> tuple[list[str], 
         conn.close()
 
 
-def _check(conn: sqlite3.Connection, manifest: ClipManifest) -> tuple[list[str], list[str]]:
+def _check(conn: Any, manifest: ClipManifest) -> tuple[list[str], list[str]]:
     head = conn.execute(
         'select a."end" from chain_heads h join anchored_segments a on a.site = h.site '
         "and a.camera = h.camera and a.path = h.path where h.site = ? and h.camera = ?",

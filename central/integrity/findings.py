@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from central.ingest.store import insert_central_event
+from central.pg import has_table
 from central.regulation.audit import AuditEntry, insert_entry
 from fsv_contract.payloads import EventPayload
 
@@ -113,10 +114,7 @@ def _audit(
 
 
 def _has_table(db: sqlite_utils.Database, name: str) -> bool:
-    row = db.execute(
-        "select 1 from sqlite_master where type = 'table' and name = ?", [name]
-    ).fetchone()
-    return row is not None
+    return has_table(db, name)
 
 
 def audit_system(

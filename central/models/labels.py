@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from central.errors import InvalidInputError, NotFoundError
+from central.pg import is_postgres
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.regulation.users import User
 from central.schema import LockedDb
@@ -154,11 +155,12 @@ class LabelStore:
         where = " and ".join([clause, labelled.get(state, "1 = 1")])
         marks = ", ".join("?" for _ in IMAGE_NAMES)
         with self._ldb.read() as db:
+            names = "string_agg(m.name, ',')" if is_postgres(db) else "group_concat(m.name)"
             rows = list(
                 db.query(
                     "select a.id, a.site_id, a.camera_id, a.kind, a.station, a.start, a.model, "
                     "e.boxes as detections, l.verdict, l.boxes, l.username, l.labelled_at, "
-                    f"(select group_concat(m.name) from media m where m.event_id = a.id "
+                    f"(select {names} from media m where m.event_id = a.id "
                     f"and m.name in ({marks})) as images "
                     "from alerts a left join alert_labels l on l.alert_id = a.id "
                     "left join events e on e.event_id = a.id "

@@ -90,8 +90,8 @@ def record_sample(db: Any, ann: Announced, name: str, now: float) -> None:
     """Enter a stored sample frame into the labelling queue (inside the media transaction)."""
     assert ann.sample is not None
     db.execute(
-        "insert or ignore into sample_frames (batch_id, name, site_id, camera_id, org_path, ts, "
-        "sha256, stored_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into sample_frames (batch_id, name, site_id, camera_id, org_path, ts, "
+        "sha256, stored_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
         [ann.sample["batch_id"], name, ann.sample["site_id"], ann.sample["camera_id"],
          ann.sample["org_path"], ann.sample["ts"], ann.sha256, now],
     )  # fmt: skip

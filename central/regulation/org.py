@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
+from central.pg import tables_with_column
 from central.regulation.capability import camera_detection, camera_sub_lane, heartbeat_of
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
@@ -148,13 +149,7 @@ class OrgStore:
             new = f"{parent['org_path']}{org_id}/"
             if new != old:
                 where, args = scope_filter(Scope(old))
-                tables = [
-                    str(r[0])
-                    for r in db.execute(
-                        "select m.name from sqlite_master m join pragma_table_info(m.name) c "
-                        "where m.type = 'table' and c.name = 'org_path' and m.name != 'audit_log'"
-                    ).fetchall()
-                ]
+                tables = [t for t in tables_with_column(db, "org_path") if t != "audit_log"]
                 for table in tables:
                     db.execute(
                         f"update {table} set org_path = ? || substr(org_path, ?) where {where}",

@@ -39,7 +39,7 @@ def verify_clip(
     clip: Path,
     manifest_path: Path,
     public: Ed25519PublicKey | None,
-    anchors_db: Path | None = None,
+    anchors_db: Path | str | None = None,
 ) -> ClipReport:
     """Check a clip against its manifest, central's signature and anchors (when given)."""
     report = ClipReport()
@@ -96,6 +96,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         help=f"central's data folder (holds {KEY_FILE} and central.db with the anchored chain)",
     )
+    p.add_argument(
+        "--database",
+        help="central's database when it is not data-dir/central.db: a SQLite file or a "
+        "postgresql:// URL (the anchored chain is read from it)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ConfigError) as e:
         print(f"cannot load the key: {e}", file=sys.stderr)
         return 2
-    anchors = args.data_dir / "central.db" if args.data_dir is not None else None
+    anchors: Path | str | None = args.data_dir / "central.db" if args.data_dir else None
+    if args.database:
+        anchors = args.database if "://" in args.database else Path(args.database)
     report = verify_clip(args.file, args.manifest, public, anchors)
     for note in report.notes:
         print(note)

@@ -41,6 +41,7 @@ def _plan(central: Central, f: AuditFilter, cursor: Cursor | None) -> str:
     return " | ".join(str(r[-1]) for r in rows)
 
 
+@pytest.mark.databases("sqlite")  # it reads SQLite's query plans
 async def test_audit_pages_walk_one_index_and_continue_from_a_cursor(central: Central) -> None:
     t0 = 1_790_000_000.0
     _write(

@@ -13,7 +13,9 @@ from fsv_contract import CameraDetectionStatus, HeartbeatPayload, RuleStatus
 pytestmark = pytest.mark.asyncio
 
 _HEARTBEAT = (
-    "insert or replace into agent_status (site, last_heartbeat_at, heartbeat) values (?, ?, ?)"
+    "insert into agent_status (site, last_heartbeat_at, heartbeat) values (?, ?, ?) "
+    "on conflict (site) do update set last_heartbeat_at = excluded.last_heartbeat_at, "
+    "heartbeat = excluded.heartbeat"
 )
 
 

@@ -209,3 +209,21 @@ def test_placeholders_are_translated_outside_literals_only() -> None:
         "select '?', \"a?\" from t where x = %s and y like '%%b' -- ?\n"
     )
     assert translate("select 'it''s ?' || ?") == "select 'it''s ?' || %s"
+
+
+@pytest.mark.databases("postgres")
+def test_a_postgresql_database_without_byte_order_is_refused(
+    central_db_url: str | None, postgres_server: Any
+) -> None:
+    import psycopg
+
+    assert central_db_url is not None
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(
+            "create database linguistic template template0 locale_provider icu icu_locale 'en-US'"
+        )
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="collation 'ICU'.*--locale=C"):
+            CentralDatabase(postgres_server.url("linguistic"))
+    finally:
+        postgres_server.drop_database(postgres_server.url("linguistic"))

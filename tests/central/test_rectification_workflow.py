@@ -180,3 +180,6 @@ async def test_inbox_text_search_stays_in_scope(central: Central) -> None:
     assert status == 200 and page["total"] == 0
     status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=demo-canteen")
     assert [a["id"] for a in page["items"]] == [mine]
+    # Any ASCII case, on either engine.
+    status, page = await call(central, "inspector-a", "GET", "/api/v1/alerts?text=Demo-CANTEEN")
+    assert [a["id"] for a in page["items"]] == [mine]

@@ -16,7 +16,7 @@ from central.regulation.scope import Scope
 from central.reports.builder import ALERT_GROUPS_SQL, build_report
 from central.video.wall import wall_plan
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 
 
 def _wall_counts(body: dict[str, object]) -> dict[tuple[str, str], int]:
@@ -53,6 +53,7 @@ async def test_wall_counts_open_alerts_from_the_counter(central: Central) -> Non
     assert counts[("demo-canteen-a", "cam1")] == 2 and counts[("demo-canteen-b", "cam1")] == 1
 
 
+@pytest.mark.databases("sqlite")  # SQLite's query plans; PostgreSQL's planner picks its own
 async def test_wall_and_report_queries_are_indexed(central: Central) -> None:
     county = central.svc.orgs.get_org(Scope.everything(), central.seed["orgs"]["county_a"])
     scope = Scope(county["org_path"])
@@ -72,6 +73,7 @@ async def test_wall_and_report_queries_are_indexed(central: Central) -> None:
     assert "SCAN alerts" not in report_plan and "TEMP B-TREE" not in report_plan
 
 
+@pytest.mark.databases("sqlite")  # PostgreSQL's case: tests/central/test_central_db.py
 async def test_reads_answer_while_another_process_holds_the_write_lock(
     central: Central, tmp_path: Path
 ) -> None:

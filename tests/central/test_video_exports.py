@@ -71,7 +71,11 @@ async def _wait_done(central: Central, export_id: str) -> dict[str, object]:
 
 
 async def test_an_exported_clip_verifies_and_a_tampered_one_fails(
-    central: Central, footage: Footage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    central: Central,
+    footage: Footage,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    central_db_url: str | None,
 ) -> None:
     add_camera(central)
     status, job = await _ask_export(central, T0 + 1, T0 + 5)
@@ -93,8 +97,9 @@ async def test_an_exported_clip_verifies_and_a_tampered_one_fails(
     manifest_file.write_text(json.dumps(manifest))
     data_dir = tmp_path / "data"
     assert (data_dir / KEY_FILE).exists()
+    database = ["--database", central_db_url] if central_db_url else []
     ok = central_cli(
-        ["verify-clip", str(clip_file), str(manifest_file), "--data-dir", str(data_dir)]
+        ["verify-clip", str(clip_file), str(manifest_file), "--data-dir", str(data_dir), *database]
     )
     assert ok == 0, capsys.readouterr().out
     assert "signature by central checked" in capsys.readouterr().out
