@@ -68,28 +68,28 @@ class Leases:
     def __init__(
         self, ldb: LockedDb, node_id: str, lease_s: float = 15.0, clock: Clock = time.time
     ) -> None:
-        self._ldb = ldb
+        self.ldb = ldb
         self.node_id = node_id
         self.lease_s = lease_s
         self._clock = clock
 
     def hold(self, name: str) -> bool:
         """Take or renew the lease `name` for `lease_s` from now; True while it is ours."""
-        with self._ldb.transaction() as db:
+        with self.ldb.transaction() as db:
             now = self._clock()  # read once the write lock is ours: the hold starts now
             cur = db.execute(HOLD_SQL, [name, self.node_id, now + self.lease_s, now])
             return cur.rowcount == 1
 
     def release(self, name: str) -> None:
         """Give the lease up at once (an orderly stop: another node takes over next round)."""
-        with self._ldb.transaction() as db:
+        with self.ldb.transaction() as db:
             db.execute(
                 "delete from node_leases where name = ? and holder = ?", [name, self.node_id]
             )
 
     def holder(self, name: str) -> str | None:
         """Who holds `name` now (None: nobody, or the hold expired)."""
-        with self._ldb.read() as db:
+        with self.ldb.read() as db:
             row = db.execute(
                 "select holder from node_leases where name = ? and expires_at >= ?",
                 [name, self._clock()],
@@ -97,14 +97,17 @@ class Leases:
         return None if row is None else str(row[0])
 
 
-async def lead(leases: Leases | None, name: str, work: Work, renew_s: float = 5.0) -> None:
+async def lead(
+    leases: Leases | None, name: str, work: Work, renew_s: float = 5.0, release: bool = True
+) -> None:
     """Run `work()` while this node holds the lease `name`, until cancelled.
 
     Without leases (a single node) the work simply runs. The lease is renewed every
     `renew_s`; when it cannot be renewed (another node took it, or the database refused)
     the work is cancelled at once, so two nodes never run it together for longer than the
     renewal that failed. Work that ends by itself is started again on the next round.
-    On cancellation the lease is released, so a node stopped in order hands over quickly.
+    On cancellation the lease is released (unless `release` is False), so a node stopped in
+    order hands over quickly.
     """
     if leases is None:
         await work()
@@ -129,6 +132,7 @@ async def lead(leases: Leases | None, name: str, work: Work, renew_s: float = 5.
     finally:
         if task is not None:
             await _stop(task)
+        if task is not None and release:
             try:
                 await asyncio.to_thread(leases.release, name)
             except Exception:  # noqa: BLE001 - it expires by itself
@@ -177,6 +181,11 @@ async def healthz(request: web.Request) -> web.Response:
 def _read_one(database: LockedDb) -> None:
     with database.read() as db:
         db.execute("select 1").fetchone()
+
+
+async def run_forever() -> None:
+    """Work that is only the holding of its lease (a node's `node:` lease)."""
+    await asyncio.Event().wait()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -14,10 +14,11 @@ from contextlib import asynccontextmanager
 
 from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
+from central.ingest.adopt import NODE_LEASE, adopt_dead_nodes
 from central.ingest.broker_client import BrokerClient, RawMessage
 from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
-from central.nodes import ALERT_FEED, Leases, lead, node_id
+from central.nodes import ALERT_FEED, Leases, lead, node_id, run_forever
 from fsv_contract import live
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError, InvalidPayload
@@ -307,14 +308,21 @@ async def running_ingest(
     clients = [client, live] if config.mqtt.live_lane else [client]
     ingest.set_acker(client.ack, live.ack)
     tasks = [asyncio.create_task(ingest.run(), name="ingest-drain")]
+    renew = config.cluster.renew_s
     feed = None
     if ingest.hooks is not None:
         feed = HookFeed(ingest.store, ingest.hooks)
         busy = lambda: ingest.backlog > 0  # noqa: E731
         work = functools.partial(feed.run, ingest.changed, busy)
-        renew = config.cluster.renew_s
         tasks.append(asyncio.create_task(lead(leases, ALERT_FEED, work, renew), name="alert-feed"))
         ingest.live_stored = feed.feed_live_now
+    if node is not None and leases is not None:
+        # This node's lease says it is alive; a dead node's sessions are adopted and drained.
+        alive = lead(leases, NODE_LEASE + node, run_forever, renew, release=False)
+        tasks.append(asyncio.create_task(alive, name="node-alive"))
+        process = functools.partial(ingest.process, ack=False)
+        adopt = adopt_dead_nodes(config, password, leases, process)
+        tasks.append(asyncio.create_task(adopt, name="adopt-sessions"))
     for c in clients:
         await asyncio.to_thread(c.start)
     try:

@@ -35,6 +35,7 @@ from central.ingest.accounts import (
 )
 from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.store import IngestStore
+from central.nodes import Leases
 from fsv_contract import EventPayload, encode, topics
 
 REPO = Path(__file__).parents[2]
@@ -164,4 +165,83 @@ async def test_each_event_is_stored_once_and_a_killed_node_loses_none(
             except subprocess.TimeoutExpired:  # its stop is not what this test checks
                 node_a.kill()
                 node_a.wait(10)
+        await asyncio.to_thread(database.close)
+
+
+def node_lease(database: CentralDatabase, node: str) -> bool:
+    with database.read() as db:
+        row = db.execute("select 1 from node_leases where name = ?", [f"node:{node}"])
+        return row.fetchone() is not None
+
+
+async def publish(
+    site: mqtt.Client, stream: list[tuple[str, bytes, str]], at: int = -1, then: Any = None
+) -> None:
+    """Publish the stream at QoS 1 (calling `then()` after the `at`-th message)."""
+    for i, (topic, payload, _) in enumerate(stream):
+        site.publish(topic, payload, qos=1)
+        if i == at:
+            then()
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.asyncio
+async def test_the_sessions_of_a_node_that_stays_down_are_adopted_by_another(
+    tmp_path: Path, mosquitto_broker_factory: Any
+) -> None:
+    admin = BrokerAdminConfig(
+        password_file=tmp_path / "auth" / "passwd", acl_file=tmp_path / "auth" / "acl"
+    )
+    set_passwords(admin, central_passwords("central", "test"))
+    write_acl(admin, "central")
+    site_password = issue_site_credentials(admin, SITE, "central").password
+    broker = mosquitto_broker_factory(
+        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file
+    )
+    config_a = node_config(tmp_path, broker.port, "a")
+    config_b = node_config(tmp_path, broker.port, "b")
+    node_a = start_node(config_a, tmp_path)
+    database = await asyncio.to_thread(CentralDatabase, config_b.database_path)
+    ingest = Ingest(IngestStore(database))
+    site = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=SITE, protocol=mqtt.MQTTv5)
+    site.username_pw_set(SITE, site_password)
+    site.max_inflight_messages_set(20)
+    try:
+        assert await wait_for(lambda: log_has(tmp_path, "a", "session kept", 2), 30)
+        leases = Leases(database, "b", config_b.cluster.lease_s)
+        async with running_ingest(config_b, ingest, "test", leases):
+            await asyncio.sleep(1.0)
+            site.connect("127.0.0.1", broker.port)
+            site.loop_start()
+            stream = events(EVENTS)
+            killed = [0.0]
+
+            def kill() -> None:
+                node_a.send_signal(signal.SIGKILL)
+                node_a.wait(10)
+                killed[0] = time.monotonic()
+
+            await publish(site, stream, KILL_AFTER, kill)
+            want = {eid for _, _, eid in stream}
+            # a stays down: b adopts its sessions once a's lease ran out (2 s) and stores
+            # what the broker had handed to a, in flight and queued.
+            assert await wait_for(lambda: set(stored(database)) == want, 30), (
+                f"{len(want - set(stored(database)))} events not stored"
+            )
+            all_stored_s = time.monotonic() - killed[0]
+            # b ends a's sessions (nothing came for a while) and forgets a.
+            assert await wait_for(lambda: not node_lease(database, "a"), 15)
+            # a's sessions are ended: everything published now goes to b alone, at once.
+            more = events(60)
+            await publish(site, more)
+            want |= {eid for _, _, eid in more}
+            assert await wait_for(lambda: set(stored(database)) == want, 10)
+            assert len(stored(database)) == len(want)
+            print(f"all of a's share stored by b {all_stored_s:.1f} s after a was killed")
+    finally:
+        site.loop_stop()
+        site.disconnect()
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait(10)
         await asyncio.to_thread(database.close)
