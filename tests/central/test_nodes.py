@@ -74,7 +74,7 @@ async def wait_for(predicate: Any, timeout_s: float = 30.0) -> None:
 
 
 def holders(database: CentralDatabase) -> dict[str, str]:
-    """Every lease held now, by name (none before a node created the table)."""
+    """The singletons' leases held now, by name (none before a node created the table)."""
     try:
         with database.read() as db:
             rows = db.execute(
@@ -82,7 +82,7 @@ def holders(database: CentralDatabase) -> dict[str, str]:
             ).fetchall()
     except sqlite3.OperationalError:
         return {}
-    return {str(name): str(holder) for name, holder in rows}
+    return {str(name): str(holder) for name, holder in rows if name in SINGLETONS}
 
 
 @pytest.fixture
