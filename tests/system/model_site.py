@@ -55,13 +55,13 @@ class Api:
 
 
 def wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """`check()`'s first truthy value within `timeout` seconds (polled each second)."""
+    """`check()`'s first truthy value within `timeout` seconds (polled every 0.25 s)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(1.0)
+        time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -118,7 +118,7 @@ class ModelSite:
         return self._api
 
     def edge_config(self, cameras: list[str] | None = None) -> dict[str, Any]:
-        """The demo edge's config with managed models on, 10 s segments, 2 s heartbeats."""
+        """The demo edge's config with managed models on, 5 s segments, 2 s heartbeats."""
         assert self.broker is not None
         public_key = self.root / "central-models.pem"
         public_key.write_text(self.cli("model", "public-key"))
@@ -127,7 +127,7 @@ class ModelSite:
         if cameras is not None:
             edge["cameras"] = [c for c in edge["cameras"] if c["id"] in cameras]
         edge["mqtt"]["heartbeat_interval_s"] = 2
-        edge["storage"]["segment_seconds"] = 10
+        edge["storage"]["segment_seconds"] = 5
         edge["models"] = {"public_key": str(public_key)}
         return edge
 

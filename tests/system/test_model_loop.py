@@ -1,8 +1,8 @@
 """The whole model loop on real processes: label, export, train, distribute, alerts, back.
 
 Mosquitto, `central-server run` and an edge agent recording the RTSP testbed (tests/system/
-model_site.py). Central asks the edge for 40 sample frames of its recordings; an inspector
-labels 40 frames of the queue in the labelling page (headless Chromium); the dataset is
+model_site.py). Central asks the edge for 20 sample frames of its recordings; an inspector
+labels 20 frames of the queue in the labelling page (headless Chromium); the dataset is
 exported and a tiny model trained on the CPU and registered with the class map and backend
 its card records. Versions reach the edge over the broker with the CLI; the heartbeat names
 each, alerts at central name the version that raised them (the shipped model's, then an
@@ -27,7 +27,7 @@ from testbed.demo import SITE
 from tests.system.model_site import CAMERA, Api, ModelSite, wait
 
 BROWSER = Path(__file__).resolve().parents[1] / "browser"
-FRAMES = 40
+FRAMES = 20
 TRAIN_LIMIT_S = 180.0
 
 
@@ -84,7 +84,7 @@ def _train(site: ModelSite, dataset: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # 40 frames labelled in a browser, a training run; a busy box
+@pytest.mark.timeout(900)  # 20 frames labelled in a browser, a training run; a busy box
 def test_labelled_frames_become_a_model_on_the_edge(model_site: ModelSite) -> None:
     site = model_site
     # The former default model, registered the way it must be: its classes Normal and Fall
@@ -94,11 +94,11 @@ def test_labelled_frames_become_a_model_on_the_edge(model_site: ModelSite) -> No
     site.start_central()
     edge = site.edge_config()  # two cameras: the validation split takes whole camera-days
     # Alerts often enough to see a switch: short events that reopen while people stay.
-    edge["cameras"][0]["detection"]["rules"][0].update(min_seconds=2, cooldown_s=5,
-                                                       max_event_s=10)  # fmt: skip
+    edge["cameras"][0]["detection"]["rules"][0].update(min_seconds=1, cooldown_s=2,
+                                                       max_event_s=4)  # fmt: skip
     site.start_edge(edge)
     api = site.api
-    wait(lambda: site.segments() >= 2, 120, "20 s recorded")
+    wait(lambda: site.segments() >= 2, 120, "10 s recorded")
 
     # 1. Sample frames of the recordings, asked over the broker, uploaded as announced.
     asked = _ask_for_samples(api)
@@ -106,12 +106,12 @@ def test_labelled_frames_become_a_model_on_the_edge(model_site: ModelSite) -> No
     running = wait(api.camera_model, 60, "the heartbeat to name the model")
     alert = wait(lambda: _alert_by(api, running), 120, f"a {running} alert")
     assert alert["site_id"] == SITE and alert["frame"]["name"] == "frame.jpg"
-    # Decoding 40 frames of the recordings takes seconds on a quiet box, minutes on a busy one.
+    # Decoding 20 frames of the recordings takes seconds on a quiet box, minutes on a busy one.
     wait(lambda: _samples(api) >= FRAMES, 300, f"{FRAMES} sample frames at central")
     requests = api.call("GET", f"/api/v1/sites/{SITE}/samples")["items"]
     assert {(r["batch_id"], r["state"]) for r in requests} == {(b, "done") for b in asked}
 
-    # 2. Forty frames labelled in the page, 3. exported, 4. a tiny model trained.
+    # 2. Twenty frames labelled in the page, 3. exported, 4. a tiny model trained.
     labelled = _label_in_the_page(api.base, site.admin_password)
     assert labelled["problems"] == [] and len(labelled["labelled"]) == FRAMES
     dataset = site.root / "dataset"
