@@ -20,6 +20,8 @@ from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload, enc
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
+pytestmark = pytest.mark.databases("sqlite", "postgres")
+
 
 class Hooks:
     def __init__(self) -> None:
@@ -46,8 +48,10 @@ def message(eid: UUID, phase: str = "start", kind: str = "no_mask") -> RawMessag
     return RawMessage(topics.camera_event("s1", "c1"), encode(payload), 0.0)
 
 
-def test_feed_sees_each_change_once_in_order_and_resumes(tmp_path: Path) -> None:
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+def test_feed_sees_each_change_once_in_order_and_resumes(
+    tmp_path: Path, central_db_url: str | None
+) -> None:
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     ingest = Ingest(store)
     hooks = Hooks()
     feed = HookFeed(store, hooks, batch=2)
@@ -71,8 +75,10 @@ def test_feed_sees_each_change_once_in_order_and_resumes(tmp_path: Path) -> None
     assert replay.events == [(str(d), "end")]
 
 
-def test_live_lane_feeds_a_fresh_event_before_the_backlog(tmp_path: Path) -> None:
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+def test_live_lane_feeds_a_fresh_event_before_the_backlog(
+    tmp_path: Path, central_db_url: str | None
+) -> None:
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     ingest = Ingest(store)
     hooks = Hooks()
     now = T0 + timedelta(days=3)
@@ -94,10 +100,10 @@ def test_live_lane_feeds_a_fresh_event_before_the_backlog(tmp_path: Path) -> Non
 
 @pytest.mark.asyncio
 async def test_running_ingest_ends_its_worker_threads(
-    tmp_path: Path, mosquitto_broker: Any
+    tmp_path: Path, central_db_url: str | None, mosquitto_broker: Any
 ) -> None:
     config = make_config(tmp_path, mosquitto_broker.port)
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     hooks = Hooks()
     ingest = Ingest(store, hooks=hooks)
     eid = uuid4()

@@ -19,6 +19,8 @@ from central.ingest.pipeline import Ingest, is_live_event
 from central.ingest.store import IngestStore
 from fsv_contract import EventPayload, encode, topics
 
+pytestmark = pytest.mark.databases("sqlite", "postgres")
+
 
 def message(mid: int, start: datetime) -> RawMessage:
     payload = EventPayload(
@@ -56,8 +58,9 @@ def test_live_events_are_told_apart_by_their_start() -> None:
 @pytest.mark.asyncio
 async def test_a_live_event_jumps_the_backlog_and_acks_keep_arrival_order(
     tmp_path: Path,
+    central_db_url: str | None,
 ) -> None:
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     ingest = Ingest(store, batch_max=500)
     acks: list[int] = []
     ingest.set_acker(lambda mid, _qos: acks.append(mid))
@@ -77,8 +80,12 @@ async def test_a_live_event_jumps_the_backlog_and_acks_keep_arrival_order(
     assert store.stats()["duplicates"] == 0
 
 
-def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(tmp_path: Path) -> None:
-    ingest = Ingest(IngestStore(CentralDatabase(tmp_path / "c.db")), batch_max=2000)
+def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(
+    tmp_path: Path, central_db_url: str | None
+) -> None:
+    ingest = Ingest(
+        IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db")), batch_max=2000
+    )
     ingest._adapt_batch(2000, 1.6)  # a full batch took 8 x the 0.2 s target
     assert ingest.batch_size == 250
     ingest._adapt_batch(100, 0.01)  # the queue ran dry, quickly: says nothing of a full batch
@@ -96,8 +103,9 @@ def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(tmp_path: Pat
 @pytest.mark.asyncio
 async def test_live_lane_messages_are_written_first_and_acked_on_their_connection(
     tmp_path: Path,
+    central_db_url: str | None,
 ) -> None:
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     ingest = Ingest(store, batch_max=500)
     main_acks: list[int] = []
     live_acks: list[int] = []
@@ -119,8 +127,9 @@ async def test_live_lane_messages_are_written_first_and_acked_on_their_connectio
 @pytest.mark.asyncio
 async def test_live_lane_events_reach_the_alert_feed_before_the_next_backlog_batch(
     tmp_path: Path,
+    central_db_url: str | None,
 ) -> None:
-    store = IngestStore(CentralDatabase(tmp_path / "c.db"))
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
     ingest = Ingest(store, batch_max=10)
     steps: list[str] = []
     write_batch = store.write_batch
