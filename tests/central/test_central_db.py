@@ -227,3 +227,29 @@ def test_a_postgresql_database_without_byte_order_is_refused(
             CentralDatabase(postgres_server.url("linguistic"))
     finally:
         postgres_server.drop_database(postgres_server.url("linguistic"))
+
+
+@pytest.mark.databases("postgres")
+def test_one_migration_history_on_both_engines(central_db_url: str | None, tmp_path: Path) -> None:
+    from central import schema
+    from central.db import apply_migrations
+    from central.video import exports
+
+    histories = []
+    for target in (tmp_path / "c.db", central_db_url):
+        assert target is not None
+        database = CentralDatabase(target)
+        with database.lock:  # as the app applies them: ingest, regulators, video
+            apply_migrations(schema.migrations, database.db)
+            apply_migrations(exports.migrations, database.db)
+        table = "schema_migrations" if isinstance(target, str) else "_sqlite_migrations"
+        with database.read() as r:
+            histories.append(
+                [
+                    tuple(row)
+                    for row in r.execute(f"select migration_set, name from {table} order by id")
+                ]
+            )
+        database.close()
+    sqlite_history, pg_history = histories
+    assert len(sqlite_history) >= 30 and pg_history == sqlite_history
