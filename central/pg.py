@@ -305,6 +305,16 @@ class PgDatabase(sqlite_utils.Database):
         self._pks: dict[str, list[str]] = {}
         self._savepoints = 0
 
+    def reconnect(self, pg: psycopg.Connection) -> None:
+        """Go on over a new connection (the old one was lost)."""
+        try:
+            self.pg.close()
+        except psycopg.Error:
+            pass
+        self.pg = pg
+        self.conn = cast(sqlite3.Connection, PgConn(pg))
+        self._savepoints = 0
+
     @property
     def pgconn(self) -> PgConn:
         """The connection wrapper (execute, executemany, in_transaction, rollback)."""
@@ -342,27 +352,32 @@ class PgDatabase(sqlite_utils.Database):
         """A transaction, or a savepoint within one."""
         conn = self.pgconn
         if not conn.in_transaction:
-            self.pg.execute("begin")
+            with _as_sqlite_errors():
+                self.pg.execute("begin")
             try:
                 yield
             except BaseException:
-                conn.rollback()
+                if not self.pg.broken:
+                    conn.rollback()
                 raise
             with _as_sqlite_errors():
                 self.pg.execute("commit")
             return
         self._savepoints += 1
         name = f"sp_{self._savepoints}"
-        self.pg.execute(cast(Any, f"savepoint {name}"))
         try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                self.pg.execute(cast(Any, f"rollback to savepoint {name}"))
-            raise
+            with _as_sqlite_errors():
+                self.pg.execute(cast(Any, f"savepoint {name}"))
+            try:
+                yield
+            except BaseException:
+                if not self.pg.broken and conn.in_transaction:
+                    self.pg.execute(cast(Any, f"rollback to savepoint {name}"))
+                raise
+            with _as_sqlite_errors():
+                self.pg.execute(cast(Any, f"release savepoint {name}"))
         finally:
             self._savepoints -= 1
-        self.pg.execute(cast(Any, f"release savepoint {name}"))
 
     def table(self, table_name: str, **kwargs: Any) -> PgTable:
         """A table (created or not)."""

@@ -11,6 +11,7 @@ on`, so its commit, and every one before it, is flushed to disk on return.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -22,7 +23,9 @@ import psycopg
 import sqlite_utils
 
 from central import pg
-from central.db import CentralDatabase, apply_migrations, migrations
+from central.db import BUSY_TIMEOUT_S, CentralDatabase, apply_migrations, migrations
+
+log = logging.getLogger(__name__)
 
 
 class PgCentralDatabase(CentralDatabase):
@@ -30,14 +33,8 @@ class PgCentralDatabase(CentralDatabase):
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        try:
-            conn = pg.connect(self.path, autocommit=True)
-        except Exception as e:
-            raise sqlite3.OperationalError(
-                f"cannot connect to {pg.safe_url(self.path)}: {e}"
-            ) from e
+        conn = self._connect_writer()
         _check_collation(conn, self.path)
-        conn.execute("set synchronous_commit = off")
         self.db = pg.PgDatabase(conn)
         self.lock = threading.RLock()
         self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
@@ -49,11 +46,40 @@ class PgCentralDatabase(CentralDatabase):
         with self.lock:
             apply_migrations(migrations, self.db)
 
+    def _connect_writer(self) -> psycopg.Connection:
+        """The write connection: asynchronous commits, SQLite's busy timeout as lock_timeout."""
+        try:
+            conn = pg.connect(self.path, autocommit=True)
+        except psycopg.Error as e:
+            where = pg.safe_url(self.path)
+            raise sqlite3.OperationalError(f"cannot connect to {where}: {e}") from e
+        conn.execute("set synchronous_commit = off")
+        conn.execute(f"set lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return conn
+
     @contextmanager
     def _immediate(self) -> Iterator[None]:
-        """One transaction (nested: a savepoint)."""
-        with self.db.atomic():
+        """One transaction (nested: a savepoint). A write connection the server dropped
+        (a restart, a fail-over) is opened again first: the transaction that met the drop
+        failed with OperationalError, which ingest and the alert feed retry."""
+        db = self.db
+        assert isinstance(db, pg.PgDatabase)
+        if (db.pg.broken or db.pg.closed) and not self._closed:
+            log.warning("the database connection was lost; connecting again")
+            db.reconnect(self._connect_writer())
+        with db.atomic():
             yield
+
+    def _release(self, reader: sqlite_utils.Database) -> None:
+        assert isinstance(reader, pg.PgDatabase)
+        if reader.pg.broken or reader.pg.closed:
+            if not self._closed:
+                try:
+                    reader.reconnect(pg.connect(self.path, autocommit=False, read_only=True))
+                except psycopg.Error as e:  # still down: the next read fails, and tries again
+                    log.warning("a reader could not connect again: %s", e)
+            return
+        super()._release(reader)
 
     @contextmanager
     def durable_transaction(self) -> Iterator[sqlite_utils.Database]:

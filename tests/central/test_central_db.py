@@ -253,3 +253,37 @@ def test_one_migration_history_on_both_engines(central_db_url: str | None, tmp_p
         database.close()
     sqlite_history, pg_history = histories
     assert len(sqlite_history) >= 30 and pg_history == sqlite_history
+
+
+@pytest.mark.databases("postgres")
+def test_postgresql_commits_and_a_lost_connection(central_db_url: str | None) -> None:
+    import psycopg
+
+    assert central_db_url is not None
+    db = CentralDatabase(central_db_url)
+    with db.transaction() as t:
+        t.execute("create table t (x integer)")
+        assert t.execute("show synchronous_commit").fetchone()[0] == "off"
+    with db.durable_transaction() as t:  # ingest's commit before it acknowledges the broker
+        assert t.execute("show synchronous_commit").fetchone()[0] == "on"
+        t.execute("insert into t values (1)")
+    with db.read() as r:
+        assert r.execute("select count(*) from t").fetchone()[0] == 1
+    # The server drops every connection of central (a restart, a fail-over) ...
+    with psycopg.connect(central_db_url, autocommit=True) as admin:
+        admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()"
+        )
+    # ... the transaction that meets it fails as a retryable error, the next one goes through.
+    with pytest.raises(sqlite3.OperationalError):
+        with db.transaction() as t:
+            t.execute("insert into t values (2)")
+    with db.transaction() as t:
+        t.execute("insert into t values (3)")
+    with pytest.raises(sqlite3.OperationalError):
+        with db.read() as r:
+            r.execute("select count(*) from t").fetchone()
+    with db.read() as r:
+        assert [row[0] for row in r.execute("select x from t order by x")] == [1, 3]
+    db.close()
