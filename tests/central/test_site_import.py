@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,8 +21,8 @@ from testbed.mosquitto import Broker, BrokerOptions
 SITES = 300
 
 
-def write_config(tmp_path: Path) -> Path:
-    config = {
+def write_config(tmp_path: Path, database: str | None = None) -> Path:
+    config: dict[str, object] = {
         "data_dir": str(tmp_path / "data"),
         "mqtt": {"password_file": str(tmp_path / "central-password")},
         "broker": {
@@ -31,6 +32,8 @@ def write_config(tmp_path: Path) -> Path:
             "reload_command": ["sh", "-c", f"echo reload >> {tmp_path / 'reloads'}"],
         },
     }
+    if database is not None:
+        config["database"] = database
     path = tmp_path / "central.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -46,7 +49,12 @@ def write_csv(path: Path, sites: int) -> None:
                           f"canteen-{i}", f"NVR {i}", f"JY{i:06d}"])  # fmt: skip
 
 
-def count(db: Path, sql: str) -> int:
+def count(db: Path | str, sql: str) -> int:
+    if isinstance(db, str):
+        with psycopg.connect(db) as pg:
+            row = pg.execute(sql).fetchone()
+            assert row is not None
+            return int(row[0])
     with sqlite3.connect(db) as conn:
         return int(conn.execute(sql).fetchone()[0])
 
@@ -72,10 +80,11 @@ def can_log_in(port: int, user: str, password: str) -> bool:
     return result[0]
 
 
+@pytest.mark.databases("sqlite", "postgres")
 def test_import_registers_hundreds_of_sites_with_one_reload(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], central_db_url: str | None
 ) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, central_db_url)
     assert main(["init-broker", "-c", str(config)]) == 0
     (tmp_path / "reloads").unlink()
     sites_csv = tmp_path / "sites.csv"
@@ -88,7 +97,7 @@ def test_import_registers_hundreds_of_sites_with_one_reload(
     assert f"{SITES} site(s) registered, {SITES + 5} organisation(s) created" in printed
     assert took < 60, took  # seconds, not the minutes of one add-site per site
     assert (tmp_path / "reloads").read_text().splitlines() == ["reload"]
-    db = tmp_path / "data" / "central.db"
+    db = central_db_url or tmp_path / "data" / "central.db"
     assert count(db, "select count(*) from sites") == SITES
     assert count(db, "select count(*) from orgs where level = 'county'") == 3
     assert count(db, "select count(*) from orgs where licence_no = 'JY000042'") == 1
