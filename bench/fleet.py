@@ -39,15 +39,18 @@ def site_credentials(sites: Iterable[str]) -> dict[str, str]:
     return {site: uuid.uuid4().hex for site in sites}
 
 
-def start_fleet_broker(work: Path, creds: dict[str, str]) -> Broker:
-    """Mosquitto with central's account (CENTRAL_PASSWORD), the sites' logins and the ACL."""
+def start_fleet_broker(
+    work: Path, creds: dict[str, str], settings: tuple[str, ...] = SHIPPED_SETTINGS
+) -> Broker:
+    """Mosquitto with central's account (CENTRAL_PASSWORD), the sites' logins and the ACL,
+    under the shipped `settings` (by default every one a benchmark keeps)."""
     admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
     set_passwords(admin, {**central_passwords("central", CENTRAL_PASSWORD), **creds})
     write_acl(admin, "central")
     conf = [
         line
         for line in (REPO / "configs/mosquitto/mosquitto.conf").read_text().splitlines()
-        if line and not line.startswith("#") and line.split()[0] in SHIPPED_SETTINGS
+        if line and not line.startswith("#") and line.split()[0] in settings
     ]
     broker = Broker(options=BrokerOptions(
         allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file,

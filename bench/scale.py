@@ -531,9 +531,11 @@ def main() -> int:
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
     result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
-    # bench/viewers.py writes its figures into the same file: keep them.
+    # bench/viewers.py and bench/province.py write their figures into the same file: keep them.
     old = json.loads(args.output.read_text()) if args.output.exists() else {}
-    result.update({k: v for k, v in old.items() if k.startswith("viewers_one_core")})
+    result.update(
+        {k: v for k, v in old.items() if k.startswith("viewers_one_core") or k == "province"}
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -85,6 +85,33 @@ def _scale_rows(scale: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _province_rows(prov: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """bench/province.py (the `province` key of scale.json): nodes on PostgreSQL, one killed."""
+    if "node_kill_lost_events" not in prov:
+        return []
+    load = prov["load_avg_before_kill"]
+    size = (
+        f"{prov['sites']:,} sites ({prov['alerts_per_site_hour']:g} events/site·h) on "
+        f"{prov['nodes']} nodes + PostgreSQL, one node killed (kill -9) mid-run, load "
+        f"{load[0]:g} on {prov['machine']['cores']} cores shared by all of it"
+    )
+    nodes = {k: v for k, v in prov["cpu_percent_of_core_before_kill"].items() if "node" in k}
+    return [
+        ("province", f"events lost / stored twice / alerts missing, {size}",
+         f"{prov['node_kill_lost_events']} of {prov['events_published']:,} / "
+         f"{prov['duplicates_stored']} / {prov['alerts_missing']}", "0 / 0 / 0"),
+        ("province", "ingest lag p50 / p95 (s), before the kill; after it",
+         f"{prov['ingest_lag_p50_s_before_kill']} / {prov['ingest_lag_p95_s_before_kill']}; "
+         f"{prov['ingest_lag_p50_s_after_kill']} / {prov['ingest_lag_p95_s_after_kill']}",
+         "≤ 1 (p95)"),
+        ("province", "killed node's leases and broker sessions taken over (s)",
+         str(prov["lease_takeover_s"]), ""),
+        ("province", "CPU per node (% of one core) before the kill; PostgreSQL",
+         f"{' / '.join(str(v) for v in nodes.values())}; "
+         f"{prov['cpu_percent_of_core_before_kill']['postgresql']}", ""),
+    ]  # fmt: skip
+
+
 def _broker_rows(broker: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """bench/broker.py: one Mosquitto under each fleet size it stepped through."""
     steps = broker.get("steps", [])
@@ -193,6 +220,7 @@ def rows() -> list[tuple[str, str, str, str]]:
              str(vid["seek_s"]), ""),
         ]  # fmt: skip
     out += _scale_rows(_load("scale"))
+    out += _province_rows(_load("scale").get("province", {}))
     out += _broker_rows(_load("broker"))
     integ = _load("integrity")
     if "tamper_cases" in integ:
