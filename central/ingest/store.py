@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from central.db import CentralDatabase
 from central.ingest.evidence import KnownEvent, foreign_site, merge_evidence
+from central.pg import is_postgres
 from fsv_contract.codec import Message
 from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (
@@ -143,9 +144,26 @@ def _payload_of(row: dict[str, Any]) -> EventPayload | None:
         return None
 
 
+# The advisory lock that numbers event changes on PostgreSQL (any constant unique to it).
+CHANGE_SEQ_LOCK = 0x46535643
+
+
+def last_change_seq(db: sqlite_utils.Database) -> int:
+    """The highest change_seq so far, in a write transaction that will number new changes.
+
+    The alert feed follows change_seq from its cursor, so numbers must be unique and
+    committed in order. SQLite has one writer at a time. On PostgreSQL several nodes write
+    at once: a transaction-level advisory lock makes each writer read the maximum only once
+    the previous numbering transaction has committed (the lock is held until commit).
+    """
+    if is_postgres(db):
+        db.execute("select pg_advisory_xact_lock(?)", [CHANGE_SEQ_LOCK])
+    return int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0])
+
+
 def insert_central_event(db: sqlite_utils.Database, payload: EventPayload, now: float) -> None:
     """Store an event central raised itself (e.g. `footage_tampered`) so the alert feed sees it."""
-    seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0]) + 1
+    seq = last_change_seq(db) + 1
     db.execute(_INSERT_EVENT, [*IngestStore._event_row(payload, now, now), seq])
 
 
@@ -194,7 +212,7 @@ class IngestStore:
         if not events:
             return
         known = self._known_events(db, [str(p.event_id) for _, p in events])
-        seq = int(db.execute("select coalesce(max(change_seq), 0) from events").fetchone()[0])
+        seq = last_change_seq(db)
         inserts: list[tuple[Any, ...]] = []
         ends: list[tuple[Any, ...]] = []
         firsts: list[tuple[Any, ...]] = []

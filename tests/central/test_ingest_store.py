@@ -151,3 +151,35 @@ def test_acks_are_sent_after_the_commit(store: IngestStore) -> None:
     runner.set_acker(acker)
     runner.process([event(uuid4()), raw("x/y", b"junk")])
     assert acked == [(1, 1), (1, 1)] and seen_rows == [1, 1]
+
+
+def test_two_nodes_writing_at_once_number_every_change_once(
+    tmp_path: Path, central_db_url: str | None
+) -> None:
+    """Two stores on their own connections (two central nodes) write batches at the same
+    time: every change gets a change_seq of its own (the alert feed follows change_seq from
+    its cursor, so a number given twice, one committed after the feed passed it, is skipped)."""
+    import threading
+
+    target = central_db_url or tmp_path / "central.db"
+    databases = [CentralDatabase(target) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def write(store: IngestStore) -> None:
+        start.wait()
+        for _ in range(30):
+            ingest(store, *(event(uuid4()) for _ in range(10)))
+
+    threads = [threading.Thread(target=write, args=(IngestStore(d),)) for d in databases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        with databases[0].read() as db:
+            seqs = [r[0] for r in db.execute("select change_seq from events")]
+    finally:
+        for d in databases:
+            d.close()
+    assert len(seqs) == 600
+    assert len(set(seqs)) == 600, f"{600 - len(set(seqs))} changes share a change_seq"
