@@ -36,6 +36,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -468,7 +469,13 @@ def main() -> int:
                                postgresql_settings="testbed.postgres: fsync off, "
                                "shared_buffers 64MB")  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="fsv-bench-province-"))
-    result = {**run(args, work), "machine": machine,
+    try:
+        figures = run(args, work)
+    except BaseException:
+        print(f"the nodes' logs are in {work}", file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)  # the sites' credentials and the nodes' logs
+    result = {**figures, "machine": machine,
               "command": " ".join(["bench/province.py", *sys.argv[1:]]),
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
     result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
