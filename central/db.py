@@ -91,6 +91,15 @@ class CentralDatabase:
         self.path = str(path)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         self.db = sqlite_utils.Database(conn)
+        self._init_state()
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            apply_migrations(migrations, self.db)
+
+    def _init_state(self) -> None:
+        """The write lock and the reader pool, empty (readers open on demand)."""
         self.lock = threading.RLock()
         self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
         self._opened: list[sqlite_utils.Database] = []
@@ -98,11 +107,6 @@ class CentralDatabase:
         self._live_reader: sqlite_utils.Database | None = None
         self._live_reader_lock = threading.RLock()
         self._closed = False
-        with self.lock:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            apply_migrations(migrations, self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:

@@ -12,9 +12,7 @@ on`, so its commit, and every one before it, is flushed to disk on return.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,13 +34,7 @@ class PgCentralDatabase(CentralDatabase):
         conn = self._connect_writer()
         _check_collation(conn, self.path)
         self.db = pg.PgDatabase(conn)
-        self.lock = threading.RLock()
-        self._readers: queue.LifoQueue[sqlite_utils.Database] = queue.LifoQueue()
-        self._opened: list[sqlite_utils.Database] = []
-        self._open_lock = threading.Lock()
-        self._live_reader: sqlite_utils.Database | None = None
-        self._live_reader_lock = threading.RLock()
-        self._closed = False
+        self._init_state()
         with self.lock:
             apply_migrations(migrations, self.db)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp.test_utils import TestClient
 
 from central.api.common import SERVICES
@@ -124,3 +128,14 @@ async def call(central: Central, username: str, method: str, path: str, **kw: An
     ctype = resp.headers.get("Content-Type", "")
     body = await resp.json() if "json" in ctype else await resp.read()
     return resp.status, body
+
+
+def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """`central-server run` in its own process on `config` (its YAML and log in tmp_path)."""
+    path = tmp_path / f"{config.cluster.node_id}.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "central", "run", "-c", str(path)],
+        cwd=Path(__file__).parents[2], env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip

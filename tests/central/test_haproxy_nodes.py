@@ -10,12 +10,10 @@ video is answered by the other within 3 s and the API keeps answering.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-from central_support import make_config
+from central_support import make_config, start_node
 
 from central.config import CentralConfig
 from central.db import CentralDatabase
@@ -45,16 +42,6 @@ def node_config(tmp_path: Path, node: str, port: int) -> CentralConfig:
         cluster={"nodes": 2, "node_id": node, "lease_s": 3, "renew_s": 1},
         web={"trusted_proxies": ["127.0.0.1/32"]},
     )
-
-
-def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
-    path = tmp_path / f"{config.cluster.node_id}.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
-    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "central", "run", "-c", str(path)],
-        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
 
 
 def haproxy_config(port: int, node_ports: dict[str, int]) -> str:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
-from central_support import Central, call, make_config
+from central_support import Central, call, make_config, start_node
 from test_push_delivery import Receiver
 
 from central import schema
@@ -168,17 +164,6 @@ async def receiver_app(receiver: Receiver) -> tuple[web.AppRunner, str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-
-def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """`central-server run` in its own process on `config`."""
-    path = tmp_path / f"{config.cluster.node_id}.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
-    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "central", "run", "-c", str(path)],
-        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
 
 
 def delivered_ids(receiver: Receiver) -> list[str]:

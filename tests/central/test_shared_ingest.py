@@ -9,10 +9,8 @@ lane; node a is killed with SIGKILL mid-stream and started again later under its
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,8 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
-from central_support import make_config
+from central_support import make_config, start_node
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import BrokerAdminConfig, CentralConfig
@@ -51,16 +48,6 @@ def node_config(tmp_path: Path, port: int, node: str) -> CentralConfig:
         mqtt={"client_id": "central", "username": "central"},
         cluster={"nodes": 2, "node_id": node, "lease_s": 2, "renew_s": 0.5},
     )
-
-
-def start_node(config: CentralConfig, tmp_path: Path) -> subprocess.Popen[bytes]:
-    path = tmp_path / f"{config.cluster.node_id}.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
-    log = (tmp_path / f"{config.cluster.node_id}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "central", "run", "-c", str(path)],
-        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
 
 
 def events(n: int) -> list[tuple[str, bytes, str]]:
