@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from central.alerts.endpoint_policy import EndpointPolicy, policy_session_kwargs
 from central.alerts.push import load_vapid
 from central.alerts.push_dispatch import PushDispatcher
+from central.alerts.update_relay import UpdateRelay
 from central.api import (
     alert_routes,
     audit_routes,
@@ -39,6 +40,7 @@ from central.api.registry import Endpoint
 from central.archive import routes as archive_routes
 from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS, LEASES
 from central.nodes import leases_for, node_id
+from central.pg import is_postgres_url
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
 from central.services import build_services, login_throttle
@@ -147,7 +149,12 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES] = svc
     app[INGEST_HOOKS] = svc.hooks
     svc.updates.attach(asyncio.get_running_loop())
+    relay_tasks: list[asyncio.Task[None]] = []
+    if config.cluster.nodes > 1 and config.database and is_postgres_url(config.database):
+        # Several nodes on PostgreSQL: every node's pages hear every node's changes.
+        relay_tasks = UpdateRelay(config.database, node_id(config), svc.updates).start()
     tasks = [
+        *relay_tasks,
         asyncio.create_task(dispatcher.run(), name="push-dispatch"),
         asyncio.create_task(_purge_sessions(svc.sessions), name="session-purge"),
         asyncio.create_task(

@@ -11,6 +11,10 @@ and the page reconnects and re-syncs with one list request. Logging out closes t
 session's sockets at once; a periodic check (one query for all open sockets) closes those
 whose session expired, was revoked or whose user was disabled, and notes the others as
 used, as the pages' polling did before.
+
+Several nodes on PostgreSQL share their changes (central.alerts.update_relay): `publish`
+hands each change to the relay as well, and the relay delivers the other nodes' changes
+through `deliver`, where they meet this node's sockets and their scopes like local ones.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ MAX_PER_USER = 32  # open update sockets per user (one per tab)
 SESSION_CHECK_S = 30.0
 SESSION_TOUCH_S = 60.0
 CLOSE_WAIT_S = 5.0  # how long a socket the hub closes may take for the close handshake
+RESYNC_CLOSE_CODE = 1012  # changes may have been missed: reconnect and re-sync ("restart")
+
+# Hands a change (org path, message) to the other nodes; called from any thread.
+Relay = Callable[[str | None, dict[str, Any]], None]
 
 
 def text_frame(text: str) -> bytes:
@@ -101,6 +109,7 @@ class UpdateHub:
         self._per_user: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = clock
+        self.relay: Relay | None = None  # set on several nodes: the other nodes hear it too
         self.sent = 0
         self.dropped_slow = 0
         self.fan_out_s: deque[float] = deque(maxlen=1000)  # time on the loop per change
@@ -117,7 +126,10 @@ class UpdateHub:
     # --- changes in -------------------------------------------------------------------------
 
     def publish(self, org_path: str | None, message: dict[str, Any]) -> None:
-        """Send `message` to every socket whose scope holds `org_path` (any thread)."""
+        """Send `message` to every socket whose scope holds `org_path` (any thread), on this
+        node and, through the relay, on the others."""
+        if self.relay is not None:
+            self.relay(org_path, message)
         loop = self._loop
         if loop is None or loop.is_closed() or not self._by_root:
             return
@@ -126,6 +138,27 @@ class UpdateHub:
             loop.call_soon_threadsafe(self._fan_out, org_path, frame)
         except RuntimeError:  # the loop is closing: nobody is listening any more
             pass
+
+    def deliver(self, org_path: str | None, message: dict[str, Any]) -> None:
+        """Another node's change, for this node's sockets only (event loop thread)."""
+        if self._by_root:
+            frame = text_frame(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+            self._fan_out(org_path, frame)
+
+    def resync(self, org_path: str | None = None) -> int:
+        """Close the sockets whose scope holds `org_path` (None: all) with RESYNC_CLOSE_CODE:
+        changes were missed and the pages list again once reconnected (event loop thread)."""
+        subs = self._matching(org_path) if org_path is not None else self._all()
+        for sub in subs:
+            sub.close_soon(RESYNC_CLOSE_CODE)
+        return len(subs)
+
+    def _matching(self, org_path: str) -> list[Subscriber]:
+        roots: list[str | None] = [None, *ancestors(org_path)]
+        return [sub for root in roots for sub in self._by_root.get(root, ())]
+
+    def _all(self) -> list[Subscriber]:
+        return [sub for subs in self._by_root.values() for sub in subs]
 
     def alert_changed(self, op: str, alert: dict[str, Any], open_alerts: int | None) -> None:
         """A new or changed alert, and its camera's open-alert counter (AlertStore.announce)."""
@@ -192,9 +225,8 @@ class UpdateHub:
 
     def close_all(self, code: int = 1001) -> None:
         """Close every socket (shutdown: "going away", the pages reconnect)."""
-        for subs in list(self._by_root.values()):
-            for sub in subs:
-                sub.close_soon(code)
+        for sub in self._all():
+            sub.close_soon(code)
 
     async def serve(self, sub: Subscriber, hello: dict[str, Any]) -> None:
         """Run one prepared socket until it or the hub closes it."""
