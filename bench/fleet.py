@@ -40,12 +40,17 @@ def site_credentials(sites: Iterable[str]) -> dict[str, str]:
 
 
 def start_fleet_broker(
-    work: Path, creds: dict[str, str], settings: tuple[str, ...] = SHIPPED_SETTINGS
+    work: Path,
+    creds: dict[str, str],
+    settings: tuple[str, ...] = SHIPPED_SETTINGS,
+    nodes: Iterable[str] = (),
 ) -> Broker:
-    """Mosquitto with central's account (CENTRAL_PASSWORD), the sites' logins and the ACL,
-    under the shipped `settings` (by default every one a benchmark keeps)."""
+    """Mosquitto with central's accounts (CENTRAL_PASSWORD; one per node of `nodes` as
+    `init-broker --node` makes them), the sites' logins and the ACL, under the shipped
+    `settings` (by default every one a benchmark keeps)."""
     admin = BrokerAdminConfig(password_file=work / "passwd", acl_file=work / "acl")
-    set_passwords(admin, {**central_passwords("central", CENTRAL_PASSWORD), **creds})
+    central = central_passwords("central", CENTRAL_PASSWORD, nodes)
+    set_passwords(admin, {**central, **creds})
     write_acl(admin, "central")
     conf = [
         line

@@ -288,18 +288,6 @@ def lag_figures(events: dict[str, tuple[float, float]], t0: float, t1: float) ->
     }
 
 
-def broker_settings(username_as_clientid: bool) -> tuple[str, ...]:
-    """The shipped broker settings the run keeps.
-
-    `use_username_as_clientid` makes every client id its user name: all nodes log in as
-    `central` (and `central.live`), so each node's session ({client_id}-{node_id}) would
-    become the one session `central` and the nodes would take it from each other in turn.
-    """
-    if username_as_clientid:
-        return SHIPPED_SETTINGS
-    return tuple(s for s in SHIPPED_SETTINGS if s != "use_username_as_clientid")
-
-
 def restart_and_count(victim: Node, url: str, ids: set[str], drain_s: float) -> dict[str, Any]:
     """Start the killed node again under its node id and count the events once more."""
     victim.start()
@@ -315,13 +303,14 @@ def restart_and_count(victim: Node, url: str, ids: set[str], drain_s: float) -> 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     load_start = [round(x, 2) for x in os.getloadavg()]
     pg = PostgresServer().start()
-    broker = start_fleet_broker(work, {}, broker_settings(args.username_as_clientid))
+    names = [f"node-{i + 1}" for i in range(args.nodes)]
+    # the shipped policy, use_username_as_clientid included: each node has its own login
+    broker = start_fleet_broker(work, {}, SHIPPED_SETTINGS, names)
     nodes: list[Node] = []
     procs: list[tuple[multiprocessing.Process, Connection]] = []
     try:
         url = pg.create_database()
         assert broker.pid is not None
-        names = [f"node-{i + 1}" for i in range(args.nodes)]
         nodes = [Node(work / name, broker.port,
                       node_config(work, url, name, args.nodes, broker))
                  for name in names]  # fmt: skip
@@ -416,8 +405,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     takeover = [t for _, t in watch.taken.values()]
     return {
         "sites": args.sites, "cameras": args.sites * 10, "nodes": args.nodes,
-        "database": "postgresql", "broker": "one Mosquitto, shipped policy"
-        + ("" if args.username_as_clientid else " without use_username_as_clientid"),
+        "database": "postgresql", "broker": "one Mosquitto, shipped policy",
         "node_kill_lost_events": lost, "events_published": len(ids),
         "events_stored": got["events_stored"], "duplicates_stored": got["duplicates_stored"],
         "alerts_missing": len(ids) - got["alerts_stored"],
@@ -457,9 +445,6 @@ def main() -> int:
     parser.add_argument("--drain-s", type=float, default=120.0, help="wait for the stores")
     parser.add_argument("--restart-killed", action="store_true",
                         help="start the killed node again and count once more")  # fmt: skip
-    parser.add_argument("--username-as-clientid", action="store_true",
-                        help="keep the shipped use_username_as_clientid (every node's "
-                        "sessions then share the client id `central`)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

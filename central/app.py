@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from central.archive.routes import add_edge_routes as add_archive_edge_routes
 from central.archive.service import archive_ctx
 from central.config import CentralConfig, mqtt_password
 from central.db import CentralDatabase
+from central.ingest.accounts import is_central_account
 from central.ingest.commands import Commands
 from central.ingest.media import MediaStore
 from central.ingest.pipeline import Ingest, running_ingest
@@ -84,7 +86,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SITE_THROTTLE] = login_throttle(config.web, shared, "sites")
     app[SITE_PASSWORDS] = SitePasswords(
         password_file or config.data_dir / "no-site-passwords",
-        excluded=frozenset({config.mqtt.username}),
+        excluded=partial(is_central_account, config.mqtt.username),
     )
     try:
         yield

@@ -54,10 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "init-broker",
-        help="write the broker ACL and give central's own account a password "
+        help="write the broker ACL and give central's own accounts a password "
         "(stored in mqtt.password_file)",
     )
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML configuration file")
+    p.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        metavar="NODE_ID",
+        help="also make the broker accounts of this central node (USER@NODE_ID, repeat for "
+        "each node; the config's own cluster.node_id is included with several nodes, and "
+        "nodes already in the password file are kept)",
+    )
 
     p = sub.add_parser(
         "import",
@@ -210,6 +219,8 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
 
     from central.ingest.accounts import (
         central_passwords,
+        node_accounts,
+        node_username,
         reload_broker,
         set_passwords,
         write_acl,
@@ -219,13 +230,21 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.broker is None or config.mqtt.password_file is None:
         raise ConfigError(f"{args.config}: init-broker needs `broker` and `mqtt.password_file`")
+    user = config.mqtt.username
+    # Every account of central gets the new password: nodes already there stay usable.
+    nodes = set(args.node) | set(node_accounts(config.broker.password_file, user))
+    if config.cluster.shared and config.cluster.node_id is not None:
+        nodes.add(config.cluster.node_id)
     password = secrets.token_urlsafe(24)
-    set_passwords(config.broker, central_passwords(config.mqtt.username, password))
+    set_passwords(config.broker, central_passwords(user, password, sorted(nodes)))
     write_private_file(config.mqtt.password_file, password + "\n")
-    write_acl(config.broker, config.mqtt.username)
+    write_acl(config.broker, user)
     reloaded = reload_broker(config.broker)
     where = config.mqtt.password_file
-    print(f"central account {config.mqtt.username!r} ready; password in {where}")
+    print(f"central account {user!r} ready; password in {where}")
+    if nodes:
+        names = ", ".join(node_username(user, n) for n in sorted(nodes))
+        print(f"node accounts (same password): {names}")
     print(f"ACL written to {config.broker.acl_file}" + (", broker reloaded" if reloaded else ""))
     return 0
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import secrets
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,22 @@ topic read fsv/v1/+/camera/+/live
 # its user name, so with central's own name they would take over central's session.
 user {central_cli}
 topic write fsv/v1/+/cmd/+
+{nodes}"""
+
+# With several nodes each node logs in as {central}@{node} (and {central}@{node}.live), so
+# the broker's use_username_as_clientid gives every node a session of its own.
+NODE_TEMPLATE = """
+# Central node {node} (same password): what central reads and sends, on its own session.
+user {main}
+topic read fsv/v1/+/agent/+
+topic read fsv/v1/+/camera/+/+
+topic read fsv/v1/+/reply/+
+topic write fsv/v1/+/cmd/+
+user {live}
+topic read fsv/v1/+/camera/+/live
 """
+
+NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,20}")
 
 
 def live_username(central_username: str) -> str:
@@ -60,13 +77,46 @@ def cli_username(central_username: str) -> str:
     return f"{central_username}.cli"
 
 
-def central_passwords(central_username: str, password: str) -> dict[str, str]:
-    """Central's broker accounts (main, live lane, command line), all with central's password."""
-    return {
+def node_username(central_username: str, node: str) -> str:
+    """The broker account of one central node ('@' is never in a site id)."""
+    return f"{central_username}@{node}"
+
+
+def central_passwords(
+    central_username: str, password: str, nodes: Iterable[str] = ()
+) -> dict[str, str]:
+    """Central's broker accounts (main, live lane, command line, and the main and live-lane
+    accounts of each of `nodes`), all with central's password."""
+    accounts = {
         central_username: password,
         live_username(central_username): password,
         cli_username(central_username): password,
     }
+    for node in nodes:
+        if not NODE_ID.fullmatch(node):
+            raise BrokerAdminError(f"not a node id: {node!r}")
+        main = node_username(central_username, node)
+        accounts[main] = accounts[live_username(main)] = password
+    return accounts
+
+
+def is_central_account(central_username: str, username: str) -> bool:
+    """Whether `username` is one of central's broker accounts (never a site's)."""
+    return username == central_username or username.startswith(
+        (f"{central_username}.", f"{central_username}@")
+    )
+
+
+def node_accounts(password_file: Path, central_username: str) -> list[str]:
+    """The node ids that have a broker account in the password file, sorted."""
+    try:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    prefix = f"{central_username}@"
+    users = (line.split(":", 1)[0] for line in lines if ":" in line)
+    nodes = {u.removeprefix(prefix) for u in users if u.startswith(prefix)}
+    return sorted(n for n in nodes if NODE_ID.fullmatch(n))
 
 
 @dataclass(frozen=True)
@@ -80,18 +130,28 @@ class SiteCredentials:
         return f"SiteCredentials(site={self.site!r}, password='***')"
 
 
-def render_acl(central_username: str) -> str:
-    """The ACL file's text."""
+def render_acl(central_username: str, nodes: Iterable[str] = ()) -> str:
+    """The ACL file's text, with central's rights for the accounts of `nodes`."""
+    blocks = []
+    for node in nodes:
+        main = node_username(central_username, node)
+        blocks.append(NODE_TEMPLATE.format(node=node, main=main, live=live_username(main)))
     return ACL_TEMPLATE.format(
         central=central_username,
         central_live=live_username(central_username),
         central_cli=cli_username(central_username),
+        nodes="".join(blocks),
     )
 
 
 def write_acl(broker: BrokerAdminConfig, central_username: str) -> None:
-    """Write the ACL file atomically (readable by the broker only)."""
-    write_private_file(broker.acl_file, render_acl(central_username))
+    """Write the ACL file atomically (readable by the broker only).
+
+    The nodes' accounts are those of the password file (made by `init-broker --node`), so
+    a rewrite by `add-site` or `import` keeps them.
+    """
+    nodes = node_accounts(broker.password_file, central_username)
+    write_private_file(broker.acl_file, render_acl(central_username, nodes))
 
 
 def issue_site_credentials(
@@ -102,7 +162,7 @@ def issue_site_credentials(
         topics.check_level(site, "site id")
     except InvalidTopic as e:
         raise BrokerAdminError(str(e)) from e
-    if site == central_username:
+    if is_central_account(central_username, site):
         raise BrokerAdminError(f"{site!r} is central's own account, not a site")
     password = secrets.token_urlsafe(24)
     set_password(broker, site, password)

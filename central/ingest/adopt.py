@@ -5,8 +5,8 @@ down its share of the messages, queued in its persistent session together with w
 in flight, until the node comes back. So that nothing waits on a node that does not come
 back soon, every node holds a lease `node:{node_id}` while it runs (not released on a stop:
 a restart within `lease_s` takes it back). When such a lease has run out, one other node (the
-one that takes the lease `adopt:{node_id}`) connects under the dead node's client ids,
-stores what the sessions hold (acknowledging each message once committed), unsubscribes
+one that takes the lease `adopt:{node_id}`) logs in with the dead node's accounts and client
+ids, stores what the sessions hold (acknowledging each message once committed), unsubscribes
 them from the group so the broker stops handing them a share, and ends them (session
 expiry 0). If the dead node comes back meanwhile its connection takes the session over;
 the adopter stops and what it had not acknowledged goes to the node again (repeats are
@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from central.config import CentralConfig
+from central.ingest.accounts import live_username, node_username
 from central.ingest.broker_client import SHARE_GROUP, RawMessage
 from central.nodes import Leases
 from fsv_common.mqtt import set_tls
@@ -184,11 +185,12 @@ def drains_of(
 ) -> list[SessionDrain]:
     """The drains of a dead node's sessions: the main one and, if used, the live lane's."""
     mqtt_config = config.mqtt
+    username = node_username(mqtt_config.username, node)  # the dead node's own account
     main = SessionDrain(
         config,
         password,
         f"{mqtt_config.client_id}-{node}",
-        mqtt_config.username,
+        username,
         [f"$share/{SHARE_GROUP}/{f}" for f in topics.CENTRAL_FILTERS],
         process,
     )
@@ -198,7 +200,7 @@ def drains_of(
         config,
         password,
         f"{mqtt_config.client_id}-{node}.live",
-        mqtt_config.username + ".live",
+        live_username(username),
         [f"$share/{SHARE_GROUP}-live/{f}" for f in topics.CENTRAL_LIVE_FILTERS],
         process,
     )

@@ -14,6 +14,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttConfig
+from central.ingest.accounts import node_username
 from fsv_common.mqtt import connect_in_background, set_tls
 from fsv_contract import topics
 
@@ -51,10 +52,12 @@ class BrokerClient:
 
     With `node` (several central nodes) both connections read through MQTT 5 shared
     subscriptions (`$share/central/...`, `$share/central-live/...`): the broker hands each
-    message to one node of the group. Each node keeps its own persistent session
-    (`{client_id}-{node}`): what the broker gave a node that went down (in flight or queued
-    since) waits in that session until the node is back under the same `node`. Retained
-    messages are not sent to a shared subscription when it is made (MQTT 5).
+    message to one node of the group. Each node logs in with its own account
+    (`{username}@{node}`, `{username}@{node}.live`) and keeps its own persistent session
+    (`{client_id}-{node}`, or the account's name where the broker makes every client id the
+    user name, as the shipped policy does): what the broker gave a node that went down (in
+    flight or queued since) waits in that session until the node is back under the same
+    `node`. Retained messages are not sent to a shared subscription when it is made (MQTT 5).
     """
 
     def __init__(
@@ -71,11 +74,12 @@ class BrokerClient:
         self._deliver = deliver
         filters: tuple[str, ...] = topics.CENTRAL_LIVE_FILTERS if live else topics.CENTRAL_FILTERS
         suffix = ".live" if live else ""
-        client_id = config.client_id
+        client_id, username = config.client_id, config.username
         if node is not None:
             group = SHARE_GROUP + ("-live" if live else "")
             filters = tuple(f"$share/{group}/{f}" for f in filters)
             client_id = f"{client_id}-{node}"
+            username = node_username(username, node)
         self._filters = filters
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -83,7 +87,7 @@ class BrokerClient:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        self._client.username_pw_set(config.username + suffix, password)
+        self._client.username_pw_set(username + suffix, password)
         if config.tls is not None:
             set_tls(self._client, config.tls)
         self._client.reconnect_delay_set(1, int(config.reconnect_max_s))

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,7 +19,7 @@ class SitePasswords:
     Formats: `$7$` (PBKDF2-SHA512, mosquitto 2) and `$6$` (salted SHA-512, mosquitto 1.x).
     """
 
-    def __init__(self, path: Path, excluded: frozenset[str] = frozenset()) -> None:
+    def __init__(self, path: Path, excluded: Callable[[str], bool] = lambda _user: False) -> None:
         self.path = path
         self.excluded = excluded
         self._lock = threading.Lock()
@@ -27,7 +28,7 @@ class SitePasswords:
 
     def verify(self, username: str, password: str) -> bool:
         """True if the file holds this user with this password (never for excluded users)."""
-        if username in self.excluded:
+        if self.excluded(username):
             return False
         entry = self._load().get(username)
         if entry is None:

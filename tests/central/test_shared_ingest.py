@@ -4,6 +4,8 @@ Node a is `central-server run` in its own process, node b runs ingest in the tes
 process; both write into one SQLite file. A site publishes a stream of events (each one
 twice, as an edge resends what it has no acknowledgement for) on the main and the live
 lane; node a is killed with SIGKILL mid-stream and started again later under its node id.
+The broker runs the shipped `use_username_as_clientid`: each node logs in with its own
+account (central@a, central@b), so each keeps a session of its own.
 """
 
 from __future__ import annotations
@@ -50,6 +52,32 @@ def node_config(tmp_path: Path, port: int, node: str) -> CentralConfig:
     )
 
 
+def shipped_broker(tmp_path: Path, factory: Any) -> tuple[Any, str]:
+    """Mosquitto under the shipped `use_username_as_clientid`, with the accounts of nodes a
+    and b (as `init-broker --node a --node b` makes them) and the site's login."""
+    admin = BrokerAdminConfig(
+        password_file=tmp_path / "auth" / "passwd", acl_file=tmp_path / "auth" / "acl"
+    )
+    set_passwords(admin, central_passwords("central", "test", ["a", "b"]))
+    write_acl(admin, "central")
+    site_password = issue_site_credentials(admin, SITE, "central").password
+    broker = factory(
+        allow_anonymous=False,
+        password_file=admin.password_file,
+        acl_file=admin.acl_file,
+        extra_config=["use_username_as_clientid true"],
+    )
+    return broker, site_password
+
+
+def own_sessions(broker: Any) -> None:
+    """Each node was on its own session: its own login, and no connection taken over."""
+    text = broker.log_path.read_text(errors="replace")
+    for user in ("central@a", "central@a.live", "central@b", "central@b.live"):
+        assert f"u'{user}')" in text, f"{user} never connected"
+    assert "already connected, closing old connection" not in text
+
+
 def events(n: int) -> list[tuple[str, bytes, str]]:
     """(topic, payload, event id): every 5th on the live lane, the others old (backlog)."""
     now = datetime.now(UTC)
@@ -88,15 +116,7 @@ def log_has(tmp_path: Path, node: str, text: str, count: int = 1) -> bool:
 async def test_each_event_is_stored_once_and_a_killed_node_loses_none(
     tmp_path: Path, mosquitto_broker_factory: Any
 ) -> None:
-    admin = BrokerAdminConfig(
-        password_file=tmp_path / "auth" / "passwd", acl_file=tmp_path / "auth" / "acl"
-    )
-    set_passwords(admin, central_passwords("central", "test"))
-    write_acl(admin, "central")
-    site_password = issue_site_credentials(admin, SITE, "central").password
-    broker = mosquitto_broker_factory(
-        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file
-    )
+    broker, site_password = shipped_broker(tmp_path, mosquitto_broker_factory)
     config_a = node_config(tmp_path, broker.port, "a")
     config_b = node_config(tmp_path, broker.port, "b")
     node_a = start_node(config_a, tmp_path)
@@ -138,6 +158,7 @@ async def test_each_event_is_stored_once_and_a_killed_node_loses_none(
             rows = stored(database)
             assert len(rows) == len(want)  # stored once each, repeats refused by event id
             assert ingest.store.stats()["duplicates"] >= resends
+            own_sessions(broker)
             print(
                 f"stored while a was down: {len(while_down)}/{len(want)}; "
                 f"all stored {caught_up_s:.1f} s after a restarted"
@@ -176,15 +197,7 @@ async def publish(
 async def test_the_sessions_of_a_node_that_stays_down_are_adopted_by_another(
     tmp_path: Path, mosquitto_broker_factory: Any
 ) -> None:
-    admin = BrokerAdminConfig(
-        password_file=tmp_path / "auth" / "passwd", acl_file=tmp_path / "auth" / "acl"
-    )
-    set_passwords(admin, central_passwords("central", "test"))
-    write_acl(admin, "central")
-    site_password = issue_site_credentials(admin, SITE, "central").password
-    broker = mosquitto_broker_factory(
-        allow_anonymous=False, password_file=admin.password_file, acl_file=admin.acl_file
-    )
+    broker, site_password = shipped_broker(tmp_path, mosquitto_broker_factory)
     config_a = node_config(tmp_path, broker.port, "a")
     config_b = node_config(tmp_path, broker.port, "b")
     node_a = start_node(config_a, tmp_path)
@@ -224,6 +237,7 @@ async def test_the_sessions_of_a_node_that_stays_down_are_adopted_by_another(
             want |= {eid for _, _, eid in more}
             assert await wait_for(lambda: set(stored(database)) == want, 10)
             assert len(stored(database)) == len(want)
+            own_sessions(broker)
             print(f"all of a's share stored by b {all_stored_s:.1f} s after a was killed")
     finally:
         site.loop_stop()
