@@ -43,7 +43,7 @@ from central.nodes import leases_for, node_id
 from central.pg import is_postgres_url
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
-from central.services import build_services, login_throttle
+from central.services import build_services, login_throttle, shared_limits
 from central.video import api_archive, api_live, api_public
 from central.web import add_pages
 
@@ -136,6 +136,7 @@ async def regulator_ctx(app: web.Application) -> AsyncIterator[None]:
     if leases is not None:
         app[LEASES] = leases
         svc.throttle = login_throttle(config.web, app[DATABASE], "users")
+        shared_limits(svc, app[DATABASE])
     vapid = await asyncio.to_thread(load_vapid, config.push)
     if vapid is not None:
         svc.vapid_public_key = application_server_key(vapid)

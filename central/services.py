@@ -47,8 +47,25 @@ class Services:
     updates: UpdateHub = field(default_factory=UpdateHub)
     vapid_public_key: str | None = None
     # Test messages to webhooks: a few a minute per admin, so the button is no request cannon.
-    webhook_tests: RateLimiter = field(default_factory=lambda: RateLimiter(6, 60.0))
+    webhook_tests: RateLimiter = field(
+        default_factory=lambda: RateLimiter(WEBHOOK_TESTS_PER_MIN, 60.0)
+    )
     dispatcher: PushDispatcher | None = field(default=None)
+
+
+WEBHOOK_TESTS_PER_MIN = 6
+
+
+def shared_limits(services: Services, ldb: LockedDb) -> None:
+    """Keep the public view's and the webhook tests' rate limits and the token audits'
+    hours in the database (several nodes), with the limits the in-memory ones had."""
+    from central.regulation.shared_limits import SharedRateLimiter, SharedTokenUses
+
+    public = services.public_rate
+    services.public_rate = SharedRateLimiter(ldb, "public", public.limit, public.window_s)
+    tests = services.webhook_tests
+    services.webhook_tests = SharedRateLimiter(ldb, "webhook-tests", tests.limit, tests.window_s)
+    services.token_uses = SharedTokenUses(ldb, services.token_uses.every_s)
 
 
 def login_throttle(

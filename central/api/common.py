@@ -7,7 +7,6 @@ import functools
 import hmac
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -121,9 +120,7 @@ async def auth_middleware(
         request[SESSION] = session
         if session.scope == "read" and request.method in _UNSAFE:
             return error_response(403, "this API token is read-only")
-        if session.purpose == "token" and services.token_uses.due(
-            session.token_id, time.monotonic()
-        ):
+        if session.purpose == "token" and await services.token_uses.due_now(session.token_id):
             detail = {"token": session.token_id, "name": session.label, "first": request.path}
             await audit(request, "token_used", f"token:{session.token_id}", detail)
     return await handler(request)

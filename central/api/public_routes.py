@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -121,10 +119,10 @@ async def link_qr(request: web.Request) -> web.Response:
     return web.Response(body=svg, content_type="image/svg+xml")
 
 
-def rate_limited(request: web.Request) -> web.Response | None:
+async def rate_limited(request: web.Request) -> web.Response | None:
     """A 429 response when the caller's address asked for public views too often, else None."""
     svc = services(request)
-    if svc.public_rate.allow(client_ip(request), time.monotonic()):
+    if await svc.public_rate.allow_now(client_ip(request)):
         return None
     resp = error_response(429, "too many requests, try again in a minute")
     resp.headers["Retry-After"] = "60"
@@ -141,7 +139,7 @@ def rate_limited(request: web.Request) -> web.Response | None:
 )
 async def public_info(request: web.Request) -> web.Response:
     """The canteen's public info and published cameras, nothing else."""
-    if (limited := rate_limited(request)) is not None:
+    if (limited := await rate_limited(request)) is not None:
         return limited
     return json_response(
         await run_db(services(request).public.resolve, request.match_info["token"])
@@ -150,7 +148,7 @@ async def public_info(request: web.Request) -> web.Response:
 
 async def public_page(request: web.Request) -> web.Response:
     """The HTML page behind the QR code (rate-limited, read-only)."""
-    if (limited := rate_limited(request)) is not None:
+    if (limited := await rate_limited(request)) is not None:
         return limited
     lang = i18n.lang_of(request)
     token = request.match_info["token"]

@@ -205,7 +205,7 @@ async def test_webhook(request: web.Request) -> web.Response:
     user = current_user(request, Permission.MANAGE_WEBHOOKS)
     svc = services(request)
     row = await run_db(svc.push.webhook_row, user.scope, path_int(request, "webhook_id"))
-    if not svc.webhook_tests.allow(str(user.id), time.monotonic()):
+    if not await svc.webhook_tests.allow_now(str(user.id)):
         raise ThrottledError(60.0)
     if svc.dispatcher is None:
         raise NotFoundError("push is not running on this server")

@@ -45,6 +45,14 @@ class RateLimiter:
                 del self._hits[k]
         return True
 
+    def now(self) -> float:
+        """The clock `allow` is given (monotonic: one process)."""
+        return time.monotonic()
+
+    async def allow_now(self, key: str) -> bool:
+        """`allow` at this moment (in memory: at once, on the event loop)."""
+        return self.allow(key, self.now())
+
 
 def qr_svg(url: str) -> bytes:
     """An SVG QR code (error correction M) of `url`, for printing on the kitchen door."""

@@ -29,7 +29,7 @@ TOUCH_S = 60.0  # last use is written at most once a minute per session
 TOUCH_WAIT_S = 0.05  # how long a request may wait for the write lock to note it
 
 log = logging.getLogger(__name__)
-TOKEN_AUDIT_S = 3600.0  # a token's use is audited at most once an hour (per process)
+TOKEN_AUDIT_S = 3600.0  # a token's use is audited at most once an hour
 _TOKEN_COLUMNS = "token_id, label, scope, created_at, expires_at, last_used_at"
 
 
@@ -224,3 +224,11 @@ class TokenUses:
         if len(self._last) > 100_000:
             self._last = {k: v for k, v in self._last.items() if now - v < self.every_s}
         return True
+
+    def now(self) -> float:
+        """The clock `due` is given (monotonic: one process)."""
+        return time.monotonic()
+
+    async def due_now(self, token_id: str) -> bool:
+        """`due` at this moment (in memory: at once, on the event loop)."""
+        return self.due(token_id, self.now())

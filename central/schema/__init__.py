@@ -32,7 +32,7 @@ from central.schema.health import (
     m016_camera_recording,
 )
 from central.schema.models import m011_labels, m012_models, m015_samples, m018_model_class_map
-from central.schema.nodes import m019_node_leases, m020_login_failures
+from central.schema.nodes import m019_node_leases, m020_login_failures, m021_shared_limits
 from central.schema.regulation import (
     m001_orgs_users,
     m005_camera_reported,
@@ -87,6 +87,7 @@ MIGRATIONS = (
     m018_model_class_map,
     m019_node_leases,
     m020_login_failures,
+    m021_shared_limits,
 )
 for _migration in MIGRATIONS:
     migrations(name=_migration.__name__)(_migration)

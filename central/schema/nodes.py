@@ -21,3 +21,12 @@ def m020_login_failures(db: sqlite_utils.Database) -> None:
         "create table login_failures ("
         "key text primary key, count integer not null, last float not null)"
     )
+
+
+def m021_shared_limits(db: sqlite_utils.Database) -> None:
+    """Rate limits counted in the database (public view, webhook tests, token audits)."""
+    db.execute(
+        "create table shared_limits ("
+        "key text primary key, hits text not null, expires_at float not null)"
+    )
+    db.execute("create index shared_limits_expiry on shared_limits (expires_at)")

@@ -35,7 +35,7 @@ PUBLIC_STREAM = "sub"  # the light stream only: a public view never asks for the
 )
 async def public_live(request: web.Request) -> web.StreamResponse:
     """Join (or start) the camera's live sub stream; audited as `public_view`."""
-    if (limited := rate_limited(request)) is not None:
+    if (limited := await rate_limited(request)) is not None:
         return limited
     if request.query:
         raise InvalidInputError("a public link shows the sub stream only and takes no parameters")
