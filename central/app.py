@@ -9,6 +9,7 @@ from functools import partial
 
 from aiohttp import web
 
+from central.api.common import nul_middleware
 from central.api.model_routes import add_download_route
 from central.archive.routes import add_edge_routes as add_archive_edge_routes
 from central.archive.service import archive_ctx
@@ -53,7 +54,7 @@ def create_app(config: CentralConfig) -> web.Application:
     database and must be in place before ingest starts (e.g. the regulator hooks, set as
     `app[INGEST_HOOKS]`) adds its context between `database_ctx` and `ingest_ctx`.
     """
-    app = web.Application()
+    app = web.Application(middlewares=[nul_middleware])
     app[CONFIG] = config
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(regulator_ctx)

@@ -80,6 +80,7 @@ def _load_json(data: bytes | bytearray) -> dict[str, Any]:
         raise InvalidPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from e
     if not isinstance(obj, dict):
         raise InvalidPayload(f"payload must be a JSON object, not {type(obj).__name__}")
+    _refuse_nul(data, obj)
     # Only a payload with more brackets than the limit can be nested deeper than it.
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
         raise InvalidPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -102,11 +103,49 @@ def _finite_float(text: str) -> float:
 
 
 def loads_finite(data: str | bytes | bytearray) -> Any:
-    """`json.loads` that refuses NaN, Infinity and overflowing numbers (InvalidPayload)."""
+    """`json.loads` that refuses NaN, Infinity, overflowing numbers and text holding NUL
+    (InvalidPayload)."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+        obj = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NonFinite as e:
         raise InvalidPayload(str(e)) from e
+    _refuse_nul(data, obj)
+    return obj
+
+
+def nul_path(value: Any) -> str | None:
+    """Where the first text (a key or a string) holding a NUL character sits inside a
+    parsed JSON value ("cameras.0.name"), or None. PostgreSQL cannot store NUL in text, and
+    no field of the contract has a use for it."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where or "value"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                at = f"{where}.{key}" if where else str(key)
+                if "\x00" in key:
+                    return at.encode("unicode_escape").decode("ascii")
+                stack.append((child, at))
+        elif isinstance(item, list):
+            stack.extend(
+                (child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item)
+            )
+    return None
+
+
+def _refuse_nul(data: str | bytes | bytearray, obj: Any) -> None:
+    # Strict JSON has no raw control characters in strings: NUL can only come as \u0000.
+    if isinstance(data, str):
+        escaped = "\\u0000" in data
+    else:
+        escaped = b"\\u0000" in data
+    if escaped:
+        where = nul_path(obj)
+        if where is not None:
+            raise InvalidPayload(f"{where}: text holds a NUL character (\\u0000)")
 
 
 def _depth(obj: Any) -> int:

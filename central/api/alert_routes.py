@@ -232,6 +232,8 @@ async def _read_upload(request: web.Request) -> tuple[str, list[tuple[str, bytes
             photos.append((part.filename or "", await _read_limited(part, cfg.evidence_max_bytes)))
         else:
             raise InvalidInputError(f"unknown form field {part.name!r}")
+    if "\x00" in note or any("\x00" in name for name, _ in photos):
+        raise InvalidInputError("the note or a photo's name holds a NUL character")
     return note, photos
 
 

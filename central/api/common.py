@@ -63,6 +63,21 @@ def error_response(status: int, message: str, **extra: Any) -> web.Response:
 
 
 @web.middleware
+async def nul_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Refuse (400) a URL whose path or query holds a NUL character (`%00`): no name, id or
+    filter has a use for one, and PostgreSQL cannot compare or store text holding it."""
+    query = request.query
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in query.items()):
+        message = "the URL holds a NUL character (%00)"
+        if request.path.startswith("/api/"):
+            return error_response(400, message)
+        raise web.HTTPBadRequest(text=message)
+    return await handler(request)
+
+
+@web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:

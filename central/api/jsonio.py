@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from central.errors import InvalidInputError
+from fsv_contract.codec import nul_path
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,20 @@ def _finite_float(text: str) -> float:
 
 
 def loads_strict(raw: bytes | str) -> Any:
-    """Parse JSON refusing NaN, Infinity and overflowing numbers (InvalidInputError)."""
+    """Parse JSON refusing NaN, Infinity, overflowing numbers and text holding NUL, which
+    PostgreSQL cannot store (InvalidInputError)."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NonFinite as e:
         raise InvalidInputError(f"body: {e}") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"body: not valid JSON ({e})") from e
     except RecursionError as e:  # e.g. 50,000 nested arrays: json recurses per level
         raise InvalidInputError("body: nested too deeply") from e
+    where = nul_path(value)
+    if where is not None:
+        raise InvalidInputError(f"body: {where}: text holds a NUL character (\\u0000)")
+    return value
 
 
 def non_finite_path(value: Any, where: str = "") -> str | None:

@@ -1,6 +1,7 @@
 """The ingest store on real SQLite and PostgreSQL: dedupe by event id, end updates, states,
 rejects, order."""
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,6 +138,29 @@ def test_bad_messages_are_counted_with_topic_and_reason(store: IngestStore) -> N
     reasons = {r["topic"]: r["reason"] for r in store.rejects()}
     assert "site 's1' does not match" in reasons[topics.camera_event("s2", "cam-1")]
     assert "not a valid topic level" in reasons["fsv/v1/S1/whatever"]
+
+
+def test_text_holding_nul_is_a_bad_message_and_ingest_goes_on(store: IngestStore) -> None:
+    """PostgreSQL cannot store NUL in text: a site's event carrying one (a value or a key)
+    must be refused as a bad message, never reach the database and stall the batch."""
+    eid = uuid4()
+    good = event(eid)
+    as_json = json.loads(good.payload)
+    hostile = [
+        raw(
+            good.topic, json.dumps({**as_json, "event_id": str(uuid4()), "rule": "m\x00"}).encode()
+        ),
+        raw(good.topic, json.dumps({**as_json, "event_id": str(uuid4()), "a\x00": 1}).encode()),
+    ]
+    ingest(store, *hostile, good)
+    stats = store.stats()
+    assert stats["rejected"] == 2 and stats["accepted"] == 1
+    assert sorted(r["reason"] for r in store.rejects()) == [
+        "a\\x00: text holds a NUL character (\\u0000)",
+        "rule: text holds a NUL character (\\u0000)",
+    ]
+    with store.database.read() as db:
+        assert db.execute("select count(*) from events").fetchone()[0] == 1
 
 
 def test_acks_are_sent_after_the_commit(store: IngestStore) -> None:

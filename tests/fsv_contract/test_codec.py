@@ -97,3 +97,19 @@ def test_non_finite_numbers_are_refused_on_the_wire(number: str) -> None:
         decode(topics.camera_event("s1", "cam-1"), text.encode())
     with pytest.raises(InvalidPayload, match="number"):
         parse_control('{"type": "stats", "fps": ' + number + "}")
+
+
+def test_text_holding_nul_is_refused_and_named_but_a_written_backslash_u_is_text() -> None:
+    from fsv_contract.video import parse_control
+
+    good = json.loads(encode(event()))
+    topic = topics.camera_event("s1", "cam-1")
+    with pytest.raises(InvalidPayload, match=r"^rule: text holds a NUL"):
+        decode(topic, json.dumps({**good, "rule": "mask\x00"}).encode())
+    with pytest.raises(InvalidPayload, match=r"^extra\\x00: text holds a NUL"):
+        decode(topic, json.dumps({**good, "extra\x00": 1}).encode())
+    with pytest.raises(InvalidPayload, match="NUL"):
+        parse_control('{"type": "stats", "note": ["ok", "a\\u0000"]}')
+    # The six characters \u0000 written as text (an escaped backslash) are no NUL.
+    as_text = decode(topic, json.dumps({**good, "rule": "r\\u0000"}).encode())
+    assert isinstance(as_text.payload, EventPayload) and as_text.payload.rule == "r\\u0000"
