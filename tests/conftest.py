@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from testbed import central_rows
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
 from testbed.postgres import PostgresServer
@@ -104,6 +105,31 @@ def postgres_template(postgres_server: PostgresServer) -> str:
         apply_migrations(exports.migrations, database.db)
     database.close()
     return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_databases(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With $FSV_TEST_DATABASE=postgres, every system a fixture starts as a real
+    `central-server` (security world, browser systems, model sites) gets a fresh migrated
+    PostgreSQL database instead of its SQLite file (testbed/central_rows.py)."""
+    if os.environ.get("FSV_TEST_DATABASE", "sqlite") != "postgres":
+        yield
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(server.create_database(template=template))
+        return made[-1]
+
+    central_rows.use_databases(new)
+    try:
+        yield
+    finally:
+        central_rows.use_databases(None)
+        for url in made:
+            server.drop_database(url)
 
 
 @pytest.fixture

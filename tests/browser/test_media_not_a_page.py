@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from video_system import CAMERA, SITE, wait_until
 from walks import Walk
 
 from fsv_contract import EventPayload, MediaRef, encode, topics
+from testbed.central_rows import CentralRows
 from testbed.footage import camera_jpeg
 
 pytestmark = pytest.mark.slow
@@ -145,17 +145,12 @@ def _plant_legacy_html(system: RegulatorSystem, event_id: str) -> str:
     data_dir = system.root / "central"
     path = data_dir / "media" / SITE / event_id / "old.html"
     path.write_bytes(SCRIPT)
-    db = sqlite3.connect(data_dir / "central.db", timeout=30)
-    try:
-        with db:
-            db.execute(
-                "insert into media (event_id, name, site, sha256, bytes, content_type, path, "
-                "stored_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [event_id, "old.html", SITE, hashlib.sha256(SCRIPT).hexdigest(), len(SCRIPT),
-                 "text/html", str(path), time.time()],
-            )  # fmt: skip
-    finally:
-        db.close()
+    CentralRows(system.database, data_dir).execute(
+        "insert into media (event_id, name, site, sha256, bytes, content_type, path, "
+        "stored_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [event_id, "old.html", SITE, hashlib.sha256(SCRIPT).hexdigest(), len(SCRIPT),
+         "text/html", str(path), time.time()],
+    )  # fmt: skip
     return "old.html"
 
 

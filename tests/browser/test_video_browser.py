@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
+from testbed.central_rows import CentralRows
 from testbed.footage import read_frame_counter
 
 if TYPE_CHECKING:
@@ -262,18 +263,14 @@ def _archive_one_segment(system: VideoSystem) -> dict[str, Any]:
     import base64
     import urllib.request
 
-    central_db = system.root / "central" / "central.db"
+    central = CentralRows(system.database, system.root / "central")
 
-    def anchored() -> list[tuple[str, float, float, str]]:
-        db = sqlite3.connect(f"file:{central_db}?mode=ro", uri=True)
-        try:
-            return db.execute(
-                'select path, start, "end", sha256 from anchored_segments where site = ? and '
-                'camera = ? and "end" - start >= 4 order by start',
-                [SITE, CAMERA],
-            ).fetchall()
-        finally:
-            db.close()
+    def anchored() -> list[tuple[Any, ...]]:
+        return central.query(
+            'select path, start, "end", sha256 from anchored_segments where site = ? and '
+            'camera = ? and "end" - start >= 4 order by start',
+            [SITE, CAMERA],
+        )
 
     wait_until(lambda: len(anchored()) >= 2, 40, "two segments anchored at central")
     path, start, end, sha = anchored()[-2]  # recent: the edge-only footage after it is near

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from central.config import BrokerAdminConfig
+from testbed.central_rows import new_central_database, with_database
 from testbed.demo import start_site_broker
 from testbed.mosquitto import Broker
 from testbed.ports import free_port, port_accepts
@@ -52,6 +53,7 @@ class VideoSystem:
         self.users: dict[str, str] = {}
         self.site_password = ""
         self._tokens: dict[str, str] = {}
+        self.database = new_central_database()
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -73,15 +75,21 @@ class VideoSystem:
 
     def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
         assert self.broker is not None
-        return {
-            "data_dir": str(self.root / "central"),
-            "http": {"host": "127.0.0.1", "port": self.port},
-            "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "reconnect_max_s": 2},
-            "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
-            "web": {"base_url": self.url, "cookie_secure": False},
-            # The viewer benchmark (bench/video.py) watches one stream 40 times as one user.
-            "video_quota": {"live_per_user": 1000},
-        }
+        return with_database(
+            {
+                "data_dir": str(self.root / "central"),
+                "http": {"host": "127.0.0.1", "port": self.port},
+                "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "reconnect_max_s": 2},
+                "broker": {
+                    "password_file": str(admin.password_file),
+                    "acl_file": str(admin.acl_file),
+                },
+                "web": {"base_url": self.url, "cookie_secure": False},
+                # The viewer benchmark (bench/video.py) watches one stream 40 times as one user.
+                "video_quota": {"live_per_user": 1000},
+            },
+            self.database,
+        )
 
     def _start_central(self, admin: BrokerAdminConfig, password: str) -> None:
         config = self.root / "central.yaml"

@@ -25,6 +25,7 @@ import yaml
 from central.ingest.accounts import issue_site_credentials
 from central.settings import WebConfig
 from fsv_contract import CameraStatePayload, EventPayload, MediaRef, encode, topics
+from testbed.central_rows import new_central_database, with_database
 from testbed.demo import start_site_broker
 from testbed.mosquitto import Broker
 from testbed.ports import free_port, port_accepts
@@ -81,6 +82,7 @@ class SecurityWorld:
     orgs: dict[str, int] = field(default_factory=dict)
     site_passwords: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
+    database: str | None = field(default_factory=new_central_database)
 
     @property
     def url(self) -> str:
@@ -105,16 +107,23 @@ class SecurityWorld:
         config = self.root / "central.yaml"
         config.write_text(
             yaml.safe_dump(
-                {
-                    "data_dir": str(self.root / "central"),
-                    "http": {"host": "127.0.0.1", "port": self.port},
-                    "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "reconnect_max_s": 2},
-                    "broker": {
-                        "password_file": str(site_broker.admin.password_file),
-                        "acl_file": str(site_broker.admin.acl_file),
+                with_database(
+                    {
+                        "data_dir": str(self.root / "central"),
+                        "http": {"host": "127.0.0.1", "port": self.port},
+                        "mqtt": {
+                            "host": "127.0.0.1",
+                            "port": self.broker.port,
+                            "reconnect_max_s": 2,
+                        },
+                        "broker": {
+                            "password_file": str(site_broker.admin.password_file),
+                            "acl_file": str(site_broker.admin.acl_file),
+                        },
+                        "web": self._web_section(),
                     },
-                    "web": self._web_section(),
-                }
+                    self.database,
+                )
             )
         )
         env = {**os.environ, "CENTRAL_MQTT_PASSWORD": site_broker.central_password}

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from testbed.central_rows import new_central_database, with_database
 from testbed.demo import SITE, SiteBroker, central_config, edge_config, start_site_broker
 from testbed.ports import free_port, port_accepts
 from testbed.processes import spawn_python, terminate
@@ -81,6 +82,7 @@ class ModelSite:
         self.edge_yaml = root / "edge.yaml"
         self.edge_env: dict[str, str] = {}
         self._api: Api | None = None
+        self.database = new_central_database()
 
     def prepare(self) -> None:
         """Broker, central's config, the demo organisation and users (central not running)."""
@@ -88,6 +90,7 @@ class ModelSite:
         self.http_port = free_port()
         config = central_config(self.root, self.http_port, self.broker.broker.port,
                                 self.broker.admin)  # fmt: skip
+        with_database(config, self.database)
         self.data_dir = Path(config["data_dir"])
         self.config.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, "CENTRAL_MQTT_PASSWORD": self.broker.central_password}

@@ -7,7 +7,6 @@ wrongly signed one while the running model keeps running, and rolls back on comm
 from __future__ import annotations
 
 import base64
-import sqlite3
 import time
 import urllib.error
 from typing import Any
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.detection.detector import default_model_path
 from fsv_contract.models import signed_bytes
+from testbed.central_rows import CentralRows
 from testbed.demo import SITE
 from tests.system.model_site import CAMERA, Api, ModelSite, wait
 
@@ -42,15 +42,13 @@ def _register_versions(site: ModelSite) -> None:
     blob[len(blob) // 2] ^= 0xFF
     stored.write_bytes(bytes(blob))
     # Version 4's registry entry carries a signature by a key the edge does not trust.
-    db = sqlite3.connect(site.data_dir / "central.db")
-    sha = db.execute("select sha256 from models where version = '4'").fetchone()[0]
+    central = CentralRows(site.database, site.data_dir)
+    sha = central.query("select sha256 from models where version = '4'")[0][0]
     body = signed_bytes("person", "4", sha, ["Normal", "Fall"],
                         {"Normal": "person", "Fall": "person"}, "onnx")  # fmt: skip
     forged = Ed25519PrivateKey.generate().sign(body)
-    db.execute("update models set signature = ? where version = '4'",
-               [base64.b64encode(forged).decode()])  # fmt: skip
-    db.commit()
-    db.close()
+    central.execute("update models set signature = ? where version = '4'",
+                    [base64.b64encode(forged).decode()])  # fmt: skip
 
 
 @pytest.mark.slow
