@@ -99,7 +99,10 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     """Subscribe to every site and write what arrives; commands go out on the same client."""
     config = app[CONFIG]
     password = await asyncio.to_thread(mqtt_password, config.mqtt)
-    ingest = Ingest(app[INGEST_STORE], config.ingest.batch_max, app.get(INGEST_HOOKS))
+    ingest = Ingest(
+        app[INGEST_STORE], config.ingest.batch_max, app.get(INGEST_HOOKS),
+        unstored_dir=config.data_dir / "unstored",
+    )  # fmt: skip
     app[INGEST] = ingest
     async with running_ingest(config, ingest, password, app.get(LEASES)) as client:
         app[BROKER] = client

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from central.alerts.hook_feed import HookFeed, IngestHooks
 from central.config import CentralConfig
@@ -27,6 +30,16 @@ from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPay
 log = logging.getLogger(__name__)
 
 __all__ = ["Ingest", "IngestHooks", "decode_batch", "running_ingest"]
+
+
+def _refused_for_good(error: BaseException) -> bool:
+    """Whether the database refused a write for what it holds, not for its own state: the
+    same write would fail again (a value PostgreSQL cannot store, a broken constraint).
+    A locked, busy or full database, or a lost connection, is an OperationalError (or an
+    OSError) and is worth retrying."""
+    if isinstance(error, sqlite3.OperationalError | sqlite3.ProgrammingError | OSError):
+        return False
+    return isinstance(error, sqlite3.DatabaseError | ValueError | TypeError | OverflowError)
 
 
 def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Rejection]]:
@@ -99,8 +112,11 @@ class Ingest:
         batch_max: int = 2000,
         hooks: IngestHooks | None = None,
         batch_target_s: float = 0.2,
+        unstored_dir: Path | None = None,
     ) -> None:
         self.store = store
+        # Where a message the database refuses for good is set aside (its bytes kept).
+        self.unstored_dir = unstored_dir
         self.batch_max = batch_max
         self.batch_target_s = batch_target_s
         self.batch_size = batch_max  # adapted to batch_target_s by each write
@@ -253,10 +269,62 @@ class Ingest:
                 # Shutting down: let the thread finish its transaction before the DB closes.
                 await asyncio.wait([work])
                 raise
-            except Exception:  # noqa: BLE001 - e.g. disk full: keep the batch, unacked, and retry
+            except Exception as e:  # noqa: BLE001 - e.g. disk full: keep the batch, unacked, and retry
+                if _refused_for_good(e):
+                    # The same batch would fail forever and hold every site's messages up.
+                    log.exception("a batch of %d messages was refused; storing them one by one",
+                                  len(batch))  # fmt: skip
+                    return await loop.run_in_executor(
+                        self._executor, self._process_one_by_one, batch, ack
+                    )
                 log.exception("writing a batch of %d messages failed; retrying", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _process_one_by_one(self, batch: Sequence[RawMessage], ack: bool) -> BatchResult:
+        """Store each message on its own; one the database refuses is set aside (worker thread).
+
+        Transient failures (a locked or full database, a lost connection) still raise, and
+        the caller retries the rest of the batch as ever.
+        """
+        total = BatchResult()
+        for raw in batch:
+            try:
+                result = self.process([raw], ack)
+            except Exception as e:
+                if not _refused_for_good(e):
+                    raise
+                result = self._set_aside(raw, e, ack)
+            total.accepted += result.accepted
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+            total.new_events += result.new_events
+            total.ended_events += result.ended_events
+            total.refused += result.refused
+        return total
+
+    def _set_aside(self, raw: RawMessage, error: Exception, ack: bool) -> BatchResult:
+        """Count one refused message as rejected, keep its bytes, acknowledge it."""
+        where = "not kept (no unstored_dir)"
+        if self.unstored_dir is not None:
+            digest = hashlib.sha256(raw.topic.encode() + b"\n" + raw.payload).hexdigest()[:16]
+            path = self.unstored_dir / f"{int(raw.received_at)}-{digest}.mqtt"
+            try:
+                self.unstored_dir.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(raw.topic.encode() + b"\n" + raw.payload)
+                where = f"kept in {path.name}"
+            except OSError as e:
+                where = f"not kept ({e.strerror})"
+        reason = f"the database refused it ({type(error).__name__}: {error}); {where}"
+        reason = reason.replace("\x00", "\\u0000")[:500]
+        log.error("set aside a message on %s: %s", raw.topic[:200], reason)
+        rejection = Rejection(raw.topic, reason, len(raw.payload), raw.received_at)
+        result = self.store.write_batch([], [rejection])
+        if ack:
+            acker = self._live_acker if raw.live else self._acker
+            if acker is not None:
+                acker(raw.mid, raw.qos)
+        return result
 
     def process(self, batch: Sequence[RawMessage], ack: bool = True) -> BatchResult:
         """Decode, write and (unless `ack` is False) acknowledge one batch (worker thread).

@@ -156,3 +156,59 @@ async def test_live_lane_events_reach_the_alert_feed_before_the_next_backlog_bat
     finally:
         await ingest.close()
     assert steps == ["write 1", "feed", "fed", "write 5"]
+
+
+def _refuse_camera(database: CentralDatabase, camera: str, postgres: bool) -> None:
+    """A trigger refusing one camera's events: a write the database fails every time."""
+    with database.transaction() as db:
+        if postgres:
+            db.execute(
+                "create function refuse_camera() returns trigger language plpgsql as $$ begin "
+                f"if new.camera = '{camera}' then raise exception 'refused for the test'; "
+                "end if; return new; end $$"
+            )
+            db.execute(
+                "create trigger refuse_camera before insert on events "
+                "for each row execute function refuse_camera()"
+            )
+        else:
+            db.execute(
+                f"create trigger refuse_camera before insert on events when new.camera = "
+                f"'{camera}' begin select raise(abort, 'refused for the test'); end"
+            )
+
+
+@pytest.mark.asyncio
+async def test_a_message_the_database_refuses_is_set_aside_and_the_rest_is_stored(
+    tmp_path: Path, central_db_url: str | None, central_backend: str
+) -> None:
+    database = CentralDatabase(central_db_url or tmp_path / "c.db")
+    _refuse_camera(database, "c2", central_backend == "postgres")
+    store = IngestStore(database)
+    ingest = Ingest(store, batch_max=500, unstored_dir=tmp_path / "unstored")
+    acks: list[int] = []
+    ingest.set_acker(lambda mid, _qos: acks.append(mid))
+    old = datetime.now(UTC) - timedelta(hours=2)
+    batch = [message(mid, old) for mid in range(1, 6)]
+    poison = message(3, old)
+    poison_payload = poison.payload.replace(b'"camera":"c1"', b'"camera":"c2"')
+    poison = RawMessage(topics.camera_event("s1", "c2"), poison_payload, time.time(), 3, 1)
+    batch[2] = poison
+    for raw in batch:
+        ingest.deliver(raw)
+    async with running(ingest):
+        await wait_until(lambda: len(acks) >= 5, 30)
+    assert sorted(acks) == [1, 2, 3, 4, 5]  # the refused one too: it must not come back forever
+    assert len(store.events(limit=10)) == 4
+    stats = store.stats()
+    assert stats["accepted"] == 4 and stats["rejected"] == 1
+    (reject,) = store.rejects()
+    assert reject["topic"] == topics.camera_event("s1", "c2")
+    assert (
+        "the database refused it" in reject["reason"]
+        and "refused for the test" in (reject["reason"])
+    )
+    (kept,) = (tmp_path / "unstored").iterdir()
+    assert kept.name in reject["reason"]
+    assert kept.read_bytes() == topics.camera_event("s1", "c2").encode() + b"\n" + poison_payload
+    database.close()
