@@ -171,6 +171,7 @@ def test_an_exported_clip_verifies_and_a_tampered_one_fails(
         str(manifest),
         "--data-dir",
         str(system.root / "central"),
+        *(["--database", system.database] if system.database else []),
     ]
     ok = subprocess.run(verify, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
