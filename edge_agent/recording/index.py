@@ -195,11 +195,18 @@ class SegmentIndex:
     # --- segments -------------------------------------------------------------------------
 
     def add_segment(self, info: SegmentInfo) -> Segment:
-        """Index a finished segment, linking it into its camera's hash chain."""
+        """Index a finished segment, linking it into its camera's hash chain.
+
+        The link follows the camera's last chained segment, deleted or not: when retention
+        has just evicted the newest segments (a full disk can take every one a camera has),
+        the new link follows the newest tombstone, as `verify_chain` and central expect.
+        Ids only grow, past every tombstone's as well: chain order is id order, and a row
+        id SQLite would reuse after the newest row was deleted would share its tombstone's.
+        """
         with self._ldb.transaction() as db:
-            last = self._last_row(db, info.camera)
-            prev = last["chain"] if last else GENESIS
+            prev = self._chain_head(db, info.camera)
             row: dict[str, Any] = {
+                "id": self._next_id(db),
                 **{k: v for k, v in asdict(info).items() if k != "repaired"},
                 "duration": info.duration,
                 "prev_chain": prev,
@@ -210,6 +217,36 @@ class SegmentIndex:
             db.table("segments").insert(row)
             row["id"] = db.execute("select last_insert_rowid()").fetchone()[0]
         return Segment(**row)
+
+    @staticmethod
+    def _chain_head(db: sqlite_utils.Database, camera: str) -> str:
+        """The chain hash of a camera's last chained segment, live or tombstone; GENESIS if none.
+
+        Two queries that each stop at their first row (the rowid and the tombstones'
+        (camera, id) index), rather than one ordered union over every row of the camera.
+        An older index may hold a tombstone and a live row with the same id (SQLite reused
+        the id of a deleted newest row): the live row was chained later, so it wins a tie.
+        """
+        live = db.execute(
+            "select id, chain from segments where camera = ? order by id desc limit 1", [camera]
+        ).fetchone()
+        gone = db.execute(
+            "select id, chain from removed_segments where camera = ? order by id desc limit 1",
+            [camera],
+        ).fetchone()
+        heads = [r for r in (live, gone) if r is not None]
+        if not heads:
+            return GENESIS
+        return str(max(heads, key=lambda r: int(r[0]))[1])  # max keeps the first (live) on a tie
+
+    @staticmethod
+    def _next_id(db: sqlite_utils.Database) -> int:
+        """An id above every segment's and every tombstone's, of all cameras."""
+        row = db.execute(
+            "select max(coalesce((select max(id) from segments), 0), "
+            "coalesce((select max(id) from removed_segments), 0))"
+        ).fetchone()
+        return int(row[0]) + 1
 
     @staticmethod
     def _last_row(db: sqlite_utils.Database, camera: str) -> dict[str, Any] | None:

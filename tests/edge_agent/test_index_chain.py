@@ -8,13 +8,14 @@ from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo
 from fsv_common.digest import file_sha256
 
 
-def _add(index: SegmentIndex, storage: Path, minute: int) -> int:
-    rel = f"cam1/2026-01-01/00/{minute:02d}.00.mp4"
+def _info(storage: Path, camera: str, minute: int) -> SegmentInfo:
+    """A real segment-named file of `camera` at `minute`, and its facts."""
+    rel = f"{camera}/2026-01-01/00/{minute:02d}.00.mp4"
     path = storage / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(f"segment {minute}".encode())
-    info = SegmentInfo(
-        "cam1",
+    path.write_bytes(f"segment {camera} {minute}".encode())
+    return SegmentInfo(
+        camera,
         rel,
         60.0 * minute,
         60.0 * minute + 60,
@@ -25,7 +26,10 @@ def _add(index: SegmentIndex, storage: Path, minute: int) -> int:
         None,
         file_sha256(path),
     )
-    return index.add_segment(info).id
+
+
+def _add(index: SegmentIndex, storage: Path, minute: int) -> int:
+    return index.add_segment(_info(storage, "cam1", minute)).id
 
 
 def test_chain_links_and_detects_changed_file(tmp_path: Path) -> None:
@@ -65,3 +69,60 @@ def test_index_reopens_with_migrations_applied_once(tmp_path: Path) -> None:
     index = SegmentIndex(tmp_path / "index.db")
     _add(index, tmp_path, 0)
     assert index.verify_chain("cam1", tmp_path) == []
+
+
+def _evict(index: SegmentIndex, storage: Path, ids: list[int]) -> None:
+    """What the retention cleaner does: the files first, then the rows (tombstones kept)."""
+    for seg in index.segments(camera="cam1") + index.segments(camera="cam2"):
+        if seg.id in ids:
+            (storage / seg.path).unlink()
+    index.delete_segments(ids, reason="retention")
+
+
+def test_a_segment_after_every_one_was_evicted_links_to_the_newest_tombstone(
+    tmp_path: Path,
+) -> None:
+    """A full disk can evict all a camera has; the next segment still follows the chain."""
+    index = SegmentIndex(tmp_path / "index.db")
+    ids = [_add(index, tmp_path, m) for m in range(3)]
+    _evict(index, tmp_path, ids)
+    new = index.add_segment(_info(tmp_path, "cam1", 3))
+    newest_gone = index.removed_segments("cam1")[-1]
+    assert new.id > max(ids)  # never the id of a tombstone
+    assert new.prev_chain == newest_gone["chain"] and new.prev_chain != GENESIS
+    assert index.verify_chain("cam1", tmp_path) == []
+    # Evicting the newest again, and recording again, keeps it so.
+    _evict(index, tmp_path, [new.id])
+    later = index.add_segment(_info(tmp_path, "cam1", 4))
+    assert later.prev_chain == new.chain
+    assert index.verify_chain("cam1", tmp_path) == []
+    assert [t["id"] for t in index.removed_segments("cam1")] == [*ids, new.id]
+
+
+def test_an_id_freed_by_another_cameras_eviction_is_not_reused(tmp_path: Path) -> None:
+    """The newest row of all (cam2's) evicted: cam1's next segment must not take its id,
+    or evicting that one too would overwrite cam2's tombstone and break cam2's chain."""
+    index = SegmentIndex(tmp_path / "index.db")
+    _add(index, tmp_path, 0)
+    cam2 = [index.add_segment(_info(tmp_path, "cam2", m)).id for m in range(2)]
+    _evict(index, tmp_path, [cam2[-1]])
+    cam1 = index.add_segment(_info(tmp_path, "cam1", 1))
+    assert cam1.id > cam2[-1]
+    _evict(index, tmp_path, [cam1.id])
+    assert [t["id"] for t in index.removed_segments("cam2")] == [cam2[-1]]
+    index.add_segment(_info(tmp_path, "cam2", 2))
+    assert index.verify_chain("cam1", tmp_path) == []
+    assert index.verify_chain("cam2", tmp_path) == []
+
+
+def test_a_tombstone_removed_behind_the_agents_back_still_breaks_the_chain(
+    tmp_path: Path,
+) -> None:
+    index = SegmentIndex(tmp_path / "index.db")
+    ids = [_add(index, tmp_path, m) for m in range(3)]
+    _evict(index, tmp_path, ids)
+    new = index.add_segment(_info(tmp_path, "cam1", 3))
+    index.db.execute("delete from removed_segments where id = ?", [ids[-1]])
+    assert index.verify_chain("cam1", tmp_path) == [
+        f"{new.path}: does not link to the previous segment"
+    ]

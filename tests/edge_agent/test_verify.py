@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from recording_helpers import copy_clip, make_config
 from edge_agent.cli import main
 from edge_agent.config import EdgeConfig
 from edge_agent.recording.index import Segment, SegmentIndex
+from edge_agent.retention.cleaner import RetentionCleaner
 from testbed.footage import Footage
 
 T0 = 1_764_547_200.0  # 2025-12-01T00:00:00Z
@@ -105,6 +107,57 @@ def test_index_rows_removed_or_edited_break_the_chain(
         f"cam1 2025-12-01T00:00:04Z {segs[2].path}: does not link to the segment chained before it",
         f"cam1 2025-12-01T00:00:06Z {segs[3].path}: index row changed "
         "(chain hash does not match its facts)",
+    ]
+
+
+class _Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+def _full_disk(path: Path) -> _Usage:
+    """A disk another program filled to ENOSPC: the cleaner evicts all it may."""
+    return _Usage(1 << 30, 1 << 30, 0)
+
+
+def test_recording_on_after_a_full_disk_evicted_every_segment_verifies(
+    site: tuple[EdgeConfig, Path, list[Segment]],
+    footage: Footage,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every segment of both cameras evicted (cam2's was the newest row of all), then the
+    recorders go on: the new segments follow the tombstones and `verify` finds no break."""
+    config, path, segs = site
+    index = SegmentIndex(config.state_dir / "index.db")
+    cleaner = RetentionCleaner(config, index, disk_usage=_full_disk)
+    try:
+        result = cleaner.run_once(now=T0 + 60)
+    finally:
+        cleaner.stop()
+    assert len(result.evicted) == 5 and index.segments() == []
+    storage = config.storage.path
+    after = [
+        index.add_segment(copy_clip(footage.short_h264, storage, cam, T0 + 10, 2.0).seal())
+        for cam in ("cam1", "cam2")
+    ]
+    tombstones = index.removed_segments()
+    index.close()
+    assert min(s.id for s in after) > max(t["id"] for t in tombstones)
+    assert after[0].prev_chain == segs[-1].chain
+    code, lines = verify(path, capsys)
+    assert code == 0, lines
+    assert lines[-1].startswith("verified 2 segment(s)") and lines[-1].endswith(": OK")
+    # A tombstone that goes behind the agent's back is still a broken link.
+    index = SegmentIndex(config.state_dir / "index.db")
+    with index.reading() as db:
+        db.execute("delete from removed_segments where id = ?", [segs[-1].id])
+        db.conn.commit()
+    index.close()
+    code, lines = verify(path, capsys)
+    assert code == 1
+    assert lines[:-1] == [
+        f"cam1 2025-12-01T00:00:10Z {after[0].path}: does not link to the segment chained before it"
     ]
 
 
