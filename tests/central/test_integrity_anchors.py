@@ -20,6 +20,10 @@ from central.integrity.audits import Audits
 from central.integrity.prune import stored_chain_problems
 from central.video.signing import KEY_FILE, ManifestSigner
 from central.video.verify import verify_clip
+from edge_agent.integrity.anchor import AnchorSender
+from edge_agent.mqtt.outbox import Outbox
+from edge_agent.recording.index import SegmentIndex, SegmentInfo
+from fsv_common.digest import file_sha256
 from fsv_contract import EventPayload, encode, topics
 from fsv_contract.integrity import AnchorLink, AnchorPayload, CameraAnchor, Tombstone
 from fsv_contract.video import GENESIS, ClipFile, ClipManifest, ManifestSegment, segment_link
@@ -137,6 +141,71 @@ def _manifest(links: list[AnchorLink], clip: bytes) -> ClipManifest:
         file=ClipFile(name="clip.mp4", bytes=len(clip), sha256=hashlib.sha256(clip).hexdigest()),
         segments=[ManifestSegment(**lk.model_dump()) for lk in links], created_at=time.time(),
     )  # fmt: skip
+
+
+def _evict_all(index: SegmentIndex, storage: Path) -> None:
+    """What the edge's cleaner does on a full disk: every file, then the rows (tombstones)."""
+    segs = index.segments(camera="cam1")
+    for seg in segs:
+        (storage / seg.path).unlink()
+    index.delete_segments([s.id for s in segs], reason="retention")
+
+
+def test_a_full_disk_evicting_all_a_camera_had_then_recording_on_raises_nothing(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    """The edge index, its anchor sender and central's chain, end to end: a camera whose
+    every segment the disk-full cleaner evicted goes on chaining from its tombstones, both
+    when central had anchored the evicted links and when it had not yet."""
+    storage = tmp_path / "storage"
+    index = SegmentIndex(tmp_path / "index.db")
+    outbox = Outbox(tmp_path / "outbox.db", SITE)
+    sender = AnchorSender(index, outbox, {"cam1": 90})
+    t0 = time.time() - 3600
+    n = 0
+
+    def record(count: int) -> None:
+        nonlocal n
+        for _ in range(count):
+            rel = f"cam1/2026-01-01/00/{n:02d}.00.mp4"
+            path = storage / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"segment {n}".encode())
+            index.add_segment(SegmentInfo("cam1", rel, t0 + 60 * n, t0 + 60 * n + 60,
+                                          path.stat().st_size, "h264", 640, 360, None,
+                                          file_sha256(path)))  # fmt: skip
+            n += 1
+
+    def deliver() -> None:
+        sender.run_once()
+        sent = outbox.pending(limit=1000)
+        ingest.process([RawMessage(m.topic, m.payload, 0.0) for m in sent])
+        outbox.ack(m.id for m in sent)
+
+    eviction = EventPayload(
+        event_id=uuid4(), site=SITE, camera="", phase="end", kind="eviction_below_duty",
+        station="", rule="retention", severity="critical", start=datetime.now(UTC),
+        end=datetime.now(UTC), score=1.0,
+    )  # fmt: skip
+    ingest.process([RawMessage(topics.agent_event(SITE), encode(eviction), 0.0)])
+    record(3)
+    deliver()  # central anchored these three
+    _evict_all(index, storage)
+    record(1)
+    deliver()
+    record(2)
+    _evict_all(index, storage)  # evicted before they were anchored (uplink down meanwhile)
+    record(1)
+    deliver()
+    assert index.verify_chain("cam1", storage) == []
+    assert findings(ingest) == [] and tamper_events(ingest) == []
+    with ingest.store.database.lock:
+        db = ingest.store.database.db
+        rows = db.execute("select count(*), count(removed_at) from anchored_segments")
+        assert tuple(rows.fetchone()) == (7, 6)
+        assert stored_chain_problems(db, SITE, "cam1") == []
+    outbox.close()
+    index.close()
 
 
 def test_verify_clip_checks_the_segments_against_the_anchored_chain(
