@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo
+from edge_agent.recording.index import GENESIS, SegmentIndex, SegmentInfo, chain_hash
 from fsv_common.digest import file_sha256
 
 
@@ -126,3 +126,25 @@ def test_a_tombstone_removed_behind_the_agents_back_still_breaks_the_chain(
     assert index.verify_chain("cam1", tmp_path) == [
         f"{new.path}: does not link to the previous segment"
     ]
+
+
+def test_an_older_index_with_a_reused_id_chains_on_from_the_live_row(tmp_path: Path) -> None:
+    """Indexes written before ids stopped being reused may hold a tombstone and a live row
+    with the same id; the live row was chained after it, so the next link follows it."""
+    index = SegmentIndex(tmp_path / "index.db")
+    first = index.add_segment(_info(tmp_path, "cam1", 0))
+    second = index.add_segment(_info(tmp_path, "cam1", 1))
+    _evict(index, tmp_path, [second.id])
+    reused = _info(tmp_path, "cam1", 2)  # as the old index inserted it: id reused, link skipped
+    old_link = chain_hash(first.chain, reused)
+    with index.reading() as db:
+        db.execute(
+            "insert into segments (id, camera, path, start, \"end\", duration, bytes, codec, "
+            "width, height, audio_codec, sha256, prev_chain, chain, repaired, indexed_at) "
+            "values (?, 'cam1', ?, ?, ?, 60, ?, 'h264', 1920, 1080, null, ?, ?, ?, 0, 0)",
+            [second.id, reused.path, reused.start, reused.end, reused.bytes, reused.sha256,
+             first.chain, old_link],
+        )  # fmt: skip
+        db.conn.commit()
+    new = index.add_segment(_info(tmp_path, "cam1", 3))
+    assert new.id == second.id + 1 and new.prev_chain == old_link
