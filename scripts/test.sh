@@ -9,4 +9,10 @@ echo "==> ruff"
 echo "==> mypy"
 .venv/bin/mypy edge_agent central fsv_contract fsv_common testbed bench
 echo "==> pytest"
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"
+if [ "$#" -eq 0 ]; then
+    # The attacked system once more with central on PostgreSQL: what SQLite accepts and
+    # PostgreSQL refuses (text holding NUL, strict types) must still be a 4xx, never a 500.
+    echo "==> pytest: the security probes with central on PostgreSQL"
+    FSV_TEST_DATABASE=postgres .venv/bin/pytest tests/security
+fi

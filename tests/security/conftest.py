@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
-from security_tally import Tally
+from security_tally import RESULTS, Tally
 from security_targets import COUNTY_B, SLAUGHTER_A, Targets, build_targets, county_a_alert
 from security_world import SecurityWorld
 
@@ -14,9 +15,13 @@ _TALLY = Tally()
 
 @pytest.fixture(scope="session")
 def tally() -> Iterator[Tally]:
-    """Counts per probe class; written to bench/results/security.json when the session ends."""
+    """Counts per probe class; written to bench/results/security.json (security_postgres.json
+    with central on PostgreSQL) when the session ends."""
     yield _TALLY
-    _TALLY.write()
+    if os.environ.get("FSV_TEST_DATABASE", "sqlite") == "postgres":
+        _TALLY.write(RESULTS.with_name("security_postgres.json"))
+    else:
+        _TALLY.write()
 
 
 @pytest.fixture(scope="session")
