@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -33,11 +34,10 @@ def make_events(site: str, count: int, cameras: int = 4, first: int = 0) -> list
 
 def check_exactly_once_in_order(central: CentralProcess, site: str, expected: int) -> None:
     """Central holds `expected` distinct events of `site`, each camera's in creation order."""
-    rows = central.query(
-        "select event_id, camera, json_extract(details, '$.n') from events "
-        "where site = ? order by id",
-        (site,),
+    stored = central.query(
+        "select event_id, camera, details from events where site = ? order by id", (site,)
     )
+    rows = [(eid, camera, json.loads(details)["n"]) for eid, camera, details in stored]
     assert len(rows) == expected
     assert len({r[0] for r in rows}) == expected
     assert sorted(r[2] for r in rows) == list(range(expected))

@@ -21,6 +21,7 @@ from central.ingest.accounts import (
     write_acl,
 )
 from testbed.central_admin import AdminReader, create_admin
+from testbed.central_rows import CentralRows, new_central_database, with_database
 from testbed.demo import shipped_broker_options
 from testbed.mosquitto import Broker
 from testbed.ports import free_port
@@ -82,13 +83,14 @@ class CentralProcess(_ChildProcess):
         self.port = free_port()
         self.data_dir = workdir / "data"
         self.config_path = workdir / "central.yaml"
-        config = {
+        self.database = new_central_database()
+        config = with_database({
             "data_dir": str(self.data_dir),
             "log_level": "WARNING",
             "http": {"host": "127.0.0.1", "port": self.port},
             "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_max_s": 2},
             "broker": {"password_file": str(admin.password_file), "acl_file": str(admin.acl_file)},
-        }
+        }, self.database)  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config))
         create_admin(self.config_path)
@@ -115,6 +117,8 @@ class CentralProcess(_ChildProcess):
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read central's database beside the running process (retried while it is busy)."""
+        if self.database is not None:
+            return CentralRows(self.database, self.data_dir).query(sql, args)
         deadline = time.monotonic() + 30
         while True:
             db = sqlite3.connect(self.data_dir / "central.db", timeout=10)
