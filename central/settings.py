@@ -132,3 +132,10 @@ class VideoQuotaConfig(_Section):
         le=1,
         description="share of a site's upstreams one user may start (at least one)",
     )
+    recordings_answer_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="how long a replay waits for the edge's list of recordings before it "
+        "says the site is unavailable",
+    )

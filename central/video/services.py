@@ -84,7 +84,9 @@ def build_video(app: web.Application) -> VideoServices:
     video = VideoServices(
         hub=hub,
         exports=ExportStore(app[DATABASE], config.data_dir / "exports", signer, commands.send),
-        recordings=RecordingsCache(commands.send, commands.reply),
+        recordings=RecordingsCache(
+            commands.send, commands.reply, config.video_quota.recordings_answer_s
+        ),
         thumbnails=ThumbnailCache(config.data_dir / "thumbnails", commands.send),
         signer=signer,
         quotas=VideoQuotas(config.video_quota, hub, app[DATABASE]),

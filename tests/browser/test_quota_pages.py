@@ -34,7 +34,7 @@ class QuotaSystem(RegulatorSystem):
 
     def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
         config = super()._central_config(admin)
-        config["video_quota"] = {"replays_per_user": 1, "exports_per_hour_per_user": 1}
+        config["video_quota"].update(replays_per_user=1, exports_per_hour_per_user=1)
         return config
 
 
