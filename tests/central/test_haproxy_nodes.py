@@ -10,8 +10,6 @@ video is answered by the other within 3 s and the API keeps answering.
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
 import signal
 import subprocess
 import time
@@ -28,10 +26,9 @@ from central.db import CentralDatabase
 from central.nodes import NODE_HEADER
 from central.regulation.seed import seed_demo
 from central.services import build_services
+from testbed.haproxy import NODES, find_haproxy, start_haproxy
 from testbed.ports import free_port
 
-REPO = Path(__file__).parents[2]
-NODES = ("central-1", "central-2")
 SITES = [f"site{i:02d}" for i in range(24)]
 
 
@@ -44,34 +41,9 @@ def node_config(tmp_path: Path, node: str, port: int) -> CentralConfig:
     )
 
 
-def haproxy_config(port: int, node_ports: dict[str, int]) -> str:
-    """configs/haproxy.cfg listening on `port`, its servers on the nodes' ports, no syslog."""
-    text = (REPO / "configs" / "haproxy.cfg").read_text()
-    text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
-    text = text.replace("bind :8080", f"bind 127.0.0.1:{port}")
-    for node, node_port in node_ports.items():
-        default = 8081 + NODES.index(node)
-        text = text.replace(
-            f"server {node} 127.0.0.1:{default}", f"server {node} 127.0.0.1:{node_port}"
-        )
-    assert text.count("127.0.0.1:808") == 0
-    return text
-
-
-def start_haproxy(
-    binary: str, tmp_path: Path, port: int, node_ports: dict[str, int]
-) -> subprocess.Popen[bytes]:
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(haproxy_config(port, node_ports))
-    log = (tmp_path / "haproxy.log").open("ab")
-    return subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture
 def haproxy_bin() -> str:
-    found = shutil.which("haproxy") or (
-        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
-    )
+    found = find_haproxy()
     assert found, "haproxy is not installed (scripts/install.sh installs it)"
     return found
 
