@@ -10,6 +10,7 @@ from central.alerts.updates import LIMIT_CLOSE_CODE, Subscriber, scope_root
 from central.api.common import current_session, same_origin, services
 from central.api.registry import RouteTable
 from central.errors import ForbiddenError
+from central.keys import CONFIG
 
 routes = RouteTable()
 
@@ -22,10 +23,12 @@ routes = RouteTable()
     statuses=(101, 400, 401, 403),
 )
 async def updates(request: web.Request) -> web.StreamResponse:
-    """One socket per page: a hello, then `alert` (created/changed) and `camera` messages.
+    """One socket per page: a hello (naming the node, with several), then `alert`
+    (created/changed) and `camera` messages.
 
     Closes with 4008 when the client falls behind (reconnect and list again), 4401 when the
-    session ends, 4429 when the user already has too many open, 1001 at shutdown.
+    session ends, 4429 when the user already has too many open, 1001 at shutdown, 1012 when
+    changes of other nodes may have been missed (list again).
     """
     session = current_session(request)
     svc = services(request)
@@ -45,5 +48,8 @@ async def updates(request: web.Request) -> web.StreamResponse:
     root = scope_root(user.scope)
     sub = Subscriber(ws, root, session.token_hash, user.id, transport=request.transport)
     hello = {"type": "hello", "scope": root, "user": user.username, "time": time.time()}
+    cluster = request.app[CONFIG].cluster
+    if cluster.nodes > 1:  # which node the socket is on (as X-FSV-Node says on responses)
+        hello["node"] = cluster.node_id
     await hub.serve(sub, hello)
     return ws

@@ -111,21 +111,42 @@ function play(tile) {
   const msg = tile.el.querySelector(".msg");
   const base = `/api/v1/video/live/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}`;
   const hls = `/api/v1/video/hls/${encodeURIComponent(tile.cam.site_id)}/${encodeURIComponent(tile.cam.camera_id)}/sub.m3u8`;
-  tile.player = new FsvPlayer(tile.video, `${base}?stream=${tile.stream || "sub"}`, {
+  clearTimeout(tile.retry); // a retry waiting for this tile is this attempt
+  tile.retry = null;
+  const player = new FsvPlayer(tile.video, `${base}?stream=${tile.stream || "sub"}`, {
     live: true,
     hls: tile.stream === "main" ? null : hls,
     onState: (text, key) => { msg.textContent = key === "player.live" ? "" : text; },
     onEnd: (reason) => {
       msg.textContent = fsv.t("live.offline");
       msg.title = String(reason || "");
-      // The camera may come back: try again a little later while the tile is shown.
-      setTimeout(() => { if (wall.tiles.includes(tile) && !tile.player.error) play(tile); }, 10000);
+      if (player.fragments) tile.failures = 0; // it played: a drop (a node lost) retries at once
+      // The camera or its node may come back: try again soon while the tile is shown, one
+      // attempt at a time (the next is scheduled only when this one ended).
+      clearTimeout(tile.retry);
+      tile.retry = setTimeout(() => {
+        tile.retry = null;
+        if (wall.tiles.includes(tile) && tile.player === player && !player.error) play(tile);
+      }, retryDelay(tile.failures || 0));
+      tile.failures = (tile.failures || 0) + 1;
+      tile.retries = (tile.retries || 0) + 1;
     },
-  }).start();
+  });
+  tile.player = player;
+  player.start();
+}
+
+// A tile's next attempt after `failures` attempts in a row that did not play: 0.5, 1, 2,
+// then 4 s at most (±20 %, so tiles that dropped together do not all come back at once).
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 4000;
+function retryDelay(failures) {
+  const base = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(failures, 4));
+  return base * (0.8 + Math.random() * 0.4);
 }
 
 function render() {
-  for (const t of wall.tiles) t.player && t.player.stop();
+  for (const t of wall.tiles) { clearTimeout(t.retry); t.player && t.player.stop(); }
   const box = document.getElementById("wall");
   box.innerHTML = "";
   box.className = `wall grid-${perPage()}`;

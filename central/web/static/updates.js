@@ -14,6 +14,7 @@ class FsvUpdates {
     this.failures = 0; // connection attempts in a row that never opened
     this.opened = 0; // times the socket opened
     this.received = 0;
+    this.hello = null; // the server's greeting of the current socket (its node, with several)
     this.log = []; // the last messages (type, op, id): tests read what the socket carried
     this.timer = null;
     this.stopped = false;
@@ -49,7 +50,7 @@ class FsvUpdates {
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (msg.type === "hello") return;
+      if (msg.type === "hello") { this.hello = msg; return; }
       this.received += 1;
       this.log.push({ type: msg.type, op: msg.op || "", id: msg.alert ? msg.alert.id : `${msg.site_id}/${msg.camera_id}`, at: Date.now() });
       if (this.log.length > 200) this.log.shift();
@@ -58,6 +59,7 @@ class FsvUpdates {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.hello = null;
       const wasUp = this.up;
       this.up = false;
       if (!opened) this.failures += 1;
@@ -67,10 +69,11 @@ class FsvUpdates {
     };
   }
 
-  // Back off 1, 2, 4, 8, 10 s while the socket cannot connect (the page polls meanwhile).
+  // A socket that was open (its node stopped or was lost) comes back after 0.3 s; while it
+  // cannot connect, back off 0.5, 1, 2, 4, 5 s (±20 %; the page polls meanwhile).
   retry() {
     clearTimeout(this.timer);
-    const delay = Math.min(10000, 1000 * 2 ** Math.min(this.failures, 4)) * (0.8 + Math.random() * 0.4);
+    const delay = Math.min(5000, 250 * 2 ** Math.min(this.failures, 5)) * (0.8 + Math.random() * 0.4);
     this.timer = setTimeout(() => this.connect(), this.failures ? delay : 300);
   }
 }
