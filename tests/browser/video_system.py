@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,8 @@ from testbed.rtsp import RtspServer
 REPO = Path(__file__).resolve().parents[2]
 SITE = "demo-canteen-a"
 CAMERA = "cam1"
+# The seeded SQLite database later systems copy, and what seed-demo said of it (see _seed).
+_SEEDED: tuple[Path, dict[str, Any]] | None = None
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -95,19 +98,45 @@ class VideoSystem:
         config = self.root / "central.yaml"
         config.write_text(yaml.safe_dump(self._central_config(admin)))
         env = {**os.environ, "CENTRAL_MQTT_PASSWORD": password}
+        result = self._seed(config, env)
+        self.users = {u["username"]: u["password"] for u in result["users"]}
+        self.orgs: dict[str, int] = result["orgs"]
+        self._spawn("central", ["-m", "central", "run", "-c", str(config)], env)
+        wait_until(lambda: port_accepts(self.port), 30, "central to listen")
+
+    def _seed(self, config: Path, env: dict[str, str]) -> dict[str, Any]:
+        """`central seed-demo` on this system's database; its JSON output.
+
+        On SQLite the first system of the process seeds a database of its own and later ones
+        start from a copy of that file: the same tree and accounts, without hashing the seven
+        passwords again (a few seconds per system on a busy box).
+        """
+        global _SEEDED
+        if self.database is None and _SEEDED is not None:
+            template, result = _SEEDED
+            data_dir = self.root / "central"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, data_dir / "central.db")
+            return result
+        target = config
+        if self.database is None:
+            template_dir = self.root / "seeded"
+            template_dir.mkdir(parents=True, exist_ok=True)
+            target = template_dir / "central.yaml"
+            target.write_text(yaml.safe_dump({"data_dir": str(template_dir)}))
         seeded = subprocess.run(
-            [sys.executable, "-m", "central", "seed-demo", "--json", "-c", str(config)],
+            [sys.executable, "-m", "central", "seed-demo", "--json", "-c", str(target)],
             env=env,
             capture_output=True,
             text=True,
             check=True,
             cwd=REPO,
         )
-        result = json.loads(seeded.stdout)
-        self.users = {u["username"]: u["password"] for u in result["users"]}
-        self.orgs: dict[str, int] = result["orgs"]
-        self._spawn("central", ["-m", "central", "run", "-c", str(config)], env)
-        wait_until(lambda: port_accepts(self.port), 30, "central to listen")
+        result: dict[str, Any] = json.loads(seeded.stdout)
+        if self.database is not None:
+            return result
+        _SEEDED = (self.root / "seeded" / "central.db", result)
+        return self._seed(config, env)
 
     def _edge_config(self) -> dict[str, Any]:
         assert self.broker is not None
