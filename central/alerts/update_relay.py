@@ -6,11 +6,12 @@ delivers the other nodes' changes to its own sockets, applying each socket's sco
 for a local change (the hub matches the change's org path against the sockets' scope roots).
 
 Two connections per node, both in autocommit: one that only listens, one that sends. A
-connection that drops is opened again after a short pause (1, 2, 4 ... 10 s). Changes sent
-while the listener was down are lost to it, so when it is listening again the node closes its
-update sockets with RESYNC_CLOSE_CODE and the pages reconnect and list again. A change too
-big for a notification (PostgreSQL takes fewer than 8,000 bytes) is sent as a re-sync of its
-org path: the other nodes close the sockets that would have received it, with the same code.
+connection that drops (or, by TCP keepalives, goes silent) is opened again after a short
+pause (1, 2, 4 ... 10 s). Changes sent while the listener was down are lost to it, so when it
+is listening again the node closes its update sockets with RESYNC_CLOSE_CODE and the pages
+reconnect and list again. A change too big for a notification (PostgreSQL takes fewer than
+8,000 bytes) is sent as a re-sync of its org path: the other nodes close the sockets that
+would have received it, with the same code.
 
 A single node, or several on SQLite, uses no relay: nothing changes there.
 """
@@ -63,9 +64,12 @@ class UpdateRelay:
     async def _connect(self, role: str) -> psycopg.AsyncConnection[Any]:
         """A connection named after its role and node (seen in pg_stat_activity)."""
         name = f"fsv-updates-{role}-{self.node}"
+        # TCP keepalives: a listener whose server vanished without a word (a cut cable)
+        # notices within about 25 s and connects again, rather than waiting for ever.
         return await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, application_name=name
-        )
+            self._url, autocommit=True, application_name=name,
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+        )  # fmt: skip
 
     # --- out --------------------------------------------------------------------------------
 
