@@ -8,17 +8,14 @@ each node logs in with its own account (`central@{node_id}`, docs/central.md "Se
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import yaml
-from video_system import REPO, SITE, VideoSystem, wait_until
+from video_system import SITE, VideoSystem, wait_until
 
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import (
@@ -72,11 +69,7 @@ class TwoNodeVideoSystem(VideoSystem):
             config["web"]["trusted_proxies"] = ["127.0.0.1/32"]
             configs[node] = self.root / f"{node}.yaml"
             configs[node].write_text(yaml.safe_dump(config))
-        seeded = subprocess.run(
-            [sys.executable, "-m", "central", "seed-demo", "--json", "-c", str(configs[NODES[0]])],
-            env=env, capture_output=True, text=True, check=True, cwd=REPO,
-        )  # fmt: skip
-        result = json.loads(seeded.stdout)
+        result = self._seed(configs[NODES[0]], env)
         self.users = {u["username"]: u["password"] for u in result["users"]}
         self.orgs = result["orgs"]
         for node in NODES:  # one after the other: the first applies the migrations
