@@ -45,9 +45,9 @@ def build_report(ldb: LockedDb, scope: Scope, start: float, end: float) -> dict[
         orgs = {r["org_path"]: dict(r) for r in db.query(f"select * from orgs where {where}", args)}
         cameras = [dict(r) for r in db.query(f"select * from cameras where {where}", args)]
         sites = [dict(r) for r in db.query(f"select * from sites where {where}", args)]
-        online = _online(db, cameras, start, end)
-        recorded = recorded_section(db, cameras, start, end)
-        retention = _retention(db, sites, end)
+        online = _online(db, scope, cameras, start, end)
+        recorded = recorded_section(db, scope, cameras, start, end)
+        retention = _retention(db, scope, sites, end)
     return {
         "period": {"from": _iso(start), "to": _iso(end)},
         "scope": scope.root or "/",
@@ -102,43 +102,62 @@ def _alert_section(groups: list[dict[str, Any]], orgs: dict[str, dict[str, Any]]
     }
 
 
-def _online(db: Any, cameras: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+# The state of each camera in scope at a moment: its last change before it (one index seek
+# per camera, in one statement: a report over a city's thousands of cameras is one round trip).
+STATE_BEFORE_SQL = """
+    select c.site_id, c.camera_id,
+           (select l.state from camera_state_log l
+            where l.site = c.site_id and l.camera = c.camera_id and l.since < ?
+            order by l.since desc, l.id desc limit 1) as state
+    from cameras c where {where}
+"""
+# The state changes of the cameras in scope in a period, camera by camera.
+STATE_CHANGES_SQL = """
+    select l.site, l.camera, l.since, l.state
+    from camera_state_log l join cameras c on c.site_id = l.site and c.camera_id = l.camera
+    where {where} and l.since >= ? and l.since < ?
+    order by l.site, l.camera, l.since, l.id
+"""
+
+
+def _online(
+    db: Any, scope: Scope, cameras: list[dict[str, Any]], start: float, end: float
+) -> dict[str, Any]:
+    """Online rate of `cameras` (those in `scope`) over [start, end), from state changes."""
+    where, args = scope_filter(scope, "c.org_path")
+    before = {
+        (r[0], r[1]): r[2] for r in db.execute(STATE_BEFORE_SQL.format(where=where), [start, *args])
+    }
+    changes: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for r in db.execute(STATE_CHANGES_SQL.format(where=where), [*args, start, end]):
+        changes.setdefault((r[0], r[1]), []).append((r[2], r[3]))
     total_online = total_period = 0.0
     for cam in cameras:
-        key = [cam["site_id"], cam["camera_id"]]
-        before = list(
-            db.query(
-                "select state from camera_state_log where site = ? and camera = ? "
-                "and since < ? order by since desc, id desc limit 1",
-                [*key, start],
-            )
-        )
-        changes = [
-            (r["since"], r["state"])
-            for r in db.query(
-                "select since, state from camera_state_log where site = ? and camera = ? "
-                "and since >= ? and since < ? order by since, id",
-                [*key, start, end],
-            )
-        ]
+        key = (cam["site_id"], cam["camera_id"])
         period = expected_seconds(cam["created_at"], start, end)
         lo = end - period
-        total_online += online_seconds(changes, lo, end, before[0]["state"] if before else None)
+        total_online += online_seconds(changes.get(key, []), lo, end, before.get(key))
         total_period += period
     return {"online_rate": ratio(total_online, total_period)}
 
 
-def _retention(db: Any, sites: list[dict[str, Any]], end: float) -> dict[str, Any]:
+# Each site's retention at a moment: its last hourly rollup before it that says (one seek
+# per site, in one statement).
+RETENTION_SQL = """
+    select s.id,
+           (select h.retention_days from health_hourly h
+            where h.site_id = s.id and h.hour < ? and h.retention_days is not null
+            order by h.hour desc limit 1) as days
+    from sites s where {where}
+"""
+
+
+def _retention(db: Any, scope: Scope, sites: list[dict[str, Any]], end: float) -> dict[str, Any]:
+    where, args = scope_filter(scope, "s.org_path")
+    last = {r[0]: r[1] for r in db.execute(RETENTION_SQL.format(where=where), [end, *args])}
     below, unknown = [], []
     for site in sites:
-        last = list(
-            db.query(
-                "select retention_days from health_hourly where site_id = ? and hour < ? "
-                "and retention_days is not null order by hour desc limit 1",
-                [site["id"], end],
-            )
-        )
-        days = last[0]["retention_days"] if last else None
+        days = last.get(site["id"])
         if days is None:
             unknown.append(site["id"])
         elif days < RETENTION_DUTY_DAYS:

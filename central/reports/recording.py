@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
+from central.regulation.scope import Scope, scope_filter
 from central.reports.arithmetic import expected_seconds, ratio, recorded_seconds
 
 HOUR = 3600.0
@@ -19,31 +20,36 @@ MAX_CREDIT_S = 600.0
 
 
 def recorded_section(
-    db: Any, cameras: list[dict[str, Any]], start: float, end: float
+    db: Any, scope: Scope, cameras: list[dict[str, Any]], start: float, end: float
 ) -> dict[str, Any]:
-    """hours_recorded, hours_expected and completeness of `cameras` over [start, end)."""
+    """hours_recorded, hours_expected and completeness of `cameras` (those in `scope`) over
+    [start, end). Each read covers every site of the scope at once (one round trip each,
+    not one per site)."""
     by_site: dict[str, list[str]] = {}
     expected = 0.0
     for cam in cameras:
         by_site.setdefault(cam["site_id"], []).append(cam["camera_id"])
         expected += expected_seconds(cam["created_at"], start, end)
+    where, args = scope_filter(scope, "c.org_path")
+    sites = Sites(f"select c.site_id from cameras c where {where}", args)
     lo = math.ceil(start / HOUR) * HOUR
     hi = math.floor(end / HOUR) * HOUR
-    recorded = 0.0
-    for site, cams in by_site.items():
-        if lo >= hi:
-            recorded += _partial(db, site, cams, start, end)
-            continue
-        row = db.execute(
-            "select coalesce(sum(recorded_s), 0) from health_hourly "
-            "where site_id = ? and hour >= ? and hour < ?",
-            [site, lo, hi],
-        ).fetchone()
-        recorded += float(row[0])
+    if lo >= hi:
+        recorded = _partial(db, sites, by_site, start, end)
+    else:
+        recorded = sum(
+            float(r[1])
+            for r in db.execute(
+                "select site_id, coalesce(sum(recorded_s), 0) from health_hourly "
+                f"where site_id in ({sites.sql}) and hour >= ? and hour < ? group by site_id",
+                [*sites.args, lo, hi],
+            )
+            if r[0] in by_site
+        )
         if start < lo:
-            recorded += _partial(db, site, cams, start, lo)
+            recorded += _partial(db, sites, by_site, start, lo)
         if hi < end:
-            recorded += _partial(db, site, cams, hi, end)
+            recorded += _partial(db, sites, by_site, hi, end)
     return {
         "hours_recorded": round(recorded / HOUR, 2),
         "hours_expected": round(expected / HOUR, 2),
@@ -51,25 +57,44 @@ def recorded_section(
     }
 
 
-def _partial(db: Any, site: str, cams: list[str], start: float, end: float) -> float:
-    """Recorded seconds in [start, end), inside one hour: raw samples, else the hour pro rata."""
-    samples = [
-        (r[0], r[1], json.loads(r[2]))
-        for r in db.execute(
-            "select ts, interval_s, cameras from heartbeat_samples "
-            "where site_id = ? and ts > ? and ts < ? order by ts",
-            [site, start, end + MAX_CREDIT_S],
-        )
-    ]
-    if samples:
-        return sum(
-            recorded_seconds(
-                ((ts, iv, bool(flags.get(camera))) for ts, iv, flags in samples), start, end
-            )
-            for camera in cams
-        )
+class Sites(NamedTuple):
+    """A subquery of the site ids in scope, and its parameters."""
+
+    sql: str
+    args: list[Any]
+
+
+def _partial(
+    db: Any, sites: Sites, by_site: dict[str, list[str]], start: float, end: float
+) -> float:
+    """Recorded seconds in [start, end), inside one hour, of every site's cameras: raw
+    samples, else the site's hour pro rata."""
+    samples: dict[str, list[tuple[float, float, dict[str, Any]]]] = {}
+    for r in db.execute(
+        "select site_id, ts, interval_s, cameras from heartbeat_samples "
+        f"where site_id in ({sites.sql}) and ts > ? and ts < ? order by site_id, ts",
+        [*sites.args, start, end + MAX_CREDIT_S],
+    ):
+        samples.setdefault(r[0], []).append((r[1], r[2], json.loads(r[3])))
     hour = math.floor(start / HOUR) * HOUR
-    row = db.execute(
-        "select recorded_s from health_hourly where site_id = ? and hour = ?", [site, hour]
-    ).fetchone()
-    return float(row[0]) * (end - start) / HOUR if row else 0.0
+    hourly = {
+        r[0]: float(r[1])
+        for r in db.execute(
+            f"select site_id, recorded_s from health_hourly where site_id in ({sites.sql}) "
+            "and hour = ?",
+            [*sites.args, hour],
+        )
+    }
+    total = 0.0
+    for site, cams in by_site.items():
+        got = samples.get(site)
+        if got:
+            total += sum(
+                recorded_seconds(
+                    ((ts, iv, bool(flags.get(camera))) for ts, iv, flags in got), start, end
+                )
+                for camera in cams
+            )
+        elif site in hourly:
+            total += hourly[site] * (end - start) / HOUR
+    return total
