@@ -1,8 +1,9 @@
-"""A city on one central node (SQLite) while regulators use it.
+"""A city on one central node (SQLite or PostgreSQL) while regulators use it.
 
 Preloads central's database directly (org tree, `--sites` sites with 10 cameras each,
 `--alerts` alerts over 90 days, 90 days of hourly health rollups plus two days of raw
-heartbeat samples), starts a real Mosquitto and a `central-server run` process, then:
+heartbeat samples; in bulk, leaving the rows central's own writes would: see `preload`),
+starts a real Mosquitto and a `central-server run` process, then:
   1. steady load: every site is a real MQTT client (site login, ACL) sending a heartbeat
      every `--heartbeat-s` and alerts at `--alerts-per-hour`, plus a probe site sending
      2 events/s; meanwhile a city wall, a county wall and the city's 90-day report are
@@ -10,13 +11,19 @@ heartbeat samples), starts a real Mosquitto and a `central-server run` process, 
   2. burst: `--burst` backlog events (started 2 hours ago, as flushed after an outage) from
      4 generator processes, and `--fresh-probes` live alerts (one site each, 0.5 s apart,
      the first 1 s into it, sent on the live lane as an edge does): how long until each is in
-     the inbox (alerts table) and its webhook arrives; then a second process takes
-     central.db's write lock for 2 s every 5 s (as a bulk CLI write does) and the probes
-     run again, each saying whether it overlapped one of those windows;
+     the inbox (alerts table) and its webhook arrives; then a second process writes 2 s
+     every 5 s (as a bulk CLI write does: on SQLite it holds central.db's write lock, on
+     PostgreSQL the lock that numbers event changes) and the probes run again, each saying
+     whether it overlapped one of those windows;
   3. every alert of the run that a webhook wants must arrive (`pushes_lost`).
-Prints the figures and writes bench/results/scale.json.
+With `--database postgres` central runs on a PostgreSQL server started in a temporary
+folder (testbed.postgres: fsync off), removed afterwards. Prints the figures and writes
+bench/results/scale.json: the SQLite run's at the top level, the PostgreSQL run's under
+the `postgresql` key (the other keys of the file are kept). Load averages are noted at the
+start, at the end of the steady load, after the burst and at the end.
 
-    .venv/bin/python bench/scale.py [--sites 500] [--alerts 300000] [--steady-s 60]
+    .venv/bin/python bench/scale.py [--database sqlite|postgres] [--sites 500]
+        [--alerts 2000000] [--steady-s 60]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -36,10 +44,13 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,13 +64,16 @@ from bench.fleet import (  # noqa: E402
     stop_client,
 )
 from bench.machine import describe_machine  # noqa: E402
+from central import pg  # noqa: E402
 from central.alerts.push_rules import PushFilters  # noqa: E402
 from central.config import load_config  # noqa: E402
 from central.db import CentralDatabase  # noqa: E402
+from central.ingest.store import CHANGE_SEQ_LOCK  # noqa: E402
 from central.regulation.scope import Scope  # noqa: E402
 from central.services import build_services  # noqa: E402
 from fsv_contract import EventPayload, HeartbeatPayload, encode, topics  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
+from testbed.postgres import PostgresServer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "scale.json"
 PASSWORD = "bench-user-password-1"
@@ -106,65 +120,173 @@ def build_tree(config_path: Path, sites: int, counties: int, hook_url: str) -> d
     return {"city_id": city["id"], "site_paths": site_paths}
 
 
-def preload(db_path: Path, site_paths: dict[str, str], alerts: int, now: float) -> int:
-    """Cameras, alerts over 90 days, hourly health for 90 days and 2 days of raw samples."""
-    db = sqlite3.connect(db_path)
-    db.execute("pragma synchronous = off")  # setup only: nothing to keep if it crashes
+ALERT_COLUMNS = (
+    "id", "site_id", "camera_id", "org_path", "kind", "station", "rule", "severity", "start",
+    "score", "state", "created_at", "updated_at", "acknowledged_at", "closed_at",
+)  # fmt: skip
+ALERTS_CHUNK = 100_000
+CAMERAS_SQL = (
+    "insert into cameras (site_id, camera_id, org_path, name, station, created_at) "
+    "values (?, ?, ?, ?, 'kitchen_prep', ?) on conflict do nothing"
+)
+CAMERA_STATUS_SQL = (
+    "insert into camera_status (site, camera, state, since, reason, updated_at) "
+    "values (?, ?, 'online', ?, '', ?) on conflict do nothing"
+)
+STATE_LOG_SQL = (
+    "insert into camera_state_log (site, camera, state, since, reason, received_at) "
+    "values (?, ?, 'online', ?, '', ?)"
+)
+RECORDING_SQL = (
+    "insert into camera_recording (site_id, camera_id, first_ts, last_ts, last_gap_ts) "
+    "values (?, ?, ?, ?, null) on conflict do nothing"
+)
+# Hourly rollups for the 88 days before the raw samples: one row per site and hour.
+HOURLY_SQL = {
+    "sqlite": "with recursive h(x) as (select ? union all select x + 3600 from h "
+    "where x + 3600 < ?) "
+    "insert into health_hourly (site_id, hour, recorded_s, samples, retention_days, last_ts) "
+    "select s.id, h.x, ?, 12, 120.0, h.x + 3599 from sites s, h",
+    "postgres": "insert into health_hourly "
+    "(site_id, hour, recorded_s, samples, retention_days, last_ts) "
+    "select s.id, h.x, ?, 12, 120.0, h.x + 3599 from sites s, "
+    "generate_series(?::bigint, ?::bigint - 1, 3600) as h(x)",
+}
+
+
+def alert_chunks(
+    site_paths: dict[str, str], alerts: int, now: float
+) -> Iterator[list[tuple[Any, ...]]]:
+    """`alerts` alerts over 90 days (3 % still open), in chunks of ALERTS_CHUNK rows."""
     rng = random.Random(1)
     sites = list(site_paths)
-    db.executemany(
-        "insert or ignore into cameras (site_id, camera_id, org_path, name, station, created_at) "
-        "values (?, ?, ?, ?, 'kitchen_prep', ?)",
-        [(s, f"cam{c}", site_paths[s], f"Camera {c}", now - 100 * DAY)
-         for s in sites for c in range(CAMERAS)],
-    )  # fmt: skip
-    db.executemany(
-        "insert or replace into camera_status (site, camera, state, since, reason, updated_at) "
-        "values (?, ?, 'online', ?, '', ?)",
-        [(s, f"cam{c}", now - 95 * DAY, now) for s in sites for c in range(CAMERAS)],
-    )
-    db.executemany(
-        "insert into camera_state_log (site, camera, state, since, reason, received_at) "
-        "values (?, ?, 'online', ?, '', ?)",
-        [(s, f"cam{c}", now - 95 * DAY, now) for s in sites for c in range(CAMERAS)],
-    )
-    rows = []
-    for _ in range(alerts):
-        site = rng.choice(sites)
-        start = now - rng.random() * 90 * DAY
-        closed = rng.random() < 0.97
-        rows.append((
-            str(uuid.uuid4()), site, f"cam{rng.randrange(CAMERAS)}", site_paths[site],
-            rng.choice(KINDS), "kitchen_prep", "r", "warning", start, 0.9,
-            "closed" if closed else "new", start + 5, start + 5, start + 300,
-            start + 9000 if closed else None,
-        ))  # fmt: skip
-    db.executemany(
-        "insert into alerts (id, site_id, camera_id, org_path, kind, station, rule, severity, "
-        "start, score, state, created_at, updated_at, acknowledged_at, closed_at) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    for lo in range(0, alerts, ALERTS_CHUNK):
+        rows = []
+        for _ in range(min(ALERTS_CHUNK, alerts - lo)):
+            site = rng.choice(sites)
+            start = now - rng.random() * 90 * DAY
+            closed = rng.random() < 0.97
+            rows.append((
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)), site,
+                f"cam{rng.randrange(CAMERAS)}", site_paths[site], rng.choice(KINDS),
+                "kitchen_prep", "r", "warning", start, 0.9, "closed" if closed else "new",
+                start + 5, start + 5, start + 300, start + 9000 if closed else None,
+            ))  # fmt: skip
+        yield rows
+
+
+def camera_rows(site_paths: dict[str, str], now: float) -> dict[str, list[tuple[Any, ...]]]:
+    """The cameras, their status and state log, and their recording records (statement: rows)."""
+    cams = [(s, f"cam{c}") for s in site_paths for c in range(CAMERAS)]
+    raw_from = int((now - 2 * DAY) // 3600 * 3600)
+    last_raw = max(range(raw_from + 300, int(now), 300))
+    return {
+        CAMERAS_SQL: [(s, c, site_paths[s], f"Camera {c[3:]}", now - 100 * DAY) for s, c in cams],
+        CAMERA_STATUS_SQL: [(s, c, now - 95 * DAY, now) for s, c in cams],
+        STATE_LOG_SQL: [(s, c, now - 95 * DAY, now) for s, c in cams],
+        RECORDING_SQL: [(s, c, now - 90 * DAY, float(last_raw)) for s, c in cams],
+    }
+
+
+def sample_rows(sites: list[str], now: float) -> list[tuple[Any, ...]]:
+    """Raw heartbeat samples every 5 minutes for the last 2 days (all cameras recording)."""
+    raw_from = int((now - 2 * DAY) // 3600 * 3600)
+    flags = json.dumps({f"cam{c}": True for c in range(CAMERAS)})
+    return [(s, float(t), 300.0, 120.0, flags)
+            for s in sites for t in range(raw_from + 300, int(now), 300)]  # fmt: skip
+
+
+SAMPLES_SQL = (
+    "insert into heartbeat_samples (site_id, ts, interval_s, retention_days, cameras) "
+    "values (?, ?, ?, ?, ?)"
+)
+
+
+def preload(target: Path | str, site_paths: dict[str, str], alerts: int, now: float) -> int:
+    """Cameras, alerts over 90 days, hourly health for 90 days and 2 days of raw samples,
+    as central's own writes leave them: the open-alert counters and the hourly rollups of
+    the raw samples are what central's triggers make of these rows. Returns the health rows.
+
+    The alerts go in bulk: the indexes of `alerts` are dropped first and built again after
+    (the same definitions, read back from the database)."""
+    if pg.is_postgres_url(target):
+        return preload_postgres(str(target), site_paths, alerts, now)
+    return preload_sqlite(Path(target), site_paths, alerts, now)
+
+
+def preload_sqlite(path: Path, site_paths: dict[str, str], alerts: int, now: float) -> int:
+    db = sqlite3.connect(path)
+    db.execute("pragma synchronous = off")  # setup only: nothing to keep if it crashes
+    db.execute("pragma cache_size = -1000000")  # 1 GB while loading
+    for sql, rows in camera_rows(site_paths, now).items():
+        db.executemany(sql, rows)
+    indexes = db.execute(
+        "select name, sql from sqlite_master where type = 'index' and tbl_name = 'alerts' "
+        "and sql is not null"
+    ).fetchall()
+    for name, _ in indexes:
+        db.execute(f'drop index "{name}"')
+    insert = (f"insert into alerts ({', '.join(ALERT_COLUMNS)}) "
+              f"values ({', '.join('?' * len(ALERT_COLUMNS))})")  # fmt: skip
+    for chunk in alert_chunks(site_paths, alerts, now):
+        db.executemany(insert, chunk)  # the triggers count the open ones per camera
+    for _, sql in indexes:
+        db.execute(sql)
     raw_from = int((now - 2 * DAY) // 3600 * 3600)
     first_hour = int((now - 90 * DAY) // 3600 * 3600)
-    # Generated inside SQLite: a million rows without a Python tuple each.
-    db.execute(
-        "with recursive h(x) as (select ? union all select x + 3600 from h where x + 3600 < ?) "
-        "insert into health_hourly (site_id, hour, recorded_s, samples, retention_days, last_ts) "
-        "select s.id, h.x, ?, 12, 120.0, h.x + 3599 from sites s, h",
-        [first_hour, raw_from, 3600.0 * CAMERAS],
-    )
-    flags = json.dumps({f"cam{c}": True for c in range(CAMERAS)})
-    db.executemany(
-        "insert into heartbeat_samples (site_id, ts, interval_s, retention_days, cameras) "
-        "values (?, ?, 300.0, 120.0, ?)",
-        [(s, float(t), flags) for s in sites for t in range(raw_from + 300, int(now), 300)],
-    )
+    db.execute(HOURLY_SQL["sqlite"], [first_hour, raw_from, 3600.0 * CAMERAS])
+    db.executemany(SAMPLES_SQL, sample_rows(list(site_paths), now))  # rolled up by the trigger
     db.commit()
     health = db.execute("select count(*) from health_hourly").fetchone()[0]
     raw = db.execute("select count(*) from heartbeat_samples").fetchone()[0]
     db.close()
     return int(health + raw)
+
+
+def preload_postgres(url: str, site_paths: dict[str, str], alerts: int, now: float) -> int:
+    """The same rows through COPY. The alerts go in with the triggers off (the session as a
+    replica); the open-alert counters are then counted in one statement, as m006 does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set maintenance_work_mem = '512MB'")
+        with conn.cursor() as cur:
+            for sql, rows in camera_rows(site_paths, now).items():
+                cur.executemany(pg.translate(sql), rows)
+        indexes = conn.execute(
+            "select indexname, indexdef from pg_indexes where tablename = 'alerts' "
+            "and indexname not in (select conname from pg_constraint)"
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'drop index "{name}"')
+        with conn.transaction():
+            conn.execute("set local session_replication_role = replica")
+            with conn.cursor().copy(f"copy alerts ({', '.join(ALERT_COLUMNS)}) from stdin") as copy:
+                for chunk in alert_chunks(site_paths, alerts, now):
+                    for row in chunk:
+                        copy.write_row(row)
+            conn.execute(
+                'insert into camera_open_alerts (site_id, camera_id, "open") '
+                "select site_id, camera_id, count(*) from alerts "
+                "where state != 'closed' and camera_id is not null group by site_id, camera_id "
+                'on conflict (site_id, camera_id) do update set "open" = '
+                'camera_open_alerts."open" + excluded."open"'
+            )
+        for _, sql in indexes:
+            conn.execute(sql)
+        raw_from = int((now - 2 * DAY) // 3600 * 3600)
+        first_hour = int((now - 90 * DAY) // 3600 * 3600)
+        conn.execute(pg.translate(HOURLY_SQL["postgres"]),
+                     [3600.0 * CAMERAS, first_hour, raw_from])  # fmt: skip
+        cols = "site_id, ts, interval_s, retention_days, cameras"
+        with conn.cursor().copy(f"copy heartbeat_samples ({cols}) from stdin") as copy:
+            for row in sample_rows(list(site_paths), now):  # rolled up by the trigger
+                copy.write_row(row)
+        # What autovacuum does to freshly loaded tables within a minute or so, done now:
+        # statistics for the planner, and the visibility map that index-only scans need.
+        conn.execute("vacuum analyze")
+        counts = conn.execute("select (select count(*) from health_hourly), "
+                              "(select count(*) from heartbeat_samples)").fetchone()  # fmt: skip
+    assert counts is not None
+    return int(counts[0] + counts[1])
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -246,10 +368,25 @@ class CentralProcess(CentralRun):
     poll_s = 0.2
     stop_timeout_s = 60.0
 
-    def __init__(self, workdir: Path, broker_port: int) -> None:
+    def __init__(self, workdir: Path, broker_port: int, database_url: str | None = None) -> None:
         push = {"allow_networks": ["127.0.0.1/32"], "concurrency": 16}
-        super().__init__(workdir, broker_port, {"push": push})
+        extra: dict[str, Any] = {"push": push}
+        if database_url is not None:
+            extra["database"] = database_url
+        super().__init__(workdir, broker_port, extra)
+        self.database_url = database_url
         self.tokens: dict[str, str] = {}
+
+    @property
+    def database(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL."""
+        return self.database_url or self.db_path
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.database_url is None:
+            return super().query(sql, args)
+        with pg.connect(self.database_url, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(pg.translate(sql), args).fetchall()]
 
     def mqtt_connected(self) -> bool:
         return bool(self.get("admin", "/api/v1/ingest/stats")["mqtt_connected"])
@@ -281,9 +418,22 @@ def keep_requesting(central: CentralProcess, user: str, path: str, stop: threadi
         stop.wait(1.0)
 
 
-def second_writer(db_path: Path, stop: threading.Event, held: list[tuple[float, float]]) -> None:
-    """Another process's bulk write: the write lock held 2 s every 5 s (windows noted)."""
-    db = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+def second_writer(
+    target: Path | str, stop: threading.Event, held: list[tuple[float, float]]
+) -> None:
+    """Another process's bulk write, 2 s every 5 s (windows noted). On SQLite it holds the
+    database's write lock; on PostgreSQL, where writers only lock their own rows, it holds
+    the lock that numbers event changes (as a CLI write storing events would, until commit)."""
+    if pg.is_postgres_url(target):
+        with psycopg.connect(str(target), autocommit=True) as conn:
+            while not stop.wait(3.0):
+                with conn.transaction():
+                    conn.execute("select pg_advisory_xact_lock(%s)", [CHANGE_SEQ_LOCK])
+                    began = time.time()
+                    time.sleep(2.0)
+                held.append((began, time.time()))
+        return
+    db = sqlite3.connect(target, timeout=60, isolation_level=None)
     while not stop.wait(3.0):
         db.execute("begin immediate")
         began = time.time()
@@ -397,8 +547,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     hook_port = free_port()
     hooks = ThreadingHTTPServer(("127.0.0.1", hook_port), Hooks)
     threading.Thread(target=hooks.serve_forever, name="webhook", daemon=True).start()
-    central = CentralProcess(work / "central", broker.port)
+    server = PostgresServer().start() if args.database == "postgres" else None
+    url = server.create_database() if server is not None else None
+    central = CentralProcess(work / "central", broker.port, url)
     procs: list[multiprocessing.Process] = []
+    load: dict[str, list[float]] = {}
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
@@ -406,7 +559,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         tree = build_tree(
             central.config, len(site_ids), max(1, n // 25), f"http://127.0.0.1:{hook_port}/h"
         )
-        health_rows = preload(central.db_path, tree["site_paths"], args.alerts, time.time())
+        health_rows = preload(central.database, tree["site_paths"], args.alerts, time.time())
         preload_s = time.perf_counter() - t0
         central.start()
         since = time.time()
@@ -448,6 +601,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for t in threads:
             t.start()
         time.sleep(args.steady_s)
+        load["load_avg_steady"] = loadavg()
         burst_at = time.time()
         bursts = [
             multiprocessing.Process(
@@ -463,12 +617,13 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Then another process takes the write lock now and then (a bulk CLI write): pushes
         # must still all arrive, and live alerts meanwhile wait for the lock at worst.
         writer = threading.Thread(target=second_writer, name="writer",
-                                  args=(central.db_path, stop, held))  # fmt: skip
+                                  args=(central.database, stop, held))  # fmt: skip
         writer.start()
         threads.append(writer)
         fresh_locked = run_probes(central, broker.port, probe_sites, creds)
         for p in [*bursts, *procs]:
             p.join()
+        load["load_avg_after_burst"] = loadavg()
         stop.set()
         for t in threads:
             t.join()
@@ -488,8 +643,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         central.stop()
         hooks.shutdown()
         broker.close()
+        if server is not None:
+            server.stop()
     return {
-        "sites": n, "cameras": n * CAMERAS, "nodes": 1, "database": "sqlite",
+        "sites": n, "cameras": n * CAMERAS, "nodes": 1,
+        "database": "postgresql" if server is not None else "sqlite",
         "alerts_in_db": alerts_in_db, "alerts_preloaded": args.alerts,
         "health_rows": int(counts[0] + counts[1]), "health_rows_hourly": counts[0],
         "health_rows_raw": counts[1], "health_rows_preloaded": health_rows,
@@ -509,13 +667,21 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "second_writer_locks_s": round(sum(b - a for a, b in held), 1),
         "steady_s": args.steady_s, "heartbeat_s": args.heartbeat_s,
         "alerts_per_site_hour": args.alerts_per_hour, "preload_s": round(preload_s, 1),
+        **load,
     }  # fmt: skip
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=500)
-    parser.add_argument("--alerts", type=int, default=300_000, help="alerts preloaded")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="postgres: a PostgreSQL server started in a temporary folder "
+                        "(testbed.postgres), removed afterwards")  # fmt: skip
+    parser.add_argument("--alerts", type=int, default=2_000_000, help="alerts preloaded")
     parser.add_argument("--steady-s", type=float, default=60.0, help="steady load before the burst")
     parser.add_argument("--burst-window-s", type=float, default=30.0, help="load during the burst")
     parser.add_argument("--burst", type=int, default=20_000, help="backlog events in the burst")
@@ -526,16 +692,36 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="fsv-bench-scale-"))
-    machine = describe_machine(platform=platform.platform(), sqlite=sqlite3.sqlite_version)
-    result = {**run(args, work), "machine": machine,
+    extra: dict[str, Any] = {"sqlite": sqlite3.sqlite_version}
+    if args.database == "postgres":
+        extra["postgresql_settings"] = "testbed.postgres: fsync off, shared_buffers 64MB"
+    machine = describe_machine(platform=platform.platform(), **extra)
+    try:
+        figures = run(args, work)
+    except BaseException:
+        print(f"central's data and log are in {work}", file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)  # central's database (gigabytes at 2 M alerts)
+    result = {**figures, "machine": machine,
+              "command": " ".join(["bench/scale.py", *sys.argv[1:]]),
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
-    result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["load_avg_at_end"] = loadavg()
     print(json.dumps(result, indent=2))
-    # bench/viewers.py and bench/province.py write their figures into the same file: keep them.
     old = json.loads(args.output.read_text()) if args.output.exists() else {}
-    result.update(
-        {k: v for k, v in old.items() if k.startswith("viewers_one_core") or k == "province"}
-    )
+    if args.database == "postgres":
+        # The PostgreSQL run sits beside the SQLite one, under its own key.
+        old["postgresql"] = result
+        result = old
+    else:
+        # bench/viewers.py, bench/province.py and the PostgreSQL run of this benchmark write
+        # their figures into the same file: keep them.
+        result.update(
+            {
+                k: v
+                for k, v in old.items()
+                if k.startswith("viewers_one_core") or k in ("province", "postgresql")
+            }
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0
