@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import paho.mqtt.publish as publish
 from video_system import CAMERA, SITE, VideoSystem, wait_until
 
-from central.config import BrokerAdminConfig
 from fsv_contract import (
     Box,
     CameraStatePayload,
@@ -53,12 +52,6 @@ class RegulatorSystem(VideoSystem):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root, cast(RtspServer, None))  # only the edge agent would use it
-
-    def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
-        config = super()._central_config(admin)
-        # No edge answers here: a replay's question for recordings can only time out.
-        config["video_quota"]["recordings_answer_s"] = 1.0
-        return config
 
     def start(self) -> None:
         """Broker with central's and the site's accounts, then central, seeded."""

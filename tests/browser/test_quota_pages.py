@@ -35,6 +35,8 @@ class QuotaSystem(RegulatorSystem):
     def _central_config(self, admin: BrokerAdminConfig) -> dict[str, Any]:
         config = super()._central_config(admin)
         config["video_quota"].update(replays_per_user=1, exports_per_hour_per_user=1)
+        # No edge answers here: the replays' questions for recordings can only time out.
+        config["video_quota"]["recordings_answer_s"] = 1.0
         return config
 
 
