@@ -3,7 +3,7 @@
 // desktop and phone sizes; prints what they saw as one JSON line.
 // Usage: node admin_pages.mjs '{"url": ..., "users": {name: password}, "shots": <folder>,
 //   "newUser": {...}, "newSite": {...}}'
-import { SIZES, downloadText, login as signIn, menu, openBrowser } from "./pages.mjs";
+import { SIZES, downloadText, login as signIn, menu, openBrowser, settle } from "./pages.mjs";
 
 const PHONE = SIZES.phone;
 // Identifiers that must never reach a reader: roles, levels and types are shown in words.
@@ -32,7 +32,7 @@ async function open(browser, who, viewport = SIZES.desktop) {
 async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
   for (const size of sizes) {
     await page.setViewportSize(SIZES[size]);
-    await page.waitForTimeout(300);
+    await settle(page); // charts and grids follow the new size
     await page.screenshot({ path: `${opts.shots}/${who}-${name}-${size}.png`, fullPage: size === "phone" });
     audits[`${who}/${name}/${size}`] = await page.evaluate((raw) => {
       const header = document.querySelector("header.top");

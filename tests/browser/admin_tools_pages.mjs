@@ -2,7 +2,7 @@
 // manager publishes a camera and opens the QR poster, the admin filters the audit log and
 // exports it. Each page is audited at wall, desktop and phone sizes; one JSON line results.
 // Usage: node admin_tools_pages.mjs '{"url", "users": {name: password}, "hookUrl", "shots"}'
-import { SIZES, login as signIn, menu, openBrowser } from "./pages.mjs";
+import { SIZES, login as signIn, menu, openBrowser, settle } from "./pages.mjs";
 
 const RAW_IDS = /\b(webhook_create|webhook_test|webhook_update|public_link_create|login_failed|no_chef_hat|kitchen_prep|enterprise_staff|county_inspector)\b/g;
 const opts = JSON.parse(process.argv[2]);
@@ -34,7 +34,7 @@ const login = (page, username) => signIn(page, opts.url, username, opts.users[us
 async function audit(page, name) {
   for (const size of ["wall", "desktop", "phone"]) {
     await page.setViewportSize(SIZES[size]);
-    await page.waitForTimeout(300);
+    await settle(page); // charts and grids follow the new size
     await page.screenshot({ path: `${opts.shots}/${name}-${size}.png`, fullPage: size === "phone" });
     audits[`${name}/${size}`] = await page.evaluate((raw) => {
       const visible = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };

@@ -37,3 +37,9 @@ export async function downloadText(download) {
   for await (const chunk of await download.createReadStream()) chunks.push(chunk);
   return Buffer.concat(chunks).toString("utf8");
 }
+
+// After setViewportSize: two animation frames, by which the page has run its resize handlers
+// and ResizeObservers (charts, grids, the timeline) and laid itself out at the new size.
+export async function settle(page) {
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+}

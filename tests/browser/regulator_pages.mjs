@@ -5,7 +5,7 @@
 // Midway it prints {"waiting": "alert"} and reads the id of a newly raised alert from stdin,
 // to time how long the open inbox takes to show it without a reload.
 import { createInterface } from "node:readline";
-import { SIZES, login as signIn, menu, openBrowser } from "./pages.mjs";
+import { SIZES, login as signIn, menu, openBrowser, settle } from "./pages.mjs";
 
 const PHONE = SIZES.phone;
 // Identifiers that must never reach a reader: enum values are shown in words.
@@ -38,7 +38,7 @@ async function open(browser, who, viewport = PHONE) {
 async function audit(page, who, name, sizes = ["wall", "desktop", "phone"]) {
   for (const size of sizes) {
     await page.setViewportSize(SIZES[size]);
-    await page.waitForTimeout(400); // charts and grids follow the new size
+    await settle(page); // charts and grids follow the new size
     await page.screenshot({ path: `${opts.shots}/${who}-${name}-${size}.png`, fullPage: size === "phone" });
     audits[`${who}/${name}/${size}`] = await page.evaluate((raw) => {
       const visible = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
