@@ -94,19 +94,22 @@ def test_the_second_migrator_waits_for_the_first_and_finds_the_step_done(
         db.execute("create table slow_step (id integer primary key)")
         db.execute("select pg_sleep(1.0)")  # another node starts meanwhile
 
+    # Both nodes open the database (ingest's own migrations) before they meet at the slow
+    # step: opening it waits for the lock too, so a node still opening it when the other
+    # took the lock would begin only after the slow step.
+    nodes = [CentralDatabase(url), CentralDatabase(url)]
+    opened = iter(nodes)
+    pick = threading.Lock()
+
     def migrate() -> tuple[float, float]:
-        database = CentralDatabase(url)
-        try:
-            with database.lock:
-                began = time.monotonic()
-                apply_migrations(slow, database.db)
-                return began, time.monotonic()
-        finally:
-            database.close()
+        with pick:
+            database = next(opened)
+        with database.lock:
+            began = time.monotonic()
+            apply_migrations(slow, database.db)
+            return began, time.monotonic()
 
     try:
-        # Ingest's own migrations first, so both threads meet at the slow step only.
-        CentralDatabase(url).close()
         results = both_at_once(migrate)
         assert all(isinstance(r, tuple) for r in results), results
         assert len(ran) == 1, "the step ran on both nodes"
@@ -115,4 +118,6 @@ def test_the_second_migrator_waits_for_the_first_and_finds_the_step_done(
         assert second[1] >= first[1]  # ... and returned only after it
         assert ("test.slow", "m001_slow", 1) in history(url)
     finally:
+        for node in nodes:
+            node.close()
         postgres_server.drop_database(url)
