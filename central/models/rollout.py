@@ -81,11 +81,12 @@ class Rollout:
         return [s for s in self.sites() if s not in done and s not in online]
 
     def sent(self) -> list[str]:
-        """Sites this version was sent to (install), in order."""
+        """Sites this version was sent to (install), in the order of their first send."""
         with self.database.read() as db:
             rows = db.query(
-                "select distinct site_id from model_rollouts where action = 'install' "
-                "and name = ? and version = ? order by requested_at",
+                "select site_id from model_rollouts where action = 'install' "
+                "and name = ? and version = ? group by site_id "
+                "order by min(requested_at), site_id",
                 [self.name, self.version],
             )
             return [r["site_id"] for r in rows]

@@ -20,6 +20,7 @@ from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.models.registry import registry_for
+from central.models.rollout import Rollout
 from central.schema import apply_migrations
 from edge_agent.detection.detector import default_model_path
 from fsv_contract import CameraStats, HeartbeatPayload, ReplyPayload, encode, topics
@@ -28,8 +29,8 @@ from testbed.mosquitto import Broker
 SITES = [f"site-{i:02d}" for i in range(20)]
 
 
-def _setup(tmp_path: Path, port: int) -> tuple[Path, CentralDatabase]:
-    config = make_config(tmp_path, mqtt_port=port)
+def _setup(tmp_path: Path, port: int, url: str | None) -> tuple[Path, CentralDatabase]:
+    config = make_config(tmp_path, mqtt_port=port, database=url)
     path = tmp_path / "central.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     database = CentralDatabase(config.database_url)
@@ -99,9 +100,12 @@ def _edge_answers(database: CentralDatabase, sites: list[str]) -> None:
 
 @pytest.mark.slow
 def test_ten_percent_then_the_rest_then_one_command_back(
-    tmp_path: Path, mosquitto_broker: Broker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    mosquitto_broker: Broker,
+    capsys: pytest.CaptureFixture[str],
+    central_db_url: str | None,
 ) -> None:
-    config, database = _setup(tmp_path, mosquitto_broker.port)
+    config, database = _setup(tmp_path, mosquitto_broker.port, central_db_url)
     edges = Edges(mosquitto_broker.port)
     try:
         base = ["model", "rollout", "person", "2", "-c", str(config)]
@@ -150,4 +154,28 @@ def test_ten_percent_then_the_rest_then_one_command_back(
     finally:
         edges.client.loop_stop()
         edges.client.disconnect()
+        database.close()
+
+
+@pytest.mark.databases("sqlite", "postgres")
+def test_the_sites_sent_a_version_come_in_the_order_of_their_first_send(
+    tmp_path: Path, central_db_url: str | None
+) -> None:
+    database = CentralDatabase(central_db_url or tmp_path / "central.db")
+    try:
+        apply_migrations(database)
+        sends = [("b", 30.0), ("a", 10.0), ("b", 5.0), ("c", 20.0), ("a", 40.0)]
+        with database.transaction() as db:
+            for i, (site, at) in enumerate(sends):
+                db.table("model_rollouts").insert(
+                    {"request_id": f"r{i}", "site_id": site, "action": "install",
+                     "name": "person", "version": "2", "cameras": "[]", "requested_at": at}
+                )  # fmt: skip
+            db.table("model_rollouts").insert(
+                {"request_id": "other", "site_id": "d", "action": "install", "name": "person",
+                 "version": "1", "cameras": "[]", "requested_at": 1.0}
+            )  # fmt: skip
+        rollout = Rollout(database, registry_for(database, tmp_path / "data"), "person", "2")
+        assert rollout.sent() == ["b", "a", "c"]  # b first went out at 5, a at 10, c at 20
+    finally:
         database.close()
