@@ -25,12 +25,15 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest_asyncio.fixture
-async def brokered(aiohttp_client: ClientFactory, tmp_path: Path) -> Central:
+async def brokered(
+    aiohttp_client: ClientFactory, tmp_path: Path, central_db_url: str | None
+) -> Central:
     """The demo app with the broker admin section: site credentials go to a real password
     file through mosquitto_passwd (the broker itself is not needed to check them)."""
     auth = tmp_path / "auth"
     config = make_config(
         tmp_path,
+        database=central_db_url,
         broker={"password_file": str(auth / "passwd"), "acl_file": str(auth / "acl")},
     )
     client = await aiohttp_client(create_app(config))

@@ -108,12 +108,13 @@ async def set_policy(central: Central, policy: dict[str, Any]) -> None:
 
 
 @pytest_asyncio.fixture
-async def central(aiohttp_client: Any, tmp_path: Path) -> Central:
+async def central(aiohttp_client: Any, tmp_path: Path, central_db_url: str | None) -> Central:
     """Central with the archive on (no free-space floor), the site's login and camera cam1."""
     broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     set_password(broker, SITE, PASSWORD)
     config = make_config(
         tmp_path,
+        database=central_db_url,
         broker={"password_file": str(broker.password_file), "acl_file": str(broker.acl_file)},
         archive={"min_free_bytes": 0, "min_free_percent": 0},
     )

@@ -52,9 +52,11 @@ class Edge:
 
 
 @pytest_asyncio.fixture
-async def wired(aiohttp_client: Any, tmp_path: Path, mosquitto_broker: Any) -> Any:
+async def wired(
+    aiohttp_client: Any, tmp_path: Path, mosquitto_broker: Any, central_db_url: str | None
+) -> Any:
     port = mosquitto_broker.port
-    client = await aiohttp_client(create_app(make_config(tmp_path, port)))
+    client = await aiohttp_client(create_app(make_config(tmp_path, port, database=central_db_url)))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
     edge = Edge(port)
     yield Central(client, seed), edge

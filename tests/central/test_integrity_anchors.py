@@ -1,9 +1,11 @@
-"""Central's anchored chains on real SQLite: continuity, re-sends, deletions, verify-clip."""
+"""Central's anchored chains on real SQLite and PostgreSQL: continuity, re-sends, deletions,
+verify-clip."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,20 @@ def anchor(
     return RawMessage(topics.anchor(site), encode(payload), 0.0)
 
 
+pytestmark = pytest.mark.databases("sqlite", "postgres")
+
+
 @pytest.fixture
-def ingest(tmp_path: Path) -> Ingest:
-    return Ingest(IngestStore(CentralDatabase(tmp_path / "central.db")))
+def anchors_db(tmp_path: Path, central_db_url: str | None) -> Path | str:
+    """Central's database: the SQLite file in `tmp_path`, or a PostgreSQL URL."""
+    return central_db_url or tmp_path / "central.db"
+
+
+@pytest.fixture
+def ingest(anchors_db: Path | str) -> Iterator[Ingest]:
+    database = CentralDatabase(anchors_db)
+    yield Ingest(IngestStore(database))
+    database.close()
 
 
 def findings(ingest: Ingest) -> list[str]:
@@ -209,7 +222,7 @@ def test_a_full_disk_evicting_all_a_camera_had_then_recording_on_raises_nothing(
 
 
 def test_verify_clip_checks_the_segments_against_the_anchored_chain(
-    ingest: Ingest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ingest: Ingest, anchors_db: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     t0 = time.time() - DAY
     ingest.process([anchor(chain([sha(i) for i in range(3)], t0))])
@@ -224,20 +237,21 @@ def test_verify_clip_checks_the_segments_against_the_anchored_chain(
     forged = tmp_path / "forged.json"
     signed = signer.sign(_manifest(chain([sha(0), sha(42), sha(2)], t0), clip.read_bytes()))
     forged.write_text(signed.model_dump_json())
-    db = tmp_path / "central.db"
+    db = anchors_db
     assert verify_clip(clip, good, None, db).ok
     report = verify_clip(clip, forged, None, db)
     assert not report.ok and all("differs from the link" in p for p in report.problems)
     assert len(report.problems) == 2  # the rewritten segment and every link after it
     assert verify_clip(clip, forged, None).ok  # without central's anchors it would pass
-    assert central_cli(["verify-clip", str(clip), str(forged), "--data-dir", str(tmp_path)]) == 1
+    verify = ["verify-clip", str(clip), str(forged), "--data-dir", str(tmp_path)]
+    assert central_cli([*verify, "--database", str(anchors_db)]) == 1
     out = capsys.readouterr().out
     assert "differs from the link central anchored" in out
     assert "signature by central checked" in out
 
 
 def test_links_past_retention_are_pruned_to_a_checkpoint_the_chain_goes_on_from(
-    ingest: Ingest, tmp_path: Path
+    ingest: Ingest, anchors_db: Path | str, tmp_path: Path
 ) -> None:
     now = time.time()
     links = chain([sha(i) for i in range(12)], now - 200 * DAY)  # 12 segments of 60 s
@@ -284,7 +298,7 @@ def test_links_past_retention_are_pruned_to_a_checkpoint_the_chain_goes_on_from(
     clip.write_bytes(b"the event's clip")
     manifest = tmp_path / "clip.json"
     manifest.write_text(_manifest(links[6:8], clip.read_bytes()).model_dump_json())
-    assert verify_clip(clip, manifest, None, tmp_path / "central.db").ok
+    assert verify_clip(clip, manifest, None, anchors_db).ok
 
 
 def test_pruning_runs_with_the_audit_rounds_once_a_day(ingest: Ingest) -> None:

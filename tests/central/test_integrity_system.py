@@ -36,12 +36,18 @@ DAY = 86400.0
 
 @pytest_asyncio.fixture
 async def rig(
-    aiohttp_client: Any, tmp_path: Path, mosquitto_broker_factory: Any
+    aiohttp_client: Any,
+    tmp_path: Path,
+    mosquitto_broker_factory: Any,
+    central_db_url: str | None,
 ) -> AsyncIterator[tuple[Central, Any]]:
     broker = mosquitto_broker_factory()
     (tmp_path / "central").mkdir()
     config = make_config(
-        tmp_path / "central", broker.port, integrity={"poll_s": 0.2, "audit_interval_s": 86400}
+        tmp_path / "central",
+        broker.port,
+        database=central_db_url,
+        integrity={"poll_s": 0.2, "audit_interval_s": 86400},
     )
     client = await aiohttp_client(create_app(config))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])

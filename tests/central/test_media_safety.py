@@ -32,12 +32,15 @@ PAGE = b"<!doctype html><script>fetch('/api/v1/auth/me')</script>"
 
 
 @pytest_asyncio.fixture
-async def world(aiohttp_client: AiohttpClient, tmp_path: Path) -> AsyncIterator[Central]:
+async def world(
+    aiohttp_client: AiohttpClient, tmp_path: Path, central_db_url: str | None
+) -> AsyncIterator[Central]:
     """The real app with the demo tree and the broker password file of site demo-canteen-a."""
     broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     set_password(broker, SITE, "pw-site")
     config = make_config(
         tmp_path,
+        database=central_db_url,
         broker={"password_file": str(broker.password_file), "acl_file": str(broker.acl_file)},
     )
     client = await aiohttp_client(create_app(config))

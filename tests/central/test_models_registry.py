@@ -26,9 +26,9 @@ def _verify(public: Ed25519PublicKey, raw: dict[str, object]) -> InstallModelArg
 
 
 def test_class_map_and_backend_are_registered_signed_and_sent(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], central_db_url: str | None
 ) -> None:
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, database=central_db_url)
     path = tmp_path / "central.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     model = tmp_path / "m.onnx"

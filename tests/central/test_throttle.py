@@ -82,13 +82,17 @@ def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() -> None:
 
 
 @pytest_asyncio.fixture
-async def behind_proxy(aiohttp_client: AiohttpClient, tmp_path: Path) -> Central:
+async def behind_proxy(
+    aiohttp_client: AiohttpClient, tmp_path: Path, central_db_url: str | None
+) -> Central:
     """The app behind a trusted proxy on 127.0.0.1, quick delays, a site's broker login."""
     broker = BrokerAdminConfig(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     set_password(broker, "demo-canteen-a", "pw-site")
     files = {"password_file": str(broker.password_file), "acl_file": str(broker.acl_file)}
     web = {"trusted_proxies": ["127.0.0.1/32"], "login_delay_s": 1.0, "login_max_failures": 3}
-    client = await aiohttp_client(create_app(make_config(tmp_path, broker=files, web=web)))
+    client = await aiohttp_client(
+        create_app(make_config(tmp_path, database=central_db_url, broker=files, web=web))
+    )
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
     return Central(client, seed)
 
