@@ -45,11 +45,15 @@ def in_scope(scope: Scope, org_path: str | None) -> bool:
     return org_path.startswith(scope.root)
 
 
-def scope_filter(scope: Scope, column: str = "org_path") -> tuple[str, list[str]]:
+def scope_filter(
+    scope: Scope, column: str = "org_path", *, indexed: bool = True
+) -> tuple[str, list[str]]:
     """A SQL condition and its parameters keeping rows whose `column` lies in the scope.
 
     `column` is a trusted identifier chosen by our own code (never user input); the prefix
-    itself always travels as a parameter.
+    itself always travels as a parameter. With `indexed=False` the condition is written so
+    that no index on `column` serves it: for a query another condition narrows better (a
+    city's scope is every row; an hour of them is few), so the planner takes that one's.
     """
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", column):
         raise ValueError(f"not a column name: {column!r}")
@@ -58,7 +62,8 @@ def scope_filter(scope: Scope, column: str = "org_path") -> tuple[str, list[str]
     # A range instead of a prefix test, so an index on `column` serves it: every path that
     # starts with the root (which ends in "/") sorts below the root with "/" raised by one.
     upper = scope.root[:-1] + chr(ord(scope.root[-1]) + 1)
-    return f"({column} >= ? and {column} < ?)", [scope.root, upper]
+    value = column if indexed else f"({column} || '')"
+    return f"({value} >= ? and {value} < ?)", [scope.root, upper]
 
 
 def ancestors(org_path: str) -> list[str]:

@@ -205,3 +205,116 @@ def m016_camera_recording(db: sqlite_utils.Database) -> None:
         for camera, recording in flags.items():
             gap = None if recording else ts
             db.execute(CAMERA_RECORDING_UPSERT, [site_id, camera, ts, ts, gap])
+
+
+# Alerts per UTC day of their start, organisation, kind, station and state, with the sums the
+# report's response times need, kept by triggers on every write of `alerts` (an update takes
+# the old row's contributions out and puts the new row's in), so a report reads whole days
+# here instead of every alert. A station may be missing: `station` then holds '' and
+# `station_set` 0, so the key has no NULL (a primary key compares NULLs as distinct).
+_ALERT_DAY_COLUMNS = (
+    "day, org_path, kind, station, station_set, state, n, ack_sum, ack_n, fix_sum, fix_n"
+)
+_ALERT_DAY_SQLITE = "(cast({r}.start / 86400 as integer) * 86400)"
+_ALERT_DAY_PG = "(trunc({r}.start / 86400)::bigint * 86400)"
+
+
+def _alert_day_values(day: str, r: str) -> str:
+    """The key and contributions of one alert row `r` (new or old), in _ALERT_DAY_COLUMNS order."""
+    return (
+        f"{day.format(r=r)}, {r}.org_path, {r}.kind, coalesce({r}.station, ''), "
+        f"case when {r}.station is null then 0 else 1 end, {r}.state, 1, "
+        f"coalesce({r}.acknowledged_at - {r}.created_at, 0), "
+        f"case when {r}.acknowledged_at is null then 0 else 1 end, "
+        f"coalesce({r}.submitted_at - {r}.requested_at, 0), "
+        f"case when {r}.submitted_at - {r}.requested_at is null then 0 else 1 end"
+    )
+
+
+def _alert_day_subtract(day: str, r: str = "old") -> str:
+    return f"""update alert_days set n = alert_days.n - 1,
+        ack_sum = alert_days.ack_sum - coalesce({r}.acknowledged_at - {r}.created_at, 0),
+        ack_n = alert_days.ack_n - case when {r}.acknowledged_at is null then 0 else 1 end,
+        fix_sum = alert_days.fix_sum - coalesce({r}.submitted_at - {r}.requested_at, 0),
+        fix_n = alert_days.fix_n
+                - case when {r}.submitted_at - {r}.requested_at is null then 0 else 1 end
+      where day = {day.format(r=r)} and org_path = {r}.org_path and kind = {r}.kind
+        and station = coalesce({r}.station, '')
+        and station_set = case when {r}.station is null then 0 else 1 end
+        and state = {r}.state;"""
+
+
+def _alert_day_add(day: str, r: str = "new") -> str:
+    return f"""insert into alert_days ({_ALERT_DAY_COLUMNS})
+      values ({_alert_day_values(day, r)})
+      on conflict (day, org_path, kind, station, station_set, state) do update set
+        n = alert_days.n + 1, ack_sum = alert_days.ack_sum + excluded.ack_sum,
+        ack_n = alert_days.ack_n + excluded.ack_n, fix_sum = alert_days.fix_sum + excluded.fix_sum,
+        fix_n = alert_days.fix_n + excluded.fix_n;"""
+
+
+_ALERT_DAY_UPDATED = (
+    "start, org_path, kind, station, state, created_at, acknowledged_at, requested_at, submitted_at"
+)
+_ALERT_DAYS_TRIGGERS = (
+    f"""create trigger alerts_days_insert after insert on alerts begin
+      {_alert_day_add(_ALERT_DAY_SQLITE)}
+    end""",
+    f"""create trigger alerts_days_update after update of {_ALERT_DAY_UPDATED} on alerts begin
+      {_alert_day_subtract(_ALERT_DAY_SQLITE)}
+      {_alert_day_add(_ALERT_DAY_SQLITE)}
+    end""",
+    f"""create trigger alerts_days_delete after delete on alerts begin
+      {_alert_day_subtract(_ALERT_DAY_SQLITE)}
+    end""",
+)
+_PG_ALERT_DAYS = (
+    f"""create function alerts_days_count() returns trigger language plpgsql as $$
+    begin
+      if tg_op in ('UPDATE', 'DELETE') then
+        {_alert_day_subtract(_ALERT_DAY_PG)}
+      end if;
+      if tg_op in ('INSERT', 'UPDATE') then
+        {_alert_day_add(_ALERT_DAY_PG)}
+      end if;
+      return null;
+    end $$""",
+    "create trigger alerts_days_insert after insert or delete on alerts "
+    "for each row execute function alerts_days_count()",
+    f"create trigger alerts_days_update after update of {_ALERT_DAY_UPDATED} on alerts "
+    "for each row execute function alerts_days_count()",
+)
+
+
+def alert_days_fill_sql(postgres: bool) -> str:
+    """One statement adding every row of `alerts` to `alert_days` (a bulk load's fill)."""
+    day = (_ALERT_DAY_PG if postgres else _ALERT_DAY_SQLITE).format(r="a")
+    return f"""insert into alert_days ({_ALERT_DAY_COLUMNS})
+      select {day}, a.org_path, a.kind, coalesce(a.station, ''),
+             case when a.station is null then 0 else 1 end, a.state, count(*),
+             coalesce(sum(a.acknowledged_at - a.created_at), 0), count(a.acknowledged_at),
+             coalesce(sum(a.submitted_at - a.requested_at), 0),
+             count(a.submitted_at - a.requested_at)
+      from alerts a group by 1, 2, 3, 4, 5, 6
+      on conflict (day, org_path, kind, station, station_set, state) do update set
+        n = alert_days.n + excluded.n, ack_sum = alert_days.ack_sum + excluded.ack_sum,
+        ack_n = alert_days.ack_n + excluded.ack_n, fix_sum = alert_days.fix_sum + excluded.fix_sum,
+        fix_n = alert_days.fix_n + excluded.fix_n"""
+
+
+def m022_alert_days(db: sqlite_utils.Database) -> None:
+    """Daily alert rollups kept on write (filled from the alerts already there), and the index
+    of the report's alerts by start (the partial first and last days of a period)."""
+    db.execute(
+        """create table alert_days (
+            day integer not null, org_path text not null, kind text not null,
+            station text not null, station_set integer not null, state text not null,
+            n integer not null, ack_sum real not null, ack_n integer not null,
+            fix_sum real not null, fix_n integer not null,
+            primary key (day, org_path, kind, station, station_set, state)
+        )"""
+    )
+    db.execute(alert_days_fill_sql(is_postgres(db)))
+    for trigger in _PG_ALERT_DAYS if is_postgres(db) else _ALERT_DAYS_TRIGGERS:
+        db.execute(trigger)
+    db.table("alerts").create_index(["start"])

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from central_support import Central, call
 
-from central.regulation.scope import Scope
-from central.reports.builder import ALERT_GROUPS_SQL, build_report
+from central.regulation.scope import Scope, scope_filter
+from central.reports.builder import ALERT_DAYS_SQL, ALERT_GROUPS_SQL, OVERDUE_SQL, build_report
 from central.video.wall import wall_plan
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
@@ -64,13 +64,23 @@ async def test_wall_and_report_queries_are_indexed(central: Central) -> None:
     scans = [line for line in plan if line.startswith("SCAN")]
     assert not scans, text
 
-    sql = ALERT_GROUPS_SQL.format(where="(org_path >= ? and org_path < ?)")
-    with central.svc.ldb.read() as db:
-        rows = db.execute(f"explain query plan {sql}", [0, "/1/", "/10", 0, 1]).fetchall()
-    report_plan = "\n".join(str(r[3]) for r in rows)
-    # One pass over a covering index, already in group order (no temporary sort).
-    assert "SEARCH alerts USING COVERING INDEX idx_alerts_report" in report_plan, report_plan
-    assert "SCAN alerts" not in report_plan and "TEMP B-TREE" not in report_plan
+    def report_plan(sql: str, where: str, args: list[object]) -> str:
+        with central.svc.ldb.read() as db:
+            rows = db.execute(f"explain query plan {sql.format(where=where)}", args).fetchall()
+        return "\n".join(str(r[3]) for r in rows)
+
+    # Whole days: the daily rollup, by day. Partial days: the alerts by start, whatever the
+    # scope. Overdue: only the alerts awaiting rectification, by deadline.
+    for where, args in (scope_filter(scope), scope_filter(Scope.everything())):
+        days = report_plan(ALERT_DAYS_SQL, where, [*args, 0, 1])
+        assert "SEARCH alert_days USING INDEX sqlite_autoindex_alert_days_1 (day>?" in days
+        overdue = report_plan(OVERDUE_SQL, where, [1, *args, 0, 1])
+        assert "SEARCH alerts USING INDEX idx_alerts_state_deadline (state=?" in overdue
+        assert "SCAN" not in days + overdue, days + overdue
+    for where, args in (scope_filter(scope, indexed=False), scope_filter(Scope.everything())):
+        partial = report_plan(ALERT_GROUPS_SQL, where, [*args, 0, 1])
+        assert "SEARCH alerts USING INDEX idx_alerts_start (start>? AND start<?)" in partial
+        assert "SCAN" not in partial, partial
 
 
 @pytest.mark.databases("sqlite")  # PostgreSQL's case: tests/central/test_central_db.py
