@@ -70,6 +70,7 @@ from central.config import load_config  # noqa: E402
 from central.db import CentralDatabase  # noqa: E402
 from central.ingest.store import CHANGE_SEQ_LOCK  # noqa: E402
 from central.regulation.scope import Scope  # noqa: E402
+from central.schema.health import alert_days_fill_sql  # noqa: E402
 from central.services import build_services  # noqa: E402
 from fsv_contract import EventPayload, HeartbeatPayload, encode, topics  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
@@ -204,8 +205,9 @@ SAMPLES_SQL = (
 
 def preload(target: Path | str, site_paths: dict[str, str], alerts: int, now: float) -> int:
     """Cameras, alerts over 90 days, hourly health for 90 days and 2 days of raw samples,
-    as central's own writes leave them: the open-alert counters and the hourly rollups of
-    the raw samples are what central's triggers make of these rows. Returns the health rows.
+    as central's own writes leave them: the open-alert counters, the daily alert rollup and
+    the hourly rollups of the raw samples are what central's triggers make of these rows.
+    Returns the health rows.
 
     The alerts go in bulk: the indexes of `alerts` are dropped first and built again after
     (the same definitions, read back from the database)."""
@@ -229,7 +231,7 @@ def preload_sqlite(path: Path, site_paths: dict[str, str], alerts: int, now: flo
     insert = (f"insert into alerts ({', '.join(ALERT_COLUMNS)}) "
               f"values ({', '.join('?' * len(ALERT_COLUMNS))})")  # fmt: skip
     for chunk in alert_chunks(site_paths, alerts, now):
-        db.executemany(insert, chunk)  # the triggers count the open ones per camera
+        db.executemany(insert, chunk)  # the triggers count them per camera and per day
     for _, sql in indexes:
         db.execute(sql)
     raw_from = int((now - 2 * DAY) // 3600 * 3600)
@@ -245,7 +247,8 @@ def preload_sqlite(path: Path, site_paths: dict[str, str], alerts: int, now: flo
 
 def preload_postgres(url: str, site_paths: dict[str, str], alerts: int, now: float) -> int:
     """The same rows through COPY. The alerts go in with the triggers off (the session as a
-    replica); the open-alert counters are then counted in one statement, as m006 does."""
+    replica); the open-alert counters and the daily alert rollup are then filled in one
+    statement each, as m006 and m022 do."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set maintenance_work_mem = '512MB'")
         with conn.cursor() as cur:
@@ -270,6 +273,7 @@ def preload_postgres(url: str, site_paths: dict[str, str], alerts: int, now: flo
                 'on conflict (site_id, camera_id) do update set "open" = '
                 'camera_open_alerts."open" + excluded."open"'
             )
+            conn.execute(alert_days_fill_sql(postgres=True))  # the daily rollup, as m022 does
         for _, sql in indexes:
             conn.execute(sql)
         raw_from = int((now - 2 * DAY) // 3600 * 3600)

@@ -62,6 +62,21 @@ def test_preload_leaves_what_central_would(central: CentralProcess) -> None:
     )
     assert counted == {(s, c): n for s, c, n in open_rows}
     assert 0 < sum(counted.values()) < 4000 * 0.1
+    # the daily alert rollup holds every alert, as the triggers count them on write
+    rollup = central.query(
+        "select day, org_path, kind, station, state, n, ack_n, round(ack_sum) from alert_days "
+        "where n > 0 order by 1, 2, 3, 4, 5"
+    )
+    day = (
+        "trunc(start / 86400)::bigint" if central.database_url else "cast(start / 86400 as integer)"
+    )
+    by_day = central.query(
+        f"select {day} * 86400, org_path, kind, station, state, count(*), "
+        "count(acknowledged_at), round(sum(acknowledged_at - created_at)) from alerts "
+        "group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5"
+    )
+    assert [tuple(r) for r in rollup] == [tuple(r) for r in by_day] and len(by_day) > 60
+    assert sum(r[5] for r in rollup) == 4000
     # the raw samples' hours were rolled up by the trigger: every site has an hour each for
     # the 88 days before them and for the last 2 days, each hour full (10 cameras recording)
     hours = central.query(
