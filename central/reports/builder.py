@@ -75,10 +75,12 @@ ALERT_DAYS_SQL = """
     select org_path, kind, case when station_set = 1 then station end as station, state,
            sum(n) as n, sum(ack_sum) as ack_sum, sum(ack_n) as ack_n,
            sum(fix_sum) as fix_sum, sum(fix_n) as fix_n
-    from alert_days where {where} and day >= ? and day < ?
+    from alert_days where {where} and +day >= ? and +day < ?
     group by org_path, kind, alert_days.station, station_set, state
     having sum(n) > 0
 """
+# (`+day`: not by day, whose rows would then need a sort into groups; a period is most of
+# the rollup's days, read in group order from its covering index.)
 # Alerts of the period awaiting rectification past a deadline before its end (the index on
 # state and deadline: only those alerts are read).
 OVERDUE_SQL = """

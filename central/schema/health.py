@@ -318,3 +318,12 @@ def m022_alert_days(db: sqlite_utils.Database) -> None:
     for trigger in _PG_ALERT_DAYS if is_postgres(db) else _ALERT_DAYS_TRIGGERS:
         db.execute(trigger)
     db.table("alerts").create_index(["start"])
+
+
+def m023_alert_days_report_index(db: sqlite_utils.Database) -> None:
+    """Covering index of the report's read of the daily alert rollup: a scope's rows in group
+    order (no sort of the rows, no lookup of each in the table)."""
+    db.execute(
+        "create index idx_alert_days_report on alert_days (org_path, kind, station, "
+        "station_set, state, day, n, ack_sum, ack_n, fix_sum, fix_n)"
+    )
