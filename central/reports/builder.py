@@ -21,6 +21,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from central.pg import is_postgres
 from central.regulation.scope import Scope, scope_filter
 from central.reports.arithmetic import expected_seconds, online_seconds, ratio
 from central.reports.recording import recorded_section
@@ -75,12 +76,13 @@ ALERT_DAYS_SQL = """
     select org_path, kind, case when station_set = 1 then station end as station, state,
            sum(n) as n, sum(ack_sum) as ack_sum, sum(ack_n) as ack_n,
            sum(fix_sum) as fix_sum, sum(fix_n) as fix_n
-    from alert_days where {where} and +day >= ? and +day < ?
+    from alert_days where {where} and {day} >= ? and {day} < ?
     group by org_path, kind, alert_days.station, station_set, state
     having sum(n) > 0
 """
-# (`+day`: not by day, whose rows would then need a sort into groups; a period is most of
-# the rollup's days, read in group order from its covering index.)
+# (On SQLite `+day`: not by day, whose rows would then need a sort into groups; a period is
+# most of the rollup's days, read in group order from its covering index. PostgreSQL's
+# planner cannot estimate `+day` and then sorts on disk: it gets plain `day`.)
 # Alerts of the period awaiting rectification past a deadline before its end (the index on
 # state and deadline: only those alerts are read).
 OVERDUE_SQL = """
@@ -99,7 +101,9 @@ def _alert_groups(db: Any, scope: Scope, start: float, end: float) -> list[dict[
     spans = [(start, end)]
     groups: list[dict[str, Any]] = []
     if first_day < last_day:
-        days = db.query(ALERT_DAYS_SQL.format(where=where), [*args, first_day, last_day])
+        day = "day" if is_postgres(db) else "+day"
+        sql = ALERT_DAYS_SQL.format(where=where, day=day)
+        days = db.query(sql, [*args, first_day, last_day])
         groups.extend(dict(r) for r in days)
         spans = [(start, first_day), (last_day, end)]
     # By start, whatever the scope: a day's alerts are few, a city's are all of them.
