@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from central.db import CentralDatabase
 from central.regulation.audit_search import AuditFilter, AuditSearch, Cursor
 from central.regulation.scope import Scope
 from central.schema import apply_migrations
+from central.storage.db import CentralDatabase
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_pages.json"
 START = 1_788_000_000.0  # entries spread over 90 days from here

@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import describe_machine  # noqa: E402
-from central.db import CentralDatabase  # noqa: E402
 from central.ingest.broker_client import RawMessage  # noqa: E402
 from central.ingest.pipeline import Ingest  # noqa: E402
 from central.ingest.store import IngestStore  # noqa: E402
-from central.pg import translate  # noqa: E402
+from central.storage.db import CentralDatabase  # noqa: E402
+from central.storage.pg import translate  # noqa: E402
 from fsv_contract import EventPayload, encode, topics  # noqa: E402
 from testbed.postgres import PostgresServer  # noqa: E402
 

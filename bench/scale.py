@@ -64,14 +64,14 @@ from bench.fleet import (  # noqa: E402
     stop_client,
 )
 from bench.machine import describe_machine  # noqa: E402
-from central import pg  # noqa: E402
 from central.alerts.push_rules import PushFilters  # noqa: E402
 from central.config import load_config  # noqa: E402
-from central.db import CentralDatabase  # noqa: E402
 from central.ingest.store import CHANGE_SEQ_LOCK  # noqa: E402
 from central.regulation.scope import Scope  # noqa: E402
 from central.schema.health import alert_days_fill_sql  # noqa: E402
 from central.services import build_services  # noqa: E402
+from central.storage import pg  # noqa: E402
+from central.storage.db import CentralDatabase  # noqa: E402
 from fsv_contract import EventPayload, HeartbeatPayload, encode, topics  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
 from testbed.postgres import PostgresServer  # noqa: E402

@@ -14,7 +14,6 @@ from central.api.model_routes import add_download_route
 from central.archive.routes import add_edge_routes as add_archive_edge_routes
 from central.archive.service import archive_ctx
 from central.config import CentralConfig, mqtt_password
-from central.db import CentralDatabase
 from central.ingest.accounts import is_central_account
 from central.ingest.commands import Commands
 from central.ingest.media import MediaStore
@@ -40,6 +39,7 @@ from central.metrics import add_metrics
 from central.nodes import add_health
 from central.regulator import add_regulator, regulator_ctx
 from central.services import login_throttle
+from central.storage.db import CentralDatabase
 from central.video.pages import add_video_pages
 from central.video.services import video_ctx
 from central.web import security

@@ -163,7 +163,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Register the sites of a CSV; credentials in one password file write, one reload."""
     import secrets
 
-    from central.db import CentralDatabase
     from central.ingest.accounts import (
         SiteCredentials,
         reload_broker,
@@ -174,6 +173,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from central.regulation.org import OrgStore
     from central.regulation.site_import import import_sites, parse_sites_csv
     from central.schema import apply_migrations
+    from central.storage.db import CentralDatabase
 
     started = time.monotonic()
     config = load_config(args.config)
@@ -251,8 +251,8 @@ def cmd_init_broker(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print what ingest knows: agents, cameras, ingest counters."""
-    from central.db import CentralDatabase
     from central.ingest.store import IngestStore
+    from central.storage.db import CentralDatabase
 
     config = load_config(args.config)
     database = CentralDatabase(config.database_url)

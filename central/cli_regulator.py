@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
 
 @contextmanager
 def _services(config_path: str) -> Iterator[tuple[Services, Any]]:
-    from central.db import CentralDatabase
+    from central.storage.db import CentralDatabase
 
     config = load_config(config_path)
     database = CentralDatabase(config.database_url)

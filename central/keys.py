@@ -6,7 +6,6 @@ from aiohttp import web
 
 from central.archive.service import CityArchive
 from central.config import CentralConfig
-from central.db import CentralDatabase
 from central.ingest.broker_client import BrokerClient
 from central.ingest.commands import Commands
 from central.ingest.media import MediaStore
@@ -16,6 +15,7 @@ from central.ingest.store import IngestStore
 from central.integrity.audits import Audits
 from central.nodes import Leases
 from central.regulation.throttle import LoginThrottle
+from central.storage.db import CentralDatabase
 from central.video.services import VideoServices
 
 CONFIG = web.AppKey("config", CentralConfig)

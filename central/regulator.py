@@ -40,10 +40,10 @@ from central.api.registry import Endpoint
 from central.archive import routes as archive_routes
 from central.keys import COMMANDS, CONFIG, DATABASE, INGEST_HOOKS, LEASES
 from central.nodes import leases_for, node_id
-from central.pg import is_postgres_url
 from central.regulation.sessions import SessionStore
 from central.sdnotify import watchdog_ctx
 from central.services import build_services, login_throttle, shared_limits
+from central.storage.pg import is_postgres_url
 from central.video import api_archive, api_live, api_public
 from central.web import add_pages
 

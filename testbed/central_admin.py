@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from central.config import load_config
-from central.db import CentralDatabase
 from central.regulation.scope import Scope
 from central.services import build_services
+from central.storage.db import CentralDatabase
 
 ADMIN = "ops-admin"
 ADMIN_PASSWORD = "ops-admin-password-1"

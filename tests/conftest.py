@@ -95,7 +95,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_template(postgres_server: PostgresServer) -> str:
     """A database with every central migration applied, copied for each test."""
     from central import schema
-    from central.db import CentralDatabase, apply_migrations
+    from central.storage.db import CentralDatabase, apply_migrations
     from central.video import exports
 
     url = postgres_server.create_database()

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from central.db import live_reads
 from central.ingest.store import IngestStore
+from central.storage.db import live_reads
 from fsv_contract import live
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.alerts.push import Target, targets_in
-from central.db import live_reads
 from central.schema import LockedDb
+from central.storage.db import live_reads
 from fsv_contract import live
 
 # How long a node's claim on a job lasts by default: past one attempt (push.timeout_s).

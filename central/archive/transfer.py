@@ -22,8 +22,8 @@ from typing import Any
 from central.archive.policy import SitePolicy, wants
 from central.archive.settings import ArchiveConfig
 from central.archive.store import ArchiveStore, Stored
-from central.db import CentralDatabase
 from central.integrity.findings import Finding, report
+from central.storage.db import CentralDatabase
 from fsv_contract.lanes import split_lane
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*){0,7}$")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from central.db import CentralDatabase
 from central.ingest.broker_client import BrokerClient
+from central.storage.db import CentralDatabase
 from fsv_contract import topics
 from fsv_contract.codec import encode
 from fsv_contract.payloads import CommandPayload

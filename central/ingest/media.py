@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from central.db import CentralDatabase
 from central.errors import ConflictError, NotFoundError
 from central.models.samples import announced_sample, record_sample
+from central.storage.db import CentralDatabase
 
 
 @dataclass(frozen=True)

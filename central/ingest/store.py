@@ -13,9 +13,9 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
-from central.db import CentralDatabase
 from central.ingest.evidence import KnownEvent, foreign_site, merge_evidence
-from central.pg import is_postgres
+from central.storage.db import CentralDatabase
+from central.storage.pg import is_postgres
 from fsv_contract.codec import Message
 from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import (

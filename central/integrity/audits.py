@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import sqlite_utils
 from pydantic import ValidationError
 
-from central.db import CentralDatabase
 from central.integrity.anchors import DAY_S, early_deletion
 from central.integrity.findings import Finding, audit_system, report
 from central.integrity.prune import BATCH, MARGIN_S, Pruned, prune_anchors
+from central.storage.db import CentralDatabase
 from fsv_contract.integrity import (
     MAX_AUDIT_SAMPLES,
     VERB_AUDIT,

@@ -7,8 +7,8 @@ import json
 import time
 
 from central.config import load_config
-from central.db import CentralDatabase
 from central.integrity.audits import Audits
+from central.storage.db import CentralDatabase
 
 FINAL = ("done", "unanswered", "failed")
 

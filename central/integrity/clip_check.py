@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from central import pg
+from central.storage import pg
 from fsv_contract.video import ClipManifest
 
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from central.ingest.store import insert_central_event
-from central.pg import has_table
 from central.regulation.audit import AuditEntry, insert_entry
+from central.storage.pg import has_table
 from fsv_contract.payloads import EventPayload
 
 log = logging.getLogger(__name__)

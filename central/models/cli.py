@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from central.config import load_config
-from central.db import CentralDatabase
 from central.models.dataset import DEFAULT_LICENCE, export_dataset, parse_classes
 from central.schema import apply_migrations
+from central.storage.db import CentralDatabase
 from fsv_contract.models import MODEL_BACKENDS
 
 DEFAULT_CONFIG = "/etc/central/central.yaml"

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from central.db import CentralDatabase
 from central.errors import InvalidInputError
 from central.models.labels import CLASS_NAME
+from central.storage.db import CentralDatabase
 
 SOURCES = ("frame.jpg", "snapshot.jpg")  # preferred first
 SAMPLE_SOURCE = "sample"  # a frame an edge sent on request (sample_frames), always clean

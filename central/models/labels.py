@@ -18,10 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from central.errors import InvalidInputError, NotFoundError
-from central.pg import is_postgres
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.regulation.users import User
 from central.schema import LockedDb
+from central.storage.pg import is_postgres
 
 # The bright-kitchen violations and the person class, as rules in models/canteen.yaml use
 # them; a site without a class map of its own labels with these.

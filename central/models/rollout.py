@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from central.config import CentralConfig, mqtt_password
-from central.db import CentralDatabase
 from central.errors import InvalidInputError
 from central.integrity.findings import audit_system
 from central.models.registry import ModelRegistry
+from central.storage.db import CentralDatabase
 from fsv_contract.models import VERB_INSTALL_MODEL, VERB_ROLLBACK_MODEL, model_label
 
 # A site is online for a rollout's share when it sent a heartbeat this recently (edges send

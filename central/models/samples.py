@@ -27,8 +27,8 @@ from fsv_contract.models import MAX_SAMPLES, SampleFrame, SampleFramesArgs
 from fsv_contract.payloads import LEVEL_PATTERN
 
 if TYPE_CHECKING:
-    from central.db import CentralDatabase
     from central.ingest.media import Announced
+    from central.storage.db import CentralDatabase
 
 EVENT_JITTER_S = 20.0  # frames "around" an event: up to this far before or after its start
 DEFAULT_DAYS = 7.0

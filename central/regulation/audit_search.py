@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.errors import InvalidInputError
-from central.pg import is_postgres
 from central.regulation.scope import Scope, in_scope
 from central.schema import LockedDb
+from central.storage.pg import is_postgres
 
 SCAN_LIMIT = 5000
 PAGE_MAX = 1000

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
-from central.pg import tables_with_column
 from central.regulation.capability import camera_detection, camera_sub_lane, heartbeat_of
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
+from central.storage.pg import tables_with_column
 
 LEVELS = ("province", "city", "county", "enterprise")
 ENTERPRISE_TYPES = ("slaughterhouse", "canteen")

@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from central.db import BUSY_TIMEOUT_S
 from central.errors import AuthError, InvalidInputError, NotFoundError
 from central.regulation.passwords import new_token, token_digest
 from central.regulation.users import Session, User, user_from_row
 from central.schema import LockedDb
+from central.storage.db import BUSY_TIMEOUT_S
 
 TokenScope = Literal["read", "full"]
 TOUCH_S = 60.0  # last use is written at most once a minute per session

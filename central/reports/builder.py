@@ -21,11 +21,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from central.pg import is_postgres
 from central.regulation.scope import Scope, scope_filter
 from central.reports.arithmetic import expected_seconds, online_seconds, ratio
 from central.reports.recording import recorded_section
 from central.schema import LockedDb
+from central.storage.pg import is_postgres
 
 RETENTION_DUTY_DAYS = 90.0
 

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import sqlite_utils
 
-from central.db import apply_migrations as db_apply_migrations
 from central.schema.alerts import (
     m002_alerts,
     m003_push_audit_public,
@@ -42,6 +41,7 @@ from central.schema.regulation import (
     m014_public_video_inspections,
     m017_admin_indexes,
 )
+from central.storage.db import apply_migrations as db_apply_migrations
 
 migrations = sqlite_utils.Migrations("central.regulators")
 

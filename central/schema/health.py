@@ -7,7 +7,7 @@ import json
 
 import sqlite_utils
 
-from central.pg import is_postgres
+from central.storage.pg import is_postgres
 
 
 def m004_health_history(db: sqlite_utils.Database) -> None:

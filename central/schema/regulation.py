@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from central.pg import is_postgres
+from central.storage.pg import is_postgres
 
 
 def m001_orgs_users(db: sqlite_utils.Database) -> None:

@@ -23,9 +23,9 @@ import sqlite_utils
 from aiohttp import WSMsgType, web
 
 from central.archive.export import ArchiveExportError
-from central.db import CentralDatabase, apply_migrations
 from central.errors import NotFoundError
 from central.regulation.scope import Scope, in_scope, scope_filter
+from central.storage.db import CentralDatabase, apply_migrations
 from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
 from fsv_common.digest import file_sha256

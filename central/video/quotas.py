@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from typing import Literal
 
-from central.db import CentralDatabase
 from central.errors import CentralError, ThrottledError
 from central.settings import VideoQuotaConfig
+from central.storage.db import CentralDatabase
 from central.video.hub import VideoHub
 from central.video.upstream import StreamKey
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from central.db import MAX_READERS, CentralDatabase, live_reads
-from central.pg import translate
+from central.storage.db import MAX_READERS, CentralDatabase, live_reads
+from central.storage.pg import translate
 
 pytestmark = pytest.mark.databases("sqlite", "postgres")
 
@@ -232,7 +232,7 @@ def test_a_postgresql_database_without_byte_order_is_refused(
 @pytest.mark.databases("postgres")
 def test_one_migration_history_on_both_engines(central_db_url: str | None, tmp_path: Path) -> None:
     from central import schema
-    from central.db import apply_migrations
+    from central.storage.db import apply_migrations
     from central.video import exports
 
     histories = []

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from central.cli import main
-from central.db import CentralDatabase
 from central.regulation.scope import Scope
 from central.regulation.users import UserStore
 from central.schema import apply_migrations
+from central.storage.db import CentralDatabase
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ import pytest
 from central_support import make_config, start_node
 
 from central.config import CentralConfig
-from central.db import CentralDatabase
 from central.nodes import NODE_HEADER
 from central.regulation.seed import seed_demo
 from central.services import build_services
+from central.storage.db import CentralDatabase
 from testbed.haproxy import NODES, find_haproxy, start_haproxy
 from testbed.ports import free_port
 

@@ -12,10 +12,10 @@ import pytest
 from central_support import make_config
 
 from central.alerts.hook_feed import HookFeed
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.store import IngestStore
+from central.storage.db import CentralDatabase
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload, encode, topics
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ from uuid import uuid4
 
 import pytest
 
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest, is_live_event
 from central.ingest.store import IngestStore
+from central.storage.db import CentralDatabase
 from fsv_contract import EventPayload, encode, topics
 
 pytestmark = pytest.mark.databases("sqlite", "postgres")

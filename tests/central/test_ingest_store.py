@@ -10,10 +10,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest, decode_batch
 from central.ingest.store import IngestStore
+from central.storage.db import CentralDatabase
 from fsv_contract import (
     AgentStatePayload,
     CameraStatePayload,

@@ -14,12 +14,12 @@ from uuid import uuid4
 import pytest
 
 from central.cli import main as central_cli
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.integrity.audits import Audits
 from central.integrity.prune import stored_chain_problems
+from central.storage.db import CentralDatabase
 from central.video.signing import KEY_FILE, ManifestSigner
 from central.video.verify import verify_clip
 from edge_agent.integrity.anchor import AnchorSender

@@ -10,8 +10,9 @@ from typing import Any
 
 import sqlite_utils
 
-from central import pg, schema
-from central.db import CentralDatabase, apply_migrations
+from central import schema
+from central.storage import pg
+from central.storage.db import CentralDatabase, apply_migrations
 from central.video import exports
 from testbed.postgres import PostgresServer
 

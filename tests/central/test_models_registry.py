@@ -13,9 +13,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from central.cli import main
-from central.db import CentralDatabase
 from central.models.registry import registry_for
 from central.schema import apply_migrations
+from central.storage.db import CentralDatabase
 from fsv_contract.models import InstallModelArgs, install_signed_bytes
 
 

@@ -15,13 +15,13 @@ from central_support import make_config
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.cli import main
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.models.registry import registry_for
 from central.models.rollout import Rollout
 from central.schema import apply_migrations
+from central.storage.db import CentralDatabase
 from edge_agent.detection.detector import default_model_path
 from fsv_contract import CameraStats, HeartbeatPayload, ReplyPayload, encode, topics
 from testbed.mosquitto import Broker

@@ -27,7 +27,6 @@ from central.alerts.push_jobs import PushJobs
 from central.api.common import SERVICES
 from central.app import create_app
 from central.config import CentralConfig
-from central.db import CentralDatabase, apply_migrations
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
@@ -35,6 +34,7 @@ from central.keys import DATABASE
 from central.nodes import ALERT_FEED, ARCHIVE_RETENTION, EXPORT_EXPIRY, INTEGRITY_AUDITS, Leases
 from central.regulation.seed import seed_demo
 from central.regulation.throttle import SharedLoginThrottle
+from central.storage.db import CentralDatabase, apply_migrations
 from fsv_contract import EventPayload, encode, topics
 
 REPO = Path(__file__).parents[2]

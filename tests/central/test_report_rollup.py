@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from central_support import Central
 
-from central.pg import is_postgres
 from central.regulation.scope import Scope, scope_filter
 from central.reports.builder import _alert_section, build_report
 from central.schema.health import alert_days_fill_sql
+from central.storage.pg import is_postgres
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.databases("sqlite", "postgres")]
 

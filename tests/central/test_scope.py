@@ -2,8 +2,8 @@
 
 import pytest
 
-from central.db import CentralDatabase
 from central.regulation.scope import Scope, ancestors, in_scope, scope_filter
+from central.storage.db import CentralDatabase
 
 
 def test_subtree_prefix_not_sibling_with_same_digits() -> None:

@@ -25,7 +25,6 @@ from central_support import make_config, start_node
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import BrokerAdminConfig, CentralConfig
-from central.db import CentralDatabase
 from central.ingest.accounts import (
     central_passwords,
     issue_site_credentials,
@@ -35,6 +34,7 @@ from central.ingest.accounts import (
 from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.store import IngestStore
 from central.nodes import Leases
+from central.storage.db import CentralDatabase
 from fsv_contract import EventPayload, encode, topics
 
 REPO = Path(__file__).parents[2]

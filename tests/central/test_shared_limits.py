@@ -15,12 +15,12 @@ from central_support import make_config
 from central import schema
 from central.api.common import SERVICES
 from central.app import create_app
-from central.db import CentralDatabase, apply_migrations
 from central.regulation.public import RateLimiter
 from central.regulation.scope import Scope
 from central.regulation.seed import seed_demo
 from central.regulation.sessions import TokenUses
 from central.regulation.shared_limits import SharedRateLimiter, SharedTokenUses
+from central.storage.db import CentralDatabase, apply_migrations
 
 IP = "203.0.113.5"
 

@@ -25,13 +25,13 @@ from central_support import make_config, start_node
 from central.alerts import update_relay
 from central.alerts.updates import RESYNC_CLOSE_CODE
 from central.config import CentralConfig
-from central.db import CentralDatabase
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.nodes import ALERT_FEED
 from central.regulation.seed import seed_demo
 from central.services import build_services
+from central.storage.db import CentralDatabase
 from fsv_contract import EventPayload, encode, topics
 from testbed.ports import free_port
 

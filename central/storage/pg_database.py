@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 import sqlite_utils
 
-from central import pg
-from central.db import BUSY_TIMEOUT_S, CentralDatabase, apply_migrations, migrations
+from central.storage import pg
+from central.storage.db import BUSY_TIMEOUT_S, CentralDatabase, apply_migrations, migrations
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ def apply_migrations(
     stop_before: str | None = None,
 ) -> None:
     """Apply a migration set on either engine (one history: the same functions, in order)."""
-    from central import pg
+    from central.storage import pg
 
     if isinstance(db, pg.PgDatabase):
         pg.apply_migrations(migration_set, db, stop_before=stop_before)
@@ -80,7 +80,7 @@ class CentralDatabase:
             and isinstance(path, str)
             and path.startswith(("postgresql://", "postgres://"))
         ):
-            from central.pg_database import PgCentralDatabase
+            from central.storage.pg_database import PgCentralDatabase
 
             return super().__new__(PgCentralDatabase)
         return super().__new__(cls)
