@@ -149,7 +149,11 @@ class OrgStore:
             new = f"{parent['org_path']}{org_id}/"
             if new != old:
                 where, args = scope_filter(Scope(old))
-                tables = [t for t in tables_with_column(db, "org_path") if t != "audit_log"]
+                # The audit log keeps the path an entry was made under; the daily alert
+                # rollup follows its alerts through their triggers (moving it as well would
+                # count them twice).
+                kept = ("audit_log", "alert_days")
+                tables = [t for t in tables_with_column(db, "org_path") if t not in kept]
                 for table in tables:
                     db.execute(
                         f"update {table} set org_path = ? || substr(org_path, ?) where {where}",

@@ -219,6 +219,17 @@ async def test_moving_an_enterprise_takes_its_sites_alerts_and_staff(central: Ce
     assert moved["org_path"] == f"{county_b['org_path']}{orgs['canteen_a']}/"
     assert (await call(central, "inspector-a", "GET", f"/api/v1/alerts/{alert_id}"))[0] == 404
     assert (await call(central, "inspector-b", "GET", f"/api/v1/alerts/{alert_id}"))[0] == 200
+    # The daily alert rollup moved with the alerts: each path counts its own alerts once.
+    with central.svc.ldb.read() as db:
+        rolled = dict(
+            db.execute(
+                "select org_path, sum(n) from alert_days group by org_path having sum(n) > 0"
+            ).fetchall()
+        )
+        counted = dict(
+            db.execute("select org_path, count(*) from alerts group by org_path").fetchall()
+        )
+    assert rolled == counted and moved["org_path"] in rolled
     sites_b = (await call(central, "inspector-b", "GET", "/api/v1/sites"))[1]["items"]
     assert len(sites_b) == before + 1 and "demo-canteen-a" in {s["id"] for s in sites_b}
     cams = (await call(central, "inspector-b", "GET", "/api/v1/cameras"))[1]["items"]
