@@ -200,7 +200,8 @@ RETENTION_SQL = """
 
 def _retention(db: Any, scope: Scope, sites: list[dict[str, Any]], end: float) -> dict[str, Any]:
     where, args = scope_filter(scope, "s.org_path")
-    last = {r[0]: r[1] for r in db.execute(RETENTION_SQL.format(where=where), [end, *args])}
+    before = math.ceil(end)  # an hour (an integer) is before `end` when it is before this
+    last = {r[0]: r[1] for r in db.execute(RETENTION_SQL.format(where=where), [before, *args])}
     below, unknown = [], []
     for site in sites:
         days = last.get(site["id"])

@@ -15,6 +15,7 @@ from central.regulation.scope import Scope, scope_filter
 from central.reports.arithmetic import expected_seconds, ratio, recorded_seconds
 
 HOUR = 3600.0
+HOUR_S = 3600
 # A sample vouches for at most this long before it (see central.alerts.hooks.MAX_CREDIT_S).
 MAX_CREDIT_S = 600.0
 
@@ -32,8 +33,10 @@ def recorded_section(
         expected += expected_seconds(cam["created_at"], start, end)
     where, args = scope_filter(scope, "c.org_path")
     sites = Sites(f"select c.site_id from cameras c where {where}", args)
-    lo = math.ceil(start / HOUR) * HOUR
-    hi = math.floor(end / HOUR) * HOUR
+    # Whole hours as integers, as the column holds them: PostgreSQL compares a bigint column
+    # with a float parameter as floats, which no index serves and the planner cannot estimate.
+    lo = math.ceil(start / HOUR) * HOUR_S
+    hi = math.floor(end / HOUR) * HOUR_S
     if lo >= hi:
         recorded = _partial(db, sites, by_site, start, end)
     else:
@@ -76,7 +79,7 @@ def _partial(
         [*sites.args, start, end + MAX_CREDIT_S],
     ):
         samples.setdefault(r[0], []).append((r[1], r[2], json.loads(r[3])))
-    hour = math.floor(start / HOUR) * HOUR
+    hour = math.floor(start / HOUR) * HOUR_S
     hourly = {
         r[0]: float(r[1])
         for r in db.execute(
