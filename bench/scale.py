@@ -68,7 +68,7 @@ from central.alerts.push_rules import PushFilters  # noqa: E402
 from central.config import load_config  # noqa: E402
 from central.ingest.store import CHANGE_SEQ_LOCK  # noqa: E402
 from central.regulation.scope import Scope  # noqa: E402
-from central.schema.health import alert_days_fill_sql  # noqa: E402
+from central.schema.health import alert_days_fill_sql, health_days_fill_sql  # noqa: E402
 from central.services import build_services  # noqa: E402
 from central.storage import pg  # noqa: E402
 from central.storage.db import CentralDatabase  # noqa: E402
@@ -246,9 +246,9 @@ def preload_sqlite(path: Path, site_paths: dict[str, str], alerts: int, now: flo
 
 
 def preload_postgres(url: str, site_paths: dict[str, str], alerts: int, now: float) -> int:
-    """The same rows through COPY. The alerts go in with the triggers off (the session as a
-    replica); the open-alert counters and the daily alert rollup are then filled in one
-    statement each, as m006 and m022 do."""
+    """The same rows through COPY. The alerts and the hourly health rows go in with the
+    triggers off (the session as a replica); the open-alert counters and the daily alert and
+    health rollups are then filled in one statement each, as m006, m022 and m024 do."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set maintenance_work_mem = '512MB'")
         with conn.cursor() as cur:
@@ -278,8 +278,11 @@ def preload_postgres(url: str, site_paths: dict[str, str], alerts: int, now: flo
             conn.execute(sql)
         raw_from = int((now - 2 * DAY) // 3600 * 3600)
         first_hour = int((now - 90 * DAY) // 3600 * 3600)
-        conn.execute(pg.translate(HOURLY_SQL["postgres"]),
-                     [3600.0 * CAMERAS, first_hour, raw_from])  # fmt: skip
+        with conn.transaction():  # the daily health rollup filled once, as m024 does
+            conn.execute("set local session_replication_role = replica")
+            conn.execute(pg.translate(HOURLY_SQL["postgres"]),
+                         [3600.0 * CAMERAS, first_hour, raw_from])  # fmt: skip
+            conn.execute(health_days_fill_sql(postgres=True))
         cols = "site_id, ts, interval_s, retention_days, cameras"
         with conn.cursor().copy(f"copy heartbeat_samples ({cols}) from stdin") as copy:
             for row in sample_rows(list(site_paths), now):  # rolled up by the trigger

@@ -1,8 +1,10 @@
 """Recording completeness of a report from the hourly health rollups (and raw edge hours).
 
 Whole hours inside the period are summed from `health_hourly` (kept by a trigger on every
-heartbeat sample). A period that does not start or end on the hour takes the partial hours
-from the raw samples while they are kept, and pro rata from the rollup once they are gone.
+heartbeat sample), and whole UTC days among them from `health_days` (kept by a trigger on
+every write of `health_hourly`). A period that does not start or end on the hour takes the
+partial hours from the raw samples while they are kept, and pro rata from the rollup once
+they are gone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from central.reports.arithmetic import expected_seconds, ratio, recorded_seconds
 
 HOUR = 3600.0
 HOUR_S = 3600
+DAY_S = 86400
 # A sample vouches for at most this long before it (see central.alerts.hooks.MAX_CREDIT_S).
 MAX_CREDIT_S = 600.0
 
@@ -40,15 +43,7 @@ def recorded_section(
     if lo >= hi:
         recorded = _partial(db, sites, by_site, start, end)
     else:
-        recorded = sum(
-            float(r[1])
-            for r in db.execute(
-                "select site_id, coalesce(sum(recorded_s), 0) from health_hourly "
-                f"where site_id in ({sites.sql}) and hour >= ? and hour < ? group by site_id",
-                [*sites.args, lo, hi],
-            )
-            if r[0] in by_site
-        )
+        recorded = _whole_hours(db, sites, by_site, lo, hi)
         if start < lo:
             recorded += _partial(db, sites, by_site, start, lo)
         if hi < end:
@@ -58,6 +53,35 @@ def recorded_section(
         "hours_expected": round(expected / HOUR, 2),
         "completeness": ratio(recorded, expected),
     }
+
+
+def _whole_hours(db: Any, sites: Sites, by_site: dict[str, list[str]], lo: int, hi: int) -> float:
+    """Recorded seconds in the whole hours [lo, hi) of every site: the whole UTC days among
+    them from the daily rollup (a row per site and day), the hours either side from the
+    hourly one; in one statement."""
+    first_day = -(-lo // DAY_S) * DAY_S
+    last_day = hi // DAY_S * DAY_S
+    spans = [("health_hourly", "hour", lo, hi)]
+    if first_day < last_day:
+        spans = [
+            ("health_days", "day", first_day, last_day),
+            ("health_hourly", "hour", lo, first_day),
+            ("health_hourly", "hour", last_day, hi),
+        ]
+    parts: list[str] = []
+    args: list[Any] = []
+    for table, column, a, b in spans:
+        if a < b:
+            parts.append(
+                f"select site_id, recorded_s from {table} "
+                f"where site_id in ({sites.sql}) and {column} >= ? and {column} < ?"
+            )
+            args += [*sites.args, a, b]
+    sql = (
+        "select site_id, coalesce(sum(recorded_s), 0) "
+        f"from ({' union all '.join(parts)}) as r group by site_id"
+    )
+    return sum(float(r[1]) for r in db.execute(sql, args) if r[0] in by_site)
 
 
 class Sites(NamedTuple):

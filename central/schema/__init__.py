@@ -31,6 +31,7 @@ from central.schema.health import (
     m016_camera_recording,
     m022_alert_days,
     m023_alert_days_report_index,
+    m024_health_days,
 )
 from central.schema.models import m011_labels, m012_models, m015_samples, m018_model_class_map
 from central.schema.nodes import m019_node_leases, m020_login_failures, m021_shared_limits
@@ -92,6 +93,7 @@ MIGRATIONS = (
     m021_shared_limits,
     m022_alert_days,
     m023_alert_days_report_index,
+    m024_health_days,
 )
 for _migration in MIGRATIONS:
     migrations(name=_migration.__name__)(_migration)

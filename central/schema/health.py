@@ -327,3 +327,83 @@ def m023_alert_days_report_index(db: sqlite_utils.Database) -> None:
         "create index idx_alert_days_report on alert_days (org_path, kind, station, "
         "station_set, state, day, n, ack_sum, ack_n, fix_sum, fix_n)"
     )
+
+
+# Recorded seconds per site and UTC day, kept by triggers on every write of `health_hourly`
+# (which the heartbeat samples' trigger keeps): the report reads a period's whole days here
+# (a city's quarter: a row per site and day instead of 24) and only its edge hours there.
+_HEALTH_DAY_SQLITE = "(cast({r}.hour / 86400 as integer) * 86400)"
+_HEALTH_DAY_PG = "(({r}.hour / 86400) * 86400)"
+
+
+def _health_day_change(day: str, r: str, recorded: str) -> str:
+    return f"""insert into health_days (site_id, day, recorded_s)
+      values ({r}.site_id, {day.format(r=r)}, {recorded})
+      on conflict (site_id, day) do update
+      set recorded_s = health_days.recorded_s + excluded.recorded_s;"""
+
+
+_HEALTH_DAY_SAME_KEY = "new.site_id = old.site_id and new.hour = old.hour"
+_HEALTH_DAYS_TRIGGERS = (
+    f"""create trigger health_hourly_days_insert after insert on health_hourly begin
+      {_health_day_change(_HEALTH_DAY_SQLITE, "new", "new.recorded_s")}
+    end""",
+    # A sample adding to its hour (every heartbeat): one upsert of the difference.
+    f"""create trigger health_hourly_days_update after update of recorded_s on health_hourly
+    when {_HEALTH_DAY_SAME_KEY} and new.recorded_s != old.recorded_s begin
+      {_health_day_change(_HEALTH_DAY_SQLITE, "new", "new.recorded_s - old.recorded_s")}
+    end""",
+    f"""create trigger health_hourly_days_move after update of site_id, hour on health_hourly
+    when not ({_HEALTH_DAY_SAME_KEY}) begin
+      {_health_day_change(_HEALTH_DAY_SQLITE, "old", "-old.recorded_s")}
+      {_health_day_change(_HEALTH_DAY_SQLITE, "new", "new.recorded_s")}
+    end""",
+    f"""create trigger health_hourly_days_delete after delete on health_hourly begin
+      {_health_day_change(_HEALTH_DAY_SQLITE, "old", "-old.recorded_s")}
+    end""",
+)
+_PG_HEALTH_DAYS = (
+    f"""create function health_hourly_days() returns trigger language plpgsql as $$
+    begin
+      if tg_op = 'UPDATE' and {_HEALTH_DAY_SAME_KEY} then
+        if new.recorded_s != old.recorded_s then
+          {_health_day_change(_HEALTH_DAY_PG, "new", "new.recorded_s - old.recorded_s")}
+        end if;
+        return null;
+      end if;
+      if tg_op in ('UPDATE', 'DELETE') then
+        {_health_day_change(_HEALTH_DAY_PG, "old", "-old.recorded_s")}
+      end if;
+      if tg_op in ('INSERT', 'UPDATE') then
+        {_health_day_change(_HEALTH_DAY_PG, "new", "new.recorded_s")}
+      end if;
+      return null;
+    end $$""",
+    "create trigger health_hourly_days_insert after insert or delete on health_hourly "
+    "for each row execute function health_hourly_days()",
+    "create trigger health_hourly_days_update after update of site_id, hour, recorded_s "
+    "on health_hourly for each row execute function health_hourly_days()",
+)
+
+
+def health_days_fill_sql(postgres: bool) -> str:
+    """One statement adding every row of `health_hourly` to `health_days` (a bulk load's fill)."""
+    day = (_HEALTH_DAY_PG if postgres else _HEALTH_DAY_SQLITE).format(r="h")
+    return f"""insert into health_days (site_id, day, recorded_s)
+      select h.site_id, {day}, sum(h.recorded_s) from health_hourly h group by 1, 2
+      on conflict (site_id, day) do update
+      set recorded_s = health_days.recorded_s + excluded.recorded_s"""
+
+
+def m024_health_days(db: sqlite_utils.Database) -> None:
+    """Daily recording rollups per site, kept on write (filled from the hourly ones already
+    there)."""
+    db.execute(
+        """create table health_days (
+            site_id text not null, day integer not null, recorded_s real not null,
+            primary key (site_id, day)
+        )"""
+    )
+    db.execute(health_days_fill_sql(is_postgres(db)))
+    for trigger in _PG_HEALTH_DAYS if is_postgres(db) else _HEALTH_DAYS_TRIGGERS:
+        db.execute(trigger)

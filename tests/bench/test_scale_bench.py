@@ -88,6 +88,13 @@ def test_preload_leaves_what_central_would(central: CentralProcess) -> None:
     for _, n, hi, recorded in hours:
         assert 71 <= n <= 73 and hi >= now - 2 * 3600
         assert recorded == pytest.approx((n - 1) * 3600.0 * CAMERAS, rel=0.02)
+    # the daily health rollup holds every hourly row, as the triggers add them on write
+    days = central.query("select site_id, day, recorded_s from health_days order by 1, 2")
+    by_day = central.query(
+        "select site_id, (hour / 86400) * 86400, sum(recorded_s) from health_hourly "
+        "group by 1, 2 order by 1, 2"
+    )
+    assert [tuple(r) for r in days] == [tuple(r) for r in by_day] and len(by_day) >= 6 * 90
     rows: Any = central.query("select (select count(*) from health_hourly) + "
                               "(select count(*) from heartbeat_samples)")  # fmt: skip
     assert rows[0][0] == health
