@@ -104,7 +104,7 @@ def build_services(
     alerts = AlertStore(ldb, send_command)
     # Several nodes (`node_id` given) claim push jobs; an attempt ends within timeout_s.
     jobs = PushJobs(ldb, push_config.expire_s, node_id, 2 * push_config.timeout_s + 10)
-    alerts.on_created = jobs.create
+    alerts.on_created = jobs.create_many
     updates = UpdateHub()
     alerts.announce = updates.alert_changed
     hooks = RegulatorHooks(ldb, orgs, alerts)

@@ -14,12 +14,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from central.alerts.store import AlertStore
-from central.regulation.org import OrgStore
+from central.alerts.store import AlertStore, public_alert
+from central.regulation.org import OrgStore, site_org_paths, upsert_cameras_in
 from central.schema import CAMERA_RECORDING_UPSERT, LockedDb
 from fsv_contract import CameraStatePayload, EventPayload, HeartbeatPayload
 
@@ -62,22 +62,41 @@ class RegulatorHooks:
         self._purged_at = 0.0
 
     def on_event(self, event: EventPayload) -> None:
-        """An event was stored (either phase, maybe a duplicate): open or update its alert.
+        """An event was stored (either phase, maybe a duplicate): open or update its alert."""
+        self.on_events([event])
 
-        The alert and its push jobs commit together. A database error (e.g. another process
-        holds the write lock) is raised, so the alert feed tries this event again later.
+    def on_events(self, events: Sequence[EventPayload]) -> None:
+        """Events were stored (in change order): open or update their alerts.
+
+        The cameras, the alerts and their push jobs commit together, in one transaction
+        for all the events. A database error (e.g. another process holds the write lock) is
+        raised, so the alert feed tries these events again later. Any other failure rolls
+        the transaction back and the events are recorded one at a time: one bad event is
+        skipped (logged), the others are recorded.
         """
+        if not events:
+            return
         try:
-            if event.camera:
-                self._orgs.upsert_camera(event.site, event.camera, station=event.station)
-            alert = self._alerts.record_event(event)
+            with self._ldb.transaction() as db:
+                org_paths = site_org_paths(db, {e.site for e in events})
+                cameras = [(e.site, e.camera, None, e.station) for e in events if e.camera]
+                upsert_cameras_in(db, cameras, org_paths)
+                recorded = self._alerts.record_events_in(db, events, org_paths)
         except sqlite3.OperationalError:
             raise
-        except Exception:  # noqa: BLE001 - the event is stored; one bad event is skipped
-            log.exception("cannot open the alert of event %s", event.event_id)
+        except Exception:  # noqa: BLE001 - the events are stored; find the bad one
+            if len(events) == 1:
+                log.exception("cannot open the alert of event %s", events[0].event_id)
+                return
+            log.exception("cannot open the alerts of %d events; one at a time", len(events))
+            for event in events:
+                self.on_events([event])
             return
-        if alert is not None and self.push is not None:
-            self.push(alert)  # wakes the dispatcher: the jobs are already committed
+        if self.push is not None:
+            for r in recorded:
+                if r.created:  # wakes the dispatcher: the jobs are already committed
+                    self.push(public_alert(r.row, r.now))
+        self._alerts.after_recorded(recorded)
 
     def on_camera_state(self, site: str, payload: CameraStatePayload) -> None:
         """A camera state was stored (ingest logs the change): make sure the camera is listed."""

@@ -195,28 +195,48 @@ class PushStore:
             return [dict(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class Receivers:
+    """Every enabled receiver (subscriptions of enabled users, enabled webhooks), their
+    filters parsed: read once, then matched against any number of alerts."""
+
+    subs: list[tuple[dict[str, Any], Scope, PushFilters]]
+    hooks: list[tuple[dict[str, Any], Scope, PushFilters]]
+
+    def targets(self, alert: dict[str, Any], now: float) -> list[Target]:
+        """The receivers of `alert` (scope and filters applied)."""
+        out: list[Target] = []
+        for row, scope, filters in self.subs:
+            if in_scope(scope, alert["org_path"]) and wants(filters, alert, now):
+                out.append(Target("webpush", row["sub_id"], row))
+        for hook, scope, filters in self.hooks:
+            if in_scope(scope, alert["org_path"]) and wants(filters, alert, now):
+                out.append(Target("webhook", hook["id"], hook))
+        return out
+
+
+def receivers_in(db: Any) -> Receivers:
+    """Every enabled receiver, read on connection `db` (two queries)."""
+    subs = []
+    for r in db.query(
+        "select s.id as sub_id, s.endpoint, s.p256dh, s.auth, u.* "
+        "from push_subscriptions s join users u on u.id = s.user_id "
+        "where u.disabled = 0 order by s.id"
+    ):
+        row = dict(r)
+        user = user_from_row(row)
+        subs.append((row, user.scope, PushFilters.model_validate(user.push_filters)))
+    hooks = []
+    for r in db.query("select * from webhooks where enabled = 1 order by id"):
+        hook = dict(r)
+        filters = PushFilters.model_validate_json(hook["filters"] or "{}")
+        hooks.append((hook, Scope(hook["org_path"]), filters))
+    return Receivers(subs, hooks)
+
+
 def targets_in(db: Any, alert: dict[str, Any], now: float) -> list[Target]:
     """The receivers of `alert` read on connection `db` (scope and filters applied)."""
-    out: list[Target] = []
-    subs = [
-        dict(r)
-        for r in db.query(
-            "select s.id as sub_id, s.endpoint, s.p256dh, s.auth, u.* "
-            "from push_subscriptions s join users u on u.id = s.user_id "
-            "where u.disabled = 0 order by s.id"
-        )
-    ]
-    hooks = [dict(r) for r in db.query("select * from webhooks where enabled = 1 order by id")]
-    for row in subs:
-        user = user_from_row(row)
-        filters = PushFilters.model_validate(user.push_filters)
-        if in_scope(user.scope, alert["org_path"]) and wants(filters, alert, now):
-            out.append(Target("webpush", row["sub_id"], row))
-    for hook in hooks:
-        filters = PushFilters.model_validate_json(hook["filters"] or "{}")
-        if in_scope(Scope(hook["org_path"]), alert["org_path"]) and wants(filters, alert, now):
-            out.append(Target("webhook", hook["id"], hook))
-    return out
+    return receivers_in(db).targets(alert, now)
 
 
 def _public_webhook(row: dict[str, Any]) -> dict[str, Any]:

@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from central.alerts.push import Target, targets_in
+from central.alerts.push import Target, receivers_in
 from central.schema import LockedDb
 from central.storage.db import live_reads
 from fsv_contract import live
 
 # How long a node's claim on a job lasts by default: past one attempt (push.timeout_s).
 CLAIM_S = 30.0
+_INSERT_JOB = (
+    "insert into deliveries (alert_id, target, target_id, status, attempts, last_error, "
+    "created_at, updated_at, next_at, expires_at, urgent) "
+    "values (?, ?, ?, 'pending', 0, '', ?, ?, ?, ?, ?)"
+)
 CLAIM_SQL = (
     "update deliveries set claimed_by = ?, claimed_until = ? where id = ? "
     "and status = 'pending' and (claimed_until is null or claimed_until < ? or claimed_by = ?)"
@@ -61,26 +66,25 @@ class PushJobs:
 
     def create(self, db: Any, alert: dict[str, Any], now: float) -> int:
         """Insert the jobs of a new alert on `db`, inside the caller's transaction."""
-        # A live alert's pushes go before those of a backlog flushed after an outage.
-        urgent = int(float(alert["start"]) >= live.live_since(now))
-        rows = [
-            {
-                "alert_id": alert["id"],
-                "target": t.kind,
-                "target_id": t.target_id,
-                "status": "pending",
-                "attempts": 0,
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-                "next_at": now,
-                "expires_at": now + self.expire_s,
-                "urgent": urgent,
-            }
-            for t in targets_in(db, alert, now)
-        ]
+        return self.create_many(db, [alert], now)
+
+    def create_many(self, db: Any, alerts: Sequence[dict[str, Any]], now: float) -> int:
+        """Insert the jobs of new alerts on `db`, inside the caller's transaction: the
+        receivers are read once, the jobs written in one statement (run for each row)."""
+        if not alerts:
+            return 0
+        receivers = receivers_in(db)
+        live_since = live.live_since(now)
+        rows = []
+        for alert in alerts:
+            # A live alert's pushes go before those of a backlog flushed after an outage.
+            urgent = int(float(alert["start"]) >= live_since)
+            rows += [
+                (alert["id"], t.kind, t.target_id, now, now, now, now + self.expire_s, urgent)
+                for t in receivers.targets(alert, now)
+            ]
         if rows:
-            db.table("deliveries").insert_all(rows)
+            db.conn.executemany(_INSERT_JOB, rows)
         return len(rows)
 
     def due(self, now: float, limit: int, exclude: Collection[int] = ()) -> list[Job]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from central.alerts.workflow import Action, State, decide, is_overdue, permission_for
 from central.errors import ForbiddenError, InvalidInputError, NotFoundError
+from central.regulation.org import site_org_paths
 from central.regulation.roles import can
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.regulation.users import User
@@ -40,11 +41,22 @@ MAX_COUNT = 10_000
 
 # (site, verb, args) -> request id; publishes a command to the edge.
 CommandSender = Callable[[str, str, dict[str, Any]], str]
-# (connection, new alert row, now) -> jobs written; runs inside the alert's transaction.
-OnCreated = Callable[[Any, dict[str, Any], float], int]
+# (connection, new alert rows, now) -> jobs written; runs inside the alerts' transaction.
+OnCreated = Callable[[Any, Sequence[dict[str, Any]], float], int]
 # (op "created"/"changed", the alert as the API shows it, open alerts of its camera or None);
 # called after the commit, for the pages' live updates.
 Announce = Callable[[str, dict[str, Any], int | None], None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one event did to its alert (`AlertStore.record_events_in`)."""
+
+    row: dict[str, Any]  # the alert as stored once all the events were applied
+    created: bool  # the event created the alert
+    changed: bool  # the event updated an existing alert (media or end)
+    end: float | None  # the event's end, when it brought one
+    now: float
 
 
 @dataclass(frozen=True)
@@ -118,12 +130,32 @@ class AlertStore:
 
     def record_event(self, event: EventPayload) -> dict[str, Any] | None:
         """Create the alert of a new event (returned), or apply an end update (None)."""
-        now = self._clock()
-        alert_id = str(event.event_id)
         with self._ldb.transaction() as db:
-            site = list(db.query("select org_path from sites where id = ?", [event.site]))
-            org_path = site[0]["org_path"] if site else UNASSIGNED
-            existing = list(db.query("select * from alerts where id = ?", [alert_id]))
+            recorded = self.record_events_in(db, [event], site_org_paths(db, [event.site]))
+        self.after_recorded(recorded)
+        first = recorded[0]
+        return public_alert(first.row, first.now) if first.created else None
+
+    def record_events_in(
+        self, db: Any, events: Sequence[EventPayload], org_paths: dict[str, str]
+    ) -> list[Recorded]:
+        """Open or update the alerts of `events`, in order, inside the caller's transaction,
+        with the push jobs of the new ones (`on_created`); one `Recorded` per event.
+
+        A few statements whatever the number of events: the alerts are read in one query,
+        written in one statement each way (insert, update), read back in one. An event
+        repeated or ended within `events` updates the alert its earlier one created.
+        Call `after_recorded` once the transaction has committed.
+        """
+        now = self._clock()
+        ids = list(dict.fromkeys(str(e.event_id) for e in events))
+        held = _alerts_by_id(db, ids)
+        new: dict[str, dict[str, Any]] = {}  # alert id -> row to insert (with later changes)
+        created_rows: list[dict[str, Any]] = []  # as created, for the push jobs
+        updates: dict[str, dict[str, Any]] = {}  # alert id -> changes to an existing alert
+        steps: list[tuple[str, bool, bool, float | None]] = []
+        for event in events:
+            alert_id = str(event.event_id)
             end = event.end.timestamp() if event.end else None
             media = {
                 "snapshot": event.snapshot.model_dump_json() if event.snapshot else None,
@@ -131,62 +163,129 @@ class AlertStore:
                 "first_clip": event.first_clip.model_dump_json() if event.first_clip else None,
                 "frame": event.frame.model_dump_json() if event.frame else None,
             }
-            changed = False
-            if existing:
-                changes: dict[str, Any] = {
-                    k: v for k, v in media.items() if v and not existing[0][k]
-                }
-                if end is not None and existing[0]["end"] is None:
+            existing = held.get(alert_id)
+            if existing is not None:
+                changes: dict[str, Any] = {k: v for k, v in media.items() if v and not existing[k]}
+                if end is not None and existing["end"] is None:
                     changes["end"] = end
                 if changes:
-                    db.table("alerts").update(alert_id, {**changes, "updated_at": now})
-                    changed = True
-                created = None
-            else:
-                created = {
-                    "id": alert_id,
-                    "site_id": event.site,
-                    "camera_id": event.camera,
-                    "org_path": org_path,
-                    "kind": event.kind,
-                    "station": event.station,
-                    "rule": event.rule,
-                    "severity": event.severity,
-                    "start": event.start.timestamp(),
-                    "end": end,
-                    "score": event.score,
-                    "model": event.model,
-                    **media,
-                    "state": State.NEW.value,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                db.table("alerts").insert(created)
-                if self.on_created is not None:
-                    self.on_created(db, created, now)
-        row = self._row(alert_id)
-        if created or changed:
-            self._announce("created" if created else "changed", row, now)
-        if row["state"] != State.CLOSED and row["camera_id"] and (created or end is not None):
-            self._command(row, HOLD, hold_args(row))
-        return public_alert(row, now) if created else None
+                    changes["updated_at"] = now
+                    existing.update(changes)
+                    if alert_id in new:
+                        new[alert_id].update(changes)
+                    else:
+                        updates.setdefault(alert_id, {}).update(changes)
+                steps.append((alert_id, False, bool(changes), end))
+                continue
+            created = {
+                "id": alert_id,
+                "site_id": event.site,
+                "camera_id": event.camera,
+                "org_path": org_paths.get(event.site, UNASSIGNED),
+                "kind": event.kind,
+                "station": event.station,
+                "rule": event.rule,
+                "severity": event.severity,
+                "start": event.start.timestamp(),
+                "end": end,
+                "score": event.score,
+                "model": event.model,
+                **media,
+                "state": State.NEW.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            created_rows.append(dict(created))
+            new[alert_id] = created
+            held[alert_id] = dict(created)
+            steps.append((alert_id, True, False, end))
+        if new:
+            columns = list(created_rows[0])
+            names = ", ".join(f'"{c}"' for c in columns)
+            db.conn.executemany(
+                f"insert into alerts ({names}) values ({', '.join('?' * len(columns))})",
+                [[row[c] for c in columns] for row in new.values()],
+            )
+        for alert_id, changes in updates.items():
+            db.table("alerts").update(alert_id, changes)
+        if created_rows and self.on_created is not None:
+            self.on_created(db, created_rows, now)
+        rows = _alerts_by_id(db, ids)
+        return [
+            Recorded(rows[alert_id], created, changed, end, now)
+            for alert_id, created, changed, end in steps
+        ]
 
-    def _announce(self, op: str, row: dict[str, Any], now: float) -> None:
-        """Tell the open pages (never raises: the change itself is committed)."""
+    def after_recorded(self, recorded: Sequence[Recorded]) -> None:
+        """What follows the commit of `record_events_in`, once per alert: tell the open
+        pages it was created or changed, and ask its edge to hold the evidence while it is
+        open (when an event created or ended it); the hold requests are noted in one
+        transaction. Never raises. Several events of one alert count as one change, told
+        with the alert as it now stands."""
+        alerts: dict[str, list[Recorded]] = {}
+        for r in recorded:
+            alerts.setdefault(str(r.row["id"]), []).append(r)
+        told = [s[-1].row for s in alerts.values() if any(r.created or r.changed for r in s)]
+        open_alerts: dict[Any, int] | None = None  # None: each announcement reads its own
+        if self.announce is not None and told:
+            try:
+                cameras = [(r["site_id"], r["camera_id"]) for r in told if r["camera_id"]]
+                open_alerts = self._open_alerts(cameras)
+            except Exception:  # noqa: BLE001 - pages re-sync on their next list request
+                log.exception("could not read the open alerts of %d cameras", len(told))
+        requests: list[tuple[str, str]] = []
+        for steps in alerts.values():
+            row, now = steps[-1].row, steps[-1].now
+            created = any(r.created for r in steps)
+            if created or any(r.changed for r in steps):
+                self._announce("created" if created else "changed", row, now, open_alerts)
+            holds = created or any(r.end is not None for r in steps)
+            if holds and row["state"] != State.CLOSED and row["camera_id"]:
+                request_id = self._send_command(row, HOLD, hold_args(row))
+                if request_id is not None:
+                    requests.append((request_id, str(row["id"])))
+        if not requests:
+            return
+        try:
+            with self._ldb.transaction() as db:
+                db.conn.executemany("update alerts set hold_request_id = ? where id = ?", requests)
+        except Exception:  # noqa: BLE001 - the alerts are committed; the edge holds anyway
+            log.exception("could not note the hold requests of %d alerts", len(requests))
+
+    def _announce(
+        self, op: str, row: dict[str, Any], now: float, open_alerts: dict[Any, int] | None = None
+    ) -> None:
+        """Tell the open pages (never raises: the change itself is committed). The camera's
+        open alerts are read now unless given (`open_alerts`, by (site, camera))."""
         if self.announce is None:
             return
         try:
-            open_alerts = None
+            count = None
             if row["camera_id"]:
-                with self._ldb.read() as db:
-                    found = db.execute(
-                        "select open from camera_open_alerts where site_id = ? and camera_id = ?",
-                        [row["site_id"], row["camera_id"]],
-                    ).fetchone()
-                open_alerts = int(found[0]) if found else 0
-            self.announce(op, public_alert(row, now), open_alerts)
+                camera = (row["site_id"], row["camera_id"])
+                if open_alerts is None:
+                    open_alerts = self._open_alerts([camera])
+                count = open_alerts.get(camera, 0)
+            self.announce(op, public_alert(row, now), count)
         except Exception:  # noqa: BLE001 - pages re-sync on their next list request
             log.exception("could not announce alert %s", row.get("id"))
+
+    def _open_alerts(self, cameras: Sequence[tuple[str, str]]) -> dict[Any, int]:
+        """How many open alerts each camera has (one read)."""
+        pairs = sorted(set(cameras))
+        out: dict[Any, int] = {}
+        if not pairs:
+            return out
+        with self._ldb.read() as db:
+            for start in range(0, len(pairs), 200):
+                chunk = pairs[start : start + 200]
+                where = " or ".join("(site_id = ? and camera_id = ?)" for _ in chunk)
+                for r in db.execute(
+                    f"select site_id, camera_id, open from camera_open_alerts where {where}",
+                    [v for pair in chunk for v in pair],
+                ).fetchall():
+                    out[(r[0], r[1])] = int(r[2])
+        return out
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -397,12 +496,29 @@ class AlertStore:
         return alert, dict(rows[0])
 
     def _command(self, alert: dict[str, Any], verb: str, args: dict[str, Any]) -> None:
-        if self._send is None:
-            return
-        try:
-            request_id = self._send(alert["site_id"], verb, args)
-        except Exception:  # noqa: BLE001 - a broker hiccup must not undo a committed transition
-            log.exception("could not send %s for alert %s", verb, alert["id"])
+        request_id = self._send_command(alert, verb, args)
+        if request_id is None:
             return
         with self._ldb.transaction() as db:
             db.table("alerts").update(alert["id"], {"hold_request_id": request_id})
+
+    def _send_command(self, alert: dict[str, Any], verb: str, args: dict[str, Any]) -> str | None:
+        """Publish a command about an alert; its request id (None: not sent)."""
+        if self._send is None:
+            return None
+        try:
+            return self._send(alert["site_id"], verb, args)
+        except Exception:  # noqa: BLE001 - a broker hiccup must not undo a committed transition
+            log.exception("could not send %s for alert %s", verb, alert["id"])
+            return None
+
+
+def _alerts_by_id(db: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored alerts among `ids`, by id (a query per 500)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for r in db.query(f"select * from alerts where id in ({marks})", chunk):
+            found[r["id"]] = dict(r)
+    return found

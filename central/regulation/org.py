@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
@@ -250,38 +251,7 @@ class OrgStore:
         if org_path is None or not camera_id:
             return
         with self._ldb.transaction() as db:
-            existing = list(
-                db.query(
-                    "select * from cameras where site_id = ? and camera_id = ?",
-                    [site_id, camera_id],
-                )
-            )
-            if not existing:
-                db.table("cameras").insert(
-                    {
-                        "site_id": site_id,
-                        "camera_id": camera_id,
-                        "org_path": org_path,
-                        "name": name or camera_id,
-                        "station": station or "unknown",
-                        "reported_name": name,
-                        "reported_station": station,
-                        "name_by_regulator": 0,
-                        "station_by_regulator": 0,
-                        "created_at": time.time(),
-                    }
-                )
-                return
-            cam = existing[0]
-            changes: dict[str, Any] = {}
-            for key, value in (("name", name), ("station", station)):
-                if not value:
-                    continue
-                changes[f"reported_{key}"] = value
-                if not cam[f"{key}_by_regulator"]:
-                    changes[key] = value
-            if changes:
-                db.table("cameras").update((site_id, camera_id), changes)
+            upsert_cameras_in(db, [(site_id, camera_id, name, station)], {site_id: org_path})
 
     def set_camera_labels(
         self, site_id: str, camera_id: str, *, name: str | None = None, station: str | None = None
@@ -346,3 +316,68 @@ class OrgStore:
         camera["detection"] = camera_detection(beat, camera_id)
         camera["sub_lane"] = camera_sub_lane(heartbeat_of(beat), camera_id)
         return camera
+
+
+# (site id, camera id, name the site reports or None, station the site reports or None)
+ReportedCamera = tuple[str, str, str | None, str | None]
+
+
+def site_org_paths(db: Any, site_ids: Collection[str]) -> dict[str, str]:
+    """The organisation path of each known site among `site_ids` (one query)."""
+    ids = sorted(set(site_ids))
+    if not ids:
+        return {}
+    rows = db.execute(
+        f"select id, org_path from sites where id in ({', '.join('?' * len(ids))})", ids
+    ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def upsert_cameras_in(
+    db: Any, cameras: Sequence[ReportedCamera], org_paths: dict[str, str]
+) -> None:
+    """`OrgStore.upsert_camera` for several reports, in order, inside the caller's
+    transaction: one read for all the cameras; a camera whose row would not change is
+    not written. Sites missing from `org_paths` (unknown) are ignored."""
+    wanted = sorted({(s, c) for s, c, _n, _st in cameras if c and s in org_paths})
+    if not wanted:
+        return
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        pairs = " or ".join("(site_id = ? and camera_id = ?)" for _ in chunk)
+        args = [v for pair in chunk for v in pair]
+        for r in db.query(f"select * from cameras where {pairs}", args):
+            known[(r["site_id"], r["camera_id"])] = dict(r)
+    for site_id, camera_id, name, station in cameras:
+        org_path = org_paths.get(site_id)
+        if org_path is None or not camera_id:
+            continue
+        cam = known.get((site_id, camera_id))
+        if cam is None:
+            row = {
+                "site_id": site_id,
+                "camera_id": camera_id,
+                "org_path": org_path,
+                "name": name or camera_id,
+                "station": station or "unknown",
+                "reported_name": name,
+                "reported_station": station,
+                "name_by_regulator": 0,
+                "station_by_regulator": 0,
+                "created_at": time.time(),
+            }
+            db.table("cameras").insert(row)
+            known[(site_id, camera_id)] = row
+            continue
+        changes: dict[str, Any] = {}
+        for key, value in (("name", name), ("station", station)):
+            if not value:
+                continue
+            changes[f"reported_{key}"] = value
+            if not cam[f"{key}_by_regulator"]:
+                changes[key] = value
+        changes = {k: v for k, v in changes.items() if cam.get(k) != v}
+        if changes:
+            db.table("cameras").update((site_id, camera_id), changes)
+            cam.update(changes)
