@@ -19,7 +19,6 @@ from typing import Any
 
 from central.alerts.workflow import Action, State, decide, is_overdue, permission_for
 from central.errors import ForbiddenError, InvalidInputError, NotFoundError
-from central.regulation.org import site_org_paths
 from central.regulation.roles import can
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.regulation.users import User
@@ -127,14 +126,6 @@ class AlertStore:
         self.announce: Announce | None = None
 
     # --- from ingest ------------------------------------------------------------------------
-
-    def record_event(self, event: EventPayload) -> dict[str, Any] | None:
-        """Create the alert of a new event (returned), or apply an end update (None)."""
-        with self._ldb.transaction() as db:
-            recorded = self.record_events_in(db, [event], site_org_paths(db, [event.site]))
-        self.after_recorded(recorded)
-        first = recorded[0]
-        return public_alert(first.row, first.now) if first.created else None
 
     def record_events_in(
         self, db: Any, events: Sequence[EventPayload], org_paths: dict[str, str]

@@ -59,7 +59,7 @@ def test_a_write_after_a_read_waits_for_another_process_and_succeeds(target: str
         released.set()
 
     threading.Thread(target=release_soon, name="other-writer").start()
-    # Read, then write, as record_event does: the write waits for the lock, not refused.
+    # Read, then write, as recording alerts does: the write waits for the lock, not refused.
     with db.transaction() as t:
         n = t.execute("select count(*) from t").fetchone()[0]
         t.execute("insert into t values (?)", [n + 10])
