@@ -34,6 +34,7 @@ MAX_YIELD_S = 2.0
 # Live events (fsv_contract.live) take the live lane; it looks every LIVE_POLL_S.
 LIVE_POLL_S = 0.2
 ERROR_PAUSE_S = 1.0
+GIVE_WAY_MAX_S = 1.0
 
 Clock = Callable[[], float]
 
@@ -92,6 +93,10 @@ class HookFeed:
         # do not race for the database lock (Python's lock is not fair: a thread that takes
         # it in a loop can keep another waiting for seconds).
         self._live_feeding = threading.Event()
+        # Whether ingest holds live-lane messages not yet written (set by running_ingest):
+        # the backlog lane also waits for those between chunks (at most GIVE_WAY_MAX_S), so
+        # a live event is not stored behind a chunk of backlog alerts.
+        self.live_waiting: Callable[[], bool] = lambda: False
         # True while `run` runs: with several nodes only the one that holds the feed's
         # lease feeds (central.nodes); the others' ingest must not feed live events.
         self.running = False
@@ -105,7 +110,7 @@ class HookFeed:
         """Feed up to one batch of changes (worker thread); returns how many."""
         cursor = self.store.feed_cursor()
         changes = self.store.changes_after(cursor, self.batch)
-        done = self._feed(changes, self._live_feeding)
+        done = self._feed(changes, self._give_way)
         if done:
             self.store.set_feed_cursor(changes[done - 1][0])
         return done
@@ -134,21 +139,21 @@ class HookFeed:
     def _feed(
         self,
         changes: list[tuple[int, EventPayload | None]],
-        give_way: threading.Event | None = None,
+        give_way: Callable[[], None] | None = None,
     ) -> int:
         """Hand changes to the hooks in order, up to `chunk` events per call of
         `hooks.on_events` (one transaction); returns how many are done.
 
         It stops at a chunk whose alerts the database refused to store (e.g. another
         process holds the write lock): that chunk and those after come again next round.
-        Before each chunk it waits while `give_way` is set (the live lane is feeding).
+        Before each chunk it calls `give_way` (which waits while the live lane feeds).
         """
         on_events = getattr(self.hooks, "on_events", None)
         size = self.chunk if on_events is not None else 1
         done = 0
         while done < len(changes):
-            while give_way is not None and give_way.is_set():
-                time.sleep(0.002)
+            if give_way is not None:
+                give_way()
             part = changes[done : done + size]
             events = []
             for seq, payload in part:
@@ -170,6 +175,13 @@ class HookFeed:
                 log.exception("alert hook failed for %d events", len(events))
             done += len(part)
         return done
+
+    def _give_way(self) -> None:
+        """Wait while the live lane feeds, and (up to GIVE_WAY_MAX_S) while ingest has
+        live-lane messages to write."""
+        until = time.monotonic() + GIVE_WAY_MAX_S
+        while self._live_feeding.is_set() or (time.monotonic() < until and self.live_waiting()):
+            time.sleep(0.002)
 
     async def run(self, changed: asyncio.Event, busy: Callable[[], bool] = lambda: False) -> None:
         """Feed until cancelled; wakes when ingest stored new changes, or every second.

@@ -173,6 +173,10 @@ class Ingest:
         self._wake_scheduled = False
         self._ready.set()
 
+    def live_waiting(self) -> bool:
+        """Whether messages of the live-lane connection wait to be written (any thread)."""
+        return bool(self._priority)
+
     @property
     def backlog(self) -> int:
         """Messages delivered but not yet written."""
@@ -384,6 +388,7 @@ async def running_ingest(
         work = functools.partial(feed.run, ingest.changed, busy)
         tasks.append(asyncio.create_task(lead(leases, ALERT_FEED, work, renew), name="alert-feed"))
         ingest.live_stored = feed.feed_live_now
+        feed.live_waiting = ingest.live_waiting
     if node is not None and leases is not None:
         # This node's lease says it is alive; a dead node's sessions are adopted and drained.
         alive = lead(leases, NODE_LEASE + node, run_forever, renew, release=False)

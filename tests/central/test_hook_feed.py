@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from central_support import make_config
 
+from central.alerts import hook_feed
 from central.alerts.hook_feed import HookFeed
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest, running_ingest
@@ -122,3 +123,29 @@ async def test_running_ingest_ends_its_worker_threads(
         running = {t.name.rsplit("_", 1)[0] for t in threading.enumerate()}
         assert {"ingest-write", "alert-feed", "alert-feed-live"} <= running
     assert not [t.name for t in threading.enumerate() if t.name.startswith(names)]
+
+
+def test_backlog_lane_waits_for_live_messages_ingest_has_not_written(
+    tmp_path: Path, central_db_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db"))
+    Ingest(store).process([message(uuid4()) for _ in range(3)])
+    hooks = Hooks()
+    feed = HookFeed(store, hooks)
+    waiting = threading.Event()
+    waiting.set()
+    feed.live_waiting = waiting.is_set
+    lane = threading.Thread(target=feed.run_once)
+    lane.start()
+    time.sleep(0.3)
+    assert hooks.events == []  # not a chunk started while a live message waits
+    waiting.clear()  # ingest wrote it
+    lane.join(10)
+    assert len(hooks.events) == 3
+    # Live messages that never stop coming hold the backlog lane up a while only.
+    monkeypatch.setattr(hook_feed, "GIVE_WAY_MAX_S", 0.2)
+    Ingest(store).process([message(uuid4())])
+    waiting.set()
+    began = time.monotonic()
+    assert feed.run_once() == 1
+    assert 0.2 <= time.monotonic() - began < 5
