@@ -131,10 +131,12 @@ class RegulatorHooks:
                 return
             last[site] = ts
         interval = SAMPLE_S if prev is None else min(max(ts - prev, 0.0), MAX_CREDIT_S)
-        for cam in beat.cameras:
-            self._orgs.upsert_camera(site, cam.camera)
         flags = {c.camera: is_recording(c.last_segment_end, c.state, beat.ts) for c in beat.cameras}
+        # One transaction for the cameras and the sample, a few statements whatever the
+        # number of cameras: ingest waits for this before it writes its next batch.
         with self._ldb.transaction() as db:
+            cameras = [(site, c.camera, None, None) for c in beat.cameras]
+            upsert_cameras_in(db, cameras, site_org_paths(db, [site]))
             db.table("heartbeat_samples").insert(
                 {
                     "site_id": site,
@@ -144,9 +146,13 @@ class RegulatorHooks:
                     "cameras": json.dumps(flags),
                 }
             )
-            for camera, recording in flags.items():
-                gap = None if recording else ts
-                db.execute(CAMERA_RECORDING_UPSERT, [site, camera, ts, ts, gap])
+            db.conn.executemany(
+                CAMERA_RECORDING_UPSERT,
+                [
+                    (site, camera, ts, ts, None if recording else ts)
+                    for camera, recording in flags.items()
+                ],
+            )
             if ts - self._purged_at >= PURGE_EVERY_S:
                 self._purged_at = ts
                 db.execute("delete from heartbeat_samples where ts < ?", [ts - RAW_SAMPLES_KEEP_S])
