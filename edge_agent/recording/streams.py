@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import logging
+from typing import Any
 
 import av
 from av.audio.stream import AudioStream
 from av.container import InputContainer
+from av.container.streams import StreamContainer
 from av.video.stream import VideoStream
 
 from edge_agent.config import RecorderConfig
@@ -17,8 +19,30 @@ from edge_agent.recording.segment_writer import VIDEO_TAGS, audio_codec_name, mp
 log = logging.getLogger(__name__)
 
 
+# PyAV's demuxer finds each packet's stream with `container.streams[i]`, which goes through
+# `StreamContainer.get`: two generators and a list per packet, a few microseconds each time
+# and more with the caches cold, on every packet of every camera (a plain `ffmpeg -c copy`
+# does none of it). A plain index is answered directly; every other key still goes through
+# PyAV's own `__getitem__`.
+_PYAV_GETITEM = StreamContainer.__getitem__
+
+
+def _stream_at(self: StreamContainer, key: Any) -> Any:
+    """`StreamContainer[key]`, with a plain index answered without PyAV's generators."""
+    if type(key) is int:
+        return tuple(self)[key]
+    return _PYAV_GETITEM(self, key)
+
+
+def fast_stream_lookup() -> None:
+    """Answer `container.streams[i]` directly, as the demuxer asks it for every packet."""
+    if StreamContainer.__getitem__ is not _stream_at:
+        StreamContainer.__getitem__ = _stream_at  # type: ignore[method-assign]
+
+
 def open_camera(url: str, config: RecorderConfig) -> InputContainer:
     """Connect to an RTSP stream (never log `url`: it may carry a login)."""
+    fast_stream_lookup()
     options = {
         "rtsp_transport": config.rtsp_transport,
         # Socket I/O timeout inside FFmpeg, in microseconds: a stalled camera ends the read
