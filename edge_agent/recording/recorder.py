@@ -23,7 +23,7 @@ from edge_agent.errors import CredentialError, SegmentWriteError, UnsupportedStr
 from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.gaps import GapKeeper
 from edge_agent.recording.index import Segment, SegmentIndex
-from edge_agent.recording.segment_writer import ClosedSegment, SpaceGuard
+from edge_agent.recording.segment_writer import ClosedSegment, NoFrameError, SpaceGuard
 from edge_agent.recording.session import RecordingSession
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
 from edge_agent.recording.streams import open_camera, select_streams
@@ -39,6 +39,7 @@ LOW_SPACE_SEGMENTS = 4  # wake the cleaner when free space is this many segments
 FAST_RETRY_S = 2.0  # the longest wait between connects early in an outage
 FAST_RETRY_WINDOW_S = 120.0  # how long an outage counts as a reboot, retried every FAST_RETRY_S
 RESEAL_S = 5.0  # how soon a segment the index refused (full disk) is tried again
+NO_FRAME_WRITTEN = "write failed before a frame reached the disk"  # the gap a dropped file leaves
 # A connection that is online but reads nothing for this many read timeouts is stuck: a
 # silent camera ends the read after one read timeout, so only a blocked thread stays.
 STALL_READ_TIMEOUTS = 3.0
@@ -372,6 +373,18 @@ class CameraRecorder:
         if disk.free < floor + LOW_SPACE_SEGMENTS * size:
             self._disk_low()
 
+    def _drop_empty(self, closed: ClosedSegment, problem: str) -> None:
+        """A write failed before any frame reached the file: delete it, keep its time a gap."""
+        log.warning("%s: %s holds no video frame after a failed write (%s); deleted",
+                    self.camera.id, closed.relpath, problem)  # fmt: skip
+        try:
+            closed.path.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("%s: cannot delete the empty file %s: %s", self.camera.id,
+                        closed.relpath, e.strerror)  # fmt: skip
+        if closed.end > closed.start:
+            self._gaps.hole(closed.start, closed.end, NO_FRAME_WRITTEN)
+
     def _disk_low(self) -> None:
         callback = self.on_disk_low
         if callback is not None:
@@ -430,6 +443,9 @@ class CameraRecorder:
         """Hash (if needed) and index one file; False if the disk is full (try again later)."""
         try:
             segment = self.index.add_segment(closed.seal())
+        except NoFrameError as e:
+            self._drop_empty(closed, str(e))
+            return True
         except (OSError, sqlite3.Error) as e:
             if isinstance(e, sqlite3.Error) or e.errno == errno.ENOSPC:
                 # The index shares the disk: the cleaner makes room, the file waits.

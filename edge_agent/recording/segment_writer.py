@@ -209,6 +209,10 @@ def rename_for_start(storage: Path, relpath: str, camera: str, start: float) -> 
     return target
 
 
+class NoFrameError(Exception):
+    """A damaged segment file holds no playable video frame: it must never be indexed."""
+
+
 @dataclass(frozen=True)
 class ClosedSegment:
     """A segment file whose muxer is closed, not yet synced, hashed or indexed."""
@@ -226,7 +230,10 @@ class ClosedSegment:
     sha256: str | None = None  # hashed while written; None: hash the file when sealing
 
     def seal(self) -> SegmentInfo:
-        """Flush the file to disk and take its hash: the facts the index chains."""
+        """Flush the file to disk and take its hash: the facts the index chains.
+
+        Raises NoFrameError for a damaged file that holds no playable frame.
+        """
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -236,7 +243,12 @@ class ClosedSegment:
         if self.damaged:
             from edge_agent.recording.probe import probe_segment  # probe imports this module
 
-            end = min(end, self.start + probe_segment(self.path).duration)
+            # After a failed write only what reached the disk counts: a file whose first
+            # fragment never got there holds a header alone, never a 0-second segment.
+            probe = probe_segment(self.path)
+            if probe.problem is not None or probe.duration <= 0:
+                raise NoFrameError(probe.problem or "no frame with a duration")
+            end = min(end, self.start + probe.duration)
         return SegmentInfo(
             camera=self.camera,
             path=self.relpath,

@@ -1,6 +1,8 @@
 """Helpers of the recording tests: configs, segment files cut from real footage, ffprobe."""
 
+import errno
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -10,7 +12,8 @@ from typing import Any
 import av
 
 from edge_agent.config import EdgeConfig
-from edge_agent.recording.segment_writer import ClosedSegment, SegmentFile
+from edge_agent.recording.segment_writer import ClosedSegment, SegmentFile, SpaceGuard
+from testbed.footage import Footage
 
 
 def make_config(
@@ -119,3 +122,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
+
+
+class ShrinkingDisk:
+    """A disk whose free space is set by the test (the real files are still written)."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def __call__(self, path: Path) -> "shutil._ntuple_diskusage":
+        return shutil._ntuple_diskusage(10**12, 10**12 - self.free, self.free)
+
+
+def header_only_segment(
+    footage: Footage, storage: Path, camera: str, start: float
+) -> ClosedSegment:
+    """A segment abandoned after the disk refused its first fragment: a header, no frame."""
+    disk = ShrinkingDisk(free=10**9)
+    guard = SpaceGuard(storage, reserved_bytes=64 << 20, disk_usage=disk)
+    with av.open(str(footage.main_h264)) as src:
+        segment = SegmentFile(storage, camera, start, src.streams.video[0], None, guard)
+        disk.free = 32 << 20  # inside the reserve before the first fragment is written
+        try:
+            fill(segment, src, 2.0)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        else:
+            raise AssertionError("the first fragment was not refused")
+        return segment.abandon(end=start + 2.0)

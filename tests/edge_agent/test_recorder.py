@@ -17,7 +17,13 @@ import av
 import psutil
 import pytest
 import yaml
-from recording_helpers import decoded_frames, ffprobe, make_config, wait_for
+from recording_helpers import (
+    decoded_frames,
+    ffprobe,
+    header_only_segment,
+    make_config,
+    wait_for,
+)
 
 from edge_agent.config import EdgeConfig
 from edge_agent.credentials import CredentialStore
@@ -25,7 +31,7 @@ from edge_agent.errors import UnsupportedStreamError
 from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.recording.probe import probe_segment
-from edge_agent.recording.recorder import CameraRecorder, failure_reason
+from edge_agent.recording.recorder import NO_FRAME_WRITTEN, CameraRecorder, failure_reason
 from edge_agent.recording.repair import scan_and_repair
 from edge_agent.recording.segment_writer import ClosedSegment
 from edge_agent.recording.session import RecordingSession
@@ -419,6 +425,23 @@ def test_a_failing_disk_write_keeps_what_was_written_and_retries(
     assert index.verify_chain("cam1", config.storage.path) == []
     reasons = {r["reason"] for r in index.states("cam1")}
     assert any(r.startswith("video h264: cannot write a segment") for r in reasons)
+    index.close()
+
+
+def test_a_file_no_frame_reached_is_deleted_and_its_time_is_a_gap(
+    footage: Footage, tmp_path: Path
+) -> None:
+    """The disk refused a segment's first fragment: never a 0-second row, the hole is a gap."""
+    config = make_config(tmp_path, {"cam1": "rtsp://127.0.0.1:9/unused"})
+    index = SegmentIndex(config.state_dir / "index.db")
+    recorder = CameraRecorder(config.cameras[0], config, index, CredentialStore(environ={}))
+    start = 1_795_000_000.0
+    closed = header_only_segment(footage, config.storage.path, "cam1", start)
+    assert recorder._seal_one(closed)  # handled, not queued to be tried again
+    assert not closed.path.exists()
+    assert index.segments_by_id("cam1") == []
+    (gap,) = index.gaps("cam1")
+    assert (gap.start, gap.end, gap.reason) == (start, start + 2.0, NO_FRAME_WRITTEN)
     index.close()
 
 

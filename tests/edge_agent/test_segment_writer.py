@@ -6,12 +6,20 @@ from pathlib import Path
 
 import av
 import pytest
-from recording_helpers import copy_clip, decoded_frames, ffprobe, fill
+from recording_helpers import (
+    ShrinkingDisk,
+    copy_clip,
+    decoded_frames,
+    ffprobe,
+    fill,
+    header_only_segment,
+)
 
 from edge_agent.recording.paths import segment_relpath
 from edge_agent.recording.probe import probe_segment
 from edge_agent.recording.segment_writer import (
     FRAGMENT_US,
+    NoFrameError,
     SegmentFile,
     SpaceGuard,
     free_relpath,
@@ -89,16 +97,6 @@ def test_probe_names_what_is_wrong(tmp_path: Path) -> None:
     assert probe_segment(empty).problem is not None
 
 
-class ShrinkingDisk:
-    """A disk whose free space is set by the test (the real files are still written)."""
-
-    def __init__(self, free: int) -> None:
-        self.free = free
-
-    def __call__(self, path: Path) -> "shutil._ntuple_diskusage":
-        return shutil._ntuple_diskusage(10**12, 10**12 - self.free, self.free)
-
-
 def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_path: Path) -> None:
     disk = ShrinkingDisk(free=10**9)
     guard = SpaceGuard(tmp_path, reserved_bytes=64 << 20, disk_usage=disk)
@@ -116,3 +114,13 @@ def test_video_stops_at_the_reserve_kept_for_the_index(footage: Footage, tmp_pat
             SegmentFile(tmp_path, "cam1", T0 + 10, src.streams.video[0], None, guard)
     assert decoded_frames(closed.path) == on_disk  # the fragments on the disk still play
     assert sorted(p.name for p in (tmp_path / "cam1").rglob("*.mp4")) == [closed.path.name]
+
+
+def test_a_file_whose_first_fragment_was_refused_is_never_sealed(
+    footage: Footage, tmp_path: Path
+) -> None:
+    """A full disk refuses the first fragment: the file holds a header alone, no frame."""
+    closed = header_only_segment(footage, tmp_path, "cam1", T0)
+    assert closed.damaged and closed.path.is_file() and probe_segment(closed.path).frames == 0
+    with pytest.raises(NoFrameError, match="does not open|no video packets"):
+        closed.seal()
