@@ -111,7 +111,7 @@ class Ingest:
         store: IngestStore,
         batch_max: int = 2000,
         hooks: IngestHooks | None = None,
-        batch_target_s: float = 0.2,
+        batch_target_s: float = 0.1,
         unstored_dir: Path | None = None,
     ) -> None:
         self.store = store

@@ -84,7 +84,9 @@ def test_backlog_batches_shrink_when_writes_are_slow_and_grow_back(
     tmp_path: Path, central_db_url: str | None
 ) -> None:
     ingest = Ingest(
-        IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db")), batch_max=2000
+        IngestStore(CentralDatabase(central_db_url or tmp_path / "c.db")),
+        batch_max=2000,
+        batch_target_s=0.2,
     )
     ingest._adapt_batch(2000, 1.6)  # a full batch took 8 x the 0.2 s target
     assert ingest.batch_size == 250
