@@ -252,7 +252,7 @@ async function scrub(page) {
   // Space pauses and goes on; paused again, the steps below start from a still position.
   // (Each state is waited for briefly: a loaded box may deliver the key late.)
   const becomes = (wantPaused) => page.waitForFunction(
-    (want) => { const p = window.fsvReplay.player; return !!p && p.video.paused === want; }, wantPaused, { timeout: 5000 },
+    (want) => { const p = window.fsvReplay.player; return !!p && p.video.paused === want; }, wantPaused, { timeout: 15000 },
   ).then(() => true, () => false);
   await page.keyboard.press(" ");
   const paused = await becomes(true);

@@ -55,8 +55,10 @@ def test_a_write_after_a_read_waits_for_another_process_and_succeeds(target: str
 
     def release_soon() -> None:
         time.sleep(1.0)
-        other.execute("commit")
+        # Set before the commit: the waiting write can only finish after it, never before
+        # this thread gets the CPU back (which a loaded box may delay).
         released.set()
+        other.execute("commit")
 
     threading.Thread(target=release_soon, name="other-writer").start()
     # Read, then write, as recording alerts does: the write waits for the lock, not refused.
