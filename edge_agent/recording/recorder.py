@@ -23,7 +23,12 @@ from edge_agent.errors import CredentialError, SegmentWriteError, UnsupportedStr
 from edge_agent.recording.events import ListenerSet, PacketEvent
 from edge_agent.recording.gaps import GapKeeper
 from edge_agent.recording.index import Segment, SegmentIndex
-from edge_agent.recording.segment_writer import ClosedSegment, NoFrameError, SpaceGuard
+from edge_agent.recording.segment_writer import (
+    ClosedSegment,
+    NoFrameError,
+    SpaceGuard,
+    delete_empty,
+)
 from edge_agent.recording.session import RecordingSession
 from edge_agent.recording.status import Counters, RateMeter, RecorderStatus, State
 from edge_agent.recording.streams import open_camera, select_streams
@@ -377,11 +382,7 @@ class CameraRecorder:
         """A write failed before any frame reached the file: delete it, keep its time a gap."""
         log.warning("%s: %s holds no video frame after a failed write (%s); deleted",
                     self.camera.id, closed.relpath, problem)  # fmt: skip
-        try:
-            closed.path.unlink(missing_ok=True)
-        except OSError as e:
-            log.warning("%s: cannot delete the empty file %s: %s", self.camera.id,
-                        closed.relpath, e.strerror)  # fmt: skip
+        delete_empty(closed.path, self.camera.id, closed.relpath)
         if closed.end > closed.start:
             self._gaps.hole(closed.start, closed.end, NO_FRAME_WRITTEN)
 

@@ -180,6 +180,14 @@ class HashingWriter:
         return self._sha.hexdigest()
 
 
+def delete_empty(path: Path, camera: str, relpath: str) -> None:
+    """Delete a file that holds no video frame (it must never be indexed); a failure is logged."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        log.warning("%s: cannot delete the empty file %s: %s", camera, relpath, e.strerror)
+
+
 def free_relpath(storage: Path, camera: str, start: float) -> str:
     """The segment path for `start`, moved on by whole seconds if that name is taken.
 
@@ -363,11 +371,7 @@ class SegmentFile:
             pass  # a header the muxer refused cannot be finished either; the file goes
         finally:
             self._file.close()
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError as e:
-                log.warning("%s: cannot delete the empty file %s: %s", self.camera,
-                            self.relpath, e.strerror)  # fmt: skip
+            delete_empty(self.path, self.camera, self.relpath)
 
     def _facts(self, end: float, start: float | None, damaged: bool = False) -> ClosedSegment:
         storage = self.storage
