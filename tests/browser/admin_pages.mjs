@@ -262,6 +262,10 @@ async function newUserSignsIn(browser, admin) {
   seen.row = await admin.$eval(row, (tr) => [tr.cells[4].textContent, tr.querySelector('[data-act="toggle"]').textContent]);
   expected = /\/api\/v1\/auth\/me$/;
   seen.after = await page.evaluate(async () => (await fetch("/api/v1/auth/me")).status);
+  // The page's update socket is closed with 4401 and the page goes to the login form; the
+  // context is closed once it is there, never in the middle of that navigation.
+  await page.waitForURL("**/login");
+  seen.landed = new URL(page.url()).pathname;
   expected = null;
   await page.context().close();
   return seen;

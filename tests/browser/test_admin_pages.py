@@ -63,7 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, walk: Walk) -> Iterator[dict
             "newOrg": NEW_ORG,
             "countyB": orgs["中宁县 Zhongning"]["id"],
         }
-        seen = walk("admin_pages.mjs", options, timeout=300)
+        seen = walk("admin_pages.mjs", options, timeout=240)
         (SHOTS / "seen.json").write_text(json.dumps(seen, ensure_ascii=False, indent=1))
         assert system.broker is not None
         system.broker.reload()  # the broker re-reads the password file central wrote
@@ -142,6 +142,7 @@ def test_admin_creates_a_user_who_then_signs_in(world: dict[str, Any]) -> None:
     # Disabled through the page's own dialog: the row says so and the open session ends.
     assert fresh["question"] == "停用用户 inspector-c？其登录将立即失效。"
     assert fresh["row"] == ["已停用", "启用"] and fresh["after"] == 401
+    assert fresh["landed"] == "/login"  # the page itself went to the login form
     [entry] = [e for e in world["audit"] if e["action"] == "user_create"]
     assert entry["username"] == "admin" and entry["detail"]["username"] == "inspector-c"
     [off] = [e for e in world["audit"] if e["action"] == "user_update"]
