@@ -9,7 +9,13 @@ echo "==> ruff"
 echo "==> mypy"
 .venv/bin/mypy edge_agent central fsv_contract fsv_common testbed bench
 echo "==> pytest"
-.venv/bin/pytest "$@"
+if [ "$#" -eq 0 ]; then
+    # The whole suite in $FSV_TEST_WORKERS processes (3 by default), one test module each at
+    # a time: most of its time is spent waiting on real processes, video and browsers.
+    .venv/bin/pytest -n "${FSV_TEST_WORKERS:-3}" --dist loadfile
+else
+    .venv/bin/pytest "$@"
+fi
 if [ "$#" -eq 0 ]; then
     # The attacked system once more with central on PostgreSQL: what SQLite accepts and
     # PostgreSQL refuses (text holding NUL, strict types) must still be a 4xx, never a 500.
