@@ -19,6 +19,7 @@ from typing import Protocol
 
 from central.ingest.store import IngestStore
 from central.storage.db import live_reads
+from fsv_common.aio import wait_event
 from fsv_contract import live
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
 
@@ -200,10 +201,7 @@ class HookFeed:
                 if fed and busy():
                     await self._wait_until_idle(busy)
                 elif fed < self.batch:
-                    try:
-                        await asyncio.wait_for(changed.wait(), IDLE_WAIT_S)
-                    except TimeoutError:
-                        pass
+                    await wait_event(changed, IDLE_WAIT_S)
                     changed.clear()
         finally:
             self.running = False

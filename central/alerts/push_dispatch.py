@@ -30,6 +30,7 @@ from central.alerts.push_rules import (
 )
 from central.errors import EndpointRefused
 from central.settings import PushConfig
+from fsv_common.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,7 @@ class PushDispatcher:
                 except Exception:  # noqa: BLE001 - e.g. the database is busy: the jobs stay
                     log.exception("push round failed")
                     wait_s = ERROR_PAUSE_S
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), wait_s)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wakeup, wait_s)
         finally:
             for task in list(self._tasks.values()):
                 task.cancel()
