@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import yaml
 
 from central.config import BrokerAdminConfig
 from central.errors import BrokerAdminError
+from fsv_common.files import write_whole
 from fsv_contract import topics
 from fsv_contract.errors import InvalidTopic
 
@@ -271,10 +270,7 @@ def write_enrolment_files(
     edge_file = out / f"{creds.site}.edge.yaml"
     secret_file = out / f"{creds.site}.credentials.yaml"
     write_private_file(edge_file, section)
-    secret_file.unlink(missing_ok=True)  # a new file is created 0600 below
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secret)
+    write_whole(secret_file, secret.encode("utf-8"), mode=0o600)
     return edge_file, secret_file
 
 
@@ -283,22 +279,9 @@ def write_private_file(path: Path, text: str) -> None:
 
     A new file gets mode 0640, so the broker's group can read what root writes.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         st = path.stat()
         mode, owner = st.st_mode & 0o777, (st.st_uid, st.st_gid)
     except FileNotFoundError:
         mode, owner = 0o640, None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_whole(path, text.encode("utf-8"), mode=mode, owner=owner)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from central.errors import ConfigError
+from fsv_common.files import write_whole
 from fsv_contract.video import ClipManifest, Signature
 
 KEY_FILE = "video-signing-key.pem"
@@ -74,20 +73,9 @@ class ManifestSigner:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(pem)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another node made it first: load theirs below
-            else:
+            if write_whole(path, pem, mode=0o600, replace=False):
                 return key
-            finally:
-                os.unlink(tmp)
+            # another node made it first: load theirs below
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ConfigError(f"{path} is not an Ed25519 private key")

@@ -21,6 +21,7 @@ from edge_agent.detection.tracker import TrackedObject
 from edge_agent.detection.zones import Point
 from edge_agent.errors import ClipError
 from edge_agent.recording.index import Segment
+from fsv_common.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,8 @@ def write_snapshot(path: Path, image: NDArray[np.uint8], quality: int = 90) -> E
     if not ok:
         raise ClipError(f"snapshot {path}: JPEG encoding failed")
     blob = data.tobytes()
-    _write_atomic(path, blob)
+    write_whole(path, blob, mode=0o644)
     return EvidenceFile(path, hashlib.sha256(blob).hexdigest(), len(blob))
-
-
-def _write_atomic(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def file_digest(path: Path) -> tuple[str, int]:
