@@ -2,6 +2,11 @@
 # Installs what is needed, then runs the whole test suite: ruff, mypy, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+workers="${FSV_TEST_WORKERS:-1}"
+if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then
+    echo "FSV_TEST_WORKERS must be a whole number of test processes (1 or more), not '$workers'" >&2
+    exit 2
+fi
 bash scripts/install.sh tests
 echo "==> ruff"
 .venv/bin/ruff check .
@@ -9,11 +14,11 @@ echo "==> ruff"
 echo "==> mypy"
 .venv/bin/mypy edge_agent central fsv_contract fsv_common testbed bench
 echo "==> pytest"
-if [ "$#" -eq 0 ] && [ "${FSV_TEST_WORKERS:-1}" -gt 1 ]; then
+if [ "$#" -eq 0 ] && [ "$workers" -gt 1 ]; then
     # The whole suite in $FSV_TEST_WORKERS processes, one test module each at a time: most of
     # its time is spent waiting on real processes, video and browsers. Not the default: the
     # added load still makes some timing-bound tests fail now and then.
-    .venv/bin/pytest -n "$FSV_TEST_WORKERS" --dist loadfile
+    .venv/bin/pytest -n "$workers" --dist loadfile
 else
     .venv/bin/pytest "$@"
 fi
