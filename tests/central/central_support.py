@@ -16,7 +16,9 @@ from aiohttp.test_utils import TestClient
 
 from central.api.common import SERVICES
 from central.config import CentralConfig
-from central.services import Services
+from central.regulation.seed import seed_demo
+from central.services import Services, build_services
+from central.storage.db import CentralDatabase
 from fsv_contract import EventPayload
 from testbed.ports import free_port
 
@@ -43,6 +45,27 @@ def make_config(
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     return CentralConfig.model_validate(data)
+
+
+def node_config(
+    tmp_path: Path,
+    node: str,
+    port: int,
+    lease_s: float,
+    renew_s: float,
+    database: str | None = None,
+    **sections: Any,
+) -> CentralConfig:
+    """The config of node `node` of a two-node cluster on one database (`make_config`'s),
+    serving HTTP on `port`, its leases held for `lease_s` and renewed every `renew_s`."""
+    cluster = {"nodes": 2, "node_id": node, "lease_s": lease_s, "renew_s": renew_s}
+    http = {"port": port}
+    return make_config(tmp_path, database=database, http=http, cluster=cluster, **sections)
+
+
+def seed_nodes(database: CentralDatabase, config: CentralConfig) -> dict[str, Any]:
+    """The demo tree and its accounts seeded into the nodes' database; seed_demo's result."""
+    return seed_demo(build_services(database, config.web, config.push, config.data_dir, None))
 
 
 class Central:

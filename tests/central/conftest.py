@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from central_support import Central, make_config
@@ -27,3 +29,15 @@ async def central(
     client = await aiohttp_client(create_app(make_config(tmp_path, database=central_db_url)))
     seed = await asyncio.to_thread(seed_demo, client.app[SERVICES])
     return Central(client, seed)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The processes a test starts (central nodes, HAProxy): any still running at its end are
+    killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

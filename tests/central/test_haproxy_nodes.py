@@ -13,18 +13,15 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from central_support import make_config, start_node
+from central_support import node_config, seed_nodes, start_node
 
 from central.config import CentralConfig
 from central.nodes import NODE_HEADER
-from central.regulation.seed import seed_demo
-from central.services import build_services
 from central.storage.db import CentralDatabase
 from testbed.haproxy import NODES, find_haproxy, start_haproxy
 from testbed.ports import free_port
@@ -32,13 +29,10 @@ from testbed.ports import free_port
 SITES = [f"site{i:02d}" for i in range(24)]
 
 
-def node_config(tmp_path: Path, node: str, port: int) -> CentralConfig:
-    return make_config(
-        tmp_path,
-        http={"port": port},
-        cluster={"nodes": 2, "node_id": node, "lease_s": 3, "renew_s": 1},
-        web={"trusted_proxies": ["127.0.0.1/32"]},
-    )
+def proxied_node(tmp_path: Path, node: str, port: int) -> CentralConfig:
+    """A node behind HAProxy: it takes the client address from HAProxy's forwarded header."""
+    web = {"trusted_proxies": ["127.0.0.1/32"]}
+    return node_config(tmp_path, node, port, lease_s=3, renew_s=1, web=web)
 
 
 @pytest.fixture
@@ -46,16 +40,6 @@ def haproxy_bin() -> str:
     found = find_haproxy()
     assert found, "haproxy is not installed (scripts/install.sh installs it)"
     return found
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 async def answered_by(session: aiohttp.ClientSession, url: str, **kw: Any) -> str | None:
@@ -88,11 +72,9 @@ async def test_haproxy_shares_the_api_shards_video_by_site_and_fails_over(
     tmp_path: Path, haproxy_bin: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     ports = {node: free_port() for node in NODES}
-    configs = {node: node_config(tmp_path, node, ports[node]) for node in NODES}
-    first = configs[NODES[0]]
-    database = CentralDatabase(first.database_path)
-    svc = build_services(database, first.web, first.push, first.data_dir, None)
-    seed = seed_demo(svc)
+    configs = {node: proxied_node(tmp_path, node, ports[node]) for node in NODES}
+    database = CentralDatabase(configs[NODES[0]].database_path)
+    seed = seed_nodes(database, configs[NODES[0]])
     database.close()
     for node in NODES:
         processes.append(start_node(configs[node], tmp_path))

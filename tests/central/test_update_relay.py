@@ -12,7 +12,6 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import aiohttp
 import psycopg
 import pytest
-from central_support import make_config, start_node
+from central_support import node_config, seed_nodes, start_node
 
 from central.alerts import update_relay
 from central.alerts.updates import RESYNC_CLOSE_CODE
@@ -29,26 +28,13 @@ from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import Ingest
 from central.ingest.store import IngestStore
 from central.nodes import ALERT_FEED
-from central.regulation.seed import seed_demo
-from central.services import build_services
 from central.storage.db import CentralDatabase
 from fsv_contract import EventPayload, encode, topics
 from testbed.ports import free_port
 
 
-def node_config(tmp_path: Path, url: str, node: str, port: int) -> CentralConfig:
-    cluster = {"nodes": 2, "node_id": node, "lease_s": 2.0, "renew_s": 0.5}
-    return make_config(tmp_path, database=url, http={"port": port}, cluster=cluster)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+def relay_node(tmp_path: Path, url: str, node: str, port: int) -> CentralConfig:
+    return node_config(tmp_path, node, port, lease_s=2.0, renew_s=0.5, database=url)
 
 
 def store_event(database: CentralDatabase, site: str) -> str:
@@ -127,11 +113,8 @@ async def test_a_page_on_one_node_hears_an_alert_another_node_opened_in_its_scop
 ) -> None:
     database = await asyncio.to_thread(CentralDatabase, central_db_url)
     ports = {"a": free_port(), "b": free_port()}
-    config_a = node_config(tmp_path, central_db_url, "a", ports["a"])
-    svc = await asyncio.to_thread(
-        build_services, database, config_a.web, config_a.push, config_a.data_dir, None
-    )
-    seed = await asyncio.to_thread(seed_demo, svc)
+    config_a = relay_node(tmp_path, central_db_url, "a", ports["a"])
+    seed = await asyncio.to_thread(seed_nodes, database, config_a)
     passwords = {u.username: u.password for u in seed["users"]}
     # a starts first and takes the alert feed; b starts once a holds it.
     processes.append(start_node(config_a, tmp_path))
@@ -140,7 +123,7 @@ async def test_a_page_on_one_node_hears_an_alert_another_node_opened_in_its_scop
         return await asyncio.to_thread(feed_holder, database) == "a"
 
     await until(a_feeds, 60, "node a to hold the alert feed")
-    processes.append(start_node(node_config(tmp_path, central_db_url, "b", ports["b"]), tmp_path))
+    processes.append(start_node(relay_node(tmp_path, central_db_url, "b", ports["b"]), tmp_path))
     async with aiohttp.ClientSession() as http:
         a, b = Node(http, ports["a"], passwords), Node(http, ports["b"], passwords)
         await until(b.up, 60, "node b to answer")
