@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from video_system import VideoSystem, wait_until
+from video_system import VideoSystem, running
 from walks import Answer, SharedChromium, Walk, run_walk
 
 from testbed.rtsp import RtspServer
@@ -21,15 +21,8 @@ def system(
 ) -> Iterator[VideoSystem]:
     """Broker, central and an edge agent recording the RTSP camera, until the module ends."""
     system = VideoSystem(tmp_path_factory.mktemp("video"), rtsp_server)
-    system.start()
-    try:
-        wait_until(system.camera_listed, 40, "central to list the edge's camera online")
+    with running(system, camera_within=40):
         yield system
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        system.stop()
 
 
 @pytest.fixture(scope="session")

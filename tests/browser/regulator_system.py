@@ -10,11 +10,9 @@ import base64
 import hashlib
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import cast
 
 import paho.mqtt.publish as publish
 from video_system import CAMERA, SITE, VideoSystem, wait_until
@@ -30,21 +28,6 @@ from fsv_contract import (
 )
 from testbed.demo import start_site_broker
 from testbed.rtsp import RtspServer
-
-System = TypeVar("System", bound=VideoSystem)
-
-
-@contextmanager
-def running(system: System) -> Iterator[System]:
-    """`system` started, its process logs printed if anything fails, stopped afterwards."""
-    try:
-        system.start()
-        yield system
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        system.stop()
 
 
 class RegulatorSystem(VideoSystem):

@@ -19,8 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from regulator_system import RegulatorSystem, running
-from video_system import SITE, wait_until
+from regulator_system import RegulatorSystem
+from video_system import SITE, running, wait_until
 from walks import Walk
 
 from fsv_contract import AgentStatePayload, encode, topics

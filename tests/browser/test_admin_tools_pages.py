@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, running
-from video_system import CAMERA, SITE, wait_until
+from regulator_system import RegulatorSystem
+from video_system import CAMERA, SITE, running, wait_until
 from walks import Walk
 
 from central.config import BrokerAdminConfig

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from regulator_system import RegulatorSystem, running
+from regulator_system import RegulatorSystem
+from video_system import running
 from walks import Walk
 
 from fsv_contract import Box

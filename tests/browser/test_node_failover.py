@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from two_node_system import TwoNodeVideoSystem
-from video_system import CAMERA, SITE, wait_until
+from video_system import CAMERA, SITE, running
 from walks import Walk
 
 from testbed.haproxy import NODES
@@ -29,16 +29,10 @@ RECOVER_S = 3.0
 def two_nodes(
     tmp_path_factory: pytest.TempPathFactory, rtsp_server: RtspServer
 ) -> Iterator[TwoNodeVideoSystem]:
+    """The video system with two central nodes behind HAProxy, for this test alone."""
     system = TwoNodeVideoSystem(tmp_path_factory.mktemp("failover"), rtsp_server)
-    try:
-        system.start()
-        wait_until(system.camera_listed, 60, "central to list the edge's camera online")
+    with running(system, camera_within=60):
         yield system
-    except BaseException:
-        print(system.logs())
-        raise
-    finally:
-        system.stop()
 
 
 def test_killing_the_node_of_a_camera_under_an_open_wall(

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regulator_system import RegulatorSystem, running
-from video_system import CAMERA, SITE
+from regulator_system import RegulatorSystem
+from video_system import CAMERA, SITE, running
 from walks import Walk
 
 from central.config import BrokerAdminConfig

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -247,3 +248,24 @@ class VideoSystem:
         """True once central knows the edge's camera (from its retained state)."""
         cams = self.api("GET", "/api/v1/cameras", user="admin")["items"]
         return any(c["camera_id"] == CAMERA and c.get("state") == "online" for c in cams)
+
+
+System = TypeVar("System", bound=VideoSystem)
+
+
+@contextmanager
+def running(system: System, camera_within: float | None = None) -> Iterator[System]:
+    """`system` started (with `camera_within`: once central lists the edge's camera online,
+    within that many seconds), its process logs printed if anything fails, stopped afterwards."""
+    try:
+        system.start()
+        if camera_within is not None:
+            wait_until(
+                system.camera_listed, camera_within, "central to list the edge's camera online"
+            )
+        yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
