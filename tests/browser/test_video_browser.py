@@ -205,7 +205,9 @@ def test_replay_timeline_zooms_and_says_where_nothing_was_recorded(
     assert day["recs"] >= 1 and day["cursorShown"]
     assert minute["span"] == 60 and len(minute["ticks"]) >= 6
     assert all(len(t) == 8 for t in minute["ticks"])  # seconds shown at 1 min
-    assert minute["cursorShown"]  # zoomed around the playing time
+    # Zoomed around the (paused) playing time: still shown, where it was on the day's bar.
+    assert minute["cursorShown"] and minute["at"] is not None, (day, minute)
+    assert minute["at"] == pytest.approx(day["at"], abs=1e-4), (day, minute)
     assert abs(seen["clicked"] - seen["under"]) < 1.0  # 1 px is a fraction of a second now
     gap = seen["gap"]
     assert gap["text"].endswith("没有录像") and not gap["player"]

@@ -122,16 +122,30 @@ async function replay(page) {
 
 // The timeline: zoom from the day to one minute around a recorded time, then a time before
 // the first recording (a gap): the page says so and offers the next recording, which plays.
+// The zoom keeps the playing time where it is on the bar, which is where the time of day puts
+// it on the day's bar: in the site's last hour of the day that is the bar's last few percent,
+// and at 1 minute a playing cursor walks off the window's end a second or two later (a loaded
+// box takes that between two clicks). So the replay is first seen playing from the asked time
+// (no seek of the player's own still to come), then paused with Space: the playing time
+// stands still while the zoom is checked.
 async function timeline(page) {
   const hash = new URLSearchParams({ site: opts.site, camera: opts.camera, t: String(opts.at) });
   await page.setViewportSize({ width: 1440, height: 900 });
   await page.goto(`${opts.url}/replay#${hash}`);
   await page.waitForFunction(() => window.fsvReplay && window.fsvReplay.ready);
+  await page.waitForFunction(() => {
+    const p = window.fsvReplay.player;
+    return p && p.originWall != null && p.target == null && p.video.readyState >= 2 && !p.video.paused;
+  }, null, { timeout: 60000 });
+  await page.keyboard.press(" ");
+  await page.waitForFunction(() => window.fsvReplay.player.video.paused, null, { timeout: 15000 });
   const read = () => page.evaluate(() => ({
     span: window.fsvReplay.view.span, window: document.getElementById("window").textContent,
     ticks: [...document.querySelectorAll("#hours span")].map((s) => s.textContent),
     recs: document.querySelectorAll("#timeline .rec").length,
     cursorShown: !document.getElementById("cursor").hidden,
+    // Where the playing time is along the bar (0..1, null outside the window).
+    at: fsvTimeline.frac(window.fsvReplay.view, window.fsvReplay.position()),
     norec: !document.getElementById("norec").hidden,
   }));
   const day = await read();
