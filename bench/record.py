@@ -521,7 +521,7 @@ class _PlainWriter:
 class _Quiet:
     """Session events that go nowhere (the breakdown times the packet path alone)."""
 
-    def recording_started(self, start: float) -> None:
+    def recording_started(self, start: float, keyframe_wait_s: float) -> None:
         """Ignored."""
 
     def segment_closed(self, closed: Any, first_of_session: bool) -> None:

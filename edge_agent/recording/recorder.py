@@ -352,10 +352,16 @@ class CameraRecorder:
 
     # --- session events (recording thread) -------------------------------------------------
 
-    def recording_started(self, start: float) -> None:
-        """The camera delivers video again: it is online."""
-        log.info("%s: recording (first frame written %.2f s after the connect began)",
-                 self.camera.id, time.time() - self._connect_began)  # fmt: skip
+    def recording_started(self, start: float, keyframe_wait_s: float) -> None:
+        """The camera delivers video again: it is online.
+
+        The log line splits the time since the connect began: the stream's first keyframe
+        came `keyframe_wait_s` (stream time) after its first packet, and the rest is the
+        RTSP handshake (and, for the time written, the stream probing that ends av.open).
+        """
+        log.info("%s: recording (first frame written %.3f s after the connect began; "
+                 "keyframe wait %.3f s of stream after the first packet)",
+                 self.camera.id, time.time() - self._connect_began, keyframe_wait_s)  # fmt: skip
         self._gaps.online()
         self._set_state("online", "recording")
 

@@ -45,8 +45,12 @@ BREAK_GAP_S = 1.0  # a jump that leaves more than this uncovered is recorded as 
 class SessionEvents(Protocol):
     """What a session tells its recorder."""
 
-    def recording_started(self, start: float) -> None:
-        """The first segment of this connection opened at UTC `start`: the camera is online."""
+    def recording_started(self, start: float, keyframe_wait_s: float) -> None:
+        """The first segment of this connection opened at UTC `start`: the camera is online.
+
+        `keyframe_wait_s`: stream seconds from the connection's first video packet to the
+        keyframe that opened the segment (the packets before it cannot start a file).
+        """
 
     def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
         """A segment file was closed; seal and index it."""
@@ -113,6 +117,7 @@ class RecordingSession:
         self._pending: Packet[Stream] | None = None
         self._audio_errors = 0
         self._video_since: float | None = None  # monotonic time of the first frame written
+        self._first_packet_s: float | None = None  # stream seconds of the first video packet
         self.audio_refused: str | None = None  # why the muxer refused the audio, if it did
         self.segments_closed = 0
         self._repairs_counted = 0
@@ -239,6 +244,8 @@ class RecordingSession:
     def _write_video(self, packet: Packet[Stream], stamp: Stamp) -> None:
         ts = stamp.dts * self._vtb
         keyframe = packet.is_keyframe
+        if self._first_packet_s is None:
+            self._first_packet_s = ts  # the stream began playing here
         if keyframe or self.segments_closed == 0:
             # Keyframes suffice to follow drift; the first segment's packets also show how
             # late a burst delivered at connect time arrived.
@@ -301,7 +308,9 @@ class RecordingSession:
         if not self._started:
             self._started = True
             self._video_since = time.monotonic()
-            self._events.recording_started(segment.start)
+            first = self._first_packet_s
+            waited = 0.0 if first is None else max(0.0, ts - first)
+            self._events.recording_started(segment.start, waited)
 
     def _drop_audio(self, segment: SegmentFile, error: av.FFmpegError) -> SegmentFile:
         """Reopen the segment without its audio track, which the muxer refused."""
@@ -447,6 +456,8 @@ class RecordingSession:
             self._counters.dropped += 1
         self._contiguous = False
         self._clock.reset()
+        if not self._started:
+            self._first_packet_s = None  # the old clock's seconds: the wait counts anew
         self._vguard.restart(stamp)
         self._aguard.last = None
 

@@ -450,11 +450,13 @@ class SessionLog:
 
     def __init__(self) -> None:
         self.started: list[float] = []
+        self.keyframe_waits: list[float] = []
         self.closed: list[ClosedSegment] = []
         self.broken: list[tuple[float, float, str]] = []
 
-    def recording_started(self, start: float) -> None:
+    def recording_started(self, start: float, keyframe_wait_s: float) -> None:
         self.started.append(start)
+        self.keyframe_waits.append(keyframe_wait_s)
 
     def segment_closed(self, closed: ClosedSegment, first_of_session: bool) -> None:
         self.closed.append(closed)
@@ -484,7 +486,7 @@ def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path
         )  # fmt: skip
         assert session.run(threading.Event()) == "stream ended"
         session.finish()
-    assert len(events.started) == 1
+    assert events.keyframe_waits == [0.0]  # the file begins with a keyframe
     first, second = events.closed
     assert second.start >= first.end
     for closed in events.closed:
@@ -494,6 +496,42 @@ def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path
         assert all(b > a for a, b in zip(dts, dts[1:], strict=False))
         assert decoded_frames(closed.path) == 150
     assert counters.video_packets == 300 and counters.dropped == 0
+
+
+def test_a_stream_joined_mid_gop_reports_its_keyframe_wait(
+    footage: Footage, tmp_path: Path
+) -> None:
+    """A camera joined between keyframes: its packets until the next keyframe cannot start a
+    file, and the wait is told in stream seconds (what the outage benchmark splits off)."""
+    whole = tmp_path / "whole.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(footage.short_h264), "-c", "copy", "-f", "mpegts",
+         str(whole)],
+        check=True,
+    )  # fmt: skip
+    joined = tmp_path / "joined.ts"  # from frame 13 on: the next keyframe is frame 50
+    with av.open(str(whole)) as src, av.open(str(joined), "w", format="mpegts") as out:
+        out_video = out.add_stream_from_template(src.streams.video[0])
+        for n, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            assert packet.is_keyframe == (n % 50 == 0)
+            if n >= 13:
+                packet.stream = out_video
+                out.mux(packet)
+    events = SessionLog()
+    counters = Counters()
+    with av.open(str(joined)) as container:
+        video, audio = select_streams(container, "cam1", set())
+        session = RecordingSession(
+            camera="cam1", storage=tmp_path / "storage", segment_s=60.0, container=container,
+            video=video, audio=audio, events=events, counters=counters, meter=RateMeter(),
+            packet_listeners=ListenerSet("packet"), previous_end=None,
+        )  # fmt: skip
+        assert session.run(threading.Event()) == "stream ended"
+        session.finish()
+    assert counters.skipped == 37
+    assert events.keyframe_waits == [pytest.approx(37 / 25)]
+    (closed,) = events.closed
+    assert len(_video_dts(closed.path)) == counters.video_packets
 
 
 def _video_dts(path: Path) -> list[int]:
