@@ -271,7 +271,11 @@ def kill_figures(found: list[Hole], parts: list[KillLoss], gop_s: float) -> dict
       (process start, imports, config, index, start-up repair); it grows with the
       machine's load;
     - after: from the connect to the first frame in a file (the RTSP handshake and the
-      wait for the camera's next keyframe, at most one GOP).
+      wait for the camera's next keyframe, at most one GOP). It splits into
+      `kill_keyframe_wait_s` (stream seconds from the first packet after PLAY to the first
+      keyframe, from the agent's log) and `kill_handshake_s`, the rest (connect, DESCRIBE,
+      SETUP, PLAY, the first packet's arrival). The stream probing that ends av.open
+      overlaps the keyframe wait and costs no footage: the packets it reads are recorded.
     "Loss <= one GOP after restart" means `kill_loss_after_restart_s_max` <= the GOP: once
     the agent runs again, at most one GOP is missed. `kill_loss_beyond_downtime_s_*` is
     the whole loss less the downtime (tail + after): what a kill costs beyond the
@@ -291,6 +295,8 @@ def kill_figures(found: list[Hole], parts: list[KillLoss], gop_s: float) -> dict
         "kill_loss_s_max": round(max(losses), 3) if losses else None,
         "gop_s": gop_s,
         **spread([p.after_s for p in parts], "kill_loss_after_restart_s"),
+        **spread([p.handshake_s for p in parts], "kill_handshake_s"),
+        **spread([p.keyframe_wait_s for p in parts], "kill_keyframe_wait_s"),
         **spread([p.beyond_downtime_s for p in parts], "kill_loss_beyond_downtime_s"),
         **spread([p.tail_s for p in parts], "kill_tail_s"),
         **spread([p.down_s for p in parts], "kill_downtime_s"),
@@ -306,6 +312,8 @@ def kill_figures(found: list[Hole], parts: list[KillLoss], gop_s: float) -> dict
                 "down_s": round(p.down_s, 3),
                 "process_start_s": round(p.imports_s, 3),
                 "after_s": round(p.after_s, 3),
+                "handshake_s": round(p.handshake_s, 3),
+                "keyframe_wait_s": round(p.keyframe_wait_s, 3),
             }
             for p in parts
         ],

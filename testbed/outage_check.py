@@ -111,8 +111,12 @@ class KillLoss:
     The parts add up to the index's hole: `tail_s` (what the killed agent had received but
     not yet written: the fragment under way), `down_s` (the agent not running: from the kill
     to the restarted recorder's connect; `imports_s` of it before the new process logged
-    its start) and `after_s` (from the connect to the first frame in a file: the RTSP
-    handshake and the wait for a keyframe).
+    its start) and `after_s` (from the connect to the first frame in a file). `after_s`
+    splits into `keyframe_wait_s` (stream seconds from the first packet the camera sent to
+    the keyframe that opened the file, from the agent's "recording" log line) and
+    `handshake_s`, the rest: from the connect to the stream playing (TCP connect, DESCRIBE,
+    SETUP, PLAY and the first packet's arrival). The stream probing that ends av.open is
+    in neither: the packets it reads are kept and recorded.
     """
 
     kill: float
@@ -121,6 +125,12 @@ class KillLoss:
     down_s: float
     imports_s: float
     after_s: float
+    keyframe_wait_s: float
+
+    @property
+    def handshake_s(self) -> float:
+        """From the connect to the stream playing: `after_s` less the keyframe wait."""
+        return self.after_s - self.keyframe_wait_s
 
     @property
     def beyond_downtime_s(self) -> float:
@@ -129,16 +139,32 @@ class KillLoss:
 
 
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+_KEYFRAME_WAIT = re.compile(r"keyframe wait (\d+\.\d+) s of stream")
 
 
-def log_times(log: str, needle: str) -> list[float]:
-    """UTC epoch times of the agent's log lines (UTC `asctime`) that contain `needle`."""
+def log_lines(log: str, needle: str) -> list[tuple[float, str]]:
+    """UTC epoch times (UTC `asctime`) and text of the agent's log lines holding `needle`."""
     found = []
     for line in log.splitlines():
         match = _LOG_TIME.match(line)
         if match and needle in line:
             when = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
-            found.append(when.timestamp())
+            found.append((when.timestamp(), line))
+    return found
+
+
+def log_times(log: str, needle: str) -> list[float]:
+    """UTC epoch times of the agent's log lines that contain `needle`."""
+    return [when for when, _ in log_lines(log, needle)]
+
+
+def keyframe_waits(log: str, camera: str) -> list[tuple[float, float]]:
+    """(log time, keyframe wait in stream seconds) of each of `camera`'s first frames."""
+    found = []
+    for when, line in log_lines(log, f"{camera}: recording (first frame written"):
+        match = _KEYFRAME_WAIT.search(line)
+        if match:
+            found.append((when, float(match[1])))
     return found
 
 
@@ -151,6 +177,7 @@ def kill_losses(
         bounds = {path: (start, end) for path, start, end in rows}
     connects = log_times(log, f"{camera}: connecting")
     starts = log_times(log, "] edge_agent: edge-agent ")  # "edge-agent 0.1.0 starting"
+    waits = keyframe_waits(log, camera)
     losses = []
     for hole in found:
         prev_end = bounds[hole.before][1]
@@ -158,7 +185,8 @@ def kill_losses(
         kill = next((k for k in kills if prev_end - 1.0 < k < next_start), None)
         connect = next((t for t in connects if kill is not None and t > kill), None)
         started = next((t for t in starts if kill is not None and t > kill), None)
-        if kill is None or connect is None or started is None:
+        wait = next((w for t, w in waits if connect is not None and t >= connect), None)
+        if kill is None or connect is None or started is None or wait is None:
             continue
         losses.append(
             KillLoss(
@@ -168,6 +196,7 @@ def kill_losses(
                 down_s=connect - kill,
                 imports_s=started - kill,
                 after_s=next_start - connect,
+                keyframe_wait_s=wait,
             )
         )
     return losses

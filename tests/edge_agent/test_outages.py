@@ -108,6 +108,8 @@ def test_every_kill_9_is_a_gap_row_as_long_as_the_frames_lost(
     for part in parts:
         assert -0.1 < part.tail_s <= FRAGMENT_US / 1e6 + 0.3, part
         assert 0 < part.after_s <= GOP_S + 0.5, part  # the RTSP handshake, then the keyframe
+        assert 0 <= part.keyframe_wait_s < GOP_S, part  # the next keyframe, within one GOP
+        assert 0 < part.handshake_s <= 0.5, part  # connect to playing: round trips, no probing
     index = SegmentIndex(index_db)
     assert index.verify_chain("cam1", config.storage.path) == []
     index.close()
