@@ -224,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         "interpreter, and one importing what runs before the 'starting' log line and before "
         "the recorders connect, on this machine at the end of the run (Python start-up, not "
         "footage the recorder loses once it runs: that is kill_loss_after_restart_s and "
-        "kill_tail_s)"
+        "kill_tail_s); kill_loss_after_restart_s = kill_handshake_s (connect to the stream "
+        "playing: TCP connect, DESCRIBE, SETUP, PLAY, first packet) + kill_keyframe_wait_s "
+        "(stream seconds from the first packet to the first keyframe, from the agent's log, "
+        "under one GOP); the stream probing in av.open overlaps the keyframe wait and its "
+        "packets are recorded"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(existing, indent=2) + "\n")

@@ -272,6 +272,13 @@ def rows() -> list[tuple[str, str, str, str]]:
              f"{integ.get('kill_downtime_s_median', '?')}; "
              f"{integ.get('kill_loss_after_restart_s_max', '?')}",
              f"—; ≤ {integ.get('gop_s', '?')} (one GOP)"),
+            ("outages", "per kill, connect → first frame split: RTSP handshake (connect → "
+             "playing), median / max; then the camera's next keyframe, median / max (s)",
+             f"{integ.get('kill_handshake_s_median', '?')} / "
+             f"{integ.get('kill_handshake_s_max', '?')}; "
+             f"{integ.get('kill_keyframe_wait_s_median', '?')} / "
+             f"{integ.get('kill_keyframe_wait_s_max', '?')}",
+             f"—; < {integ.get('gop_s', '?')} (one GOP)"),
             ("outages", "kills without a gap row; index hole vs true loss, worst (s)",
              f"{integ['kills_without_gap_row']}; {integ.get('kill_index_error_s_max', '?')}",
              "0; ≤ 0.1"),
