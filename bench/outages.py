@@ -214,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key}: {value}")
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     existing.update(figures)
-    earlier = existing.get("machine")  # other benchmarks' description, kept
-    kept = earlier if isinstance(earlier, dict) else {"description": earlier} if earlier else {}
-    existing["machine"] = {**kept, **info, "loadavg_after": load()}
+    # Each part names the machine and load it ran on: a file's figures can come from
+    # runs on different days and boxes (the tamper figures from bench/integrity.py too).
+    ran_on = {**info, "loadavg_after": load()}
+    for part in sorted(parts):
+        existing[f"machine_{part}"] = ran_on
     existing["outages_note"] = (
         "true loss read from the burned-in frame counter; reconnect_s: from the camera's "
         "return to the first frame in a file (includes the wait for a keyframe, 2 s GOP); "
