@@ -51,7 +51,7 @@ async function inbox(browser, who, viewport = SIZES.desktop) {
 
 // Raise an alert; how long from its publication until the open inbox shows it.
 async function arrival(page, others) {
-  const before = await page.evaluate(() => ({ polls: window.fsvInbox.polls, navigations: performance.getEntriesByType("navigation").length }));
+  const before = await page.evaluate(() => ({ polls: window.fsvInbox.polls, navigations: performance.getEntriesByType("navigation").length, opened: window.fsvInbox.updates.opened }));
   const raised = await ask("alert");
   await page.waitForSelector(`#alerts li[data-id="${raised.id}"]`, { timeout: 15000 });
   const seen = await page.evaluate((id) => {
@@ -63,6 +63,9 @@ async function arrival(page, others) {
       fresh: li.classList.contains("fresh"),
       severity: li.querySelector(".sev").textContent,
       viaSocket: u.log.some((m) => m.id === id && m.op === "created"),
+      // When the socket carried it (epoch ms; null: not yet), how many times it opened.
+      socketAt: (u.log.find((m) => m.id === id) || { at: null }).at,
+      opened: u.opened, up: u.up,
       polls: window.fsvInbox.polls,
       navigations: performance.getEntriesByType("navigation").length,
     };
@@ -76,7 +79,8 @@ async function arrival(page, others) {
       listed: document.querySelector(`#alerts li[data-id="${id}"]`) !== null,
     }), raised.id);
   }
-  return { id: raised.id, ms: Math.round(seen.at - raised.published), ...seen, pollsDuring: seen.polls - before.polls, reloaded: seen.navigations - before.navigations, heard };
+  const socketMs = seen.socketAt == null ? null : Math.round(seen.socketAt - raised.published);
+  return { id: raised.id, ms: Math.round(seen.at - raised.published), socketMs, openedDuring: seen.opened - before.opened, ...seen, pollsDuring: seen.polls - before.polls, reloaded: seen.navigations - before.navigations, heard };
 }
 
 const browser = await openBrowser();
