@@ -1,12 +1,16 @@
 """Shared fixtures: real footage, a real RTSP server and a real Mosquitto broker on 127.0.0.1."""
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edge_agent.config import StorageConfig
+from edge_agent.retention.planner import required_free_bytes
 from testbed import central_rows
 from testbed.footage import Footage, ensure_footage
 from testbed.mosquitto import Broker, BrokerOptions
@@ -15,6 +19,33 @@ from testbed.rtsp import RtspServer, camera_paths
 
 RtspServerFactory = Callable[..., RtspServer]
 BrokerFactory = Callable[..., Broker]
+
+# What the suite itself writes at most on top of the recorders' watermark (clips, segments,
+# databases, browser profiles), with room to spare.
+SUITE_WRITES_BYTES = 3 << 30
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, saying why, when the disk under the tests is too full to record on.
+
+    The recorders in the tests keep the edge agent's default watermark (5 % of the disk,
+    at least 1 GiB): on a fuller disk they evict and refuse writes as they should, and
+    recording tests would fail without naming the disk.
+    """
+    folder = Path(tempfile.gettempdir())
+    disk = shutil.disk_usage(folder)
+    watermark = required_free_bytes(StorageConfig(path=folder), disk.total)
+    needed = watermark + SUITE_WRITES_BYTES
+    if disk.free < needed:
+        gib = 1 << 30
+        pytest.exit(
+            f"the disk under {folder} has {disk.free / gib:.1f} GiB free; the tests need "
+            f"{needed / gib:.1f} GiB: the edge agent's default watermark on this "
+            f"{disk.total / gib:.1f} GiB disk ({watermark / gib:.1f} GiB), which the recording "
+            f"tests keep, and {SUITE_WRITES_BYTES / gib:.0f} GiB to write. Free some space "
+            "and run again.",
+            returncode=2,
+        )
 
 
 @pytest.fixture(scope="session")
