@@ -18,13 +18,13 @@ if [ "$#" -eq 0 ] && [ "$workers" -gt 1 ]; then
     # The whole suite in $FSV_TEST_WORKERS processes, one test module each at a time: most of
     # its time is spent waiting on real processes, video and browsers. Not the default: the
     # added load still makes some timing-bound tests fail now and then.
-    .venv/bin/pytest -n "$workers" --dist loadfile
+    .venv/bin/pytest --instafail -n "$workers" --dist loadfile
 else
-    .venv/bin/pytest "$@"
+    .venv/bin/pytest --instafail "$@"
 fi
 if [ "$#" -eq 0 ]; then
     # The attacked system once more with central on PostgreSQL: what SQLite accepts and
     # PostgreSQL refuses (text holding NUL, strict types) must still be a 4xx, never a 500.
     echo "==> pytest: the security probes with central on PostgreSQL"
-    FSV_TEST_DATABASE=postgres .venv/bin/pytest tests/security
+    FSV_TEST_DATABASE=postgres .venv/bin/pytest --instafail tests/security
 fi
