@@ -2,7 +2,7 @@
 # Installs what is needed, then runs the whole test suite: ruff, mypy, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers="${FSV_TEST_WORKERS:-1}"
+workers="${FSV_TEST_WORKERS:-3}"
 if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then
     echo "FSV_TEST_WORKERS must be a whole number of test processes (1 or more), not '$workers'" >&2
     exit 2
@@ -15,9 +15,9 @@ echo "==> mypy"
 .venv/bin/mypy edge_agent central fsv_contract fsv_common testbed bench
 echo "==> pytest"
 if [ "$#" -eq 0 ] && [ "$workers" -gt 1 ]; then
-    # The whole suite in $FSV_TEST_WORKERS processes, one test module each at a time: most of
-    # its time is spent waiting on real processes, video and browsers. Not the default: the
-    # added load still makes some timing-bound tests fail now and then.
+    # The whole suite in $FSV_TEST_WORKERS processes (3 unless set; 1 runs it in one), one
+    # test module each at a time: most of its time is spent waiting on real processes, video
+    # and browsers, not on the CPU.
     .venv/bin/pytest --instafail -n "$workers" --dist loadfile
 else
     .venv/bin/pytest --instafail "$@"
