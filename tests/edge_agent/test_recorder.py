@@ -465,19 +465,20 @@ class SessionLog:
         self.broken.append((previous_end, start, reason))
 
 
-def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path: Path) -> None:
-    """A camera that reboots restarts its timestamps: MP4 must never see dts go backwards."""
-    part = tmp_path / "part.ts"
+def _as_mpegts(source: Path, out: Path) -> Path:
+    """`source`'s packets copied into an MPEG-TS file (a stream the session reads as a camera's)."""
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(footage.short_h264), "-c", "copy", "-f", "mpegts",
-         str(part)],
+        ["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", "-f", "mpegts", str(out)],
         check=True,
     )  # fmt: skip
-    rebooted = tmp_path / "rebooted.ts"
-    rebooted.write_bytes(part.read_bytes() * 2)  # the same 6 s again, timestamps from 0
+    return out
+
+
+def _record_file(source: Path, tmp_path: Path) -> tuple[SessionLog, Counters]:
+    """One recording session over `source` to its end, into tmp_path/storage."""
     events = SessionLog()
     counters = Counters()
-    with av.open(str(rebooted)) as container:
+    with av.open(str(source)) as container:
         video, audio = select_streams(container, "cam1", set())
         session = RecordingSession(
             camera="cam1", storage=tmp_path / "storage", segment_s=60.0, container=container,
@@ -486,6 +487,15 @@ def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path
         )  # fmt: skip
         assert session.run(threading.Event()) == "stream ended"
         session.finish()
+    return events, counters
+
+
+def test_a_clock_that_jumps_back_starts_a_new_segment(footage: Footage, tmp_path: Path) -> None:
+    """A camera that reboots restarts its timestamps: MP4 must never see dts go backwards."""
+    part = _as_mpegts(footage.short_h264, tmp_path / "part.ts")
+    rebooted = tmp_path / "rebooted.ts"
+    rebooted.write_bytes(part.read_bytes() * 2)  # the same 6 s again, timestamps from 0
+    events, counters = _record_file(rebooted, tmp_path)
     assert events.keyframe_waits == [0.0]  # the file begins with a keyframe
     first, second = events.closed
     assert second.start >= first.end
@@ -503,12 +513,7 @@ def test_a_stream_joined_mid_gop_reports_its_keyframe_wait(
 ) -> None:
     """A camera joined between keyframes: its packets until the next keyframe cannot start a
     file, and the wait is told in stream seconds (what the outage benchmark splits off)."""
-    whole = tmp_path / "whole.ts"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(footage.short_h264), "-c", "copy", "-f", "mpegts",
-         str(whole)],
-        check=True,
-    )  # fmt: skip
+    whole = _as_mpegts(footage.short_h264, tmp_path / "whole.ts")
     joined = tmp_path / "joined.ts"  # from frame 13 on: the next keyframe is frame 50
     with av.open(str(whole)) as src, av.open(str(joined), "w", format="mpegts") as out:
         out_video = out.add_stream_from_template(src.streams.video[0])
@@ -517,17 +522,7 @@ def test_a_stream_joined_mid_gop_reports_its_keyframe_wait(
             if n >= 13:
                 packet.stream = out_video
                 out.mux(packet)
-    events = SessionLog()
-    counters = Counters()
-    with av.open(str(joined)) as container:
-        video, audio = select_streams(container, "cam1", set())
-        session = RecordingSession(
-            camera="cam1", storage=tmp_path / "storage", segment_s=60.0, container=container,
-            video=video, audio=audio, events=events, counters=counters, meter=RateMeter(),
-            packet_listeners=ListenerSet("packet"), previous_end=None,
-        )  # fmt: skip
-        assert session.run(threading.Event()) == "stream ended"
-        session.finish()
+    events, counters = _record_file(joined, tmp_path)
     assert counters.skipped == 37
     assert events.keyframe_waits == [pytest.approx(37 / 25)]
     (closed,) = events.closed
