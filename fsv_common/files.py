@@ -2,7 +2,9 @@
 
 Config, keys and evidence are written to a private temporary file beside the target,
 synced, then put in place by one rename (or one link, when an existing file must win),
-and the folder is synced so the new name survives a power cut as well as the bytes.
+and the folder is synced so the new name survives a power cut as well as the bytes. Files
+written in a stream (a clip cut by the muxer, an upload received in parts) are put in
+place the same way once finished (`put_in_place`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ def write_whole(
         Path(tmp).unlink(missing_ok=True)
     sync_folder(path.parent)
     return True
+
+
+def put_in_place(tmp: Path, path: Path) -> None:
+    """Replace `path` with the finished file `tmp` from the same folder, durably.
+
+    `tmp`'s bytes are synced before the rename and the folder after it, so a power cut
+    leaves the old file or the whole new one under the name, never a name whose bytes
+    never reached the disk (an index row may already count on that name).
+    """
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    sync_folder(path.parent)
 
 
 def sync_folder(folder: Path) -> None:

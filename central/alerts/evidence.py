@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from central.errors import InvalidInputError
 from central.ingest.media_types import ALLOWED_TYPES, SNIFF_BYTES, sniff
 from central.schema import LockedDb
+from fsv_common.files import write_whole
 
 
 def sniff_image(data: bytes) -> tuple[str, str]:
@@ -35,12 +35,7 @@ def store_evidence(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}.{ext}"
     if not path.exists():
-        tmp = path.with_suffix(".part")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        write_whole(path, data, mode=0o644)
     return {
         "filename": Path(filename or f"photo.{ext}").name[:200],
         "content_type": ctype,

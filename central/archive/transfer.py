@@ -12,7 +12,6 @@ part deleted and a `footage_tampered` finding raised. A segment stored already i
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from central.archive.settings import ArchiveConfig
 from central.archive.store import ArchiveStore, Stored
 from central.integrity.findings import Finding, report
 from central.storage.db import CentralDatabase
+from fsv_common.files import put_in_place
 from fsv_contract.lanes import split_lane
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*){0,7}$")
@@ -185,7 +185,7 @@ class Archive:
             self._refuse(site, seg, f"bytes hash to {digest.hexdigest()[:12]}, anchored "
                                     f"{seg.sha256[:12]}")  # fmt: skip
             raise ArchiveError("the bytes do not match the anchored SHA-256: refused", 422)
-        os.replace(part, self.file(site, seg.path))
+        put_in_place(part, self.file(site, seg.path))
         self.store.add(
             Stored(site, seg.camera, seg.path, seg.start, seg.end, seg.bytes, seg.sha256)
         )

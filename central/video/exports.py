@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from central.storage.db import CentralDatabase, apply_migrations
 from central.video.hub import Sender, new_token
 from central.video.signing import ManifestSigner
 from fsv_common.digest import file_sha256
+from fsv_common.files import put_in_place, write_whole
 from fsv_contract.errors import InvalidPayload
 from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import (
@@ -300,8 +300,10 @@ class ExportStore:
         if problems:
             return "the segment chain is broken: " + "; ".join(problems[:3])
         signed = self.signer.sign(manifest)
-        self.manifest_path(job["id"]).write_text(signed.model_dump_json(indent=2))
-        os.replace(part, self.clip_path(job["id"]))
+        write_whole(
+            self.manifest_path(job["id"]), signed.model_dump_json(indent=2).encode(), mode=0o644
+        )
+        put_in_place(part, self.clip_path(job["id"]))
         self._finish(
             job["id"],
             "done",

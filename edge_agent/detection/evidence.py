@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from edge_agent.detection.tracker import TrackedObject
 from edge_agent.detection.zones import Point
 from edge_agent.errors import ClipError
 from edge_agent.recording.index import Segment
-from fsv_common.files import write_whole
+from fsv_common.files import put_in_place, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ def cut_clip(
                     break
             if cutter.origin is None or cutter.last_t is None:
                 raise ClipError(f"clip {out.name}: the segments hold no video of the range")
-        os.replace(tmp, out)
+        put_in_place(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     digest, size = file_digest(out)

@@ -36,6 +36,7 @@ from edge_agent.models.frames import recent_frames
 from edge_agent.models.shadow import ShadowTally
 from edge_agent.models.smoke import smoke_test
 from edge_agent.recording.index import SegmentIndex
+from fsv_common.files import write_whole
 from fsv_contract.models import (
     VERB_INSTALL_MODEL,
     VERB_ROLLBACK_MODEL,
@@ -192,11 +193,8 @@ class ModelInstaller:
 
     def _save(self) -> None:
         installed = {cam: m.args for cam, m in self._models.items() if m.args is not None}
-        self.dir.mkdir(parents=True, exist_ok=True)
         for name, data in (("installed.json", installed), ("shadow.json", self._shadow_args)):
-            temp = self.dir / f"{name}.part"
-            temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            temp.replace(self.dir / name)
+            write_whole(self.dir / name, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
 
     def _read(self, name: str) -> dict[str, Any]:
         try:

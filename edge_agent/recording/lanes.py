@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from edge_agent.config import CameraConfig, EdgeConfig
+from fsv_common.files import write_whole
 from fsv_contract.lanes import lane_id
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,7 @@ def remember_policy(state_dir: Path, policy: str) -> bool:
     """Keep the policy central answered (for the next start); True if it changed."""
     if learned_policy(state_dir) == policy:
         return False
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / (POLICY_FILE + ".tmp")
-    tmp.write_text(json.dumps({"policy": policy}), encoding="utf-8")
-    tmp.replace(state_dir / POLICY_FILE)
+    write_whole(state_dir / POLICY_FILE, json.dumps({"policy": policy}).encode(), mode=0o644)
     return True
 
 

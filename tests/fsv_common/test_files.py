@@ -66,3 +66,23 @@ def test_the_folder_is_synced_after_the_name_is_in_place(
     monkeypatch.setattr(files.os, "fsync", watch)
     write_whole(target, b"key", replace=False)
     assert synced == [(False, False), (True, True)]
+
+
+def test_a_finished_file_is_synced_before_its_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "0001.mp4"
+    target.write_bytes(b"old")
+    part = tmp_path / "0001.mp4.part"
+    part.write_bytes(b"received in parts")
+    synced: list[tuple[bool, bytes]] = []  # (a folder, what the name holds then)
+    real_fsync = os.fsync
+
+    def watch(fd: int) -> None:
+        synced.append((stat.S_ISDIR(os.fstat(fd).st_mode), target.read_bytes()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", watch)
+    files.put_in_place(part, target)
+    assert synced == [(False, b"old"), (True, b"received in parts")]
+    assert not part.exists()
