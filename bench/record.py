@@ -10,6 +10,11 @@ written files (steps in the video timestamps) and bytes written against the sour
 bitrate. The RTSP server's CPU is measured too but excluded from both figures.
 
     .venv/bin/python bench/record.py --streams 32 --seconds 60 --repeat 3
+
+`--copy MODE` puts a bare copy in the recorder's place to show what each layer costs:
+a PyAV copy (plain, hashed) or a copy loop in C on the `ffmpeg` command line's own FFmpeg
+(native, native-unhashed, native-unfragmented; bench/native_copy.c, built here with gcc,
+pkg-config, libavformat-dev and libssl-dev).
 """
 
 from __future__ import annotations
@@ -278,7 +283,11 @@ class Ours:
             sys.executable, __file__, "--child", "--port", str(port), "--streams", str(streams),
             "--segment-seconds", str(segment_s), "--out", str(out),
         ]  # fmt: skip
-        if copy is not None:
+        if copy is not None and copy.startswith("native"):
+            flags = NATIVE_MODES[copy]
+            cmd = [str(build_native(out.parent)), *flags, str(out), *urls(port, streams)]
+            self.name = f"compiled copy loop ({copy})"
+        elif copy is not None:
             cmd += ["--copy", copy]
             self.name = f"bare PyAV copy ({copy})"
         self.proc = subprocess.Popen(
@@ -320,6 +329,33 @@ class Ours:
         self.proc.stdin.close()
         self.final = self._read()["final"]
         self.proc.wait(60)
+
+
+# The compiled copy loop's modes: fragmented MP4 hashed while written (the recorder's
+# output), the same unhashed, and an unfragmented MP4 through FFmpeg's file writer (what
+# `ffmpeg -f segment` writes).
+NATIVE_MODES = {"native": [], "native-unhashed": ["-n"], "native-unfragmented": ["-F"]}
+
+
+def build_native(folder: Path) -> Path:
+    """Compile bench/native_copy.c against the FFmpeg the `ffmpeg` command line uses."""
+    binary = folder / "native_copy"
+    libs = ["libavformat", "libavcodec", "libavutil", "libcrypto"]
+    try:
+        flags = subprocess.run(
+            ["pkg-config", "--cflags", "--libs", *libs], check=True, capture_output=True,
+            text=True,
+        ).stdout.split()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(
+            "--copy native needs a C compiler and the FFmpeg and OpenSSL headers "
+            f"(apt-get install -y gcc pkg-config libavformat-dev libssl-dev): {e}"
+        ) from e
+    source = ROOT / "bench" / "native_copy.c"
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-o", str(binary), str(source), *flags, "-lpthread"], check=True
+    )
+    return binary
 
 
 # --- ffmpeg --------------------------------------------------------------------------------
@@ -695,7 +731,13 @@ def parent_main(args: argparse.Namespace) -> int:
     result["repeats"] = repeats
     print(f"CPU ratio ours / ffmpeg, median of {len(ratios)}: {statistics.median(ratios):.3f}")
     target = RESULTS if args.copy is None else RESULTS.with_name(f"record_copy_{args.copy}.json")
-    if args.copy is not None:
+    if args.copy in NATIVE_MODES:
+        result["note"] += (
+            f"; ours here is the compiled copy loop ({args.copy}, bench/native_copy.c on the "
+            "command line's FFmpeg), not the recorder: the least a copy in C costs against "
+            "the same ffmpeg"
+        )
+    elif args.copy is not None:
         result["note"] += (
             f"; ours here is the bare PyAV copy ({args.copy}), not the recorder: what the "
             "recorder's layers cost, measured against the same ffmpeg"
@@ -723,10 +765,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--copy",
-        choices=("plain", "hashed"),
+        choices=("plain", "hashed", *NATIVE_MODES),
         help="run a bare PyAV copy instead of our recorder (plain: FFmpeg writes the file; "
-        "hashed: through the recorder's file object) and write bench/results/"
-        "record_copy_MODE.json: what the recorder's layers cost against the same ffmpeg",
+        "hashed: through the recorder's file object) or a compiled copy loop hashing while "
+        "writing (native: bench/native_copy.c on the command line's FFmpeg; "
+        "native-unhashed without SHA-256; native-unfragmented as ffmpeg writes) and write "
+        "bench/results/record_copy_MODE.json: what the recorder's layers cost against the "
+        "same ffmpeg",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -179,6 +179,15 @@ def rows() -> list[tuple[str, str, str, str]]:
             ("recording", "lost packets", str(rec.get("lost_packets_max", rec["lost_packets"])),
              "0"),
         ]  # fmt: skip
+    modes = ("native", "native-unhashed", "native-unfragmented")
+    native = [_load(f"record_copy_{m}") for m in modes]
+    if all(native):
+        out.append(
+            ("recording", "a copy loop in C on ffmpeg's own FFmpeg, CPU vs ffmpeg: our output "
+             "(fragmented MP4, SHA-256 while writing) / the same unhashed / unfragmented and "
+             "unhashed as ffmpeg writes (median of 3 each)",
+             " / ".join(str(n["cpu_ratio_vs_ffmpeg_median"]) for n in native), "—")
+        )  # fmt: skip
     if det:
         ms, be = det["ms_per_frame"], det.get("backends", {})
 
