@@ -25,7 +25,7 @@ from central.nodes import ALERT_FEED, Leases, lead, node_id, run_forever
 from fsv_contract import live
 from fsv_contract.codec import decode
 from fsv_contract.errors import ContractError, InvalidPayload
-from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload
+from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload, Payload
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,17 @@ def _refused_for_good(error: BaseException) -> bool:
     return isinstance(error, sqlite3.DatabaseError | ValueError | TypeError | OverflowError)
 
 
-def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Rejection]]:
-    """Split raw messages into valid ones and rejections with a reason (never raises)."""
+# How far ahead of central's clock an edge may date a heartbeat or a camera state: a box
+# whose clock runs a few minutes fast is still heard.
+CLOCK_AHEAD_S = 600.0
+
+
+def decode_batch(
+    batch: Sequence[RawMessage], now: float | None = None
+) -> tuple[list[Received], list[Rejection]]:
+    """Split raw messages into valid ones and rejections with a reason (never raises);
+    `now` is central's clock (default: the time now)."""
+    now = time.time() if now is None else now
     accepted: list[Received] = []
     rejected: list[Rejection] = []
     for raw in batch:
@@ -51,6 +60,7 @@ def decode_batch(batch: Sequence[RawMessage]) -> tuple[list[Received], list[Reje
             message = decode(raw.topic, raw.payload)
             if isinstance(message.payload, EventPayload):
                 check_media_types(message.payload)
+            check_not_ahead(message.payload, now)
             accepted.append(Received(message, raw.received_at))
         except ContractError as e:
             rejected.append(Rejection(raw.topic, str(e), len(raw.payload), raw.received_at))
@@ -74,6 +84,27 @@ def check_media_types(event: EventPayload) -> None:
                 f"{part}.content_type {ref.content_type[:100]!r} is not an accepted media type"
                 f" ({', '.join(ALLOWED_TYPES)})"
             )
+
+
+def check_not_ahead(payload: Payload, now: float) -> None:
+    """Refuse a heartbeat or camera state dated more than CLOCK_AHEAD_S after `now`.
+
+    Both are kept as "the newest wins" by their own date, and a heartbeat's date drives the
+    heartbeat history (its samples, their purge): one dated in the future would pin the
+    site's row until that date, credit recording hours ahead and purge every site's samples.
+    """
+    if isinstance(payload, HeartbeatPayload):
+        field, when = "ts", payload.ts
+    elif isinstance(payload, CameraStatePayload):
+        field, when = "since", payload.since
+    else:
+        return
+    ahead = when.timestamp() - now
+    if ahead > CLOCK_AHEAD_S:
+        raise InvalidPayload(
+            f"{field} {when.isoformat()} is {ahead:.0f} s ahead of central's clock "
+            f"(at most {CLOCK_AHEAD_S:.0f} s); check the box's clock"
+        )
 
 
 BATCH_MIN = 50  # the smallest backlog batch, however slow the writes
