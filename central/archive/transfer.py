@@ -21,6 +21,7 @@ from typing import Any
 from central.archive.policy import SitePolicy, wants
 from central.archive.settings import ArchiveConfig
 from central.archive.store import ArchiveStore, Stored
+from central.integrity.anchors import in_camera_folder
 from central.integrity.findings import Finding, report
 from central.storage.db import CentralDatabase
 from fsv_common.files import put_in_place
@@ -144,6 +145,10 @@ class Archive:
 
     def begin(self, site: str, camera: str, path: str, sha: str, offset: int) -> Anchored | None:
         """Check a transfer before its body; None if the segment is stored already."""
+        if not in_camera_folder(camera, path):
+            # Files are kept by path: a segment anchored under another camera's folder (by
+            # an older central) must not replace that camera's archived file.
+            raise ArchiveError(f"segment path {path!r} is not under the camera's folder", 400)
         seg = self.anchored(site, camera, path)
         if seg.sha256 != sha:
             self._refuse(site, seg, f"sent with SHA-256 {sha[:12]}, anchored {seg.sha256[:12]}")

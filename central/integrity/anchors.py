@@ -35,6 +35,11 @@ class Head:
     path: str
 
 
+def in_camera_folder(camera: str, path: str) -> bool:
+    """Whether a segment path lies in its camera's (lane's) folder, as the edge records it."""
+    return path.startswith(f"{camera}/")
+
+
 def link_hash(camera: str, link: AnchorLink) -> str:
     """The chain link a segment's facts give (the edge index computes the same)."""
     seg = ManifestSegment(
@@ -74,8 +79,8 @@ def _apply_links(
             continue
         if problem is not None:
             findings.append(Finding(site, cam.camera, link.path, problem))
-            if problem.startswith("sent again"):
-                continue  # the first anchored facts stay
+            if problem.startswith(("sent again", "not under")):
+                continue  # the first anchored facts stay; another camera's path is not taken
         db.execute(
             'insert into anchored_segments (site, camera, path, start, "end", bytes, sha256, '
             "prev_chain, chain, retention_days, anchored_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -99,6 +104,10 @@ def _check(
     db: sqlite_utils.Database, site: str, camera: str, link: AnchorLink, head: Head | None
 ) -> str | None:
     """None if the link is a good next link, "duplicate" if already anchored, else the problem."""
+    if not in_camera_folder(camera, link.path):
+        # Files are kept by path (the archive's, the edge's): another camera's path would
+        # let one camera's link stand for, and replace, another camera's footage.
+        return f"not under the camera's folder {camera}/"
     known = db.execute(
         'select chain, sha256, bytes, start, "end" from anchored_segments '
         "where site = ? and camera = ? and path = ?",

@@ -12,8 +12,8 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,18 @@ from central.app import create_app
 from central.archive.transfer import Archive
 from central.config import BrokerAdminConfig
 from central.ingest.accounts import set_password
-from central.keys import ARCHIVE, DATABASE
+from central.ingest.broker_client import RawMessage
+from central.ingest.pipeline import Ingest
+from central.integrity.anchors import link_hash
+from central.keys import ARCHIVE, DATABASE, INGEST_STORE
 from central.regulation.seed import seed_demo
 from edge_agent.credentials import Credential
 from edge_agent.recording.index import Segment, SegmentIndex
 from edge_agent.uplink.archive import ArchiveSender, Wanted
 from edge_agent.uplink.scheduler import UplinkScheduler
 from edge_agent.uplink.settings import ArchiveSenderConfig
+from fsv_contract import encode, topics
+from fsv_contract.integrity import AnchorLink, AnchorPayload, CameraAnchor
 from fsv_contract.video import ClipManifest, FrameKind, unpack_frame
 from testbed.footage import Footage
 
@@ -565,3 +570,53 @@ async def test_a_sub_stream_replay_the_archive_lacks_comes_from_the_edges_sub_la
     assert status == 200, body
     # The first replay (main from the edge) names no stream, as before; this one says sub.
     assert sorted(str(e["detail"].get("stream")) for e in body["items"]) == ["None", "sub"]
+
+
+async def test_a_segment_anchored_under_another_cameras_folder_cannot_replace_its_file(
+    central: Central, edge: EdgeBox
+) -> None:
+    """The archive keeps a site's files by path, its rows by camera and path: a box that
+    anchors a fabricated file for a second camera under the first camera's path must not
+    get it written over the first camera's archived, verified segment."""
+    [honest] = await edge.recorded(1, time.time() - 600)
+    await set_policy(central, {"policy": "main"})
+    await edge.send_all()
+    archived = edge.archive.file(SITE, honest.path).read_bytes()
+    assert hashlib.sha256(archived).hexdigest() == honest.sha256
+
+    # The fabricated footage: another camera's real segment, announced at cam1's path.
+    [fake] = await asyncio.to_thread(edge.record, 1, time.time() - 300, "cam2",
+                                     edge.footage.short_h264)  # fmt: skip
+    data = (edge.storage / fake.path).read_bytes()
+    link = AnchorLink(path=honest.path, start=fake.start, end=fake.end, bytes=fake.bytes,
+                      sha256=fake.sha256, prev_chain="0" * 64, chain="0" * 64)  # fmt: skip
+    link = link.model_copy(update={"chain": link_hash("cam2", link)})
+    anchor = AnchorPayload(cameras=[CameraAnchor(camera="cam2", links=[link])],
+                           created_at=datetime.now(UTC))  # fmt: skip
+    ingest = Ingest(central.client.app[INGEST_STORE])
+    await asyncio.to_thread(
+        ingest.process, [RawMessage(topics.anchor(SITE), encode(anchor), time.time())]
+    )
+    with central.client.app[DATABASE].read() as db:
+        rows = db.execute(
+            "select camera from anchored_segments where site = ? and path = ?", [SITE, honest.path]
+        ).fetchall()
+        found = db.execute(
+            "select camera, problem from integrity_findings where path = ?", [honest.path]
+        ).fetchall()
+    assert [r[0] for r in rows] == ["cam1"]  # not anchored for cam2
+    assert [(c, "not under the camera's folder" in p) for c, p in found] == [("cam2", True)]
+
+    # A row anchored so before this check existed is refused at the archive's door too.
+    edge.anchor([replace(fake, path=honest.path)])
+    resp = await central.client.put(
+        f"/api/v1/archive/segments/cam2/{honest.path}",
+        data=data,
+        headers={**_basic(), "X-Content-SHA256": fake.sha256, "X-Offset": "0"},
+    )
+    assert resp.status == 400, await resp.text()
+    assert "not under the camera's folder" in await resp.text()
+    assert edge.archive.file(SITE, honest.path).read_bytes() == archived
+    status, got = await call(central, "inspector-a", "GET",
+                             f"/api/v1/archive/files/{SITE}/cam1/{honest.path}")  # fmt: skip
+    assert status == 200 and got == archived
