@@ -21,6 +21,7 @@ from central.ingest.pipeline import Ingest, running_ingest
 from central.ingest.routes import add_routes
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
+from central.ingest.upload_slots import UploadSlots
 from central.integrity.service import integrity_ctx
 from central.keys import (
     BROKER,
@@ -34,6 +35,7 @@ from central.keys import (
     MEDIA,
     SITE_PASSWORDS,
     SITE_THROTTLE,
+    UPLOAD_SLOTS,
 )
 from central.metrics import add_metrics
 from central.nodes import add_health
@@ -85,6 +87,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("no broker.password_file configured: media uploads are refused")
     shared = database if config.cluster.nodes > 1 else None
     app[SITE_THROTTLE] = login_throttle(config.web, shared, "sites")
+    app[UPLOAD_SLOTS] = UploadSlots(config.media.uploads_per_site)
     app[SITE_PASSWORDS] = SitePasswords(
         password_file or config.data_dir / "no-site-passwords",
         excluded=partial(is_central_account, config.mqtt.username),

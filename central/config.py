@@ -100,6 +100,13 @@ class MediaConfig(_Section):
 
     dir: Path | None = Field(None, description="default: <data_dir>/media")
     max_bytes: int = Field(512 << 20, ge=1, description="larger uploads are refused (413)")
+    uploads_per_site: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="uploads (media and archive) one site may send at once; more get 429 "
+        "(an edge sends one or two at a time)",
+    )
 
 
 class IntegrityConfig(_Section):

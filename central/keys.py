@@ -12,6 +12,7 @@ from central.ingest.media import MediaStore
 from central.ingest.pipeline import Ingest, IngestHooks
 from central.ingest.site_auth import SitePasswords
 from central.ingest.store import IngestStore
+from central.ingest.upload_slots import UploadSlots
 from central.integrity.audits import Audits
 from central.nodes import Leases
 from central.regulation.throttle import LoginThrottle
@@ -26,6 +27,7 @@ BROKER = web.AppKey("broker", BrokerClient)
 MEDIA = web.AppKey("media", MediaStore)
 SITE_PASSWORDS = web.AppKey("site_passwords", SitePasswords)
 SITE_THROTTLE = web.AppKey("site_throttle", LoginThrottle)
+UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)
 INGEST_HOOKS = web.AppKey("ingest_hooks", IngestHooks)
 COMMANDS = web.AppKey("commands", Commands)
 VIDEO = web.AppKey("video", VideoServices)

@@ -29,6 +29,7 @@ from central.archive.sources import timeline
 from central.archive.transfer import ArchiveError, safe_path
 from central.errors import ForbiddenError, NotFoundError
 from central.ingest.routes import _site_of as site_of
+from central.ingest.routes import upload_slot
 from central.keys import ARCHIVE
 from central.regulation.roles import Permission, Role
 from fsv_contract.lanes import split_lane
@@ -60,6 +61,11 @@ async def get_wants(request: web.Request) -> web.Response:
 async def put_segment(request: web.Request) -> web.Response:
     """Take (part of) a segment; 201 stored, 200 already held, 202 more bytes expected."""
     site = await site_of(request)
+    with await upload_slot(request, site):
+        return await _put_segment(request, site)
+
+
+async def _put_segment(request: web.Request, site: str) -> web.Response:
     camera, path = request.match_info["camera"], request.match_info["path"]
     sha = request.headers.get(SHA256_HEADER, "").lower()
     try:

@@ -6,8 +6,10 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from aiohttp import web
@@ -16,14 +18,25 @@ from central.api.common import client_ip, current_user, json_response
 from central.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from central.ingest.media import Announced
 from central.ingest.media_types import ALLOWED_TYPES, SNIFF_BYTES, allowed, sniff
-from central.keys import BROKER, INGEST, INGEST_STORE, MEDIA, SITE_PASSWORDS, SITE_THROTTLE
+from central.keys import (
+    BROKER,
+    INGEST,
+    INGEST_STORE,
+    MEDIA,
+    SITE_PASSWORDS,
+    SITE_THROTTLE,
+    UPLOAD_SLOTS,
+)
 from central.regulation.roles import Role
 from fsv_contract.payloads import MEDIA_NAME_PATTERN
+
+log = logging.getLogger(__name__)
 
 SHA256_HEADER = "X-Content-SHA256"
 CHUNK = 256 * 1024
 _NAME = re.compile(MEDIA_NAME_PATTERN)
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+BUSY_RETRY_S = 5  # Retry-After of an upload refused while the site sends its maximum
 
 
 def add_routes(app: web.Application) -> None:
@@ -51,6 +64,25 @@ async def get_stats(request: web.Request) -> web.Response:
 async def put_media(request: web.Request) -> web.Response:
     """Store one media file of an event (site login: HTTP Basic, the site's MQTT account)."""
     site = await _site_of(request)
+    with await upload_slot(request, site):
+        return await _put_media(request, site)
+
+
+async def upload_slot(request: web.Request, site: str) -> AbstractContextManager[None]:
+    """One of the site's upload slots (central.ingest.upload_slots), held while the body
+    arrives; 429 (logged, counted as `media_refused:busy`) when all are taken."""
+    slots = request.app[UPLOAD_SLOTS]
+    if slots.busy(site):
+        await asyncio.to_thread(request.app[MEDIA].count_refused, "busy")
+        log.warning("refused an upload of site %s: %d already running", site, slots.per_site)
+        raise web.HTTPTooManyRequests(
+            headers={"Retry-After": str(BUSY_RETRY_S)},
+            text=f"this site already sends {slots.per_site} uploads at once; retry when one ends",
+        )
+    return slots.hold(site)
+
+
+async def _put_media(request: web.Request, site: str) -> web.Response:
     event_id, name, sha = _parse_target(request)
     store = request.app[MEDIA]
     if request.content_length is not None and request.content_length > store.max_bytes:

@@ -111,3 +111,61 @@ async def test_oversized_upload_is_refused_without_storing(
     assert (await client.put(url, data=chunks(), headers=headers)).status == 413
     assert not (config.media_dir / "s1" / eid / "clip.mp4").exists()
     assert (await client.put(url, data=big, headers=headers)).status == 413
+
+
+async def test_a_site_holding_uploads_open_is_refused_more_and_other_sites_are_not(
+    aiohttp_client: AiohttpClient, config: CentralConfig
+) -> None:
+    """A box that opens many uploads and trickles them (or stalls) holds a connection, a
+    temporary file and its descriptors each: past `media.uploads_per_site` at once its
+    next upload gets 429 at once (counted); another site's upload goes through, and the
+    held uploads still finish."""
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    limit = config.media.uploads_per_site
+    eids = [str(uuid4()) for _ in range(limit + 3)]
+    ingest = Ingest(app[INGEST_STORE])
+    await asyncio.to_thread(ingest.process, [announce(eid) for eid in eids])
+    go_on = asyncio.Event()
+
+    async def stalled() -> object:
+        yield CLIP[:100]
+        await go_on.wait()
+        yield CLIP[100:]
+
+    s1 = login("s1", "pw-s1")
+    held = [
+        asyncio.create_task(client.put(f"/api/v1/media/{eid}/clip.mp4", data=stalled(), headers=s1))
+        for eid in eids[:limit]
+    ]
+    parts: list[Path] = []
+    for _ in range(300):  # every held upload has reached its body
+        parts = list(config.media_dir.glob("s1/*/.clip.mp4.*.part"))
+        if len(parts) == limit:
+            break
+        await asyncio.sleep(0.05)
+    assert len(parts) == limit
+    before = app[INGEST_STORE].stats().get("media_refused:busy", 0)
+
+    more = client.put(f"/api/v1/media/{eids[limit]}/clip.mp4", data=CLIP, headers=s1)
+    resp = await asyncio.wait_for(more, 10)
+    assert resp.status == 429, await resp.text()
+    assert "Retry-After" in resp.headers
+    assert "at once" in await resp.text()
+    assert app[INGEST_STORE].stats()["media_refused:busy"] == before + 1
+
+    # Another site is not held up by s1's uploads.
+    other = str(uuid4())
+    payload = announce(other)
+    raw = RawMessage(topics.camera_event("s2", "cam-1"),
+                     payload.payload.replace(b'"site":"s1"', b'"site":"s2"'), 0.0)  # fmt: skip
+    await asyncio.to_thread(ingest.process, [raw])
+    url = f"/api/v1/media/{other}/clip.mp4"
+    resp = await asyncio.wait_for(client.put(url, data=CLIP, headers=login("s2", "pw-s2")), 10)
+    assert resp.status == 201
+
+    # The held uploads finish; their slots are free again.
+    go_on.set()
+    assert [r.status for r in await asyncio.gather(*held)] == [201] * limit
+    url = f"/api/v1/media/{eids[limit]}/clip.mp4"
+    assert (await client.put(url, data=CLIP, headers=s1)).status == 201
