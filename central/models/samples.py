@@ -9,6 +9,7 @@ endpoint under the batch id. Central accepts only an announced file with its ann
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 import uuid
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from central.errors import ConflictError, InvalidInputError, NotFoundError
 from central.models.labels import LabelIn, LabelStore
@@ -29,6 +30,8 @@ from fsv_contract.payloads import LEVEL_PATTERN
 if TYPE_CHECKING:
     from central.ingest.media import Announced
     from central.storage.db import CentralDatabase
+
+log = logging.getLogger(__name__)
 
 EVENT_JITTER_S = 20.0  # frames "around" an event: up to this far before or after its start
 DEFAULT_DAYS = 7.0
@@ -71,9 +74,18 @@ def announced_sample(database: CentralDatabase, site: str, batch: str, name: str
     if row is None or row[0] != site:
         raise NotFoundError(f"event {batch} is not known (yet) for site {site}")
     frames = json.loads(row[3]).get("frames", []) if row[3] else []
-    for raw in frames:
+    # The box wrote the reply: a frame in a shape the contract does not allow is refused.
+    for raw in frames if isinstance(frames, list) else []:
         if isinstance(raw, dict) and raw.get("name") == name:
-            frame = SampleFrame.model_validate(raw)
+            try:
+                frame = SampleFrame.model_validate(raw)
+            except ValidationError as e:
+                log.warning("site %s announced sample %s/%s malformed: %s", site, batch, name,
+                            str(e)[:300])  # fmt: skip
+                raise ConflictError(
+                    f"sample batch {batch} announces frame {name!r} malformed "
+                    f"({e.error_count()} error(s)): it cannot be uploaded"
+                ) from e
             return Announced(
                 frame.sha256,
                 frame.bytes,

@@ -106,3 +106,32 @@ async def test_a_sample_request_reaches_the_queue_and_the_dataset(
     assert datetime.fromisoformat(image["captured_at"]) == datetime.fromisoformat(
         around
     ).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [{"name": "sample-001.jpg", "sha256": "not-hex", "bytes": -1, "ts": "yesterday"}],
+        {"sample-001.jpg": "a mapping, not a list"},
+        7,
+    ],
+)
+async def test_a_malformed_frame_announcement_is_a_clear_refusal(
+    central: Central, frames: object
+) -> None:
+    """The box writes the reply: a frame it announces in a shape the contract does not
+    allow is a conflict saying so (409 to the upload), never an unexpected error (500)."""
+    await central.event(SITE, "cam1")
+    body = {"camera": "cam1", "count": 1, "mode": "events"}
+    status, sent = await call(central, "inspector-a", "POST", f"/api/v1/sites/{SITE}/samples",
+                              json=body)  # fmt: skip
+    assert status == 202, sent
+    db = central.client.app[DATABASE]
+    with db.transaction() as conn:
+        conn.execute(
+            "update commands set ok = 1, result = ?, replied_at = ? where request_id = ?",
+            [json.dumps({"frames": frames}), time.time(), sent["request_id"]],
+        )
+    media = central.client.app[MEDIA]
+    with pytest.raises(ConflictError, match="sample-001.jpg"):
+        await asyncio.to_thread(media.announced, SITE, sent["batch_id"], "sample-001.jpg")
