@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
@@ -14,10 +15,14 @@ from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 from central.storage.pg import tables_with_column
 
+log = logging.getLogger(__name__)
+
 LEVELS = ("province", "city", "county", "enterprise")
 ENTERPRISE_TYPES = ("slaughterhouse", "canteen")
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CAMERA_SQL = "select * from cameras where site_id = ? and camera_id = ?"
+# The most cameras a site lists from its own reports: as many as its heartbeat can report.
+MAX_SITE_CAMERAS = 1024
 ORG_FIELDS = ("name", "enterprise_type", "address", "licence_no", "contact", "phone", "public_info")
 
 
@@ -338,23 +343,24 @@ def upsert_cameras_in(
 ) -> None:
     """`OrgStore.upsert_camera` for several reports, in order, inside the caller's
     transaction: one read for all the cameras; a camera whose row would not change is
-    not written. Sites missing from `org_paths` (unknown) are ignored."""
+    not written. Sites missing from `org_paths` (unknown) are ignored; a site listing
+    MAX_SITE_CAMERAS already gets no new camera (logged, counted as `cameras_refused`)."""
     wanted = sorted({(s, c) for s, c, _n, _st in cameras if c and s in org_paths})
     if not wanted:
         return
-    known: dict[tuple[str, str], dict[str, Any]] = {}
-    for start in range(0, len(wanted), 200):
-        chunk = wanted[start : start + 200]
-        pairs = " or ".join("(site_id = ? and camera_id = ?)" for _ in chunk)
-        args = [v for pair in chunk for v in pair]
-        for r in db.query(f"select * from cameras where {pairs}", args):
-            known[(r["site_id"], r["camera_id"])] = dict(r)
+    known = _known_cameras(db, wanted)
+    room = _camera_room(db, {s for s, c in wanted if (s, c) not in known})
+    refused: set[tuple[str, str]] = set()
     for site_id, camera_id, name, station in cameras:
         org_path = org_paths.get(site_id)
         if org_path is None or not camera_id:
             continue
         cam = known.get((site_id, camera_id))
+        if cam is None and room[site_id] <= 0:
+            refused.add((site_id, camera_id))
+            continue
         if cam is None:
+            room[site_id] -= 1
             row = {
                 "site_id": site_id,
                 "camera_id": camera_id,
@@ -381,3 +387,40 @@ def upsert_cameras_in(
         if changes:
             db.table("cameras").update((site_id, camera_id), changes)
             cam.update(changes)
+    if refused:
+        _refuse_cameras(db, refused)
+
+
+def _known_cameras(
+    db: Any, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The rows of the (site, camera) pairs already listed."""
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        pairs = " or ".join("(site_id = ? and camera_id = ?)" for _ in chunk)
+        args = [v for pair in chunk for v in pair]
+        for r in db.query(f"select * from cameras where {pairs}", args):
+            known[(r["site_id"], r["camera_id"])] = dict(r)
+    return known
+
+
+def _camera_room(db: Any, sites: Collection[str]) -> dict[str, int]:
+    """How many more cameras each of `sites` may list (MAX_SITE_CAMERAS in all)."""
+    room: dict[str, int] = {}
+    for site in sites:
+        count = db.execute("select count(*) from cameras where site_id = ?", [site]).fetchone()
+        room[site] = MAX_SITE_CAMERAS - int(count[0])
+    return room
+
+
+def _refuse_cameras(db: Any, refused: set[tuple[str, str]]) -> None:
+    """Log and count cameras not listed because their site lists MAX_SITE_CAMERAS already."""
+    sites = sorted({site for site, _camera in refused})
+    log.warning("not listing %d new camera(s) of site(s) %s: a site lists at most %d cameras",
+                len(refused), ", ".join(sites)[:200], MAX_SITE_CAMERAS)  # fmt: skip
+    db.execute(
+        "insert into ingest_counters (name, value) values ('cameras_refused', ?) "
+        "on conflict (name) do update set value = ingest_counters.value + excluded.value",
+        [len(refused)],
+    )

@@ -15,6 +15,7 @@ from central_support import Central
 from central.ingest.broker_client import RawMessage
 from central.ingest.pipeline import CLOCK_AHEAD_S, Ingest
 from central.keys import INGEST_HOOKS, INGEST_STORE
+from central.regulation.org import MAX_SITE_CAMERAS
 from fsv_contract import CameraStatePayload, HeartbeatPayload, encode, topics
 from fsv_contract.payloads import CameraStats
 
@@ -30,9 +31,9 @@ def _beat(site: str, ts: datetime) -> RawMessage:
     return RawMessage(topics.heartbeat(site), encode(beat), time.time())
 
 
-def _state(site: str, state: str, since: datetime) -> RawMessage:
-    payload = CameraStatePayload(camera="cam1", state=state, since=since)  # type: ignore[arg-type]
-    return RawMessage(topics.camera_state(site, "cam1"), encode(payload), time.time())
+def _state(site: str, state: str, since: datetime, camera: str = "cam1") -> RawMessage:
+    payload = CameraStatePayload(camera=camera, state=state, since=since)  # type: ignore[arg-type]
+    return RawMessage(topics.camera_state(site, camera), encode(payload), time.time())
 
 
 async def test_a_heartbeat_from_the_future_is_refused_and_purges_nothing(
@@ -87,3 +88,38 @@ async def test_a_camera_state_from_the_future_cannot_pin_the_camera_online(
     await asyncio.to_thread(ingest.process, [_state(HOSTILE, "offline", now)])
     [camera] = store.cameras(HOSTILE)
     assert (camera["state"], camera["since"]) == ("offline", now.timestamp())
+
+
+async def test_a_site_cannot_fill_the_tree_with_cameras_beyond_what_a_heartbeat_reports(
+    central: Central,
+) -> None:
+    """Cameras are listed from what a site reports (states, events, heartbeats); a box
+    naming camera after camera must not grow the regulators' tree without end. A site has
+    at most as many cameras as its heartbeat can report; the rest are not listed (logged,
+    counted as `cameras_refused`), their messages still stored."""
+    app = central.client.app
+    store = app[INGEST_STORE]
+    ingest = Ingest(store, hooks=app[INGEST_HOOKS])
+    now = datetime.now(UTC)
+    names = [f"cam{i}" for i in range(MAX_SITE_CAMERAS + 5)]
+    await asyncio.to_thread(
+        ingest.process, [_state(HOSTILE, "online", now, camera) for camera in names]
+    )
+    ldb = central.svc.ldb
+    with ldb.lock:
+        listed = ldb.db.execute(
+            "select count(*) from cameras where site_id = ?", [HOSTILE]
+        ).fetchone()[0]
+        other = ldb.db.execute(
+            "select count(*) from cameras where site_id = ?", [HONEST]
+        ).fetchone()[0]
+    assert listed == MAX_SITE_CAMERAS
+    assert store.stats()["cameras_refused"] >= 5
+    assert len(store.cameras(HOSTILE)) == len(names)  # the states themselves are kept
+    # Another site still lists a new camera.
+    await asyncio.to_thread(ingest.process, [_state(HONEST, "online", now, "cam-new")])
+    with ldb.lock:
+        assert (
+            ldb.db.execute("select count(*) from cameras where site_id = ?", [HONEST]).fetchone()[0]
+            == other + 1
+        )
