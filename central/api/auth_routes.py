@@ -50,14 +50,14 @@ async def login(request: web.Request) -> web.Response:
     body = await read_body(request, LoginIn)
     client = client_ip(request)
     throttle = svc.throttle
-    wait = await run_db(throttle.retry_after, body.username, client, throttle.now())
+    # Checked and counted as failed in one step, so guesses sent at once meet the count.
+    wait = await run_db(throttle.begin, body.username, client, throttle.now())
     if wait > 0:
         await audit(request, "login_failed", body.username, {"reason": "throttled"})
         raise ThrottledError(wait)
     try:
         user = await run_db(svc.users.authenticate, body.username, body.password)
     except AuthError:
-        await run_db(throttle.failed, body.username, client, throttle.now())
         await audit(request, "login_failed", body.username, {"reason": "bad credentials"})
         raise
     await run_db(throttle.succeeded, body.username, client)

@@ -56,15 +56,15 @@ async def create_token(request: web.Request) -> web.Response:
     body = await read_body(request, TokenIn)
     svc, client = services(request), client_ip(request)
     throttle = svc.throttle
-    wait = await run_db(throttle.retry_after, user.username, client, throttle.now())
+    wait = await run_db(throttle.begin, user.username, client, throttle.now())
     if wait > 0:
         raise ThrottledError(wait)
     try:
         await run_db(svc.users.authenticate, user.username, body.password)
     except AuthError:
-        await run_db(throttle.failed, user.username, client, throttle.now())
         await audit(request, "login_failed", user.username, {"reason": "token password"})
         raise
+    await run_db(throttle.succeeded, user.username, client)
     token, info = await run_db(svc.sessions.create_token, user, body.name, body.scope, body.days)
     await audit(
         request,

@@ -183,7 +183,7 @@ async def _site_of(request: web.Request) -> str:
     # Throttled like user logins: per (site, client) and per client, never per site alone.
     throttle = request.app[SITE_THROTTLE]
     client = client_ip(request)
-    wait = await asyncio.to_thread(throttle.retry_after, username, client, throttle.now())
+    wait = await asyncio.to_thread(throttle.begin, username, client, throttle.now())
     if wait > 0:
         raise web.HTTPTooManyRequests(
             headers={"Retry-After": str(int(wait) + 1)},
@@ -191,7 +191,6 @@ async def _site_of(request: web.Request) -> str:
         )
     passwords = request.app[SITE_PASSWORDS]
     if not sep or not await asyncio.to_thread(passwords.verify, username, password):
-        await asyncio.to_thread(throttle.failed, username, client, throttle.now())
         raise web.HTTPUnauthorized(headers=challenge, text="wrong site credentials")
     await asyncio.to_thread(throttle.succeeded, username, client)
     return username

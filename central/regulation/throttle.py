@@ -5,11 +5,16 @@ correct password from a client that has not failed is never refused because some
 guessed at the same account. Past the free failures, each further failure doubles the wait
 (exponential delay up to a cap); a quiet spell of `forget_s` after the wait forgets the key.
 The client is the socket peer, or what a configured trusted proxy says it forwarded for.
+
+An attempt counts as a failure from the moment it `begin`s (checked and counted in one
+step), and a right password takes its count back (`succeeded`): guesses sent all at once
+would otherwise all pass the check before the first of them had failed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +40,16 @@ class LoginThrottle:
     max_delay_s: float = 900.0
     forget_s: float = 300.0
     _keys: dict[tuple[str, str], _Failures] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def begin(self, account: str, client: str, now: float) -> float:
+        """Seconds before `account` may be tried from `client`; when 0, the attempt is
+        counted as failed at once (in the same step) until `succeeded` takes it back."""
+        with self._lock:
+            wait = self.retry_after(account, client, now)
+            if wait <= 0:
+                self.failed(account, client, now)
+            return wait
 
     def retry_after(self, account: str, client: str, now: float) -> float:
         """Seconds before `account` may be tried again from `client` (0: now)."""
@@ -56,8 +71,14 @@ class LoginThrottle:
             self._forget_idle(now)
 
     def succeeded(self, account: str, client: str) -> None:
-        """Forget the failures of `account` from `client` (the client's own count stays)."""
-        self._keys.pop(("pair", _pair(account, client)), None)
+        """The attempt `begin` counted was right: forget the failures of `account` from
+        `client`, and take back the one attempt counted on the client (its other failures
+        stay)."""
+        with self._lock:
+            self._keys.pop(("pair", _pair(account, client)), None)
+            entry = self._keys.get(("client", client))
+            if entry is not None and entry.count > 0:
+                entry.count -= 1
 
     def now(self) -> float:
         """The clock `retry_after` and `failed` are given (monotonic: one process)."""
@@ -95,6 +116,13 @@ class LoginThrottle:
 
 SEP = "\x1f"  # between the parts of a stored key (never in a name or an address)
 PURGE_EVERY = 256  # failures between deletions of forgotten keys
+# A row for the key, if none, without changing one that exists: `begin` takes the rows' locks
+# with it before reading, so on PostgreSQL two nodes beginning at once count one after the
+# other. A new row (count 0, last 0) makes no wait and is forgotten like any other.
+TOUCH_SQL = (
+    "insert into login_failures (key, count, last) values (?, 0, 0) "
+    "on conflict (key) do update set last = login_failures.last"
+)
 
 
 class SharedLoginThrottle(LoginThrottle):
@@ -132,35 +160,60 @@ class SharedLoginThrottle(LoginThrottle):
                 wait = max(wait, last + self.delay(count, free) - now)
         return wait
 
+    def begin(self, account: str, client: str, now: float) -> float:
+        """Seconds before `account` may be tried from `client`; when 0, the attempt is
+        counted as failed in the same transaction, whichever node another attempt meets."""
+        keys = self._keys_of(account, client)
+        with self._ldb.transaction() as db:
+            for key, _free in keys:  # take the rows' locks first (PostgreSQL; SQLite: one writer)
+                db.execute(TOUCH_SQL, [key])
+            wait = 0.0
+            for key, free in keys:
+                count, last = db.execute(
+                    "select count, last from login_failures where key = ?", [key]
+                ).fetchone()
+                wait = max(wait, float(last) + self.delay(int(count), free) - now)
+            if wait <= 0:
+                self._count(db, keys, now)
+        return wait
+
     def failed(self, account: str, client: str, now: float) -> None:
         """Record a failed attempt of `account` from `client`."""
         with self._ldb.transaction() as db:
-            for key, free in self._keys_of(account, client):
-                row = db.execute(
-                    "select count, last from login_failures where key = ?", [key]
-                ).fetchone()
-                count = 1
-                if row is not None and now - float(row[1]) <= (
-                    self.delay(int(row[0]), free) + self.forget_s
-                ):
-                    count = int(row[0]) + 1
-                db.execute(
-                    "insert into login_failures (key, count, last) values (?, ?, ?) "
-                    "on conflict (key) do update set count = excluded.count, last = excluded.last",
-                    [key, count, now],
-                )
-            self._failures += 1
-            if self._failures % PURGE_EVERY == 0:
-                db.execute(
-                    "delete from login_failures where last < ?",
-                    [now - self.max_delay_s - self.forget_s],
-                )
+            self._count(db, self._keys_of(account, client), now)
+
+    def _count(self, db: Any, keys: list[tuple[str, int]], now: float) -> None:
+        for key, free in keys:
+            row = db.execute(
+                "select count, last from login_failures where key = ?", [key]
+            ).fetchone()
+            count = 1
+            if row is not None and now - float(row[1]) <= (
+                self.delay(int(row[0]), free) + self.forget_s
+            ):
+                count = int(row[0]) + 1
+            db.execute(
+                "insert into login_failures (key, count, last) values (?, ?, ?) "
+                "on conflict (key) do update set count = excluded.count, last = excluded.last",
+                [key, count, now],
+            )
+        self._failures += 1
+        if self._failures % PURGE_EVERY == 0:
+            db.execute(
+                "delete from login_failures where last < ?",
+                [now - self.max_delay_s - self.forget_s],
+            )
 
     def succeeded(self, account: str, client: str) -> None:
-        """Forget the failures of `account` from `client` (the client's own count stays)."""
-        pair = self._keys_of(account, client)[0][0]
+        """The attempt `begin` counted was right: forget the failures of `account` from
+        `client`, and take back the one attempt counted on the client."""
+        (pair, _), (per_client, _) = self._keys_of(account, client)
         with self._ldb.transaction() as db:
             db.execute("delete from login_failures where key = ?", [pair])
+            db.execute(
+                "update login_failures set count = count - 1 where key = ? and count > 0",
+                [per_client],
+            )
 
     def _keys_of(self, account: str, client: str) -> list[tuple[str, int]]:
         pair = SEP.join((self.name, "pair", account.lower(), client))

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,34 @@ def test_login_failures_on_every_node_meet_one_throttle(target: str | Path) -> N
         assert a.retry_after("admin", "203.0.113.5", now + 2) == pytest.approx(4.0)
         b.succeeded("admin", "203.0.113.5")
         assert a.retry_after("admin", "203.0.113.5", now + 2) == 0.0
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.databases("sqlite", "postgres")
+def test_guesses_begun_at_once_on_two_nodes_are_counted_before_they_are_answered(
+    target: str | Path,
+) -> None:
+    one = CentralDatabase(target)
+    two = CentralDatabase(target)
+    try:
+        with one.lock:
+            apply_migrations(schema.migrations, one.db)
+        limits = {"pair_free": 3, "client_free": 100, "first_delay_s": 2.0, "forget_s": 60.0}
+        nodes = [SharedLoginThrottle(db, "users", **limits) for db in (one, two)]
+        now = 1000.0
+        with ThreadPoolExecutor(8) as pool:
+            waits = list(
+                pool.map(lambda i: nodes[i % 2].begin("admin", "203.0.113.5", now), range(8))
+            )
+        assert sorted(waits) == [0.0] * 3 + [2.0] * 5  # three free guesses, whatever the node
+        assert nodes[1].begin("admin", "198.51.100.7", now) == 0.0  # the owner elsewhere
+        nodes[0].succeeded("admin", "198.51.100.7")  # right: its count is taken back
+        for i in range(99):
+            assert nodes[i % 2].begin(f"user{i}", "198.51.100.7", now) == 0.0
+            nodes[i % 2].succeeded(f"user{i}", "198.51.100.7")
+        assert nodes[0].retry_after("anybody", "198.51.100.7", now) == 0.0
     finally:
         one.close()
         two.close()

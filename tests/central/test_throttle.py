@@ -49,12 +49,27 @@ def test_a_correct_password_from_a_new_client_is_never_held_back() -> None:
 
 def test_one_client_guessing_many_accounts_is_held_back_per_client() -> None:
     t = LoginThrottle(pair_free=5, client_free=10, first_delay_s=2, max_delay_s=900, forget_s=60)
-    for i in range(10):
+    for i in range(9):
         t.failed(f"user{i}", ATTACKER, 1000.0)
-    assert t.retry_after("somebody-else", ATTACKER, 1000.0) == pytest.approx(2.0)
+    assert t.begin("user0", ATTACKER, 1000.0) == 0  # the tenth attempt, counted as it begins
     t.succeeded("user0", ATTACKER)  # one valid login does not unlock the guessing address
-    assert t.retry_after("somebody-else", ATTACKER, 1000.0) > 0
+    t.failed("user9", ATTACKER, 1000.0)
+    assert t.retry_after("somebody-else", ATTACKER, 1000.0) == pytest.approx(2.0)
+    assert t.begin("somebody-else", ATTACKER, 1000.0) > 0
     assert t.retry_after("somebody-else", OWNER, 1000.0) == 0
+
+
+def test_attempts_count_when_they_begin_so_a_burst_cannot_outrun_the_count() -> None:
+    t = LoginThrottle(pair_free=3, client_free=10, first_delay_s=2, max_delay_s=900, forget_s=60)
+    # Three guesses begun together, none answered yet: the fourth already waits.
+    assert [t.begin("admin", ATTACKER, 1000.0) for _ in range(4)] == [0, 0, 0, 2.0]
+    assert t.begin("admin", OWNER, 1000.0) == 0  # the owner, elsewhere, is not held back
+    t.succeeded("admin", OWNER)
+    assert t.retry_after("admin", OWNER, 1000.0) == 0
+    for i in range(7):  # a right password takes back its own count, and only that
+        assert t.begin(f"user{i}", OWNER, 1000.0) == 0
+        t.succeeded(f"user{i}", OWNER)
+    assert t.retry_after("anybody", OWNER, 1000.0) == 0
 
 
 def test_failures_are_forgotten_after_a_quiet_spell() -> None:
@@ -154,3 +169,40 @@ async def test_site_media_uploads_are_throttled_by_site_login_failures(
         assert time.monotonic() - started < 10
         await asyncio.sleep(0.2)
     assert await _put(behind_proxy, "pw-site", ATTACKER) == 404
+
+
+async def _burst(central: Central, usernames: list[str], client: str) -> list[int]:
+    async def one(username: str) -> int:
+        resp = await central.client.post(
+            "/api/v1/auth/login",
+            json={"username": username, "password": "guess-123456", "kind": "bearer"},
+            headers={"X-Forwarded-For": client},
+        )
+        return resp.status
+
+    return list(await asyncio.gather(*(one(u) for u in usernames)))
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_guesses_at_once_meets_the_throttle(behind_proxy: Central) -> None:
+    central = behind_proxy
+    statuses = await _burst(central, ["admin"] * 12, ATTACKER)  # sent together, not in turn
+    assert statuses.count(401) == 3 and statuses.count(429) == 9  # 3 free failures, then waits
+    # Guesses at many accounts at once meet the client's own limit (20 free) the same way.
+    statuses = await _burst(central, [f"user{i}" for i in range(30)], "203.0.113.6")
+    assert statuses.count(401) == 20 and statuses.count(429) == 10
+    assert (await _login(central, central.passwords["admin"], OWNER)) == (200, 0)
+    log = await asyncio.to_thread(
+        lambda: central.svc.audit.query(Scope.everything(), action="login_failed", limit=100)
+    )
+    reasons = [e["detail"]["reason"] for e in log["items"]]
+    assert reasons.count("bad credentials") == 23 and reasons.count("throttled") == 19
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_site_logins_at_once_meets_the_throttle(behind_proxy: Central) -> None:
+    statuses = await asyncio.gather(
+        *(_put(behind_proxy, "wrong-password", ATTACKER) for _ in range(10))
+    )
+    assert statuses.count(401) == 3 and statuses.count(429) == 7
+    assert await _put(behind_proxy, "pw-site", OWNER) == 404  # signed in; no such event
