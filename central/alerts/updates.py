@@ -10,7 +10,8 @@ A socket's write buffer is bounded: a client that cannot keep up is closed with 
 and the page reconnects and re-syncs with one list request. Logging out closes the
 session's sockets at once; a periodic check (one query for all open sockets) closes those
 whose session expired, was revoked or whose user was disabled, and notes the others as
-used, as the pages' polling did before.
+used, as the pages' polling did before. A session's video sockets (live and replay viewers)
+are `hold`-ed here too, and end with it the same way.
 
 Several nodes on PostgreSQL share their changes (central.alerts.update_relay): `publish`
 hands each change to the relay as well, and the relay delivers the other nodes' changes
@@ -106,6 +107,7 @@ class UpdateHub:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._by_root: dict[str | None, set[Subscriber]] = {}
         self._by_session: dict[str, set[Subscriber]] = {}
+        self._held: dict[str, set[Callable[[], None]]] = {}  # other sockets' closers by session
         self._per_user: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = clock
@@ -216,12 +218,32 @@ class UpdateHub:
         else:
             self._per_user.pop(sub.user_id, None)
 
+    def hold(self, token_hash: str, close: Callable[[], None]) -> Callable[[], None]:
+        """Tie another socket of a session (a video viewer's) to it: `close` is called when
+        the session ends, like its update sockets are closed; returns the call that unties it
+        (event loop thread)."""
+        self._held.setdefault(token_hash, set()).add(close)
+
+        def untie() -> None:
+            held = self._held.get(token_hash)
+            if held is not None:
+                held.discard(close)
+                if not held:
+                    del self._held[token_hash]
+
+        return untie
+
     def end_session(self, token_hash: str) -> int:
         """Close every socket of a session (logout); returns how many (event loop thread)."""
         subs = list(self._by_session.get(token_hash, ()))
         for sub in subs:
             sub.close_soon(SESSION_CLOSE_CODE)
-        return len(subs)
+        held = list(self._held.pop(token_hash, ()))
+        for close in held:
+            close()
+        if held:
+            log.info("closed %d video socket(s) of an ended session", len(held))
+        return len(subs) + len(held)
 
     def close_all(self, code: int = 1001) -> None:
         """Close every socket (shutdown: "going away", the pages reconnect)."""
@@ -265,7 +287,7 @@ class UpdateHub:
 
         One read for all open sockets; the use is written at most every SESSION_TOUCH_S.
         """
-        digests = list(self._by_session)
+        digests = list({*self._by_session, *self._held})
         if not digests:
             return []
         now = self._clock()
@@ -293,17 +315,21 @@ class UpdateHub:
                 )
         return [d for d in digests if d not in live]
 
+    async def close_ended_sessions(self, ldb: LockedDb, idle_s: float) -> int:
+        """Close the sockets of sessions that ended; returns how many sessions."""
+        ended = await asyncio.to_thread(self.check_sessions, ldb, idle_s)
+        for digest in ended:
+            self.end_session(digest)
+        return len(ended)
+
     async def watch_sessions(self, ldb: LockedDb, idle_s: float) -> None:
         """Every SESSION_CHECK_S, close the sockets of sessions that ended (until cancelled)."""
         while True:
             await asyncio.sleep(SESSION_CHECK_S)
             try:
-                ended = await asyncio.to_thread(self.check_sessions, ldb, idle_s)
+                await self.close_ended_sessions(ldb, idle_s)
             except Exception:  # noqa: BLE001 - e.g. the database is busy: next round
-                log.exception("checking the sessions of update sockets failed")
-                continue
-            for digest in ended:
-                self.end_session(digest)
+                log.exception("checking the sessions of open sockets failed")
 
 
 def scope_root(scope: Scope) -> str | None:

@@ -37,6 +37,7 @@ from central.regulation.scope import in_scope
 from central.video.api_live import (
     QUOTA_CLOSE_CODE,
     camera_in_scope,
+    ends_with_session,
     refuse_viewer,
     replay_key,
     serve_viewer,
@@ -46,6 +47,7 @@ from central.video.quotas import QuotaExceeded, quota_error_message
 from central.video.recordings import EdgeRefused, EdgeUnavailable
 from central.video.status import site_status
 from central.video.thumbnails import EdgeTimeout, ThumbnailBusy
+from central.video.upstream import StreamKey
 from central.video.wall import reported_uplinks, wall_cameras
 from fsv_contract.lanes import Lane, lane_id
 from fsv_contract.video import MAX_EXPORT_S, MAX_RANGE_QUERY_S
@@ -201,24 +203,36 @@ async def video_replay(request: web.Request) -> web.StreamResponse:
         detail = {"start": start, "speed": q.speed, **({"stream": shown} if shown else {})}
         await audit(request, "replay", target, detail, org_path=cam["org_path"])
         await ws.prepare(request)
-        if stream is not None:
-            site, camera = cam["site_id"], cam["camera_id"]
-            edge = edge_holds(archive, site, lane_id(camera, from_edge))
-            replay = ArchiveReplay(archive, site, camera, start, q.speed, edge, stream)
-            handoff = await serve_archive_replay(ws, replay, from_edge)
-            if handoff is None:
-                return ws
-            try:  # the edge goes on where the archive's footage ends: now it uses the line
-                await video.quotas.check_site(user.id, site)
-            except QuotaExceeded as e:
-                await ws.send_str(quota_error_message(e))
-                await ws.close(code=QUOTA_CLOSE_CODE, message=b"video quota")
-                return ws
-            start = handoff
-        await serve_viewer(ws, video.hub, key, cam["org_path"], start, q.speed, user.id)
+        async with ends_with_session(request, ws):
+            await _replay(request, ws, cam, key, stream, from_edge, start, q.speed)
     finally:
         lease.release()
     return ws
+
+
+async def _replay(
+    request: web.Request, ws: web.WebSocketResponse, cam: dict[str, Any], key: StreamKey,
+    stream: Lane | None, from_edge: Lane, start: float, speed: float,
+) -> None:  # fmt: skip
+    """Serve a prepared replay socket: from the city archive first where it holds `stream`,
+    then (or only) from the edge."""
+    video, archive = request.app[VIDEO], request.app[ARCHIVE]
+    user = current_user(request)
+    if stream is not None:
+        site, camera = cam["site_id"], cam["camera_id"]
+        edge = edge_holds(archive, site, lane_id(camera, from_edge))
+        replay = ArchiveReplay(archive, site, camera, start, speed, edge, stream)
+        handoff = await serve_archive_replay(ws, replay, from_edge)
+        if handoff is None:
+            return
+        try:  # the edge goes on where the archive's footage ends: now it uses the line
+            await video.quotas.check_site(user.id, site)
+        except QuotaExceeded as e:
+            await ws.send_str(quota_error_message(e))
+            await ws.close(code=QUOTA_CLOSE_CODE, message=b"video quota")
+            return
+        start = handoff
+    await serve_viewer(ws, video.hub, key, cam["org_path"], start, speed, user.id)
 
 
 @routes.route(

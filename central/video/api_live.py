@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field
 
+from central.alerts.updates import SESSION_CLOSE_CODE
 from central.api.common import (
     audit,
+    current_session,
     current_user,
     read_query,
     run_db,
@@ -78,6 +82,27 @@ def websocket(
     return ws
 
 
+@contextlib.asynccontextmanager
+async def ends_with_session(request: web.Request, ws: web.WebSocketResponse) -> AsyncIterator[None]:
+    """While the block runs, the prepared socket is closed (SESSION_CLOSE_CODE) as soon as the
+    session that opened it ends: logout, expiry, a disabled user, a reset password, a new role.
+
+    A lost phone's video stops with its session, like the pages' update sockets.
+    """
+    closing: list[asyncio.Task[bool]] = []
+
+    def close() -> None:
+        reason = b"session ended"
+        closing.append(asyncio.ensure_future(ws.close(code=SESSION_CLOSE_CODE, message=reason)))
+
+    untie = services(request).updates.hold(current_session(request).token_hash, close)
+    try:
+        yield
+    finally:
+        untie()
+        await asyncio.gather(*closing, return_exceptions=True)
+
+
 async def serve_viewer(
     ws: web.WebSocketResponse,
     hub: VideoHub,
@@ -135,7 +160,8 @@ async def video_live(request: web.Request) -> web.StreamResponse:
         target = f"{cam['site_id']}/{cam['camera_id']}"
         await audit(request, "live_view", target, {"stream": q.stream}, org_path=cam["org_path"])
         await ws.prepare(request)
-        await serve_viewer(ws, video.hub, key, cam["org_path"], user_id=user.id)
+        async with ends_with_session(request, ws):
+            await serve_viewer(ws, video.hub, key, cam["org_path"], user_id=user.id)
     finally:
         lease.release()
     return ws
