@@ -23,6 +23,13 @@ from central.schema import LockedDb
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 
 
+def _sign_out_everywhere(db: Any, user_id: int) -> None:
+    """End a user's sessions and API tokens and forget their devices' push subscriptions: a
+    lost phone stops hearing of alerts with its sessions; the user subscribes again."""
+    db.execute("delete from user_sessions where user_id = ?", [user_id])
+    db.execute("delete from push_subscriptions where user_id = ?", [user_id])
+
+
 # A dummy hash checked when the user name is unknown, so a wrong name costs as much time as
 # a wrong password and the response time does not reveal which names exist.
 @functools.cache
@@ -225,11 +232,11 @@ class UserStore:
                 ):
                     # A new role or place: sessions and tokens of the old one end (their live
                     # sockets close at the next session check) and the user signs in again.
-                    db.execute("delete from user_sessions where user_id = ?", [user_id])
+                    _sign_out_everywhere(db, user_id)
         return self.get_user(scope, user_id)
 
     def set_password(self, scope: Scope, user_id: int, password: str) -> None:
-        """Replace a user's password and end every session of theirs."""
+        """Replace a user's password, end every session of theirs and forget their devices."""
         try:
             check_password_strength(password)
         except ValueError as e:
@@ -237,15 +244,15 @@ class UserStore:
         self.get_user(scope, user_id)
         with self._ldb.transaction() as db:
             db.table("users").update(user_id, {"password_hash": hash_password(password)})
-            db.execute("delete from user_sessions where user_id = ?", [user_id])
+            _sign_out_everywhere(db, user_id)
 
     def set_disabled(self, scope: Scope, user_id: int, disabled: bool) -> None:
-        """Disable (and sign out) or re-enable a user."""
+        """Disable (and sign out everywhere) or re-enable a user."""
         self.get_user(scope, user_id)
         with self._ldb.transaction() as db:
             db.table("users").update(user_id, {"disabled": int(disabled)})
             if disabled:
-                db.execute("delete from user_sessions where user_id = ?", [user_id])
+                _sign_out_everywhere(db, user_id)
 
     def set_push_filters(self, user_id: int, filters: dict[str, Any]) -> None:
         """Store which alerts a user wants pushed (validated by the caller)."""

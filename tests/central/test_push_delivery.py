@@ -21,6 +21,7 @@ from py_vapid import Vapid02
 from central.api.common import SERVICES
 from central.app import create_app
 from central.cli import main as cli_main
+from central.regulation.scope import Scope
 from central.regulation.seed import seed_demo
 
 pytestmark = pytest.mark.asyncio
@@ -202,3 +203,44 @@ async def test_gone_subscription_is_dropped_and_push_never_blocks_ingest(pushing
     assert subs["items"] == []
     _, deliveries = await call(central, "admin", "GET", f"/api/v1/alerts/{alert_id}/deliveries")
     assert [(d["status"], d["attempts"]) for d in deliveries["items"]] == [("gone", 1)]
+
+
+async def test_a_password_reset_or_disabled_account_stops_pushes_to_its_old_phones(
+    pushing: Any,
+) -> None:
+    central, receiver, base = pushing
+    users = {u.username: u.id for u in central.svc.users.list_users(Scope.everything())}
+    for user in ("inspector-a", "city-monitor"):
+        phone = Phone(f"{base}/push/{user}")
+        status, _ = await call(central, user, "POST", "/api/v1/push/subscriptions", json=phone.json)
+        assert status == 201
+    await central.event("demo-canteen-a", "cam1")
+    await central.svc.dispatcher.idle()
+    assert {r["path"] for r in receiver.requests} == {"/push/inspector-a", "/push/city-monitor"}
+
+    # inspector-a's phone is lost: the admin resets the password; city-monitor leaves, is
+    # disabled, and comes back enabled later. Neither old phone hears of alerts any more.
+    changes = [
+        ("inspector-a", {"password": "new-secret-2026"}),
+        ("city-monitor", {"disabled": True}),
+    ]
+    for user, change in changes:
+        status, _ = await call(
+            central, "admin", "PATCH", f"/api/v1/users/{users[user]}", json=change
+        )
+        assert status == 200
+    status, _ = await call(
+        central,
+        "admin",
+        "PATCH",
+        f"/api/v1/users/{users['city-monitor']}",
+        json={"disabled": False},
+    )
+    assert status == 200
+    receiver.requests.clear()
+    await central.event("demo-canteen-a", "cam1")
+    await central.svc.dispatcher.idle()
+    assert receiver.requests == []
+    central.forget("city-monitor")
+    status, subs = await call(central, "city-monitor", "GET", "/api/v1/push/subscriptions")
+    assert status == 200 and subs["items"] == []
