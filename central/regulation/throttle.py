@@ -4,7 +4,8 @@ Failures are counted per (account, client) and per client, never per account alo
 correct password from a client that has not failed is never refused because somebody else
 guessed at the same account. Past the free failures, each further failure doubles the wait
 (exponential delay up to a cap); a quiet spell of `forget_s` after the wait forgets the key.
-The client is the socket peer, or what a configured trusted proxy says it forwarded for.
+The client is the socket peer, or what a configured trusted proxy says it forwarded for;
+an IPv6 client counts as its /64 network, which one subscriber holds whole.
 
 An attempt counts as a failure from the moment it `begin`s (checked and counted in one
 step), and a right password takes its count back (`succeeded`): guesses sent all at once
@@ -22,6 +23,7 @@ from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_KEYS = 100_000  # bound on remembered keys under a scan from many addresses
+IPV6_CLIENT_PREFIX = 64  # one home or mobile subscriber's IPv6 network
 
 
 @dataclass
@@ -55,12 +57,12 @@ class LoginThrottle:
         """Seconds before `account` may be tried again from `client` (0: now)."""
         return max(
             self._wait(("pair", _pair(account, client)), self.pair_free, now),
-            self._wait(("client", client), self.client_free, now),
+            self._wait(("client", client_block(client)), self.client_free, now),
         )
 
     def failed(self, account: str, client: str, now: float) -> None:
         """Record a failed attempt of `account` from `client`."""
-        for key in (("pair", _pair(account, client)), ("client", client)):
+        for key in (("pair", _pair(account, client)), ("client", client_block(client))):
             entry = self._live(key, now)
             if entry is None:
                 self._keys[key] = _Failures(1, now)
@@ -76,7 +78,7 @@ class LoginThrottle:
         stay)."""
         with self._lock:
             self._keys.pop(("pair", _pair(account, client)), None)
-            entry = self._keys.get(("client", client))
+            entry = self._keys.get(("client", client_block(client)))
             if entry is not None and entry.count > 0:
                 entry.count -= 1
 
@@ -216,12 +218,28 @@ class SharedLoginThrottle(LoginThrottle):
             )
 
     def _keys_of(self, account: str, client: str) -> list[tuple[str, int]]:
-        pair = SEP.join((self.name, "pair", account.lower(), client))
-        return [(pair, self.pair_free), (SEP.join((self.name, "client", client)), self.client_free)]
+        block = client_block(client)
+        pair = SEP.join((self.name, "pair", account.lower(), block))
+        return [(pair, self.pair_free), (SEP.join((self.name, "client", block)), self.client_free)]
 
 
 def _pair(account: str, client: str) -> str:
-    return f"{account.lower()}\x00{client}"
+    return f"{account.lower()}\x00{client_block(client)}"
+
+
+def client_block(client: str) -> str:
+    """What the throttle counts a client as: an IPv4 address itself (also written as an
+    IPv4-mapped IPv6 address), an IPv6 address its /64 network. Each guess from another
+    address of one subscriber's /64 would otherwise start a fresh count."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(address)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:

@@ -206,3 +206,25 @@ async def test_a_burst_of_site_logins_at_once_meets_the_throttle(behind_proxy: C
     )
     assert statuses.count(401) == 3 and statuses.count(429) == 7
     assert await _put(behind_proxy, "pw-site", OWNER) == 404  # signed in; no such event
+
+
+@pytest.mark.asyncio
+async def test_guesses_from_many_addresses_of_one_ipv6_network_meet_one_throttle(
+    behind_proxy: Central,
+) -> None:
+    # One IPv6 subscriber holds a whole /64: each guess from another of its addresses.
+    guesses = [await _login(behind_proxy, "guess-123456", f"2001:db8:5:7::{i:x}") for i in range(6)]
+    assert [status for status, _ in guesses] == [401, 401, 401, 429, 429, 429]
+    owner = behind_proxy.passwords["admin"]
+    assert (await _login(behind_proxy, owner, "2001:db8:5:8::1"))[0] == 200  # the next /64
+
+
+def test_an_ipv6_client_is_throttled_by_its_64_network() -> None:
+    t = LoginThrottle(pair_free=2, client_free=10, first_delay_s=2, max_delay_s=900, forget_s=60)
+    t.failed("admin", "2001:db8::1", 1000.0)
+    t.failed("admin", "2001:db8::ffff:1", 1000.0)
+    assert t.retry_after("admin", "2001:db8:0:0:abcd::9", 1000.0) == pytest.approx(2.0)
+    assert t.retry_after("admin", "2001:db8:0:1::1", 1000.0) == 0
+    t.failed("admin", "203.0.113.8", 1000.0)
+    t.failed("admin", "203.0.113.8", 1000.0)
+    assert t.retry_after("admin", "203.0.113.9", 1000.0) == 0  # IPv4: the address itself
