@@ -28,7 +28,8 @@ from central.api.common import (
 )
 from central.api.registry import RouteTable
 from central.errors import InvalidInputError
-from central.regulation.roles import GRANTS, Permission, Role
+from central.regulation.roles import GRANTS, Permission, Role, can
+from central.regulation.users import User
 from central.web.security import media_headers
 
 routes = RouteTable()
@@ -115,7 +116,16 @@ async def get_alert(request: web.Request) -> web.Response:
     user = current_user(request)
     alert = await run_db(services(request).alerts.get, user.scope, request.match_info["alert_id"])
     actions = allowed_actions(State(alert["state"]), GRANTS[user.role])
-    return json_response({**alert, "allowed_actions": [a.value for a in actions]})
+    return json_response({**shown_to(user, alert), "allowed_actions": [a.value for a in actions]})
+
+
+def shown_to(user: User, alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert as `user` sees it: the address each step came from only for those who read
+    the audit log (the enterprise never learns where its inspectors acted from)."""
+    if can(user.role, Permission.VIEW_AUDIT):
+        return alert
+    steps = [{k: v for k, v in t.items() if k != "ip"} for t in alert["transitions"]]
+    return {**alert, "transitions": steps}
 
 
 @routes.route(
@@ -156,7 +166,7 @@ async def transition(request: web.Request) -> web.Response:
         },
         org_path=alert["org_path"],
     )
-    return json_response(alert, status=201)
+    return json_response(shown_to(user, alert), status=201)
 
 
 @routes.route(
@@ -212,7 +222,8 @@ async def submit_rectification(request: web.Request) -> web.Response:
         },
         org_path=alert["org_path"],
     )
-    return json_response(await run_db(svc.alerts.get, user.scope, alert_id), status=201)
+    alert = await run_db(svc.alerts.get, user.scope, alert_id)
+    return json_response(shown_to(user, alert), status=201)
 
 
 async def _read_upload(request: web.Request) -> tuple[str, list[tuple[str, bytes]]]:

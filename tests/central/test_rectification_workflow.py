@@ -92,7 +92,14 @@ async def test_whole_workflow_with_evidence(central: Central) -> None:
         ("inspector-a", "close", "closed"),
         ("city-monitor", "reopen", "reopened"),
     ]
-    assert all(t["ip"] == "127.0.0.1" and t["ts"] > 0 for t in alert["transitions"])
+    # Where each step came from is the audit's business (admins): the enterprise does not
+    # learn its inspectors' addresses, nor one regulator another's.
+    assert all("ip" not in t and t["ts"] > 0 for t in alert["transitions"])
+    for user in ("staff-canteen-a", "inspector-a"):
+        status, seen = await call(central, user, "GET", path)
+        assert status == 200 and all("ip" not in t for t in seen["transitions"])
+    status, seen = await call(central, "admin", "GET", path)
+    assert all(t["ip"] == "127.0.0.1" for t in seen["transitions"])
     status, log = await call(
         central, "admin", "GET", "/api/v1/audit", params={"action": "alert_transition"}
     )
