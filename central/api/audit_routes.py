@@ -23,12 +23,11 @@ from central.api.registry import RouteTable
 from central.keys import CONFIG
 from central.regulation.audit_search import PAGE_MAX, AuditFilter, AuditSearch, Cursor
 from central.regulation.roles import Permission
+from central.reports.builder import csv_cell
 from central.web import i18n
 
 routes = RouteTable()
 EXPORT_MAX_ROWS = 50_000
-# Leading characters a spreadsheet reads as a formula: such a cell is written as text.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class AuditQuery(BaseModel):
@@ -59,8 +58,7 @@ def _filter(q: AuditQuery) -> AuditFilter:
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA) else text
+    return str(csv_cell("" if value is None else str(value)))
 
 
 def audit_csv(rows: list[dict[str, Any]], lang: str, timezone: str) -> str:

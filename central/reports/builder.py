@@ -219,10 +219,32 @@ def _retention(db: Any, scope: Scope, sites: list[dict[str, Any]], end: float) -
     }
 
 
+# A text cell starting with one of these is a formula to spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV value a spreadsheet program shows as written: text that would start a formula
+    (a station or name the edge box chose, a user's words) gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value
+
+
+class _SafeWriter:
+    """csv.writer whose text cells never start a formula."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
 def report_csv(report: dict[str, Any]) -> str:
     """The report as CSV rows `section,key,value` (one figure a row, easy to pivot)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SafeWriter(out)
     writer.writerow(["section", "key", "value"])
     writer.writerow(["period", "from", report["period"]["from"]])
     writer.writerow(["period", "to", report["period"]["to"]])

