@@ -113,11 +113,22 @@ def alert_summary(alert: dict[str, Any], base_url: str) -> dict[str, Any]:
     }
 
 
+# Markdown and HTML that would make a link, a tag or a new line, as full-width look-alikes.
+_PLAIN = str.maketrans({"[": "［", "]": "］", "(": "（", ")": "）", "<": "＜", ">": "＞",
+                        "\n": " ", "\r": " ", "`": "｀"})  # fmt: skip
+
+
+def plain(text: str) -> str:
+    """`text` (the edge box's or a user's words) as plain words inside a chat message: no
+    link, tag or line of its own can appear in the platform's message."""
+    return text.translate(_PLAIN)
+
+
 def _markdown(s: dict[str, Any]) -> str:
     return (
         f"### {s['title']}\n"
-        f"> 企业 enterprise: {s['enterprise'] or s['site']}\n"
-        f"> 岗位 station: {s['station']} · 摄像机 camera: {s['camera']}\n"
+        f"> 企业 enterprise: {plain(s['enterprise'] or s['site'])}\n"
+        f"> 岗位 station: {plain(s['station'])} · 摄像机 camera: {s['camera']}\n"
         f"> 级别 severity: {s['severity']} · 时间 time (UTC): {s['start']}\n\n"
         f"[请整改 / open alert]({s['url']})"
     )

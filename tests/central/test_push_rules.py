@@ -80,3 +80,17 @@ def test_webpush_message_and_backoff() -> None:
     assert msg["alert"]["id"] == "a1" and msg["url"].endswith("#alert=a1")
     assert backoff_delays(5, 2.0, cap_s=10) == [2.0, 4.0, 8.0, 10]
     assert backoff_delays(1, 2.0) == []
+
+
+def test_a_station_from_the_edge_cannot_add_a_link_or_lines_to_a_chat_message() -> None:
+    # The edge box (the supervised party) names its stations; the regulators' group chat
+    # must not show its words as the platform's own link or extra lines.
+    phishing = "x\n\n[已整改 点此确认](http://203.0.113.9/p)<font>"
+    alert = {**ALERT, "station": phishing}
+    for fmt, url in (("wecom", "http://h/x"), ("dingtalk", "http://h/x?access_token=t")):
+        body = json.loads(webhook_request(fmt, url, alert, "http://c", "", 0).body)
+        text = body["markdown"].get("content") or body["markdown"]["text"]
+        assert "](http://203.0.113.9" not in text and "<font>" not in text
+        assert text.count("](") == 1  # only the platform's own "open alert" link
+        station_line = next(line for line in text.splitlines() if "station" in line)
+        assert "203.0.113.9" in station_line  # shown, on its own line, as plain words
