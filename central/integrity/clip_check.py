@@ -39,6 +39,17 @@ def anchor_problems(manifest: ClipManifest, database: Path | str) -> tuple[list[
 
 
 def _check(conn: Any, manifest: ClipManifest) -> tuple[list[str], list[str]]:
+    mismatches, notes = anchor_mismatches(conn, manifest)
+    return [f"{path}: {problem}" for path, problem in mismatches], notes
+
+
+NOT_ANCHORED = "not in the chain central anchored from the edge"
+DIFFERS = "differs from the link central anchored"
+
+
+def anchor_mismatches(conn: Any, manifest: ClipManifest) -> tuple[list[tuple[str, str]], list[str]]:
+    """(segment path, problem) for each of the manifest's segments that the anchored chain
+    does not vouch for, and notes; `conn` answers `execute` on central's database."""
     head = conn.execute(
         'select a."end" from chain_heads h join anchored_segments a on a.site = h.site '
         "and a.camera = h.camera and a.path = h.path where h.site = ? and h.camera = ?",
@@ -46,7 +57,7 @@ def _check(conn: Any, manifest: ClipManifest) -> tuple[list[str], list[str]]:
     ).fetchone()
     if head is None:
         return [], [f"central holds no anchored chain of {manifest.site}/{manifest.camera}"]
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     matched = newer = 0
     for seg in manifest.segments:
         row = conn.execute(
@@ -57,9 +68,9 @@ def _check(conn: Any, manifest: ClipManifest) -> tuple[list[str], list[str]]:
         if row is None and seg.start >= float(head[0]):
             newer += 1  # sealed after the last anchor central received
         elif row is None:
-            problems.append(f"{seg.path}: not in the chain central anchored from the edge")
+            problems.append((seg.path, NOT_ANCHORED))
         elif (row[0], int(row[1]), row[2]) != (seg.sha256, seg.bytes, seg.chain):
-            problems.append(f"{seg.path}: differs from the link central anchored")
+            problems.append((seg.path, DIFFERS))
         else:
             matched += 1
     notes = [f"{matched} segment(s) match the chain central anchored from the edge"]

@@ -23,6 +23,8 @@ from aiohttp import WSMsgType, web
 
 from central.archive.export import ArchiveExportError
 from central.errors import NotFoundError
+from central.integrity.clip_check import DIFFERS, anchor_mismatches
+from central.integrity.findings import Finding, report
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.storage.db import CentralDatabase, apply_migrations
 from central.video.hub import Sender, new_token
@@ -279,6 +281,26 @@ class ExportStore:
             await asyncio.to_thread(self._fail, export_id, part, error)
             log.warning("export %s failed: %s", export_id, error)
 
+    def _check_anchors(self, manifest: ClipManifest) -> str | None:
+        """Why central will not sign the edge's clip, or None: its segments must be the ones
+        central anchored when the box sealed them (segments sealed after the last anchor are
+        not vouched for yet and pass). The manifest's own chain proves only that the box's
+        index agrees with itself, which a box that rewrote a segment and rebuilt its index
+        also achieves. A segment whose anchored link differs is also a tamper finding."""
+        with self.database.transaction() as db:
+            mismatches, _ = anchor_mismatches(db, manifest)
+            changed = [
+                Finding(manifest.site, manifest.camera, path, problem)
+                for path, problem in mismatches
+                if problem == DIFFERS
+            ]
+            if changed:
+                report(db, changed, "export", time.time())
+        if not mismatches:
+            return None
+        listed = "; ".join(f"{path}: {problem}" for path, problem in mismatches[:3])
+        return f"the clip's segments are not those central anchored from the edge: {listed}"
+
     def _accept(
         self,
         job: dict[str, Any],
@@ -299,6 +321,10 @@ class ExportStore:
         problems = chain_problems(manifest)
         if problems:
             return "the segment chain is broken: " + "; ".join(problems[:3])
+        if job.get("source") != "archive":  # the archive checked its files when it took them
+            refused = self._check_anchors(manifest)
+            if refused is not None:
+                return refused
         signed = self.signer.sign(manifest)
         write_whole(
             self.manifest_path(job["id"]), signed.model_dump_json(indent=2).encode(), mode=0o644

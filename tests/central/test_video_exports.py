@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +15,52 @@ from central_support import Central, call
 from video_support import add_camera, connect_edge, wait_command
 
 from central.cli import main as central_cli
-from central.keys import DATABASE
+from central.ingest.broker_client import RawMessage
+from central.keys import DATABASE, INGEST
 from central.video.signing import KEY_FILE
 from edge_agent.recording.index import SegmentIndex
 from edge_agent.uplink.export import export_clip
-from fsv_contract.video import FrameHeader, FrameKind, Hello, control_json
+from fsv_contract import encode, topics
+from fsv_contract.integrity import AnchorLink, AnchorPayload, CameraAnchor
+from fsv_contract.video import (
+    GENESIS,
+    ClipManifest,
+    FrameHeader,
+    FrameKind,
+    Hello,
+    control_json,
+    segment_link,
+)
 from testbed.footage import Footage
 from tests.edge_agent.uplink.conftest import T0, record_clip
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _edge_uploads(central: Central, token: str, tmp_path: Path, footage: Footage) -> None:
-    """What the edge does on `export_clip`: cut the clip from real segments and send it."""
+Anchors = Callable[[ClipManifest], list[AnchorLink]]
+
+
+async def _edge_uploads(
+    central: Central, token: str, tmp_path: Path, footage: Footage, anchors: Anchors | None = None
+) -> None:
+    """What the edge does on `export_clip`: cut the clip from real segments and send it.
+
+    `anchors`: the chain links central received from the box when it sealed the clip's
+    segments (none: the site never anchored)."""
     storage = tmp_path / "edge"
-    storage.mkdir()
+    storage.mkdir(parents=True)
     index = SegmentIndex(tmp_path / "edge.db")
     record_clip(storage, index, "cam1", footage.short_h264, T0)
     clip = tmp_path / "clip.mp4"
     manifest = export_clip(index, storage, "demo-canteen-a", "cam1", T0 + 1, T0 + 5, clip)
     index.close()
+    if anchors is not None:
+        payload = AnchorPayload(
+            cameras=[CameraAnchor(camera="cam1", links=anchors(manifest), removed=[])],
+            created_at=datetime.now(UTC),
+        )
+        message = RawMessage(topics.anchor("demo-canteen-a"), encode(payload), time.time())
+        central.client.app[INGEST].process([message])
     ws = await connect_edge(central, token)
     await ws.send_str(
         Hello(
@@ -161,3 +188,69 @@ async def test_recordings_come_from_the_edge_once_then_from_the_cache(central: C
     assert asked[0]["n"] == 1
     status, _ = await call(central, "inspector-b", "GET", url, params=params)
     assert status == 404
+
+
+def _as_sealed(manifest: ClipManifest) -> list[AnchorLink]:
+    """The links of the clip's segments as the box anchored them when it sealed them."""
+    return [AnchorLink(**seg.model_dump(exclude={"used"})) for seg in manifest.segments]
+
+
+def _as_sealed_before_a_rewrite(manifest: ClipManifest) -> list[AnchorLink]:
+    """The links the box anchored before it rewrote the first segment and rebuilt its index:
+    the manifest it now sends holds together, but its first segment is not the one sealed."""
+    links, prev = [], GENESIS
+    for i, seg in enumerate(manifest.segments):
+        facts = {"prev_chain": prev, **({"sha256": "e" * 64} if i == 0 else {})}
+        sealed = seg.model_copy(update=facts)
+        link = segment_link(prev, "cam1", sealed)
+        links.append(AnchorLink(**{**sealed.model_dump(exclude={"used"}), "chain": link}))
+        prev = link
+    return links
+
+
+async def test_central_signs_an_export_of_the_segments_it_anchored(
+    central: Central, footage: Footage, tmp_path: Path
+) -> None:
+    add_camera(central)
+    status, job = await _ask_export(central, T0 + 1, T0 + 5)
+    assert status == 201, job
+    command = await wait_command(central, "export_clip")
+    await _edge_uploads(central, command["args"]["token"], tmp_path, footage, anchors=_as_sealed)
+    done = await _wait_done(central, job["id"])
+    assert done["status"] == "done", done
+    assert _findings(central) == []
+
+
+async def test_central_refuses_to_sign_segments_rewritten_after_they_were_anchored(
+    central: Central, footage: Footage, tmp_path: Path
+) -> None:
+    add_camera(central)
+    status, job = await _ask_export(central, T0 + 1, T0 + 5)
+    assert status == 201, job
+    command = await wait_command(central, "export_clip")
+    await _edge_uploads(central, command["args"]["token"], tmp_path, footage,
+                        anchors=_as_sealed_before_a_rewrite)  # fmt: skip
+    failed = await _wait_done(central, job["id"])
+    assert failed["status"] == "failed", failed
+    assert "not those central anchored" in str(failed["error"]), failed
+    assert "differs from the link central anchored" in str(failed["error"]), failed
+    s1, _ = await call(
+        central, "inspector-a", "GET", "/api/v1/video/exports/file", params={"id": job["id"]}
+    )
+    assert s1 == 404  # nothing signed, nothing to download
+    # The rewritten first segment, and each segment after it whose link follows from it.
+    assert _findings(central) == [("export", "differs from the link central anchored")] * 3
+    status, cameras = await call(central, "city-monitor", "GET", "/api/v1/integrity/cameras")
+    assert status == 200, cameras
+    cam1 = next(c for c in cameras["items"] if c["camera_id"] == "cam1")
+    assert cam1["findings"] == 3, cam1
+
+
+def _findings(central: Central) -> list[tuple[str, str]]:
+    """(source, problem) of the integrity findings stored for demo-canteen-a's cam1."""
+    with central.client.app[DATABASE].read() as conn:
+        rows = conn.execute(
+            "select source, problem from integrity_findings where site = ? and camera = ?",
+            ["demo-canteen-a", "cam1"],
+        ).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
