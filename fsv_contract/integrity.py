@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from fsv_contract.payloads import LEVEL_PATTERN, Level, Payload, UtcDatetime
 
@@ -50,6 +50,15 @@ class AnchorLink(_Part):
     sha256: str = Field(pattern=SHA_PATTERN)
     prev_chain: str = Field(pattern=SHA_PATTERN, description="the link this one follows")
     chain: str = Field(pattern=SHA_PATTERN, description="this segment's link")
+
+    @field_validator("end")
+    @classmethod
+    def _not_before_start(cls, end: float, info: ValidationInfo) -> float:
+        # A segment ending before it starts would give the anchored period a false end.
+        start = info.data.get("start")
+        if start is not None and end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        return end
 
 
 class Tombstone(_Part):

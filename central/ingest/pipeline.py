@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -23,8 +24,9 @@ from central.ingest.media_types import ALLOWED_TYPES, allowed
 from central.ingest.store import BatchResult, IngestStore, Received, Rejection
 from central.nodes import ALERT_FEED, Leases, lead, node_id, run_forever
 from fsv_contract import live
-from fsv_contract.codec import decode
+from fsv_contract.codec import Message, decode
 from fsv_contract.errors import ContractError, InvalidPayload
+from fsv_contract.integrity import AnchorPayload
 from fsv_contract.payloads import CameraStatePayload, EventPayload, HeartbeatPayload, Payload
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,8 @@ def _refused_for_good(error: BaseException) -> bool:
     return isinstance(error, sqlite3.DatabaseError | ValueError | TypeError | OverflowError)
 
 
-# How far ahead of central's clock an edge may date a heartbeat or a camera state: a box
-# whose clock runs a few minutes fast is still heard.
+# How far ahead of central's clock an edge may date a heartbeat, a camera state or the end of
+# an anchored segment: a box whose clock runs a few minutes fast is still heard.
 CLOCK_AHEAD_S = 600.0
 
 
@@ -61,6 +63,11 @@ def decode_batch(
             if isinstance(message.payload, EventPayload):
                 check_media_types(message.payload)
             check_not_ahead(message.payload, now)
+            if isinstance(message.payload, AnchorPayload):
+                message, refused = without_links_ahead(message, message.payload, now)
+                rejected += [
+                    Rejection(raw.topic, r, 0, raw.received_at, link=True) for r in refused
+                ]
             accepted.append(Received(message, raw.received_at))
         except ContractError as e:
             rejected.append(Rejection(raw.topic, str(e), len(raw.payload), raw.received_at))
@@ -105,6 +112,40 @@ def check_not_ahead(payload: Payload, now: float) -> None:
             f"{field} {when.isoformat()} is {ahead:.0f} s ahead of central's clock "
             f"(at most {CLOCK_AHEAD_S:.0f} s); check the box's clock"
         )
+
+
+def without_links_ahead(
+    message: Message, payload: AnchorPayload, now: float
+) -> tuple[Message, list[str]]:
+    """The anchor message without its links whose `end` lies more than CLOCK_AHEAD_S after
+    `now`, and why each was refused.
+
+    A segment cannot be sealed before it ends: anchored, such a link would date footage
+    ahead (retention, the anchored period, replay). Only the link is refused, not the batch,
+    and the chain head stays on the last link anchored: the link after a refused one does
+    not follow it, and that gap is a finding (central.integrity.anchors).
+    """
+    refused: list[str] = []
+    cameras = []
+    for cam in payload.cameras:
+        kept = []
+        for link in cam.links:
+            ahead = link.end - now
+            if ahead > CLOCK_AHEAD_S:
+                refused.append(
+                    f"anchor link {cam.camera} {link.path}: end {link.end:.0f} is {ahead:.0f} s "
+                    f"ahead of central's clock (at most {CLOCK_AHEAD_S:.0f} s); not anchored, "
+                    "check the box's clock"
+                )
+            else:
+                kept.append(link)
+        cameras.append(
+            cam if len(kept) == len(cam.links) else cam.model_copy(update={"links": kept})
+        )
+    if not refused:
+        return message, []
+    payload = payload.model_copy(update={"cameras": cameras})
+    return dataclasses.replace(message, payload=payload), refused
 
 
 BATCH_MIN = 50  # the smallest backlog batch, however slow the writes
@@ -333,6 +374,7 @@ class Ingest:
             total.accepted += result.accepted
             total.duplicates += result.duplicates
             total.rejected += result.rejected
+            total.refused_links += result.refused_links
             total.new_events += result.new_events
             total.ended_events += result.ended_events
             total.refused += result.refused
@@ -370,7 +412,7 @@ class Ingest:
         todo = [raw for raw in batch if id(raw) not in early] if early else list(batch)
         accepted, rejected = decode_batch(todo)
         for r in rejected:
-            log.warning("rejected message on %s: %s", r.topic[:200], r.reason[:300])
+            log.warning("rejected on %s: %s", r.topic[:200], r.reason[:300])
         result = self.store.write_batch(accepted, rejected)
         if self.hooks is not None:
             self._call_hooks(self.hooks, accepted)

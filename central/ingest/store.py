@@ -91,12 +91,14 @@ class Received:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A message that failed the contract, and why."""
+    """A message that failed the contract, and why; `link`: one anchor link refused out of
+    a message that was otherwise taken (not counted as a rejected message)."""
 
     topic: str
     reason: str
     size: int
     received_at: float
+    link: bool = False
 
 
 @dataclass
@@ -106,6 +108,7 @@ class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    refused_links: int = 0  # anchor links refused out of accepted messages
     new_events: list[EventPayload] = field(default_factory=list)
     ended_events: list[EventPayload] = field(default_factory=list)
     # Messages that tried to change another site's event or replace announced evidence.
@@ -188,7 +191,8 @@ class IngestStore:
 
     def write_batch(self, items: Sequence[Received], rejects: Sequence[Rejection]) -> BatchResult:
         """Apply a batch in one transaction (arrival order kept); returns what changed."""
-        result = BatchResult(rejected=len(rejects))
+        links = sum(1 for r in rejects if r.link)
+        result = BatchResult(rejected=len(rejects) - links, refused_links=links)
         now = self._clock()
         with self.database.durable_transaction() as db:
             self._write_events(db, items, now, result)
@@ -364,6 +368,7 @@ class IngestStore:
                 "duplicates": result.duplicates,
                 "rejected": result.rejected,
                 "evidence_refused": len(result.refused),
+                "anchor_links_refused": result.refused_links,
             }
         )
         for it in items:

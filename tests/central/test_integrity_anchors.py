@@ -4,6 +4,7 @@ verify-clip."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,10 +13,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from central.cli import main as central_cli
 from central.ingest.broker_client import RawMessage
-from central.ingest.pipeline import Ingest
+from central.ingest.pipeline import CLOCK_AHEAD_S, Ingest
 from central.ingest.store import IngestStore
 from central.integrity.audits import Audits
 from central.integrity.prune import stored_chain_problems
@@ -331,3 +333,93 @@ class NoCommands:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         return None
+
+
+def anchored_paths(ingest: Ingest) -> list[str]:
+    db = ingest.store.database
+    with db.lock:
+        rows = db.db.execute("select path from anchored_segments order by id").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_a_link_that_ends_before_it_starts_is_invalid(ingest: Ingest) -> None:
+    good = chain([sha(0)], time.time() - DAY)[0]
+    with pytest.raises(ValidationError) as err:
+        AnchorLink(**{**good.model_dump(), "end": good.start - 1})
+    assert [e["loc"] for e in err.value.errors()] == [("end",)]
+    # Sent anyway, the anchor message is refused whole, with the field named.
+    data = json.loads(anchor([good]).payload)
+    data["cameras"][0]["links"][0]["end"] = good.start - 1
+    result = ingest.process([RawMessage(topics.anchor(SITE), json.dumps(data).encode(), 0.0)])
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert "end" in ingest.store.rejects(limit=1)[0]["reason"]
+    assert anchored_paths(ingest) == []
+
+
+def test_a_link_dated_ahead_of_centrals_clock_is_refused_and_the_chain_goes_on(
+    ingest: Ingest,
+) -> None:
+    now = time.time()
+    before = chain([sha(0), sha(1)], now - DAY)
+    ahead = chain([sha(2)], now + 3650 * DAY, prev=before[-1].chain, first=2)
+    after = chain([sha(3), sha(4)], now - DAY + 180, prev=ahead[0].chain, first=3)
+    result = ingest.process([anchor(before + ahead + after)])
+
+    # The link dated ten years ahead is refused alone: logged, counted, its reason kept.
+    assert (result.accepted, result.rejected) == (1, 0)
+    assert ingest.store.stats()["anchor_links_refused"] == 1
+    [reject] = ingest.store.rejects(limit=5)
+    assert reject["topic"] == topics.anchor(SITE)
+    assert ahead[0].path in reject["reason"] and "ahead of central's clock" in reject["reason"]
+    # The rest of the batch is anchored; the refused segment is not.
+    assert anchored_paths(ingest) == [link.path for link in before + after]
+    # Central's chain has a gap where the refused link was: a finding on the link after it,
+    # which from then on is the chain that later links are checked against.
+    gap = f"{after[0].path}: does not follow the last anchored segment {before[-1].path}"
+    assert findings(ingest) == [gap]
+    assert len(tamper_events(ingest)) == 1
+    with ingest.store.database.lock:
+        stored = stored_chain_problems(ingest.store.database.db, SITE, "cam1")
+    assert stored == [f"{after[0].path}: does not follow {before[-1].path}"]
+    more = chain([sha(5)], now - DAY + 300, prev=after[-1].chain, first=5)
+    fork = chain([sha(6)], now - DAY + 360, prev=before[0].chain, first=6)
+    ingest.process([anchor(more)])
+    assert findings(ingest) == [gap]
+    ingest.process([anchor(fork)])
+    assert findings(ingest)[1:] == [
+        f"{fork[0].path}: does not follow the last anchored segment {more[0].path}"
+    ]
+    # A QoS 1 re-delivery of the first batch finds nothing new and is refused the same way.
+    ingest.process([anchor(before + ahead + after)])
+    assert len(findings(ingest)) == 2
+    assert ingest.store.stats()["anchor_links_refused"] == 2
+
+
+def test_a_link_just_inside_the_clock_allowance_is_anchored(ingest: Ingest) -> None:
+    # A box whose clock runs a few minutes fast is still anchored.
+    near = chain([sha(0)], time.time() + CLOCK_AHEAD_S - 90)  # ends 30 s inside the allowance
+    result = ingest.process([anchor(near)])
+    assert (result.accepted, result.rejected) == (1, 0)
+    assert anchored_paths(ingest) == [near[0].path]
+    assert ingest.store.stats().get("anchor_links_refused", 0) == 0
+
+
+def test_a_stored_link_that_ends_before_it_starts_still_checks(ingest: Ingest) -> None:
+    # Rows anchored before links had to end after they start are checked, not refused.
+    t0 = time.time() - DAY
+    seg = ManifestSegment(path="cam1/old.mp4", start=t0, end=t0 - 60, bytes=1, sha256=sha(0),
+                          prev_chain=GENESIS, chain=GENESIS)  # fmt: skip
+    link = segment_link(GENESIS, "cam1", seg)
+    db = ingest.store.database
+    with db.lock:
+        db.db.execute(
+            'insert into anchored_segments (site, camera, path, start, "end", bytes, sha256, '
+            "prev_chain, chain, retention_days, anchored_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?)",
+            [SITE, "cam1", seg.path, t0, t0 - 60, 1, sha(0), GENESIS, link, 90, t0],
+        )  # fmt: skip
+        assert stored_chain_problems(db.db, SITE, "cam1") == []
+        db.db.execute("update anchored_segments set bytes = 2")
+        assert stored_chain_problems(db.db, SITE, "cam1") == [
+            "cam1/old.mp4: the stored link does not match its facts"
+        ]
