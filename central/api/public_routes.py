@@ -21,6 +21,7 @@ from central.errors import NotFoundError
 from central.keys import CONFIG, VIDEO
 from central.regulation.public import MAX_VIEWERS, qr_svg
 from central.regulation.roles import Permission
+from central.regulation.throttle import client_block
 from central.web import i18n
 from central.web.public_page import render as render_public
 
@@ -120,9 +121,10 @@ async def link_qr(request: web.Request) -> web.Response:
 
 
 async def rate_limited(request: web.Request) -> web.Response | None:
-    """A 429 response when the caller's address asked for public views too often, else None."""
+    """A 429 response when the caller's address asked for public views too often, else None
+    (an IPv6 caller counts as its /64 network, as the login throttle counts it)."""
     svc = services(request)
-    if await svc.public_rate.allow_now(client_ip(request)):
+    if await svc.public_rate.allow_now(client_block(client_ip(request))):
         return None
     resp = error_response(429, "too many requests, try again in a minute")
     resp.headers["Retry-After"] = "60"

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
-from central_support import Central, call
+from central_support import Central, call, make_config
+from pytest_aiohttp.plugin import AiohttpClient
 
+from central.app import create_app
 from central.keys import VIDEO
 from central.regulation.public import RateLimiter
 from central.regulation.scope import Scope
@@ -78,6 +80,28 @@ async def test_public_view_is_rate_limited(central: Central) -> None:
     central.svc.public_rate = RateLimiter(limit=3, window_s=60)
     codes = [(await central.client.get("/api/v1/public/unknown")).status for _ in range(5)]
     assert codes == [404, 404, 404, 429, 429]
+
+
+async def test_public_view_counts_an_ipv6_client_as_its_64_network(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    # Behind a trusted proxy on 127.0.0.1, which names the client in X-Forwarded-For.
+    web = {"trusted_proxies": ["127.0.0.1/32"], "public_rate_per_min": 3}
+    client = await aiohttp_client(create_app(make_config(tmp_path, web=web)))
+
+    async def view(address: str) -> int:
+        headers = {"X-Forwarded-For": address}
+        return (await client.get("/api/v1/public/unknown", headers=headers)).status
+
+    # One IPv6 subscriber holds a whole /64: each request from another of its addresses.
+    codes = [await view(f"2001:db8:5:7::{i:x}") for i in range(5)]
+    assert codes == [404, 404, 404, 429, 429]
+    assert await view("2001:db8:5:8::1") == 404  # the next /64 has its own count
+    # An IPv4-mapped address counts as the IPv4 address it carries.
+    assert [await view(a) for a in ("203.0.113.9", "::ffff:203.0.113.9", "203.0.113.9")] == [
+        404, 404, 404,
+    ]  # fmt: skip
+    assert await view("::ffff:203.0.113.9") == 429
 
 
 async def test_clip_download_is_an_audited_export(central: Central, tmp_path: Path) -> None:
