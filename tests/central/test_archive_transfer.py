@@ -461,9 +461,12 @@ async def test_previews_and_the_timeline_come_from_the_archive_with_the_edge_awa
     import numpy as np
 
     from central.keys import VIDEO
-    from central.video.thumbnails import ThumbnailCache
+    from central.video.thumbnails import STEP_S, ThumbnailCache
 
-    segments = await edge.recorded(2)
+    # Two moments in one preview bucket (10 s) below: the recording starts just after a
+    # bucket's start, so t0 + 1.0 and t0 + 1.5 never fall on two sides of a boundary.
+    start = (time.time() - 3600) // STEP_S * STEP_S + 0.25
+    segments = await edge.recorded(2, start)
     t0 = segments[0].start
     await set_policy(central, {"policy": "main"})
     await edge.send_all()
