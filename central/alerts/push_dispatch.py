@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import psycopg
 from py_vapid import Vapid
 
 from central.alerts.endpoint_policy import EndpointPolicy
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 POLL_S = 1.0
+# Waits before storing an attempt's outcome again while the database is busy (seconds).
+STORE_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 # After a failed round (e.g. the database is busy), wait this long before the next.
 ERROR_PAUSE_S = 1.0
 
@@ -133,13 +137,33 @@ class PushDispatcher:
         if status == "retry":
             if attempts < self._config.attempts and now < job.expires_at:
                 delay = self._delays[min(attempts, len(self._delays)) - 1]
-                await asyncio.to_thread(self._jobs.retry_later, job, attempts, error, now + delay)
+                later = functools.partial(self._jobs.retry_later, job, attempts, error, now + delay)
+                await self._store_outcome(job, later)
                 return
             status = "expired" if now >= job.expires_at else "failed"
         if status != "ok":
             log.warning("push job %d of alert %s %s: %s", job.id, job.alert["id"], status, error)
         self.outcomes[status] = self.outcomes.get(status, 0) + 1
-        await asyncio.to_thread(self._jobs.settle, job, status, attempts, error)
+        await self._store_outcome(
+            job, functools.partial(self._jobs.settle, job, status, attempts, error)
+        )
+
+    async def _store_outcome(self, job: Job, write: Callable[[], None]) -> None:
+        """Write an attempt's outcome, waiting out a database another process holds for a
+        while. An outcome never stored leaves the job claimed: it is taken again (and sent
+        twice) once its claim lapses, which is logged."""
+        for delay in (*STORE_RETRY_S, None):
+            try:
+                await asyncio.to_thread(write)
+                return
+            except (sqlite3.Error, psycopg.Error) as e:
+                if delay is None:
+                    log.error("push job %d: its outcome could not be stored (%s); it will be "
+                              "sent again once its claim lapses", job.id, e)  # fmt: skip
+                    return
+                log.warning("push job %d: storing its outcome failed (%s); trying again in "
+                            "%.1f s", job.id, e, delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _send(self, job: Job) -> tuple[str, str]:
         """One attempt: ("ok" | "gone" | "failed" | "retry", error)."""
