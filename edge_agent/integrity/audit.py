@@ -1,8 +1,9 @@
 """The `audit` command: hash the named segment files as they are on disk now.
 
 Central picks the segments (at random, across the retention period) and compares each
-digest with the one it anchored; the edge only reports what it finds, so a box cannot
-answer from its index instead of its disk.
+digest with the one it anchored. This agent hashes the file on disk, never its index, so
+footage deleted or rewritten under it is reported; the digest is one central already holds,
+so a box running other software could replay it (docs/central.md, "Integrity audits").
 """
 
 from __future__ import annotations
