@@ -139,5 +139,7 @@ def ensure_public_link(
         inspector.call("POST", f"/api/v1/orgs/{org}/inspections", inspection)
         state.write_text(json.dumps({"id": link["id"]}))
     qr = root / QR_FILE
-    qr.write_bytes(staff.raw("GET", f"/api/v1/public-links/{link['id']}/qr.svg"))
+    qr.write_bytes(
+        staff.raw("GET", f"/api/v1/public-links/{link['id']}/qr.svg?token={link['token']}")
+    )
     return PublicLink(url=str(link["url"]), qr_path=qr)

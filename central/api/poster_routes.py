@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from central.api.common import current_user, path_int, run_db, services
-from central.api.public_routes import public_url
+from central.api.public_routes import public_url, query_token
 from central.api.registry import RouteTable
 from central.errors import ConflictError
 from central.keys import CONFIG
@@ -18,16 +18,18 @@ routes = RouteTable()
 @routes.route(
     "GET",
     "/api/v1/public-links/{link_id}/poster",
-    summary="Printable A4 poster of a link (HTML)",
+    summary="Printable A4 poster of a link (HTML; ?token=: the token shown when it was made)",
     tag="public",
     produces=("text/html",),
-    statuses=(200, 409),
+    statuses=(200, 400, 404, 409),
 )
 async def link_poster(request: web.Request) -> web.Response:
     """An A4 page: the canteen's name, a call to scan, the QR code (SVG) and the address."""
     user = current_user(request, Permission.MANAGE_PUBLIC)
     svc = services(request)
-    link = await run_db(svc.public.get, user.scope, path_int(request, "link_id"))
+    link = await run_db(
+        svc.public.with_token, user.scope, path_int(request, "link_id"), query_token(request)
+    )
     if not link["active"]:
         raise ConflictError("this public link was revoked or has expired: no poster for it")
     org = await run_db(svc.orgs.get_org, user.scope, link["org_id"])

@@ -47,12 +47,17 @@ def public_url(request: web.Request, token: str) -> str:
     return f"{services(request).web.base_url.rstrip('/')}/p/{token}"
 
 
+def query_token(request: web.Request) -> str:
+    """The link's token from `?token=` ("" if none): central keeps only its digest."""
+    return request.query.get("token", "")
+
+
 @routes.route("GET", "/api/v1/public-links", summary="Public links in scope", tag="public")
 async def list_links(request: web.Request) -> web.Response:
-    """Links with their state (active or revoked)."""
+    """Links with their state (active or revoked); no token (shown once, when made)."""
     user = current_user(request, Permission.MANAGE_PUBLIC)
     links = await run_db(services(request).public.list_links, user.scope)
-    return json_response({"items": [{**x, "url": public_url(request, x["token"])} for x in links]})
+    return json_response({"items": links})
 
 
 @routes.route(
@@ -64,7 +69,10 @@ async def list_links(request: web.Request) -> web.Response:
     statuses=(201,),
 )
 async def create_link(request: web.Request) -> web.Response:
-    """Create a public read-only link of a canteen's chosen cameras."""
+    """Create a public read-only link of a canteen's chosen cameras.
+
+    The answer carries the token and its address this once: central keeps only a digest.
+    """
     user = current_user(request, Permission.MANAGE_PUBLIC)
     body = await read_body(request, PublicLinkIn)
     link = await run_db(
@@ -108,14 +116,20 @@ async def revoke_link(request: web.Request) -> web.Response:
 @routes.route(
     "GET",
     "/api/v1/public-links/{link_id}/qr.svg",
-    summary="QR code of a link",
+    summary="QR code of a link (?token=: the token shown when it was made)",
     tag="public",
     produces=("image/svg+xml",),
+    statuses=(200, 400, 404),
 )
 async def link_qr(request: web.Request) -> web.Response:
     """An SVG QR code to print for the kitchen door."""
     user = current_user(request, Permission.MANAGE_PUBLIC)
-    link = await run_db(services(request).public.get, user.scope, path_int(request, "link_id"))
+    link = await run_db(
+        services(request).public.with_token,
+        user.scope,
+        path_int(request, "link_id"),
+        query_token(request),
+    )
     svg = await run_db(qr_svg, public_url(request, link["token"]))
     return web.Response(body=svg, content_type="image/svg+xml")
 

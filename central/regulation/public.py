@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import time
@@ -13,7 +14,7 @@ import segno
 
 from central.errors import InvalidInputError, NotFoundError
 from central.regulation.inspections import latest_public
-from central.regulation.passwords import new_token
+from central.regulation.passwords import new_token, token_digest
 from central.regulation.scope import Scope, in_scope, scope_filter
 from central.schema import LockedDb
 
@@ -87,8 +88,10 @@ class PublicLinks:
     ) -> dict[str, Any]:
         """Publish cameras (``site/camera``) of a canteen; returns the link with its token.
 
-        `expires_at` (UTC seconds) ends the link by itself; `max_viewers` caps the video
-        connections it carries at once (DEFAULT_MAX_VIEWERS if not given).
+        The token is returned this once: the database keeps only its digest (token_digest),
+        so a backup or a replica of it opens no public view. `expires_at` (UTC seconds) ends
+        the link by itself; `max_viewers` caps the video connections it carries at once
+        (DEFAULT_MAX_VIEWERS if not given).
         """
         if not cameras or len(cameras) > MAX_CAMERAS:
             raise InvalidInputError(f"choose 1 to {MAX_CAMERAS} cameras")
@@ -113,8 +116,9 @@ class PublicLinks:
                 )
                 if not found or found[0]["org_path"] != path:
                     raise InvalidInputError(f"camera {ref!r} is not a camera of this canteen")
+            token = new_token()
             row = {
-                "token": new_token(),
+                "token_hash": token_digest(token),
                 "org_id": org_id,
                 "org_path": path,
                 "cameras": json.dumps(sorted(set(cameras))),
@@ -125,15 +129,34 @@ class PublicLinks:
                 "max_viewers": max_viewers or DEFAULT_MAX_VIEWERS,
             }
             pk = db.table("public_links").insert(row).last_pk
-        return self.get(scope, int(str(pk)))
+        return {**self.get(scope, int(str(pk))), "token": token}
 
     def get(self, scope: Scope, link_id: int) -> dict[str, Any]:
-        """One link in scope (with its token: staff print it as a QR code)."""
+        """One link in scope (without its token, which only its creator was shown)."""
         with self._ldb.lock:
             rows = list(self._ldb.db.query("select * from public_links where id = ?", [link_id]))
         if not rows or not in_scope(scope, rows[0]["org_path"]):
             raise NotFoundError(f"public link {link_id} not found")
         return _link(dict(rows[0]))
+
+    def with_token(self, scope: Scope, link_id: int, token: str) -> dict[str, Any]:
+        """One link in scope whose token is `token` (the QR code and the poster print it).
+
+        NotFoundError if the link is out of scope or `token` is not its token;
+        InvalidInputError if no token is given (a link in scope: its staff may ask).
+        """
+        with self._ldb.lock:
+            rows = list(self._ldb.db.query("select * from public_links where id = ?", [link_id]))
+        if not rows or not in_scope(scope, rows[0]["org_path"]):
+            raise NotFoundError(f"public link {link_id} not found")
+        if not token:
+            raise InvalidInputError(
+                "give the link's token (?token=): it is shown once, when the link is made, "
+                "and central keeps only its digest"
+            )
+        if not hmac.compare_digest(rows[0]["token_hash"], token_digest(token)):
+            raise NotFoundError(f"public link {link_id} with this token not found")
+        return {**_link(dict(rows[0])), "token": token}
 
     def list_links(self, scope: Scope) -> list[dict[str, Any]]:
         """Links in scope, revoked ones included."""
@@ -160,8 +183,8 @@ class PublicLinks:
         with self._ldb.read() as db:
             row = db.execute(
                 "select l.id, l.org_id, l.org_path, l.cameras, l.max_viewers, l.expires_at "
-                f"from public_links l where l.token = ? and {_LIVE}",
-                [token, time.time()],
+                f"from public_links l where l.token_hash = ? and {_LIVE}",
+                [token_digest(token), time.time()],
             ).fetchone()
             if row is None:
                 raise NotFoundError("this public link does not exist or was revoked")
@@ -238,6 +261,7 @@ class PublicLinks:
 
 def _link(row: dict[str, Any]) -> dict[str, Any]:
     expired = row.get("expires_at") is not None and row["expires_at"] <= time.time()
+    row.pop("token_hash", None)  # the digest stays in the database: it opens nothing
     return {
         **row,
         "cameras": json.loads(row["cameras"]),

@@ -41,6 +41,7 @@ from central.schema.regulation import (
     m008_api_tokens,
     m014_public_video_inspections,
     m017_admin_indexes,
+    m025_public_link_token_digests,
 )
 from central.storage.db import apply_migrations as db_apply_migrations
 
@@ -94,6 +95,7 @@ MIGRATIONS = (
     m022_alert_days,
     m023_alert_days_report_index,
     m024_health_days,
+    m025_public_link_token_digests,
 )
 for _migration in MIGRATIONS:
     migrations(name=_migration.__name__)(_migration)

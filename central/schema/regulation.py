@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from central.regulation.passwords import token_digest
 from central.storage.pg import is_postgres
 
 
@@ -155,3 +156,26 @@ def m017_admin_indexes(db: sqlite_utils.Database) -> None:
     db.execute(
         "create index idx_deliveries_target on deliveries (target, target_id, status, updated_at)"
     )
+
+
+def m025_public_link_token_digests(db: sqlite_utils.Database) -> None:
+    """Public links keep only the SHA-256 digest of their token, as sessions do.
+
+    Links handed out before this step keep working: each token is replaced by its digest,
+    which is what a visitor's token is looked up by now. SQLite overwrites the freed pages
+    (secure_delete) so the old tokens do not linger in the file.
+    """
+    postgres = is_postgres(db)
+    if not postgres:
+        secure = db.execute("pragma secure_delete").fetchone()[0]
+        db.execute("pragma secure_delete = on")
+    db.execute("alter table public_links add column token_hash text")
+    for link_id, token in db.execute("select id, token from public_links").fetchall():
+        db.execute(
+            "update public_links set token_hash = ? where id = ?", [token_digest(token), link_id]
+        )
+    db.execute("drop index idx_public_links_token")
+    db.execute("alter table public_links drop column token")
+    db.table("public_links").create_index(["token_hash"], unique=True)
+    if not postgres:
+        db.execute(f"pragma secure_delete = {int(secure)}")

@@ -267,7 +267,8 @@ async def test_poster_prints_the_canteen_and_its_qr_in_scope_only(central: Centr
         assert status == 201
     link = links["canteen_a"]
     resp = await central.client.get(
-        f"/api/v1/public-links/{link['id']}/poster", headers=await central.token("inspector-a")
+        f"/api/v1/public-links/{link['id']}/poster?token={link['token']}",
+        headers=await central.token("inspector-a"),
     )
     page = await resp.text()
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
@@ -280,13 +281,17 @@ async def test_poster_prints_the_canteen_and_its_qr_in_scope_only(central: Centr
     # County A's inspector and canteen A's staff cannot print canteen B's poster.
     for user in ("inspector-a", "staff-canteen-a"):
         status, _ = await call(
-            central, user, "GET", f"/api/v1/public-links/{links['canteen_b']['id']}/poster"
+            central,
+            user,
+            "GET",
+            f"/api/v1/public-links/{links['canteen_b']['id']}/poster?token={links['canteen_b']['token']}",
         )
         assert status == 404
     await call(central, "staff-canteen-a", "DELETE", f"/api/v1/public-links/{link['id']}")
     status, err = await call(
-        central, "staff-canteen-a", "GET", f"/api/v1/public-links/{link['id']}/poster"
-    )
+        central, "staff-canteen-a", "GET",
+        f"/api/v1/public-links/{link['id']}/poster?token={link['token']}",
+    )  # fmt: skip
     assert status == 409 and "revoked" in err["error"]["message"]
     # The admin pages themselves: Chinese, nothing inline for the CSP.
     pages = {"/admin/webhooks": "推送机器人", "/admin/links": "公开链接"}

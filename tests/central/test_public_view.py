@@ -51,9 +51,8 @@ async def test_canteen_publishes_cameras_then_revokes(central: Central) -> None:
     )
     assert status == 201 and link["url"].endswith(f"/p/{link['token']}")
 
-    status, svg = await call(
-        central, "staff-canteen-a", "GET", f"/api/v1/public-links/{link['id']}/qr.svg"
-    )
+    qr = f"/api/v1/public-links/{link['id']}/qr.svg?token={link['token']}"
+    status, svg = await call(central, "staff-canteen-a", "GET", qr)
     assert status == 200 and svg.startswith(b"<?xml") and b"<svg" in svg
 
     resp = await central.client.get(f"/api/v1/public/{link['token']}")  # no login
