@@ -129,9 +129,11 @@ async function links(browser) {
   await page.fill("#l-viewers", "50");
   await page.click("#l-submit");
   await page.waitForSelector("#links tbody tr");
-  const row = await page.$eval("#links tbody tr", (tr) => ({ cells: [...tr.cells].map((c) => c.innerText.trim()), url: tr.querySelector("a.public-url").href }));
+  await page.waitForSelector("#link-once:not([hidden])");
+  // The address, its QR code and poster are offered once, beside the form; the row keeps none.
+  const row = await page.$eval("#links tbody tr", (tr) => ({ cells: [...tr.cells].map((c) => c.innerText.trim()), rowUrl: tr.querySelector("a.public-url") !== null, rowPoster: tr.querySelector('[data-action="poster"]') !== null, url: document.getElementById("once-url").href, once: document.getElementById("link-once").innerText }));
   await audit(page, "staff-links");
-  const [poster] = await Promise.all([page.context().waitForEvent("page"), page.click('#links tbody tr [data-action="poster"]')]);
+  const [poster] = await Promise.all([page.context().waitForEvent("page"), page.click('#link-once [data-action="poster"]')]);
   await poster.waitForLoadState("load");
   await poster.waitForFunction(() => window.fsv && window.fsv.user);
   const sheet = await poster.evaluate(() => ({
@@ -158,6 +160,12 @@ async function links(browser) {
   printed.pages = (pdf.toString("latin1").match(/\/Type\s*\/Page[^s]/g) || []).length;
   await poster.emulateMedia({ media: "screen" });
   await poster.close();
+  // Done: the address leaves the page, and a reload brings it back nowhere.
+  await page.click("#once-done");
+  row.onceHidden = await page.$eval("#link-once", (box) => box.hidden && !box.innerHTML.includes("/p/"));
+  await page.reload();
+  await page.waitForFunction(() => window.fsvLinks && window.fsvLinks.ready);
+  row.urlAfterReload = (await page.content()).includes(row.url);
   const staffMenu = await menu(page);
   const staffTabs = await tabs(page);
   await page.context().close();

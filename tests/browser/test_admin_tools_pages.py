@@ -137,6 +137,11 @@ def test_canteen_manager_publishes_a_camera_and_prints_the_poster(seen: dict[str
     cells = link["row"]["cells"]
     assert cells[0] == CANTEEN and cells[1] == "校门口海报" and cells[3].startswith("有效")
     assert cells[4] == link["expiry"] and cells[5] == "50"  # the last day, the viewer cap
+    # The address is shown once, when made (central keeps only its token's digest).
+    assert cells[6] == "仅在创建时显示一次" and "/p/" in link["row"]["url"]
+    assert not link["row"]["rowUrl"] and not link["row"]["rowPoster"]
+    assert "仅显示这一次" in link["row"]["once"] and link["row"]["url"] in link["row"]["once"]
+    assert link["row"]["onceHidden"] and not link["row"]["urlAfterReload"]
     sheet = link["sheet"]
     assert sheet["name"] == CANTEEN and sheet["call"] == "扫码查看后厨直播"
     assert sheet["url"] == link["row"]["url"] and sheet["svg"] == 1 and sheet["qrWidth"] > 200

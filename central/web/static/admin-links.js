@@ -1,5 +1,6 @@
 // Public kitchen links: per canteen, which cameras the public sees, until when and by how many
-// at once; revoke; open the printable QR poster.
+// at once; revoke. A new link's address, QR code and poster are offered once, when it is made:
+// central keeps only a digest of its token.
 "use strict";
 const linksPage = { canteens: {}, cameras: [], links: [], ready: false, loads: 0 };
 window.fsvLinks = linksPage;
@@ -34,21 +35,10 @@ function linkRow(l) {
     // A link ends at the midnight after its last day: the page names that last day.
     cell(fsv.t("links.expires"), l.expires_at ? `<time title="${fsv.esc(fsv.time(l.expires_at))}">${fsv.esc(fsv.date(l.expires_at - 1))}</time>` : fsv.esc(fsv.t("links.never"))) +
     cell(fsv.t("links.max_viewers"), l.max_viewers ? fsv.esc(String(l.max_viewers)) : `<span class="muted">${fsv.esc(fsv.t("common.none"))}</span>`) +
-    cell(fsv.t("links.address"), cls === "on" ? `<a class="public-url" href="${fsv.esc(l.url)}" target="_blank" rel="noopener">${fsv.esc(l.url)}</a>` : `<span class="muted">${fsv.esc(fsv.t("links.address_gone"))}</span>`, "url") +
+    cell(fsv.t("links.address"), `<span class="muted">${fsv.esc(fsv.t(cls === "on" ? "links.address_once" : "links.address_gone"))}</span>`, "url") +
     cell(fsv.t("webhook.actions"), '<div class="row-actions"></div>');
   const box = tr.querySelector(".row-actions");
   if (cls !== "on") return tr;
-  const poster = document.createElement("a");
-  poster.className = "button";
-  poster.dataset.action = "poster";
-  poster.href = `/api/v1/public-links/${l.id}/poster`;
-  poster.target = "_blank";
-  poster.textContent = fsv.t("links.poster");
-  const qr = document.createElement("a");
-  qr.className = "button secondary";
-  qr.href = `/api/v1/public-links/${l.id}/qr.svg`;
-  qr.download = `qr-${l.id}.svg`;
-  qr.textContent = fsv.t("links.qr");
   const revoke = document.createElement("button");
   revoke.type = "button";
   revoke.className = "danger";
@@ -63,7 +53,7 @@ function linkRow(l) {
       await load();
     } catch (e) { result.textContent = e.message; }
   };
-  box.append(poster, qr, revoke, result);
+  box.append(revoke, result);
   return tr;
 }
 
@@ -101,6 +91,25 @@ function showCameras() {
   document.getElementById("l-no-cameras").hidden = cams.length > 0;
 }
 
+function showOnce(link) {
+  // The answer to the creation is the only place the token appears: offer it now.
+  const token = encodeURIComponent(link.token);
+  const url = document.getElementById("once-url");
+  url.href = link.url;
+  url.textContent = link.url;
+  document.getElementById("once-poster").href = `/api/v1/public-links/${link.id}/poster?token=${token}`;
+  const qr = document.getElementById("once-qr");
+  qr.href = `/api/v1/public-links/${link.id}/qr.svg?token=${token}`;
+  qr.download = `qr-${link.id}.svg`;
+  document.getElementById("link-once").hidden = false;
+}
+
+function hideOnce() {
+  for (const id of ["once-url", "once-poster", "once-qr"]) document.getElementById(id).removeAttribute("href");
+  document.getElementById("once-url").textContent = "";
+  document.getElementById("link-once").hidden = true;
+}
+
 async function createLink(ev) {
   ev.preventDefault();
   const form = ev.target;
@@ -120,7 +129,7 @@ async function createLink(ev) {
   const submit = document.getElementById("l-submit");
   submit.disabled = true;
   try {
-    await fsv.api("/api/v1/public-links", { method: "POST", json: body });
+    showOnce(await fsv.api("/api/v1/public-links", { method: "POST", json: body }));
     form.elements.label.value = "";
     for (const box of form.querySelectorAll('input[name="cameras"]')) box.checked = false;
     await load();
@@ -148,6 +157,7 @@ fsv.ready.then(async () => {
   pick.onchange = showCameras;
   showCameras();
   document.getElementById("add-link").onsubmit = createLink;
+  document.getElementById("once-done").onclick = hideOnce;
   document.getElementById("f-org").onchange = render;
   document.getElementById("f-inactive").onchange = render;
   if (window.matchMedia("(max-width: 480px)").matches) document.getElementById("add-box").open = false;
