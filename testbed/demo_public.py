@@ -110,13 +110,19 @@ def _wait_for_cameras(staff: _Api, timeout: float) -> None:
 
 
 def _kept_link(staff: _Api, state: Path) -> dict[str, Any] | None:
-    """The link made by an earlier run, if it is still active."""
+    """The link made by an earlier run, if it is still active and its token was kept.
+
+    Central shows a link's token once, when it is made: the demo keeps it in its own state
+    (a state from before that holds only the id: a new link is made).
+    """
     if not state.exists():
         return None
-    link_id = json.loads(state.read_text()).get("id")
+    kept = json.loads(state.read_text())
+    if not kept.get("token"):
+        return None
     for link in staff.call("GET", "/api/v1/public-links")["items"]:
-        if link["id"] == link_id and link["active"]:
-            return dict(link)
+        if link["id"] == kept.get("id") and link["active"]:
+            return {**link, "token": kept["token"], "url": kept["url"]}
     return None
 
 
@@ -137,7 +143,7 @@ def ensure_public_link(
         inspection = {"result": "compliant", "rating": "excellent", "note": "demo"}
         inspector = _Api(base, accounts, INSPECTOR)
         inspector.call("POST", f"/api/v1/orgs/{org}/inspections", inspection)
-        state.write_text(json.dumps({"id": link["id"]}))
+        state.write_text(json.dumps({k: link[k] for k in ("id", "token", "url")}))
     qr = root / QR_FILE
     qr.write_bytes(
         staff.raw("GET", f"/api/v1/public-links/{link['id']}/qr.svg?token={link['token']}")
