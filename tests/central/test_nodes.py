@@ -13,7 +13,9 @@ import signal
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,20 @@ def holders(database: CentralDatabase) -> dict[str, str]:
     return {str(name): str(holder) for name, holder in rows if name in SINGLETONS}
 
 
+@contextmanager
+def two_processes(target: str | Path) -> Iterator[tuple[CentralDatabase, CentralDatabase]]:
+    """Two processes' connections to one migrated database, closed after the block."""
+    one = CentralDatabase(target)
+    two = CentralDatabase(target)
+    try:
+        with one.lock:
+            apply_migrations(schema.migrations, one.db)
+        yield one, two
+    finally:
+        one.close()
+        two.close()
+
+
 @pytest.fixture
 def target(central_db_url: str | None, tmp_path: Path) -> str | Path:
     """The database both nodes open: a fresh PostgreSQL database or a SQLite file."""
@@ -94,11 +110,7 @@ def test_a_lease_has_one_holder_and_moves_when_the_holder_stops_renewing(
 ) -> None:
     now = [1000.0]
     clock = lambda: now[0]  # noqa: E731
-    one = CentralDatabase(target)
-    two = CentralDatabase(target)  # a second process's connections
-    try:
-        with one.lock:
-            apply_migrations(schema.migrations, one.db)
+    with two_processes(target) as (one, two):
         a = Leases(one, "a", lease_s=15.0, clock=clock)
         b = Leases(two, "b", lease_s=15.0, clock=clock)
         assert a.hold("feed") and not b.hold("feed")
@@ -114,20 +126,13 @@ def test_a_lease_has_one_holder_and_moves_when_the_holder_stops_renewing(
         assert a.hold("feed")
         a.release("other")  # nothing held: nothing happens
         assert b.holder("feed") == "a"
-    finally:
-        one.close()
-        two.close()
 
 
 @pytest.mark.databases("sqlite", "postgres")
 def test_push_jobs_are_claimed_by_one_node_and_taken_again_when_a_claim_lapses(
     target: str | Path,
 ) -> None:
-    one = CentralDatabase(target)
-    two = CentralDatabase(target)
-    try:
-        with one.lock:
-            apply_migrations(schema.migrations, one.db)
+    with two_processes(target) as (one, two):
         now = time.time()
         with one.transaction() as db:
             for i in range(20):
@@ -152,9 +157,6 @@ def test_push_jobs_are_claimed_by_one_node_and_taken_again_when_a_claim_lapses(
         later = now + 31.0
         taken = {j.id for j in b.due(later, 20)}
         assert taken == got_a - {j.id for j in done} | got_b
-    finally:
-        one.close()
-        two.close()
 
 
 async def receiver_app(receiver: Receiver) -> tuple[web.AppRunner, str]:
@@ -256,11 +258,7 @@ async def test_a_session_opened_on_one_node_is_honoured_and_ended_on_the_other(
 
 @pytest.mark.databases("sqlite", "postgres")
 def test_login_failures_on_every_node_meet_one_throttle(target: str | Path) -> None:
-    one = CentralDatabase(target)
-    two = CentralDatabase(target)
-    try:
-        with one.lock:
-            apply_migrations(schema.migrations, one.db)
+    with two_processes(target) as (one, two):
         limits = {"pair_free": 3, "client_free": 100, "first_delay_s": 2.0, "forget_s": 60.0}
         a = SharedLoginThrottle(one, "users", **limits)
         b = SharedLoginThrottle(two, "users", **limits)
@@ -277,20 +275,13 @@ def test_login_failures_on_every_node_meet_one_throttle(target: str | Path) -> N
         assert a.retry_after("admin", "203.0.113.5", now + 2) == pytest.approx(4.0)
         b.succeeded("admin", "203.0.113.5")
         assert a.retry_after("admin", "203.0.113.5", now + 2) == 0.0
-    finally:
-        one.close()
-        two.close()
 
 
 @pytest.mark.databases("sqlite", "postgres")
 def test_guesses_begun_at_once_on_two_nodes_are_counted_before_they_are_answered(
     target: str | Path,
 ) -> None:
-    one = CentralDatabase(target)
-    two = CentralDatabase(target)
-    try:
-        with one.lock:
-            apply_migrations(schema.migrations, one.db)
+    with two_processes(target) as (one, two):
         limits = {"pair_free": 3, "client_free": 100, "first_delay_s": 2.0, "forget_s": 60.0}
         nodes = [SharedLoginThrottle(db, "users", **limits) for db in (one, two)]
         now = 1000.0
@@ -305,9 +296,6 @@ def test_guesses_begun_at_once_on_two_nodes_are_counted_before_they_are_answered
             assert nodes[i % 2].begin(f"user{i}", "198.51.100.7", now) == 0.0
             nodes[i % 2].succeeded(f"user{i}", "198.51.100.7")
         assert nodes[0].retry_after("anybody", "198.51.100.7", now) == 0.0
-    finally:
-        one.close()
-        two.close()
 
 
 @pytest.mark.asyncio

@@ -208,15 +208,23 @@ def _as_sealed_before_a_rewrite(manifest: ClipManifest) -> list[AnchorLink]:
     return links
 
 
-async def test_central_signs_an_export_of_the_segments_it_anchored(
-    central: Central, footage: Footage, tmp_path: Path
-) -> None:
+async def _export_anchored(
+    central: Central, tmp_path: Path, footage: Footage, anchors: Anchors
+) -> dict[str, object]:
+    """An inspector's export of cam1 that the edge makes after anchoring `anchors`; the job
+    once it is done or failed."""
     add_camera(central)
     status, job = await _ask_export(central, T0 + 1, T0 + 5)
     assert status == 201, job
     command = await wait_command(central, "export_clip")
-    await _edge_uploads(central, command["args"]["token"], tmp_path, footage, anchors=_as_sealed)
-    done = await _wait_done(central, job["id"])
+    await _edge_uploads(central, command["args"]["token"], tmp_path, footage, anchors=anchors)
+    return await _wait_done(central, job["id"])
+
+
+async def test_central_signs_an_export_of_the_segments_it_anchored(
+    central: Central, footage: Footage, tmp_path: Path
+) -> None:
+    done = await _export_anchored(central, tmp_path, footage, _as_sealed)
     assert done["status"] == "done", done
     assert _findings(central) == []
 
@@ -224,18 +232,12 @@ async def test_central_signs_an_export_of_the_segments_it_anchored(
 async def test_central_refuses_to_sign_segments_rewritten_after_they_were_anchored(
     central: Central, footage: Footage, tmp_path: Path
 ) -> None:
-    add_camera(central)
-    status, job = await _ask_export(central, T0 + 1, T0 + 5)
-    assert status == 201, job
-    command = await wait_command(central, "export_clip")
-    await _edge_uploads(central, command["args"]["token"], tmp_path, footage,
-                        anchors=_as_sealed_before_a_rewrite)  # fmt: skip
-    failed = await _wait_done(central, job["id"])
+    failed = await _export_anchored(central, tmp_path, footage, _as_sealed_before_a_rewrite)
     assert failed["status"] == "failed", failed
     assert "not those central anchored" in str(failed["error"]), failed
     assert "differs from the link central anchored" in str(failed["error"]), failed
     s1, _ = await call(
-        central, "inspector-a", "GET", "/api/v1/video/exports/file", params={"id": job["id"]}
+        central, "inspector-a", "GET", "/api/v1/video/exports/file", params={"id": failed["id"]}
     )
     assert s1 == 404  # nothing signed, nothing to download
     # The rewritten first segment, and each segment after it whose link follows from it.
