@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -36,7 +36,36 @@ def apply_migrations(
     if isinstance(db, pg.PgDatabase):
         pg.apply_migrations(migration_set, db, stop_before=stop_before)
     else:
-        migration_set.apply(db, stop_before=stop_before)
+        # Several nodes may start at once on one file: the whole run holds SQLite's write
+        # lock, so one node migrates while the others wait, then find nothing left to do.
+        # (Each migration is a savepoint inside it.) Run one by one, a migration that read
+        # the schema before it wrote was refused at once when another node had written
+        # meanwhile, and that node's start-up died on "database is locked".
+        with immediate_transaction(db):
+            migration_set.apply(db, stop_before=stop_before)
+
+
+@contextmanager
+def immediate_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """One transaction that takes SQLite's write lock first (`BEGIN IMMEDIATE`).
+
+    A deferred transaction that reads before it writes cannot wait for a lock another
+    process took meanwhile: SQLite refuses it at once ("database is locked"). Taken
+    first, the lock is waited for (busy timeout) like any other. Nested: a savepoint.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 # Readers open on demand up to this many; a reader beyond it waits for a free one.
@@ -93,10 +122,24 @@ class CentralDatabase:
         self.db = sqlite_utils.Database(conn)
         self._init_state()
         with self.lock:
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(migrations, self.db)
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode. On a new file, nodes opening it at once race to switch
+        it, and SQLite refuses the losers at once instead of waiting (busy timeout): they
+        try again until the busy timeout has passed."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _init_state(self) -> None:
         """The write lock and the reader pool, empty (readers open on demand)."""
@@ -114,27 +157,9 @@ class CentralDatabase:
         with self.lock, self._immediate():
             yield self.db
 
-    @contextmanager
-    def _immediate(self) -> Iterator[None]:
-        """One transaction that takes SQLite's write lock first (`BEGIN IMMEDIATE`).
-
-        A deferred transaction that reads before it writes cannot wait for a lock another
-        process took meanwhile: SQLite refuses it at once ("database is locked"). Taken
-        first, the lock is waited for (busy timeout) like any other. Nested: a savepoint.
-        """
-        conn = self.db.conn
-        if conn.in_transaction:
-            with self.db.atomic():
-                yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _immediate(self) -> AbstractContextManager[None]:
+        """The write connection's `immediate_transaction`."""
+        return immediate_transaction(self.db)
 
     @contextmanager
     def durable_transaction(self) -> Iterator[sqlite_utils.Database]:
